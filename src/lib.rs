@@ -1,0 +1,22 @@
+//! followguard: streaming detection of accounts buying followers.
+//!
+//! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
+//! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
+
+pub mod event;
+
+/// Errors that mean "the operator must fix the configuration" (bad flag value, missing
+/// or mismatched model file). `main` maps them to exit code 64 (EX_USAGE).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Exit code for an error returned by a command: 64 for configuration errors anywhere
+/// in the chain, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<ConfigError>()) {
+        64
+    } else {
+        1
+    }
+}
