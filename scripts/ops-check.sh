@@ -50,7 +50,7 @@ pip_tool() { # pip_tool DIR SPEC -> installs SPEC (and its deps) into DIR once
     command -v python3 >/dev/null || die "python3 is required to install $spec"
     rm -rf "$dir"
     log "installing $spec from PyPI into $dir"
-    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
         --target "$dir" "$spec" >&2 || die "pip install $spec failed"
     touch "$dir/.installed"
 }
@@ -155,7 +155,7 @@ static_checks() {
         || die "amtool check-config failed"
 
     log "consistency: dashboard, k8s PrometheusRule, provisioning, env names, metric names"
-    opspy static --root "$ROOT" --promtool "$PROMTOOL" || die "static consistency checks failed"
+    opspy static --root "$ROOT" || die "static consistency checks failed"
 }
 
 # ---------------------------------------------------------------- live check
