@@ -3,7 +3,11 @@
 //! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
 //! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
 
+pub mod dataset;
 pub mod event;
+pub mod features;
+pub mod model;
+pub mod modelcli;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing
 /// or mismatched model file). `main` maps them to exit code 64 (EX_USAGE).

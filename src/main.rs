@@ -16,6 +16,14 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Train the follower classifier on labelled account CSVs.
+    Train(followguard::modelcli::TrainArgs),
+    /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
+    Eval(followguard::modelcli::EvalArgs),
+    /// Leave-one-vendor-out evaluation on cresci-2015 (the model card's table).
+    Lovo(followguard::modelcli::LovoArgs),
+    /// Score JSONL follow events from stdin: one JSON line per event on stdout.
+    Score(followguard::modelcli::ScoreArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,6 +32,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Train(a) => followguard::modelcli::run_train(a),
+        Command::Eval(a) => followguard::modelcli::run_eval(a),
+        Command::Lovo(a) => followguard::modelcli::run_lovo(a),
+        Command::Score(a) => followguard::modelcli::run_score(a),
     }
 }
 
