@@ -110,6 +110,15 @@ install_alertmanager() {
     ALERTMANAGER="$TOOLS/deb/prometheus-alertmanager/usr/bin/prometheus-alertmanager"
     AMTOOL="$TOOLS/deb/prometheus-alertmanager/usr/bin/amtool"
     [[ -x "$ALERTMANAGER" && -x "$AMTOOL" ]] || die "alertmanager/amtool missing under $TOOLS/deb/prometheus-alertmanager"
+    # Debian's build reads its notification templates from this fixed path (a packaging
+    # patch, no flag). Place the package's own copies there if the package is not installed.
+    local tdir=/usr/share/prometheus/alertmanager
+    if [[ ! -f "$tdir/default.tmpl" ]]; then
+        mkdir -p "$tdir" 2>/dev/null \
+            && cp "$TOOLS/deb/prometheus-alertmanager$tdir/"*.tmpl "$tdir/" 2>/dev/null \
+            || die "Alertmanager needs $tdir/default.tmpl: run as root or apt-get install prometheus-alertmanager"
+        log "placed Alertmanager's default templates in $tdir"
+    fi
 }
 
 install_all() {

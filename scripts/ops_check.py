@@ -103,10 +103,10 @@ def rules(root):
     return out
 
 
-# Series names a query reads: followguard's own metrics, the process collector's, `up`,
-# and the recording rules' outputs (level:metric:operations).
+# Series names a query reads: followguard's own metrics (including its process collector's
+# followguard_process_*), `up`, and the recording rules' outputs (level:metric:operations).
 SELECTOR_RE = re.compile(
-    r"(?<![A-Za-z0-9_:\"'])((?:followguard_|process_)[A-Za-z0-9_]*|up|[a-z_]+:followguard_[A-Za-z0-9_:]*)"
+    r"(?<![A-Za-z0-9_:\"'])(followguard_[A-Za-z0-9_]*|up|[a-z_]+:followguard_[A-Za-z0-9_:]*)"
     r"\s*(\{[^}]*\})?"
 )
 
@@ -211,7 +211,8 @@ def check_static(root):
     for name in sorted(metric_names_in_deploy(root)):
         if ":" in name or name == "up":
             continue
-        if name.startswith("process_"):
+        if name.startswith("followguard_process_"):
+            # Registered by prometheus's ProcessCollector under the `followguard` namespace.
             if not process_collector:
                 fail(f"deploy/ reads {name} but src/ registers no prometheus ProcessCollector")
             continue
