@@ -232,6 +232,10 @@ live_check() {
     TMP="$(mktemp -d /tmp/followguard-ops.XXXXXX)"
     trap cleanup EXIT
 
+    "$bin" serve --help >"$TMP/serve-help.txt" 2>&1
+    opspy serve-env --root "$ROOT" --help-file "$TMP/serve-help.txt" \
+        || die "deploy/ gives serve settings it does not read"
+
     local brokers="${FOLLOWGUARD_TEST_BROKERS:-}"
     if [[ -z "$brokers" ]]; then
         [[ "${CI:-}" == "true" ]] && die "FOLLOWGUARD_TEST_BROKERS is not set (start the broker with scripts/broker.sh first)"

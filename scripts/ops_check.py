@@ -5,6 +5,7 @@ with itself (static), and the live queries against a real Prometheus and Alertma
 Standard library only, plus PyYAML (ops-check.sh puts yamllint's copy on PYTHONPATH).
 
   ops_check.py static --root DIR
+  ops_check.py serve-env --root DIR --help-file FILE
   ops_check.py sync-rules --root DIR          rewrite deploy/k8s/prometheusrule.yaml from rules.yml
   ops_check.py am-test-config --in FILE --out FILE
   ops_check.py live --root DIR --prometheus URL --alertmanager URL --expect-events N [--followguard-pid PID]
@@ -331,6 +332,35 @@ def check_static(root):
     ok("compose: kafka, followguard, generator, prometheus, alertmanager, grafana")
 
 
+def check_serve_env(root, help_text):
+    """Every setting deploy/ hands to `followguard serve` must be one serve reads: clap
+    ignores unknown environment variables, so a typo or a flag that only another command
+    has would be silently ignored in production."""
+    known = set(re.findall(r"FOLLOWGUARD_[A-Z0-9_]+", help_text))
+    given = {}
+    for f in os.listdir(os.path.join(root, "deploy/k8s")):
+        if not f.endswith(".yaml"):
+            continue
+        for doc in load_yaml_all(os.path.join(root, "deploy/k8s", f)):
+            if doc.get("kind") == "ConfigMap":
+                for k in doc.get("data", {}):
+                    given.setdefault(k, f"deploy/k8s/{f}")
+            if doc.get("kind") == "StatefulSet":
+                for c in doc["spec"]["template"]["spec"]["containers"]:
+                    for e in c.get("env", []):
+                        given.setdefault(e["name"], f"deploy/k8s/{f}")
+    compose = load_yaml(os.path.join(root, "deploy/compose.yaml"))
+    for k in (compose["services"]["followguard"].get("environment") or {}):
+        given.setdefault(k, "deploy/compose.yaml (followguard)")
+    dockerfile = open(os.path.join(root, "Dockerfile"), encoding="utf-8").read()
+    for k in re.findall(r"(FOLLOWGUARD_[A-Z0-9_]+)=", dockerfile):
+        given.setdefault(k, "Dockerfile")
+    for k, where in sorted(given.items()):
+        if k.startswith("FOLLOWGUARD_") and k not in known:
+            fail(f"{where} sets {k}, which `followguard serve` does not read (see serve --help)")
+    ok(f"{sum(1 for k in given if k.startswith('FOLLOWGUARD_'))} FOLLOWGUARD_* settings given to serve are serve flags")
+
+
 # ------------------------------------------------------------------ alertmanager test config
 
 
@@ -506,6 +536,9 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("static")
     s.add_argument("--root", required=True)
+    s = sub.add_parser("serve-env")
+    s.add_argument("--root", required=True)
+    s.add_argument("--help-file", required=True)
     s = sub.add_parser("sync-rules")
     s.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     s = sub.add_parser("am-test-config")
@@ -521,6 +554,8 @@ def main():
 
     if a.cmd == "static":
         check_static(a.root)
+    elif a.cmd == "serve-env":
+        check_serve_env(a.root, open(a.help_file, encoding="utf-8").read())
     elif a.cmd == "sync-rules":
         with open(os.path.join(a.root, "deploy/k8s/prometheusrule.yaml"), "w", encoding="utf-8") as f:
             f.write(prometheusrule_text(a.root))
