@@ -281,6 +281,8 @@ live_check() {
         --seed 5 --followees 300 --days 3 --humans 20000 --viral 1 \
         --campaigns 3 --min-campaign 300 --max-campaign 600 >"$TMP/generate.log" 2>&1 \
         || die "followguard generate failed (see $TMP/generate.log)"
+    opspy cut-stream --events "$TMP/events.jsonl" --truth "$TMP/truth.json" \
+        || die "could not cut the stream after its last campaign"
     printf '%s\n' 'not json at all' '{"schema":"unknown"}' '{"truncated":' >>"$TMP/events.jsonl"
     local n_events
     n_events="$(wc -l <"$TMP/events.jsonl")"
@@ -324,6 +326,12 @@ EOF
     opspy live --root "$ROOT" --prometheus "http://127.0.0.1:$prom_port" \
         --alertmanager "http://127.0.0.1:$am_port" --expect-events "$n_events" \
         --followguard-pid "$fg_pid" || die "live checks failed"
+
+    # What Alertmanager lists must be what the service wrote to its alerts topic.
+    env "${kafka_env[@]}" timeout 90 "$bin" watch --json --idle-exit 3s \
+        >"$TMP/alerts.jsonl" 2>"$TMP/watch.log" || die "followguard watch failed (see $TMP/watch.log)"
+    opspy am-topic --alertmanager "http://127.0.0.1:$am_port" --alerts "$TMP/alerts.jsonl" \
+        || die "Alertmanager's alerts do not match the alerts topic"
 
     # Clean shutdown is part of operating it: SIGTERM must drain and exit 0 within the grace.
     kill -TERM "$fg_pid"

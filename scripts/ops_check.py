@@ -6,6 +6,8 @@ Standard library only, plus PyYAML (ops-check.sh puts yamllint's copy on PYTHONP
 
   ops_check.py static --root DIR
   ops_check.py serve-env --root DIR --help-file FILE
+  ops_check.py am-topic --alertmanager URL --alerts FILE
+  ops_check.py cut-stream --events FILE --truth FILE
   ops_check.py sync-rules --root DIR          rewrite deploy/k8s/prometheusrule.yaml from rules.yml
   ops_check.py am-test-config --in FILE --out FILE
   ops_check.py live --root DIR --prometheus URL --alertmanager URL --expect-events N [--followguard-pid PID]
@@ -531,11 +533,96 @@ def check_live(root, prom, am, expect_events, pid):
            f"webhook sent {sent:.0f}, dropped {dropped:.0f}")
 
 
+def check_am_matches_topic(am, alerts_path):
+    """Alertmanager's followguard alerts are exactly the bursts still open on the alerts
+    topic, with the same kind, severity and followee (resolved bursts carry an endsAt in
+    the past, so Alertmanager no longer lists them as active)."""
+    last = {}
+    with open(alerts_path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "alert_id" in rec:
+                # Records of one alert share a key (the followee) and so a partition: in order.
+                last[rec["alert_id"]] = rec
+    if not last:
+        fail(f"no alert records read from the alerts topic ({alerts_path})")
+        return
+    expected = {i: r for i, r in last.items() if r.get("status") != "resolved"}
+    q = urllib.parse.urlencode({"filter": 'source="followguard"'})
+    # alert_id -> every Alertmanager alert carrying it. A burst whose severity changed
+    # was posted under two label sets; the older one stays listed until resolve_timeout.
+    listed = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = {}
+        for a in get_json(f"{am}/api/v2/alerts?{q}"):
+            listed.setdefault(a["labels"].get("alert_id"), []).append(a)
+        if set(listed) == set(expected):
+            break
+        time.sleep(1)
+    if set(listed) != set(expected):
+        fail(f"Alertmanager lists alert ids {sorted(listed)}, the alerts topic has open {sorted(expected)}")
+        return
+    superseded = 0
+    for i, rec in expected.items():
+        want = {k: rec.get(k) for k in ("kind", "severity", "followee_id")}
+        match = [a for a in listed[i] if all(a["labels"].get(k) == v for k, v in want.items())]
+        if not match:
+            fail(f"alert {i}: no Alertmanager alert with {want}; listed {[a['labels'] for a in listed[i]]}")
+        elif match[0]["annotations"].get("status") != rec.get("status"):
+            fail(f"alert {i}: Alertmanager status {match[0]['annotations'].get('status')!r}, topic {rec.get('status')!r}")
+        superseded += len(listed[i]) - len(match)
+    ok(f"Alertmanager's active followguard alerts match the {len(expected)} open bursts on the alerts "
+       f"topic ({len(last) - len(expected)} resolved, not listed; {superseded} superseded severity label sets)")
+
+
+def cut_stream(events_path, truth_path, margin_ms):
+    """Ends the stream shortly after the last injected campaign, so at least that burst is
+    still open when the stream stops (a resolution needs an hour of quiet event time) and
+    Alertmanager has an active alert to list. Lines keep their order."""
+    from datetime import datetime
+
+    truth = json.load(open(truth_path, encoding="utf-8"))
+    ends = [c["end_ms"] for c in truth.get("campaigns", [])]
+    if not ends:
+        fail(f"{truth_path} has no campaigns")
+        return
+    cutoff = max(ends) + margin_ms
+    kept = dropped = 0
+    with open(events_path, encoding="utf-8") as f:
+        lines = f.readlines()
+    with open(events_path, "w", encoding="utf-8") as f:
+        for line in lines:
+            try:
+                ts = json.loads(line).get("ts")
+                ms = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
+            except (ValueError, AttributeError, TypeError):
+                ms = None
+            if ms is not None and ms > cutoff:
+                dropped += 1
+                continue
+            f.write(line)
+            kept += 1
+    print(f"kept {kept} events up to 10 minutes after the last campaign, dropped {dropped}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("static")
     s.add_argument("--root", required=True)
+    s = sub.add_parser("cut-stream")
+    s.add_argument("--events", required=True)
+    s.add_argument("--truth", required=True)
+    s = sub.add_parser("am-topic")
+    s.add_argument("--alertmanager", required=True)
+    s.add_argument("--alerts", required=True)
     s = sub.add_parser("serve-env")
     s.add_argument("--root", required=True)
     s.add_argument("--help-file", required=True)
@@ -554,6 +641,10 @@ def main():
 
     if a.cmd == "static":
         check_static(a.root)
+    elif a.cmd == "cut-stream":
+        cut_stream(a.events, a.truth, 600_000)
+    elif a.cmd == "am-topic":
+        check_am_matches_topic(a.alertmanager.rstrip("/"), a.alerts)
     elif a.cmd == "serve-env":
         check_serve_env(a.root, open(a.help_file, encoding="utf-8").read())
     elif a.cmd == "sync-rules":
