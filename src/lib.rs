@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod detector;
 pub mod event;
+pub mod generate;
 pub mod window;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing

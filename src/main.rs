@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
+    Generate(followguard::generate::GenerateArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,6 +26,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Generate(a) => followguard::generate::run(a),
     }
 }
 
