@@ -29,7 +29,7 @@ pub fn age_bin(age_days: i64) -> usize {
 
 /// Lifecycle step of an alert. One burst produces exactly one `open`, zero or more
 /// rate-limited `update`s and one `resolved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     Open,

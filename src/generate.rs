@@ -57,11 +57,11 @@ impl Default for GenConfig {
             max_daily_follows: 20_000.0,
             humans: 300_000,
             viral_spikes: 100,
-            campaigns: 200,
+            campaigns: 150,
             min_campaign: 100,
             max_campaign: 50_000,
             resell_prob: 0.3,
-            camouflage: 0.3,
+            camouflage: 0.1,
             unfollow_rate: 0.03,
         }
     }
@@ -604,7 +604,9 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
     let phases: Vec<f64> = (0..n).map(|_| rng.gen::<f64>()).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| rates[b].total_cmp(&rates[a]).then(a.cmp(&b)));
-    let popular: Vec<usize> = order.iter().copied().take((n / 100).max(1)).collect();
+    // Camouflage targets: the top 5 % by popularity, so each gets a thin sprinkle of
+    // cohort bots among plenty of organic followers (what bots do to look normal).
+    let popular: Vec<usize> = order.iter().copied().take((n / 20).max(1)).collect();
 
     let mut events: Vec<Ev> = Vec::new();
     let human = |rng: &mut Xoshiro256PlusPlus| HUMAN_ID_MIN + rng.gen_range(0..cfg.humans.max(1));
@@ -990,7 +992,7 @@ pub struct GenerateArgs {
     #[arg(long, env = "FOLLOWGUARD_GENERATE_VIRAL", default_value_t = 100)]
     pub viral: usize,
     /// Bought-follower campaigns to inject.
-    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMPAIGNS", default_value_t = 200)]
+    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMPAIGNS", default_value_t = 150)]
     pub campaigns: usize,
     /// Smallest and largest campaign (log-uniform in between).
     #[arg(long, env = "FOLLOWGUARD_GENERATE_MIN_CAMPAIGN", default_value_t = 100)]
@@ -1004,8 +1006,8 @@ pub struct GenerateArgs {
     /// Probability that a campaign re-uses (re-sells) an earlier cohort of bots.
     #[arg(long, env = "FOLLOWGUARD_GENERATE_RESELL", default_value_t = 0.3)]
     pub resell: f64,
-    /// Share of bought follows that also follow a popular account (camouflage).
-    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMOUFLAGE", default_value_t = 0.3)]
+    /// Share of bought follows that also follow a popular (top 5 %) account (camouflage).
+    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMOUFLAGE", default_value_t = 0.1)]
     pub camouflage: f64,
 }
 
