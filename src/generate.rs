@@ -61,7 +61,7 @@ impl Default for GenConfig {
             min_campaign: 100,
             max_campaign: 50_000,
             resell_prob: 0.3,
-            camouflage: 0.1,
+            camouflage: 0.05,
             unfollow_rate: 0.03,
         }
     }
@@ -1007,7 +1007,7 @@ pub struct GenerateArgs {
     #[arg(long, env = "FOLLOWGUARD_GENERATE_RESELL", default_value_t = 0.3)]
     pub resell: f64,
     /// Share of bought follows that also follow a popular (top 5 %) account (camouflage).
-    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMOUFLAGE", default_value_t = 0.1)]
+    #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMOUFLAGE", default_value_t = 0.05)]
     pub camouflage: f64,
 }
 
