@@ -593,6 +593,8 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let start = cfg.start_ms;
     let end = start + i64::from(cfg.days) * DAY_MS;
+    // Organic-only warm-up before any campaign or spike: followees learn a baseline.
+    let warmup = DAY_MS.min((end - start) / 4);
     let n = cfg.followees;
     // Heavy-tailed popularity and a per-followee phase of the daily cycle (time zone).
     let rates: Vec<f64> = (0..n)
@@ -643,8 +645,8 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
         let f = rng.gen_range(0..n);
         let hours = rng.gen_range(1.0..8.0f64);
         let mult = (rng.gen_range(10f64.ln()..100f64.ln())).exp();
-        let s = start + DAY_MS + rng.gen_range(0..((end - start - 2 * DAY_MS).max(1)));
-        let e = s + (hours * HOUR_MS as f64) as i64;
+        let s = start + warmup + rng.gen_range(0..((end - start - 2 * warmup).max(1)));
+        let e = (s + (hours * HOUR_MS as f64) as i64).min(end).max(s + 1);
         let extra = poisson(
             &mut rng,
             (rates[f] / 24.0 * (mult - 1.0) * hours).min(500_000.0),
@@ -694,10 +696,10 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
             let k = rng.gen_range(0..cohorts.len());
             // Re-sold within a day and a half: the same bots serve several customers.
             let s = (cohorts[k].start_ms + rng.gen_range(0..36 * HOUR_MS)).min(end - dur - HOUR_MS);
-            (k, s.max(start + DAY_MS))
+            (k, s.max(start + warmup))
         } else {
-            let latest = (end - dur - HOUR_MS).max(start + DAY_MS + 1);
-            let s = rng.gen_range(start + DAY_MS..latest);
+            let latest = (end - dur - HOUR_MS).max(start + warmup + 1);
+            let s = rng.gen_range(start + warmup..latest);
             cohorts.push(Cohort {
                 first_bot: next_bot,
                 size,
@@ -718,8 +720,12 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
             target = rng.gen_range(0..n);
         }
         targets_used.insert(target);
-        let mut times: Vec<i64> = (0..size).map(|_| s + rng.gen_range(0..dur)).collect();
+        let mut times: Vec<i64> = (0..size)
+            .map(|_| s + rng.gen_range(0..dur))
+            .filter(|&t| t < end)
+            .collect();
         times.sort_unstable();
+        let size = times.len() as u32;
         for (i, &ts) in times.iter().enumerate() {
             let bot = cohort.first_bot + i as u64;
             let ev = Ev {
@@ -734,13 +740,15 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
             bought += 1;
             if rng.gen::<f64>() < cfg.camouflage {
                 let p = popular[rng.gen_range(0..popular.len())];
-                let cts = (s + rng.gen_range(0..(dur + 2 * DAY_MS))).min(end - 1);
-                events.push(Ev {
-                    ts: cts,
-                    followee: p as u32,
-                    ..ev
-                });
-                camouflage += 1;
+                let cts = s + rng.gen_range(0..(dur + 2 * DAY_MS));
+                if cts < end {
+                    events.push(Ev {
+                        ts: cts,
+                        followee: p as u32,
+                        ..ev
+                    });
+                    camouflage += 1;
+                }
             }
             // Vendors' accounts get purged: some bought follows are undone days later.
             if rng.gen::<f64>() < 0.05 {
