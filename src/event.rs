@@ -529,7 +529,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawTime<'a> {
                 Ok(RawTime::Text(Cow::Owned(v.to_owned())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map_or_else(|_| RawTime::Invalid(v.to_string()), RawTime::Millis))
+                Ok(i64::try_from(v)
+                    .map_or_else(|_| RawTime::Invalid(v.to_string()), RawTime::Millis))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 Ok(RawTime::Millis(v))
@@ -604,7 +605,10 @@ mod tests {
         assert_eq!(e.follower.created_at_s, 1_370_949_635);
         assert_eq!(e.follower.statuses_count, 2177);
         assert_eq!(e.follower.url, None);
-        assert!(matches!(e.followee_id, Cow::Borrowed(_)), "ids borrow from the input");
+        assert!(
+            matches!(e.followee_id, Cow::Borrowed(_)),
+            "ids borrow from the input"
+        );
     }
 
     #[test]
@@ -616,8 +620,19 @@ mod tests {
         assert_eq!(a, 1_175_857_102_000);
         assert_eq!((a, a, a), (b, c, d));
         assert_eq!(parse_time_ms("2007-04-06"), Some(1_175_817_600_000));
-        assert_eq!(parse_time_ms("2024-02-29T00:00:00.5Z"), Some(1_709_164_800_500));
-        for bad in ["", "2023-02-29T00:00:00Z", "2007-13-01T00:00:00Z", "Fri Foo 06 10:58:22 +0000 2007", "yesterday", "2007-04-06T10:58:22", "2007-04-06T10:58:22.Z"] {
+        assert_eq!(
+            parse_time_ms("2024-02-29T00:00:00.5Z"),
+            Some(1_709_164_800_500)
+        );
+        for bad in [
+            "",
+            "2023-02-29T00:00:00Z",
+            "2007-13-01T00:00:00Z",
+            "Fri Foo 06 10:58:22 +0000 2007",
+            "yesterday",
+            "2007-04-06T10:58:22",
+            "2007-04-06T10:58:22.Z",
+        ] {
             assert_eq!(parse_time_ms(bad), None, "{bad}");
         }
     }
@@ -632,7 +647,10 @@ mod tests {
     #[test]
     fn ids_as_numbers_keep_all_64_bits() {
         let s = SAMPLE
-            .replace(r#""followee_id": "783214""#, r#""followee_id": 18446744073709551615"#)
+            .replace(
+                r#""followee_id": "783214""#,
+                r#""followee_id": 18446744073709551615"#,
+            )
             .replace(r#""id": "1502026416""#, r#""id": 9007199254740993"#);
         let e = parse(s.as_bytes()).unwrap();
         assert_eq!(e.followee_id, "18446744073709551615");
@@ -643,7 +661,10 @@ mod tests {
     fn epoch_millis_timestamps_and_extra_fields() {
         let s = SAMPLE
             .replace(r#""2026-11-28T10:15:00.123Z""#, "1795860900123")
-            .replace(r#""type": "follow","#, r#""type": "follow", "extra": {"nested": [1,2]},"#);
+            .replace(
+                r#""type": "follow","#,
+                r#""type": "follow", "extra": {"nested": [1,2]},"#,
+            );
         let e = parse(s.as_bytes()).unwrap();
         assert_eq!(e.ts_ms, Some(1_795_860_900_123));
     }
@@ -660,12 +681,19 @@ mod tests {
         let cases = [
             (r#""type": "follow","#, "type"),
             (r#""followee_id": "783214","#, "followee_id"),
-            (r#""created_at": "Tue Jun 11 11:20:35 +0000 2013","#, "follower.created_at"),
+            (
+                r#""created_at": "Tue Jun 11 11:20:35 +0000 2013","#,
+                "follower.created_at",
+            ),
             (r#""statuses_count": 2177,"#, "follower.statuses_count"),
         ];
         for (cut, field) in cases {
             let s = SAMPLE.replace(cut, "");
-            assert_eq!(parse(s.as_bytes()), Err(EventError::MissingField(field)), "{field}");
+            assert_eq!(
+                parse(s.as_bytes()),
+                Err(EventError::MissingField(field)),
+                "{field}"
+            );
         }
     }
 
@@ -680,7 +708,10 @@ mod tests {
         let bad_type = SAMPLE.replace(r#""type": "follow""#, r#""type": "like""#);
         assert_eq!(parse(bad_type.as_bytes()).unwrap_err().kind(), "bad_type");
         let bad_ts = SAMPLE.replace("2026-11-28T10:15:00.123Z", "soon");
-        assert_eq!(parse(bad_ts.as_bytes()).unwrap_err().kind(), "bad_timestamp");
+        assert_eq!(
+            parse(bad_ts.as_bytes()).unwrap_err().kind(),
+            "bad_timestamp"
+        );
         let bad_count = SAMPLE.replace(r#""friends_count": 332"#, r#""friends_count": -3"#);
         assert_eq!(parse(bad_count.as_bytes()).unwrap_err().kind(), "bad_count");
         let empty_id = SAMPLE.replace(r#""followee_id": "783214""#, r#""followee_id": """#);

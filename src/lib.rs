@@ -3,7 +3,11 @@
 //! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
 //! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
 
+pub mod admin;
+pub mod config;
 pub mod event;
+pub mod metrics;
+pub mod webhook;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing
 /// or mismatched model file). `main` maps them to exit code 64 (EX_USAGE).
