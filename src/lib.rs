@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod event;
+pub mod kafka;
 pub mod metrics;
 pub mod webhook;
 

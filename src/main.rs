@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Write a JSONL event file into a Kafka topic (keyed by followee id).
+    Produce(followguard::kafka::produce::ProduceArgs),
+    /// Create the input, alerts, moderation and dead-letter topics.
+    Topics(followguard::kafka::produce::TopicsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,6 +28,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Produce(args) => followguard::kafka::produce::produce_main(args),
+        Command::Topics(args) => followguard::kafka::produce::topics_main(args),
     }
 }
 
