@@ -124,8 +124,17 @@ pub struct ServeArgs {
 
     /// On partition assignment, re-read this much input (by record time) before the committed
     /// offset with sinks muted, to rebuild detector state. 0s disables the replay.
-    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "1h")]
+    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "24h")]
     pub rebuild_window: String,
+
+    /// Most records re-read per partition when rebuilding state (bounds start-up work when
+    /// the broker cannot look offsets up by time).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_REBUILD_MAX_RECORDS",
+        default_value_t = 200_000
+    )]
+    pub rebuild_max_records: i64,
 
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(long, env = "FOLLOWGUARD_WEBHOOK_URL")]
@@ -232,6 +241,7 @@ pub struct ServeConfig {
     pub stats_interval: Duration,
     pub health_stale_after: Duration,
     pub rebuild_window: Duration,
+    pub rebuild_max_records: i64,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
 }
@@ -373,6 +383,11 @@ impl ServeArgs {
                 ));
             }
         }
+        if self.rebuild_max_records < 0 {
+            return Err(ConfigError(
+                "--rebuild-max-records must not be negative".into(),
+            ));
+        }
         if self.max_in_flight == 0 {
             return Err(ConfigError("--max-in-flight must be at least 1".into()));
         }
@@ -439,6 +454,7 @@ impl ServeArgs {
             stats_interval,
             health_stale_after,
             rebuild_window,
+            rebuild_max_records: self.rebuild_max_records,
             webhook,
             log_format: self.log_format,
         })

@@ -362,7 +362,7 @@ impl Service<'_> {
         let consumer = self.consumer.clone();
         loop {
             self.admin.progress();
-            self.apply_rebalances().await;
+            self.apply_rebalances(shutdown).await;
             let msg = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
@@ -377,7 +377,7 @@ impl Service<'_> {
                 Ok(Ok(m)) => m,
             };
             // A rebalance may have been served inside recv(); state must match first.
-            self.apply_rebalances().await;
+            self.apply_rebalances(shutdown).await;
             let pending = self.handle(&m).await;
             // Bounded: waits only while --max-in-flight events are unacknowledged, which
             // the producer's delivery timeout (< max.poll.interval.ms) bounds.
@@ -497,7 +497,7 @@ impl Service<'_> {
     }
 
     /// Applies revokes (drop state) and assigns (rebuild state) queued by the context.
-    async fn apply_rebalances(&mut self) {
+    async fn apply_rebalances(&mut self, shutdown: &CancellationToken) {
         loop {
             let ev = match self.rebalances.lock() {
                 Ok(mut q) => q.pop_front(),
@@ -514,7 +514,11 @@ impl Service<'_> {
                 }
                 Some(RebalanceEvent::Assigned(parts)) => {
                     if !self.cfg.rebuild_window.is_zero() && !parts.is_empty() {
-                        match self.rebuild(&parts).await {
+                        let r = tokio::select! {
+                            r = self.rebuild(&parts) => r,
+                            _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
+                        };
+                        match r {
                             Ok(n) => tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt"),
                             Err(e) => tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows"),
                         }
@@ -560,7 +564,13 @@ impl Service<'_> {
             };
             let Some(last_ts) = last.1 else { continue };
             let start = seek_time(&replay, &topic, p, last_ts.saturating_sub(window_ms)).await?;
-            let start = start.unwrap_or(end).min(end);
+            // Some brokers answer a time lookup with the log start; the cap bounds the work.
+            let start = start
+                .unwrap_or(end)
+                .min(end)
+                .max(end.saturating_sub(self.cfg.rebuild_max_records));
+            let from_ts = last_ts.saturating_sub(window_ms);
+            tracing::debug!(partition = p, start, end, last_ts, "rebuild range");
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
             replay.assign(&tpl)?;
@@ -574,6 +584,9 @@ impl Service<'_> {
                     continue;
                 }
                 next = m.offset() + 1;
+                if m.timestamp().to_millis().is_some_and(|t| t < from_ts) {
+                    continue;
+                }
                 // Outputs are discarded: they were produced when the record was first seen.
                 let _ = self.pipeline.process(
                     m.payload().unwrap_or_default(),

@@ -75,7 +75,10 @@ pub fn replay_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     c.set("group.id", format!("{group_id}.rebuild"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // The replay reads a bounded backlog as fast as possible; no point waiting for
+        // fuller fetches.
+        .set("fetch.wait.max.ms", "20");
     for (k, v) in base_config(kafka).config_map().iter() {
         c.set(*k, *v);
     }
