@@ -85,8 +85,7 @@ async fn admin_port_in_use_is_a_config_error() {
     );
     let err = serve_admin(addr, state, CancellationToken::new())
         .await
-        .err()
-        .expect("port in use");
+        .expect_err("port in use");
     assert_eq!(followguard::exit_code(&err), 64, "{err:#}");
     assert!(format!("{err:#}").contains("--admin-addr"));
 }
