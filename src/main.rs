@@ -20,6 +20,8 @@ enum Command {
     Produce(followguard::kafka::produce::ProduceArgs),
     /// Create the input, alerts, moderation and dead-letter topics.
     Topics(followguard::kafka::produce::TopicsArgs),
+    /// Print alerts from the alerts topic as they arrive.
+    Watch(followguard::kafka::watch::WatchArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -30,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
+        Command::Watch(args) => followguard::kafka::watch::watch_main(args),
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod produce;
+pub mod watch;
 
 /// Dead-letter header names (values are UTF-8 text).
 pub const HDR_SOURCE_TOPIC: &str = "source_topic";
