@@ -1,12 +1,14 @@
 //! `followguard watch`: prints alert records from the alerts topic as they arrive, one
 //! readable line each (the demo's live view; also handy when operating the service).
-//! Reads with its own throw-away group from the start of the topic and commits nothing.
+//! Reads every partition from the start of the topic, outside any group, committing nothing.
 
 use crate::config::KafkaArgs;
 use crate::kafka::config_error;
 use clap::Args;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
 
 /// Flags of `followguard watch`.
 #[derive(Debug, Clone, Args)]
@@ -72,12 +74,29 @@ pub fn watch_main(args: WatchArgs) -> anyhow::Result<()> {
     let group = format!("followguard-watch-{}", std::process::id());
     let mut cfg = crate::kafka::replay_config(&kafka, &group);
     cfg.set("auto.offset.reset", "earliest");
-    let consumer: StreamConsumer = cfg.create().map_err(|e| config_error("consumer", e))?;
-    consumer.subscribe(&[&args.alerts_topic])?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // A StreamConsumer needs the runtime while it is created.
+        let consumer: StreamConsumer = cfg.create().map_err(|e| config_error("consumer", e))?;
+        // Assigned by hand, not subscribed: no group join to wait for, nothing committed.
+        let meta = consumer
+            .fetch_metadata(Some(&args.alerts_topic), Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!("reading metadata of {}: {e}", args.alerts_topic))?;
+        let mut tpl = TopicPartitionList::new();
+        for t in meta.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
+            }
+        }
+        if tpl.count() == 0 {
+            anyhow::bail!(
+                "topic {} has no partitions (create it first)",
+                args.alerts_topic
+            );
+        }
+        consumer.assign(&tpl)?;
         loop {
             let next = async {
                 if idle.is_zero() {
