@@ -5,9 +5,13 @@
 
 pub mod admin;
 pub mod config;
+pub mod dataset;
 pub mod event;
+pub mod features;
 pub mod kafka;
 pub mod metrics;
+pub mod model;
+pub mod modelcli;
 pub mod webhook;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing

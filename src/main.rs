@@ -22,6 +22,14 @@ enum Command {
     Topics(followguard::kafka::produce::TopicsArgs),
     /// Print alerts from the alerts topic as they arrive.
     Watch(followguard::kafka::watch::WatchArgs),
+    /// Train the follower classifier on labelled account CSVs.
+    Train(followguard::modelcli::TrainArgs),
+    /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
+    Eval(followguard::modelcli::EvalArgs),
+    /// Leave-one-vendor-out evaluation on cresci-2015 (the model card's table).
+    Lovo(followguard::modelcli::LovoArgs),
+    /// Score JSONL follow events from stdin: one JSON line per event on stdout.
+    Score(followguard::modelcli::ScoreArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -33,6 +41,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
         Command::Watch(args) => followguard::kafka::watch::watch_main(args),
+        Command::Train(a) => followguard::modelcli::run_train(a),
+        Command::Eval(a) => followguard::modelcli::run_eval(a),
+        Command::Lovo(a) => followguard::modelcli::run_lovo(a),
+        Command::Score(a) => followguard::modelcli::run_score(a),
     }
 }
 
