@@ -275,6 +275,8 @@ def check_static(root):
     used = {}
     for d, _, files in os.walk(os.path.join(root, "deploy")):
         for f in files:
+            if not f.endswith((".yaml", ".yml", ".json")):
+                continue  # documentation may name the scripts' own variables
             path = os.path.join(d, f)
             for n in re.findall(r"FOLLOWGUARD_[A-Z0-9_]+", open(path, encoding="utf-8").read()):
                 used.setdefault(n, path)
