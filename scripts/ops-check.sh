@@ -308,11 +308,16 @@ live_check() {
     n_events="$(wc -l <"$TMP/events.jsonl")"
     log "generated $n_events records"
 
+    # The StatefulSet's group settings (static membership as pod "$run-0", cooperative-sticky).
+    local kafka_options
+    kafka_options="$(opspy k8s-kafka-options --root "$ROOT" --pod "$run-0")" \
+        || die "could not read FOLLOWGUARD_KAFKA_OPTIONS from deploy/k8s/statefulset.yaml"
+    log "serve kafka options (from the StatefulSet): $kafka_options"
     env "${kafka_env[@]}" \
         FOLLOWGUARD_GROUP_ID="$run" \
         FOLLOWGUARD_ADMIN_ADDR="127.0.0.1:$admin_port" \
         FOLLOWGUARD_STATS_INTERVAL=1s \
-        FOLLOWGUARD_KAFKA_OPTIONS="session.timeout.ms=6000" \
+        FOLLOWGUARD_KAFKA_OPTIONS="$kafka_options" \
         FOLLOWGUARD_WEBHOOK_URL="http://127.0.0.1:$am_port/api/v2/alerts" \
         FOLLOWGUARD_LOG_FORMAT=json \
         RUST_LOG=info \

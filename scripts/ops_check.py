@@ -8,6 +8,7 @@ Standard library only, plus PyYAML (ops-check.sh puts yamllint's copy on PYTHONP
   ops_check.py serve-env --root DIR --help-file FILE
   ops_check.py am-topic --alertmanager URL --alerts FILE
   ops_check.py cut-stream --events FILE --truth FILE
+  ops_check.py k8s-kafka-options --root DIR --pod NAME
   ops_check.py sync-rules --root DIR          rewrite deploy/k8s/prometheusrule.yaml from rules.yml
   ops_check.py am-test-config --in FILE --out FILE
   ops_check.py live --root DIR --prometheus URL --alertmanager URL --expect-events N [--followguard-pid PID]
@@ -614,11 +615,31 @@ def cut_stream(events_path, truth_path, margin_ms):
     print(f"kept {kept} events up to 10 minutes after the last campaign, dropped {dropped}", file=sys.stderr)
 
 
+def k8s_kafka_options(root, pod):
+    """The StatefulSet's librdkafka options with the pod name filled in and a short session
+    timeout (the development broker delivers a new member's first records only after about
+    half of it), so the live check runs serve with production's group settings."""
+    for doc in load_yaml_all(os.path.join(root, "deploy/k8s/statefulset.yaml")):
+        if doc.get("kind") != "StatefulSet":
+            continue
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if e["name"] == "FOLLOWGUARD_KAFKA_OPTIONS":
+                    opts = [o for o in e["value"].replace("$(POD_NAME)", pod).split(",")
+                            if not o.startswith("session.timeout.ms=")]
+                    return ",".join(opts + ["session.timeout.ms=6000"])
+    fail("deploy/k8s/statefulset.yaml sets no FOLLOWGUARD_KAFKA_OPTIONS")
+    return ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("static")
     s.add_argument("--root", required=True)
+    s = sub.add_parser("k8s-kafka-options")
+    s.add_argument("--root", required=True)
+    s.add_argument("--pod", required=True)
     s = sub.add_parser("cut-stream")
     s.add_argument("--events", required=True)
     s.add_argument("--truth", required=True)
@@ -643,6 +664,8 @@ def main():
 
     if a.cmd == "static":
         check_static(a.root)
+    elif a.cmd == "k8s-kafka-options":
+        print(k8s_kafka_options(a.root, a.pod))
     elif a.cmd == "cut-stream":
         cut_stream(a.events, a.truth, 600_000)
     elif a.cmd == "am-topic":
