@@ -183,6 +183,26 @@ static_checks() {
     "$AMTOOL" check-config deploy/alertmanager/alertmanager.yml \
         || die "amtool check-config failed"
 
+    log "amtool config routes test (who gets which alert)"
+    local n_routes=0 receiver labels
+    while IFS='|' read -r receiver labels; do
+        [[ -n "$receiver" ]] || continue
+        # shellcheck disable=SC2086 # labels are word-split on purpose: one matcher per word
+        "$AMTOOL" config routes test --config.file=deploy/alertmanager/alertmanager.yml \
+            --verify.receivers="$receiver" $labels >/dev/null 2>&1 \
+            || die "Alertmanager routes {$labels} to $("$AMTOOL" config routes test \
+                --config.file=deploy/alertmanager/alertmanager.yml $labels 2>/dev/null), expected $receiver"
+        n_routes=$((n_routes + 1))
+    done <<'ROUTES'
+trust-and-safety|alertname=FollowerPurchaseSuspected source=followguard severity=high kind=burst
+trust-and-safety|alertname=FollowerPurchaseAlertsAboveNormal service=followguard team=trust-and-safety severity=warning
+platform-pager|alertname=FollowguardStalled service=followguard severity=critical
+platform-pager|alertname=FollowguardTargetDown service=followguard severity=critical
+platform-slack|alertname=FollowguardConsumerLagHigh service=followguard severity=warning
+platform-slack|alertname=FollowguardWebhookDropping service=followguard severity=info
+ROUTES
+    log "$n_routes routing cases resolve to the expected receivers"
+
     log "consistency: dashboard, k8s PrometheusRule, provisioning, env names, metric names"
     opspy static --root "$ROOT" || die "static consistency checks failed"
 }
