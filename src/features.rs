@@ -211,7 +211,7 @@ pub fn class_a_failures(p: &Profile<'_>) -> u32 {
         p.url.is_none(),
         p.followers_count < 30,
         p.statuses_count < 50,
-        p.friends_count >= 50 * p.followers_count.max(1),
+        p.friends_count >= p.followers_count.max(1).saturating_mul(50),
     ];
     checks.iter().filter(|&&c| c).count() as u32
 }

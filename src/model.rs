@@ -544,6 +544,26 @@ impl Model {
         (sum * wf + wl * p, contrib)
     }
 
+    /// The raw score of the reference profile that reasons are measured from: the
+    /// forest's mean root value and the linear part at the training means, blended. For
+    /// any input, `base_value() + Σ contributions == raw score` (up to rounding).
+    pub fn base_value(&self) -> f32 {
+        let roots: f32 = self
+            .roots
+            .iter()
+            .map(|&r| self.nodes[r as usize].value)
+            .sum();
+        let lin = &self.file.linear;
+        let z0 = lin.intercept
+            + lin
+                .weight
+                .iter()
+                .zip(&lin.mean)
+                .map(|(w, m)| w * m)
+                .sum::<f32>();
+        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * sigmoid(z0)
+    }
+
     /// Scores a precomputed feature vector.
     pub fn score_features(&self, x: &[f32; N_FEATURES]) -> Score {
         let (raw, contrib) = self.raw(x);
