@@ -58,7 +58,7 @@ impl Default for TrainParams {
             max_depth: 10,
             min_leaf: 3.0,
             feature_frac: 0.6,
-            target_fpr: 0.02,
+            target_fpr: 0.03,
             min_threshold: 0.1,
             blend: 0.5,
             linear_alpha: 10.0,
