@@ -4,9 +4,16 @@
 //! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
 
 pub mod alert;
+pub mod benchdetect;
+pub mod dataset;
 pub mod detector;
 pub mod event;
+pub mod features;
 pub mod generate;
+pub mod model;
+pub mod modelcli;
+pub mod pipeline;
+pub mod replay;
 pub mod window;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing

@@ -18,6 +18,18 @@ enum Command {
     Version,
     /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
     Generate(followguard::generate::GenerateArgs),
+    /// Run a JSONL file of follow events through the detection pipeline.
+    Replay(followguard::replay::ReplayArgs),
+    /// Score the detector against a generated stream's ground truth.
+    BenchDetect(followguard::benchdetect::BenchDetectArgs),
+    /// Train the follower classifier on labelled account CSVs.
+    Train(followguard::modelcli::TrainArgs),
+    /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
+    Eval(followguard::modelcli::EvalArgs),
+    /// Leave-one-vendor-out evaluation on cresci-2015 (the model card's table).
+    Lovo(followguard::modelcli::LovoArgs),
+    /// Score JSONL follow events from stdin: one JSON line per event on stdout.
+    Score(followguard::modelcli::ScoreArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,6 +39,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Generate(a) => followguard::generate::run(a),
+        Command::Replay(a) => followguard::replay::run(a),
+        Command::BenchDetect(a) => followguard::benchdetect::run(a),
+        Command::Train(a) => followguard::modelcli::run_train(a),
+        Command::Eval(a) => followguard::modelcli::run_eval(a),
+        Command::Lovo(a) => followguard::modelcli::run_lovo(a),
+        Command::Score(a) => followguard::modelcli::run_score(a),
     }
 }
 

@@ -1,0 +1,420 @@
+//! Labelled account CSVs (cresci format and flat `label` format) → owned profiles.
+//!
+//! Owns the tolerant reading of research dumps: booleans `1`/empty, the literal `NULL`
+//! for missing strings, a crawl-time column (`crawled_at` / `updated`) used as "now" for
+//! account age, and a label / group either from columns or given for the whole file.
+//! Rows that cannot be used (no creation date, unreadable counts) are skipped and
+//! counted, never guessed.
+
+use crate::event::{parse_time_ms, Profile};
+use anyhow::{bail, Context};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One labelled account.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub profile: Profile<'static>,
+    /// Crawl time of the row in epoch milliseconds: the "now" for account age.
+    pub now_ms: i64,
+    /// true = bot / bought follower.
+    pub label: bool,
+    /// Group name (e.g. `E13`, `FSF`), for per-group evaluation and splits.
+    pub group: String,
+}
+
+/// Column names; the defaults fit the cresci-2015 / cresci-2017 dumps.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    /// Label columns tried in order (1 = bot).
+    pub label: Vec<String>,
+    /// Group columns tried in order.
+    pub group: Vec<String>,
+    /// Crawl-time columns tried in order; the first non-empty parseable value wins.
+    pub crawl_time: Vec<String>,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            label: vec!["label_fake".into(), "label".into()],
+            group: vec!["dataset".into(), "group".into()],
+            crawl_time: vec!["crawled_at".into(), "updated".into()],
+        }
+    }
+}
+
+/// A data argument: `PATH`, or `GROUP:LABEL:PATH` to name the group and give every row
+/// the label (for files such as cresci-2017's, which carry no label column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    pub group: Option<String>,
+    pub label: Option<bool>,
+}
+
+impl std::str::FromStr for DataSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.splitn(3, ':');
+        if let (Some(g), Some(l), Some(p)) = (parts.next(), parts.next(), parts.next()) {
+            if !g.is_empty() && (l == "0" || l == "1") && !p.is_empty() {
+                return Ok(DataSpec {
+                    path: PathBuf::from(p),
+                    group: Some(g.to_string()),
+                    label: Some(l == "1"),
+                });
+            }
+        }
+        if s.is_empty() {
+            return Err("empty data path".into());
+        }
+        Ok(DataSpec {
+            path: PathBuf::from(s),
+            group: None,
+            label: None,
+        })
+    }
+}
+
+/// What a load did, for the progress line and the model's training summary.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub rows: usize,
+    /// Skip reasons → count.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// Reads one CSV file.
+pub fn load(spec: &DataSpec, cols: &Columns) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    let file = std::fs::File::open(&spec.path)
+        .with_context(|| format!("cannot open data file {}", spec.path.display()))?;
+    read(file, spec, cols).with_context(|| format!("reading {}", spec.path.display()))
+}
+
+/// Reads a CSV from any reader (tests use in-memory strings).
+pub fn read<R: std::io::Read>(
+    reader: R,
+    spec: &DataSpec,
+    cols: &Columns,
+) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers = rdr.headers().context("missing CSV header")?.clone();
+    let idx = |name: &str| headers.iter().position(|h| h == name);
+    let first = |names: &[String]| names.iter().find_map(|n| idx(n));
+    let required = |name: &'static str| -> anyhow::Result<usize> {
+        idx(name).with_context(|| format!("CSV has no `{name}` column"))
+    };
+    let c_id = required("id")?;
+    let c_created = required("created_at")?;
+    let counts = [
+        required("followers_count")?,
+        required("friends_count")?,
+        required("statuses_count")?,
+        required("favourites_count")?,
+        required("listed_count")?,
+    ];
+    let c_label = first(&cols.label);
+    let c_group = first(&cols.group);
+    let crawl: Vec<usize> = cols.crawl_time.iter().filter_map(|n| idx(n)).collect();
+    if spec.label.is_none() && c_label.is_none() {
+        bail!(
+            "no label column (tried {:?}); name the file as GROUP:LABEL:PATH, e.g. genuine:0:{}",
+            cols.label,
+            spec.path.display()
+        );
+    }
+    if crawl.is_empty() {
+        bail!(
+            "no crawl-time column (tried {:?}); account age must be measured at crawl time",
+            cols.crawl_time
+        );
+    }
+    let opt = |name: &str| idx(name);
+    let (c_sn, c_name, c_desc, c_url, c_loc) = (
+        opt("screen_name"),
+        opt("name"),
+        opt("description"),
+        opt("url"),
+        opt("location"),
+    );
+    let (c_dp, c_dpi, c_bg, c_prot) = (
+        opt("default_profile"),
+        opt("default_profile_image"),
+        opt("profile_use_background_image"),
+        opt("protected"),
+    );
+    let default_group = spec.group.clone().unwrap_or_else(|| {
+        spec.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into())
+    });
+
+    let mut rows = Vec::new();
+    let mut report = LoadReport::default();
+    let mut skip = |why: &str| *report.skipped.entry(why.to_string()).or_insert(0) += 1;
+    for rec in rdr.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(_) => {
+                skip("unreadable_csv_record");
+                continue;
+            }
+        };
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(clean).unwrap_or("");
+        let id = get(Some(c_id));
+        if id.is_empty() {
+            skip("missing_id");
+            continue;
+        }
+        let Some(created_ms) = parse_time_ms(get(Some(c_created))) else {
+            skip("bad_created_at");
+            continue;
+        };
+        let Some(now_ms) = crawl.iter().find_map(|&c| crawl_time_ms(get(Some(c)))) else {
+            skip("bad_crawl_time");
+            continue;
+        };
+        let mut n = [0u64; 5];
+        let mut ok = true;
+        for (v, &c) in n.iter_mut().zip(&counts) {
+            match parse_count(get(Some(c))) {
+                Some(x) => *v = x,
+                None => ok = false,
+            }
+        }
+        if !ok {
+            skip("bad_count");
+            continue;
+        }
+        let label = match spec.label {
+            Some(l) => l,
+            None => match get(c_label) {
+                "1" | "true" | "True" | "bot" | "fake" => true,
+                "0" | "false" | "False" | "human" | "genuine" => false,
+                _ => {
+                    skip("bad_label");
+                    continue;
+                }
+            },
+        };
+        let group = match (&spec.group, get(c_group)) {
+            (Some(g), _) => g.clone(),
+            (None, "") => default_group.clone(),
+            (None, g) => g.to_string(),
+        };
+        let owned = |c: Option<usize>| Cow::Owned(get(c).to_string());
+        let url = get(c_url);
+        let profile = Profile {
+            id: Cow::Owned(id.to_string()),
+            screen_name: owned(c_sn),
+            name: owned(c_name),
+            description: owned(c_desc),
+            url: (!url.is_empty()).then(|| Cow::Owned(url.to_string())),
+            location: owned(c_loc),
+            created_at_s: created_ms.div_euclid(1000),
+            followers_count: n[0],
+            friends_count: n[1],
+            statuses_count: n[2],
+            favourites_count: n[3],
+            listed_count: n[4],
+            default_profile: parse_bool(get(c_dp)),
+            default_profile_image: parse_bool(get(c_dpi)),
+            profile_use_background_image: parse_bool(get(c_bg)),
+            protected: parse_bool(get(c_prot)),
+        };
+        rows.push(Row {
+            profile,
+            now_ms,
+            label,
+            group,
+        });
+    }
+    report.rows = rows.len();
+    Ok((rows, report))
+}
+
+/// Missing values appear as empty cells and as the literal string `NULL`.
+fn clean(s: &str) -> &str {
+    let t = s.trim();
+    if t == "NULL" {
+        ""
+    } else {
+        t
+    }
+}
+
+/// Booleans are `1` or empty (empty = false); `true`/`True` also accepted.
+fn parse_bool(s: &str) -> bool {
+    matches!(s, "1" | "true" | "True" | "TRUE")
+}
+
+/// Counts are integers; some exports write `12.0`. Empty means the count is unknown,
+/// which is a skip, not a zero: a zero would be a strong (false) bot signal.
+fn parse_count(s: &str) -> Option<u64> {
+    if let Ok(v) = s.parse::<u64>() {
+        return Some(v);
+    }
+    let f: f64 = s.parse().ok()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 9.0e15).then_some(f as u64)
+}
+
+/// Crawl times look like `2015-02-14 10:54:49` or `2015-02-14 10:54` (UTC, no zone) or
+/// RFC 3339.
+fn crawl_time_ms(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return None;
+    }
+    parse_time_ms(s).or_else(|| {
+        let b = s.as_bytes();
+        if b.len() == 19 || (b.len() > 19 && b[19] == b'.') {
+            parse_time_ms(&format!("{s}Z"))
+        } else if b.len() == 16 {
+            // Spreadsheet round trips drop the seconds: `2015-02-14 10:26`.
+            parse_time_ms(&format!("{s}:00Z"))
+        } else {
+            None
+        }
+    })
+}
+
+/// Loads several specs, printing one progress line per file to stderr.
+pub fn load_all(specs: &[DataSpec], cols: &Columns) -> anyhow::Result<Vec<Row>> {
+    let mut all = Vec::new();
+    for spec in specs {
+        let (rows, report) = load(spec, cols)?;
+        eprintln!(
+            "loaded {} rows from {} (skipped: {:?})",
+            report.rows,
+            spec.path.display(),
+            report.skipped
+        );
+        all.extend(rows);
+    }
+    if all.is_empty() {
+        bail!("no usable rows in the data files");
+    }
+    Ok(all)
+}
+
+/// Deterministic holdout membership of an account id (same id, seed and fraction ⇒ same
+/// answer on every run and machine): a 64-bit FNV-1a hash of seed and id, scaled to [0, 1).
+pub fn in_holdout(id: &str, seed: u64, frac: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.to_le_bytes().iter().chain(id.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Final avalanche so nearby ids spread evenly.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    ((h >> 11) as f64 / (1u64 << 53) as f64) < frac
+}
+
+/// Default data directory: `$FOLLOWGUARD_DATA_DIR`, else `<crate>/../shared/data`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("FOLLOWGUARD_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "id,name,screen_name,statuses_count,followers_count,friends_count,favourites_count,listed_count,created_at,url,location,default_profile,default_profile_image,description,crawled_at,updated,label,dataset\n";
+
+    fn read_str(body: &str, spec: &str) -> (Vec<Row>, LoadReport) {
+        let data = format!("{HEADER}{body}");
+        read(data.as_bytes(), &spec.parse().unwrap(), &Columns::default()).unwrap()
+    }
+
+    #[test]
+    fn null_strings_and_empty_booleans() {
+        let (rows, rep) = read_str(
+            "7,NULL,bob,10,2,300,NULL,0,Fri Apr 06 10:58:22 +0000 2007,NULL,NULL,,1,NULL,,2015-02-14 10:54:49,1,X\n",
+            "x.csv",
+        );
+        // An unknown count is not a zero: the row is skipped, and says why.
+        assert!(rows.is_empty());
+        assert_eq!(rep.skipped["bad_count"], 1);
+        let (rows, rep) = read_str(
+            "7,NULL,bob,10,2,300,0,0,Fri Apr 06 10:58:22 +0000 2007,NULL,NULL,,1,NULL,,2015-02-14 10:54:49,1,X\n",
+            "x.csv",
+        );
+        assert!(rep.skipped.is_empty());
+        let r = &rows[0];
+        assert_eq!(r.profile.name, "");
+        assert_eq!(r.profile.url, None);
+        assert_eq!(r.profile.location, "");
+        assert!(!r.profile.default_profile, "empty boolean is false");
+        assert!(r.profile.default_profile_image);
+        assert_eq!(r.profile.description, "");
+        assert!(r.label);
+        assert_eq!(r.group, "X");
+        // Empty crawled_at falls back to `updated`, read as UTC.
+        assert_eq!(r.now_ms, parse_time_ms("2015-02-14T10:54:49Z").unwrap());
+        assert_eq!(r.profile.created_at_s, 1_175_857_102);
+    }
+
+    #[test]
+    fn unusable_rows_are_skipped_and_counted() {
+        let (rows, rep) = read_str(
+            concat!(
+                "1,a,a,1,1,1,1,1,not a date,,,,,,,2015-02-14 10:54:49,0,H\n",
+                "2,a,a,1,NULL,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:54:49,0,H\n",
+                "3,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,,0,H\n",
+                "4,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:54:49,maybe,H\n",
+                "5,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,2014-01-01 00:00:00,2015-02-14 10:54:49,0,H\n",
+                "6,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:26,0,H\n",
+            ),
+            "x.csv",
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0].now_ms,
+            parse_time_ms("2014-01-01T00:00:00Z").unwrap(),
+            "crawled_at wins"
+        );
+        assert_eq!(
+            rows[1].now_ms,
+            parse_time_ms("2015-02-14T10:26:00Z").unwrap(),
+            "no seconds"
+        );
+        assert_eq!(rep.skipped["bad_created_at"], 1);
+        assert_eq!(rep.skipped["bad_count"], 1);
+        assert_eq!(rep.skipped["bad_crawl_time"], 1);
+        assert_eq!(rep.skipped["bad_label"], 1);
+    }
+
+    #[test]
+    fn spec_gives_group_and_label() {
+        let spec: DataSpec = "genuine:0:/d/genuine_accounts.csv".parse().unwrap();
+        assert_eq!(spec.group.as_deref(), Some("genuine"));
+        assert_eq!(spec.label, Some(false));
+        assert_eq!(spec.path, PathBuf::from("/d/genuine_accounts.csv"));
+        let plain: DataSpec = "/d/x.csv".parse().unwrap();
+        assert_eq!((plain.group, plain.label), (None, None));
+        let (rows, _) = read_str(
+            "9,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:54:49,,\n",
+            "G:1:x.csv",
+        );
+        assert!(rows[0].label);
+        assert_eq!(rows[0].group, "G");
+    }
+
+    #[test]
+    fn missing_label_column_is_a_clear_error() {
+        let data = "id,created_at,followers_count,friends_count,statuses_count,favourites_count,listed_count,updated\n";
+        let err = read(
+            data.as_bytes(),
+            &"x.csv".parse().unwrap(),
+            &Columns::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GROUP:LABEL:PATH"), "{err}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Profile → fixed feature vector: the one code path shared by training and serving.
+//!
+//! Owns [`FEATURE_NAMES`], [`extract`] and the screen-name [`NameModel`]. Features are
+//! deliberately mostly scale-free (rates per day of account age, ratios, proportions):
+//! absolute counts drift as a platform ages, rates and ratios drift much less. Dataset
+//! artefacts (`lang`, `time_zone`, `utc_offset`, colours, `verified`, the size of `id`)
+//! are never read. No I/O, no clock: "now" is the event time passed in.
+
+use crate::event::Profile;
+use serde::{Deserialize, Serialize};
+
+/// Number of features produced by [`extract`].
+pub const N_FEATURES: usize = 20;
+
+/// Feature names, in vector order. A model file records the list it was trained with and
+/// is refused if it differs (see `model::Model::load`).
+pub const FEATURE_NAMES: [&str; N_FEATURES] = [
+    "age_days_log",
+    "statuses_per_day_log",
+    "followers_per_day_log",
+    "friends_per_day_log",
+    "favourites_per_day_log",
+    "friends_followers_ratio_log",
+    "followers_statuses_ratio_log",
+    "favourites_statuses_ratio_log",
+    "listed_followers_ratio_log",
+    "statuses_log",
+    "followers_log",
+    "screen_name_len",
+    "screen_name_digit_frac",
+    "name_len",
+    "name_digit_frac",
+    "description_len_log",
+    "has_url",
+    "default_profile",
+    "class_a_rules_failed",
+    "screen_name_bigram_ll",
+];
+
+/// For each feature, the reason code used when it pushes a score towards "bot" and the
+/// one used when it pushes towards "human". Trees are not monotone, but for every
+/// feature here one direction is the bot-like one in the data (checked against the
+/// training groups), so the code names the value's direction rather than the tree's.
+pub const REASON_CODES: [[&str; 2]; N_FEATURES] = [
+    ["account_young", "account_established"],
+    ["statuses_rate_low", "statuses_rate_typical"],
+    ["followers_rate_low", "followers_rate_typical"],
+    ["friends_rate_high", "friends_rate_typical"],
+    ["favourites_rate_low", "favourites_rate_typical"],
+    [
+        "friends_followers_ratio_high",
+        "friends_followers_ratio_typical",
+    ],
+    [
+        "followers_statuses_ratio_atypical",
+        "followers_statuses_ratio_typical",
+    ],
+    [
+        "favourites_statuses_ratio_low",
+        "favourites_statuses_ratio_typical",
+    ],
+    ["listed_ratio_low", "listed_ratio_typical"],
+    ["statuses_few", "statuses_many"],
+    ["followers_few", "followers_many"],
+    ["screen_name_length_atypical", "screen_name_length_typical"],
+    ["screen_name_digits_many", "screen_name_digits_few"],
+    ["name_length_atypical", "name_length_typical"],
+    ["name_digits_many", "name_digits_few"],
+    ["description_short", "description_present"],
+    ["no_url", "has_url"],
+    ["default_profile", "customised_profile"],
+    ["class_a_rules_failed", "class_a_rules_passed"],
+    ["screen_name_unusual", "screen_name_typical"],
+];
+
+const MS_PER_DAY: f64 = 86_400_000.0;
+
+/// Accounts younger than this are treated as this old, so a rate on a minutes-old
+/// account does not explode (and a creation time after "now" cannot divide by ≤ 0).
+const MIN_AGE_DAYS: f64 = 1.0;
+
+/// Character classes of the screen-name model. Coarse on purpose: a letter-level model
+/// learned from the training humans (mostly Italian) would learn "Italian-looking",
+/// a population artefact; shapes (case changes, digit runs, vowel/consonant alternation,
+/// underscores) carry the bot signal (generated handles, name + digit suffixes) across
+/// languages.
+const N_CLASSES: usize = 9;
+const CLASS_START: usize = 7;
+const CLASS_END: usize = 8;
+
+fn char_class(c: char) -> usize {
+    match c {
+        'a' | 'e' | 'i' | 'o' | 'u' | 'y' => 0,
+        'b'..='z' => 1,
+        'A' | 'E' | 'I' | 'O' | 'U' | 'Y' => 2,
+        'B'..='Z' => 3,
+        '0'..='9' => 4,
+        '_' => 5,
+        _ => 6,
+    }
+}
+
+/// Bigram log-likelihood model of screen-name shapes, fitted on human screen names.
+/// Stored in the model file so serving uses exactly the training table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NameModel {
+    /// `log_prob[a][b]` = ln P(next class b | class a), add-one smoothed.
+    pub log_prob: Vec<Vec<f32>>,
+}
+
+impl NameModel {
+    /// Fits the bigram table on the given (human) screen names.
+    pub fn fit<'a>(names: impl IntoIterator<Item = &'a str>) -> NameModel {
+        let mut counts = [[1.0f64; N_CLASSES]; N_CLASSES];
+        for name in names {
+            let mut prev = CLASS_START;
+            for c in name.chars() {
+                let k = char_class(c);
+                counts[prev][k] += 1.0;
+                prev = k;
+            }
+            counts[prev][CLASS_END] += 1.0;
+        }
+        let log_prob = counts
+            .iter()
+            .map(|row| {
+                let total: f64 = row.iter().sum();
+                row.iter().map(|&c| (c / total).ln() as f32).collect()
+            })
+            .collect();
+        NameModel { log_prob }
+    }
+
+    /// Checks the table's shape (a hand-edited or truncated model file must not make
+    /// [`NameModel::mean_log_prob`] index out of bounds).
+    pub fn is_valid(&self) -> bool {
+        self.log_prob.len() == N_CLASSES
+            && self
+                .log_prob
+                .iter()
+                .all(|r| r.len() == N_CLASSES && r.iter().all(|v| v.is_finite()))
+    }
+
+    /// Mean log-probability per transition (start → chars → end); 0 for an invalid table.
+    pub fn mean_log_prob(&self, name: &str) -> f32 {
+        if !self.is_valid() {
+            return 0.0;
+        }
+        let mut prev = CLASS_START;
+        let mut sum = 0.0f32;
+        let mut n = 0u32;
+        for c in name.chars() {
+            let k = char_class(c);
+            sum += self.log_prob[prev][k];
+            n += 1;
+            prev = k;
+        }
+        sum += self.log_prob[prev][CLASS_END];
+        sum / (n + 1) as f32
+    }
+}
+
+fn ln1p(x: f64) -> f32 {
+    x.max(0.0).ln_1p() as f32
+}
+
+/// Natural log of (a + 1) / (b + 1): a ratio defined for zero counts.
+fn log_ratio(a: u64, b: u64) -> f32 {
+    ((a as f64 + 1.0) / (b as f64 + 1.0)).ln() as f32
+}
+
+/// Character count and fraction of ASCII digits.
+fn len_and_digit_frac(s: &str) -> (f32, f32) {
+    let mut n = 0u32;
+    let mut d = 0u32;
+    for c in s.chars() {
+        n += 1;
+        if c.is_ascii_digit() {
+            d += 1;
+        }
+    }
+    let frac = if n == 0 { 0.0 } else { d as f32 / n as f32 };
+    (n as f32, frac)
+}
+
+/// Number of Cresci et al. (2015) "class A" checks of a genuine-looking profile that fail:
+/// no bio, no location, no URL, fewer than 30 followers, fewer than 50 tweets, and
+/// following at least 50× as many accounts as follow it. Counting failures gives one
+/// robust summary instead of six brittle booleans.
+pub fn class_a_failures(p: &Profile<'_>) -> u32 {
+    let checks = [
+        p.description.trim().is_empty(),
+        p.location.trim().is_empty(),
+        p.url.is_none(),
+        p.followers_count < 30,
+        p.statuses_count < 50,
+        p.friends_count >= 50 * p.followers_count.max(1),
+    ];
+    checks.iter().filter(|&&c| c).count() as u32
+}
+
+/// Computes the feature vector of a profile at time `now_ms` (the event time; in
+/// training, the crawl time of the dataset row). Never panics, never allocates.
+pub fn extract(p: &Profile<'_>, now_ms: i64, names: &NameModel) -> [f32; N_FEATURES] {
+    let age_days =
+        ((now_ms as f64 - p.created_at_s as f64 * 1000.0) / MS_PER_DAY).max(MIN_AGE_DAYS);
+    let per_day = |c: u64| ln1p(c as f64 / age_days);
+    let (sn_len, sn_digits) = len_and_digit_frac(&p.screen_name);
+    let (name_len, name_digits) = len_and_digit_frac(&p.name);
+    let desc_len = p.description.trim().chars().count() as f64;
+    [
+        ln1p(age_days),
+        per_day(p.statuses_count),
+        per_day(p.followers_count),
+        per_day(p.friends_count),
+        per_day(p.favourites_count),
+        log_ratio(p.friends_count, p.followers_count),
+        log_ratio(p.followers_count, p.statuses_count),
+        log_ratio(p.favourites_count, p.statuses_count),
+        log_ratio(p.listed_count, p.followers_count),
+        ln1p(p.statuses_count as f64),
+        ln1p(p.followers_count as f64),
+        sn_len,
+        sn_digits,
+        name_len,
+        name_digits,
+        ln1p(desc_len),
+        f32::from(u8::from(p.url.is_some())),
+        f32::from(u8::from(p.default_profile)),
+        class_a_failures(p) as f32,
+        names.mean_log_prob(&p.screen_name),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn profile() -> Profile<'static> {
+        Profile {
+            id: Cow::Borrowed("1"),
+            screen_name: Cow::Borrowed("ab12"),
+            name: Cow::Borrowed("Anna 2"),
+            description: Cow::Borrowed("hello"),
+            url: None,
+            location: Cow::Borrowed(""),
+            created_at_s: 0,
+            followers_count: 9,
+            friends_count: 99,
+            statuses_count: 19,
+            favourites_count: 0,
+            listed_count: 0,
+            default_profile: true,
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn names_and_codes_line_up() {
+        assert_eq!(FEATURE_NAMES.len(), N_FEATURES);
+        let mut seen = std::collections::HashSet::new();
+        for n in FEATURE_NAMES {
+            assert!(seen.insert(n), "duplicate feature name {n}");
+        }
+        for [bot, human] in REASON_CODES {
+            assert_ne!(bot, human);
+        }
+    }
+
+    #[test]
+    fn hand_computed_values() {
+        let names = NameModel::fit(["abc"]);
+        // 9 days old at "now".
+        let now_ms = 9 * 86_400_000;
+        let f = extract(&profile(), now_ms, &names);
+        let close = |a: f32, b: f64| (f64::from(a) - b).abs() < 1e-5;
+        assert!(close(f[0], 10f64.ln()), "age {}", f[0]);
+        assert!(close(f[1], (1.0 + 19.0 / 9.0f64).ln()));
+        assert!(close(f[2], 2f64.ln()), "9 followers / 9 days = 1/day");
+        assert!(close(f[3], 12f64.ln()), "99 friends / 9 days = 11/day");
+        assert!(close(f[4], 0.0));
+        assert!(close(f[5], 10f64.ln()), "(99+1)/(9+1)");
+        assert!(close(f[6], 0.5f64.ln()), "(9+1)/(19+1)");
+        assert!(close(f[7], (1.0 / 20.0f64).ln()));
+        assert!(close(f[8], 0.1f64.ln()));
+        assert!(close(f[9], 20f64.ln()));
+        assert!(close(f[10], 10f64.ln()));
+        assert_eq!((f[11], f[12]), (4.0, 0.5));
+        assert!(close(f[13], 6.0) && close(f[14], 1.0 / 6.0));
+        assert!(close(f[15], 6f64.ln()), "5 chars of bio");
+        assert_eq!(f[16], 0.0);
+        assert_eq!(f[17], 1.0);
+        // No location, no URL, followers < 30, statuses < 50; has bio; 99 < 50 × 9.
+        assert_eq!(f[18], 4.0);
+        // Fitted on "abc" (vowel, consonant, consonant); add-one smoothing over 9 classes.
+        // "ab12": start→vowel (2/10), vowel→consonant (2/10), consonant→digit (1/11),
+        // digit→digit (1/9), digit→end (1/9).
+        let want =
+            ((0.2f64).ln() + (0.2f64).ln() + (1.0 / 11.0f64).ln() + 2.0 * (1.0 / 9.0f64).ln())
+                / 5.0;
+        assert!(close(f[19], want), "{} vs {want}", f[19]);
+    }
+
+    #[test]
+    fn creation_after_now_and_huge_counts_stay_finite() {
+        let mut p = profile();
+        p.created_at_s = i64::MAX / 1000;
+        p.followers_count = u64::MAX;
+        p.statuses_count = u64::MAX;
+        let f = extract(&p, i64::MIN, &NameModel::fit([]));
+        assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
+        assert_eq!(f[0], 2f32.ln(), "age clamps to one day");
+    }
+
+    #[test]
+    fn invalid_name_table_is_harmless() {
+        let bad = NameModel {
+            log_prob: vec![vec![0.0; 3]],
+        };
+        assert!(!bad.is_valid());
+        assert_eq!(bad.mean_log_prob("abc"), 0.0);
+    }
+}

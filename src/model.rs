@@ -1,0 +1,697 @@
+//! The follower classifier: model envelope file (load / save / validate), flattened-forest
+//! inference with calibration and reason codes, and the bounded follower-score cache.
+//!
+//! Training (linfa decision trees inside our own bagging) lives in [`train`]; evaluation
+//! metrics in [`eval`]. Inference does no I/O, reads no clock and does not allocate:
+//! the forest is flattened into one node array at load time.
+
+pub mod eval;
+pub mod train;
+
+use crate::event::Profile;
+use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, REASON_CODES};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+
+/// Model loaded when no `--model` flag is given.
+pub const DEFAULT_MODEL_PATH: &str = "models/default.json";
+
+/// Tag and version of the envelope layout; bumped on incompatible changes.
+pub const FORMAT: &str = "followguard-model";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Marks a leaf in the flattened node array.
+const LEAF: u32 = u32::MAX;
+
+/// Why a model file could not be loaded or saved. Every message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source} (check the path, or train one with `followguard train`)")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("model file {path} is not valid JSON for this format: {msg}")]
+    Json { path: String, msg: String },
+    #[error("model file {path} has format {found:?} version {version}; this build reads {FORMAT:?} version {FORMAT_VERSION} (retrain with this build's `followguard train`)")]
+    Format {
+        path: String,
+        found: String,
+        version: u32,
+    },
+    #[error("model file {path} was trained with features {found:?} but this build computes {expected:?}: retrain it with this build's `followguard train`")]
+    FeatureMismatch {
+        path: String,
+        found: Vec<String>,
+        expected: Vec<String>,
+    },
+    #[error("model file {path} is corrupt: {msg} (retrain it or restore the shipped file)")]
+    Invalid { path: String, msg: String },
+}
+
+impl ModelError {
+    /// Short bounded label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelError::Io { .. } => "model_io",
+            ModelError::Json { .. } => "model_json",
+            ModelError::Format { .. } => "model_format",
+            ModelError::FeatureMismatch { .. } => "model_feature_mismatch",
+            ModelError::Invalid { .. } => "model_invalid",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The file format.
+
+/// The versioned model envelope, as stored in `models/*.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelFile {
+    pub format: String,
+    pub format_version: u32,
+    pub model_version: String,
+    pub feature_names: Vec<String>,
+    /// Operating threshold on the calibrated probability: prob ≥ threshold ⇒ suspicious.
+    pub threshold: f32,
+    pub calibration: Calibration,
+    pub name_model: NameModel,
+    pub forest: Forest,
+    pub training: TrainingSummary,
+    /// Metrics measured when the model was made (out-of-bag, held-out, LOVO…).
+    pub evaluation: serde_json::Value,
+}
+
+/// Piecewise-linear monotone map from the raw forest vote to a probability, fitted on
+/// data the trees did not see (out-of-bag rows).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    pub method: String,
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+}
+
+impl Calibration {
+    pub fn identity() -> Calibration {
+        Calibration {
+            method: "identity".into(),
+            x: vec![0.0, 1.0],
+            y: vec![0.0, 1.0],
+        }
+    }
+
+    /// Interpolates; clamps outside the knots.
+    pub fn apply(&self, raw: f32) -> f32 {
+        let (x, y) = (&self.x, &self.y);
+        let n = x.len().min(y.len());
+        if n == 0 {
+            return raw;
+        }
+        if raw <= x[0] {
+            return y[0];
+        }
+        if raw >= x[n - 1] {
+            return y[n - 1];
+        }
+        // First knot strictly greater than raw; 1 ≤ hi ≤ n-1 here.
+        let hi = x[..n].partition_point(|&k| k <= raw);
+        let lo = hi - 1;
+        let span = x[hi] - x[lo];
+        if span <= 0.0 {
+            return y[hi];
+        }
+        y[lo] + (y[hi] - y[lo]) * (raw - x[lo]) / span
+    }
+}
+
+/// Trees as parallel arrays (indices local to the tree; node 0 is the root).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Tree {
+    /// Split feature, or -1 for a leaf.
+    pub feature: Vec<i32>,
+    /// Go left when `x[feature] <= threshold`.
+    pub threshold: Vec<f32>,
+    pub left: Vec<u32>,
+    pub right: Vec<u32>,
+    /// Fraction of bot rows among the in-bag training rows reaching the node.
+    pub value: Vec<f32>,
+}
+
+/// What the model was trained on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct TrainingSummary {
+    /// Data files / descriptions.
+    pub data: Vec<String>,
+    /// Group → (label, rows).
+    pub groups: std::collections::BTreeMap<String, GroupCount>,
+    pub rows: usize,
+    pub params: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct GroupCount {
+    pub bot: usize,
+    pub human: usize,
+}
+
+// ---------------------------------------------------------------------------------------
+// Scores and reasons.
+
+/// One feature's contribution to a score (Saabas-style: change of the node value along
+/// the decision paths, averaged over trees; positive pushes towards "bot").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reason {
+    pub feature: u8,
+    pub contribution: f32,
+}
+
+impl Reason {
+    /// Readable reason code, e.g. `friends_followers_ratio_high`.
+    pub fn code(&self) -> &'static str {
+        match REASON_CODES.get(usize::from(self.feature)) {
+            Some([bot, human]) => {
+                if self.contribution > 0.0 {
+                    bot
+                } else {
+                    human
+                }
+            }
+            None => "unknown",
+        }
+    }
+
+    /// Name of the feature.
+    pub fn feature_name(&self) -> &'static str {
+        FEATURE_NAMES
+            .get(usize::from(self.feature))
+            .copied()
+            .unwrap_or("unknown")
+    }
+}
+
+/// A calibrated bot probability with its top-3 reasons, strongest first. For a
+/// suspicious score the reasons are the features pushing hardest towards "bot"; for a
+/// normal one, those pushing hardest towards "human".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    pub prob: f32,
+    pub reasons: [Reason; 3],
+}
+
+// ---------------------------------------------------------------------------------------
+// The runtime model.
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    feature: u32,
+    threshold: f32,
+    left: u32,
+    right: u32,
+    value: f32,
+}
+
+/// A loaded, validated model. `Send + Sync`; share it through an `Arc`.
+#[derive(Debug, Clone)]
+pub struct Model {
+    file: ModelFile,
+    sha256: String,
+    nodes: Vec<Node>,
+    roots: Vec<u32>,
+    inv_trees: f32,
+}
+
+impl Model {
+    /// Loads and validates a model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Model::from_bytes(&bytes, &p)
+    }
+
+    /// Parses and validates model bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Model, ModelError> {
+        // Check the format tag first so an old or foreign file gets the format message,
+        // not a confusing "missing field" one.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            format_version: Option<u32>,
+        }
+        let head: Header = serde_json::from_slice(bytes).map_err(|e| ModelError::Json {
+            path: origin.into(),
+            msg: e.to_string(),
+        })?;
+        let (found, version) = (
+            head.format.unwrap_or_default(),
+            head.format_version.unwrap_or(0),
+        );
+        if found != FORMAT || version != FORMAT_VERSION {
+            return Err(ModelError::Format {
+                path: origin.into(),
+                found,
+                version,
+            });
+        }
+        let file: ModelFile = serde_json::from_slice(bytes).map_err(|e| ModelError::Json {
+            path: origin.into(),
+            msg: e.to_string(),
+        })?;
+        let sha256 = hex(&Sha256::digest(bytes));
+        Model::from_file(file, sha256, origin)
+    }
+
+    /// Builds a model from an in-memory envelope (used by training before saving).
+    pub fn from_file(file: ModelFile, sha256: String, origin: &str) -> Result<Model, ModelError> {
+        let expected: Vec<String> = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+        if file.feature_names != expected {
+            return Err(ModelError::FeatureMismatch {
+                path: origin.into(),
+                found: file.feature_names,
+                expected,
+            });
+        }
+        let invalid = |msg: String| ModelError::Invalid {
+            path: origin.into(),
+            msg,
+        };
+        if !(file.threshold.is_finite() && (0.0..=1.0).contains(&file.threshold)) {
+            return Err(invalid(format!(
+                "threshold {} is not in [0, 1]",
+                file.threshold
+            )));
+        }
+        let cal = &file.calibration;
+        if cal.x.len() != cal.y.len() || cal.x.is_empty() {
+            return Err(invalid(
+                "calibration knots x and y differ in length or are empty".into(),
+            ));
+        }
+        if cal.x.windows(2).any(|w| w[0] > w[1]) || cal.y.windows(2).any(|w| w[0] > w[1]) {
+            return Err(invalid("calibration knots are not sorted".into()));
+        }
+        if cal
+            .x
+            .iter()
+            .chain(&cal.y)
+            .any(|v| !v.is_finite() || !(0.0..=1.0).contains(v))
+        {
+            return Err(invalid("calibration knots must lie in [0, 1]".into()));
+        }
+        if !file.name_model.is_valid() {
+            return Err(invalid(
+                "screen-name model table has the wrong shape".into(),
+            ));
+        }
+        if file.forest.trees.is_empty() {
+            return Err(invalid("forest has no trees".into()));
+        }
+        let mut nodes = Vec::new();
+        let mut roots = Vec::with_capacity(file.forest.trees.len());
+        for (t, tree) in file.forest.trees.iter().enumerate() {
+            let n = tree.feature.len();
+            if n == 0
+                || [
+                    tree.threshold.len(),
+                    tree.left.len(),
+                    tree.right.len(),
+                    tree.value.len(),
+                ]
+                .iter()
+                .any(|&l| l != n)
+            {
+                return Err(invalid(format!(
+                    "tree {t}: arrays are empty or differ in length"
+                )));
+            }
+            let base = u32::try_from(nodes.len())
+                .ok()
+                .filter(|b| b.checked_add(n as u32).is_some())
+                .ok_or_else(|| invalid("too many nodes".into()))?;
+            roots.push(base);
+            for i in 0..n {
+                let value = tree.value[i];
+                if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                    return Err(invalid(format!(
+                        "tree {t} node {i}: value {value} not in [0, 1]"
+                    )));
+                }
+                let feature = tree.feature[i];
+                if feature < 0 {
+                    nodes.push(Node {
+                        feature: LEAF,
+                        threshold: 0.0,
+                        left: 0,
+                        right: 0,
+                        value,
+                    });
+                    continue;
+                }
+                let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
+                // Children strictly after the parent: every walk terminates.
+                if feature as usize >= N_FEATURES || l <= i || r <= i || l >= n || r >= n {
+                    return Err(invalid(format!(
+                        "tree {t} node {i}: bad feature or child index"
+                    )));
+                }
+                let threshold = tree.threshold[i];
+                if threshold.is_nan() {
+                    return Err(invalid(format!("tree {t} node {i}: threshold is NaN")));
+                }
+                nodes.push(Node {
+                    feature: feature as u32,
+                    threshold,
+                    left: base + l as u32,
+                    right: base + r as u32,
+                    value,
+                });
+            }
+        }
+        let inv_trees = 1.0 / roots.len() as f32;
+        Ok(Model {
+            file,
+            sha256,
+            nodes,
+            roots,
+            inv_trees,
+        })
+    }
+
+    /// Serialises the envelope (pretty enough to diff, compact enough to stay small).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain structs of numbers and strings cannot fail.
+        serde_json::to_vec(&self.file).unwrap_or_default()
+    }
+
+    /// Writes the envelope; the sha256 of what was written is returned.
+    pub fn save(&self, path: &Path) -> Result<String, ModelError> {
+        let bytes = self.to_json();
+        std::fs::write(path, &bytes).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(hex(&Sha256::digest(&bytes)))
+    }
+
+    /// Returns the model with `evaluation[key] = value` (e.g. held-out results measured
+    /// after training), its sha256 updated to the new serialisation.
+    pub fn with_evaluation(
+        mut self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<Model, ModelError> {
+        if !self.file.evaluation.is_object() {
+            self.file.evaluation = serde_json::json!({});
+        }
+        if let Some(obj) = self.file.evaluation.as_object_mut() {
+            obj.insert(key.to_string(), value);
+        }
+        self.sha256 = hex(&Sha256::digest(self.to_json()));
+        Ok(self)
+    }
+
+    pub fn version(&self) -> &str {
+        &self.file.model_version
+    }
+
+    /// SHA-256 of the model file bytes (of the serialised envelope for in-memory models).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.file.threshold
+    }
+
+    pub fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    pub fn n_trees(&self) -> usize {
+        self.roots.len()
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Feature vector of a profile under this model's screen-name table.
+    pub fn features(&self, p: &Profile<'_>, now_ms: i64) -> [f32; N_FEATURES] {
+        features::extract(p, now_ms, &self.file.name_model)
+    }
+
+    /// Scores a profile at event time `now_ms`: extract + forest + calibration + reasons.
+    pub fn score(&self, p: &Profile<'_>, now_ms: i64) -> Score {
+        self.score_features(&self.features(p, now_ms))
+    }
+
+    /// Raw (uncalibrated) forest vote and per-feature contributions.
+    pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+        let mut contrib = [0.0f32; N_FEATURES];
+        let mut sum = 0.0f32;
+        for &root in &self.roots {
+            let mut node = self.nodes[root as usize];
+            while node.feature != LEAF {
+                let f = node.feature as usize;
+                let next = if x[f] <= node.threshold {
+                    node.left
+                } else {
+                    node.right
+                };
+                let child = self.nodes[next as usize];
+                contrib[f] += child.value - node.value;
+                node = child;
+            }
+            sum += node.value;
+        }
+        for c in &mut contrib {
+            *c *= self.inv_trees;
+        }
+        (sum * self.inv_trees, contrib)
+    }
+
+    /// Scores a precomputed feature vector.
+    pub fn score_features(&self, x: &[f32; N_FEATURES]) -> Score {
+        let (raw, contrib) = self.raw(x);
+        let prob = self.file.calibration.apply(raw).clamp(0.0, 1.0);
+        // Towards the decision: bot-ward reasons for a suspicious score, human-ward ones
+        // otherwise (a moderator asks "why flagged?" or "why not?").
+        let sign = if prob >= self.file.threshold {
+            1.0
+        } else {
+            -1.0
+        };
+        Score {
+            prob,
+            reasons: top3(&contrib, sign),
+        }
+    }
+}
+
+/// The three features with the largest `sign * contribution`, strongest first.
+fn top3(contrib: &[f32; N_FEATURES], sign: f32) -> [Reason; 3] {
+    let mut best = [Reason {
+        feature: 0,
+        contribution: 0.0,
+    }; 3];
+    let mut key = [f32::NEG_INFINITY; 3];
+    for (i, &c) in contrib.iter().enumerate() {
+        let k = sign * c;
+        if k > key[2] {
+            let r = Reason {
+                feature: i as u8,
+                contribution: c,
+            };
+            if k > key[0] {
+                best = [r, best[0], best[1]];
+                key = [k, key[0], key[1]];
+            } else if k > key[1] {
+                best = [best[0], r, best[1]];
+                key = [key[0], k, key[1]];
+            } else {
+                best[2] = r;
+                key[2] = k;
+            }
+        }
+    }
+    best
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// The follower-score cache.
+
+/// Bounded follower-score cache: bought followers follow many accounts, so the same
+/// profile is scored again and again. 2-way set-associative over a fixed array, so memory
+/// is fixed at construction ([`ScoreCache::memory_bytes`]) and a lookup never allocates.
+///
+/// Keyed by a keyed hash of the follower id (seeded per cache, so ids cannot be crafted
+/// to collide) plus a fingerprint of everything the features read (counts, creation time,
+/// flags, names, bio length) and the event day: a profile edit or a new day (account age
+/// moves) means a fresh score.
+pub struct ScoreCache {
+    slots: Vec<Slot>,
+    set_mask: usize,
+    len: usize,
+    hits: u64,
+    misses: u64,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u64,
+    fingerprint: u64,
+    used: bool,
+    score: Score,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    key: 0,
+    fingerprint: 0,
+    used: false,
+    score: Score {
+        prob: 0.0,
+        reasons: [Reason {
+            feature: 0,
+            contribution: 0.0,
+        }; 3],
+    },
+};
+
+impl ScoreCache {
+    /// A cache holding at most `capacity` scores (rounded up to a power of two, ≥ 2).
+    pub fn new(capacity: usize) -> Self {
+        let cap = capacity.clamp(2, 1 << 30).next_power_of_two();
+        ScoreCache {
+            slots: vec![EMPTY_SLOT; cap],
+            set_mask: cap / 2 - 1,
+            len: 0,
+            hits: 0,
+            misses: 0,
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// Cached score if the same profile snapshot was scored the same day, else a fresh one.
+    pub fn get_or_score(&mut self, m: &Model, p: &Profile<'_>, now_ms: i64) -> Score {
+        let key = {
+            let mut h = self.hasher.build_hasher();
+            h.write(p.id.as_bytes());
+            h.finish()
+        };
+        let fp = fingerprint(p, now_ms);
+        let set = (key as usize & self.set_mask) * 2;
+        for way in 0..2 {
+            let s = self.slots[set + way];
+            if s.used && s.key == key && s.fingerprint == fp {
+                self.hits += 1;
+                if way == 1 {
+                    self.slots.swap(set, set + 1);
+                }
+                return s.score;
+            }
+        }
+        self.misses += 1;
+        let score = m.score(p, now_ms);
+        // Most recently used in way 0; the older entry moves to way 1 (evicting that one).
+        // Way 0 is always filled first, so an empty way 1 means the set had room.
+        if !(self.slots[set].used && self.slots[set + 1].used) {
+            self.len += 1;
+        }
+        if self.slots[set].used {
+            self.slots[set + 1] = self.slots[set];
+        }
+        self.slots[set] = Slot {
+            key,
+            fingerprint: fp,
+            used: true,
+            score,
+        };
+        score
+    }
+
+    /// Number of cached scores.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of cached scores.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Memory held by the cache's slots (fixed at construction).
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>() + std::mem::size_of::<Self>()
+    }
+}
+
+/// FxHash-style mix: fast, and collisions only matter within one id's key.
+fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    let mut w = [0u8; 8];
+    let rest = chunks.remainder();
+    w[..rest.len()].copy_from_slice(rest);
+    mix(mix(h, u64::from_le_bytes(w)), b.len() as u64)
+}
+
+/// Everything [`features::extract`] reads, plus the event day.
+fn fingerprint(p: &Profile<'_>, now_ms: i64) -> u64 {
+    let mut h = 0u64;
+    for v in [
+        p.followers_count,
+        p.friends_count,
+        p.statuses_count,
+        p.favourites_count,
+        p.listed_count,
+        p.created_at_s as u64,
+        now_ms.div_euclid(86_400_000) as u64,
+        u64::from(p.default_profile)
+            | u64::from(p.url.is_some()) << 1
+            | u64::from(p.location.trim().is_empty()) << 2,
+    ] {
+        h = mix(h, v);
+    }
+    h = mix_bytes(h, p.screen_name.as_bytes());
+    h = mix_bytes(h, p.name.as_bytes());
+    mix_bytes(h, p.description.trim().as_bytes())
+}
