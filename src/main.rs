@@ -30,6 +30,8 @@ enum Command {
     Lovo(followguard::modelcli::LovoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard::modelcli::ScoreArgs),
+    /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
+    Generate(followguard::generate::GenerateArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),
         Command::Score(a) => followguard::modelcli::run_score(a),
+        Command::Generate(a) => followguard::generate::run(a),
     }
 }
 
