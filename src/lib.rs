@@ -15,6 +15,8 @@ pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod modelcli;
+pub mod pipeline;
+pub mod serve;
 pub mod webhook;
 pub mod window;
 
