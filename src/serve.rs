@@ -23,8 +23,8 @@ use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::webhook::{Webhook, WebhookAlert};
 use crate::ConfigError;
 use anyhow::Context as _;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -227,11 +227,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     let p = producer.clone();
     let left = deadline.saturating_duration_since(Instant::now());
-    let _ = tokio::time::timeout_at(
-        deadline,
-        tokio::task::spawn_blocking(move || p.flush(left)),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
     drop(webhook);
     if let Some(t) = webhook_task {
         if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -273,7 +270,11 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
         _ = int.recv() => "SIGINT",
         _ = shutdown.cancelled() => return,
     };
-    tracing::info!(signal = name, grace_secs = grace.as_secs_f64(), "shutdown requested");
+    tracing::info!(
+        signal = name,
+        grace_secs = grace.as_secs_f64(),
+        "shutdown requested"
+    );
     shutdown.cancel();
     tokio::select! {
         _ = term.recv() => {}
@@ -317,7 +318,10 @@ async fn ack_loop(
                 }
                 metrics.delivery_failed(rec.sink);
                 if attempt == 0 {
-                    tracing::warn!(sink = rec.sink.as_str(), "record not acknowledged; retrying");
+                    tracing::warn!(
+                        sink = rec.sink.as_str(),
+                        "record not acknowledged; retrying"
+                    );
                 }
                 let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
                     .min(MAX_RETRY_BACKOFF);
@@ -497,8 +501,7 @@ impl Service<'_> {
                     followee_id: a.followee_id.clone(),
                     starts_at_ms: crate::event::parse_time_ms(&a.burst_start)
                         .unwrap_or(a.event_time_ms),
-                    ends_at_ms: (a.status == AlertStatus::Resolved)
-                        .then_some(a.event_time_ms),
+                    ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
                     summary: format!(
                         "{} suspicious of {} new followers ({} alert, {})",
                         a.suspicious_count,
@@ -548,8 +551,12 @@ impl Service<'_> {
                             _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
                         };
                         match r {
-                            Ok(n) => tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt"),
-                            Err(e) => tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows"),
+                            Ok(n) => {
+                                tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows")
+                            }
                         }
                     }
                 }
@@ -565,10 +572,11 @@ impl Service<'_> {
             tpl.add_partition(&topic, *p);
         }
         let c = self.consumer.clone();
-        let committed = tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
-            .await
-            .context("committed offsets task")?
-            .context("reading committed offsets")?;
+        let committed =
+            tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
+                .await
+                .context("committed offsets task")?
+                .context("reading committed offsets")?;
         let ends: Vec<(i32, i64)> = committed
             .elements()
             .iter()
@@ -582,20 +590,23 @@ impl Service<'_> {
             .map_err(|e| kafka::config_error("replay consumer", e))?;
         let replay = Arc::new(replay);
         // Alerts already announced (record time = when they were produced, wall clock).
-        let since = now_ms().saturating_sub(
-            i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX),
-        );
-        self.already_open =
-            match kafka::scan_opened_alerts(&replay, &self.cfg.alerts_topic, since, SCAN_IDLE)
-                .await
-            {
-                Ok(ids) => ids,
-                Err(e) => {
-                    // Only costs duplicate opens after a crash; detection is unaffected.
-                    tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
-                    HashSet::new()
-                }
-            };
+        let since = now_ms()
+            .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        self.already_open = match kafka::scan_opened_alerts(
+            &replay,
+            &self.cfg.alerts_topic,
+            since,
+            SCAN_IDLE,
+        )
+        .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Only costs duplicate opens after a crash; detection is unaffected.
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+                HashSet::new()
+            }
+        };
         let window_ms = i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX);
         // Per partition: [start, end) to re-read and the record time the window starts at.
         let mut ranges: HashMap<i32, (i64, i64, i64)> = HashMap::new();
@@ -650,9 +661,11 @@ impl Service<'_> {
                 continue;
             }
             // Outputs are discarded: they were produced when the record was first seen.
-            let _ = self
-                .pipeline
-                .process(m.payload().unwrap_or_default(), m.timestamp().to_millis(), p);
+            let _ = self.pipeline.process(
+                m.payload().unwrap_or_default(),
+                m.timestamp().to_millis(),
+                p,
+            );
             total += 1;
         }
         self.metrics.replayed(total);
