@@ -11,31 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Open alerts in an alerts topic as (alert id → followee), and how many ids were opened
-/// more than once (checking that any repeat describes the same burst).
-fn opened(records: &[Rec]) -> (BTreeMap<String, String>, usize) {
-    let mut seen: BTreeMap<String, (String, String, String)> = BTreeMap::new();
-    let mut duplicates = 0;
-    for r in records {
-        let a = r.json();
-        if a["status"] != "open" {
-            continue;
-        }
-        let id = a["alert_id"].as_str().expect("alert_id").to_string();
-        let burst = (
-            a["followee_id"].as_str().unwrap_or_default().to_string(),
-            a["kind"].as_str().unwrap_or_default().to_string(),
-            a["burst_start"].as_str().unwrap_or_default().to_string(),
-        );
-        if let Some(prev) = seen.insert(id.clone(), burst.clone()) {
-            duplicates += 1;
-            assert_eq!(prev, burst, "alert id {id} opened for two different bursts");
-        }
-    }
-    let ids = seen.into_iter().map(|(id, (f, _, _))| (id, f)).collect();
-    (ids, duplicates)
-}
-
 #[test]
 fn sigkill_mid_stream_then_restart_processes_every_event_at_least_once() {
     let Some(env) = env() else { return };
