@@ -18,6 +18,7 @@ pub mod model;
 pub mod modelcli;
 pub mod pipeline;
 pub mod replay;
+pub mod serve;
 pub mod webhook;
 pub mod window;
 
