@@ -81,7 +81,7 @@ say "generating a 3-day stream for 400 accounts with 5 bought-follower campaigns
 N=$(wc -l <"$WORK/events.jsonl")
 
 say "alerts as they arrive (topic $RUN.alerts):"
-"$BIN" watch --brokers "$BROKERS" --alerts-topic "$RUN.alerts" &
+"$BIN" watch --brokers "$BROKERS" --alerts-topic "$RUN.alerts" > >(tee "$WORK/alerts.txt") &
 WATCH_PID=$!
 
 say "producing $N events at $RATE/s"
@@ -104,5 +104,16 @@ echo "  suspicious follows:   $(metric followguard_suspicious_follows_total)"
 echo "  alert records:        $(metric followguard_alerts_total)"
 echo "  moderation records:   $(metric followguard_moderation_records_total)"
 echo "  dead-lettered:        $(metric followguard_dead_letter_records_total)"
-echo "  injected campaigns (truth): $(python3 -c 'import json,sys;t=json.load(open(sys.argv[1]));print(", ".join(c["followee_id"]+" ("+str(c["size"])+" bought, "+c["speed"]+")" for c in t["campaigns"]))' "$WORK/truth.json" 2>/dev/null || echo "see $WORK/truth.json")"
+python3 - "$WORK/truth.json" "$WORK/alerts.txt" <<'PY' || echo "  ground truth: $WORK/truth.json"
+import json, re, sys
+truth = json.load(open(sys.argv[1]))
+alerted = set(re.findall(r"followee=(\S+)", open(sys.argv[2]).read()))
+targets = {c["followee_id"]: c for c in truth["campaigns"]}
+hit = [f for f in targets if f in alerted]
+print(f"  campaigns alerted:    {len(hit)} of {len(targets)} injected")
+for f, c in targets.items():
+    print(f"    followee {f:<8} {c['size']:>5} bought ({c['speed']}): {'ALERTED' if f in hit else 'missed'}")
+others = sorted(alerted - set(targets))
+print(f"  other accounts alerted: {len(others)}" + (f" ({', '.join(others[:10])})" if others else ""))
+PY
 echo "  metrics:              http://$ADMIN/metrics"

@@ -123,8 +123,9 @@ pub struct ServeArgs {
     pub health_stale_after: String,
 
     /// On partition assignment, re-read this much input (by record time) before the committed
-    /// offset with sinks muted, to rebuild detector state. 0s disables the replay.
-    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "24h")]
+    /// offset with sinks muted, to rebuild detector state. `auto` = the detector's longest
+    /// memory (so the rebuilt state equals the lost one); 0s disables the replay.
+    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "auto")]
     pub rebuild_window: String,
 
     /// Most records re-read per partition when rebuilding state (bounds start-up work when
@@ -240,18 +241,19 @@ pub struct ServeConfig {
     pub delivery_timeout: Duration,
     pub stats_interval: Duration,
     pub health_stale_after: Duration,
-    pub rebuild_window: Duration,
+    /// `None` = `auto` (the detector's state horizon, decided by `serve`).
+    pub rebuild_window: Option<Duration>,
     pub rebuild_max_records: i64,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h` (or a bare number of seconds).
+/// Parses `500ms`, `10s`, `2m`, `1h`, `7d` (or a bare number of seconds).
 pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, ConfigError> {
     let t = s.trim();
     let bad = || {
         ConfigError(format!(
-            "--{flag}: {s:?} is not a duration (examples: 500ms, 10s, 2m, 1h)"
+            "--{flag}: {s:?} is not a duration (examples: 500ms, 10s, 2m, 1h, 7d)"
         ))
     };
     let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
@@ -262,6 +264,8 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, ConfigError> {
         (n, 60_000)
     } else if let Some(n) = t.strip_suffix('h') {
         (n, 3_600_000)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86_400_000)
     } else {
         (t, 1_000)
     };
@@ -408,7 +412,10 @@ impl ServeArgs {
             ));
         }
         let health_stale_after = parse_duration("health-stale-after", &self.health_stale_after)?;
-        let rebuild_window = parse_duration("rebuild-window", &self.rebuild_window)?;
+        let rebuild_window = match self.rebuild_window.trim() {
+            "auto" => None,
+            w => Some(parse_duration("rebuild-window", w)?),
+        };
         let webhook = match &self.webhook_url {
             None => None,
             Some(u) if u.trim().is_empty() => None,
@@ -497,6 +504,10 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert_eq!(parse_duration("x", "7").ok(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_duration("x", "2d").ok(),
+            Some(Duration::from_secs(172_800))
+        );
         let e = parse_duration("shutdown-grace", "soon").unwrap_err();
         assert!(e.0.contains("--shutdown-grace"), "{e}");
     }

@@ -106,6 +106,7 @@ pub struct Metrics {
     assigned_partitions: IntGauge,
     rebalances: IntCounterVec,
     replayed_events: IntCounter,
+    suppressed_opens: IntCounter,
     delivery_failures: IntCounterVec,
     records_produced: IntCounterVec,
     webhook_drops: IntCounterVec,
@@ -271,6 +272,11 @@ impl Metrics {
             "followguard_replayed_events_total",
             "Records re-read with sinks muted to rebuild detector state after an assignment.",
         );
+        let suppressed_opens = counter(
+            r,
+            "followguard_duplicate_alert_opens_suppressed_total",
+            "Re-processed events' alert opens not re-sent because the alerts topic already has them.",
+        );
         let delivery_failures = counter_vec(
             r,
             "followguard_producer_delivery_failures_total",
@@ -326,6 +332,7 @@ impl Metrics {
             assigned_partitions,
             rebalances,
             replayed_events,
+            suppressed_opens,
             delivery_failures,
             records_produced,
             webhook_drops,
@@ -415,6 +422,10 @@ impl Metrics {
 
     pub fn replayed(&self, n: u64) {
         self.replayed_events.inc_by(n);
+    }
+
+    pub fn duplicate_open_suppressed(&self) {
+        self.suppressed_opens.inc();
     }
 
     pub fn delivery_failed(&self, sink: Sink) {

@@ -14,6 +14,7 @@
 //! so the rebuilt state reopens nothing that was already announced.
 
 use crate::admin::{self, AdminState, Info};
+use crate::alert::AlertStatus;
 use crate::config::{LogFormat, ServeArgs, ServeConfig};
 use crate::kafka::{self, OutRecord, OutputTopics, RebalanceEvent, ServiceContext};
 use crate::metrics::{EventOutcome, Metrics, Sink};
@@ -22,12 +23,12 @@ use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::webhook::{Webhook, WebhookAlert};
 use crate::ConfigError;
 use anyhow::Context as _;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,6 +41,8 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Metadata calls (committed offsets, offsets for times) during a rebuild.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The alert scan stops when nothing arrives for this long (or at end of partition).
+const SCAN_IDLE: Duration = Duration::from_secs(1);
 
 type Consumer_ = StreamConsumer<ServiceContext>;
 
@@ -180,7 +183,11 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         give_up.clone(),
     ));
 
-    let pipeline = Pipeline::new(Arc::new(model), PipelineConfig::default());
+    let pipeline_cfg = PipelineConfig::default();
+    let rebuild_window = cfg
+        .rebuild_window
+        .unwrap_or_else(|| state_horizon(&pipeline_cfg));
+    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -191,6 +198,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         webhook,
         rebalances,
+        already_open: HashSet::new(),
+        rebuild_window,
     };
     let loop_result = service.consume(&shutdown, tx).await;
     let Service { webhook, .. } = service;
@@ -218,11 +227,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     let p = producer.clone();
     let left = deadline.saturating_duration_since(Instant::now());
-    let _ = tokio::time::timeout_at(
-        deadline,
-        tokio::task::spawn_blocking(move || p.flush(left)),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
     drop(webhook);
     if let Some(t) = webhook_task {
         if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -264,7 +270,11 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
         _ = int.recv() => "SIGINT",
         _ = shutdown.cancelled() => return,
     };
-    tracing::info!(signal = name, grace_secs = grace.as_secs_f64(), "shutdown requested");
+    tracing::info!(
+        signal = name,
+        grace_secs = grace.as_secs_f64(),
+        "shutdown requested"
+    );
     shutdown.cancel();
     tokio::select! {
         _ = term.recv() => {}
@@ -308,7 +318,10 @@ async fn ack_loop(
                 }
                 metrics.delivery_failed(rec.sink);
                 if attempt == 0 {
-                    tracing::warn!(sink = rec.sink.as_str(), "record not acknowledged; retrying");
+                    tracing::warn!(
+                        sink = rec.sink.as_str(),
+                        "record not acknowledged; retrying"
+                    );
                 }
                 let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
                     .min(MAX_RETRY_BACKOFF);
@@ -344,6 +357,21 @@ struct Service<'a> {
     metrics: Metrics,
     webhook: Option<Webhook>,
     rebalances: Arc<Mutex<VecDeque<RebalanceEvent>>>,
+    /// Alert ids the alerts topic already holds as `open` (read at assignment).
+    already_open: HashSet<String>,
+    rebuild_window: Duration,
+}
+
+/// How far back detector state reaches: the longest of its memories (idle followees,
+/// moderation de-duplication, campaign linking). Replaying this much rebuilds it exactly.
+fn state_horizon(cfg: &PipelineConfig) -> Duration {
+    let d = &cfg.detector;
+    let ms = d
+        .idle_ttl_ms
+        .max(d.moderation_dedup_ms)
+        .max(d.lockstep_window_ms)
+        .max(0);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 fn now_ms() -> i64 {
@@ -448,6 +476,11 @@ impl Service<'_> {
         self.metrics
             .event_age_seconds((now_ms() - o.event_time_ms) as f64 / 1000.0);
         for a in &o.alerts {
+            if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
+                // Re-processing after a crash: this open is already on the topic.
+                self.metrics.duplicate_open_suppressed();
+                continue;
+            }
             self.metrics
                 .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
             match serde_json::to_vec(a) {
@@ -468,8 +501,7 @@ impl Service<'_> {
                     followee_id: a.followee_id.clone(),
                     starts_at_ms: crate::event::parse_time_ms(&a.burst_start)
                         .unwrap_or(a.event_time_ms),
-                    ends_at_ms: (a.status == crate::alert::AlertStatus::Resolved)
-                        .then_some(a.event_time_ms),
+                    ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
                     summary: format!(
                         "{} suspicious of {} new followers ({} alert, {})",
                         a.suspicious_count,
@@ -513,14 +545,18 @@ impl Service<'_> {
                         .set_tracked_followees(self.pipeline.tracked_followees());
                 }
                 Some(RebalanceEvent::Assigned(parts)) => {
-                    if !self.cfg.rebuild_window.is_zero() && !parts.is_empty() {
+                    if !self.rebuild_window.is_zero() && !parts.is_empty() {
                         let r = tokio::select! {
                             r = self.rebuild(&parts) => r,
                             _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
                         };
                         match r {
-                            Ok(n) => tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt"),
-                            Err(e) => tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows"),
+                            Ok(n) => {
+                                tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows")
+                            }
                         }
                     }
                 }
@@ -536,10 +572,11 @@ impl Service<'_> {
             tpl.add_partition(&topic, *p);
         }
         let c = self.consumer.clone();
-        let committed = tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
-            .await
-            .context("committed offsets task")?
-            .context("reading committed offsets")?;
+        let committed =
+            tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
+                .await
+                .context("committed offsets task")?
+                .context("reading committed offsets")?;
         let ends: Vec<(i32, i64)> = committed
             .elements()
             .iter()
@@ -548,53 +585,88 @@ impl Service<'_> {
                 _ => None,
             })
             .collect();
-        if ends.is_empty() {
-            return Ok(0);
-        }
         let replay: StreamConsumer = kafka::replay_config(&self.cfg.kafka, &self.cfg.group_id)
             .create()
             .map_err(|e| kafka::config_error("replay consumer", e))?;
         let replay = Arc::new(replay);
-        let window_ms = i64::try_from(self.cfg.rebuild_window.as_millis()).unwrap_or(i64::MAX);
-        let mut total = 0;
+        // Alerts already announced (record time = when they were produced, wall clock).
+        let since = now_ms()
+            .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        self.already_open = match kafka::scan_opened_alerts(
+            &replay,
+            &self.cfg.alerts_topic,
+            since,
+            SCAN_IDLE,
+        )
+        .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Only costs duplicate opens after a crash; detection is unaffected.
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+                HashSet::new()
+            }
+        };
+        let window_ms = i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX);
+        // Per partition: [start, end) to re-read and the record time the window starts at.
+        let mut ranges: HashMap<i32, (i64, i64, i64)> = HashMap::new();
         for (p, end) in ends {
             // Time of the last committed record anchors the window (record time ≈ event time).
             let Some(last) = read_one(&replay, &topic, p, end - 1).await? else {
                 continue;
             };
             let Some(last_ts) = last.1 else { continue };
-            let start = seek_time(&replay, &topic, p, last_ts.saturating_sub(window_ms)).await?;
+            let from_ts = last_ts.saturating_sub(window_ms);
+            let start = seek_time(&replay, &topic, p, from_ts).await?;
             // Some brokers answer a time lookup with the log start; the cap bounds the work.
             let start = start
                 .unwrap_or(end)
                 .min(end)
                 .max(end.saturating_sub(self.cfg.rebuild_max_records));
-            let from_ts = last_ts.saturating_sub(window_ms);
             tracing::debug!(partition = p, start, end, last_ts, "rebuild range");
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
-            replay.assign(&tpl)?;
-            let mut next = start;
-            while next < end {
-                self.admin.progress();
-                let m = tokio::time::timeout(METADATA_TIMEOUT, replay.recv())
-                    .await
-                    .context("replay read timed out")??;
-                if m.partition() != p || m.offset() < next {
-                    continue;
-                }
-                next = m.offset() + 1;
-                if m.timestamp().to_millis().is_some_and(|t| t < from_ts) {
-                    continue;
-                }
-                // Outputs are discarded: they were produced when the record was first seen.
-                let _ = self.pipeline.process(
-                    m.payload().unwrap_or_default(),
-                    m.timestamp().to_millis(),
-                    p,
-                );
-                total += 1;
+            if start < end {
+                ranges.insert(p, (start, end, from_ts));
             }
+        }
+        // All partitions at once, in arrival order, as live consumption interleaves them.
+        let mut tpl = TopicPartitionList::new();
+        for (p, (start, _, _)) in &ranges {
+            tpl.add_partition_offset(&topic, *p, Offset::Offset(*start))?;
+        }
+        let mut total = 0;
+        if !ranges.is_empty() {
+            replay.assign(&tpl)?;
+        }
+        while !ranges.is_empty() {
+            self.admin.progress();
+            let m = match tokio::time::timeout(METADATA_TIMEOUT, replay.recv())
+                .await
+                .context("replay read timed out")?
+            {
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                r => r?,
+            };
+            let p = m.partition();
+            let Some(&(_, end, from_ts)) = ranges.get(&p) else {
+                continue;
+            };
+            if m.offset() >= end {
+                ranges.remove(&p);
+                continue;
+            }
+            if m.offset() + 1 >= end {
+                ranges.remove(&p);
+            }
+            if m.timestamp().to_millis().is_some_and(|t| t < from_ts) {
+                continue;
+            }
+            // Outputs are discarded: they were produced when the record was first seen.
+            let _ = self.pipeline.process(
+                m.payload().unwrap_or_default(),
+                m.timestamp().to_millis(),
+                p,
+            );
+            total += 1;
         }
         self.metrics.replayed(total);
         self.metrics
@@ -613,9 +685,15 @@ async fn read_one(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Offset(offset))?;
     c.assign(&tpl)?;
-    let m = tokio::time::timeout(METADATA_TIMEOUT, c.recv())
-        .await
-        .context("reading the last committed record timed out")??;
+    let m = loop {
+        match tokio::time::timeout(METADATA_TIMEOUT, c.recv())
+            .await
+            .context("reading the last committed record timed out")?
+        {
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            r => break r?,
+        }
+    };
     if m.partition() != p {
         return Ok(None);
     }

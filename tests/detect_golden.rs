@@ -18,7 +18,8 @@ fn root() -> PathBuf {
 }
 
 fn replay(input: &Path) -> (Vec<String>, Vec<String>, followguard::replay::ReplaySummary) {
-    let model = Model::load(&root().join("models/default.json")).expect("models/default.json loads");
+    let model =
+        Model::load(&root().join("models/default.json")).expect("models/default.json loads");
     let mut p = Pipeline::new(Arc::new(model), PipelineConfig::default());
     let (mut alerts, mut moderation) = (Vec::new(), Vec::new());
     let f = std::fs::File::open(input).expect("golden input");
@@ -45,7 +46,8 @@ fn golden_replay_matches_recorded_alerts() {
     let dir = root().join("tests/golden");
     let (alerts, moderation, s) = replay(&dir.join("small.jsonl"));
     let truth: Truth =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("small.truth.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("small.truth.json")).unwrap())
+            .unwrap();
 
     // Malformed lines are counted by kind, never fatal.
     assert_eq!(s.rejected.get("invalid_json"), Some(&1));
@@ -54,10 +56,19 @@ fn golden_replay_matches_recorded_alerts() {
     assert_eq!(s.events, truth.events);
 
     // The injected campaign is alerted (and only its followee).
-    let parsed: Vec<serde_json::Value> = alerts.iter().map(|a| serde_json::from_str(a).unwrap()).collect();
-    let opens: Vec<&serde_json::Value> = parsed.iter().filter(|a| a["status"] == AlertStatus::Open.as_str()).collect();
+    let parsed: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|a| serde_json::from_str(a).unwrap())
+        .collect();
+    let opens: Vec<&serde_json::Value> = parsed
+        .iter()
+        .filter(|a| a["status"] == AlertStatus::Open.as_str())
+        .collect();
     assert_eq!(opens.len(), 1, "{alerts:#?}");
-    assert_eq!(opens[0]["followee_id"], truth.campaigns[0].followee_id.as_str());
+    assert_eq!(
+        opens[0]["followee_id"],
+        truth.campaigns[0].followee_id.as_str()
+    );
     assert!(!moderation.is_empty());
 
     let got = format!(

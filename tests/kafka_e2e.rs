@@ -73,7 +73,12 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
     let t = Topics::new("e2e");
     env.create_topics(&t);
     let group = unique("g");
-    let mut svc = env.serve(&t, &group, &["--shutdown-grace", "5s"]);
+    let receiver = AlertReceiver::start();
+    let mut svc = env.serve(
+        &t,
+        &group,
+        &["--shutdown-grace", "5s", "--webhook-url", &receiver.url],
+    );
     let saw_not_ready = svc.wait_ready(Duration::from_secs(60));
     assert!(
         saw_not_ready,
@@ -118,6 +123,19 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
     assert!(metric_sum(&m, "followguard_alerts_total") > 0.0);
     assert!(metric(&m, "followguard_tracked_followees").unwrap_or(0.0) > 0.0);
     assert!(metric(&m, "followguard_processing_duration_seconds_count").unwrap_or(0.0) >= n as f64);
+    assert!(metric(&m, "followguard_event_age_seconds_count").unwrap_or(0.0) >= (n - 3) as f64);
+    assert_eq!(
+        metric(&m, "followguard_rebalances_total{kind=\"assign\"}"),
+        Some(1.0)
+    );
+    assert!(
+        m.contains("followguard_consumer_lag_records{partition="),
+        "consumer lag from librdkafka statistics"
+    );
+    assert_eq!(
+        metric_sum(&m, "followguard_producer_delivery_failures_total"),
+        0.0
+    );
 
     // Alerts: documented fields, keyed by followee, only about campaign targets.
     let targets = campaign_targets(&truth);
@@ -255,6 +273,29 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
             .into()
     );
 
+    // Webhook: the same alerts, in Alertmanager's format.
+    let start = Instant::now();
+    while receiver.alerts().len() < alerts.len() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let posted = receiver.alerts();
+    assert_eq!(
+        posted.len(),
+        alerts.len(),
+        "one webhook alert per alert record"
+    );
+    for p in &posted {
+        assert_eq!(p["labels"]["alertname"], "FollowerPurchaseSuspected");
+        assert!(p["labels"]["alert_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("fga-")));
+        assert!(p["startsAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    assert_eq!(
+        metric(&svc.metrics(), "followguard_webhook_sent_total"),
+        Some(posted.len() as f64)
+    );
+
     // SIGTERM: drains, commits every processed offset, exits 0 within the 5 s grace.
     let started = Instant::now();
     svc.sigterm();
@@ -278,7 +319,7 @@ fn organic_traffic_raises_nothing() {
     let input = env.write_lines("organic.jsonl", &lines);
     let t = Topics::new("organic");
     env.create_topics(&t);
-    let mut svc = env.serve(&t, &unique("g"), &[]);
+    let mut svc = env.serve(&t, &unique("g"), &["--log-format", "json"]);
     svc.wait_ready(Duration::from_secs(60));
     env.produce(&input, &t.input);
     let m = svc.wait_events(lines.len() as f64, Duration::from_secs(120));
@@ -306,4 +347,87 @@ fn organic_traffic_raises_nothing() {
     svc.sigterm();
     let status = svc.wait_exit(Duration::from_secs(15)).expect("exits");
     assert!(status.success());
+    // JSON logs: one object per line; lifecycle only, nothing per event.
+    let log = svc.log_text();
+    let log_lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        log_lines.len() < 40,
+        "{} log lines for {} events",
+        log_lines.len(),
+        lines.len()
+    );
+    for l in &log_lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
+    assert!(log.contains("shutdown complete"));
+}
+
+/// The restart path's duplicate-open guard reads exactly the `open` records of the alerts
+/// topic (updates, resolutions and foreign records are ignored).
+#[test]
+fn already_opened_alerts_are_found_on_the_alerts_topic() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use std::sync::Arc;
+    let Some(env) = env() else { return };
+    let t = Topics::new("scan");
+    env.create_topics(&t);
+    let kafka = followguard::config::KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ids = rt.block_on(async {
+        let producer: FutureProducer =
+            followguard::kafka::producer_config(&kafka, Duration::from_secs(10))
+                .create()
+                .expect("producer");
+        for (key, payload) in [
+            (
+                "1",
+                r#"{"alert_id":"fga-a","status":"open","followee_id":"1"}"#,
+            ),
+            (
+                "1",
+                r#"{"alert_id":"fga-a","status":"update","followee_id":"1"}"#,
+            ),
+            (
+                "2",
+                r#"{"alert_id":"fga-b","status":"resolved","followee_id":"2"}"#,
+            ),
+            (
+                "3",
+                r#"{"alert_id":"fga-c","status":"open","followee_id":"3"}"#,
+            ),
+            ("4", "not json"),
+        ] {
+            producer
+                .send(
+                    FutureRecord::to(&t.alerts).key(key).payload(payload),
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("delivered");
+        }
+        let reader: rdkafka::consumer::StreamConsumer =
+            followguard::kafka::replay_config(&kafka, &unique("scan"))
+                .create()
+                .expect("reader");
+        followguard::kafka::scan_opened_alerts(
+            &Arc::new(reader),
+            &t.alerts,
+            0,
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("scan")
+    });
+    assert_eq!(
+        ids.into_iter().collect::<BTreeSet<_>>(),
+        ["fga-a", "fga-c"].map(String::from).into()
+    );
 }

@@ -130,3 +130,145 @@ fn two_instances_split_partitions_and_open_the_same_alerts_as_one() {
             .success());
     }
 }
+
+/// A second member joining while the stream flows: partitions move (revoke on the first,
+/// assign + state rebuild on the second), every event is still processed at least once,
+/// no alert id is opened for two different bursts, and the same accounts are alerted as
+/// by a single undisturbed instance.
+#[test]
+fn member_joining_mid_stream_takes_over_partitions_without_losing_events() {
+    let Some(env) = env() else { return };
+    let (events, _truth) = env.generate(
+        "join",
+        &[
+            "--seed",
+            "9",
+            "--followees",
+            "300",
+            "--days",
+            "3",
+            "--humans",
+            "20000",
+            "--viral",
+            "3",
+            "--campaigns",
+            "5",
+            "--min-campaign",
+            "300",
+            "--max-campaign",
+            "800",
+            "--camouflage",
+            "0",
+        ],
+    );
+    let single_topics = Topics::new("join-single");
+    env.create_topics(&single_topics);
+    let pair_topics = single_topics.with_new_outputs("join-pair");
+    env.create_topics(&pair_topics);
+    let pair_group = unique("gjoin");
+
+    let mut single = env.serve(&single_topics, &unique("gsingle"), &[]);
+    let mut a = env.serve(&pair_topics, &pair_group, &[]);
+    single.wait_ready(Duration::from_secs(60));
+    a.wait_ready(Duration::from_secs(60));
+    let mut producer = std::process::Command::new(&env.bin)
+        .arg("produce")
+        .args([
+            "--brokers",
+            &env.brokers,
+            "--topic",
+            &single_topics.input,
+            "--rate",
+            "3000",
+        ])
+        .arg("--input")
+        .arg(&events)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("produce");
+    let n = std::fs::read(&events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let start = Instant::now();
+    while metric_sum(&a.metrics(), "followguard_events_total") < n as f64 * 0.25 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "first member too slow"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut b = env.serve(&pair_topics, &pair_group, &[]);
+    b.wait_ready(Duration::from_secs(60));
+    assert!(producer.wait().expect("produce").success());
+
+    let input = read_topic(
+        &env.brokers,
+        &single_topics.input,
+        n,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    );
+    let ends = end_offsets(&input);
+    let start = Instant::now();
+    while committed(&env.brokers, &pair_group, &single_topics.input) != ends {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the group did not commit the whole input:\n{}\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    single.wait_events(n as f64, Duration::from_secs(120));
+    let (ma, mb) = (a.metrics(), b.metrics());
+    let processed =
+        metric_sum(&ma, "followguard_events_total") + metric_sum(&mb, "followguard_events_total");
+    assert!(processed >= n as f64, "processed {processed} of {n}");
+    assert!(metric(&ma, "followguard_rebalances_total{kind=\"revoke\"}").unwrap_or(0.0) >= 1.0);
+    assert!(metric(&mb, "followguard_assigned_partitions").unwrap_or(0.0) >= 1.0);
+    assert!(
+        metric(&mb, "followguard_replayed_events_total").unwrap_or(0.0) > 0.0,
+        "the joining member rebuilds state for the partitions it takes over"
+    );
+
+    let one = read_topic(
+        &env.brokers,
+        &single_topics.alerts,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let two = read_topic(
+        &env.brokers,
+        &pair_topics.alerts,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let (one, _) = opened(&one);
+    let (two, dup) = opened(&two);
+    assert!(!one.is_empty());
+    let followees = |m: &std::collections::BTreeMap<String, String>| {
+        m.values().cloned().collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        followees(&one),
+        followees(&two),
+        "a rebalance changed which accounts alert"
+    );
+    eprintln!(
+        "join: {n} events, {processed} processed by the pair, {} opens, {dup} repeated, ids \
+         identical to one instance: {}",
+        two.len(),
+        one.keys().eq(two.keys())
+    );
+    for svc in [&mut single, &mut a, &mut b] {
+        svc.sigterm();
+        assert!(svc
+            .wait_exit(Duration::from_secs(15))
+            .expect("exits")
+            .success());
+    }
+}

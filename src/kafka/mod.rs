@@ -10,13 +10,16 @@ use crate::ConfigError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use std::collections::VecDeque;
+use rdkafka::Offset;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,7 +79,8 @@ pub fn replay_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     c.set("group.id", format!("{group_id}.rebuild"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        // End-of-partition tells the alert scan when it has read everything.
+        .set("enable.partition.eof", "true")
         // The replay reads a bounded backlog as fast as possible; no point waiting for
         // fuller fetches.
         .set("fetch.wait.max.ms", "20");
@@ -301,6 +305,71 @@ pub async fn send(
             Err((e, _)) => return Err(e),
         }
     }
+}
+
+/// Ids of alerts already written with status `open` to `topic` since `since_ms` (record
+/// time). Read once per assignment so that events re-processed after a crash (their
+/// offsets were not yet committed) do not announce the same alert a second time.
+/// Reads until every partition reports end-of-partition or nothing arrives for `idle`.
+pub async fn scan_opened_alerts(
+    c: &Arc<StreamConsumer>,
+    topic: &str,
+    since_ms: i64,
+    idle: Duration,
+) -> anyhow::Result<HashSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        alert_id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        status: std::borrow::Cow<'a, str>,
+    }
+    let (cc, t) = (c.clone(), topic.to_string());
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<TopicPartitionList> {
+        let meta = cc.fetch_metadata(Some(&t), Duration::from_secs(10))?;
+        let mut tpl = TopicPartitionList::new();
+        for mt in meta.topics() {
+            for p in mt.partitions() {
+                tpl.add_partition_offset(mt.name(), p.id(), Offset::Offset(since_ms))?;
+            }
+        }
+        Ok(cc.offsets_for_times(tpl, Duration::from_secs(10))?)
+    })
+    .await??;
+    let mut tpl = TopicPartitionList::new();
+    let mut open_parts = HashSet::new();
+    for e in found.elements() {
+        // No record at or after the time: nothing to read in that partition.
+        if let Offset::Offset(o) = e.offset() {
+            tpl.add_partition_offset(topic, e.partition(), Offset::Offset(o))?;
+            open_parts.insert(e.partition());
+        }
+    }
+    let mut ids = HashSet::new();
+    if open_parts.is_empty() {
+        return Ok(ids);
+    }
+    c.assign(&tpl)?;
+    while !open_parts.is_empty() {
+        match tokio::time::timeout(idle, c.recv()).await {
+            Err(_) => break,
+            Ok(Err(KafkaError::PartitionEOF(p))) => {
+                open_parts.remove(&p);
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(m)) => {
+                if let Some(h) = m
+                    .payload()
+                    .and_then(|b| serde_json::from_slice::<Head<'_>>(b).ok())
+                {
+                    if h.status == "open" {
+                        ids.insert(h.alert_id.into_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Creates `names` with `partitions` partitions each; topics that already exist are fine.

@@ -478,3 +478,89 @@ pub fn end_offsets(records: &[Rec]) -> HashMap<i32, i64> {
     }
     m
 }
+
+/// A minimal HTTP receiver on loopback standing in for Alertmanager's
+/// `POST /api/v2/alerts`: stores each JSON body and answers 200.
+pub struct AlertReceiver {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl AlertReceiver {
+    pub fn start() -> AlertReceiver {
+        use std::io::{BufRead, BufReader, Read};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let url = format!("http://{}/api/v2/alerts", l.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let mut r = BufReader::new(conn);
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_ok() {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        if let Ok(mut b) = store.lock() {
+                            b.push(v);
+                        }
+                    }
+                }
+                let mut conn = r.into_inner();
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        AlertReceiver { url, bodies }
+    }
+
+    /// Every alert posted so far (the bodies are arrays of alerts).
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .map(|b| {
+                b.iter()
+                    .filter_map(|v| v.as_array().cloned())
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Open alerts in an alerts topic as (alert id → followee), and how many ids were opened
+/// more than once (checking that any repeat describes the same burst).
+pub fn opened(records: &[Rec]) -> (BTreeMap<String, String>, usize) {
+    let mut seen: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    let mut duplicates = 0;
+    for r in records {
+        let a = r.json();
+        if a["status"] != "open" {
+            continue;
+        }
+        let id = a["alert_id"].as_str().expect("alert_id").to_string();
+        let burst = (
+            a["followee_id"].as_str().unwrap_or_default().to_string(),
+            a["kind"].as_str().unwrap_or_default().to_string(),
+            a["burst_start"].as_str().unwrap_or_default().to_string(),
+        );
+        if let Some(prev) = seen.insert(id.clone(), burst.clone()) {
+            duplicates += 1;
+            assert_eq!(prev, burst, "alert id {id} opened for two different bursts");
+        }
+    }
+    let ids = seen.into_iter().map(|(id, (f, _, _))| (id, f)).collect();
+    (ids, duplicates)
+}
