@@ -84,6 +84,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub topics: TopicArgs,
 
+    /// Detector thresholds (the same flags as `replay`), e.g. from a Kubernetes ConfigMap.
+    #[command(flatten)]
+    pub detector: crate::replay::DetectorArgs,
+
     /// Consumer group id; instances with the same id split the input partitions.
     #[arg(long, env = "FOLLOWGUARD_GROUP_ID", default_value = "followguard")]
     pub group_id: String,
@@ -246,6 +250,8 @@ pub struct ServeConfig {
     pub rebuild_max_records: i64,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
+    /// Detector thresholds and score-cache size.
+    pub pipeline: crate::pipeline::PipelineConfig,
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `7d` (or a bare number of seconds).
@@ -447,6 +453,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             kafka,
+            pipeline: self.detector.pipeline_config(),
             input_topic: self.topics.input_topic.clone(),
             alerts_topic: self.topics.alerts_topic.clone(),
             moderation_topic: self.topics.moderation_topic.clone(),

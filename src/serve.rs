@@ -183,7 +183,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         give_up.clone(),
     ));
 
-    let pipeline_cfg = PipelineConfig::default();
+    let pipeline_cfg = cfg.pipeline.clone();
     let rebuild_window = cfg
         .rebuild_window
         .unwrap_or_else(|| state_horizon(&pipeline_cfg));
