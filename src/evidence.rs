@@ -90,8 +90,11 @@ pub struct RecordPoint {
 /// Everything the evidence page shows about one alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertEvidence {
-    /// The latest record (open, update or resolved) of the alert.
+    /// The latest record (open, update or resolved) of the alert: status and campaign.
     pub alert: Alert,
+    /// The record with the most suspicious followers: the figures worth showing (a
+    /// `resolved` record describes the quiet window after the burst).
+    pub peak: Alert,
     /// Event time of the first record seen (the open, unless the store started later).
     pub opened_at_ms: i64,
     pub records: Vec<RecordPoint>,
@@ -154,6 +157,7 @@ impl AlertEvidence {
             + self.followers.capacity() * std::mem::size_of::<FollowerPoint>()
             + self.followers.iter().map(point_heap).sum::<usize>()
             + alert_heap(&self.alert)
+            + alert_heap(&self.peak)
     }
 }
 
@@ -245,6 +249,9 @@ impl EvidenceStore {
         };
         if let Some(ev) = self.alerts.get_mut(&a.alert_id) {
             ev.alert = a.clone();
+            if a.suspicious_count >= ev.peak.suspicious_count {
+                ev.peak = a.clone();
+            }
             if ev.records.len() >= MAX_RECORDS {
                 // Keep the open record; drop the oldest update after it.
                 ev.records.remove(1.min(ev.records.len() - 1));
@@ -260,6 +267,7 @@ impl EvidenceStore {
             self.seq += 1;
             let mut ev = AlertEvidence {
                 alert: a.clone(),
+                peak: a.clone(),
                 opened_at_ms: a.event_time_ms,
                 records: vec![rp],
                 followers: Vec::new(),
@@ -491,6 +499,7 @@ mod tests {
         assert_eq!(ids, ["0", "1", "2", "3", "4", "50", "60", "61", "62"]);
         assert_eq!(ev.open_index(), 5);
         assert_eq!(ev.alert.status, AlertStatus::Resolved);
+        assert_eq!(ev.peak.status, AlertStatus::Open, "peak figures kept");
         assert_eq!(ev.records.len(), 2);
         assert_eq!(ev.follows_seen, 9);
         // Descriptions only for flagged followers.

@@ -296,9 +296,9 @@ pub fn render_list(
         store.config().max_alerts,
         store.evicted()
     ));
-    b.push_str(r#"<table id="alerts"><thead><tr><th>opened (UTC)</th><th>status</th><th>severity</th><th>kind</th><th>followee</th><th>new followers</th><th>suspicious</th><th>share</th><th>campaign</th><th></th></tr></thead><tbody>"#);
+    b.push_str(r#"<table id="alerts"><thead><tr><th>opened (UTC)</th><th>status</th><th>severity</th><th>kind</th><th>followee</th><th>new followers (peak)</th><th>suspicious</th><th>share</th><th>campaign</th><th></th></tr></thead><tbody>"#);
     for e in &shown {
-        let a = &e.alert;
+        let (a, pk) = (&e.alert, &e.peak);
         let camp = match &a.campaign_id {
             Some(c) => format!(
                 r#"<a href="{}">{}</a> ({} accounts)"#,
@@ -316,9 +316,9 @@ pub fn render_list(
             st = a.status.as_str(),
             sev = severity_badge(a.severity),
             kind = a.kind.as_str(),
-            nf = a.new_followers,
-            sc = a.suspicious_count,
-            share = pct(a.suspicious_share),
+            nf = pk.new_followers,
+            sc = pk.suspicious_count,
+            share = pct(pk.suspicious_share),
             href = esc(&links.alert(&a.alert_id)),
         ));
     }
@@ -354,7 +354,7 @@ pub fn siblings(store: &EvidenceStore, alert_id: &str) -> Vec<Sibling> {
 
 /// The evidence page of one alert.
 pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String {
-    let a = &e.alert;
+    let (a, pk) = (&e.alert, &e.peak);
     let mut b = String::new();
     b.push_str(&format!(
         r#"<nav><a href="{}">← all alerts</a></nav><h1>Alert <bdi class="id">{}</bdi> {} <span class="st-{st}">{st}</span></h1>"#,
@@ -380,32 +380,38 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
         format!("{} ({})", esc(&a.event_time), a.status.as_str()),
     );
     row(
-        "window",
-        format!("{} → {}", esc(&a.window_start), esc(&a.window_end)),
+        "peak record",
+        format!(
+            "{} ({}), window {} → {}",
+            esc(&pk.event_time),
+            pk.status.as_str(),
+            esc(&pk.window_start),
+            esc(&pk.window_end)
+        ),
     );
-    row("new followers", a.new_followers.to_string());
+    row("new followers", pk.new_followers.to_string());
     row(
         "suspicious",
         format!(
             "{} ({} of new followers; organic traffic would explain {:.1})",
-            a.suspicious_count,
-            pct(a.suspicious_share),
-            a.expected_suspicious
+            pk.suspicious_count,
+            pct(pk.suspicious_share),
+            pk.expected_suspicious
         ),
     );
-    row("mean score of flagged", format!("{:.2}", a.mean_score));
+    row("mean score of flagged", format!("{:.2}", pk.mean_score));
     row(
         "follow rate",
         format!(
             "z = {:.1} against a baseline of {:.1}/h",
-            a.rate_z, a.baseline_rate_per_hour
+            pk.rate_z, pk.baseline_rate_per_hour
         ),
     );
     row(
         "creation concentration",
         format!(
             "{} of recent followers in one account-age bin",
-            pct(a.creation_concentration)
+            pct(pk.creation_concentration)
         ),
     );
     row(
@@ -462,11 +468,11 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
     b.push_str("<h2>New-follower rate against baseline</h2>");
     b.push_str(&rate_svg(e));
 
-    b.push_str("<h2>Account age of recent followers</h2>");
-    b.push_str(&histogram_svg(&a.creation_histogram));
+    b.push_str("<h2>Account age of recent followers (peak record)</h2>");
+    b.push_str(&histogram_svg(&pk.creation_histogram));
 
     b.push_str(r#"<h2>Top reasons</h2><table id="reasons"><thead><tr><th>reason</th><th>flagged followers</th></tr></thead><tbody>"#);
-    for r in &a.top_reasons {
+    for r in &pk.top_reasons {
         b.push_str(&format!(
             r#"<tr><td><code>{}</code></td><td class="n">{}</td></tr>"#,
             esc(r.code),
@@ -721,9 +727,9 @@ fn rate_svg(e: &AlertEvidence) -> String {
     }
     let yb = y(baseline);
     s.push_str(&format!(
-        r##"<line class="baseline" x1="{ML}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#1f5fbf" stroke-width="2" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#1f5fbf">baseline {baseline:.1}/h</text>"##,
+        r##"<line class="baseline" x1="{ML}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#1f5fbf" stroke-width="2" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#1f5fbf">baseline {baseline:.1}/h</text>"##,
         ML + pw,
-        ML + 4.0,
+        ML + pw - 4.0,
         yb - 4.0
     ));
     s.push_str(&format!(
