@@ -316,12 +316,16 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     if let (Some(dir), Some(store)) = (&a.report, &evidence) {
+        let started = Instant::now();
         let r = crate::web::write_report(store, dir)?;
         eprintln!(
-            "report: {} alerts, {} files in {}",
+            "report: {} alerts, {} files in {} ({:.2}s; evidence store ~{:.1} MB, {} alerts evicted)",
             r.alerts,
             r.files,
-            dir.display()
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            store.memory_bytes() as f64 / 1e6,
+            store.evicted()
         );
     }
     if a.json {

@@ -459,7 +459,7 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
         e.followers.len(),
         e.follows_seen,
         if e.stride > 1 {
-            format!(" (an even sample: every {}th follow)", e.stride)
+            format!(" (an even sample: 1 in {} follows)", e.stride)
         } else {
             String::new()
         }
