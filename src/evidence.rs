@@ -4,15 +4,19 @@
 //! no clock, no locking — the driver wraps it in a mutex).
 //!
 //! Memory is bounded by three numbers ([`EvidenceConfig`]):
-//! - a global ring of the last `ring_capacity` follows (any followee), from which an
-//!   alert's pre-open history is gathered when it opens — so organic followers before the
-//!   burst appear on its chart without keeping history per followee;
+//! - two global rings of recent follows (any followee), from which an alert's pre-open
+//!   history is gathered when it opens — so organic followers before the burst appear on
+//!   its chart without keeping history per followee: the last `ring_capacity` flagged
+//!   follows with names, and the last `organic_capacity` organic follows as anonymous
+//!   32-byte points (creation date, time, score), so the organic ring reaches far back;
 //! - at most `max_points` followers per alert: when full, every second point is dropped
 //!   and later follows are sampled at the doubled stride (an even sample of the whole
 //!   alert; each point carries the weight it stands for, so rates stay right);
 //! - at most `max_alerts` alerts: the oldest resolved alert is evicted first, then the
 //!   oldest open one; its followers go with it.
 //!
+//! Organic followers are kept anonymous everywhere (no id, name or description): the
+//! pages never need their identity, and keeping less about innocent accounts is better.
 //! Account-controlled strings are truncated on entry ([`MAX_ID_BYTES`],
 //! [`MAX_SCREEN_NAME_BYTES`], [`MAX_DESCRIPTION_BYTES`]; descriptions are kept only for
 //! flagged followers), so one point costs at most ~[`POINT_MAX_BYTES`].
@@ -42,16 +46,18 @@ pub const MAX_RECORDS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvidenceConfig {
     pub ring_capacity: usize,
+    pub organic_capacity: usize,
     pub max_points: usize,
     pub max_alerts: usize,
 }
 
 impl Default for EvidenceConfig {
-    /// Worst case ≈ (32 768 + 200 × 800) × `POINT_MAX_BYTES` ≈ 80 MB; with real profile
-    /// text (short names, descriptions only on flagged followers) ≈ 30 MB.
+    /// Worst case ≈ (16 384 + 200 × 800) × `POINT_MAX_BYTES` + 262 144 × 32 B ≈ 80 MB;
+    /// with real profile text (short names) well under half of that.
     fn default() -> Self {
         EvidenceConfig {
-            ring_capacity: 32_768,
+            ring_capacity: 16_384,
+            organic_capacity: 262_144,
             max_points: 800,
             max_alerts: 200,
         }
@@ -61,9 +67,9 @@ impl Default for EvidenceConfig {
 /// One follow of an alerted account.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FollowerPoint {
+    /// Id, screen name and description: empty for organic (unflagged) followers.
     pub follower_id: String,
     pub screen_name: String,
-    /// Empty unless the follower was flagged.
     pub description: String,
     /// Account creation, epoch seconds.
     pub created_at_s: i64,
@@ -165,8 +171,10 @@ impl AlertEvidence {
 #[derive(Debug)]
 pub struct EvidenceStore {
     cfg: EvidenceConfig,
-    /// Recent follows of any followee: (followee key, point).
+    /// Recent flagged follows of any followee: (followee key, point).
     ring: VecDeque<(u64, FollowerPoint)>,
+    /// Recent organic follows, anonymous: (followee key, created_at_s, event ms, score).
+    organic: VecDeque<(u64, i64, i64, f32)>,
     alerts: HashMap<String, AlertEvidence>,
     /// Followee key → id of its alert still collecting followers (not resolved).
     collecting: HashMap<u64, String>,
@@ -184,7 +192,8 @@ impl EvidenceStore {
     pub fn new(cfg: EvidenceConfig) -> Self {
         EvidenceStore {
             cfg,
-            ring: VecDeque::with_capacity(cfg.ring_capacity.min(1 << 16)),
+            ring: VecDeque::with_capacity(cfg.ring_capacity.min(1 << 14)),
+            organic: VecDeque::with_capacity(cfg.organic_capacity.min(1 << 16)),
             alerts: HashMap::new(),
             collecting: HashMap::new(),
             seq: 0,
@@ -207,31 +216,39 @@ impl EvidenceStore {
             return;
         }
         let key = key_of(&o.followee_id);
-        let point = FollowerPoint {
-            follower_id: truncate(&o.follower_id, MAX_ID_BYTES),
-            screen_name: truncate(&o.follower_screen_name, MAX_SCREEN_NAME_BYTES),
-            description: if o.suspicious {
-                truncate(&o.follower_description, MAX_DESCRIPTION_BYTES)
-            } else {
-                String::new()
-            },
-            created_at_s: o.follower_created_at_s,
-            event_time_ms: o.event_time_ms,
-            score: o.score.prob,
-            flagged: o.suspicious,
-            reasons: o.score.reasons.map(|r| (r.code(), r.contribution)),
-            weight: 1,
+        let point = if o.suspicious {
+            FollowerPoint {
+                follower_id: truncate(&o.follower_id, MAX_ID_BYTES),
+                screen_name: truncate(&o.follower_screen_name, MAX_SCREEN_NAME_BYTES),
+                description: truncate(&o.follower_description, MAX_DESCRIPTION_BYTES),
+                created_at_s: o.follower_created_at_s,
+                event_time_ms: o.event_time_ms,
+                score: o.score.prob,
+                flagged: true,
+                reasons: o.score.reasons.map(|r| (r.code(), r.contribution)),
+                weight: 1,
+            }
+        } else {
+            organic_point(o.follower_created_at_s, o.event_time_ms, o.score.prob)
         };
         if let Some(id) = self.collecting.get(&key) {
             if let Some(ev) = self.alerts.get_mut(id) {
                 ev.push(point.clone(), self.cfg.max_points);
             }
         }
-        if self.cfg.ring_capacity > 0 {
-            if self.ring.len() >= self.cfg.ring_capacity {
-                self.ring.pop_front();
+        if point.flagged {
+            if self.cfg.ring_capacity > 0 {
+                if self.ring.len() >= self.cfg.ring_capacity {
+                    self.ring.pop_front();
+                }
+                self.ring.push_back((key, point));
             }
-            self.ring.push_back((key, point));
+        } else if self.cfg.organic_capacity > 0 {
+            if self.organic.len() >= self.cfg.organic_capacity {
+                self.organic.pop_front();
+            }
+            self.organic
+                .push_back((key, point.created_at_s, point.event_time_ms, point.score));
         }
     }
 
@@ -276,14 +293,22 @@ impl EvidenceStore {
                 seq: self.seq,
                 skip: 0,
             };
-            let history: Vec<&FollowerPoint> = self
+            // Both rings are in arrival order; merge them by event time.
+            let mut history: Vec<FollowerPoint> = self
                 .ring
                 .iter()
                 .filter(|(k, _)| *k == key)
-                .map(|(_, p)| p)
+                .map(|(_, p)| p.clone())
+                .chain(
+                    self.organic
+                        .iter()
+                        .filter(|e| e.0 == key)
+                        .map(|&(_, c, t, sc)| organic_point(c, t, sc)),
+                )
                 .collect();
+            history.sort_by_key(|p| p.event_time_ms);
             for p in history {
-                ev.push(p.clone(), self.cfg.max_points);
+                ev.push(p, self.cfg.max_points);
             }
             self.alerts.insert(a.alert_id.clone(), ev);
         }
@@ -354,6 +379,7 @@ impl EvidenceStore {
     pub fn memory_bytes(&self) -> usize {
         self.ring.capacity() * std::mem::size_of::<(u64, FollowerPoint)>()
             + self.ring.iter().map(|(_, p)| point_heap(p)).sum::<usize>()
+            + self.organic.capacity() * std::mem::size_of::<(u64, i64, i64, f32)>()
             + self
                 .alerts
                 .iter()
@@ -362,9 +388,24 @@ impl EvidenceStore {
             + self.collecting.len() * (8 + 24 + 36)
     }
 
-    /// Follows currently held in the ring.
-    pub fn ring_len(&self) -> usize {
-        self.ring.len()
+    /// Follows currently held in the rings (flagged, organic).
+    pub fn ring_len(&self) -> (usize, usize) {
+        (self.ring.len(), self.organic.len())
+    }
+}
+
+/// An anonymous organic follow.
+fn organic_point(created_at_s: i64, event_time_ms: i64, score: f32) -> FollowerPoint {
+    FollowerPoint {
+        follower_id: String::new(),
+        screen_name: String::new(),
+        description: String::new(),
+        created_at_s,
+        event_time_ms,
+        score,
+        flagged: false,
+        reasons: [("", 0.0); 3],
+        weight: 1,
     }
 }
 
@@ -468,11 +509,12 @@ mod tests {
     fn open_gathers_pre_open_history_then_collects_until_resolved() {
         let mut s = EvidenceStore::new(EvidenceConfig {
             ring_capacity: 100,
+            organic_capacity: 100,
             max_points: 1000,
             max_alerts: 10,
         });
         for i in 0..5 {
-            s.observe(&outcome("A", i, i as i64 * 1000, false));
+            s.observe(&outcome("A", i, i as i64 * 1000, i == 2));
             s.observe(&outcome("B", 100 + i, i as i64 * 1000, false));
         }
         let mut o = outcome("A", 50, 10_000, true);
@@ -483,8 +525,9 @@ mod tests {
             s.observe(&outcome("A", 60 + i, 11_000 + i as i64, true));
         }
         let mut r = outcome("B", 200, 20_000, false);
-        r.alerts
-            .push(alert("A", "fga-1", AlertStatus::Resolved, 20_000));
+        let mut res = alert("A", "fga-1", AlertStatus::Resolved, 20_000);
+        res.suspicious_count = 0;
+        r.alerts.push(res);
         s.observe(&r);
         s.observe(&outcome("A", 70, 21_000, true));
 
@@ -494,23 +537,33 @@ mod tests {
             .iter()
             .map(|p| p.follower_id.as_str())
             .collect();
-        // 5 organic before the open (B's follows excluded), the opening follow, 3 after;
-        // nothing after the resolution.
-        assert_eq!(ids, ["0", "1", "2", "3", "4", "50", "60", "61", "62"]);
+        // 5 before the open in time order (one flagged, from the other ring; B's follows
+        // excluded; organic ones anonymous), the opening follow, 3 after; nothing after
+        // the resolution.
+        assert_eq!(ids, ["", "", "2", "", "", "50", "60", "61", "62"]);
+        let times: Vec<i64> = ev.followers.iter().map(|p| p.event_time_ms).collect();
+        assert_eq!(
+            times,
+            [0, 1000, 2000, 3000, 4000, 10_000, 11_000, 11_001, 11_002]
+        );
+        assert_eq!(ev.followers[0].created_at_s, 1_600_000_000);
         assert_eq!(ev.open_index(), 5);
         assert_eq!(ev.alert.status, AlertStatus::Resolved);
         assert_eq!(ev.peak.status, AlertStatus::Open, "peak figures kept");
         assert_eq!(ev.records.len(), 2);
         assert_eq!(ev.follows_seen, 9);
-        // Descriptions only for flagged followers.
+        // Names and descriptions only for flagged followers.
         assert!(ev.followers[0].description.is_empty());
+        assert!(ev.followers[0].screen_name.is_empty());
         assert_eq!(ev.followers[5].description, "bio");
+        assert_eq!(ev.followers[5].screen_name, "user50");
     }
 
     #[test]
     fn per_alert_sample_is_bounded_and_weights_sum_to_follows() {
         let mut s = EvidenceStore::new(EvidenceConfig {
             ring_capacity: 10,
+            organic_capacity: 10,
             max_points: 64,
             max_alerts: 4,
         });
@@ -530,13 +583,14 @@ mod tests {
         // The sample spans the whole alert, start to end.
         assert_eq!(ev.followers[0].event_time_ms, 0);
         assert!(ev.followers.last().map_or(0, |p| p.event_time_ms) > 9_000);
-        assert!(s.ring_len() <= 10);
+        assert!(s.ring_len().0 <= 10 && s.ring_len().1 <= 10);
     }
 
     #[test]
     fn alert_count_is_bounded_resolved_evicted_first() {
         let mut s = EvidenceStore::new(EvidenceConfig {
             ring_capacity: 10,
+            organic_capacity: 10,
             max_points: 10,
             max_alerts: 3,
         });
@@ -604,6 +658,7 @@ mod tests {
     fn memory_stays_under_the_documented_bound() {
         let cfg = EvidenceConfig {
             ring_capacity: 500,
+            organic_capacity: 500,
             max_points: 50,
             max_alerts: 5,
         };
@@ -620,6 +675,7 @@ mod tests {
         }
         assert_eq!(s.len(), 5);
         let bound = (cfg.ring_capacity + cfg.max_alerts * (cfg.max_points + 1)) * POINT_MAX_BYTES
+            + cfg.organic_capacity * 32
             + cfg.max_alerts * 4096;
         assert!(s.memory_bytes() <= bound, "{} > {bound}", s.memory_bytes());
     }

@@ -614,7 +614,11 @@ fn factory_svg(e: &AlertEvidence) -> String {
                 r#"<circle class="{class}" cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" fill-opacity="0.75"><title>{} · created {} · score {:.2}</title></circle>"#,
                 x(i),
                 y(p.created_at_s),
-                esc(&p.screen_name),
+                if p.flagged {
+                    esc(&p.screen_name)
+                } else {
+                    "organic follower".to_string()
+                },
                 date(p.created_at_s),
                 p.score
             ));
