@@ -655,6 +655,34 @@ mod tests {
     }
 
     #[test]
+    fn extreme_times_and_dates_render_without_panic() {
+        let mut s = EvidenceStore::default();
+        let mut o = outcome("A", 1, i64::MIN, true);
+        o.alerts.push(alert("A", "a1", AlertStatus::Open, i64::MIN));
+        s.observe(&o);
+        for (i, (t, c)) in [
+            (i64::MAX, i64::MIN),
+            (0, i64::MAX),
+            (i64::MIN, 0),
+            (-1, -1),
+            (i64::MAX, i64::MAX),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut o = outcome("A", 10 + i as u64, t, i % 2 == 0);
+            o.follower_created_at_s = c;
+            s.observe(&o);
+        }
+        let e = s.get("a1").expect("alert");
+        assert_eq!(e.followers.len(), 6);
+        let html = crate::web::render_alert(e, &[], crate::web::Links::Server);
+        assert!(html.contains(r#"<svg id="factory""#) && html.contains(r#"<svg id="rate""#));
+        let list = crate::web::render_list(&s, None, None, crate::web::Links::Report);
+        assert!(list.contains("a1"));
+    }
+
+    #[test]
     fn memory_stays_under_the_documented_bound() {
         let cfg = EvidenceConfig {
             ring_capacity: 500,

@@ -550,11 +550,12 @@ fn factory_svg(e: &AlertEvidence) -> String {
     if n == 0 {
         (lo, hi) = (0, 1);
     }
+    // f64 and saturating arithmetic: creation dates come from input and may be extreme.
     let span = (hi.saturating_sub(lo)).max(2 * 86_400);
     let pad = span / 25;
     let (lo, hi) = (lo.saturating_sub(pad), hi.saturating_add(pad));
-    let yr = (hi - lo).max(1) as f64;
-    let y = |c: i64| MT + ph * (1.0 - (c.saturating_sub(lo)) as f64 / yr);
+    let yr = (hi as f64 - lo as f64).max(1.0);
+    let y = |c: i64| MT + ph * (1.0 - (c as f64 - lo as f64) / yr);
     let x = |i: usize| ML + pw * (i as f64 + 0.5) / (n.max(1) as f64);
     let mut s = format!(
         r#"<svg id="factory" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" data-points="{n}" data-flagged="{}" data-y-span-days="{:.0}" role="img" aria-label="follower factory chart">"#,
@@ -563,7 +564,7 @@ fn factory_svg(e: &AlertEvidence) -> String {
     );
     // Y ticks: creation dates.
     for k in 0..=5 {
-        let c = lo + ((hi - lo) as f64 * f64::from(k) / 5.0) as i64;
+        let c = (lo as f64 + yr * f64::from(k) / 5.0) as i64;
         let yy = y(c);
         s.push_str(&format!(
             r##"<line x1="{ML}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e3e6ec"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#5b6575">{}</text>"##,
@@ -584,7 +585,7 @@ fn factory_svg(e: &AlertEvidence) -> String {
             (y1 - y0).max(1.0),
             date(b0),
             date(b1),
-            (b1 - b0) as f64 / 86_400.0,
+            (b1 as f64 - b0 as f64) / 86_400.0,
             ML + pw - 6.0,
             (y0 - 5.0).max(MT + 12.0),
             flagged_created.len(),
@@ -659,20 +660,20 @@ fn rate_svg(e: &AlertEvidence) -> String {
         86_400_000,
         604_800_000,
     ];
-    let span = (t1 - t0).max(1);
+    let span = t1.saturating_sub(t0).max(1);
     let bucket = BUCKETS_MS
         .iter()
         .copied()
         .find(|b| span / b < 60)
         .unwrap_or(604_800_000);
-    let start = t0 - t0.rem_euclid(bucket);
-    let nb = usize::try_from((t1 - start) / bucket + 1)
+    let start = t0.saturating_sub(t0.rem_euclid(bucket));
+    let nb = usize::try_from(t1.saturating_sub(start) / bucket + 1)
         .unwrap_or(1)
         .clamp(1, 200);
     let mut total = vec![0f64; nb];
     let mut flagged = vec![0f64; nb];
     for p in pts {
-        let i = usize::try_from((p.event_time_ms - start) / bucket)
+        let i = usize::try_from(p.event_time_ms.saturating_sub(start) / bucket)
             .unwrap_or(0)
             .min(nb - 1);
         total[i] += f64::from(p.weight);
@@ -717,7 +718,7 @@ fn rate_svg(e: &AlertEvidence) -> String {
                 y(tv),
                 (bw - 1.0).max(0.5),
                 MT + ph - y(tv),
-                datetime(start + bucket * i as i64)
+                datetime(start.saturating_add(bucket.saturating_mul(i as i64)))
             ));
         }
         if fv > 0.0 {
@@ -742,7 +743,7 @@ fn rate_svg(e: &AlertEvidence) -> String {
         datetime(start),
         ML + pw,
         h - 10.0,
-        datetime(start + bucket * nb as i64),
+        datetime(start.saturating_add(bucket.saturating_mul(nb as i64))),
         bucket / 60_000
     ));
     s
