@@ -12,7 +12,7 @@
 //! [`esc`] (HTML escaping plus visible bidi/control characters) inside a `<bdi>`; pages
 //! are served with a CSP that forbids scripts, as a second line of defence.
 
-use crate::alert::{Severity, AGE_BINS};
+use crate::alert::{AlertStatus, Severity, AGE_BINS};
 use crate::event::format_rfc3339_ms;
 use crate::evidence::{AlertEvidence, EvidenceStore, FollowerPoint};
 use anyhow::Context as _;
@@ -215,7 +215,7 @@ table{{border-collapse:collapse;margin:6px 0}} td,th{{padding:3px 9px;border-bot
 th{{background:#f4f6f9;font-weight:600}} td.n{{text-align:right;font-variant-numeric:tabular-nums}}
 .sev{{padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}}
 .sev-low{{background:#6b7a90}} .sev-medium{{background:#c98a00}} .sev-high{{background:#d9480f}} .sev-critical{{background:#a51111}}
-.st-resolved{{color:#5b6575}} .st-open,.st-update{{color:#b42318;font-weight:600}}
+.st-resolved{{color:#5b6575}} .st-open{{color:#b42318;font-weight:600}}
 dl{{display:grid;grid-template-columns:max-content auto;gap:2px 14px}} dt{{color:#5b6575}} dd{{margin:0}}
 .note{{color:#5b6575;font-size:12px}} svg{{background:#fbfcfd;border:1px solid #e3e6ec}}
 nav a{{margin-right:12px}} form{{margin:8px 0}} code,bdi.id{{font-family:ui-monospace,monospace;font-size:12px}}
@@ -225,6 +225,15 @@ nav a{{margin-right:12px}} form{{margin:8px 0}} code,bdi.id{{font-family:ui-mono
 "#,
         title = esc(title)
     )
+}
+
+/// What a moderator needs from the lifecycle: still going, or over. (`update` records
+/// are open alerts with new figures.)
+fn state(s: AlertStatus) -> &'static str {
+    match s {
+        AlertStatus::Open | AlertStatus::Update => "open",
+        AlertStatus::Resolved => "resolved",
+    }
 }
 
 fn severity_badge(s: Severity) -> String {
@@ -313,7 +322,7 @@ pub fn render_list(
             id = esc(&a.alert_id),
             fol = esc(&a.followee_id),
             opened = datetime(e.opened_at_ms),
-            st = a.status.as_str(),
+            st = state(a.status),
             sev = severity_badge(a.severity),
             kind = a.kind.as_str(),
             nf = pk.new_followers,
@@ -347,7 +356,7 @@ pub fn siblings(store: &EvidenceStore, alert_id: &str) -> Vec<Sibling> {
             alert_id: e.alert.alert_id.clone(),
             followee_id: e.alert.followee_id.clone(),
             severity: e.alert.severity,
-            status: e.alert.status.as_str(),
+            status: state(e.alert.status),
         })
         .collect()
 }
@@ -361,7 +370,7 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
         links.list(),
         esc(&a.alert_id),
         severity_badge(a.severity),
-        st = a.status.as_str()
+        st = state(a.status)
     ));
     b.push_str("<dl>");
     let mut row = |k: &str, v: String| b.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
@@ -467,6 +476,19 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
 
     b.push_str("<h2>New-follower rate against baseline</h2>");
     b.push_str(&rate_svg(e));
+    b.push_str(r#"<table id="records"><thead><tr><th>record (UTC)</th><th>status</th><th>new followers</th><th>suspicious</th><th>baseline /h</th><th>rate z</th></tr></thead><tbody>"#);
+    for r in &e.records {
+        b.push_str(&format!(
+            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{:.1}</td><td class="n">{:.1}</td></tr>"#,
+            datetime(r.event_time_ms),
+            r.status.as_str(),
+            r.new_followers,
+            r.suspicious_count,
+            r.baseline_rate_per_hour,
+            r.rate_z
+        ));
+    }
+    b.push_str("</tbody></table>");
 
     b.push_str("<h2>Account age of recent followers (peak record)</h2>");
     b.push_str(&histogram_svg(&pk.creation_histogram));
