@@ -103,6 +103,8 @@ pub struct AlertEvidence {
     pub peak: Alert,
     /// Event time of the first record seen (the open, unless the store started later).
     pub opened_at_ms: i64,
+    /// Source partition of the followee (its state moves with the partition).
+    pub partition: i32,
     pub records: Vec<RecordPoint>,
     /// Followers in follow order: pre-open history from the ring, then follows since.
     pub followers: Vec<FollowerPoint>,
@@ -209,8 +211,13 @@ impl EvidenceStore {
     /// followee's history from the ring, which does not yet hold this event), then the
     /// follow itself (into the ring and into its followee's collecting alert).
     pub fn observe(&mut self, o: &Outcome) {
+        self.observe_partition(o, 0);
+    }
+
+    /// [`observe`](Self::observe) for an outcome read from source partition `partition`.
+    pub fn observe_partition(&mut self, o: &Outcome, partition: i32) {
         for a in &o.alerts {
-            self.record(a);
+            self.record_in(a, partition);
         }
         if o.kind != EventType::Follow {
             return;
@@ -255,6 +262,10 @@ impl EvidenceStore {
     /// Applies one alert record: creates the alert's evidence on first sight, replaces
     /// its latest record, and stops collecting once it resolves.
     pub fn record(&mut self, a: &Alert) {
+        self.record_in(a, 0);
+    }
+
+    fn record_in(&mut self, a: &Alert, partition: i32) {
         let key = key_of(&a.followee_id);
         let rp = RecordPoint {
             status: a.status,
@@ -286,6 +297,7 @@ impl EvidenceStore {
                 alert: a.clone(),
                 peak: a.clone(),
                 opened_at_ms: a.event_time_ms,
+                partition,
                 records: vec![rp],
                 followers: Vec::new(),
                 stride: 1,
@@ -319,6 +331,16 @@ impl EvidenceStore {
         } else {
             self.collecting.insert(key, a.alert_id.clone());
         }
+    }
+
+    /// Forgets the alerts of a revoked partition: their followees' next owner shows them
+    /// (this instance would otherwise show them open forever). Returns how many went.
+    pub fn drop_partition(&mut self, partition: i32) -> usize {
+        let before = self.alerts.len();
+        self.alerts.retain(|_, e| e.partition != partition);
+        let alerts = &self.alerts;
+        self.collecting.retain(|_, id| alerts.contains_key(id));
+        before - self.alerts.len()
     }
 
     fn evict_one(&mut self) {
@@ -612,6 +634,25 @@ mod tests {
             .map(|e| e.alert.alert_id.as_str())
             .collect();
         assert_eq!(newest, ["e1", "d1", "c1"]);
+    }
+
+    #[test]
+    fn revoked_partition_alerts_are_dropped() {
+        let mut s = EvidenceStore::default();
+        let mut o = outcome("A", 1, 1, true);
+        o.alerts.push(alert("A", "a1", AlertStatus::Open, 1));
+        s.observe_partition(&o, 3);
+        let mut o = outcome("B", 2, 2, true);
+        o.alerts.push(alert("B", "b1", AlertStatus::Open, 2));
+        s.observe_partition(&o, 1);
+        assert_eq!(s.drop_partition(3), 1);
+        assert!(s.get("a1").is_none());
+        assert_eq!(s.get("b1").map(|e| e.partition), Some(1));
+        // A's later follows no longer collect anywhere; B's still do.
+        s.observe_partition(&outcome("A", 3, 3, true), 3);
+        s.observe_partition(&outcome("B", 4, 4, true), 1);
+        assert_eq!(s.get("b1").map(|e| e.followers.len()), Some(2));
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

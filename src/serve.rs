@@ -432,7 +432,7 @@ impl Service<'_> {
         match result {
             Ok(outcome) => {
                 self.outcome_records(&outcome, &mut records);
-                self.note_evidence(&outcome);
+                self.note_evidence(&outcome, partition);
             }
             Err(e) => {
                 let kind = e.kind();
@@ -468,13 +468,15 @@ impl Service<'_> {
     }
 
     /// Feeds the web view's evidence store (a short, uncontended lock per event).
-    fn note_evidence(&self, o: &Outcome) {
-        let mut store = self
-            .admin
+    fn note_evidence(&self, o: &Outcome, partition: i32) {
+        self.evidence().observe_partition(o, partition);
+    }
+
+    fn evidence(&self) -> std::sync::MutexGuard<'_, crate::evidence::EvidenceStore> {
+        self.admin
             .evidence
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        store.observe(o);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn outcome_records(&self, o: &Outcome, out: &mut Vec<OutRecord>) {
@@ -553,6 +555,7 @@ impl Service<'_> {
                 Some(RebalanceEvent::Revoked(parts)) => {
                     for p in parts {
                         self.pipeline.drop_partition(p);
+                        self.evidence().drop_partition(p);
                     }
                     self.metrics
                         .set_tracked_followees(self.pipeline.tracked_followees());
@@ -680,7 +683,7 @@ impl Service<'_> {
                 m.timestamp().to_millis(),
                 p,
             ) {
-                self.note_evidence(&o);
+                self.note_evidence(&o, p);
             }
             total += 1;
         }
