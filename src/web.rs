@@ -603,7 +603,7 @@ fn factory_svg(e: &AlertEvidence) -> String {
         );
         let (y0, y1) = (y(b1), y(b0));
         s.push_str(&format!(
-            r##"<rect class="batch-band" x="{ML}" y="{y0:.1}" width="{pw:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.10" data-from="{}" data-to="{}" data-span-days="{:.0}"/><text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" fill="#a51111">bought batch: {} flagged accounts created {} … {}</text>"##,
+            r##"<rect class="batch-band" x="{ML}" y="{y0:.1}" width="{pw:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.10" data-from="{}" data-to="{}" data-span-days="{:.0}"/><text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" fill="#a51111" stroke="#fff" stroke-width="3" paint-order="stroke">bought batch: {} flagged accounts created {} … {}</text>"##,
             (y1 - y0).max(1.0),
             date(b0),
             date(b1),
@@ -754,7 +754,7 @@ fn rate_svg(e: &AlertEvidence) -> String {
     }
     let yb = y(baseline);
     s.push_str(&format!(
-        r##"<line class="baseline" x1="{ML}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#1f5fbf" stroke-width="2" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#1f5fbf">baseline {baseline:.1}/h</text>"##,
+        r##"<line class="baseline" x1="{ML}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#1f5fbf" stroke-width="2" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#1f5fbf" stroke="#fff" stroke-width="3" paint-order="stroke">baseline {baseline:.1}/h</text>"##,
         ML + pw,
         ML + pw - 4.0,
         yb - 4.0
