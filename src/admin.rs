@@ -1,6 +1,6 @@
 //! Admin HTTP: the axum [`router`] for `/metrics` (Prometheus text), `/healthz` (the consume
 //! loop made progress recently), `/readyz` (model loaded and partitions assigned) and
-//! `/info` (build and model identity). The router is a plain value, testable without a
+//! `/info` (build and model identity), plus the alert evidence pages of `web`. The router is a plain value, testable without a
 //! socket; [`serve_admin`] binds it.
 
 use crate::metrics::Metrics;
@@ -35,6 +35,8 @@ pub struct AdminState {
     draining: AtomicBool,
     last_progress: Mutex<Instant>,
     stale_after: Duration,
+    /// Alert evidence for the web view (`web`): the consume loop writes, pages read.
+    pub evidence: crate::web::SharedEvidence,
 }
 
 impl AdminState {
@@ -47,6 +49,7 @@ impl AdminState {
             draining: AtomicBool::new(false),
             last_progress: Mutex::new(Instant::now()),
             stale_after,
+            evidence: Arc::default(),
         })
     }
 
@@ -99,12 +102,14 @@ impl AdminState {
 
 /// The admin routes, bound to `state`.
 pub fn router(state: Arc<AdminState>) -> Router {
+    let web = crate::web::router(state.evidence.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
         .with_state(state)
+        .merge(web)
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dataset;
 pub mod detector;
 pub mod event;
+pub mod evidence;
 pub mod features;
 pub mod generate;
 pub mod kafka;
@@ -19,6 +20,7 @@ pub mod modelcli;
 pub mod pipeline;
 pub mod replay;
 pub mod serve;
+pub mod web;
 pub mod webhook;
 pub mod window;
 

@@ -40,6 +40,11 @@ pub struct Outcome {
     pub kind: EventType,
     pub followee_id: String,
     pub follower_id: String,
+    /// Follower account creation time (epoch seconds), screen name and description, for
+    /// the alert evidence pages (`evidence`); account-controlled text, escape on output.
+    pub follower_created_at_s: i64,
+    pub follower_screen_name: String,
+    pub follower_description: String,
     pub score: Score,
     /// `score.prob >= model.threshold()`.
     pub suspicious: bool,
@@ -111,6 +116,9 @@ impl Pipeline {
             kind: ev.kind,
             followee_id: ev.followee_id.into_owned(),
             follower_id: ev.follower.id.into_owned(),
+            follower_created_at_s: ev.follower.created_at_s,
+            follower_screen_name: ev.follower.screen_name.into_owned(),
+            follower_description: ev.follower.description.into_owned(),
             score,
             suspicious,
             cache_hit,

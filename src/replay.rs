@@ -259,6 +259,10 @@ pub struct ReplayArgs {
     /// Print the summary as JSON on stderr instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the alert evidence pages (the admin web view, as static HTML + JSON)
+    /// into this folder, to review a backtest offline. Bounded like the service's store.
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_REPORT")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub detector: DetectorArgs,
 }
@@ -269,6 +273,10 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(model, a.detector.pipeline_config());
     let mut alerts = Sink::open(Some(&a.alerts))?;
     let mut moderation = Sink::open(a.moderation.as_deref())?;
+    let mut evidence = a
+        .report
+        .as_ref()
+        .map(|_| crate::evidence::EvidenceStore::default());
     let input: Box<dyn BufRead> = if a.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -288,6 +296,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             for r in &o.moderation {
                 moderation.write(r)?;
             }
+            if let Some(e) = evidence.as_mut() {
+                e.observe(o);
+            }
             Ok(())
         },
         |s| {
@@ -303,6 +314,19 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     moderation.flush()?;
     if s.lines >= 100_000 {
         eprintln!();
+    }
+    if let (Some(dir), Some(store)) = (&a.report, &evidence) {
+        let started = Instant::now();
+        let r = crate::web::write_report(store, dir)?;
+        eprintln!(
+            "report: {} alerts, {} files in {} ({:.2}s; evidence store ~{:.1} MB, {} alerts evicted)",
+            r.alerts,
+            r.files,
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            store.memory_bytes() as f64 / 1e6,
+            store.evicted()
+        );
     }
     if a.json {
         eprintln!("{}", serde_json::to_string(&s)?);

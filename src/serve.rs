@@ -430,7 +430,10 @@ impl Service<'_> {
             .processing_seconds(started.elapsed().as_secs_f64());
         let mut records = Vec::new();
         match result {
-            Ok(outcome) => self.outcome_records(&outcome, &mut records),
+            Ok(outcome) => {
+                self.outcome_records(&outcome, &mut records);
+                self.note_evidence(&outcome, partition);
+            }
             Err(e) => {
                 let kind = e.kind();
                 self.metrics.event_rejected(kind);
@@ -462,6 +465,18 @@ impl Service<'_> {
             offset,
             deliveries,
         }
+    }
+
+    /// Feeds the web view's evidence store (a short, uncontended lock per event).
+    fn note_evidence(&self, o: &Outcome, partition: i32) {
+        self.evidence().observe_partition(o, partition);
+    }
+
+    fn evidence(&self) -> std::sync::MutexGuard<'_, crate::evidence::EvidenceStore> {
+        self.admin
+            .evidence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn outcome_records(&self, o: &Outcome, out: &mut Vec<OutRecord>) {
@@ -540,6 +555,7 @@ impl Service<'_> {
                 Some(RebalanceEvent::Revoked(parts)) => {
                     for p in parts {
                         self.pipeline.drop_partition(p);
+                        self.evidence().drop_partition(p);
                     }
                     self.metrics
                         .set_tracked_followees(self.pipeline.tracked_followees());
@@ -661,11 +677,14 @@ impl Service<'_> {
                 continue;
             }
             // Outputs are discarded: they were produced when the record was first seen.
-            let _ = self.pipeline.process(
+            // The evidence store still takes them, so the web view survives a restart.
+            if let Ok(o) = self.pipeline.process(
                 m.payload().unwrap_or_default(),
                 m.timestamp().to_millis(),
                 p,
-            );
+            ) {
+                self.note_evidence(&o, p);
+            }
             total += 1;
         }
         self.metrics.replayed(total);
