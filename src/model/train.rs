@@ -319,7 +319,13 @@ fn fit_tree(
         }
     }
     let targets: Array1<usize> = in_bag.iter().map(|&i| usize::from(y[i])).collect();
-    let weights: Array1<f32> = in_bag.iter().map(|&i| mult[i] as f32).collect();
+    // Bots weigh a hair more than humans so no node ever has exactly equal class weights:
+    // linfa picks a tied leaf's majority class in HashMap order, and its pruning merges
+    // sibling leaves by that class, so ties would make training non-reproducible.
+    let weights: Array1<f32> = in_bag
+        .iter()
+        .map(|&i| mult[i] as f32 * if y[i] { 1.0 + 1e-3 } else { 1.0 })
+        .collect();
     let dataset = Dataset::new(records, targets).with_weights(weights);
     let fitted: DecisionTree<f64, usize> = DecisionTree::params()
         .split_quality(SplitQuality::Gini)
