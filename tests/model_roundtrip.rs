@@ -283,8 +283,11 @@ fn score_cache_hits_misses_and_stays_bounded() {
             small.get_or_score(&m, &r.profile, r.now_ms);
         }
     }
-    assert_eq!(small.len(), 100);
-    assert!(small.hits() >= 190, "hits {}", small.hits());
+    // 2-way sets: a set that draws three of the 100 ids (keys are randomly seeded)
+    // thrashes one of them, so allow a few misses beyond the 100 cold ones.
+    assert!(small.len() >= 95 && small.len() <= 100, "len {}", small.len());
+    assert!(small.hits() >= 170, "hits {}", small.hits());
+    assert_eq!(small.hits() + small.misses(), 300);
 }
 
 #[test]
