@@ -58,13 +58,13 @@ impl ColumnArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ForestArgs {
     /// Number of trees: more is smoother but slower to score (each tree is one walk).
-    #[arg(long, env = "FOLLOWGUARD_TREES", default_value_t = 100)]
+    #[arg(long, env = "FOLLOWGUARD_TREES", default_value_t = 40)]
     pub trees: usize,
     /// Maximum tree depth: lower generalises better to new populations.
-    #[arg(long, env = "FOLLOWGUARD_MAX_DEPTH", default_value_t = 10)]
+    #[arg(long, env = "FOLLOWGUARD_MAX_DEPTH", default_value_t = 6)]
     pub max_depth: usize,
     /// Minimum bootstrap weight per leaf: the main regulariser.
-    #[arg(long, env = "FOLLOWGUARD_MIN_LEAF", default_value_t = 3.0)]
+    #[arg(long, env = "FOLLOWGUARD_MIN_LEAF", default_value_t = 5.0)]
     pub min_leaf: f32,
     /// Fraction of features each tree may use.
     #[arg(long, env = "FOLLOWGUARD_FEATURE_FRAC", default_value_t = 0.6)]

@@ -54,9 +54,9 @@ pub struct TrainParams {
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            n_trees: 100,
-            max_depth: 10,
-            min_leaf: 3.0,
+            n_trees: 40,
+            max_depth: 6,
+            min_leaf: 5.0,
             feature_frac: 0.6,
             target_fpr: 0.03,
             min_threshold: 0.1,
@@ -429,9 +429,10 @@ fn leaf_value(tree: &Tree, x: &[f32; N_FEATURES]) -> f32 {
 }
 
 /// Isotonic regression (pool adjacent violators) of labels on raw votes, as a
-/// piecewise-linear map through the block centres. Blocks get a light add-half prior so
-/// the ends are not exactly 0 or 1 (a leaf that saw 300 humans does not prove the
-/// 301st is human).
+/// piecewise-linear map through the block centres. The ends are clamped to
+/// [`CAL_FLOOR`, 1 − `CAL_FLOOR`]: a block that saw 1000 humans does not prove the
+/// 1001st is human. (Smoothing each block towards ½ instead would lift small blocks
+/// above large pure ones and break monotonicity.)
 pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
     let mut idx: Vec<usize> = (0..raw.len()).collect();
     idx.sort_by(|&a, &b| raw[a].total_cmp(&raw[b]));
@@ -456,7 +457,7 @@ pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
     let mut y = Vec::with_capacity(blocks.len() + 2);
     for (sx, sy, n) in &blocks {
         let cx = (sx / n) as f32;
-        let cy = ((sy + 0.5) / (n + 1.0)) as f32;
+        let cy = ((sy / n) as f32).clamp(CAL_FLOOR, 1.0 - CAL_FLOOR);
         // Knots strictly increasing in x, non-decreasing in y.
         if let Some(&px) = x.last() {
             if cx <= px {
@@ -473,6 +474,9 @@ pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
         y,
     }
 }
+
+/// Smallest calibrated probability (and 1 − largest).
+pub const CAL_FLOOR: f32 = 0.001;
 
 /// Lowest threshold (≥ `min_threshold`) whose false-positive rate on the humans is at
 /// most `target_fpr`; ties in probability are resolved conservatively.
@@ -536,8 +540,14 @@ mod tests {
         assert!(c.x.windows(2).all(|w| w[0] < w[1]));
         assert!(c.y.windows(2).all(|w| w[0] <= w[1]));
         assert!(c.y.iter().all(|&v| v > 0.0 && v < 1.0));
-        // Two lowest votes are humans: pooled block (2 rows, 0 bots) → (0 + .5) / 3.
-        assert!((c.y[0] - 0.5 / 3.0).abs() < 1e-6, "{:?}", c);
+        // Two lowest votes are humans: pooled block (2 rows, 0 bots) → 0, clamped.
+        assert_eq!(c.y[0], CAL_FLOOR, "{c:?}");
+        // Then (true, false, false) pools to 1/3 at mean vote 0.3.
+        assert!(
+            (c.x[1] - 0.3).abs() < 1e-6 && (c.y[1] - 1.0 / 3.0).abs() < 1e-6,
+            "{c:?}"
+        );
+        assert_eq!(*c.y.last().unwrap(), 1.0 - CAL_FLOOR);
     }
 
     #[test]
