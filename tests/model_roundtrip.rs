@@ -193,7 +193,8 @@ fn mismatched_feature_list_is_rejected_with_a_clear_error() {
 #[test]
 fn corrupt_or_foreign_files_are_rejected() {
     let m = small_model();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "model_format",
             Box::new(|v| v["format_version"] = 99.into()),
