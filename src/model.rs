@@ -22,8 +22,17 @@ pub const DEFAULT_MODEL_PATH: &str = "models/default.json";
 pub const FORMAT: &str = "followguard-model";
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Marks a leaf in the flattened node array.
-const LEAF: u32 = u32::MAX;
+/// Deepest tree accepted at load (the walk takes this many steps at most per tree).
+pub const MAX_TREE_DEPTH: usize = 32;
+
+/// A leaf in the flattened array: `x[0] > +inf` never holds, so the walk stays on it
+/// (its `left` is set to its own index) and adds `value - value = 0` to feature 0.
+const ABSORBING: Node = Node {
+    feature: 0,
+    threshold: f32::INFINITY,
+    left: 0,
+    value: 0.0,
+};
 
 /// Why a model file could not be loaded or saved. Every message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +257,11 @@ pub struct Model {
     sha256: String,
     nodes: Vec<Node>,
     roots: Vec<u32>,
+    /// Deepest leaf over all trees: the fixed number of walk steps.
+    depth: usize,
+    /// Linear part's logit and probability at the training means (reason reference).
+    z0: f32,
+    p0: f32,
     inv_trees: f32,
 }
 
@@ -352,6 +366,7 @@ impl Model {
         }
         let mut nodes = Vec::new();
         let mut roots = Vec::with_capacity(file.forest.trees.len());
+        let mut depth = 0usize;
         for (t, tree) in file.forest.trees.iter().enumerate() {
             let n = tree.feature.len();
             if n == 0
@@ -405,45 +420,37 @@ impl Model {
                 }
             }
             // Re-lay out breadth-first with siblings adjacent (nodes unreachable from the
-            // root are dropped).
+            // root are dropped). Leaves become absorbing (`x[0] > +inf` is never true, so
+            // the walk stays put and adds a zero contribution): every tree is then walked
+            // a fixed `depth` steps, and several trees can be walked in lockstep.
             roots.push(base);
-            let mut order = vec![0usize];
+            let mut order = vec![(0usize, 0usize)];
             let mut head = 0;
-            nodes.push(Node {
-                feature: LEAF,
-                threshold: 0.0,
-                left: 0,
-                value: 0.0,
-            });
+            nodes.push(ABSORBING);
             while head < order.len() {
-                let i = order[head];
+                let (i, d) = order[head];
                 let at = base as usize + head;
                 head += 1;
                 let feature = tree.feature[i];
                 if feature < 0 {
                     nodes[at] = Node {
-                        feature: LEAF,
-                        threshold: 0.0,
-                        left: 0,
+                        left: at as u32,
                         value: tree.value[i],
+                        ..ABSORBING
                     };
                     continue;
                 }
+                if d + 1 > MAX_TREE_DEPTH {
+                    return Err(invalid(format!(
+                        "tree {t} is deeper than {MAX_TREE_DEPTH} (retrain with a smaller --max-depth)"
+                    )));
+                }
+                depth = depth.max(d + 1);
                 let left = base + order.len() as u32;
-                order.push(tree.left[i] as usize);
-                order.push(tree.right[i] as usize);
-                nodes.push(Node {
-                    feature: LEAF,
-                    threshold: 0.0,
-                    left: 0,
-                    value: 0.0,
-                });
-                nodes.push(Node {
-                    feature: LEAF,
-                    threshold: 0.0,
-                    left: 0,
-                    value: 0.0,
-                });
+                order.push((tree.left[i] as usize, d + 1));
+                order.push((tree.right[i] as usize, d + 1));
+                nodes.push(ABSORBING);
+                nodes.push(ABSORBING);
                 nodes[at] = Node {
                     feature: feature as u32,
                     threshold: tree.threshold[i],
@@ -453,12 +460,23 @@ impl Model {
             }
         }
         let inv_trees = 1.0 / roots.len() as f32;
+        let lin = &file.linear;
+        let z0 = lin.intercept
+            + lin
+                .weight
+                .iter()
+                .zip(&lin.mean)
+                .map(|(w, m)| w * m)
+                .sum::<f32>();
         Ok(Model {
-            file,
             sha256,
             nodes,
             roots,
+            depth,
+            z0,
+            p0: sigmoid(z0),
             inv_trees,
+            file,
         })
     }
 
@@ -537,16 +555,27 @@ impl Model {
     pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
         let mut contrib = [0.0f32; N_FEATURES];
         let mut sum = 0.0f32;
-        for &root in &self.roots {
-            let mut node = &self.nodes[root as usize];
-            while node.feature != LEAF {
-                let f = node.feature as usize;
-                let next = node.left as usize + usize::from(x[f] > node.threshold);
-                let child = &self.nodes[next];
-                contrib[f] += child.value - node.value;
-                node = child;
+        // Eight trees in lockstep: their walks are independent chains of loads, so the
+        // CPU overlaps them instead of waiting on one node at a time.
+        const LANES: usize = 8;
+        for chunk in self.roots.chunks(LANES) {
+            let mut cur = [0usize; LANES];
+            for (c, &r) in cur.iter_mut().zip(chunk) {
+                *c = r as usize;
             }
-            sum += node.value;
+            let lanes = chunk.len();
+            for _ in 0..self.depth {
+                for c in cur.iter_mut().take(lanes) {
+                    let node = &self.nodes[*c];
+                    let f = node.feature as usize;
+                    let next = node.left as usize + usize::from(x[f] > node.threshold);
+                    contrib[f] += self.nodes[next].value - node.value;
+                    *c = next;
+                }
+            }
+            for &c in cur.iter().take(lanes) {
+                sum += self.nodes[c].value;
+            }
         }
         let wf = self.file.blend * self.inv_trees;
         for c in &mut contrib {
@@ -557,17 +586,10 @@ impl Model {
         let z = lin.logit(x);
         let p = sigmoid(z);
         if wl > 0.0 {
-            let z0 = lin.intercept
-                + lin
-                    .weight
-                    .iter()
-                    .zip(&lin.mean)
-                    .map(|(w, m)| w * m)
-                    .sum::<f32>();
-            let dz = z - z0;
+            let dz = z - self.z0;
             // Probability change per unit of logit: exact secant, or the slope when flat.
             let per = if dz.abs() > 1e-6 {
-                (p - sigmoid(z0)) / dz
+                (p - self.p0) / dz
             } else {
                 p * (1.0 - p)
             };
@@ -591,15 +613,7 @@ impl Model {
             .iter()
             .map(|&r| self.nodes[r as usize].value)
             .sum();
-        let lin = &self.file.linear;
-        let z0 = lin.intercept
-            + lin
-                .weight
-                .iter()
-                .zip(&lin.mean)
-                .map(|(w, m)| w * m)
-                .sum::<f32>();
-        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * sigmoid(z0)
+        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * self.p0
     }
 
     /// Scores a precomputed feature vector.
