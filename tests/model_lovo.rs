@@ -59,6 +59,7 @@ fn leave_one_vendor_out_meets_the_bars() {
         &[],
         &vendors,
         0.2,
+        &[],
         &TrainParams::default(),
     )
     .unwrap();
