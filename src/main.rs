@@ -16,6 +16,20 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Run the streaming service: consume follow events, publish alerts, moderation and dead-letter records.
+    Serve(followguard::config::ServeArgs),
+    /// Write a JSONL event file into a Kafka topic (keyed by followee id).
+    Produce(followguard::kafka::produce::ProduceArgs),
+    /// Create the input, alerts, moderation and dead-letter topics.
+    Topics(followguard::kafka::produce::TopicsArgs),
+    /// Print alerts from the alerts topic as they arrive.
+    Watch(followguard::kafka::watch::WatchArgs),
+    /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
+    Generate(followguard::generate::GenerateArgs),
+    /// Run a JSONL file of follow events through the detection pipeline.
+    Replay(followguard::replay::ReplayArgs),
+    /// Score the detector against a generated stream's ground truth.
+    BenchDetect(followguard::benchdetect::BenchDetectArgs),
     /// Train the follower classifier on labelled account CSVs.
     Train(followguard::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
@@ -32,6 +46,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Serve(args) => followguard::serve::main(args),
+        Command::Produce(args) => followguard::kafka::produce::produce_main(args),
+        Command::Topics(args) => followguard::kafka::produce::topics_main(args),
+        Command::Watch(args) => followguard::kafka::watch::watch_main(args),
+        Command::Generate(a) => followguard::generate::run(a),
+        Command::Replay(a) => followguard::replay::run(a),
+        Command::BenchDetect(a) => followguard::benchdetect::run(a),
         Command::Train(a) => followguard::modelcli::run_train(a),
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),

@@ -1,0 +1,158 @@
+//! The one pipeline function shared by `serve` (Kafka) and `replay` (files): raw bytes
+//! in, [`Outcome`] out (score, flags, alert and moderation records).
+//!
+//! Pure: no I/O, no clock, no tokio, no prometheus. Drivers supply the event bytes, a
+//! fallback event time (the Kafka record timestamp) and the source partition; they route
+//! the outcome to sinks and metrics. Idle-state eviction runs inside [`Pipeline::process`]
+//! by event-time watermark, so drivers need no timers.
+
+use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observation};
+use crate::event::{self, EventError, EventType};
+use crate::model::{Model, Score, ScoreCache};
+use std::sync::Arc;
+
+pub use crate::alert::{Alert, ModerationRecord};
+
+/// Pipeline settings (the detector's thresholds and the score cache size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    pub detector: DetectorConfig,
+    /// Follower scores kept in the cache: bought followers follow many accounts, so a
+    /// cohort is scored once. Memory is fixed at construction (~56 bytes per slot).
+    pub cache_capacity: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            detector: DetectorConfig::default(),
+            cache_capacity: 1 << 18,
+        }
+    }
+}
+
+/// What one input produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Resolved event time (payload `ts`, else the fallback).
+    pub event_time_ms: i64,
+    pub event_id: String,
+    pub kind: EventType,
+    pub followee_id: String,
+    pub follower_id: String,
+    pub score: Score,
+    /// `score.prob >= model.threshold()`.
+    pub suspicious: bool,
+    pub cache_hit: bool,
+    /// Alert records (open / update / resolved) caused by this input, possibly about
+    /// other followees (resolutions found by the watermark sweep).
+    pub alerts: Vec<Alert>,
+    /// Moderation records for flagged followers of alerted followees.
+    pub moderation: Vec<ModerationRecord>,
+}
+
+/// Scoring plus detection state for the followees of the partitions this instance owns.
+pub struct Pipeline {
+    model: Arc<Model>,
+    cache: ScoreCache,
+    detector: Detector,
+    threshold: f32,
+}
+
+impl Pipeline {
+    pub fn new(model: Arc<Model>, cfg: PipelineConfig) -> Self {
+        let mut dcfg = cfg.detector;
+        dcfg.model_version = model.version().to_string();
+        Pipeline {
+            threshold: model.threshold(),
+            cache: ScoreCache::new(cfg.cache_capacity),
+            detector: Detector::new(dcfg),
+            model,
+        }
+    }
+
+    /// One raw input. `fallback_ts_ms`: Kafka record timestamp, used when the payload has
+    /// no `ts` (a missing `ts` with no fallback is `EventError::MissingField("ts")`).
+    /// `partition`: source partition (0 for files), remembered per followee so its state
+    /// can be dropped when the partition is revoked.
+    pub fn process(
+        &mut self,
+        bytes: &[u8],
+        fallback_ts_ms: Option<i64>,
+        partition: i32,
+    ) -> Result<Outcome, EventError> {
+        let ev = event::parse(bytes)?;
+        let ts = ev
+            .ts_ms
+            .or(fallback_ts_ms)
+            .ok_or(EventError::MissingField("ts"))?;
+        let hits_before = self.cache.hits();
+        let score = self.cache.get_or_score(&self.model, &ev.follower, ts);
+        let cache_hit = self.cache.hits() > hits_before;
+        let suspicious = score.prob >= self.threshold;
+        let follow = ev.kind == EventType::Follow;
+        let reasons = score.reasons.map(|r| (r.code(), r.contribution));
+        let Emitted { alerts, moderation } = self.detector.observe(&Observation {
+            event_id: &ev.event_id,
+            followee_id: &ev.followee_id,
+            follower_id: &ev.follower.id,
+            follow,
+            ts_ms: ts,
+            partition,
+            prob: score.prob,
+            // An unfollow never counts as a flagged follow.
+            suspicious: suspicious && follow,
+            follower_created_s: ev.follower.created_at_s,
+            reasons,
+        });
+        Ok(Outcome {
+            event_time_ms: ts,
+            event_id: ev.event_id.into_owned(),
+            kind: ev.kind,
+            followee_id: ev.followee_id.into_owned(),
+            follower_id: ev.follower.id.into_owned(),
+            score,
+            suspicious,
+            cache_hit,
+            alerts,
+            moderation,
+        })
+    }
+
+    /// Forgets the followees of a revoked partition (the new owner rebuilds them).
+    pub fn drop_partition(&mut self, partition: i32) {
+        self.detector.drop_partition(partition);
+    }
+
+    /// Frees idle state of `partition` up to `watermark` (already done automatically
+    /// inside `process`; exposed for drivers and tests). Never changes outcomes.
+    pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
+        self.detector.evict_idle(partition, watermark)
+    }
+
+    pub fn tracked_followees(&self) -> usize {
+        self.detector.tracked_followees()
+    }
+
+    pub fn open_alerts(&self) -> usize {
+        self.detector.open_alerts()
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn detector_config(&self) -> &DetectorConfig {
+        self.detector.config()
+    }
+
+    /// Cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.cache.hits(), self.cache.misses())
+    }
+
+    /// Memory held by the detector state, plus the score cache's fixed bytes.
+    pub fn memory_report(&self) -> (MemoryReport, usize) {
+        (self.detector.memory_report(), self.cache.memory_bytes())
+    }
+}

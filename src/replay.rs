@@ -1,0 +1,340 @@
+//! `followguard replay`: the same [`Pipeline`] the Kafka service runs, driven by a JSONL
+//! file source with file / stdout sinks. Malformed lines are counted by kind, never
+//! fatal; progress goes to stderr, a summary at the end.
+
+use crate::alert::AlertStatus;
+use crate::detector::DetectorConfig;
+use crate::event::EventType;
+use crate::model::{Model, DEFAULT_MODEL_PATH};
+use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Detector settings as command-line flags (shared by `replay` and `bench-detect`).
+/// Defaults are [`DetectorConfig::default`], the settings measured in DETECTION.md.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetectorArgs {
+    /// Prior share of organic followers that score as suspicious; keep it above the
+    /// model's false-positive rate on real humans, or viral spikes will alert.
+    #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
+    pub p_floor: Option<f32>,
+    /// Poisson z-score the suspicious excess must reach (higher = fewer, later alerts).
+    #[arg(long, env = "FOLLOWGUARD_Z")]
+    pub z: Option<f32>,
+    /// Minimum excess of suspicious follows in the short (6 min) window.
+    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_EXCESS")]
+    pub short_min_excess: Option<f32>,
+    /// Minimum suspicious share in the short window (separates bursts from viral spikes).
+    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_SHARE")]
+    pub short_min_share: Option<f32>,
+    /// Minimum excess of suspicious follows in the long (24 h) window (drip detection).
+    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_EXCESS")]
+    pub long_min_excess: Option<f32>,
+    /// Minimum suspicious share in the long window.
+    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_SHARE")]
+    pub long_min_share: Option<f32>,
+    /// Ignore each followee's learned suspicious share; use the floor only.
+    #[arg(long, env = "FOLLOWGUARD_NO_OWN_BASELINE")]
+    pub no_own_baseline: bool,
+    /// Also require the short-window follow rate to beat the followee's own baseline.
+    #[arg(long, env = "FOLLOWGUARD_USE_RATE")]
+    pub use_rate: bool,
+    /// Disable the long (24 h) window trigger: bursts only.
+    #[arg(long, env = "FOLLOWGUARD_NO_DRIP")]
+    pub no_drip: bool,
+    /// Disable the short window trigger: drips only.
+    #[arg(long, env = "FOLLOWGUARD_NO_BURST")]
+    pub no_burst: bool,
+    /// A follower gets at most one moderation record per this many hours.
+    #[arg(long, env = "FOLLOWGUARD_MODERATION_DEDUP_HOURS")]
+    pub moderation_dedup_hours: Option<f32>,
+    /// Shared flagged followers that link two alerts into one campaign (0 = off).
+    #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED")]
+    pub lockstep_min_shared: Option<u32>,
+    /// Follower-score cache capacity.
+    #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
+    pub cache_capacity: usize,
+}
+
+impl DetectorArgs {
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        let mut d = DetectorConfig::default();
+        if let Some(v) = self.p_floor {
+            d.p_floor = v;
+        }
+        if let Some(v) = self.z {
+            d.z = v;
+        }
+        if let Some(v) = self.short_min_excess {
+            d.short_min_excess = v;
+        }
+        if let Some(v) = self.short_min_share {
+            d.short_min_share = v;
+        }
+        if let Some(v) = self.long_min_excess {
+            d.long_min_excess = v;
+        }
+        if let Some(v) = self.long_min_share {
+            d.long_min_share = v;
+        }
+        d.use_own_baseline = !self.no_own_baseline;
+        d.use_rate = self.use_rate;
+        if self.no_drip {
+            d.long_min_excess = f32::INFINITY;
+        }
+        if self.no_burst {
+            d.short_min_excess = f32::INFINITY;
+        }
+        if let Some(h) = self.moderation_dedup_hours {
+            d.moderation_dedup_ms = (h * 3_600_000.0) as i64;
+        }
+        if let Some(v) = self.lockstep_min_shared {
+            d.lockstep_min_shared = v;
+        }
+        PipelineConfig {
+            detector: d,
+            cache_capacity: self.cache_capacity,
+        }
+    }
+}
+
+/// Loads a model, mapping a failure to a configuration error (exit 64).
+pub fn load_model(path: &Path) -> anyhow::Result<Arc<Model>> {
+    Model::load(path).map(Arc::new).map_err(|e| {
+        anyhow::Error::new(crate::ConfigError(format!("model {}: {e}", path.display())))
+    })
+}
+
+/// Counters of one replay.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReplaySummary {
+    pub lines: u64,
+    pub events: u64,
+    pub follows: u64,
+    pub unfollows: u64,
+    pub suspicious_follows: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub alerts_open: u64,
+    pub alerts_update: u64,
+    pub alerts_resolved: u64,
+    pub moderation_records: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub tracked_followees: usize,
+    pub followee_bytes_per_tracked: usize,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+}
+
+/// Runs every line of `input` through `pipeline`, handing each outcome to `on_outcome`
+/// (the sinks). `progress` is called every 100k lines.
+pub fn run_lines<R: BufRead>(
+    pipeline: &mut Pipeline,
+    mut input: R,
+    mut on_outcome: impl FnMut(&Outcome) -> anyhow::Result<()>,
+    mut progress: impl FnMut(&ReplaySummary),
+) -> anyhow::Result<ReplaySummary> {
+    let started = Instant::now();
+    let mut s = ReplaySummary::default();
+    let mut buf = Vec::with_capacity(2048);
+    loop {
+        buf.clear();
+        let n = input.read_until(b'\n', &mut buf).context("reading input")?;
+        if n == 0 {
+            break;
+        }
+        let line = trim_line(&buf);
+        if line.is_empty() {
+            continue;
+        }
+        s.lines += 1;
+        match pipeline.process(line, None, 0) {
+            Ok(o) => {
+                s.events += 1;
+                match o.kind {
+                    EventType::Follow => s.follows += 1,
+                    EventType::Unfollow => s.unfollows += 1,
+                }
+                if o.suspicious && o.kind == EventType::Follow {
+                    s.suspicious_follows += 1;
+                }
+                for a in &o.alerts {
+                    match a.status {
+                        AlertStatus::Open => s.alerts_open += 1,
+                        AlertStatus::Update => s.alerts_update += 1,
+                        AlertStatus::Resolved => s.alerts_resolved += 1,
+                    }
+                }
+                s.moderation_records += o.moderation.len() as u64;
+                on_outcome(&o)?;
+            }
+            Err(e) => *s.rejected.entry(e.kind()).or_default() += 1,
+        }
+        if s.lines % 100_000 == 0 {
+            s.elapsed_s = started.elapsed().as_secs_f64();
+            progress(&s);
+        }
+    }
+    let (hits, misses) = pipeline.cache_stats();
+    s.cache_hits = hits;
+    s.cache_misses = misses;
+    s.tracked_followees = pipeline.tracked_followees();
+    s.followee_bytes_per_tracked = pipeline.memory_report().0.followee_bytes_per_tracked;
+    s.elapsed_s = started.elapsed().as_secs_f64();
+    s.events_per_s = if s.elapsed_s > 0.0 {
+        s.lines as f64 / s.elapsed_s
+    } else {
+        0.0
+    };
+    Ok(s)
+}
+
+fn trim_line(b: &[u8]) -> &[u8] {
+    let mut end = b.len();
+    while end > 0 && matches!(b[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &b[..end]
+}
+
+/// A record sink: a file, stdout, or nowhere.
+pub enum Sink {
+    Null,
+    Stdout(BufWriter<std::io::Stdout>),
+    File(BufWriter<std::fs::File>),
+}
+
+impl Sink {
+    /// `None` → discard, `-` → stdout, else a file (created / truncated).
+    pub fn open(path: Option<&Path>) -> anyhow::Result<Sink> {
+        Ok(match path {
+            None => Sink::Null,
+            Some(p) if p.as_os_str() == "-" => Sink::Stdout(BufWriter::new(std::io::stdout())),
+            Some(p) => Sink::File(BufWriter::new(
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            )),
+        })
+    }
+
+    pub fn write<T: Serialize>(&mut self, rec: &T) -> anyhow::Result<()> {
+        let w: &mut dyn Write = match self {
+            Sink::Null => return Ok(()),
+            Sink::Stdout(w) => w,
+            Sink::File(w) => w,
+        };
+        serde_json::to_writer(&mut *w, rec)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Sink::Null => Ok(()),
+            Sink::Stdout(w) => Ok(w.flush()?),
+            Sink::File(w) => Ok(w.flush()?),
+        }
+    }
+}
+
+/// `replay` command arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// JSONL follow events, one per line (`-` for stdin).
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_INPUT")]
+    pub input: PathBuf,
+    /// Where alert records go: a file, or `-` for stdout (the default).
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_ALERTS", default_value = "-")]
+    pub alerts: PathBuf,
+    /// Where moderation records go (a file or `-`); discarded when not given.
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_MODERATION")]
+    pub moderation: Option<PathBuf>,
+    /// Model file.
+    #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+    /// Print the summary as JSON on stderr instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// Runs `replay`.
+pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let mut pipeline = Pipeline::new(model, a.detector.pipeline_config());
+    let mut alerts = Sink::open(Some(&a.alerts))?;
+    let mut moderation = Sink::open(a.moderation.as_deref())?;
+    let input: Box<dyn BufRead> = if a.input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(&a.input)
+                .with_context(|| format!("opening {}", a.input.display()))?,
+        ))
+    };
+    let s = run_lines(
+        &mut pipeline,
+        input,
+        |o| {
+            for r in &o.alerts {
+                alerts.write(r)?;
+            }
+            for r in &o.moderation {
+                moderation.write(r)?;
+            }
+            Ok(())
+        },
+        |s| {
+            eprint!(
+                "\rreplay: {} lines, {} alerts opened, {:.0} lines/s",
+                s.lines,
+                s.alerts_open,
+                s.lines as f64 / s.elapsed_s.max(1e-9)
+            )
+        },
+    )?;
+    alerts.flush()?;
+    moderation.flush()?;
+    if s.lines >= 100_000 {
+        eprintln!();
+    }
+    if a.json {
+        eprintln!("{}", serde_json::to_string(&s)?);
+    } else {
+        eprintln!("{}", summary_text(&s));
+    }
+    Ok(())
+}
+
+/// Human-readable summary.
+pub fn summary_text(s: &ReplaySummary) -> String {
+    let rejected: u64 = s.rejected.values().sum();
+    let kinds: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "replay summary: {} events ({} follows, {} unfollows, {} suspicious follows); rejected {}{}; \
+         alerts: {} opened, {} updates, {} resolved; {} flagged followers (moderation records); \
+         cache {} hits / {} misses; {} followees tracked ({} B each incl. table); {:.1}s, {:.0} events/s",
+        s.events,
+        s.follows,
+        s.unfollows,
+        s.suspicious_follows,
+        rejected,
+        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+        s.alerts_open,
+        s.alerts_update,
+        s.alerts_resolved,
+        s.moderation_records,
+        s.cache_hits,
+        s.cache_misses,
+        s.tracked_followees,
+        s.followee_bytes_per_tracked,
+        s.elapsed_s,
+        s.events_per_s
+    )
+}
