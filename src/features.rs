@@ -158,21 +158,27 @@ impl NameModel {
                 .all(|r| r.len() == N_CLASSES && r.iter().all(|v| v.is_finite()))
     }
 
-    /// Mean log-probability per transition (start → chars → end); 0 for an invalid table.
+    /// Mean log-probability per transition (start → chars → end). A malformed table
+    /// (rejected at model load anyway) contributes 0 per missing entry instead of
+    /// panicking; checking the whole table here on every call would double the cost.
     pub fn mean_log_prob(&self, name: &str) -> f32 {
-        if !self.is_valid() {
-            return 0.0;
-        }
+        let lp = |a: usize, b: usize| {
+            self.log_prob
+                .get(a)
+                .and_then(|r| r.get(b))
+                .copied()
+                .unwrap_or(0.0)
+        };
         let mut prev = CLASS_START;
         let mut sum = 0.0f32;
         let mut n = 0u32;
         for c in name.chars() {
             let k = char_class(c);
-            sum += self.log_prob[prev][k];
+            sum += lp(prev, k);
             n += 1;
             prev = k;
         }
-        sum += self.log_prob[prev][CLASS_END];
+        sum += lp(prev, CLASS_END);
         sum / (n + 1) as f32
     }
 }
