@@ -34,7 +34,7 @@ pub struct TrainParams {
     /// forest leaning on any single feature everywhere).
     pub feature_frac: f32,
     /// Operating threshold is the lowest calibrated probability whose out-of-bag
-    /// false-positive rate on humans is at most this.
+    /// false-positive rate is at most this on every human group of the training data.
     pub target_fpr: f32,
     /// The threshold is never set below this floor. The operating point is a policy
     /// choice: out-of-bag, humans sit near 0 and bots near 1, but an unseen vendor's bots
@@ -181,7 +181,27 @@ pub fn train(
         .zip(&y)
         .filter_map(|(p, &l)| p.map(|p| (p, l)))
         .unzip();
-    let threshold = pick_threshold(&probs, &labels, params.target_fpr, params.min_threshold);
+    // The false-positive budget holds for every human group, not just pooled: a
+    // threshold tuned on the easiest population would flag another one far more often.
+    let mut human_groups: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.label)
+        .map(|r| r.group.as_str())
+        .collect();
+    human_groups.sort_unstable();
+    human_groups.dedup();
+    let threshold = human_groups
+        .iter()
+        .map(|g| {
+            let (p, l): (Vec<f32>, Vec<bool>) = oob_prob
+                .iter()
+                .zip(rows)
+                .filter(|(_, r)| r.label || r.group == *g)
+                .filter_map(|(p, r)| p.map(|p| (p, r.label)))
+                .unzip();
+            pick_threshold(&p, &l, params.target_fpr, params.min_threshold)
+        })
+        .fold(params.min_threshold, f32::max);
     let oob_report = eval::Report::compute(&probs, &labels, threshold);
 
     let mut groups = std::collections::BTreeMap::<String, GroupCount>::new();
