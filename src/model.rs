@@ -22,8 +22,17 @@ pub const DEFAULT_MODEL_PATH: &str = "models/default.json";
 pub const FORMAT: &str = "followguard-model";
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Marks a leaf in the flattened node array.
-const LEAF: u32 = u32::MAX;
+/// Deepest tree accepted at load (the walk takes this many steps at most per tree).
+pub const MAX_TREE_DEPTH: usize = 32;
+
+/// A leaf in the flattened array: `x[0] > +inf` never holds, so the walk stays on it
+/// (its `left` is set to its own index) and adds `value - value = 0` to feature 0.
+const ABSORBING: Node = Node {
+    feature: 0,
+    threshold: f32::INFINITY,
+    left: 0,
+    value: 0.0,
+};
 
 /// Why a model file could not be loaded or saved. Every message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -235,8 +244,9 @@ pub struct Score {
 struct Node {
     feature: u32,
     threshold: f32,
+    /// Index of the left child; the right child is always `left + 1`, so the walk picks
+    /// a child without a branch (`left + (x > threshold)`).
     left: u32,
-    right: u32,
     value: f32,
 }
 
@@ -247,6 +257,11 @@ pub struct Model {
     sha256: String,
     nodes: Vec<Node>,
     roots: Vec<u32>,
+    /// Deepest leaf over all trees: the fixed number of walk steps.
+    depth: usize,
+    /// Linear part's logit and probability at the training means (reason reference).
+    z0: f32,
+    p0: f32,
     inv_trees: f32,
 }
 
@@ -351,6 +366,7 @@ impl Model {
         }
         let mut nodes = Vec::new();
         let mut roots = Vec::with_capacity(file.forest.trees.len());
+        let mut depth = 0usize;
         for (t, tree) in file.forest.trees.iter().enumerate() {
             let n = tree.feature.len();
             if n == 0
@@ -371,7 +387,9 @@ impl Model {
                 .ok()
                 .filter(|b| b.checked_add(n as u32).is_some())
                 .ok_or_else(|| invalid("too many nodes".into()))?;
-            roots.push(base);
+            // Validate: every node referenced at most once, children after parents (so
+            // this is a tree and every walk terminates), features and values in range.
+            let mut referenced = vec![false; n];
             for i in 0..n {
                 let value = tree.value[i];
                 if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
@@ -381,42 +399,84 @@ impl Model {
                 }
                 let feature = tree.feature[i];
                 if feature < 0 {
-                    nodes.push(Node {
-                        feature: LEAF,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                        value,
-                    });
                     continue;
                 }
                 let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
-                // Children strictly after the parent: every walk terminates.
-                if feature as usize >= N_FEATURES || l <= i || r <= i || l >= n || r >= n {
+                if feature as usize >= N_FEATURES || l <= i || r <= i || l >= n || r >= n || l == r
+                {
                     return Err(invalid(format!(
                         "tree {t} node {i}: bad feature or child index"
                     )));
                 }
-                let threshold = tree.threshold[i];
-                if threshold.is_nan() {
+                if std::mem::replace(&mut referenced[l], true)
+                    || std::mem::replace(&mut referenced[r], true)
+                {
+                    return Err(invalid(format!(
+                        "tree {t} node {i}: child shared by two parents"
+                    )));
+                }
+                if tree.threshold[i].is_nan() {
                     return Err(invalid(format!("tree {t} node {i}: threshold is NaN")));
                 }
-                nodes.push(Node {
+            }
+            // Re-lay out breadth-first with siblings adjacent (nodes unreachable from the
+            // root are dropped). Leaves become absorbing (`x[0] > +inf` is never true, so
+            // the walk stays put and adds a zero contribution): every tree is then walked
+            // a fixed `depth` steps, and several trees can be walked in lockstep.
+            roots.push(base);
+            let mut order = vec![(0usize, 0usize)];
+            let mut head = 0;
+            nodes.push(ABSORBING);
+            while head < order.len() {
+                let (i, d) = order[head];
+                let at = base as usize + head;
+                head += 1;
+                let feature = tree.feature[i];
+                if feature < 0 {
+                    nodes[at] = Node {
+                        left: at as u32,
+                        value: tree.value[i],
+                        ..ABSORBING
+                    };
+                    continue;
+                }
+                if d + 1 > MAX_TREE_DEPTH {
+                    return Err(invalid(format!(
+                        "tree {t} is deeper than {MAX_TREE_DEPTH} (retrain with a smaller --max-depth)"
+                    )));
+                }
+                depth = depth.max(d + 1);
+                let left = base + order.len() as u32;
+                order.push((tree.left[i] as usize, d + 1));
+                order.push((tree.right[i] as usize, d + 1));
+                nodes.push(ABSORBING);
+                nodes.push(ABSORBING);
+                nodes[at] = Node {
                     feature: feature as u32,
-                    threshold,
-                    left: base + l as u32,
-                    right: base + r as u32,
-                    value,
-                });
+                    threshold: tree.threshold[i],
+                    left,
+                    value: tree.value[i],
+                };
             }
         }
         let inv_trees = 1.0 / roots.len() as f32;
+        let lin = &file.linear;
+        let z0 = lin.intercept
+            + lin
+                .weight
+                .iter()
+                .zip(&lin.mean)
+                .map(|(w, m)| w * m)
+                .sum::<f32>();
         Ok(Model {
-            file,
             sha256,
             nodes,
             roots,
+            depth,
+            z0,
+            p0: sigmoid(z0),
             inv_trees,
+            file,
         })
     }
 
@@ -495,20 +555,27 @@ impl Model {
     pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
         let mut contrib = [0.0f32; N_FEATURES];
         let mut sum = 0.0f32;
-        for &root in &self.roots {
-            let mut node = self.nodes[root as usize];
-            while node.feature != LEAF {
-                let f = node.feature as usize;
-                let next = if x[f] <= node.threshold {
-                    node.left
-                } else {
-                    node.right
-                };
-                let child = self.nodes[next as usize];
-                contrib[f] += child.value - node.value;
-                node = child;
+        // Eight trees in lockstep: their walks are independent chains of loads, so the
+        // CPU overlaps them instead of waiting on one node at a time.
+        const LANES: usize = 8;
+        for chunk in self.roots.chunks(LANES) {
+            let mut cur = [0usize; LANES];
+            for (c, &r) in cur.iter_mut().zip(chunk) {
+                *c = r as usize;
             }
-            sum += node.value;
+            let lanes = chunk.len();
+            for _ in 0..self.depth {
+                for c in cur.iter_mut().take(lanes) {
+                    let node = &self.nodes[*c];
+                    let f = node.feature as usize;
+                    let next = node.left as usize + usize::from(x[f] > node.threshold);
+                    contrib[f] += self.nodes[next].value - node.value;
+                    *c = next;
+                }
+            }
+            for &c in cur.iter().take(lanes) {
+                sum += self.nodes[c].value;
+            }
         }
         let wf = self.file.blend * self.inv_trees;
         for c in &mut contrib {
@@ -519,17 +586,10 @@ impl Model {
         let z = lin.logit(x);
         let p = sigmoid(z);
         if wl > 0.0 {
-            let z0 = lin.intercept
-                + lin
-                    .weight
-                    .iter()
-                    .zip(&lin.mean)
-                    .map(|(w, m)| w * m)
-                    .sum::<f32>();
-            let dz = z - z0;
+            let dz = z - self.z0;
             // Probability change per unit of logit: exact secant, or the slope when flat.
             let per = if dz.abs() > 1e-6 {
-                (p - sigmoid(z0)) / dz
+                (p - self.p0) / dz
             } else {
                 p * (1.0 - p)
             };
@@ -553,15 +613,7 @@ impl Model {
             .iter()
             .map(|&r| self.nodes[r as usize].value)
             .sum();
-        let lin = &self.file.linear;
-        let z0 = lin.intercept
-            + lin
-                .weight
-                .iter()
-                .zip(&lin.mean)
-                .map(|(w, m)| w * m)
-                .sum::<f32>();
-        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * sigmoid(z0)
+        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * self.p0
     }
 
     /// Scores a precomputed feature vector.
@@ -624,34 +676,38 @@ fn hex(bytes: &[u8]) -> String {
 // The follower-score cache.
 
 /// Bounded follower-score cache: bought followers follow many accounts, so the same
-/// profile is scored again and again. 2-way set-associative over a fixed array, so memory
-/// is fixed at construction ([`ScoreCache::memory_bytes`]) and a lookup never allocates.
+/// profile is scored again and again. 8-way set-associative over fixed arrays, so memory
+/// is fixed at construction ([`ScoreCache::memory_bytes`]) and a lookup never allocates;
+/// within a set the least recently used entry is evicted.
 ///
 /// Keyed by a keyed hash of the follower id (seeded per cache, so ids cannot be crafted
 /// to collide) plus a fingerprint of everything the features read (counts, creation time,
-/// flags, names, bio length) and the event day: a profile edit or a new day (account age
-/// moves) means a fresh score.
+/// flags, names, bio) and the event day: a profile edit or a new day (rates move with
+/// account age) means a fresh score.
 pub struct ScoreCache {
-    slots: Vec<Slot>,
+    /// Id-hash per slot (0 = empty); one set's 8 keys share a cache line.
+    keys: Vec<u64>,
+    entries: Vec<Entry>,
     set_mask: usize,
     len: usize,
     hits: u64,
     misses: u64,
+    clock: u32,
     hasher: std::collections::hash_map::RandomState,
 }
 
 #[derive(Clone, Copy)]
-struct Slot {
-    key: u64,
+struct Entry {
     fingerprint: u64,
-    used: bool,
+    last_used: u32,
     score: Score,
 }
 
-const EMPTY_SLOT: Slot = Slot {
-    key: 0,
+const WAYS: usize = 8;
+
+const EMPTY_ENTRY: Entry = Entry {
     fingerprint: 0,
-    used: false,
+    last_used: 0,
     score: Score {
         prob: 0.0,
         reasons: [Reason {
@@ -662,15 +718,17 @@ const EMPTY_SLOT: Slot = Slot {
 };
 
 impl ScoreCache {
-    /// A cache holding at most `capacity` scores (rounded up to a power of two, ≥ 2).
+    /// A cache holding at most `capacity` scores (rounded up to a power of two, ≥ 8).
     pub fn new(capacity: usize) -> Self {
-        let cap = capacity.clamp(2, 1 << 30).next_power_of_two();
+        let cap = capacity.clamp(WAYS, 1 << 30).next_power_of_two();
         ScoreCache {
-            slots: vec![EMPTY_SLOT; cap],
-            set_mask: cap / 2 - 1,
+            keys: vec![0; cap],
+            entries: vec![EMPTY_ENTRY; cap],
+            set_mask: cap / WAYS - 1,
             len: 0,
             hits: 0,
             misses: 0,
+            clock: 0,
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -680,34 +738,46 @@ impl ScoreCache {
         let key = {
             let mut h = self.hasher.build_hasher();
             h.write(p.id.as_bytes());
-            h.finish()
+            h.finish() | 1 // never 0, which marks an empty slot
         };
         let fp = fingerprint(p, now_ms);
-        let set = (key as usize & self.set_mask) * 2;
-        for way in 0..2 {
-            let s = self.slots[set + way];
-            if s.used && s.key == key && s.fingerprint == fp {
+        // Set from the high bits: the low bit is forced to 1 above.
+        let set = ((key >> 32) as usize & self.set_mask) * WAYS;
+        self.clock = self.clock.wrapping_add(1);
+        let mut victim = set;
+        let mut best = 0u32;
+        for slot in set..set + WAYS {
+            let k = self.keys[slot];
+            if k == key && self.entries[slot].fingerprint == fp {
                 self.hits += 1;
-                if way == 1 {
-                    self.slots.swap(set, set + 1);
-                }
-                return s.score;
+                self.entries[slot].last_used = self.clock;
+                return self.entries[slot].score;
+            }
+            // Eviction preference: an empty slot, then this id's stale entry, then the
+            // least recently used (age on the wrapping clock).
+            let prio = if k == 0 {
+                u32::MAX
+            } else if k == key {
+                u32::MAX - 1
+            } else {
+                self.clock
+                    .wrapping_sub(self.entries[slot].last_used)
+                    .min(u32::MAX - 2)
+            };
+            if prio > best {
+                best = prio;
+                victim = slot;
             }
         }
         self.misses += 1;
         let score = m.score(p, now_ms);
-        // Most recently used in way 0; the older entry moves to way 1 (evicting that one).
-        // Way 0 is always filled first, so an empty way 1 means the set had room.
-        if !(self.slots[set].used && self.slots[set + 1].used) {
+        if self.keys[victim] == 0 {
             self.len += 1;
         }
-        if self.slots[set].used {
-            self.slots[set + 1] = self.slots[set];
-        }
-        self.slots[set] = Slot {
-            key,
+        self.keys[victim] = key;
+        self.entries[victim] = Entry {
             fingerprint: fp,
-            used: true,
+            last_used: self.clock,
             score,
         };
         score
@@ -724,7 +794,7 @@ impl ScoreCache {
 
     /// Maximum number of cached scores.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.keys.len()
     }
 
     pub fn hits(&self) -> u64 {
@@ -735,9 +805,11 @@ impl ScoreCache {
         self.misses
     }
 
-    /// Memory held by the cache's slots (fixed at construction).
+    /// Memory held by the cache (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>() + std::mem::size_of::<Self>()
+        self.keys.len() * std::mem::size_of::<u64>()
+            + self.entries.len() * std::mem::size_of::<Entry>()
+            + std::mem::size_of::<Self>()
     }
 }
 

@@ -58,13 +58,13 @@ impl ColumnArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ForestArgs {
     /// Number of trees: more is smoother but slower to score (each tree is one walk).
-    #[arg(long, env = "FOLLOWGUARD_TREES", default_value_t = 100)]
+    #[arg(long, env = "FOLLOWGUARD_TREES", default_value_t = 40)]
     pub trees: usize,
     /// Maximum tree depth: lower generalises better to new populations.
-    #[arg(long, env = "FOLLOWGUARD_MAX_DEPTH", default_value_t = 10)]
+    #[arg(long, env = "FOLLOWGUARD_MAX_DEPTH", default_value_t = 6)]
     pub max_depth: usize,
     /// Minimum bootstrap weight per leaf: the main regulariser.
-    #[arg(long, env = "FOLLOWGUARD_MIN_LEAF", default_value_t = 3.0)]
+    #[arg(long, env = "FOLLOWGUARD_MIN_LEAF", default_value_t = 5.0)]
     pub min_leaf: f32,
     /// Fraction of features each tree may use.
     #[arg(long, env = "FOLLOWGUARD_FEATURE_FRAC", default_value_t = 0.6)]
@@ -152,6 +152,11 @@ pub struct LovoArgs {
     /// Other bot populations for robustness rows (default: cresci-2017 social spambots 1–3).
     #[arg(long, num_args = 0..)]
     pub spambots: Option<Vec<PathBuf>>,
+    /// Extra training rows added to every fold (e.g. another human population, to
+    /// measure whether it helps); PATH or GROUP:LABEL:PATH. Keep them disjoint from
+    /// `--genuine`.
+    #[arg(long, num_args = 1..)]
+    pub extra_train: Vec<DataSpec>,
     /// Vendor groups to leave out in turn.
     #[arg(long, value_delimiter = ',', default_value = "FSF,INT,TWT")]
     pub vendors: Vec<String>,
@@ -350,11 +355,13 @@ pub fn lovo(
     spambots: &[(String, Vec<Row>)],
     vendors: &[String],
     holdout: f64,
+    extra_train: &[Row],
     template: &TrainParams,
 ) -> anyhow::Result<Vec<(LovoRow, Model)>> {
     let mut out = Vec::new();
     for v in vendors {
-        let (train_rows, test_rows) = lovo_split(rows, v, holdout, template.seed);
+        let (mut train_rows, test_rows) = lovo_split(rows, v, holdout, template.seed);
+        train_rows.extend_from_slice(extra_train);
         let test_bots = test_rows.iter().filter(|r| r.label).count();
         if test_bots == 0 {
             return Err(
@@ -461,12 +468,18 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
         )?;
         spambots.push((name, rs));
     }
+    let extra = if a.extra_train.is_empty() {
+        Vec::new()
+    } else {
+        dataset::load_all(&a.extra_train, &cols)?
+    };
     let results = lovo(
         &rows,
         Some(&genuine),
         &spambots,
         &a.vendors,
         a.holdout,
+        &extra,
         &a.forest.params(String::new()),
     )?;
     if let Some(dir) = &a.out_dir {

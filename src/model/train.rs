@@ -34,7 +34,7 @@ pub struct TrainParams {
     /// forest leaning on any single feature everywhere).
     pub feature_frac: f32,
     /// Operating threshold is the lowest calibrated probability whose out-of-bag
-    /// false-positive rate on humans is at most this.
+    /// false-positive rate is at most this on every human group of the training data.
     pub target_fpr: f32,
     /// The threshold is never set below this floor. The operating point is a policy
     /// choice: out-of-bag, humans sit near 0 and bots near 1, but an unseen vendor's bots
@@ -54,9 +54,9 @@ pub struct TrainParams {
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            n_trees: 100,
-            max_depth: 10,
-            min_leaf: 3.0,
+            n_trees: 40,
+            max_depth: 6,
+            min_leaf: 5.0,
             feature_frac: 0.6,
             target_fpr: 0.03,
             min_threshold: 0.1,
@@ -181,7 +181,27 @@ pub fn train(
         .zip(&y)
         .filter_map(|(p, &l)| p.map(|p| (p, l)))
         .unzip();
-    let threshold = pick_threshold(&probs, &labels, params.target_fpr, params.min_threshold);
+    // The false-positive budget holds for every human group, not just pooled: a
+    // threshold tuned on the easiest population would flag another one far more often.
+    let mut human_groups: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.label)
+        .map(|r| r.group.as_str())
+        .collect();
+    human_groups.sort_unstable();
+    human_groups.dedup();
+    let threshold = human_groups
+        .iter()
+        .map(|g| {
+            let (p, l): (Vec<f32>, Vec<bool>) = oob_prob
+                .iter()
+                .zip(rows)
+                .filter(|(_, r)| r.label || r.group == *g)
+                .filter_map(|(p, r)| p.map(|p| (p, r.label)))
+                .unzip();
+            pick_threshold(&p, &l, params.target_fpr, params.min_threshold)
+        })
+        .fold(params.min_threshold, f32::max);
     let oob_report = eval::Report::compute(&probs, &labels, threshold);
 
     let mut groups = std::collections::BTreeMap::<String, GroupCount>::new();
@@ -319,7 +339,13 @@ fn fit_tree(
         }
     }
     let targets: Array1<usize> = in_bag.iter().map(|&i| usize::from(y[i])).collect();
-    let weights: Array1<f32> = in_bag.iter().map(|&i| mult[i] as f32).collect();
+    // Bots weigh a hair more than humans so no node ever has exactly equal class weights:
+    // linfa picks a tied leaf's majority class in HashMap order, and its pruning merges
+    // sibling leaves by that class, so ties would make training non-reproducible.
+    let weights: Array1<f32> = in_bag
+        .iter()
+        .map(|&i| mult[i] as f32 * if y[i] { 1.0 + 1e-3 } else { 1.0 })
+        .collect();
     let dataset = Dataset::new(records, targets).with_weights(weights);
     let fitted: DecisionTree<f64, usize> = DecisionTree::params()
         .split_quality(SplitQuality::Gini)
@@ -423,9 +449,10 @@ fn leaf_value(tree: &Tree, x: &[f32; N_FEATURES]) -> f32 {
 }
 
 /// Isotonic regression (pool adjacent violators) of labels on raw votes, as a
-/// piecewise-linear map through the block centres. Blocks get a light add-half prior so
-/// the ends are not exactly 0 or 1 (a leaf that saw 300 humans does not prove the
-/// 301st is human).
+/// piecewise-linear map through the block centres. The ends are clamped to
+/// [`CAL_FLOOR`, 1 − `CAL_FLOOR`]: a block that saw 1000 humans does not prove the
+/// 1001st is human. (Smoothing each block towards ½ instead would lift small blocks
+/// above large pure ones and break monotonicity.)
 pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
     let mut idx: Vec<usize> = (0..raw.len()).collect();
     idx.sort_by(|&a, &b| raw[a].total_cmp(&raw[b]));
@@ -450,7 +477,7 @@ pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
     let mut y = Vec::with_capacity(blocks.len() + 2);
     for (sx, sy, n) in &blocks {
         let cx = (sx / n) as f32;
-        let cy = ((sy + 0.5) / (n + 1.0)) as f32;
+        let cy = ((sy / n) as f32).clamp(CAL_FLOOR, 1.0 - CAL_FLOOR);
         // Knots strictly increasing in x, non-decreasing in y.
         if let Some(&px) = x.last() {
             if cx <= px {
@@ -467,6 +494,9 @@ pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
         y,
     }
 }
+
+/// Smallest calibrated probability (and 1 − largest).
+pub const CAL_FLOOR: f32 = 0.001;
 
 /// Lowest threshold (≥ `min_threshold`) whose false-positive rate on the humans is at
 /// most `target_fpr`; ties in probability are resolved conservatively.
@@ -530,8 +560,14 @@ mod tests {
         assert!(c.x.windows(2).all(|w| w[0] < w[1]));
         assert!(c.y.windows(2).all(|w| w[0] <= w[1]));
         assert!(c.y.iter().all(|&v| v > 0.0 && v < 1.0));
-        // Two lowest votes are humans: pooled block (2 rows, 0 bots) → (0 + .5) / 3.
-        assert!((c.y[0] - 0.5 / 3.0).abs() < 1e-6, "{:?}", c);
+        // Two lowest votes are humans: pooled block (2 rows, 0 bots) → 0, clamped.
+        assert_eq!(c.y[0], CAL_FLOOR, "{c:?}");
+        // Then (true, false, false) pools to 1/3 at mean vote 0.3.
+        assert!(
+            (c.x[1] - 0.3).abs() < 1e-6 && (c.y[1] - 1.0 / 3.0).abs() < 1e-6,
+            "{c:?}"
+        );
+        assert_eq!(*c.y.last().unwrap(), 1.0 - CAL_FLOOR);
     }
 
     #[test]
