@@ -56,6 +56,10 @@ pub struct DetectorArgs {
     /// Shared flagged followers that link two alerts into one campaign (0 = off).
     #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED")]
     pub lockstep_min_shared: Option<u32>,
+    /// Disable the creation-date batching trigger (cohorts created in the same weeks
+    /// arriving far above the usual rate, with partial model support).
+    #[arg(long, env = "FOLLOWGUARD_NO_CREATION_TRIGGER")]
+    pub no_creation_trigger: bool,
     /// Follower-score cache capacity.
     #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
     pub cache_capacity: usize,
@@ -96,6 +100,7 @@ impl DetectorArgs {
         if let Some(v) = self.lockstep_min_shared {
             d.lockstep_min_shared = v;
         }
+        d.creation_trigger = !self.no_creation_trigger;
         PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,

@@ -248,6 +248,19 @@ impl FolloweeWindow {
         self.history = self.history.saturating_add(1);
     }
 
+    /// (total, largest sum of two adjacent bins) of the creation histogram: a cohort
+    /// registered within a few weeks can straddle a bin edge.
+    pub fn creation_batch(&self) -> (u32, u32) {
+        let total = self.hist.iter().map(|&h| u32::from(h)).sum();
+        let pair = self
+            .hist
+            .windows(2)
+            .map(|w| u32::from(w[0]) + u32::from(w[1]))
+            .max()
+            .unwrap_or(0);
+        (total, pair)
+    }
+
     /// Share of the creation histogram in its fullest bin (0 when empty).
     pub fn creation_concentration(&self) -> f32 {
         let total: u32 = self.hist.iter().map(|&h| u32::from(h)).sum();
