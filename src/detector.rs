@@ -357,10 +357,9 @@ impl Detector {
         let (short, long, rate_z) = self.evaluate(key, t);
 
         if has_open {
+            let hot = self.is_hot(key, &short, &long);
             if let Some(a) = self.open.get_mut(&key) {
-                if short.excess >= self.cfg.hold_fraction * short.threshold
-                    || long.excess >= self.cfg.hold_fraction * long.threshold
-                {
+                if hot {
                     a.last_hot_ms = a.last_hot_ms.max(t);
                 }
             }
@@ -754,15 +753,34 @@ impl Detector {
         }
     }
 
+    /// Whether an open alert's burst is still going: either excess above `hold_fraction`
+    /// of its threshold, or (cohort trigger) the batched cohort still dominating recent
+    /// followers with half the model-backed excess. Hysteresis, so alerts do not flap.
+    fn is_hot(&self, key: u64, short: &WindowEval, long: &WindowEval) -> bool {
+        let c = &self.cfg;
+        if short.excess >= c.hold_fraction * short.threshold
+            || long.excess >= c.hold_fraction * long.threshold
+        {
+            return true;
+        }
+        c.creation_trigger
+            && long.excess >= c.hold_fraction * c.creation_min_excess
+            && self.followees.get(&key).is_some_and(|w| {
+                let (total, pair) = w.creation_batch();
+                total >= c.creation_min_followers
+                    && pair as f32 >= c.creation_concentration_min * total as f32
+            })
+    }
+
     /// Resolves followee `key`'s alert if it has not been hot for `resolve_after`.
     fn check_resolve(&mut self, key: u64, t: i64, out: &mut Emitted) {
         let (short, long, rate_z) = self.evaluate(key, t);
-        let hold = self.cfg.hold_fraction;
         let resolve_after = self.cfg.resolve_after_ms;
+        let hot = self.is_hot(key, &short, &long);
         let Some(a) = self.open.get_mut(&key) else {
             return;
         };
-        if short.excess >= hold * short.threshold || long.excess >= hold * long.threshold {
+        if hot {
             a.last_hot_ms = a.last_hot_ms.max(t);
             return;
         }
