@@ -3,17 +3,23 @@
 //! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
 //! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
 
+pub mod admin;
 pub mod alert;
 pub mod benchdetect;
+pub mod config;
 pub mod dataset;
 pub mod detector;
 pub mod event;
 pub mod features;
 pub mod generate;
+pub mod kafka;
+pub mod metrics;
 pub mod model;
 pub mod modelcli;
 pub mod pipeline;
 pub mod replay;
+pub mod serve;
+pub mod webhook;
 pub mod window;
 
 /// Errors that mean "the operator must fix the configuration" (bad flag value, missing

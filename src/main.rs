@@ -16,6 +16,14 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Run the streaming service: consume follow events, publish alerts, moderation and dead-letter records.
+    Serve(followguard::config::ServeArgs),
+    /// Write a JSONL event file into a Kafka topic (keyed by followee id).
+    Produce(followguard::kafka::produce::ProduceArgs),
+    /// Create the input, alerts, moderation and dead-letter topics.
+    Topics(followguard::kafka::produce::TopicsArgs),
+    /// Print alerts from the alerts topic as they arrive.
+    Watch(followguard::kafka::watch::WatchArgs),
     /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
     Generate(followguard::generate::GenerateArgs),
     /// Run a JSONL file of follow events through the detection pipeline.
@@ -38,6 +46,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Serve(args) => followguard::serve::main(args),
+        Command::Produce(args) => followguard::kafka::produce::produce_main(args),
+        Command::Topics(args) => followguard::kafka::produce::topics_main(args),
+        Command::Watch(args) => followguard::kafka::watch::watch_main(args),
         Command::Generate(a) => followguard::generate::run(a),
         Command::Replay(a) => followguard::replay::run(a),
         Command::BenchDetect(a) => followguard::benchdetect::run(a),

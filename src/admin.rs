@@ -1,0 +1,253 @@
+//! Admin HTTP: the axum [`router`] for `/metrics` (Prometheus text), `/healthz` (the consume
+//! loop made progress recently), `/readyz` (model loaded and partitions assigned) and
+//! `/info` (build and model identity). The router is a plain value, testable without a
+//! socket; [`serve_admin`] binds it.
+
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Identity shown on `/info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Info {
+    pub version: &'static str,
+    pub model_version: String,
+    pub model_sha256: String,
+    pub input_topic: String,
+    pub group_id: String,
+}
+
+/// Shared, lock-light state the service updates and the admin endpoints read.
+pub struct AdminState {
+    pub metrics: Metrics,
+    pub info: Info,
+    model_loaded: AtomicBool,
+    assigned_partitions: AtomicUsize,
+    /// Set when shutdown starts: a draining instance should get no new traffic.
+    draining: AtomicBool,
+    last_progress: Mutex<Instant>,
+    stale_after: Duration,
+}
+
+impl AdminState {
+    pub fn new(metrics: Metrics, info: Info, stale_after: Duration) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            metrics,
+            info,
+            model_loaded: AtomicBool::new(false),
+            assigned_partitions: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            last_progress: Mutex::new(Instant::now()),
+            stale_after,
+        })
+    }
+
+    pub fn set_model_loaded(&self) {
+        self.model_loaded.store(true, Ordering::Release);
+    }
+
+    pub fn set_assigned_partitions(&self, n: usize) {
+        self.assigned_partitions.store(n, Ordering::Release);
+        self.metrics.set_assigned_partitions(n);
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Called by the consume loop on every iteration, including idle ones.
+    pub fn progress(&self) {
+        let now = Instant::now();
+        if let Ok(mut p) = self.last_progress.lock() {
+            *p = now;
+        }
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.metrics.progress(unix);
+    }
+
+    /// Why the instance is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.model_loaded.load(Ordering::Acquire) {
+            Some("model not loaded")
+        } else if self.draining.load(Ordering::Acquire) {
+            Some("shutting down")
+        } else if self.assigned_partitions.load(Ordering::Acquire) == 0 {
+            Some("no partitions assigned")
+        } else {
+            None
+        }
+    }
+
+    /// Time since the loop last made progress, if that is longer than allowed.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        let last = self.last_progress.lock().map(|p| *p).ok()?;
+        let idle = Instant::now().saturating_duration_since(last);
+        (idle > self.stale_after).then_some(idle)
+    }
+}
+
+/// The admin routes, bound to `state`.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/info", get(info))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(s): State<Arc<AdminState>>) -> Response {
+    match s.stalled_for() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(d) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "consume loop made no progress for {:.1}s\n",
+                d.as_secs_f64()
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
+    match s.not_ready_reason() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn info(State(s): State<Arc<AdminState>>) -> Json<Info> {
+    Json(s.info.clone())
+}
+
+/// Binds `addr` and serves the admin router until `shutdown` resolves. Returns the bound
+/// address (useful with port 0) once listening.
+pub async fn serve_admin(
+    addr: SocketAddr,
+    state: Arc<AdminState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::ConfigError(format!("--admin-addr: cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
+    let app = router(state);
+    let handle = tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    Ok((bound, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use prometheus::Registry;
+    use tower::ServiceExt;
+
+    fn state() -> Arc<AdminState> {
+        let metrics = Metrics::new(Registry::new(), "m1", "deadbeef");
+        let info = Info {
+            version: env!("CARGO_PKG_VERSION"),
+            model_version: "m1".into(),
+            model_sha256: "deadbeef".into(),
+            input_topic: "follows".into(),
+            group_id: "g".into(),
+        };
+        AdminState::new(metrics, info, Duration::from_secs(30))
+    }
+
+    async fn get(s: &Arc<AdminState>, path: &str) -> (StatusCode, String) {
+        let resp = router(s.clone())
+            .oneshot(
+                Request::builder()
+                    .uri(path)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible router");
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_needs_model_and_partitions() {
+        let s = state();
+        let (code, body) = get(&s, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("model not loaded"));
+        s.set_model_loaded();
+        let (code, body) = get(&s, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no partitions"));
+        s.set_assigned_partitions(2);
+        assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
+        s.set_draining();
+        assert_eq!(get(&s, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_loop_stalls() {
+        let metrics = Metrics::new(Registry::new(), "m1", "x");
+        let s = AdminState::new(metrics, state().info.clone(), Duration::from_millis(100));
+        s.progress();
+        assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (code, body) = get(&s, "/healthz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no progress"), "{body}");
+        s.progress();
+        assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_and_info_render() {
+        let s = state();
+        s.set_assigned_partitions(3);
+        let (code, body) = get(&s, "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("followguard_assigned_partitions 3"), "{body}");
+        let (code, body) = get(&s, "/info").await;
+        assert_eq!(code, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["model_sha256"], "deadbeef");
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -1,0 +1,565 @@
+//! `serve` configuration: the raw clap flags (every one settable through a `FOLLOWGUARD_…`
+//! environment variable) and their validation into a [`ServeConfig`]. Anything wrong here
+//! is a [`ConfigError`] (exit 64). Secrets (`--kafka-option` values whose key names a
+//! password, key or token; webhook credentials) never appear in `Debug` output or logs.
+
+use crate::ConfigError;
+use clap::{Args, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// librdkafka properties the service sets itself: overriding them would silently break
+/// at-least-once delivery or the group, so `--kafka-option` refuses them.
+const RESERVED_KAFKA_OPTIONS: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "enable.idempotence",
+    "statistics.interval.ms",
+];
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Kafka connection flags shared by `serve`, `produce` and `topics`.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma separated (host:port,...).
+    #[arg(long, env = "FOLLOWGUARD_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Extra librdkafka property as key=value, repeatable (e.g. security.protocol=SASL_SSL,
+    /// sasl.username=..., sasl.password=...). Unknown properties are rejected at start.
+    #[arg(
+        long = "kafka-option",
+        env = "FOLLOWGUARD_KAFKA_OPTIONS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    pub kafka_options: Vec<String>,
+}
+
+/// Topic name flags shared by `serve` and `topics`.
+#[derive(Debug, Clone, Args)]
+pub struct TopicArgs {
+    /// Topic the follow events are read from.
+    #[arg(long, env = "FOLLOWGUARD_INPUT_TOPIC", default_value = "follows")]
+    pub input_topic: String,
+
+    /// Topic alerts are written to (keyed by followee id).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_ALERTS_TOPIC",
+        default_value = "followguard.alerts"
+    )]
+    pub alerts_topic: String,
+
+    /// Topic flagged-follower moderation records are written to (keyed by followee id).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_MODERATION_TOPIC",
+        default_value = "followguard.moderation"
+    )]
+    pub moderation_topic: String,
+
+    /// Dead-letter topic for input that can never be processed (original bytes + reason headers).
+    #[arg(long, env = "FOLLOWGUARD_DLQ_TOPIC", default_value = "followguard.dlq")]
+    pub dlq_topic: String,
+}
+
+/// Raw `serve` flags, as typed. Turned into a [`ServeConfig`] by [`ServeArgs::validate`].
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub topics: TopicArgs,
+
+    /// Consumer group id; instances with the same id split the input partitions.
+    #[arg(long, env = "FOLLOWGUARD_GROUP_ID", default_value = "followguard")]
+    pub group_id: String,
+
+    /// Model file to score followers with.
+    #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = "models/default.json")]
+    pub model: PathBuf,
+
+    /// Refuse to start unless the model file has this sha256 (pins the deployed model).
+    #[arg(long, env = "FOLLOWGUARD_MODEL_SHA256")]
+    pub model_sha256: Option<String>,
+
+    /// Address of the admin HTTP server (/metrics, /healthz, /readyz, /info).
+    #[arg(long, env = "FOLLOWGUARD_ADMIN_ADDR", default_value = "127.0.0.1:9464")]
+    pub admin_addr: String,
+
+    /// How long shutdown may take (finish event, flush, commit) before the process exits anyway.
+    #[arg(long, env = "FOLLOWGUARD_SHUTDOWN_GRACE", default_value = "10s")]
+    pub shutdown_grace: String,
+
+    /// Events whose output records may be awaiting broker acknowledgement at once; raise for
+    /// throughput, lower to bound memory and redelivery after a crash.
+    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 2000)]
+    pub max_in_flight: usize,
+
+    /// How long the broker may take to acknowledge one produced record before it is retried.
+    /// Must stay below max.poll.interval.ms so a stalled sink cannot get us kicked out of the group.
+    #[arg(long, env = "FOLLOWGUARD_DELIVERY_TIMEOUT", default_value = "30s")]
+    pub delivery_timeout: String,
+
+    /// Interval of librdkafka statistics (consumer lag per partition).
+    #[arg(long, env = "FOLLOWGUARD_STATS_INTERVAL", default_value = "5s")]
+    pub stats_interval: String,
+
+    /// /healthz fails when the consume loop has not made progress for this long.
+    #[arg(long, env = "FOLLOWGUARD_HEALTH_STALE_AFTER", default_value = "60s")]
+    pub health_stale_after: String,
+
+    /// On partition assignment, re-read this much input (by record time) before the committed
+    /// offset with sinks muted, to rebuild detector state. `auto` = the detector's longest
+    /// memory (so the rebuilt state equals the lost one); 0s disables the replay.
+    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "auto")]
+    pub rebuild_window: String,
+
+    /// Most records re-read per partition when rebuilding state (bounds start-up work when
+    /// the broker cannot look offsets up by time).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_REBUILD_MAX_RECORDS",
+        default_value_t = 200_000
+    )]
+    pub rebuild_max_records: i64,
+
+    /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Per-request timeout of the webhook.
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_TIMEOUT", default_value = "5s")]
+    pub webhook_timeout: String,
+
+    /// Attempts per alert batch before the webhook drops it.
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_RETRIES", default_value_t = 3)]
+    pub webhook_retries: u32,
+
+    /// Alerts the webhook may have queued; beyond that new alerts are dropped (and counted).
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_QUEUE", default_value_t = 1000)]
+    pub webhook_queue: usize,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// A `key=value` librdkafka property; `Debug` redacts the value of secret-looking keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaOption {
+    pub key: String,
+    pub value: String,
+}
+
+impl KafkaOption {
+    pub fn is_secret(&self) -> bool {
+        let k = self.key.to_ascii_lowercase();
+        [
+            "password",
+            "secret",
+            "token",
+            ".key",
+            "key.pem",
+            "oauthbearer.config",
+            "jaas",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
+    }
+}
+
+impl fmt::Debug for KafkaOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_secret() {
+            write!(f, "{}=<redacted>", self.key)
+        } else {
+            write!(f, "{}={}", self.key, self.value)
+        }
+    }
+}
+
+/// Validated Kafka connection settings.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub options: Vec<KafkaOption>,
+}
+
+/// Validated webhook settings. `Debug` redacts credentials in the URL.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+/// Validated `serve` configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub kafka: KafkaConfig,
+    pub input_topic: String,
+    pub alerts_topic: String,
+    pub moderation_topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    pub model: PathBuf,
+    pub model_sha256: Option<String>,
+    pub admin_addr: SocketAddr,
+    pub shutdown_grace: Duration,
+    pub max_in_flight: usize,
+    pub delivery_timeout: Duration,
+    pub stats_interval: Duration,
+    pub health_stale_after: Duration,
+    /// `None` = `auto` (the detector's state horizon, decided by `serve`).
+    pub rebuild_window: Option<Duration>,
+    pub rebuild_max_records: i64,
+    pub webhook: Option<WebhookConfig>,
+    pub log_format: LogFormat,
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, `7d` (or a bare number of seconds).
+pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, ConfigError> {
+    let t = s.trim();
+    let bad = || {
+        ConfigError(format!(
+            "--{flag}: {s:?} is not a duration (examples: 500ms, 10s, 2m, 1h, 7d)"
+        ))
+    };
+    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1u64)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86_400_000)
+    } else {
+        (t, 1_000)
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(mult_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(bad)
+}
+
+fn check_topic(flag: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "--{flag}: {name:?} is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"
+        )))
+    }
+}
+
+/// Hides `user:password@` in a URL.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://<redacted>@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+impl KafkaArgs {
+    pub fn validate(&self) -> Result<KafkaConfig, ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConfigError("--brokers must not be empty".into()));
+        }
+        let mut options = Vec::new();
+        for raw in &self.kafka_options {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let Some((k, v)) = raw.split_once('=') else {
+                return Err(ConfigError(format!(
+                    "--kafka-option: expected key=value, got {:?}",
+                    raw.split_once(':').map_or(raw, |(k, _)| k)
+                )));
+            };
+            let key = k.trim().to_string();
+            if key.is_empty() {
+                return Err(ConfigError("--kafka-option: empty key".into()));
+            }
+            if RESERVED_KAFKA_OPTIONS.contains(&key.as_str()) {
+                return Err(ConfigError(format!(
+                    "--kafka-option: {key} is set by followguard itself and cannot be overridden \
+                     (use the dedicated flag where there is one)"
+                )));
+            }
+            options.push(KafkaOption {
+                key,
+                value: v.trim().to_string(),
+            });
+        }
+        Ok(KafkaConfig {
+            brokers: self.brokers.trim().to_string(),
+            options,
+        })
+    }
+}
+
+impl TopicArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_topic("input-topic", &self.input_topic)?;
+        check_topic("alerts-topic", &self.alerts_topic)?;
+        check_topic("moderation-topic", &self.moderation_topic)?;
+        check_topic("dlq-topic", &self.dlq_topic)?;
+        let names = [
+            &self.input_topic,
+            &self.alerts_topic,
+            &self.moderation_topic,
+            &self.dlq_topic,
+        ];
+        for (i, a) in names.iter().enumerate() {
+            if names[i + 1..].contains(a) {
+                return Err(ConfigError(format!(
+                    "topic {a:?} is used for two purposes; input, alerts, moderation and \
+                     dead-letter topics must all differ"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServeArgs {
+    /// Checks every flag and converts it; the first problem found is returned.
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let kafka = self.kafka.validate()?;
+        self.topics.validate()?;
+        if self.group_id.trim().is_empty() {
+            return Err(ConfigError("--group-id must not be empty".into()));
+        }
+        let admin_addr: SocketAddr = self.admin_addr.parse().map_err(|_| {
+            ConfigError(format!(
+                "--admin-addr: {:?} is not an ip:port address",
+                self.admin_addr
+            ))
+        })?;
+        if let Some(sha) = &self.model_sha256 {
+            if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ConfigError(
+                    "--model-sha256 must be 64 hexadecimal characters".into(),
+                ));
+            }
+        }
+        if self.rebuild_max_records < 0 {
+            return Err(ConfigError(
+                "--rebuild-max-records must not be negative".into(),
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError("--max-in-flight must be at least 1".into()));
+        }
+        let shutdown_grace = parse_duration("shutdown-grace", &self.shutdown_grace)?;
+        let delivery_timeout = parse_duration("delivery-timeout", &self.delivery_timeout)?;
+        if delivery_timeout < Duration::from_secs(1) || delivery_timeout > Duration::from_secs(240)
+        {
+            return Err(ConfigError(
+                "--delivery-timeout must be between 1s and 240s (below the 300s default \
+                 max.poll.interval.ms)"
+                    .into(),
+            ));
+        }
+        let stats_interval = parse_duration("stats-interval", &self.stats_interval)?;
+        if stats_interval < Duration::from_millis(100) {
+            return Err(ConfigError(
+                "--stats-interval must be at least 100ms".into(),
+            ));
+        }
+        let health_stale_after = parse_duration("health-stale-after", &self.health_stale_after)?;
+        let rebuild_window = match self.rebuild_window.trim() {
+            "auto" => None,
+            w => Some(parse_duration("rebuild-window", w)?),
+        };
+        let webhook = match &self.webhook_url {
+            None => None,
+            Some(u) if u.trim().is_empty() => None,
+            Some(u) => {
+                let u = u.trim();
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError(format!(
+                        "--webhook-url: {} must start with http:// or https://",
+                        redact_url(u)
+                    )));
+                }
+                if u.starts_with("https://") {
+                    return Err(ConfigError(
+                        "--webhook-url: this build has no TLS client; use http:// to a local \
+                         Alertmanager or a TLS-terminating proxy"
+                            .into(),
+                    ));
+                }
+                if self.webhook_queue == 0 {
+                    return Err(ConfigError("--webhook-queue must be at least 1".into()));
+                }
+                Some(WebhookConfig {
+                    url: u.to_string(),
+                    timeout: parse_duration("webhook-timeout", &self.webhook_timeout)?,
+                    retries: self.webhook_retries.max(1),
+                    queue: self.webhook_queue,
+                })
+            }
+        };
+        Ok(ServeConfig {
+            kafka,
+            input_topic: self.topics.input_topic.clone(),
+            alerts_topic: self.topics.alerts_topic.clone(),
+            moderation_topic: self.topics.moderation_topic.clone(),
+            dlq_topic: self.topics.dlq_topic.clone(),
+            group_id: self.group_id.trim().to_string(),
+            model: self.model.clone(),
+            model_sha256: self.model_sha256.as_ref().map(|s| s.to_ascii_lowercase()),
+            admin_addr,
+            shutdown_grace,
+            max_in_flight: self.max_in_flight,
+            delivery_timeout,
+            stats_interval,
+            health_stale_after,
+            rebuild_window,
+            rebuild_max_records: self.rebuild_max_records,
+            webhook,
+            log_format: self.log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut v = vec!["t"];
+        v.extend_from_slice(extra);
+        T::try_parse_from(v).expect("flags parse").serve
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.input_topic, "follows");
+        assert!(c.webhook.is_none());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("x", "250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("x", "2m").ok(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_duration("x", "7").ok(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_duration("x", "2d").ok(),
+            Some(Duration::from_secs(172_800))
+        );
+        let e = parse_duration("shutdown-grace", "soon").unwrap_err();
+        assert!(e.0.contains("--shutdown-grace"), "{e}");
+    }
+
+    #[test]
+    fn kafka_option_must_be_key_value_and_not_reserved() {
+        let e = args(&["--kafka-option", "nonsense"])
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("key=value"), "{e}");
+        let e = args(&["--kafka-option", "enable.auto.offset.store=true"])
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("cannot be overridden"), "{e}");
+        let c = args(&["--kafka-option", "fetch.wait.max.ms=50"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.kafka.options[0].key, "fetch.wait.max.ms");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = args(&[
+            "--kafka-option",
+            "sasl.password=hunter2",
+            "--kafka-option",
+            "sasl.username=bob",
+            "--webhook-url",
+            "http://u:pw@am.local:9093/api/v2/alerts",
+        ])
+        .validate()
+        .expect("valid");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("u:pw"), "{dbg}");
+        assert!(dbg.contains("sasl.username=bob"), "{dbg}");
+        assert!(dbg.contains("am.local:9093"), "{dbg}");
+    }
+
+    #[test]
+    fn bad_values_give_flag_named_errors() {
+        for (flags, needle) in [
+            (vec!["--admin-addr", "nowhere"], "--admin-addr"),
+            (vec!["--input-topic", "bad topic"], "--input-topic"),
+            (vec!["--alerts-topic", "follows"], "two purposes"),
+            (vec!["--model-sha256", "abc"], "--model-sha256"),
+            (vec!["--delivery-timeout", "10m"], "--delivery-timeout"),
+            (vec!["--webhook-url", "ftp://x"], "--webhook-url"),
+            (vec!["--max-in-flight", "0"], "--max-in-flight"),
+        ] {
+            let e = args(&flags).validate().unwrap_err();
+            assert!(e.0.contains(needle), "{flags:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Kafka plumbing for the service: librdkafka client configuration (at-least-once consumer,
+//! idempotent producer, `--kafka-option` passthrough), the consumer context (rebalance
+//! events, per-partition lag from statistics, librdkafka logs into tracing), output records
+//! with their retry-able owned form, dead-letter records, and topic creation.
+
+use crate::admin::AdminState;
+use crate::config::KafkaConfig;
+use crate::metrics::{RebalanceKind, Sink};
+use crate::ConfigError;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::Offset;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub mod produce;
+pub mod watch;
+
+/// Dead-letter header names (values are UTF-8 text).
+pub const HDR_SOURCE_TOPIC: &str = "source_topic";
+pub const HDR_SOURCE_PARTITION: &str = "source_partition";
+pub const HDR_SOURCE_OFFSET: &str = "source_offset";
+pub const HDR_ERROR_KIND: &str = "error_kind";
+pub const HDR_ERROR_MESSAGE: &str = "error_message";
+
+/// Builds a client config from the validated connection settings; `--kafka-option` values
+/// are applied last so SASL/SSL and tuning reach librdkafka unchanged.
+fn base_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.brokers);
+    // librdkafka logs go through `ClientContext::log` into tracing.
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    for o in &kafka.options {
+        c.set(&o.key, &o.value);
+    }
+    c
+}
+
+/// At-least-once consumer: librdkafka auto-commits only offsets we store explicitly,
+/// after every record an event caused has been acknowledged.
+pub fn consumer_config(
+    kafka: &KafkaConfig,
+    group_id: &str,
+    stats_interval: Duration,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set(
+            "statistics.interval.ms",
+            stats_interval.as_millis().to_string(),
+        );
+    // User options win over our defaults (but reserved keys were refused in config).
+    for (k, v) in base_config(kafka).config_map().iter() {
+        c.set(*k, *v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Group-less reader for rebuilding partition state: assigned by hand, never commits, so
+/// it cannot disturb the service's group or offsets. (librdkafka wants a group id for any
+/// consumer; this one is never joined.)
+pub fn replay_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("group.id", format!("{group_id}.rebuild"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // End-of-partition tells the alert scan when it has read everything.
+        .set("enable.partition.eof", "true")
+        // The replay reads a bounded backlog as fast as possible; no point waiting for
+        // fuller fetches.
+        .set("fetch.wait.max.ms", "20");
+    for (k, v) in base_config(kafka).config_map().iter() {
+        c.set(*k, *v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Idempotent producer: retries inside librdkafka never duplicate or reorder records.
+pub fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        );
+    for (k, v) in base_config(kafka).config_map().iter() {
+        c.set(*k, *v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Turns a client-creation failure (unknown property, bad value) into a configuration error.
+pub fn config_error(what: &str, e: KafkaError) -> anyhow::Error {
+    match e {
+        KafkaError::ClientConfig(_, msg, key, value) => {
+            let secret = crate::config::KafkaOption {
+                key: key.clone(),
+                value: String::new(),
+            }
+            .is_secret();
+            let (shown, msg) = if secret && !value.is_empty() {
+                // librdkafka may quote the value in its message too.
+                ("<redacted>".to_string(), msg.replace(&value, "<redacted>"))
+            } else {
+                (value, msg)
+            };
+            ConfigError(format!("kafka option {key}={shown}: {msg}")).into()
+        }
+        KafkaError::ClientCreation(msg) => {
+            ConfigError(format!("cannot create the Kafka {what}: {msg}")).into()
+        }
+        other => anyhow::Error::new(other).context(format!("creating the Kafka {what}")),
+    }
+}
+
+/// Partition assignment changes seen by the consumer context, handled by the consume loop
+/// (which owns the detector state) before it processes the next record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    Revoked(Vec<i32>),
+    Assigned(Vec<i32>),
+}
+
+/// Consumer context: forwards rebalances to the loop, lag to metrics, logs to tracing.
+pub struct ServiceContext {
+    pub admin: Arc<AdminState>,
+    pub input_topic: String,
+    pub events: Arc<Mutex<VecDeque<RebalanceEvent>>>,
+}
+
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .map(|e| e.partition())
+        .collect()
+}
+
+impl ClientContext for ServiceContext {
+    fn stats(&self, stats: Statistics) {
+        let Some(topic) = stats.topics.get(&self.input_topic) else {
+            return;
+        };
+        for (p, s) in &topic.partitions {
+            // -1 is librdkafka's internal "unassigned" partition; lag is -1 until known.
+            if *p >= 0 && s.desired && s.consumer_lag >= 0 {
+                self.admin.metrics.set_consumer_lag(*p, s.consumer_lag);
+            }
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
+            _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+}
+
+impl ConsumerContext for ServiceContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let parts = partitions_of(tpl, &self.input_topic);
+            self.admin.metrics.rebalance(RebalanceKind::Revoke);
+            for p in &parts {
+                self.admin.metrics.clear_consumer_lag(*p);
+            }
+            tracing::info!(partitions = ?parts, "partitions revoked");
+            if let Ok(mut q) = self.events.lock() {
+                q.push_back(RebalanceEvent::Revoked(parts));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts = partitions_of(tpl, &self.input_topic);
+                self.admin.metrics.rebalance(RebalanceKind::Assign);
+                tracing::info!(partitions = ?parts, "partitions assigned");
+                if let Ok(mut q) = self.events.lock() {
+                    q.push_back(RebalanceEvent::Assigned(parts));
+                }
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+        let n = c.assignment().map(|a| a.count()).unwrap_or(0);
+        self.admin.set_assigned_partitions(n);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // Routine during rebalances (the partition moved); the next owner redoes the work.
+            tracing::debug!(error = %e, "offset commit failed");
+        }
+    }
+}
+
+/// One record to write, owned so it can be re-sent if the broker does not acknowledge it.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub sink: Sink,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// The three output topic names, indexed by [`Sink`].
+#[derive(Debug, Clone)]
+pub struct OutputTopics {
+    pub alerts: String,
+    pub moderation: String,
+    pub dead_letter: String,
+}
+
+impl OutputTopics {
+    pub fn topic(&self, sink: Sink) -> &str {
+        match sink {
+            Sink::Alerts => &self.alerts,
+            Sink::Moderation => &self.moderation,
+            Sink::DeadLetter => &self.dead_letter,
+        }
+    }
+}
+
+/// Dead-letter record: the original key and bytes, plus where they came from and why
+/// they were refused.
+pub fn dead_letter(
+    source_topic: &str,
+    partition: i32,
+    offset: i64,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    error_kind: &str,
+    error_message: &str,
+) -> OutRecord {
+    OutRecord {
+        sink: Sink::DeadLetter,
+        key: key.unwrap_or_default().to_vec(),
+        payload: payload.to_vec(),
+        headers: vec![
+            (HDR_SOURCE_TOPIC, source_topic.as_bytes().to_vec()),
+            (HDR_SOURCE_PARTITION, partition.to_string().into_bytes()),
+            (HDR_SOURCE_OFFSET, offset.to_string().into_bytes()),
+            (HDR_ERROR_KIND, error_kind.as_bytes().to_vec()),
+            (HDR_ERROR_MESSAGE, error_message.as_bytes().to_vec()),
+        ],
+    }
+}
+
+/// Hands `rec` to the producer. When librdkafka's local queue is full, waits briefly and
+/// tries again (that wait is the backpressure on the consume loop); other errors are
+/// returned for the caller to count and retry later.
+pub async fn send(
+    producer: &FutureProducer,
+    topics: &OutputTopics,
+    rec: &OutRecord,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+        for (k, v) in &rec.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        let mut r = FutureRecord::to(topics.topic(rec.sink))
+            .payload(&rec.payload)
+            .headers(headers);
+        if !rec.key.is_empty() {
+            r = r.key(&rec.key);
+        }
+        match producer.send_result(r) {
+            Ok(f) => return Ok(f),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Ids of alerts already written with status `open` to `topic` since `since_ms` (record
+/// time). Read once per assignment so that events re-processed after a crash (their
+/// offsets were not yet committed) do not announce the same alert a second time.
+/// Reads until every partition reports end-of-partition or nothing arrives for `idle`.
+pub async fn scan_opened_alerts(
+    c: &Arc<StreamConsumer>,
+    topic: &str,
+    since_ms: i64,
+    idle: Duration,
+) -> anyhow::Result<HashSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        alert_id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        status: std::borrow::Cow<'a, str>,
+    }
+    let (cc, t) = (c.clone(), topic.to_string());
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<TopicPartitionList> {
+        let meta = cc.fetch_metadata(Some(&t), Duration::from_secs(10))?;
+        let mut tpl = TopicPartitionList::new();
+        for mt in meta.topics() {
+            for p in mt.partitions() {
+                tpl.add_partition_offset(mt.name(), p.id(), Offset::Offset(since_ms))?;
+            }
+        }
+        Ok(cc.offsets_for_times(tpl, Duration::from_secs(10))?)
+    })
+    .await??;
+    let mut tpl = TopicPartitionList::new();
+    let mut open_parts = HashSet::new();
+    for e in found.elements() {
+        // No record at or after the time: nothing to read in that partition.
+        if let Offset::Offset(o) = e.offset() {
+            tpl.add_partition_offset(topic, e.partition(), Offset::Offset(o))?;
+            open_parts.insert(e.partition());
+        }
+    }
+    let mut ids = HashSet::new();
+    if open_parts.is_empty() {
+        return Ok(ids);
+    }
+    c.assign(&tpl)?;
+    while !open_parts.is_empty() {
+        match tokio::time::timeout(idle, c.recv()).await {
+            Err(_) => break,
+            Ok(Err(KafkaError::PartitionEOF(p))) => {
+                open_parts.remove(&p);
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(m)) => {
+                if let Some(h) = m
+                    .payload()
+                    .and_then(|b| serde_json::from_slice::<Head<'_>>(b).ok())
+                {
+                    if h.status == "open" {
+                        ids.insert(h.alert_id.into_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Creates `names` with `partitions` partitions each; topics that already exist are fine.
+pub async fn create_topics(
+    kafka: &KafkaConfig,
+    names: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(kafka)
+        .create()
+        .map_err(|e| config_error("admin client", e))?;
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating topics on {}: {e}", kafka.brokers))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KafkaOption;
+
+    fn kafka(options: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            options: options
+                .iter()
+                .map(|(k, v)| KafkaOption {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn consumer_is_at_least_once_and_options_pass_through() {
+        let c = consumer_config(
+            &kafka(&[("session.timeout.ms", "6000")]),
+            "g",
+            Duration::from_secs(5),
+        );
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("enable.auto.commit"), Some("true"));
+        assert_eq!(c.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(c.get("statistics.interval.ms"), Some("5000"));
+        let p = producer_config(&kafka(&[]), Duration::from_secs(30));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("message.timeout.ms"), Some("30000"));
+    }
+
+    #[test]
+    fn unknown_option_is_a_config_error_naming_it() {
+        let r: Result<FutureProducer, _> =
+            producer_config(&kafka(&[("no.such.option", "1")]), Duration::from_secs(5)).create();
+        let e = config_error("producer", r.err().expect("unknown option refused"));
+        assert_eq!(crate::exit_code(&e), 64);
+        assert!(e.to_string().contains("no.such.option"), "{e}");
+    }
+
+    #[test]
+    fn secret_option_values_never_reach_error_text() {
+        let err = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter2\" for sasl.password".into(),
+            "sasl.password".into(),
+            "hunter2".into(),
+        );
+        let e = config_error("producer", err);
+        let text = format!("{e:#}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("sasl.password"), "{text}");
+    }
+
+    #[test]
+    fn dead_letter_keeps_bytes_and_says_why() {
+        let r = dead_letter(
+            "follows",
+            2,
+            17,
+            Some(b"k"),
+            b"{nope",
+            "invalid_json",
+            "eof",
+        );
+        assert_eq!(r.payload, b"{nope");
+        assert_eq!(r.key, b"k");
+        let h: std::collections::HashMap<_, _> = r.headers.iter().cloned().collect();
+        assert_eq!(h[HDR_SOURCE_TOPIC], b"follows");
+        assert_eq!(h[HDR_SOURCE_PARTITION], b"2");
+        assert_eq!(h[HDR_SOURCE_OFFSET], b"17");
+        assert_eq!(h[HDR_ERROR_KIND], b"invalid_json");
+        assert_eq!(h[HDR_ERROR_MESSAGE], b"eof");
+    }
+}

@@ -1,0 +1,166 @@
+//! `followguard produce` and `followguard topics`: write a JSONL event file into the input
+//! topic (keyed by followee id, record time = event time, idempotent producer) and create
+//! the service's topics. Used by the demo, the integration tests and operators replaying
+//! a capture.
+
+use crate::config::{KafkaArgs, TopicArgs};
+use crate::kafka::config_error;
+use clap::Args;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Records awaiting acknowledgement before `produce` waits for the oldest.
+const MAX_PENDING: usize = 10_000;
+
+/// Flags of `followguard produce`.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// JSONL file of follow events (one per line; `-` reads stdin). Lines that are not
+    /// valid events are produced unchanged (unkeyed) so the service dead-letters them.
+    #[arg(long, env = "FOLLOWGUARD_PRODUCE_INPUT")]
+    pub input: PathBuf,
+
+    /// Topic to write to.
+    #[arg(long, env = "FOLLOWGUARD_INPUT_TOPIC", default_value = "follows")]
+    pub topic: String,
+
+    /// Events per second (0 = as fast as the broker takes them); slows a demo to watch it.
+    #[arg(long, env = "FOLLOWGUARD_PRODUCE_RATE", default_value_t = 0)]
+    pub rate: u32,
+}
+
+/// Flags of `followguard topics`.
+#[derive(Debug, Clone, Args)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub topics: TopicArgs,
+
+    /// Partitions per topic (the input's count bounds how many instances share the work).
+    #[arg(long, env = "FOLLOWGUARD_PARTITIONS", default_value_t = 4)]
+    pub partitions: i32,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Entry point of `followguard topics`.
+pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
+    let kafka = args.kafka.validate()?;
+    args.topics.validate()?;
+    if !(1..=10_000).contains(&args.partitions) {
+        return Err(crate::ConfigError("--partitions must be between 1 and 10000".into()).into());
+    }
+    let t = &args.topics;
+    let names = [
+        t.input_topic.as_str(),
+        t.alerts_topic.as_str(),
+        t.moderation_topic.as_str(),
+        t.dlq_topic.as_str(),
+    ];
+    runtime()?.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
+    println!("topics ready: {}", names.join(", "));
+    Ok(())
+}
+
+/// Key (followee id) and record time (event time) of one line, when it is a valid event.
+fn key_and_time(line: &[u8]) -> (Option<String>, Option<i64>) {
+    match crate::event::parse(line) {
+        Ok(ev) => (Some(ev.followee_id.into_owned()), ev.ts_ms),
+        Err(_) => (None, None),
+    }
+}
+
+async fn await_one(f: DeliveryFuture, failed: &mut u64) {
+    match f.await {
+        Ok(Ok(_)) => {}
+        Ok(Err((e, _))) => {
+            *failed += 1;
+            tracing::warn!(error = %e, "delivery failed");
+        }
+        Err(_) => *failed += 1,
+    }
+}
+
+/// Entry point of `followguard produce`.
+pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
+    let kafka = args.kafka.validate()?;
+    let reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .map_err(|e| crate::ConfigError(format!("--input {}: {e}", args.input.display())))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let producer: FutureProducer = crate::kafka::producer_config(&kafka, Duration::from_secs(60))
+        .create()
+        .map_err(|e| config_error("producer", e))?;
+    let topic = args.topic.clone();
+    let rate = args.rate;
+    let (sent, failed) = runtime()?.block_on(async move {
+        let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+        let (mut sent, mut failed) = (0u64, 0u64);
+        let start = tokio::time::Instant::now();
+        for line in reader.split(b'\n') {
+            let line = line?;
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let (key, ts) = key_and_time(line);
+            loop {
+                let mut rec = FutureRecord::to(&topic).payload(line);
+                if let Some(k) = &key {
+                    rec = rec.key(k.as_str());
+                }
+                if let Some(ts) = ts {
+                    rec = rec.timestamp(ts);
+                }
+                match producer.send_result(rec) {
+                    Ok(f) => {
+                        pending.push_back(f);
+                        break;
+                    }
+                    Err((e, _)) => {
+                        // Local queue full: wait for the oldest delivery, then retry.
+                        match pending.pop_front() {
+                            Some(f) => await_one(f, &mut failed).await,
+                            None => anyhow::bail!("producing to {topic}: {e}"),
+                        }
+                    }
+                }
+            }
+            sent += 1;
+            while pending.len() >= MAX_PENDING {
+                if let Some(f) = pending.pop_front() {
+                    await_one(f, &mut failed).await;
+                }
+            }
+            if rate > 0 {
+                let due = start + Duration::from_secs_f64(sent as f64 / f64::from(rate));
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        for f in pending {
+            await_one(f, &mut failed).await;
+        }
+        Ok((sent, failed))
+    })?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {sent} records were not acknowledged by the broker");
+    }
+    println!("produced {sent} records to {}", args.topic);
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! Prometheus metrics: the only module that registers metrics. One [`Metrics`] struct on
+//! an explicit [`Registry`] (no globals, so every test gets a fresh one), with named
+//! methods; label values come only from bounded enums, never from account ids.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashMap;
+
+/// What happened to one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Parsed and scored below the suspicion threshold.
+    Clean,
+    /// Parsed and scored at or above the suspicion threshold.
+    Suspicious,
+    /// Could not be parsed; dead-lettered.
+    Rejected,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Clean => "clean",
+            EventOutcome::Suspicious => "suspicious",
+            EventOutcome::Rejected => "rejected",
+        }
+    }
+    const ALL: [EventOutcome; 3] = [
+        EventOutcome::Clean,
+        EventOutcome::Suspicious,
+        EventOutcome::Rejected,
+    ];
+}
+
+/// Which output a produced record went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sink {
+    Alerts,
+    Moderation,
+    DeadLetter,
+}
+
+impl Sink {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sink::Alerts => "alerts",
+            Sink::Moderation => "moderation",
+            Sink::DeadLetter => "dead_letter",
+        }
+    }
+    const ALL: [Sink; 3] = [Sink::Alerts, Sink::Moderation, Sink::DeadLetter];
+}
+
+/// Why the webhook sink gave up on an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookDrop {
+    /// The bounded queue was full (the receiver is slower than the alert rate).
+    QueueFull,
+    /// Every retry failed (timeout, connection error or non-2xx answer).
+    Failed,
+}
+
+impl WebhookDrop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookDrop::QueueFull => "queue_full",
+            WebhookDrop::Failed => "failed",
+        }
+    }
+}
+
+/// Partition assignment changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebalanceKind {
+    Assign,
+    Revoke,
+}
+
+impl RebalanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebalanceKind::Assign => "assign",
+            RebalanceKind::Revoke => "revoke",
+        }
+    }
+}
+
+/// Every metric the service exports. Cheap to clone (handles are reference counted).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    events_by_outcome: HashMap<&'static str, IntCounter>,
+    rejected: IntCounterVec,
+    follower_score: Histogram,
+    suspicious_follows: IntCounter,
+    alerts: IntCounterVec,
+    moderation_records: IntCounter,
+    dead_letter_records: IntCounterVec,
+    processing_duration: Histogram,
+    event_age: Histogram,
+    tracked_followees: IntGauge,
+    consumer_lag: IntGaugeVec,
+    assigned_partitions: IntGauge,
+    rebalances: IntCounterVec,
+    replayed_events: IntCounter,
+    suppressed_opens: IntCounter,
+    delivery_failures: IntCounterVec,
+    records_produced: IntCounterVec,
+    webhook_drops: IntCounterVec,
+    webhook_sent: IntCounter,
+    last_progress: Gauge,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("static metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// Registers every metric on `registry`. `model_version` and `model_sha256` label the
+    /// fixed `followguard_model_info` gauge (bounded: one model per process).
+    pub fn new(registry: Registry, model_version: &str, model_sha256: &str) -> Metrics {
+        let r = &registry;
+        let build_info = GaugeVec::new(
+            Opts::new(
+                "followguard_build_info",
+                "Always 1; labels say which build is running.",
+            ),
+            &["version"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(build_info.clone()))
+            .expect("metric registered once");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        let model_info = GaugeVec::new(
+            Opts::new(
+                "followguard_model_info",
+                "Always 1; labels say which model file is loaded.",
+            ),
+            &["version", "sha256"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(model_info.clone()))
+            .expect("metric registered once");
+        model_info
+            .with_label_values(&[model_version, model_sha256])
+            .set(1.0);
+
+        let events = counter_vec(
+            r,
+            "followguard_events_total",
+            "Input records handled, by outcome (clean, suspicious, rejected).",
+            &["outcome"],
+        );
+        let events_by_outcome = EventOutcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), events.with_label_values(&[o.as_str()])))
+            .collect();
+        let rejected = counter_vec(
+            r,
+            "followguard_events_rejected_total",
+            "Input records that failed parsing or validation, by error kind.",
+            &["kind"],
+        );
+        for kind in crate::event::EventError::KINDS {
+            rejected.with_label_values(&[kind]);
+        }
+        let follower_score = histogram(
+            r,
+            "followguard_follower_score",
+            "Classifier probability that the follower is a bought account.",
+            (1..=20).map(|i| f64::from(i) * 0.05).collect(),
+        );
+        let suspicious_follows = counter(
+            r,
+            "followguard_suspicious_follows_total",
+            "Follow events whose follower scored at or above the threshold.",
+        );
+        let alerts = counter_vec(
+            r,
+            "followguard_alerts_total",
+            "Alert records emitted, by alert kind, severity and status.",
+            &["kind", "severity", "status"],
+        );
+        let moderation_records = counter(
+            r,
+            "followguard_moderation_records_total",
+            "Flagged-follower records emitted to the moderation topic.",
+        );
+        let dead_letter_records = counter_vec(
+            r,
+            "followguard_dead_letter_records_total",
+            "Records written to the dead-letter topic, by error kind.",
+            &["kind"],
+        );
+        let processing_duration = histogram(
+            r,
+            "followguard_processing_duration_seconds",
+            "Time spent turning one input record into an outcome (parse, score, detect).",
+            vec![
+                1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1,
+            ],
+        );
+        let event_age = histogram(
+            r,
+            "followguard_event_age_seconds",
+            "Wall-clock time between an event's time and its processing.",
+            vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0, 604800.0,
+            ],
+        );
+        let tracked_followees = int_gauge(
+            r,
+            "followguard_tracked_followees",
+            "Followees with live detector state.",
+        );
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "followguard_consumer_lag_records",
+                "Consumer lag per assigned input partition, from librdkafka statistics.",
+            ),
+            &["partition"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(consumer_lag.clone()))
+            .expect("metric registered once");
+        let assigned_partitions = int_gauge(
+            r,
+            "followguard_assigned_partitions",
+            "Input partitions currently assigned to this instance.",
+        );
+        let rebalances = counter_vec(
+            r,
+            "followguard_rebalances_total",
+            "Partition assignment changes, by kind (assign, revoke).",
+            &["kind"],
+        );
+        for k in [RebalanceKind::Assign, RebalanceKind::Revoke] {
+            rebalances.with_label_values(&[k.as_str()]);
+        }
+        let replayed_events = counter(
+            r,
+            "followguard_replayed_events_total",
+            "Records re-read with sinks muted to rebuild detector state after an assignment.",
+        );
+        let suppressed_opens = counter(
+            r,
+            "followguard_duplicate_alert_opens_suppressed_total",
+            "Re-processed events' alert opens not re-sent because the alerts topic already has them.",
+        );
+        let delivery_failures = counter_vec(
+            r,
+            "followguard_producer_delivery_failures_total",
+            "Records the broker did not acknowledge (they are retried), by sink.",
+            &["sink"],
+        );
+        let records_produced = counter_vec(
+            r,
+            "followguard_records_produced_total",
+            "Records acknowledged by the broker, by sink.",
+            &["sink"],
+        );
+        for s in Sink::ALL {
+            delivery_failures.with_label_values(&[s.as_str()]);
+            records_produced.with_label_values(&[s.as_str()]);
+        }
+        let webhook_drops = counter_vec(
+            r,
+            "followguard_webhook_dropped_total",
+            "Alerts the webhook sink gave up on, by reason (queue_full, failed).",
+            &["reason"],
+        );
+        let webhook_sent = counter(
+            r,
+            "followguard_webhook_sent_total",
+            "Alerts the webhook receiver accepted.",
+        );
+        for d in [WebhookDrop::QueueFull, WebhookDrop::Failed] {
+            webhook_drops.with_label_values(&[d.as_str()]);
+        }
+        let last_progress = Gauge::new(
+            "followguard_last_progress_timestamp_seconds",
+            "Unix time at which the consume loop last made progress.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(last_progress.clone()))
+            .expect("metric registered once");
+
+        Metrics {
+            registry,
+            events,
+            events_by_outcome,
+            rejected,
+            follower_score,
+            suspicious_follows,
+            alerts,
+            moderation_records,
+            dead_letter_records,
+            processing_duration,
+            event_age,
+            tracked_followees,
+            consumer_lag,
+            assigned_partitions,
+            rebalances,
+            replayed_events,
+            suppressed_opens,
+            delivery_failures,
+            records_produced,
+            webhook_drops,
+            webhook_sent,
+            last_progress,
+        }
+    }
+
+    /// Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            return format!("# encoding error: {e}\n");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn event(&self, outcome: EventOutcome) {
+        match self.events_by_outcome.get(outcome.as_str()) {
+            Some(c) => c.inc(),
+            None => self.events.with_label_values(&[outcome.as_str()]).inc(),
+        }
+    }
+
+    pub fn event_rejected(&self, kind: &'static str) {
+        self.event(EventOutcome::Rejected);
+        self.rejected.with_label_values(&[kind]).inc();
+    }
+
+    pub fn follower_scored(&self, prob: f64, suspicious: bool) {
+        self.follower_score.observe(prob);
+        if suspicious {
+            self.suspicious_follows.inc();
+        }
+    }
+
+    /// `kind`, `severity` and `status` are the alert's bounded enum labels.
+    pub fn alert_emitted(&self, kind: &str, severity: &str, status: &str) {
+        self.alerts
+            .with_label_values(&[kind, severity, status])
+            .inc();
+    }
+
+    pub fn moderation_emitted(&self) {
+        self.moderation_records.inc();
+    }
+
+    pub fn dead_lettered(&self, kind: &'static str) {
+        self.dead_letter_records.with_label_values(&[kind]).inc();
+    }
+
+    pub fn processing_seconds(&self, secs: f64) {
+        self.processing_duration.observe(secs);
+    }
+
+    pub fn event_age_seconds(&self, secs: f64) {
+        self.event_age.observe(secs.max(0.0));
+    }
+
+    pub fn set_tracked_followees(&self, n: usize) {
+        self.tracked_followees
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[&partition.to_string()])
+            .set(lag.max(0));
+    }
+
+    /// Forgets a revoked partition's lag so a stale value is not exported forever.
+    pub fn clear_consumer_lag(&self, partition: i32) {
+        let _ = self
+            .consumer_lag
+            .remove_label_values(&[&partition.to_string()]);
+    }
+
+    pub fn set_assigned_partitions(&self, n: usize) {
+        self.assigned_partitions
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn rebalance(&self, kind: RebalanceKind) {
+        self.rebalances.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    pub fn replayed(&self, n: u64) {
+        self.replayed_events.inc_by(n);
+    }
+
+    pub fn duplicate_open_suppressed(&self) {
+        self.suppressed_opens.inc();
+    }
+
+    pub fn delivery_failed(&self, sink: Sink) {
+        self.delivery_failures
+            .with_label_values(&[sink.as_str()])
+            .inc();
+    }
+
+    pub fn delivered(&self, sink: Sink) {
+        self.records_produced
+            .with_label_values(&[sink.as_str()])
+            .inc();
+    }
+
+    pub fn webhook_dropped(&self, why: WebhookDrop) {
+        self.webhook_drops.with_label_values(&[why.as_str()]).inc();
+    }
+
+    pub fn webhook_sent(&self) {
+        self.webhook_sent.inc();
+    }
+
+    pub fn progress(&self, unix_secs: f64) {
+        self.last_progress.set(unix_secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn counters_move_and_render_with_prefix() {
+        let m = Metrics::new(Registry::new(), "v1", "abc");
+        m.event(EventOutcome::Clean);
+        m.event_rejected("invalid_json");
+        m.dead_lettered("invalid_json");
+        m.alert_emitted("burst", "high", "open");
+        m.set_consumer_lag(3, 17);
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "followguard_events_total{outcome=\"clean\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "followguard_events_total{outcome=\"rejected\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "followguard_events_rejected_total{kind=\"invalid_json\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "followguard_consumer_lag_records{partition=\"3\"}"),
+            Some(17.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "followguard_model_info{sha256=\"abc\",version=\"v1\"}"
+            ),
+            Some(1.0)
+        );
+        m.clear_consumer_lag(3);
+        assert!(!m.render().contains("partition=\"3\""));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("followguard_"), "unprefixed: {line}");
+        }
+    }
+
+    #[test]
+    fn fresh_registry_per_instance() {
+        // Two Metrics in one process must not collide (no global registry).
+        let a = Metrics::new(Registry::new(), "v", "s");
+        let b = Metrics::new(Registry::new(), "v", "s");
+        a.moderation_emitted();
+        assert_eq!(
+            sample(&a.render(), "followguard_moderation_records_total"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&b.render(), "followguard_moderation_records_total"),
+            Some(0.0)
+        );
+    }
+}

@@ -1,0 +1,724 @@
+//! `followguard serve`: the async driver around the pure pipeline. It owns the consume
+//! loop, the in-order acknowledgement of output records and offset storage
+//! (at-least-once), partition-state rebuild on assignment, signals and the bounded
+//! shutdown sequence. The detector itself never sees Kafka.
+//!
+//! Delivery rule: an input offset is stored (and later auto-committed) only after every
+//! record the event caused — alerts, moderation records or its dead-letter copy — has been
+//! acknowledged by the broker, and offsets are stored in input order per partition.
+//!
+//! Rebalance choice: on revoke, the partition's detector state is dropped; on assign, the
+//! last `--rebuild-window` of the partition (by record time, found with
+//! `offsets_for_times`) up to the committed offset is re-read by a separate, group-less
+//! consumer and fed to the pipeline with sinks muted. Alert ids depend only on the input,
+//! so the rebuilt state reopens nothing that was already announced.
+
+use crate::admin::{self, AdminState, Info};
+use crate::alert::AlertStatus;
+use crate::config::{LogFormat, ServeArgs, ServeConfig};
+use crate::kafka::{self, OutRecord, OutputTopics, RebalanceEvent, ServiceContext};
+use crate::metrics::{EventOutcome, Metrics, Sink};
+use crate::model::Model;
+use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::webhook::{Webhook, WebhookAlert};
+use crate::ConfigError;
+use anyhow::Context as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long one `recv` may wait before the loop reports progress while idle.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+/// Longest pause between re-sends of a record the broker did not acknowledge.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Metadata calls (committed offsets, offsets for times) during a rebuild.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The alert scan stops when nothing arrives for this long (or at end of partition).
+const SCAN_IDLE: Duration = Duration::from_secs(1);
+
+type Consumer_ = StreamConsumer<ServiceContext>;
+
+/// Entry point of `followguard serve`: validates flags, sets up logging and runs the service.
+pub fn main(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.validate()?;
+    init_tracing(cfg.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let res = rt.block_on(run(cfg));
+    // A consumer drop stuck on a dead broker (rust-rdkafka #611) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    res
+}
+
+/// Logs to stderr, text or JSON, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second call (tests, other commands) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Loads the model; a missing, unreadable, incompatible or unpinned model is a
+/// configuration error (exit 64).
+pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
+    let model = Model::load(&cfg.model)
+        .map_err(|e| ConfigError(format!("--model {}: {e}", cfg.model.display())))?;
+    if let Some(want) = &cfg.model_sha256 {
+        if model.sha256() != want {
+            return Err(ConfigError(format!(
+                "--model {}: sha256 is {}, but --model-sha256 pins {want}",
+                cfg.model.display(),
+                model.sha256()
+            )));
+        }
+    }
+    Ok(model)
+}
+
+/// Event records awaiting acknowledgement, in input order.
+struct Pending {
+    partition: i32,
+    offset: i64,
+    deliveries: Vec<(OutRecord, Option<DeliveryFuture>)>,
+}
+
+/// Runs the service until a shutdown signal, then drains within the grace period.
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let model = load_model(&cfg)?;
+    tracing::info!(
+        path = %cfg.model.display(),
+        version = model.version(),
+        sha256 = model.sha256(),
+        "model loaded"
+    );
+    let metrics = Metrics::new(prometheus::Registry::new(), model.version(), model.sha256());
+    let admin_state = AdminState::new(
+        metrics.clone(),
+        Info {
+            version: env!("CARGO_PKG_VERSION"),
+            model_version: model.version().to_string(),
+            model_sha256: model.sha256().to_string(),
+            input_topic: cfg.input_topic.clone(),
+            group_id: cfg.group_id.clone(),
+        },
+        cfg.health_stale_after,
+    );
+    admin_state.set_model_loaded();
+
+    let rebalances = Arc::new(Mutex::new(VecDeque::new()));
+    let consumer: Arc<Consumer_> = Arc::new(
+        kafka::consumer_config(&cfg.kafka, &cfg.group_id, cfg.stats_interval)
+            .create_with_context(ServiceContext {
+                admin: admin_state.clone(),
+                input_topic: cfg.input_topic.clone(),
+                events: rebalances.clone(),
+            })
+            .map_err(|e| kafka::config_error("consumer", e))?,
+    );
+    let producer: FutureProducer = kafka::producer_config(&cfg.kafka, cfg.delivery_timeout)
+        .create()
+        .map_err(|e| kafka::config_error("producer", e))?;
+
+    let admin_stop = CancellationToken::new();
+    let (admin_addr, admin_task) =
+        admin::serve_admin(cfg.admin_addr, admin_state.clone(), admin_stop.clone()).await?;
+    tracing::info!(addr = %admin_addr, "admin http listening");
+
+    consumer
+        .subscribe(&[&cfg.input_topic])
+        .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
+    tracing::info!(
+        brokers = %cfg.kafka.brokers,
+        topic = %cfg.input_topic,
+        group = %cfg.group_id,
+        "consuming"
+    );
+
+    let shutdown = CancellationToken::new();
+    let give_up = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(
+        shutdown.clone(),
+        give_up.clone(),
+        cfg.shutdown_grace,
+    ));
+
+    let (webhook, webhook_task) = match cfg.webhook.clone() {
+        Some(w) => {
+            let (h, t) = Webhook::start(w, metrics.clone())?;
+            (Some(h), Some(t))
+        }
+        None => (None, None),
+    };
+
+    let topics = OutputTopics {
+        alerts: cfg.alerts_topic.clone(),
+        moderation: cfg.moderation_topic.clone(),
+        dead_letter: cfg.dlq_topic.clone(),
+    };
+    let (tx, rx) = mpsc::channel::<Pending>(cfg.max_in_flight);
+    let acker = tokio::spawn(ack_loop(
+        rx,
+        consumer.clone(),
+        producer.clone(),
+        topics.clone(),
+        cfg.input_topic.clone(),
+        metrics.clone(),
+        give_up.clone(),
+    ));
+
+    let pipeline_cfg = PipelineConfig::default();
+    let rebuild_window = cfg
+        .rebuild_window
+        .unwrap_or_else(|| state_horizon(&pipeline_cfg));
+    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    let mut service = Service {
+        cfg: &cfg,
+        consumer: consumer.clone(),
+        producer: producer.clone(),
+        topics,
+        pipeline,
+        admin: admin_state.clone(),
+        metrics: metrics.clone(),
+        webhook,
+        rebalances,
+        already_open: HashSet::new(),
+        rebuild_window,
+    };
+    let loop_result = service.consume(&shutdown, tx).await;
+    let Service { webhook, .. } = service;
+
+    // Shutdown: fetching has stopped and the current event is finished; drain the
+    // acknowledgements, commit, flush, all before the grace deadline.
+    shutdown.cancel();
+    admin_state.set_draining();
+    let deadline = Instant::now() + cfg.shutdown_grace;
+    let drained = tokio::time::timeout_at(deadline, acker).await.is_ok();
+    if !drained {
+        give_up.cancel();
+        tracing::warn!("grace period ended before every output was acknowledged; their events will be redelivered");
+    }
+    let c = consumer.clone();
+    let commit = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout_at(deadline, commit).await {
+        Ok(Ok(Ok(()))) => tracing::info!("offsets committed"),
+        // Auto-commit already wrote everything stored.
+        Ok(Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {
+            tracing::info!("offsets committed")
+        }
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final offset commit failed"),
+        _ => tracing::warn!("final offset commit did not finish in the grace period"),
+    }
+    let p = producer.clone();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let _ =
+        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
+    drop(webhook);
+    if let Some(t) = webhook_task {
+        if tokio::time::timeout_at(deadline, t).await.is_err() {
+            tracing::warn!("webhook queue not drained in the grace period");
+        }
+    }
+    admin_stop.cancel();
+    let _ = tokio::time::timeout_at(deadline, admin_task).await;
+    // Dropping the consumer leaves the group; it can hang when the broker is gone.
+    let close = tokio::task::spawn_blocking(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+    });
+    if tokio::time::timeout_at(deadline + Duration::from_secs(1), close)
+        .await
+        .is_err()
+    {
+        tracing::warn!("consumer did not close in time; exiting anyway");
+    }
+    signals.abort();
+    loop_result?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// First SIGTERM/SIGINT starts the graceful shutdown; a second one, or the grace period
+/// running out (plus a small margin for the steps that honour it), exits at once.
+async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, grace: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = shutdown.cancelled() => return,
+    };
+    tracing::info!(
+        signal = name,
+        grace_secs = grace.as_secs_f64(),
+        "shutdown requested"
+    );
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = tokio::time::sleep(grace + Duration::from_secs(2)) => {
+            give_up.cancel();
+            tracing::error!("shutdown exceeded the grace period; exiting");
+            std::process::exit(1);
+        }
+    }
+    tracing::warn!("second signal; exiting immediately");
+    std::process::exit(130);
+}
+
+/// Waits for each event's records in input order, re-sending what the broker refused,
+/// then stores the event's offset. Ends when the loop closes the channel and everything
+/// is acknowledged, or immediately (storing nothing more) when `give_up` fires.
+async fn ack_loop(
+    mut rx: mpsc::Receiver<Pending>,
+    consumer: Arc<Consumer_>,
+    producer: FutureProducer,
+    topics: OutputTopics,
+    input_topic: String,
+    metrics: Metrics,
+    give_up: CancellationToken,
+) {
+    while let Some(p) = rx.recv().await {
+        for (rec, mut fut) in p.deliveries {
+            let mut attempt: u32 = 0;
+            loop {
+                let ok = match fut.take() {
+                    Some(f) => tokio::select! {
+                        r = f => matches!(r, Ok(Ok(_))),
+                        _ = give_up.cancelled() => return,
+                    },
+                    None => false,
+                };
+                if ok {
+                    metrics.delivered(rec.sink);
+                    break;
+                }
+                metrics.delivery_failed(rec.sink);
+                if attempt == 0 {
+                    tracing::warn!(
+                        sink = rec.sink.as_str(),
+                        "record not acknowledged; retrying"
+                    );
+                }
+                let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
+                    .min(MAX_RETRY_BACKOFF);
+                attempt = attempt.saturating_add(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = give_up.cancelled() => return,
+                }
+                fut = kafka::send(&producer, &topics, &rec).await.ok();
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&input_topic, p.partition, Offset::Offset(p.offset + 1))
+            .is_ok()
+        {
+            if let Err(e) = consumer.store_offsets(&tpl) {
+                // The partition was revoked meanwhile; its next owner reprocesses the event.
+                tracing::debug!(error = %e, partition = p.partition, "offset not stored");
+            }
+        }
+    }
+}
+
+/// The consume loop's state.
+struct Service<'a> {
+    cfg: &'a ServeConfig,
+    consumer: Arc<Consumer_>,
+    producer: FutureProducer,
+    topics: OutputTopics,
+    pipeline: Pipeline,
+    admin: Arc<AdminState>,
+    metrics: Metrics,
+    webhook: Option<Webhook>,
+    rebalances: Arc<Mutex<VecDeque<RebalanceEvent>>>,
+    /// Alert ids the alerts topic already holds as `open` (read at assignment).
+    already_open: HashSet<String>,
+    rebuild_window: Duration,
+}
+
+/// How far back detector state reaches: the longest of its memories (idle followees,
+/// moderation de-duplication, campaign linking). Replaying this much rebuilds it exactly.
+fn state_horizon(cfg: &PipelineConfig) -> Duration {
+    let d = &cfg.detector;
+    let ms = d
+        .idle_ttl_ms
+        .max(d.moderation_dedup_ms)
+        .max(d.lockstep_window_ms)
+        .max(0);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Service<'_> {
+    async fn consume(
+        &mut self,
+        shutdown: &CancellationToken,
+        tx: mpsc::Sender<Pending>,
+    ) -> anyhow::Result<()> {
+        let consumer = self.consumer.clone();
+        loop {
+            self.admin.progress();
+            self.apply_rebalances(shutdown).await;
+            let msg = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => r,
+            };
+            let m = match msg {
+                Err(_idle) => continue,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
+                Ok(Ok(m)) => m,
+            };
+            // A rebalance may have been served inside recv(); state must match first.
+            self.apply_rebalances(shutdown).await;
+            let pending = self.handle(&m).await;
+            // Bounded: waits only while --max-in-flight events are unacknowledged, which
+            // the producer's delivery timeout (< max.poll.interval.ms) bounds.
+            tokio::select! {
+                r = tx.send(pending) => if r.is_err() {
+                    anyhow::bail!("acknowledgement task stopped unexpectedly");
+                },
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Turns one input record into its output records (already handed to the producer).
+    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Pending {
+        let payload = m.payload().unwrap_or_default();
+        let (partition, offset) = (m.partition(), m.offset());
+        let started = Instant::now();
+        let result = self
+            .pipeline
+            .process(payload, m.timestamp().to_millis(), partition);
+        self.metrics
+            .processing_seconds(started.elapsed().as_secs_f64());
+        let mut records = Vec::new();
+        match result {
+            Ok(outcome) => self.outcome_records(&outcome, &mut records),
+            Err(e) => {
+                let kind = e.kind();
+                self.metrics.event_rejected(kind);
+                self.metrics.dead_lettered(kind);
+                records.push(kafka::dead_letter(
+                    m.topic(),
+                    partition,
+                    offset,
+                    m.key(),
+                    payload,
+                    kind,
+                    &e.to_string(),
+                ));
+            }
+        }
+        let mut deliveries = Vec::with_capacity(records.len());
+        for rec in records {
+            let fut = match kafka::send(&self.producer, &self.topics, &rec).await {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
+                    None
+                }
+            };
+            deliveries.push((rec, fut));
+        }
+        Pending {
+            partition,
+            offset,
+            deliveries,
+        }
+    }
+
+    fn outcome_records(&self, o: &Outcome, out: &mut Vec<OutRecord>) {
+        let suspicious = o.suspicious;
+        self.metrics.event(if suspicious {
+            EventOutcome::Suspicious
+        } else {
+            EventOutcome::Clean
+        });
+        self.metrics
+            .follower_scored(f64::from(o.score.prob), suspicious);
+        self.metrics
+            .event_age_seconds((now_ms() - o.event_time_ms) as f64 / 1000.0);
+        for a in &o.alerts {
+            if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
+                // Re-processing after a crash: this open is already on the topic.
+                self.metrics.duplicate_open_suppressed();
+                continue;
+            }
+            self.metrics
+                .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
+            match serde_json::to_vec(a) {
+                Ok(payload) => out.push(OutRecord {
+                    sink: Sink::Alerts,
+                    key: a.key().as_bytes().to_vec(),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                Err(e) => tracing::error!(error = %e, "alert not serialisable"),
+            }
+            if let Some(w) = &self.webhook {
+                w.enqueue(WebhookAlert {
+                    id: a.alert_id.clone(),
+                    kind: a.kind.as_str().to_string(),
+                    severity: a.severity.as_str().to_string(),
+                    status: a.status.as_str().to_string(),
+                    followee_id: a.followee_id.clone(),
+                    starts_at_ms: crate::event::parse_time_ms(&a.burst_start)
+                        .unwrap_or(a.event_time_ms),
+                    ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
+                    summary: format!(
+                        "{} suspicious of {} new followers ({} alert, {})",
+                        a.suspicious_count,
+                        a.new_followers,
+                        a.kind.as_str(),
+                        a.status.as_str()
+                    ),
+                });
+            }
+        }
+        for r in &o.moderation {
+            self.metrics.moderation_emitted();
+            match serde_json::to_vec(r) {
+                Ok(payload) => out.push(OutRecord {
+                    sink: Sink::Moderation,
+                    key: r.key().as_bytes().to_vec(),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                Err(e) => tracing::error!(error = %e, "moderation record not serialisable"),
+            }
+        }
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+    }
+
+    /// Applies revokes (drop state) and assigns (rebuild state) queued by the context.
+    async fn apply_rebalances(&mut self, shutdown: &CancellationToken) {
+        loop {
+            let ev = match self.rebalances.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            match ev {
+                None => return,
+                Some(RebalanceEvent::Revoked(parts)) => {
+                    for p in parts {
+                        self.pipeline.drop_partition(p);
+                    }
+                    self.metrics
+                        .set_tracked_followees(self.pipeline.tracked_followees());
+                }
+                Some(RebalanceEvent::Assigned(parts)) => {
+                    if !self.rebuild_window.is_zero() && !parts.is_empty() {
+                        let r = tokio::select! {
+                            r = self.rebuild(&parts) => r,
+                            _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
+                        };
+                        match r {
+                            Ok(n) => {
+                                tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the last window before each partition's committed offset, sinks muted.
+    async fn rebuild(&mut self, parts: &[i32]) -> anyhow::Result<u64> {
+        let topic = self.cfg.input_topic.clone();
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition(&topic, *p);
+        }
+        let c = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
+                .await
+                .context("committed offsets task")?
+                .context("reading committed offsets")?;
+        let ends: Vec<(i32, i64)> = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) if o > 0 => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        let replay: StreamConsumer = kafka::replay_config(&self.cfg.kafka, &self.cfg.group_id)
+            .create()
+            .map_err(|e| kafka::config_error("replay consumer", e))?;
+        let replay = Arc::new(replay);
+        // Alerts already announced (record time = when they were produced, wall clock).
+        let since = now_ms()
+            .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        self.already_open = match kafka::scan_opened_alerts(
+            &replay,
+            &self.cfg.alerts_topic,
+            since,
+            SCAN_IDLE,
+        )
+        .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Only costs duplicate opens after a crash; detection is unaffected.
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+                HashSet::new()
+            }
+        };
+        let window_ms = i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX);
+        // Per partition: [start, end) to re-read and the record time the window starts at.
+        let mut ranges: HashMap<i32, (i64, i64, i64)> = HashMap::new();
+        for (p, end) in ends {
+            // Time of the last committed record anchors the window (record time ≈ event time).
+            let Some(last) = read_one(&replay, &topic, p, end - 1).await? else {
+                continue;
+            };
+            let Some(last_ts) = last.1 else { continue };
+            let from_ts = last_ts.saturating_sub(window_ms);
+            let start = seek_time(&replay, &topic, p, from_ts).await?;
+            // Some brokers answer a time lookup with the log start; the cap bounds the work.
+            let start = start
+                .unwrap_or(end)
+                .min(end)
+                .max(end.saturating_sub(self.cfg.rebuild_max_records));
+            tracing::debug!(partition = p, start, end, last_ts, "rebuild range");
+            if start < end {
+                ranges.insert(p, (start, end, from_ts));
+            }
+        }
+        // All partitions at once, in arrival order, as live consumption interleaves them.
+        let mut tpl = TopicPartitionList::new();
+        for (p, (start, _, _)) in &ranges {
+            tpl.add_partition_offset(&topic, *p, Offset::Offset(*start))?;
+        }
+        let mut total = 0;
+        if !ranges.is_empty() {
+            replay.assign(&tpl)?;
+        }
+        while !ranges.is_empty() {
+            self.admin.progress();
+            let m = match tokio::time::timeout(METADATA_TIMEOUT, replay.recv())
+                .await
+                .context("replay read timed out")?
+            {
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                r => r?,
+            };
+            let p = m.partition();
+            let Some(&(_, end, from_ts)) = ranges.get(&p) else {
+                continue;
+            };
+            if m.offset() >= end {
+                ranges.remove(&p);
+                continue;
+            }
+            if m.offset() + 1 >= end {
+                ranges.remove(&p);
+            }
+            if m.timestamp().to_millis().is_some_and(|t| t < from_ts) {
+                continue;
+            }
+            // Outputs are discarded: they were produced when the record was first seen.
+            let _ = self.pipeline.process(
+                m.payload().unwrap_or_default(),
+                m.timestamp().to_millis(),
+                p,
+            );
+            total += 1;
+        }
+        self.metrics.replayed(total);
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+        Ok(total)
+    }
+}
+
+/// Reads the record at `offset` of `topic`/`p`: its key bytes and record time.
+async fn read_one(
+    c: &StreamConsumer,
+    topic: &str,
+    p: i32,
+    offset: i64,
+) -> anyhow::Result<Option<(Vec<u8>, Option<i64>)>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(offset))?;
+    c.assign(&tpl)?;
+    let m = loop {
+        match tokio::time::timeout(METADATA_TIMEOUT, c.recv())
+            .await
+            .context("reading the last committed record timed out")?
+        {
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            r => break r?,
+        }
+    };
+    if m.partition() != p {
+        return Ok(None);
+    }
+    Ok(Some((
+        m.key().unwrap_or_default().to_vec(),
+        m.timestamp().to_millis(),
+    )))
+}
+
+/// First offset of `topic`/`p` with record time ≥ `ts_ms`, if the broker knows one.
+async fn seek_time(
+    c: &Arc<StreamConsumer>,
+    topic: &str,
+    p: i32,
+    ts_ms: i64,
+) -> anyhow::Result<Option<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(ts_ms))?;
+    let c = c.clone();
+    let found = tokio::task::spawn_blocking(move || c.offsets_for_times(tpl, METADATA_TIMEOUT))
+        .await
+        .context("offsets_for_times task")?
+        .context("looking up offsets by time")?;
+    Ok(found.elements().first().and_then(|e| match e.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }))
+}

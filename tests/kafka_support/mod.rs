@@ -1,0 +1,566 @@
+//! Shared helpers for the integration tests against a real Kafka-protocol broker: finding
+//! the broker (FOLLOWGUARD_TEST_BROKERS), unique topic/group names, generating and
+//! producing streams with the real binary, running `followguard serve` as a child process
+//! and reading output topics back.
+#![allow(dead_code)]
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PARTITIONS: i32 = 4;
+
+/// Where the broker, binary and model are.
+pub struct Env {
+    pub brokers: String,
+    pub bin: PathBuf,
+    pub model: PathBuf,
+    pub tmp: tempfile::TempDir,
+}
+
+/// The broker address, or `None` (with a note) when it is not configured outside CI.
+/// Under `CI=true` a missing broker is a failure: the README test command starts one.
+pub fn env() -> Option<Env> {
+    let brokers = match std::env::var("FOLLOWGUARD_TEST_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "FOLLOWGUARD_TEST_BROKERS is not set; run the tests through scripts/test.sh \
+                     (it starts a local broker) or point it at a Kafka broker"
+                );
+            }
+            eprintln!(
+                "note: skipping broker test: FOLLOWGUARD_TEST_BROKERS is not set \
+                 (scripts/test.sh starts a broker and sets it)"
+            );
+            return None;
+        }
+    };
+    Some(Env {
+        brokers,
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_followguard")),
+        model: model_path(),
+        tmp: tempfile::tempdir().expect("temp dir"),
+    })
+}
+
+/// The model the service is started with: FOLLOWGUARD_TEST_MODEL or the shipped default.
+pub fn model_path() -> PathBuf {
+    std::env::var_os("FOLLOWGUARD_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json"))
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000_000)
+        .unwrap_or(0);
+    format!(
+        "t.{prefix}.{}.{nanos}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The four topic names one service instance uses.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub input: String,
+    pub alerts: String,
+    pub moderation: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Topics {
+        let base = unique(prefix);
+        Topics {
+            input: format!("{base}.follows"),
+            alerts: format!("{base}.alerts"),
+            moderation: format!("{base}.moderation"),
+            dlq: format!("{base}.dlq"),
+        }
+    }
+
+    /// Same input, fresh outputs (for a second group on the same stream).
+    pub fn with_new_outputs(&self, prefix: &str) -> Topics {
+        let o = Topics::new(prefix);
+        Topics {
+            input: self.input.clone(),
+            ..o
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--input-topic".into(),
+            self.input.clone(),
+            "--alerts-topic".into(),
+            self.alerts.clone(),
+            "--moderation-topic".into(),
+            self.moderation.clone(),
+            "--dlq-topic".into(),
+            self.dlq.clone(),
+        ]
+    }
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Env {
+    /// Creates the topics with `followguard topics`.
+    pub fn create_topics(&self, t: &Topics) {
+        run_ok(
+            Command::new(&self.bin)
+                .arg("topics")
+                .args(["--brokers", &self.brokers])
+                .args(t.args())
+                .args(["--partitions", &PARTITIONS.to_string()]),
+            "followguard topics",
+        );
+    }
+
+    /// Generates a stream with `followguard generate`; returns (events file, truth JSON).
+    pub fn generate(&self, name: &str, args: &[&str]) -> (PathBuf, serde_json::Value) {
+        let events = self.tmp.path().join(format!("{name}.jsonl"));
+        let truth = self.tmp.path().join(format!("{name}.truth.json"));
+        run_ok(
+            Command::new(&self.bin)
+                .arg("generate")
+                .arg("--out")
+                .arg(&events)
+                .arg("--truth")
+                .arg(&truth)
+                .args(args),
+            "followguard generate",
+        );
+        let t = std::fs::read(&truth).expect("truth file");
+        (events, serde_json::from_slice(&t).expect("truth json"))
+    }
+
+    /// Writes `lines` into a new file (for hand-made malformed input).
+    pub fn write_lines(&self, name: &str, lines: &[Vec<u8>]) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        let mut f = std::fs::File::create(&p).expect("create");
+        for l in lines {
+            f.write_all(l).expect("write");
+            f.write_all(b"\n").expect("write");
+        }
+        p
+    }
+
+    /// Produces a JSONL file with `followguard produce`.
+    pub fn produce(&self, file: &Path, topic: &str) {
+        run_ok(
+            Command::new(&self.bin)
+                .arg("produce")
+                .args(["--brokers", &self.brokers, "--topic", topic])
+                .arg("--input")
+                .arg(file),
+            "followguard produce",
+        );
+    }
+
+    /// Starts `followguard serve` on a free admin port.
+    pub fn serve(&self, t: &Topics, group: &str, extra: &[&str]) -> Svc {
+        let port = free_port();
+        let log = self.tmp.path().join(format!("serve-{group}-{port}.log"));
+        let f = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .args(["--brokers", &self.brokers, "--group-id", group])
+            .args(t.args())
+            .arg("--model")
+            .arg(&self.model)
+            .args(["--admin-addr", &format!("127.0.0.1:{port}")])
+            // tansu serves a joining member's first fetch after ~half the session timeout.
+            .args(["--kafka-option", "session.timeout.ms=6000"])
+            .args(["--kafka-option", "auto.commit.interval.ms=500"])
+            .args(["--stats-interval", "500ms"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("spawn serve");
+        Svc {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `followguard serve` child; killed on drop if still running.
+pub struct Svc {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+/// Blocking HTTP GET on loopback (status, body); no client crate needed.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Value of one series in a Prometheus text exposition (exact series text).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sum of every series of a metric family (all label values).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
+}
+
+impl Svc {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    /// Polls /readyz until 200; returns whether a not-ready answer was seen first.
+    pub fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let mut saw_not_ready = false;
+        loop {
+            match self.get("/readyz") {
+                Some((200, _)) => return saw_not_ready,
+                Some((503, _)) => saw_not_ready = true,
+                _ => {}
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("serve exited early ({st}):\n{}", self.log_text());
+                }
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "serve not ready after {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls /metrics until `events_total` (all outcomes) reaches `n`.
+    pub fn wait_events(&self, n: f64, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics();
+            if metric_sum(&m, "followguard_events_total") >= n {
+                return m;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "only {} of {n} events processed after {timeout:?}:\n{}",
+                metric_sum(&m, "followguard_events_total"),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "could not send SIGTERM");
+    }
+
+    /// SIGKILL: no chance to flush or commit.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for exit; `None` when it did not exit within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Some(st);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Rec {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| {
+            panic!(
+                "record is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.payload)
+            )
+        })
+    }
+}
+
+fn reader(brokers: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("reader consumer")
+}
+
+/// Reads every record of `topic` from the beginning: stops once `idle` passes without a
+/// new record (after at least `min` records, or at `timeout`).
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    min: usize,
+    idle: Duration,
+    timeout: Duration,
+) -> Vec<Rec> {
+    let c = reader(brokers);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while start.elapsed() < timeout {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let mut headers = BTreeMap::new();
+                if let Some(h) = m.headers() {
+                    for hd in h.iter() {
+                        headers.insert(
+                            hd.key.to_string(),
+                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                out.push(Rec {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+                last = Instant::now();
+            }
+            Some(Err(e)) => eprintln!("reader error on {topic}: {e}"),
+            None => {
+                if out.len() >= min && last.elapsed() >= idle {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Committed offsets of `group` on `topic`, by partition (absent = nothing committed).
+pub fn committed(brokers: &str, group: &str, topic: &str) -> HashMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Next offset per partition of what `read_topic` saw (the broker's own high watermark is
+/// not used: tansu reports it in record batches, not records).
+pub fn end_offsets(records: &[Rec]) -> HashMap<i32, i64> {
+    let mut m = HashMap::new();
+    for r in records {
+        let e = m.entry(r.partition).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    m
+}
+
+/// A minimal HTTP receiver on loopback standing in for Alertmanager's
+/// `POST /api/v2/alerts`: stores each JSON body and answers 200.
+pub struct AlertReceiver {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl AlertReceiver {
+    pub fn start() -> AlertReceiver {
+        use std::io::{BufRead, BufReader, Read};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let url = format!("http://{}/api/v2/alerts", l.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let mut r = BufReader::new(conn);
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_ok() {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        if let Ok(mut b) = store.lock() {
+                            b.push(v);
+                        }
+                    }
+                }
+                let mut conn = r.into_inner();
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        AlertReceiver { url, bodies }
+    }
+
+    /// Every alert posted so far (the bodies are arrays of alerts).
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .map(|b| {
+                b.iter()
+                    .filter_map(|v| v.as_array().cloned())
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Open alerts in an alerts topic as (alert id → followee), and how many ids were opened
+/// more than once (checking that any repeat describes the same burst).
+pub fn opened(records: &[Rec]) -> (BTreeMap<String, String>, usize) {
+    let mut seen: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    let mut duplicates = 0;
+    for r in records {
+        let a = r.json();
+        if a["status"] != "open" {
+            continue;
+        }
+        let id = a["alert_id"].as_str().expect("alert_id").to_string();
+        let burst = (
+            a["followee_id"].as_str().unwrap_or_default().to_string(),
+            a["kind"].as_str().unwrap_or_default().to_string(),
+            a["burst_start"].as_str().unwrap_or_default().to_string(),
+        );
+        if let Some(prev) = seen.insert(id.clone(), burst.clone()) {
+            duplicates += 1;
+            assert_eq!(prev, burst, "alert id {id} opened for two different bursts");
+        }
+    }
+    let ids = seen.into_iter().map(|(id, (f, _, _))| (id, f)).collect();
+    (ids, duplicates)
+}
