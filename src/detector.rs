@@ -104,10 +104,10 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            p_floor: 0.03,
+            p_floor: 0.06,
             use_own_baseline: true,
             min_history: 8,
-            prior_weight: 50.0,
+            prior_weight: 10.0,
             z: 5.0,
             short_min_excess: 15.0,
             short_min_share: 0.2,
@@ -1216,7 +1216,7 @@ mod tests {
         assert_eq!(opens[0].kind, AlertKind::Drip);
     }
 
-    /// 100 follows in an hour on a quiet account, 15 % flagged: too few suspicious for the
+    /// 100 follows in an hour on a quiet account, 25 % flagged: too few suspicious for the
     /// excess test alone; a cohort created within two weeks fires, spread ages do not.
     #[test]
     fn creation_batched_cohort_fires_where_spread_ages_do_not() {
@@ -1232,7 +1232,7 @@ mod tests {
                     "acct",
                     "x",
                     t1 + i * 36_000,
-                    if i % 7 == 0 { 0.9 } else { 0.2 },
+                    if i % 4 == 0 { 0.9 } else { 0.2 },
                 );
                 let id = format!("b{i}");
                 o.follower_id = &id;

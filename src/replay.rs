@@ -23,6 +23,10 @@ pub struct DetectorArgs {
     /// model's false-positive rate on real humans, or viral spikes will alert.
     #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
     pub p_floor: Option<f32>,
+    /// Pseudo-count (follows per 3 h) pulling a followee's learned suspicious share
+    /// towards the floor: lower trusts the followee's own history sooner.
+    #[arg(long, env = "FOLLOWGUARD_PRIOR_WEIGHT")]
+    pub prior_weight: Option<f32>,
     /// Poisson z-score the suspicious excess must reach (higher = fewer, later alerts).
     #[arg(long, env = "FOLLOWGUARD_Z")]
     pub z: Option<f32>,
@@ -73,6 +77,9 @@ impl DetectorArgs {
         }
         if let Some(v) = self.z {
             d.z = v;
+        }
+        if let Some(v) = self.prior_weight {
+            d.prior_weight = v;
         }
         if let Some(v) = self.short_min_excess {
             d.short_min_excess = v;
