@@ -318,6 +318,13 @@ impl Detector {
     /// Processes one observation; returns the alert and moderation records it caused
     /// (including resolutions found by the periodic sweep it may trigger).
     pub fn observe(&mut self, o: &Observation<'_>) -> Emitted {
+        // Defensive: keep time arithmetic far from overflow whatever the caller passes
+        // (the pipeline already rejects times outside 1970..=9999).
+        let clamped = Observation {
+            ts_ms: o.ts_ms.clamp(0, crate::pipeline::MAX_EVENT_TIME_MS),
+            ..*o
+        };
+        let o = &clamped;
         let mut out = Emitted::default();
         let sweep_every = self.cfg.sweep_interval_ms.max(1);
         let lateness = self.cfg.allowed_lateness_ms;
@@ -341,7 +348,10 @@ impl Detector {
             .followees
             .entry(key)
             .or_insert_with(|| FolloweeWindow::new(o.partition));
-        if !has_open && w.last_seen_s != 0 && i64::from(w.last_seen_s) * 1000 < t - ttl {
+        if !has_open
+            && w.last_seen_s != 0
+            && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl)
+        {
             // Idle past the TTL: behave exactly as if it had been evicted.
             *w = FolloweeWindow::new(o.partition);
         }
@@ -404,7 +414,7 @@ impl Detector {
     /// open alert. Never changes an outcome: such a followee would be reset on its next
     /// event anyway. Returns how many were evicted.
     pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
-        let cutoff = watermark - self.cfg.idle_ttl_ms;
+        let cutoff = watermark.saturating_sub(self.cfg.idle_ttl_ms);
         let open = &self.open;
         let before = self.followees.len();
         self.followees.retain(|k, w| {
@@ -699,7 +709,7 @@ impl Detector {
         let fk = key_of(follower_id);
         let period = self.cfg.moderation_dedup_ms;
         if let Some(&last) = self.moderated.get(&fk) {
-            if t - last < period && t >= last {
+            if t >= last && t - last < period {
                 return None;
             }
         }
@@ -891,7 +901,7 @@ impl Detector {
             return Vec::new();
         }
         let list = ls.follower_alerts.entry(key_of(follower_id)).or_default();
-        list.retain(|&(_, ts)| ts >= t - window);
+        list.retain(|&(_, ts)| ts >= t.saturating_sub(window));
         if list.iter().any(|&(l, _)| l == link) {
             return Vec::new();
         }
@@ -1023,8 +1033,8 @@ impl Detector {
         });
         let dedup = self.cfg.moderation_dedup_ms;
         self.moderated
-            .retain(|_, &mut last| last >= watermark - dedup);
-        let lw = watermark - self.cfg.lockstep_window_ms;
+            .retain(|_, &mut last| last >= watermark.saturating_sub(dedup));
+        let lw = watermark.saturating_sub(self.cfg.lockstep_window_ms);
         self.lockstep.prune(lw);
         self.last_burst
             .retain(|_, &mut (_, resolved)| resolved >= watermark - LONG_SPAN_MS);

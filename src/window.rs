@@ -197,7 +197,10 @@ impl FolloweeWindow {
         self.short.add(s_idx, suspicious);
         self.roll_long(l_idx);
         self.long.add(l_idx, suspicious);
-        let age_days = (ts_ms.div_euclid(1000) - follower_created_s).div_euclid(86_400);
+        let age_days = ts_ms
+            .div_euclid(1000)
+            .saturating_sub(follower_created_s)
+            .div_euclid(86_400);
         let b = age_bin(age_days);
         self.hist[b] = self.hist[b].saturating_add(1);
     }

@@ -278,3 +278,30 @@ fn property_streams_exercise_alerts_and_eviction() {
     assert!(evicted > 0, "no followee was ever evicted");
     assert_eq!(plain, drive(&evs, |_| true, true));
 }
+
+proptest! {
+    /// No input makes the detector panic: arbitrary times (any i64), partitions, ids,
+    /// probabilities and creation dates.
+    #[test]
+    fn arbitrary_observations_never_panic(
+        obs in prop::collection::vec((any::<i64>(), any::<i32>(), 0usize..4, any::<f32>(), any::<i64>(), any::<bool>()), 1..200)
+    ) {
+        let mut d = Detector::new(cfg());
+        for (ts, partition, f, prob, created, follow) in obs {
+            let o = Observation {
+                event_id: "e",
+                followee_id: FOLLOWEES[f],
+                follower_id: "u",
+                follow,
+                ts_ms: ts,
+                partition,
+                prob,
+                suspicious: prob >= 0.5,
+                follower_created_s: created,
+                reasons: REASONS,
+            };
+            d.observe(&o);
+            d.evict_idle(partition, ts);
+        }
+    }
+}
