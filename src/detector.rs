@@ -35,7 +35,7 @@ use crate::window::{
 use std::collections::{HashMap, VecDeque};
 
 /// Version of the detection logic, stamped on every alert.
-pub const DETECTOR_VERSION: &str = "fg-burst-2";
+pub const DETECTOR_VERSION: &str = "fg-burst-3";
 
 /// Detector thresholds and periods. Defaults are the settings measured in DETECTION.md.
 #[derive(Debug, Clone, PartialEq)]
@@ -490,14 +490,14 @@ impl Detector {
             }
         };
         let short = eval(
-            w.short.sum(s_at),
+            w.short_sum(s_at),
             s_at,
             SHORT_BUCKET_MS,
             SHORT_BUCKETS,
             self.cfg.short_min_excess,
         );
         let long = eval(
-            w.long.sum(l_at),
+            w.long_sum(l_at),
             l_at,
             LONG_BUCKET_MS,
             LONG_BUCKETS,
