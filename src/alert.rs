@@ -52,21 +52,24 @@ impl AlertStatus {
     }
 }
 
-/// Which window fired first: `burst` = minutes-scale window, `drip` = day-scale window
-/// (slow deliveries that never look like a spike).
+/// What fired first: `burst` = minutes-scale window, `drip` = day-scale window (slow
+/// deliveries that never look like a spike), `cohort` = followers created in the same
+/// few weeks arriving far above the usual rate, with model support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     Burst,
     Drip,
+    Cohort,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 2] = [AlertKind::Burst, AlertKind::Drip];
+    pub const ALL: [AlertKind; 3] = [AlertKind::Burst, AlertKind::Drip, AlertKind::Cohort];
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Burst => "burst",
             AlertKind::Drip => "drip",
+            AlertKind::Cohort => "cohort",
         }
     }
 }

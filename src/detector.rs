@@ -35,7 +35,7 @@ use crate::window::{
 use std::collections::{HashMap, VecDeque};
 
 /// Version of the detection logic, stamped on every alert.
-pub const DETECTOR_VERSION: &str = "fg-burst-1";
+pub const DETECTOR_VERSION: &str = "fg-burst-3";
 
 /// Detector thresholds and periods. Defaults are the settings measured in DETECTION.md.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +88,15 @@ pub struct DetectorConfig {
     /// Lockstep: alerts sharing this many flagged followers within the window are linked.
     pub lockstep_min_shared: u32,
     pub lockstep_window_ms: i64,
+    /// Creation-date batching as a trigger: the followee's recent followers (at least
+    /// `creation_min_followers` in the decayed histogram) sit in two adjacent account-age
+    /// bins (share ≥ `creation_concentration_min`), its follow rate is far above its
+    /// baseline (`rate_z_min`), and the model backs it with a smaller suspicious excess
+    /// (`creation_min_excess`). Catches cohorts the model only partly flags.
+    pub creation_trigger: bool,
+    pub creation_min_followers: u32,
+    pub creation_concentration_min: f32,
+    pub creation_min_excess: f32,
     /// Model version stamped on records (set by the pipeline).
     pub model_version: String,
 }
@@ -95,10 +104,10 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            p_floor: 0.03,
+            p_floor: 0.06,
             use_own_baseline: true,
             min_history: 8,
-            prior_weight: 50.0,
+            prior_weight: 10.0,
             z: 5.0,
             short_min_excess: 15.0,
             short_min_share: 0.2,
@@ -119,6 +128,10 @@ impl Default for DetectorConfig {
             pending_cap: 64,
             lockstep_min_shared: 10,
             lockstep_window_ms: 2 * 86_400_000,
+            creation_trigger: true,
+            creation_min_followers: 32,
+            creation_concentration_min: 0.8,
+            creation_min_excess: 10.0,
             model_version: String::new(),
         }
     }
@@ -305,6 +318,13 @@ impl Detector {
     /// Processes one observation; returns the alert and moderation records it caused
     /// (including resolutions found by the periodic sweep it may trigger).
     pub fn observe(&mut self, o: &Observation<'_>) -> Emitted {
+        // Defensive: keep time arithmetic far from overflow whatever the caller passes
+        // (the pipeline already rejects times outside 1970..=9999).
+        let clamped = Observation {
+            ts_ms: o.ts_ms.clamp(0, crate::pipeline::MAX_EVENT_TIME_MS),
+            ..*o
+        };
+        let o = &clamped;
         let mut out = Emitted::default();
         let sweep_every = self.cfg.sweep_interval_ms.max(1);
         let lateness = self.cfg.allowed_lateness_ms;
@@ -328,7 +348,10 @@ impl Detector {
             .followees
             .entry(key)
             .or_insert_with(|| FolloweeWindow::new(o.partition));
-        if !has_open && w.last_seen_s != 0 && i64::from(w.last_seen_s) * 1000 < t - ttl {
+        if !has_open
+            && w.last_seen_s != 0
+            && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl)
+        {
             // Idle past the TTL: behave exactly as if it had been evicted.
             *w = FolloweeWindow::new(o.partition);
         }
@@ -344,10 +367,9 @@ impl Detector {
         let (short, long, rate_z) = self.evaluate(key, t);
 
         if has_open {
+            let hot = self.is_hot(key, &short, &long);
             if let Some(a) = self.open.get_mut(&key) {
-                if short.excess >= self.cfg.hold_fraction * short.threshold
-                    || long.excess >= self.cfg.hold_fraction * long.threshold
-                {
+                if hot {
                     a.last_hot_ms = a.last_hot_ms.max(t);
                 }
             }
@@ -360,7 +382,7 @@ impl Detector {
         }
 
         if o.suspicious {
-            let fired = self.fires(&short, &long, rate_z);
+            let fired = self.fires(key, &short, &long, rate_z);
             if let Some(kind) = fired {
                 self.open_alert(key, o, t, kind, short, long, rate_z, &mut out);
                 return out;
@@ -392,7 +414,7 @@ impl Detector {
     /// open alert. Never changes an outcome: such a followee would be reset on its next
     /// event anyway. Returns how many were evicted.
     pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
-        let cutoff = watermark - self.cfg.idle_ttl_ms;
+        let cutoff = watermark.saturating_sub(self.cfg.idle_ttl_ms);
         let open = &self.open;
         let before = self.followees.len();
         self.followees.retain(|k, w| {
@@ -468,14 +490,14 @@ impl Detector {
             }
         };
         let short = eval(
-            w.short.sum(s_at),
+            w.short_sum(s_at),
             s_at,
             SHORT_BUCKET_MS,
             SHORT_BUCKETS,
             self.cfg.short_min_excess,
         );
         let long = eval(
-            w.long.sum(l_at),
+            w.long_sum(l_at),
             l_at,
             LONG_BUCKET_MS,
             LONG_BUCKETS,
@@ -494,16 +516,38 @@ impl Detector {
         (short, long, rate_z)
     }
 
-    fn fires(&self, short: &WindowEval, long: &WindowEval, rate_z: f32) -> Option<AlertKind> {
+    fn fires(
+        &self,
+        key: u64,
+        short: &WindowEval,
+        long: &WindowEval,
+        rate_z: f32,
+    ) -> Option<AlertKind> {
         let c = &self.cfg;
+        let long_threshold = long.threshold;
         let short_ok = short.excess >= short.threshold
             && short.share() >= c.short_min_share
             && (!c.use_rate || rate_z >= c.rate_z_min);
         if short_ok {
             return Some(AlertKind::Burst);
         }
-        if long.excess >= long.threshold && long.share() >= c.long_min_share {
+        if long.excess >= long_threshold && long.share() >= c.long_min_share {
             return Some(AlertKind::Drip);
+        }
+        if c.creation_trigger
+            && rate_z >= c.rate_z_min
+            && long.excess
+                >= c.creation_min_excess
+                    .max(c.z * long.expected.max(1.0).sqrt())
+        {
+            let batched = self.followees.get(&key).is_some_and(|w| {
+                let (total, pair) = w.creation_batch();
+                total >= c.creation_min_followers
+                    && pair as f32 >= c.creation_concentration_min * total as f32
+            });
+            if batched {
+                return Some(AlertKind::Cohort);
+            }
         }
         None
     }
@@ -540,7 +584,7 @@ impl Detector {
     ) {
         let window = match kind {
             AlertKind::Burst => short,
-            AlertKind::Drip => long,
+            AlertKind::Drip | AlertKind::Cohort => long,
         };
         let mut burst_start = window.start_ms;
         if let Some(&(prev, _)) = self.last_burst.get(&key) {
@@ -665,7 +709,7 @@ impl Detector {
         let fk = key_of(follower_id);
         let period = self.cfg.moderation_dedup_ms;
         if let Some(&last) = self.moderated.get(&fk) {
-            if t - last < period && t >= last {
+            if t >= last && t - last < period {
                 return None;
             }
         }
@@ -705,7 +749,7 @@ impl Detector {
         };
         let window = match a.kind {
             AlertKind::Burst => short,
-            AlertKind::Drip => long,
+            AlertKind::Drip | AlertKind::Cohort => long,
         };
         a.peak_excess = a.peak_excess.max(short.excess).max(long.excess);
         let grown =
@@ -719,15 +763,34 @@ impl Detector {
         }
     }
 
+    /// Whether an open alert's burst is still going: either excess above `hold_fraction`
+    /// of its threshold, or (cohort trigger) the batched cohort still dominating recent
+    /// followers with half the model-backed excess. Hysteresis, so alerts do not flap.
+    fn is_hot(&self, key: u64, short: &WindowEval, long: &WindowEval) -> bool {
+        let c = &self.cfg;
+        if short.excess >= c.hold_fraction * short.threshold
+            || long.excess >= c.hold_fraction * long.threshold
+        {
+            return true;
+        }
+        c.creation_trigger
+            && long.excess >= c.hold_fraction * c.creation_min_excess
+            && self.followees.get(&key).is_some_and(|w| {
+                let (total, pair) = w.creation_batch();
+                total >= c.creation_min_followers
+                    && pair as f32 >= c.creation_concentration_min * total as f32
+            })
+    }
+
     /// Resolves followee `key`'s alert if it has not been hot for `resolve_after`.
     fn check_resolve(&mut self, key: u64, t: i64, out: &mut Emitted) {
         let (short, long, rate_z) = self.evaluate(key, t);
-        let hold = self.cfg.hold_fraction;
         let resolve_after = self.cfg.resolve_after_ms;
+        let hot = self.is_hot(key, &short, &long);
         let Some(a) = self.open.get_mut(&key) else {
             return;
         };
-        if short.excess >= hold * short.threshold || long.excess >= hold * long.threshold {
+        if hot {
             a.last_hot_ms = a.last_hot_ms.max(t);
             return;
         }
@@ -762,7 +825,7 @@ impl Detector {
         let w = self.followees.get(&key)?;
         let window = match a.kind {
             AlertKind::Burst => short,
-            AlertKind::Drip => long,
+            AlertKind::Drip | AlertKind::Cohort => long,
         };
         let mut top = a.reasons.clone();
         top.sort_by(|x, y| y.count.cmp(&x.count).then(x.code.cmp(y.code)));
@@ -838,7 +901,7 @@ impl Detector {
             return Vec::new();
         }
         let list = ls.follower_alerts.entry(key_of(follower_id)).or_default();
-        list.retain(|&(_, ts)| ts >= t - window);
+        list.retain(|&(_, ts)| ts >= t.saturating_sub(window));
         if list.iter().any(|&(l, _)| l == link) {
             return Vec::new();
         }
@@ -970,8 +1033,8 @@ impl Detector {
         });
         let dedup = self.cfg.moderation_dedup_ms;
         self.moderated
-            .retain(|_, &mut last| last >= watermark - dedup);
-        let lw = watermark - self.cfg.lockstep_window_ms;
+            .retain(|_, &mut last| last >= watermark.saturating_sub(dedup));
+        let lw = watermark.saturating_sub(self.cfg.lockstep_window_ms);
         self.lockstep.prune(lw);
         self.last_burst
             .retain(|_, &mut (_, resolved)| resolved >= watermark - LONG_SPAN_MS);
@@ -1161,6 +1224,43 @@ mod tests {
         }
         assert_eq!(opens.len(), 1);
         assert_eq!(opens[0].kind, AlertKind::Drip);
+    }
+
+    /// 100 follows in an hour on a quiet account, 25 % flagged: too few suspicious for the
+    /// excess test alone; a cohort created within two weeks fires, spread ages do not.
+    #[test]
+    fn creation_batched_cohort_fires_where_spread_ages_do_not() {
+        for (batched, want) in [(true, Some(AlertKind::Cohort)), (false, None)] {
+            let mut d = Detector::new(cfg());
+            for i in 0..40 {
+                d.observe(&obs("acct", &format!("h{i}"), T0 + i * 3_600_000, 0.05));
+            }
+            let t1 = T0 + 41 * 3_600_000;
+            let mut kinds = Vec::new();
+            for i in 0..100i64 {
+                let mut o = obs(
+                    "acct",
+                    "x",
+                    t1 + i * 36_000,
+                    if i % 4 == 0 { 0.9 } else { 0.2 },
+                );
+                let id = format!("b{i}");
+                o.follower_id = &id;
+                o.follower_created_s = if batched {
+                    T0 / 1000 - 70 * 86_400 - (i % 14) * 86_400
+                } else {
+                    T0 / 1000 - (30 + i * 37) * 86_400
+                };
+                kinds.extend(
+                    d.observe(&o)
+                        .alerts
+                        .into_iter()
+                        .filter(|a| a.status == AlertStatus::Open)
+                        .map(|a| a.kind),
+                );
+            }
+            assert_eq!(kinds.first().copied(), want, "batched={batched}: {kinds:?}");
+        }
     }
 
     #[test]

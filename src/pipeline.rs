@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 pub use crate::alert::{Alert, ModerationRecord};
 
+/// Latest accepted event time (9999-12-31T23:59:59.999Z); earlier than 1970 is rejected too.
+pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
+
 /// Pipeline settings (the detector's thresholds and the score cache size).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
@@ -91,6 +94,13 @@ impl Pipeline {
             .ts_ms
             .or(fallback_ts_ms)
             .ok_or(EventError::MissingField("ts"))?;
+        if !(0..=MAX_EVENT_TIME_MS).contains(&ts) {
+            // Outside 1970..=9999: garbage a window cannot place; dead-letter it.
+            return Err(EventError::BadTimestamp {
+                field: "ts",
+                value: ts.to_string(),
+            });
+        }
         let hits_before = self.cache.hits();
         let score = self.cache.get_or_score(&self.model, &ev.follower, ts);
         let cache_hit = self.cache.hits() > hits_before;

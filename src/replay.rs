@@ -23,6 +23,10 @@ pub struct DetectorArgs {
     /// model's false-positive rate on real humans, or viral spikes will alert.
     #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
     pub p_floor: Option<f32>,
+    /// Pseudo-count (follows per 3 h) pulling a followee's learned suspicious share
+    /// towards the floor: lower trusts the followee's own history sooner.
+    #[arg(long, env = "FOLLOWGUARD_PRIOR_WEIGHT")]
+    pub prior_weight: Option<f32>,
     /// Poisson z-score the suspicious excess must reach (higher = fewer, later alerts).
     #[arg(long, env = "FOLLOWGUARD_Z")]
     pub z: Option<f32>,
@@ -56,6 +60,10 @@ pub struct DetectorArgs {
     /// Shared flagged followers that link two alerts into one campaign (0 = off).
     #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED")]
     pub lockstep_min_shared: Option<u32>,
+    /// Disable the creation-date batching trigger (cohorts created in the same weeks
+    /// arriving far above the usual rate, with partial model support).
+    #[arg(long, env = "FOLLOWGUARD_NO_CREATION_TRIGGER")]
+    pub no_creation_trigger: bool,
     /// Follower-score cache capacity.
     #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
     pub cache_capacity: usize,
@@ -69,6 +77,9 @@ impl DetectorArgs {
         }
         if let Some(v) = self.z {
             d.z = v;
+        }
+        if let Some(v) = self.prior_weight {
+            d.prior_weight = v;
         }
         if let Some(v) = self.short_min_excess {
             d.short_min_excess = v;
@@ -96,6 +107,7 @@ impl DetectorArgs {
         if let Some(v) = self.lockstep_min_shared {
             d.lockstep_min_shared = v;
         }
+        d.creation_trigger = !self.no_creation_trigger;
         PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,

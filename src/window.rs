@@ -43,10 +43,11 @@ impl Counter for u32 {
 }
 
 /// Follows and suspicious follows in `N` consecutive buckets. Bucket `i` (time
-/// `[i·w, (i+1)·w)`) lives in slot `i % N`; `head` is the newest bucket index seen.
+/// `[i·w, (i+1)·w)`) lives in slot `i % N`. The ring does not store its head (the newest
+/// bucket index seen): the owner derives it from its last-seen time, which saves 4 bytes
+/// per ring per followee, and passes it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ring<F: Counter, S: Counter, const N: usize> {
-    head: u32,
     follows: [F; N],
     suspicious: [S; N],
 }
@@ -54,7 +55,6 @@ pub struct Ring<F: Counter, S: Counter, const N: usize> {
 impl<F: Counter, S: Counter, const N: usize> Default for Ring<F, S, N> {
     fn default() -> Self {
         Ring {
-            head: 0,
             follows: [F::default(); N],
             suspicious: [S::default(); N],
         }
@@ -75,43 +75,34 @@ pub fn bucket_index(ts_ms: i64, width_ms: i64) -> u32 {
 }
 
 impl<F: Counter, S: Counter, const N: usize> Ring<F, S, N> {
-    /// Newest bucket index seen.
-    pub fn head(&self) -> u32 {
-        self.head
-    }
-
-    /// Moves the head to `idx` (never backwards), clearing the buckets that fall out.
-    /// Returns the counts of the buckets closed by the move, oldest first, as
-    /// `(first_closed_index, counts of that bucket, number of closed buckets)`; closed
-    /// buckets after the first are empty by construction.
-    pub fn advance(&mut self, idx: u32) -> Option<(u32, Counts, u32)> {
-        if idx <= self.head {
+    /// Moves the head from `head` to `idx` (never backwards), clearing the buckets that
+    /// fall out. Returns `(closed bucket index, its counts, number of buckets closed)`;
+    /// closed buckets after the first are empty by construction.
+    pub fn advance(&mut self, head: u32, idx: u32) -> Option<(u32, Counts, u32)> {
+        if idx <= head {
             return None;
         }
-        let closed_idx = self.head;
-        let slot = closed_idx as usize % N;
+        let slot = head as usize % N;
         let closed = Counts {
             follows: self.follows[slot].get(),
             suspicious: self.suspicious[slot].get(),
         };
-        let steps = idx - self.head;
+        let steps = idx - head;
         let clear = (steps as usize).min(N);
         for k in 1..=clear {
-            let s = (self.head as usize + k) % N;
+            let s = (head as usize + k) % N;
             self.follows[s] = F::default();
             self.suspicious[s] = S::default();
         }
-        self.head = idx;
-        Some((closed_idx, closed, steps))
+        Some((head, closed, steps))
     }
 
-    /// Counts one follow in bucket `idx`. Buckets older than the window are ignored
-    /// (the event is too late to matter); newer ones advance the head first.
-    pub fn add(&mut self, idx: u32, suspicious: bool) {
-        if idx > self.head {
-            self.advance(idx);
-        }
-        if self.head - idx >= N as u32 {
+    /// Counts one follow in bucket `idx` of a ring whose head is `head` (the caller has
+    /// advanced it). Buckets older than the window are ignored (too late to matter);
+    /// an index past the head is counted in the head bucket.
+    pub fn add(&mut self, head: u32, idx: u32, suspicious: bool) {
+        let idx = idx.min(head);
+        if head - idx >= N as u32 {
             return;
         }
         let s = idx as usize % N;
@@ -121,12 +112,12 @@ impl<F: Counter, S: Counter, const N: usize> Ring<F, S, N> {
         }
     }
 
-    /// Sums of the buckets in `(at − N, at]` as seen by a reader at bucket `at`
-    /// (`at ≥ head` normally; buckets newer than `at` are excluded).
-    pub fn sum(&self, at: u32) -> Counts {
+    /// Sums of the buckets in `(at − N, at]` of a ring whose head is `head`, as seen by
+    /// a reader at bucket `at` (`at ≥ head` normally; buckets newer than `at` excluded).
+    pub fn sum(&self, head: u32, at: u32) -> Counts {
         let mut c = Counts::default();
         for k in 0..N as u32 {
-            let Some(i) = self.head.checked_sub(k) else {
+            let Some(i) = head.checked_sub(k) else {
                 break;
             };
             if i > at || at - i >= N as u32 {
@@ -153,15 +144,14 @@ pub struct FolloweeWindow {
     pub hist: [u8; AGE_BINS],
     /// EWMA of follows per closed long bucket (the followee's own baseline).
     pub base_follows: f32,
-    /// EWMA of the squared deviation of follows per long bucket around the mean.
-    pub base_var: f32,
     /// EWMA of suspicious follows per closed long bucket.
     pub base_suspicious: f32,
     /// Closed long buckets folded into the baseline (saturating).
     pub history: u16,
     /// Source partition, remembered so state can be dropped on revoke.
     pub partition: i32,
-    /// Latest event time seen for this followee, in whole seconds.
+    /// Latest event time seen for this followee, in whole seconds (0 = never). Also
+    /// the rings' head: bucket widths are whole seconds.
     pub last_seen_s: u32,
     /// Baseline learning is frozen while an alert is open, so a campaign does not teach
     /// the followee that bought followers are normal.
@@ -179,7 +169,6 @@ impl FolloweeWindow {
             long: Ring::default(),
             hist: [0; AGE_BINS],
             base_follows: 0.0,
-            base_var: 0.0,
             base_suspicious: 0.0,
             history: 0,
             partition,
@@ -188,33 +177,48 @@ impl FolloweeWindow {
         }
     }
 
+    /// Ring heads (short, long) derived from the last-seen time.
+    fn heads(&self) -> (u32, u32) {
+        let ms = i64::from(self.last_seen_s) * 1000;
+        (
+            bucket_index(ms, SHORT_BUCKET_MS),
+            bucket_index(ms, LONG_BUCKET_MS),
+        )
+    }
+
     /// Adds a follow at `ts_ms` (already clamped by the caller to be no older than its
     /// watermark), updating the baseline with any long buckets this closes.
     pub fn observe_follow(&mut self, ts_ms: i64, suspicious: bool, follower_created_s: i64) {
         self.touch(ts_ms);
-        let s_idx = bucket_index(ts_ms, SHORT_BUCKET_MS);
-        let l_idx = bucket_index(ts_ms, LONG_BUCKET_MS);
-        self.short.add(s_idx, suspicious);
-        self.roll_long(l_idx);
-        self.long.add(l_idx, suspicious);
-        let age_days = (ts_ms.div_euclid(1000) - follower_created_s).div_euclid(86_400);
+        let (sh, lh) = self.heads();
+        self.short
+            .add(sh, bucket_index(ts_ms, SHORT_BUCKET_MS), suspicious);
+        self.long
+            .add(lh, bucket_index(ts_ms, LONG_BUCKET_MS), suspicious);
+        let age_days = ts_ms
+            .div_euclid(1000)
+            .saturating_sub(follower_created_s)
+            .div_euclid(86_400);
         let b = age_bin(age_days);
         self.hist[b] = self.hist[b].saturating_add(1);
     }
 
-    /// Records activity without counting a follow (unfollows, late events).
+    /// Moves the followee's time forward to `ts_ms` (never back): advances both rings,
+    /// folds closed 3 h buckets into the baseline and decays the creation histogram.
+    /// Unfollows call it too — time passes for them as for follows.
     pub fn touch(&mut self, ts_ms: i64) {
-        let s = u32::try_from(ts_ms.div_euclid(1000).max(0)).unwrap_or(u32::MAX);
-        self.last_seen_s = self.last_seen_s.max(s);
-    }
-
-    /// Advances the long ring to `l_idx`, folding closed buckets into the baseline and
-    /// decaying the creation histogram. Also used by sweeps so quiet followees age.
-    pub fn roll_long(&mut self, l_idx: u32) {
-        let first_event = self.long.head() == 0 && self.history == 0;
-        if let Some((_, closed, steps)) = self.long.advance(l_idx) {
+        let new_s = u32::try_from(ts_ms.div_euclid(1000).max(0)).unwrap_or(u32::MAX);
+        if new_s <= self.last_seen_s {
+            return;
+        }
+        let first_event = self.last_seen_s == 0;
+        let (old_sh, old_lh) = self.heads();
+        self.last_seen_s = new_s;
+        let (new_sh, new_lh) = self.heads();
+        self.short.advance(old_sh, new_sh);
+        if let Some((_, closed, steps)) = self.long.advance(old_lh, new_lh) {
             if first_event {
-                // The ring was empty: nothing closed, just position the head.
+                // Nothing was ever counted: just position the head.
                 return;
             }
             if !self.frozen {
@@ -233,19 +237,40 @@ impl FolloweeWindow {
         }
     }
 
+    /// Short-window sums as seen at bucket `at`.
+    pub fn short_sum(&self, at: u32) -> Counts {
+        self.short.sum(self.heads().0, at)
+    }
+
+    /// Long-window sums as seen at bucket `at`.
+    pub fn long_sum(&self, at: u32) -> Counts {
+        self.long.sum(self.heads().1, at)
+    }
+
     fn fold(&mut self, c: Counts) {
         let a = BASELINE_ALPHA;
         let x = c.follows as f32;
-        let d = x - self.base_follows;
         if self.history == 0 {
             self.base_follows = x;
             self.base_suspicious = c.suspicious as f32;
         } else {
-            self.base_follows += a * d;
-            self.base_var = (1.0 - a) * (self.base_var + a * d * d);
+            self.base_follows += a * (x - self.base_follows);
             self.base_suspicious += a * (c.suspicious as f32 - self.base_suspicious);
         }
         self.history = self.history.saturating_add(1);
+    }
+
+    /// (total, largest sum of two adjacent bins) of the creation histogram: a cohort
+    /// registered within a few weeks can straddle a bin edge.
+    pub fn creation_batch(&self) -> (u32, u32) {
+        let total = self.hist.iter().map(|&h| u32::from(h)).sum();
+        let pair = self
+            .hist
+            .windows(2)
+            .map(|w| u32::from(w[0]) + u32::from(w[1]))
+            .max()
+            .unwrap_or(0);
+        (total, pair)
     }
 
     /// Share of the creation histogram in its fullest bin (0 when empty).
@@ -264,55 +289,54 @@ impl FolloweeWindow {
 mod tests {
     use super::*;
 
+    /// A ring with its head, as `FolloweeWindow` drives it.
+    struct Headed {
+        ring: Ring<u16, u16, 3>,
+        head: u32,
+    }
+
+    impl Headed {
+        fn add(&mut self, idx: u32, susp: bool) {
+            if idx > self.head {
+                self.ring.advance(self.head, idx);
+                self.head = idx;
+            }
+            self.ring.add(self.head, idx, susp);
+        }
+        fn sum(&self, at: u32) -> (u32, u32) {
+            let c = self.ring.sum(self.head, at);
+            (c.follows, c.suspicious)
+        }
+    }
+
     #[test]
     fn ring_counts_within_window_and_drops_old() {
-        let mut r: Ring<u16, u16, 3> = Ring::default();
+        let mut r = Headed {
+            ring: Ring::default(),
+            head: 0,
+        };
         r.add(10, true);
         r.add(10, false);
         r.add(11, false);
-        assert_eq!(
-            r.sum(11),
-            Counts {
-                follows: 3,
-                suspicious: 1
-            }
-        );
+        assert_eq!(r.sum(11), (3, 1));
         r.add(13, true);
         // bucket 10 fell out of (10, 13]
-        assert_eq!(
-            r.sum(13),
-            Counts {
-                follows: 2,
-                suspicious: 1
-            }
-        );
+        assert_eq!(r.sum(13), (2, 1));
         // a late event for bucket 12 still counts, one for bucket 9 is too old
         r.add(12, false);
         r.add(9, true);
-        assert_eq!(
-            r.sum(13),
-            Counts {
-                follows: 3,
-                suspicious: 1
-            }
-        );
+        assert_eq!(r.sum(13), (3, 1));
         r.add(100, false);
-        assert_eq!(
-            r.sum(100),
-            Counts {
-                follows: 1,
-                suspicious: 0
-            }
-        );
+        assert_eq!(r.sum(100), (1, 0));
     }
 
     #[test]
     fn advance_reports_the_closed_bucket() {
         let mut r: Ring<u32, u16, 4> = Ring::default();
-        r.add(5, true);
-        r.add(5, true);
-        assert_eq!(r.advance(5), None);
-        let (idx, c, steps) = r.advance(8).unwrap();
+        r.add(5, 5, true);
+        r.add(5, 5, true);
+        assert_eq!(r.advance(5, 5), None);
+        let (idx, c, steps) = r.advance(5, 8).unwrap();
         assert_eq!((idx, c.follows, c.suspicious, steps), (5, 2, 2, 3));
     }
 
@@ -344,7 +368,7 @@ mod tests {
         // The budget in the issue is 200 bytes per tracked followee including the map
         // entry; the struct itself must leave room for the key and table overhead.
         assert!(
-            std::mem::size_of::<FolloweeWindow>() <= 116,
+            std::mem::size_of::<FolloweeWindow>() <= 104,
             "{}",
             std::mem::size_of::<FolloweeWindow>()
         );

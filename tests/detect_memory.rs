@@ -32,8 +32,9 @@ fn memory_per_tracked_followee() {
             m.pending_flagged
         );
         assert_eq!(m.tracked_followees, n);
-        assert!(m.followee_entry_bytes <= 128, "{}", m.followee_entry_bytes);
-        // Worst case right after the table doubles is ~2.3x the entry; the goal is 200 B.
+        assert!(m.followee_entry_bytes <= 112, "{}", m.followee_entry_bytes);
+        // Worst case right after the table doubles is ~2.3x the entry; the goal is 200 B,
+        // met from 10k followees on except just after a doubling.
         assert!(
             m.followee_bytes_per_tracked <= 300,
             "{}",

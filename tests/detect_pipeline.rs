@@ -140,3 +140,39 @@ fn bought_burst_alerts_with_moderation_and_unfollows_do_not() {
     );
     assert_eq!(p.open_alerts(), 0);
 }
+
+/// Regression: extreme event times (epoch millis at the i64 limits, pre-1970) overflowed
+/// the watermark arithmetic; now they are rejected as `bad_timestamp`, never a panic.
+#[test]
+fn extreme_timestamps_never_panic() {
+    let mut p = pipeline();
+    for (i, ts) in [
+        i64::MAX,
+        i64::MIN,
+        -1,
+        0,
+        i64::MAX - 1,
+        1_795_860_000_000,
+        i64::MIN + 1,
+    ]
+    .iter()
+    .enumerate()
+    {
+        for bot in [true, false] {
+            let mut e = event("follow", "f", &format!("x{i}{bot}"), None, bot);
+            let s = String::from_utf8(e.clone()).unwrap().replacen(
+                "{",
+                &format!("{{\"ts\": {ts}, "),
+                1,
+            );
+            e = s.into_bytes();
+            let in_range = (0..=followguard::pipeline::MAX_EVENT_TIME_MS).contains(ts);
+            match p.process(&e, None, 0) {
+                Ok(o) => assert!(in_range && o.event_time_ms == *ts),
+                Err(err) => assert!(!in_range && err.kind() == "bad_timestamp", "{err}"),
+            }
+            let r = p.process(&event("unfollow", "f", "y", None, bot), Some(*ts), 1);
+            assert_eq!(r.is_ok(), in_range);
+        }
+    }
+}
