@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -132,8 +132,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producer: FutureProducer = kafka::producer_config(&cfg.kafka, cfg.delivery_timeout)
-        .create()
+    let producer: kafka::Producer = kafka::producer_config(&cfg.kafka, cfg.delivery_timeout)
+        .create_with_context(kafka::LogContext)
         .map_err(|e| kafka::config_error("producer", e))?;
 
     let admin_stop = CancellationToken::new();
@@ -295,7 +295,7 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
 async fn ack_loop(
     mut rx: mpsc::Receiver<Pending>,
     consumer: Arc<Consumer_>,
-    producer: FutureProducer,
+    producer: kafka::Producer,
     topics: OutputTopics,
     input_topic: String,
     metrics: Metrics,
@@ -350,7 +350,7 @@ async fn ack_loop(
 struct Service<'a> {
     cfg: &'a ServeConfig,
     consumer: Arc<Consumer_>,
-    producer: FutureProducer,
+    producer: kafka::Producer,
     topics: OutputTopics,
     pipeline: Pipeline,
     admin: Arc<AdminState>,

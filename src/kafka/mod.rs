@@ -154,6 +154,41 @@ fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Routes librdkafka's own log lines into tracing.
+fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    // `--kafka-option` goes to every client; a consumer-only property ignored by the
+    // producer (or the reverse) is expected, not worth a warning.
+    if fac == "CONFWARN" && msg.contains("will be ignored by this") {
+        tracing::debug!(facility = fac, "librdkafka: {msg}");
+        return;
+    }
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
+        _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
+    }
+}
+
+/// Context of the service's producers: librdkafka logs and errors into tracing.
+#[derive(Clone, Copy, Default)]
+pub struct LogContext;
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        log_to_tracing(level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+}
+
+/// The producer type used for every output topic.
+pub type Producer = FutureProducer<LogContext>;
+
 impl ClientContext for ServiceContext {
     fn stats(&self, stats: Statistics) {
         let Some(topic) = stats.topics.get(&self.input_topic) else {
@@ -168,14 +203,7 @@ impl ClientContext for ServiceContext {
     }
 
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
-            _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
-        }
+        log_to_tracing(level, fac, msg);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -279,7 +307,7 @@ pub fn dead_letter(
 /// tries again (that wait is the backpressure on the consume loop); other errors are
 /// returned for the caller to count and retry later.
 pub async fn send(
-    producer: &FutureProducer,
+    producer: &Producer,
     topics: &OutputTopics,
     rec: &OutRecord,
 ) -> Result<DeliveryFuture, KafkaError> {
