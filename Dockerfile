@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # followguard container: multi-stage build with a cached dependency layer (cargo-chef),
-# a slim Debian runtime, a non-root user and the default model baked in.
+# a slim Debian runtime with CA certificates, a non-root user, the default model baked in
+# (overridable by path) and `serve` as the default command. Linted by hadolint in
+# scripts/ops-check.sh (there is no Docker engine on the build machines).
 
 FROM rust:1.95-bookworm AS chef
 # Build deps for rdkafka's bundled librdkafka (C build with SSL and zlib).
@@ -17,23 +19,32 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: this layer is reused until Cargo.toml / Cargo.lock change.
-RUN cargo chef cook --release --recipe-path recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --bin followguard
+RUN cargo build --release --locked --bin followguard \
+    && cp target/release/followguard /usr/local/bin/followguard
 
 FROM debian:bookworm-slim AS runtime
+LABEL org.opencontainers.image.title="followguard" \
+      org.opencontainers.image.description="Streaming detection of accounts buying followers" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin followguard
-COPY --from=builder /src/target/release/followguard /usr/local/bin/followguard
-COPY models/ /usr/share/followguard/models/
+    && groupadd --system --gid 10001 followguard \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin followguard
+COPY --from=builder /usr/local/bin/followguard /usr/local/bin/followguard
+COPY models/default.json /usr/share/followguard/models/default.json
 # The model path is a flag/env like every other setting: mount another file and point
-# FOLLOWGUARD_MODEL at it to override the baked-in default.
+# FOLLOWGUARD_MODEL at it to override the baked-in default (FOLLOWGUARD_MODEL_SHA256 pins it).
+# The admin server binds all interfaces inside the container (the binary defaults to loopback).
 ENV FOLLOWGUARD_MODEL=/usr/share/followguard/models/default.json \
-    FOLLOWGUARD_ADMIN_ADDR=0.0.0.0:9095 \
+    FOLLOWGUARD_ADMIN_ADDR=0.0.0.0:9464 \
     RUST_LOG=info
-USER 10001
-EXPOSE 9095
+# generate/replay write relative paths; /tmp is writable for the non-root user.
+WORKDIR /tmp
+USER 10001:10001
+# Admin HTTP: /metrics /healthz /readyz /info.
+EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/followguard"]
 CMD ["serve"]

@@ -84,6 +84,22 @@ pub struct Report {
     pub groups: Vec<Bucket>,
     pub by_size: Vec<Bucket>,
     pub by_speed: Vec<Bucket>,
+    /// Per campaign: when it was first alerted (None = missed).
+    pub campaigns: Vec<CampaignResult>,
+}
+
+/// One campaign's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignResult {
+    pub campaign: String,
+    pub followee_id: String,
+    pub size: u32,
+    pub speed: String,
+    pub resold: bool,
+    pub premium: bool,
+    pub start_ms: i64,
+    pub t100_ms: Option<i64>,
+    pub detected_ms: Option<i64>,
 }
 
 /// ROC-AUC with ties counted as half (Mann-Whitney U). `None` without both classes.
@@ -407,6 +423,22 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
         groups,
         by_size,
         by_speed,
+        campaigns: truth
+            .campaigns
+            .iter()
+            .zip(&detected_at)
+            .map(|(c, d)| CampaignResult {
+                campaign: c.campaign.clone(),
+                followee_id: c.followee_id.clone(),
+                size: c.size,
+                speed: c.speed.clone(),
+                resold: c.resold,
+                premium: c.premium,
+                start_ms: c.start_ms,
+                t100_ms: c.t100_ms,
+                detected_ms: *d,
+            })
+            .collect(),
     };
     println!("{}", report_text(&report));
     if let Some(p) = &a.json {

@@ -772,7 +772,7 @@ impl Detector {
         } else {
             self.cfg.rate_floor_per_hour
         };
-        let hist: [u16; AGE_BINS] = w.hist;
+        let hist: [u16; AGE_BINS] = w.hist.map(u16::from);
         Some(Alert {
             schema_version: SCHEMA_VERSION,
             alert_id: a.alert_id.clone(),

@@ -10,30 +10,41 @@ use crate::event::Profile;
 use serde::{Deserialize, Serialize};
 
 /// Number of features produced by [`extract`].
-pub const N_FEATURES: usize = 20;
+pub const N_FEATURES: usize = 23;
+
+/// The first `N_LINEAR` features (count ratios and log counts) also feed the model's
+/// linear part: monotone, smooth signals that carry across vendors and populations.
+pub const N_LINEAR: usize = 9;
 
 /// Feature names, in vector order. A model file records the list it was trained with and
 /// is refused if it differs (see `model::Model::load`).
+///
+/// Account age itself is deliberately absent: in cresci-2015 it separates vendors (one
+/// vendor's accounts were all created in 2013) rather than bots from humans, and bought
+/// accounts are increasingly aged. It enters only through per-day rates.
 pub const FEATURE_NAMES: [&str; N_FEATURES] = [
-    "age_days_log",
-    "statuses_per_day_log",
-    "followers_per_day_log",
-    "friends_per_day_log",
-    "favourites_per_day_log",
     "friends_followers_ratio_log",
     "followers_statuses_ratio_log",
     "favourites_statuses_ratio_log",
     "listed_followers_ratio_log",
     "statuses_log",
     "followers_log",
+    "friends_log",
+    "favourites_log",
+    "listed_log",
+    "statuses_per_day_log",
+    "followers_per_day_log",
+    "friends_per_day_log",
+    "favourites_per_day_log",
+    "description_len_log",
+    "has_url",
+    "has_location",
+    "default_profile",
+    "class_a_rules_failed",
     "screen_name_len",
     "screen_name_digit_frac",
     "name_len",
     "name_digit_frac",
-    "description_len_log",
-    "has_url",
-    "default_profile",
-    "class_a_rules_failed",
     "screen_name_bigram_ll",
 ];
 
@@ -42,34 +53,40 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
 /// feature here one direction is the bot-like one in the data (checked against the
 /// training groups), so the code names the value's direction rather than the tree's.
 pub const REASON_CODES: [[&str; 2]; N_FEATURES] = [
-    ["account_young", "account_established"],
-    ["statuses_rate_low", "statuses_rate_typical"],
-    ["followers_rate_low", "followers_rate_typical"],
-    ["friends_rate_high", "friends_rate_typical"],
-    ["favourites_rate_low", "favourites_rate_typical"],
     [
         "friends_followers_ratio_high",
         "friends_followers_ratio_typical",
     ],
     [
-        "followers_statuses_ratio_atypical",
+        "followers_statuses_ratio_high",
         "followers_statuses_ratio_typical",
     ],
     [
-        "favourites_statuses_ratio_low",
+        "favourites_statuses_ratio_atypical",
         "favourites_statuses_ratio_typical",
     ],
-    ["listed_ratio_low", "listed_ratio_typical"],
+    [
+        "listed_followers_ratio_high",
+        "listed_followers_ratio_typical",
+    ],
     ["statuses_few", "statuses_many"],
     ["followers_few", "followers_many"],
+    ["friends_many", "friends_typical"],
+    ["favourites_few", "favourites_many"],
+    ["listed_rarely", "listed_often"],
+    ["statuses_rate_low", "statuses_rate_typical"],
+    ["followers_rate_low", "followers_rate_typical"],
+    ["friends_rate_high", "friends_rate_typical"],
+    ["favourites_rate_low", "favourites_rate_typical"],
+    ["description_short", "description_present"],
+    ["no_url", "has_url"],
+    ["location_atypical", "location_typical"],
+    ["default_profile", "customised_profile"],
+    ["class_a_rules_failed", "class_a_rules_passed"],
     ["screen_name_length_atypical", "screen_name_length_typical"],
     ["screen_name_digits_many", "screen_name_digits_few"],
     ["name_length_atypical", "name_length_typical"],
     ["name_digits_many", "name_digits_few"],
-    ["description_short", "description_present"],
-    ["no_url", "has_url"],
-    ["default_profile", "customised_profile"],
-    ["class_a_rules_failed", "class_a_rules_passed"],
     ["screen_name_unusual", "screen_name_typical"],
 ];
 
@@ -194,7 +211,7 @@ pub fn class_a_failures(p: &Profile<'_>) -> u32 {
         p.url.is_none(),
         p.followers_count < 30,
         p.statuses_count < 50,
-        p.friends_count >= 50 * p.followers_count.max(1),
+        p.friends_count >= p.followers_count.max(1).saturating_mul(50),
     ];
     checks.iter().filter(|&&c| c).count() as u32
 }
@@ -205,29 +222,34 @@ pub fn extract(p: &Profile<'_>, now_ms: i64, names: &NameModel) -> [f32; N_FEATU
     let age_days =
         ((now_ms as f64 - p.created_at_s as f64 * 1000.0) / MS_PER_DAY).max(MIN_AGE_DAYS);
     let per_day = |c: u64| ln1p(c as f64 / age_days);
+    let log = |c: u64| ln1p(c as f64);
     let (sn_len, sn_digits) = len_and_digit_frac(&p.screen_name);
     let (name_len, name_digits) = len_and_digit_frac(&p.name);
     let desc_len = p.description.trim().chars().count() as f64;
+    let flag = |b: bool| f32::from(u8::from(b));
     [
-        ln1p(age_days),
-        per_day(p.statuses_count),
-        per_day(p.followers_count),
-        per_day(p.friends_count),
-        per_day(p.favourites_count),
         log_ratio(p.friends_count, p.followers_count),
         log_ratio(p.followers_count, p.statuses_count),
         log_ratio(p.favourites_count, p.statuses_count),
         log_ratio(p.listed_count, p.followers_count),
-        ln1p(p.statuses_count as f64),
-        ln1p(p.followers_count as f64),
+        log(p.statuses_count),
+        log(p.followers_count),
+        log(p.friends_count),
+        log(p.favourites_count),
+        log(p.listed_count),
+        per_day(p.statuses_count),
+        per_day(p.followers_count),
+        per_day(p.friends_count),
+        per_day(p.favourites_count),
+        ln1p(desc_len),
+        flag(p.url.is_some()),
+        flag(!p.location.trim().is_empty()),
+        flag(p.default_profile),
+        class_a_failures(p) as f32,
         sn_len,
         sn_digits,
         name_len,
         name_digits,
-        ln1p(desc_len),
-        f32::from(u8::from(p.url.is_some())),
-        f32::from(u8::from(p.default_profile)),
-        class_a_failures(p) as f32,
         names.mean_log_prob(&p.screen_name),
     ]
 }
@@ -275,31 +297,48 @@ mod tests {
         let now_ms = 9 * 86_400_000;
         let f = extract(&profile(), now_ms, &names);
         let close = |a: f32, b: f64| (f64::from(a) - b).abs() < 1e-5;
-        assert!(close(f[0], 10f64.ln()), "age {}", f[0]);
-        assert!(close(f[1], (1.0 + 19.0 / 9.0f64).ln()));
-        assert!(close(f[2], 2f64.ln()), "9 followers / 9 days = 1/day");
-        assert!(close(f[3], 12f64.ln()), "99 friends / 9 days = 11/day");
-        assert!(close(f[4], 0.0));
-        assert!(close(f[5], 10f64.ln()), "(99+1)/(9+1)");
-        assert!(close(f[6], 0.5f64.ln()), "(9+1)/(19+1)");
-        assert!(close(f[7], (1.0 / 20.0f64).ln()));
-        assert!(close(f[8], 0.1f64.ln()));
-        assert!(close(f[9], 20f64.ln()));
-        assert!(close(f[10], 10f64.ln()));
-        assert_eq!((f[11], f[12]), (4.0, 0.5));
-        assert!(close(f[13], 6.0) && close(f[14], 1.0 / 6.0));
-        assert!(close(f[15], 6f64.ln()), "5 chars of bio");
-        assert_eq!(f[16], 0.0);
-        assert_eq!(f[17], 1.0);
+        let want: [(usize, f64, &str); 18] = [
+            (0, 10f64.ln(), "(99+1)/(9+1)"),
+            (1, 0.5f64.ln(), "(9+1)/(19+1)"),
+            (2, (1.0 / 20.0f64).ln(), "(0+1)/(19+1)"),
+            (3, 0.1f64.ln(), "(0+1)/(9+1)"),
+            (4, 20f64.ln(), "ln(1+19)"),
+            (5, 10f64.ln(), "ln(1+9)"),
+            (6, 100f64.ln(), "ln(1+99)"),
+            (7, 0.0, "no favourites"),
+            (8, 0.0, "never listed"),
+            (9, (1.0 + 19.0 / 9.0f64).ln(), "19 statuses / 9 days"),
+            (10, 2f64.ln(), "9 followers / 9 days = 1/day"),
+            (11, 12f64.ln(), "99 friends / 9 days = 11/day"),
+            (12, 0.0, "no favourites"),
+            (13, 6f64.ln(), "5 chars of bio"),
+            (18, 4.0, "ab12"),
+            (19, 0.5, "2 of 4 digits"),
+            (20, 6.0, "Anna 2"),
+            (21, 1.0 / 6.0, "1 of 6 digits"),
+        ];
+        for (i, v, why) in want {
+            assert!(
+                close(f[i], v),
+                "{} = {} want {v} ({why})",
+                FEATURE_NAMES[i],
+                f[i]
+            );
+        }
+        assert_eq!(
+            (f[14], f[15], f[16]),
+            (0.0, 0.0, 1.0),
+            "no url, no location, default"
+        );
         // No location, no URL, followers < 30, statuses < 50; has bio; 99 < 50 × 9.
-        assert_eq!(f[18], 4.0);
+        assert_eq!(f[17], 4.0);
         // Fitted on "abc" (vowel, consonant, consonant); add-one smoothing over 9 classes.
         // "ab12": start→vowel (2/10), vowel→consonant (2/10), consonant→digit (1/11),
         // digit→digit (1/9), digit→end (1/9).
-        let want =
+        let bigram =
             ((0.2f64).ln() + (0.2f64).ln() + (1.0 / 11.0f64).ln() + 2.0 * (1.0 / 9.0f64).ln())
                 / 5.0;
-        assert!(close(f[19], want), "{} vs {want}", f[19]);
+        assert!(close(f[22], bigram), "{} vs {bigram}", f[22]);
     }
 
     #[test]
@@ -310,7 +349,8 @@ mod tests {
         p.statuses_count = u64::MAX;
         let f = extract(&p, i64::MIN, &NameModel::fit([]));
         assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
-        assert_eq!(f[0], 2f32.ln(), "age clamps to one day");
+        // Age clamps to one day: the rate equals the count.
+        assert_eq!(f[9], f[4], "statuses per day on a 'future' account");
     }
 
     #[test]

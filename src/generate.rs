@@ -257,10 +257,10 @@ fn builtin_bot(id: u64, cohort_age_days: f64, premium: bool) -> Template {
     let age_days = (cohort_age_days + 12.0 * r.normal()).max(3.0);
     let (statuses, followers, friends, favs) = if premium {
         (
-            r.lognormal(150.0, 1.0),
-            r.lognormal(90.0, 0.9),
-            r.lognormal(450.0, 0.6),
-            r.lognormal(40.0, 1.2),
+            r.lognormal(60.0, 1.0),
+            r.lognormal(35.0, 0.9),
+            r.lognormal(650.0, 0.5),
+            r.lognormal(10.0, 1.2),
         )
     } else {
         (
@@ -270,7 +270,7 @@ fn builtin_bot(id: u64, cohort_age_days: f64, premium: bool) -> Template {
             r.lognormal(2.0, 1.5),
         )
     };
-    let desc_p = if premium { 0.6 } else { 0.15 };
+    let desc_p = if premium { 0.4 } else { 0.15 };
     Template {
         screen_name: screen,
         name: if r.chance(0.7) {
@@ -297,8 +297,8 @@ fn builtin_bot(id: u64, cohort_age_days: f64, premium: bool) -> Template {
             clamp_count(favs),
             if r.chance(0.1) { 1 } else { 0 },
         ],
-        default_profile: r.chance(if premium { 0.4 } else { 0.75 }),
-        default_profile_image: r.chance(if premium { 0.05 } else { 0.35 }),
+        default_profile: r.chance(if premium { 0.55 } else { 0.75 }),
+        default_profile_image: r.chance(if premium { 0.1 } else { 0.35 }),
         profile_use_background_image: r.chance(0.9),
         protected: false,
     }

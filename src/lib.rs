@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod alert;
+pub mod benchdetect;
 pub mod config;
 pub mod dataset;
 pub mod detector;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod modelcli;
 pub mod pipeline;
+pub mod replay;
 pub mod serve;
 pub mod webhook;
 pub mod window;

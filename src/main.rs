@@ -24,6 +24,12 @@ enum Command {
     Topics(followguard::kafka::produce::TopicsArgs),
     /// Print alerts from the alerts topic as they arrive.
     Watch(followguard::kafka::watch::WatchArgs),
+    /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
+    Generate(followguard::generate::GenerateArgs),
+    /// Run a JSONL file of follow events through the detection pipeline.
+    Replay(followguard::replay::ReplayArgs),
+    /// Score the detector against a generated stream's ground truth.
+    BenchDetect(followguard::benchdetect::BenchDetectArgs),
     /// Train the follower classifier on labelled account CSVs.
     Train(followguard::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
@@ -32,8 +38,6 @@ enum Command {
     Lovo(followguard::modelcli::LovoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard::modelcli::ScoreArgs),
-    /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
-    Generate(followguard::generate::GenerateArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,11 +50,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
         Command::Watch(args) => followguard::kafka::watch::watch_main(args),
+        Command::Generate(a) => followguard::generate::run(a),
+        Command::Replay(a) => followguard::replay::run(a),
+        Command::BenchDetect(a) => followguard::benchdetect::run(a),
         Command::Train(a) => followguard::modelcli::run_train(a),
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),
         Command::Score(a) => followguard::modelcli::run_score(a),
-        Command::Generate(a) => followguard::generate::run(a),
     }
 }
 

@@ -79,6 +79,9 @@ pub struct ModelFile {
     pub calibration: Calibration,
     pub name_model: NameModel,
     pub forest: Forest,
+    /// Weight of the forest vote in the raw score; the linear part gets `1 - blend`.
+    pub blend: f32,
+    pub linear: Linear,
     pub training: TrainingSummary,
     /// Metrics measured when the model was made (out-of-bag, held-out, LOVO…).
     pub evaluation: serde_json::Value,
@@ -142,6 +145,26 @@ pub struct Tree {
     pub right: Vec<u32>,
     /// Fraction of bot rows among the in-bag training rows reaching the node.
     pub value: Vec<f32>,
+}
+
+/// Logistic regression on the first `weight.len()` features (raw feature units):
+/// p = σ(intercept + Σ weight_i · x_i). `mean` is the training mean of each feature, the
+/// reference point for reason contributions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Linear {
+    pub intercept: f32,
+    pub weight: Vec<f32>,
+    pub mean: Vec<f32>,
+}
+
+impl Linear {
+    fn logit(&self, x: &[f32; N_FEATURES]) -> f32 {
+        self.intercept + self.weight.iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
+    }
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// What the model was trained on.
@@ -312,6 +335,17 @@ impl Model {
                 "screen-name model table has the wrong shape".into(),
             ));
         }
+        if !(file.blend.is_finite() && (0.0..=1.0).contains(&file.blend)) {
+            return Err(invalid(format!("blend {} is not in [0, 1]", file.blend)));
+        }
+        let lin = &file.linear;
+        if lin.weight.len() != lin.mean.len()
+            || lin.weight.len() > N_FEATURES
+            || !lin.intercept.is_finite()
+            || lin.weight.iter().chain(&lin.mean).any(|v| !v.is_finite())
+        {
+            return Err(invalid("linear part: weights and means differ in length, exceed the feature count or are not finite".into()));
+        }
         if file.forest.trees.is_empty() {
             return Err(invalid("forest has no trees".into()));
         }
@@ -454,7 +488,10 @@ impl Model {
         self.score_features(&self.features(p, now_ms))
     }
 
-    /// Raw (uncalibrated) forest vote and per-feature contributions.
+    /// Raw (uncalibrated) score and per-feature contributions: the blend of the forest
+    /// vote (Saabas contributions along each decision path) and the linear part's
+    /// probability (its change from the training-mean profile split over features in
+    /// proportion to their logit terms, so contributions add up exactly).
     pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
         let mut contrib = [0.0f32; N_FEATURES];
         let mut sum = 0.0f32;
@@ -473,10 +510,58 @@ impl Model {
             }
             sum += node.value;
         }
+        let wf = self.file.blend * self.inv_trees;
         for c in &mut contrib {
-            *c *= self.inv_trees;
+            *c *= wf;
         }
-        (sum * self.inv_trees, contrib)
+        let lin = &self.file.linear;
+        let wl = 1.0 - self.file.blend;
+        let z = lin.logit(x);
+        let p = sigmoid(z);
+        if wl > 0.0 {
+            let z0 = lin.intercept
+                + lin
+                    .weight
+                    .iter()
+                    .zip(&lin.mean)
+                    .map(|(w, m)| w * m)
+                    .sum::<f32>();
+            let dz = z - z0;
+            // Probability change per unit of logit: exact secant, or the slope when flat.
+            let per = if dz.abs() > 1e-6 {
+                (p - sigmoid(z0)) / dz
+            } else {
+                p * (1.0 - p)
+            };
+            for ((c, (w, m)), v) in contrib
+                .iter_mut()
+                .zip(lin.weight.iter().zip(&lin.mean))
+                .zip(x)
+            {
+                *c += wl * per * w * (v - m);
+            }
+        }
+        (sum * wf + wl * p, contrib)
+    }
+
+    /// The raw score of the reference profile that reasons are measured from: the
+    /// forest's mean root value and the linear part at the training means, blended. For
+    /// any input, `base_value() + Σ contributions == raw score` (up to rounding).
+    pub fn base_value(&self) -> f32 {
+        let roots: f32 = self
+            .roots
+            .iter()
+            .map(|&r| self.nodes[r as usize].value)
+            .sum();
+        let lin = &self.file.linear;
+        let z0 = lin.intercept
+            + lin
+                .weight
+                .iter()
+                .zip(&lin.mean)
+                .map(|(w, m)| w * m)
+                .sum::<f32>();
+        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * sigmoid(z0)
     }
 
     /// Scores a precomputed feature vector.

@@ -70,11 +70,17 @@ pub struct ForestArgs {
     #[arg(long, env = "FOLLOWGUARD_FEATURE_FRAC", default_value_t = 0.6)]
     pub feature_frac: f32,
     /// Out-of-bag false-positive rate on humans the operating threshold aims for.
-    #[arg(long, env = "FOLLOWGUARD_TARGET_FPR", default_value_t = 0.005)]
+    #[arg(long, env = "FOLLOWGUARD_TARGET_FPR", default_value_t = 0.03)]
     pub target_fpr: f32,
     /// Lowest allowed operating threshold.
-    #[arg(long, env = "FOLLOWGUARD_MIN_THRESHOLD", default_value_t = 0.5)]
+    #[arg(long, env = "FOLLOWGUARD_MIN_THRESHOLD", default_value_t = 0.1)]
     pub min_threshold: f32,
+    /// Weight of the forest in the blended score (rest: the linear part). 1 = forest only.
+    #[arg(long, env = "FOLLOWGUARD_BLEND", default_value_t = 0.5)]
+    pub blend: f32,
+    /// L2 penalty of the linear part (on standardised features).
+    #[arg(long, env = "FOLLOWGUARD_LINEAR_ALPHA", default_value_t = 10.0)]
+    pub linear_alpha: f64,
     /// Random seed (bootstrap, feature subsets): same seed and data ⇒ same model.
     #[arg(long, env = "FOLLOWGUARD_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -89,6 +95,8 @@ impl ForestArgs {
             feature_frac: self.feature_frac,
             target_fpr: self.target_fpr,
             min_threshold: self.min_threshold,
+            blend: self.blend,
+            linear_alpha: self.linear_alpha,
             seed: self.seed,
             model_version,
         }
@@ -342,18 +350,21 @@ pub fn lovo(
     spambots: &[(String, Vec<Row>)],
     vendors: &[String],
     holdout: f64,
-    forest: &ForestArgs,
+    template: &TrainParams,
 ) -> anyhow::Result<Vec<(LovoRow, Model)>> {
     let mut out = Vec::new();
     for v in vendors {
-        let (train_rows, test_rows) = lovo_split(rows, v, holdout, forest.seed);
+        let (train_rows, test_rows) = lovo_split(rows, v, holdout, template.seed);
         let test_bots = test_rows.iter().filter(|r| r.label).count();
         if test_bots == 0 {
             return Err(
                 ConfigError(format!("vendor group {v:?} has no bot rows in the data")).into(),
             );
         }
-        let params = forest.params(format!("fg-rf-lovo-{v}"));
+        let params = TrainParams {
+            model_version: format!("fg-rf-lovo-{v}"),
+            ..template.clone()
+        };
         let label = format!("lovo {v}");
         let trained = train::train(
             &train_rows,
@@ -456,7 +467,7 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
         &spambots,
         &a.vendors,
         a.holdout,
-        &a.forest,
+        &a.forest.params(String::new()),
     )?;
     if let Some(dir) = &a.out_dir {
         for (row, m) in &results {

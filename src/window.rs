@@ -148,8 +148,9 @@ pub struct FolloweeWindow {
     /// 65 535 per 3 h, far above any threshold.
     pub long: Ring<u32, u16, LONG_BUCKETS>,
     /// Account-age histogram of recent followers, halved each long bucket (≈3 h
-    /// half-life), so it describes the current cohort rather than all history.
-    pub hist: [u16; AGE_BINS],
+    /// half-life), so it describes the current cohort rather than all history. `u8`
+    /// (saturating) keeps the struct small; the signal is the bins' shape, not totals.
+    pub hist: [u8; AGE_BINS],
     /// EWMA of follows per closed long bucket (the followee's own baseline).
     pub base_follows: f32,
     /// EWMA of the squared deviation of follows per long bucket around the mean.
@@ -343,7 +344,7 @@ mod tests {
         // The budget in the issue is 200 bytes per tracked followee including the map
         // entry; the struct itself must leave room for the key and table overhead.
         assert!(
-            std::mem::size_of::<FolloweeWindow>() <= 128,
+            std::mem::size_of::<FolloweeWindow>() <= 116,
             "{}",
             std::mem::size_of::<FolloweeWindow>()
         );

@@ -92,7 +92,7 @@ pub fn by_group(
         let mean = idx.iter().map(|&i| f64::from(probs[i])).sum::<f64>() / n.max(1) as f64;
         let auc = (bots > 0).then(|| {
             let sel: Vec<usize> = (0..probs.len())
-                .filter(|&i| (&groups[i] == g && labels[i]) || !labels[i])
+                .filter(|&i| !labels[i] || &groups[i] == g)
                 .collect();
             let p: Vec<f32> = sel.iter().map(|&i| probs[i]).collect();
             let l: Vec<bool> = sel.iter().map(|&i| labels[i]).collect();
@@ -244,13 +244,14 @@ pub fn ece(probs: &[f32], labels: &[bool], bins: usize) -> f64 {
 mod tests {
     use super::*;
 
-    // Hand-computed example: scores 0.9(bot) 0.8(human) 0.7(bot) 0.3(human) 0.2(bot) 0.1(human).
-    const P: [f32; 6] = [0.9, 0.8, 0.7, 0.3, 0.2, 0.1];
+    // Hand-computed example: scores 0.95(bot) 0.85(human) 0.75(bot) 0.35(human) 0.25(bot)
+    // 0.15(human); mid-bin values so f32 rounding cannot move a row across a bin edge.
+    const P: [f32; 6] = [0.95, 0.85, 0.75, 0.35, 0.25, 0.15];
     const L: [bool; 6] = [true, false, true, false, true, false];
 
     #[test]
     fn roc_auc_by_hand() {
-        // Pairs (bot, human) with bot ranked higher: 0.9 beats 3, 0.7 beats 2, 0.2 beats 1 → 6/9.
+        // Pairs (bot, human) with bot ranked higher: 0.95 beats 3, 0.75 beats 2, 0.25 beats 1 → 6/9.
         assert!((roc_auc(&P, &L).unwrap() - 6.0 / 9.0).abs() < 1e-12);
         // A tie counts one half.
         assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), Some(0.5));
@@ -266,14 +267,14 @@ mod tests {
 
     #[test]
     fn precision_at_recall_by_hand() {
-        // Recall ≥ 0.9 needs all 3 bots: cut at 0.2 flags 5 rows, 3 bots → 0.6.
+        // Recall ≥ 0.9 needs all 3 bots: cut at 0.25 flags 5 rows, 3 bots → 0.6.
         assert!((precision_at_recall(&P, &L, 0.9).unwrap() - 0.6).abs() < 1e-12);
     }
 
     #[test]
     fn ece_by_hand() {
-        // Bins: [0.9]→|0.9−1|, [0.8]→|0.8−0|, [0.7]→|0.7−1|, [0.3]→|0.3−0|, [0.2]→|0.2−1|,
-        // [0.1]→|0.1−0| (one row each) → (0.1+0.8+0.3+0.3+0.8+0.1)/6 = 0.4.
+        // One row per bin: |0.95−1| + |0.85−0| + |0.75−1| + |0.35−0| + |0.25−1| + |0.15−0|
+        // = 0.05 + 0.85 + 0.25 + 0.35 + 0.75 + 0.15 = 2.4, over 6 rows → 0.4.
         assert!((ece(&P, &L, 10) - 0.4).abs() < 1e-6);
         // Perfectly calibrated within one bin: two rows at 0.55, one bot → |1.1 − 1| / 2.
         assert!((ece(&[0.55, 0.55], &[true, false], 10) - 0.05).abs() < 1e-6);
@@ -302,7 +303,7 @@ mod tests {
         let g = by_group(&P, &L, &groups, 0.5);
         assert_eq!(g["a"].flagged_rate, 1.0);
         assert_eq!(g["b"].flagged_rate, 0.0);
-        // Group b's only bot (0.2) beats one of three humans.
+        // Group b's only bot (0.25) beats one of three humans.
         assert!((g["b"].roc_auc_vs_humans.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert!((g["h"].flagged_rate - 1.0 / 3.0).abs() < 1e-12);
     }

@@ -8,12 +8,13 @@
 //! node under the rule serving uses, which is both the probability estimate and the
 //! per-node value that Saabas reason contributions need.
 
+use super::Linear;
 use super::{
     eval, Calibration, Forest, GroupCount, Model, ModelFile, TrainingSummary, Tree, FORMAT,
     FORMAT_VERSION,
 };
 use crate::dataset::Row;
-use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES};
+use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
 use ndarray::{Array1, Array2};
@@ -35,9 +36,17 @@ pub struct TrainParams {
     /// Operating threshold is the lowest calibrated probability whose out-of-bag
     /// false-positive rate on humans is at most this.
     pub target_fpr: f32,
-    /// The threshold is never set below this (keeps "suspicious" meaning "more likely a
-    /// bot than not" for a calibrated model).
+    /// The threshold is never set below this floor. The operating point is a policy
+    /// choice: out-of-bag, humans sit near 0 and bots near 1, but an unseen vendor's bots
+    /// score lower, so a threshold well under 0.5 buys recall on new vendors at a
+    /// measured false-positive cost (models/MODEL_CARD.md).
     pub min_threshold: f32,
+    /// Weight of the forest vote in the raw score (the rest goes to the linear part).
+    /// Trees alone carve vendor-specific regions; the smooth linear part carries the
+    /// ratio signals to unseen vendors (see models/MODEL_CARD.md).
+    pub blend: f32,
+    /// L2 penalty of the logistic regression on standardised features.
+    pub linear_alpha: f64,
     pub seed: u64,
     pub model_version: String,
 }
@@ -49,8 +58,10 @@ impl Default for TrainParams {
             max_depth: 10,
             min_leaf: 3.0,
             feature_frac: 0.6,
-            target_fpr: 0.005,
-            min_threshold: 0.5,
+            target_fpr: 0.03,
+            min_threshold: 0.1,
+            blend: 0.5,
+            linear_alpha: 10.0,
             seed: 42,
             model_version: "fg-rf-dev".into(),
         }
@@ -100,6 +111,9 @@ pub fn train(
     if !(params.feature_frac > 0.0 && params.feature_frac <= 1.0) {
         return Err(TrainError::Param("feature_frac must be in (0, 1]".into()));
     }
+    if !(0.0..=1.0).contains(&params.blend) {
+        return Err(TrainError::Param("blend must be in [0, 1]".into()));
+    }
     let names = NameModel::fit(
         rows.iter()
             .filter(|r| !r.label)
@@ -134,8 +148,23 @@ pub fn train(
         progress(t + 1, params.n_trees);
     }
 
+    // Linear part: fitted on all rows for serving; for calibration each row gets the
+    // prediction of a fit that did not see it (5-fold), matching the forest's out-of-bag
+    // vote, so the calibration map is learned on data neither part trained on.
+    let linear = fit_linear(&x, &y, |_| true, params.linear_alpha)?;
+    let mut lin_oof = vec![0.0f32; n];
+    for f in 0..NAME_FOLDS {
+        let fold = fit_linear(&x, &y, |i| i % NAME_FOLDS != f, params.linear_alpha)?;
+        for i in (f..n).step_by(NAME_FOLDS) {
+            lin_oof[i] = sigmoid(fold.logit(&x[i]));
+        }
+    }
+    let wl = 1.0 - params.blend;
     let oob_raw: Vec<Option<f32>> = (0..n)
-        .map(|i| (oob_n[i] > 0).then(|| (oob_sum[i] / f64::from(oob_n[i])) as f32))
+        .map(|i| {
+            (oob_n[i] > 0)
+                .then(|| params.blend * (oob_sum[i] / f64::from(oob_n[i])) as f32 + wl * lin_oof[i])
+        })
         .collect();
     let (cal_x, cal_y): (Vec<f32>, Vec<bool>) = oob_raw
         .iter()
@@ -173,6 +202,8 @@ pub fn train(
         calibration,
         name_model: names,
         forest: Forest { trees },
+        blend: params.blend,
+        linear,
         training: TrainingSummary {
             data,
             groups,
@@ -210,6 +241,65 @@ fn cross_fitted_features(rows: &[Row]) -> Vec<[f32; N_FEATURES]> {
         .enumerate()
         .map(|(i, r)| features::extract(&r.profile, r.now_ms, &fold_models[i % NAME_FOLDS]))
         .collect()
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Fits the logistic regression (linfa-logistic, L2) on the first `N_LINEAR` features of
+/// the selected rows, standardised so the penalty treats features alike, and returns
+/// it in raw feature units.
+fn fit_linear(
+    x: &[[f32; N_FEATURES]],
+    y: &[bool],
+    keep: impl Fn(usize) -> bool,
+    alpha: f64,
+) -> Result<Linear, TrainError> {
+    let rows: Vec<usize> = (0..x.len()).filter(|&i| keep(i)).collect();
+    let n = rows.len().max(1) as f64;
+    let mut mean = [0.0f64; N_LINEAR];
+    let mut scale = [0.0f64; N_LINEAR];
+    for &i in &rows {
+        for j in 0..N_LINEAR {
+            mean[j] += f64::from(x[i][j]) / n;
+        }
+    }
+    for &i in &rows {
+        for j in 0..N_LINEAR {
+            scale[j] += (f64::from(x[i][j]) - mean[j]).powi(2) / n;
+        }
+    }
+    for s in &mut scale {
+        *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
+    }
+    let mut records = Array2::<f64>::zeros((rows.len(), N_LINEAR));
+    for (r, &i) in rows.iter().enumerate() {
+        for j in 0..N_LINEAR {
+            records[(r, j)] = (f64::from(x[i][j]) - mean[j]) / scale[j];
+        }
+    }
+    let targets: Array1<usize> = rows.iter().map(|&i| usize::from(y[i])).collect();
+    let fitted = linfa_logistic::LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(500)
+        .fit(&Dataset::new(records, targets))
+        .map_err(|e| TrainError::Fit(format!("logistic regression: {e}")))?;
+    // linfa models P(larger label) = P(bot); flip if it picked the other class.
+    let sign = if fitted.labels().pos.class == 1 {
+        1.0
+    } else {
+        -1.0
+    };
+    let w: Vec<f64> = (0..N_LINEAR)
+        .map(|j| sign * fitted.params()[j] / scale[j])
+        .collect();
+    let intercept = sign * fitted.intercept() - (0..N_LINEAR).map(|j| w[j] * mean[j]).sum::<f64>();
+    Ok(Linear {
+        intercept: intercept as f32,
+        weight: w.iter().map(|&v| v as f32).collect(),
+        mean: mean.iter().map(|&v| v as f32).collect(),
+    })
 }
 
 /// Fits one linfa tree on the bootstrap (as weights) restricted to `feats`, flattens it

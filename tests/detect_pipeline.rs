@@ -1,0 +1,142 @@
+//! Pipeline contract tests with the shipped model: event-time resolution, typed
+//! rejections, the score cache, unfollows, partition drops, and alert keys.
+
+use followguard::alert::AlertStatus;
+use followguard::event::EventError;
+use followguard::model::Model;
+use followguard::pipeline::{Pipeline, PipelineConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn pipeline() -> Pipeline {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.json");
+    let model = Model::load(&path).expect("shipped model loads");
+    Pipeline::new(Arc::new(model), PipelineConfig::default())
+}
+
+/// A bought-looking follower (young, no tweets, many friends) or a human-looking one.
+fn event(kind: &str, followee: &str, follower: &str, ts: Option<&str>, bot: bool) -> Vec<u8> {
+    let ts = ts.map(|t| format!(r#""ts": "{t}","#)).unwrap_or_default();
+    let profile = if bot {
+        r#""screen_name": "kdjw83920183", "name": "kdjw", "description": "", "created_at": "2026-09-01T00:00:00Z",
+           "followers_count": 2, "friends_count": 1450, "statuses_count": 0, "favourites_count": 0, "listed_count": 0,
+           "default_profile": true, "default_profile_image": true"#
+    } else {
+        r#""screen_name": "marta_rossi", "name": "Marta Rossi", "description": "Teacher, runner, coffee.", "location": "Roma",
+           "created_at": "Tue Jun 11 11:20:35 +0000 2013", "followers_count": 420, "friends_count": 380,
+           "statuses_count": 5120, "favourites_count": 2210, "listed_count": 7, "default_profile": false"#
+    };
+    format!(
+        r#"{{"event_id": "e-{follower}", "type": "{kind}", {ts} "followee_id": "{followee}", "follower": {{"id": "{follower}", {profile}}}}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn event_time_comes_from_payload_else_fallback() {
+    let mut p = pipeline();
+    let o = p
+        .process(
+            &event("follow", "f", "1", Some("2026-11-28T10:00:00Z"), false),
+            Some(5),
+            0,
+        )
+        .unwrap();
+    assert_eq!(o.event_time_ms, 1_795_860_000_000);
+    let o = p
+        .process(
+            &event("follow", "f", "2", None, false),
+            Some(1_795_860_001_000),
+            0,
+        )
+        .unwrap();
+    assert_eq!(o.event_time_ms, 1_795_860_001_000);
+    assert_eq!(
+        p.process(&event("follow", "f", "3", None, false), None, 0),
+        Err(EventError::MissingField("ts"))
+    );
+    assert_eq!(
+        p.process(b"{not json", None, 0).unwrap_err().kind(),
+        "invalid_json"
+    );
+}
+
+#[test]
+fn scores_flags_and_cache() {
+    let mut p = pipeline();
+    let human = p
+        .process(
+            &event("follow", "f", "h1", Some("2026-11-28T10:00:00Z"), false),
+            None,
+            0,
+        )
+        .unwrap();
+    let bot = p
+        .process(
+            &event("follow", "f", "b1", Some("2026-11-28T10:00:01Z"), true),
+            None,
+            0,
+        )
+        .unwrap();
+    assert!(!human.suspicious, "{:?}", human.score);
+    assert!(bot.suspicious, "{:?}", bot.score);
+    assert!(!bot.cache_hit);
+    // the same bot following someone else is a cache hit with the same score
+    let again = p
+        .process(
+            &event("follow", "g", "b1", Some("2026-11-28T10:00:02Z"), true),
+            None,
+            0,
+        )
+        .unwrap();
+    assert!(again.cache_hit);
+    assert_eq!(again.score, bot.score);
+}
+
+#[test]
+fn bought_burst_alerts_with_moderation_and_unfollows_do_not() {
+    let mut p = pipeline();
+    let mut opens = Vec::new();
+    let mut moderation = 0;
+    for i in 0..60 {
+        let ts = format!("2026-11-28T10:00:{:02}Z", i % 60);
+        let o = p
+            .process(
+                &event("unfollow", "quiet", &format!("u{i}"), Some(&ts), true),
+                None,
+                0,
+            )
+            .unwrap();
+        assert!(
+            o.alerts.is_empty() && o.moderation.is_empty(),
+            "unfollows are not follows"
+        );
+    }
+    for i in 0..60 {
+        let ts = format!("2026-11-28T11:00:{:02}Z", i % 60);
+        let o = p
+            .process(
+                &event("follow", "buyer", &format!("b{i}"), Some(&ts), true),
+                None,
+                3,
+            )
+            .unwrap();
+        moderation += o.moderation.len();
+        opens.extend(
+            o.alerts
+                .into_iter()
+                .filter(|a| a.status == AlertStatus::Open),
+        );
+    }
+    assert_eq!(opens.len(), 1);
+    assert_eq!(opens[0].key(), "buyer");
+    assert!(moderation >= 15, "{moderation}");
+    assert_eq!(p.tracked_followees(), 2);
+    p.drop_partition(3);
+    assert_eq!(
+        p.tracked_followees(),
+        1,
+        "partition 3's followee is forgotten"
+    );
+    assert_eq!(p.open_alerts(), 0);
+}

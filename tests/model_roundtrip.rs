@@ -1,0 +1,297 @@
+//! Model file round trip, validation of bad files, reasons and the score cache, on a
+//! small model trained from synthetic rows (no data files needed).
+
+use followguard::dataset::Row;
+use followguard::event::Profile;
+use followguard::features::{FEATURE_NAMES, N_FEATURES};
+use followguard::model::train::{train, TrainParams};
+use followguard::model::{Model, ScoreCache};
+use std::borrow::Cow;
+
+const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
+
+/// Deterministic pseudo-random numbers (xorshift) so the data is reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn profile(i: usize, bot: bool, rng: &mut Rng) -> Profile<'static> {
+    let (st, fo, fr) = if bot {
+        (rng.next(40), rng.next(25), 200 + rng.next(1500))
+    } else {
+        (
+            200 + rng.next(20_000),
+            50 + rng.next(2000),
+            50 + rng.next(800),
+        )
+    };
+    Profile {
+        id: Cow::Owned(format!("{}{i}", if bot { "b" } else { "h" })),
+        screen_name: Cow::Owned(if bot {
+            format!("user{}", rng.next(100_000))
+        } else {
+            format!("anna_{i}")
+        }),
+        name: Cow::Owned(if bot { "x".into() } else { "Anna Rossi".into() }),
+        description: Cow::Owned(if bot && rng.next(2) == 0 {
+            String::new()
+        } else {
+            "hello world".into()
+        }),
+        url: (!bot && rng.next(2) == 0).then(|| Cow::Owned("http://example.org".into())),
+        location: Cow::Owned(if rng.next(3) == 0 {
+            String::new()
+        } else {
+            "Roma".into()
+        }),
+        created_at_s: NOW_MS / 1000 - 86_400 * (30 + rng.next(2000) as i64),
+        followers_count: fo,
+        friends_count: fr,
+        statuses_count: st,
+        favourites_count: if bot { rng.next(3) } else { rng.next(3000) },
+        listed_count: if bot { 0 } else { rng.next(20) },
+        default_profile: bot || rng.next(4) == 0,
+        ..Profile::default()
+    }
+}
+
+fn rows(n: usize, seed: u64) -> Vec<Row> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let bot = i % 2 == 0;
+            Row {
+                profile: profile(i, bot, &mut rng),
+                now_ms: NOW_MS,
+                label: bot,
+                group: if bot { "BOT".into() } else { "HUM".into() },
+            }
+        })
+        .collect()
+}
+
+fn small_model() -> Model {
+    let params = TrainParams {
+        n_trees: 12,
+        max_depth: 6,
+        ..TrainParams::default()
+    };
+    train(&rows(300, 7), vec!["synthetic".into()], &params, |_, _| {})
+        .expect("training on synthetic rows")
+        .model
+}
+
+#[test]
+fn save_load_round_trip_gives_identical_scores() {
+    let m = small_model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    let sha = m.save(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    assert_eq!(loaded.sha256(), sha, "sha256 is of the file bytes");
+    assert_eq!(
+        m.sha256(),
+        sha,
+        "in-memory model reports the sha its file will have"
+    );
+    assert_eq!(loaded.version(), m.version());
+    assert_eq!(loaded.threshold(), m.threshold());
+    // Everything scoring reads survives JSON exactly (f32 is written shortest-round-trip).
+    let (a, b) = (loaded.file(), m.file());
+    assert_eq!(a.forest, b.forest);
+    assert_eq!(a.linear, b.linear);
+    assert_eq!(a.calibration, b.calibration);
+    assert_eq!(a.name_model, b.name_model);
+    assert_eq!((a.blend, &a.feature_names), (b.blend, &b.feature_names));
+    for r in rows(200, 99) {
+        assert_eq!(
+            m.score(&r.profile, r.now_ms),
+            loaded.score(&r.profile, r.now_ms)
+        );
+    }
+}
+
+#[test]
+fn model_separates_and_is_calibrated_on_its_synthetic_task() {
+    let m = small_model();
+    let test = rows(400, 1234);
+    let probs: Vec<f32> = test
+        .iter()
+        .map(|r| m.score(&r.profile, r.now_ms).prob)
+        .collect();
+    let labels: Vec<bool> = test.iter().map(|r| r.label).collect();
+    let auc = followguard::model::eval::roc_auc(&probs, &labels).unwrap();
+    assert!(auc > 0.99, "synthetic bots are easy: auc {auc}");
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+}
+
+#[test]
+fn reasons_add_up_and_point_the_right_way() {
+    let m = small_model();
+    let mut rng = Rng(5);
+    for (i, bot) in [(0, true), (1, false), (2, true), (3, false)] {
+        let p = profile(i, bot, &mut rng);
+        let x = m.features(&p, NOW_MS);
+        let (raw, contrib) = m.raw(&x);
+        let total: f32 = contrib.iter().sum();
+        assert!(
+            (m.base_value() + total - raw).abs() < 1e-4,
+            "Saabas decomposition is exact"
+        );
+        let s = m.score(&p, NOW_MS);
+        let suspicious = s.prob >= m.threshold();
+        assert_eq!(
+            suspicious, bot,
+            "synthetic profile {i} misclassified: {s:?}"
+        );
+        // Strongest first, all in the direction of the decision.
+        let k: Vec<f32> = s
+            .reasons
+            .iter()
+            .map(|r| if bot { r.contribution } else { -r.contribution })
+            .collect();
+        assert!(k[0] >= k[1] && k[1] >= k[2], "{k:?}");
+        assert!(k[0] > 0.0);
+        for r in &s.reasons {
+            assert!(usize::from(r.feature) < N_FEATURES);
+            assert!(!r.code().is_empty() && r.code() != "unknown");
+        }
+    }
+}
+
+fn corrupt(m: &Model, f: impl FnOnce(&mut serde_json::Value)) -> followguard::model::ModelError {
+    let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+    f(&mut v);
+    Model::from_bytes(&serde_json::to_vec(&v).unwrap(), "test.json").unwrap_err()
+}
+
+#[test]
+fn mismatched_feature_list_is_rejected_with_a_clear_error() {
+    let m = small_model();
+    let err = corrupt(&m, |v| {
+        v["feature_names"][0] = serde_json::json!("lang");
+    });
+    assert_eq!(err.kind(), "model_feature_mismatch");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("lang") && msg.contains(FEATURE_NAMES[0]),
+        "{msg}"
+    );
+    assert!(msg.contains("retrain"), "says what to do: {msg}");
+    let err = corrupt(&m, |v| {
+        v["feature_names"].as_array_mut().unwrap().pop();
+    });
+    assert_eq!(err.kind(), "model_feature_mismatch");
+}
+
+#[test]
+fn corrupt_or_foreign_files_are_rejected() {
+    let m = small_model();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+        (
+            "model_format",
+            Box::new(|v| v["format_version"] = 99.into()),
+        ),
+        ("model_format", Box::new(|v| v["format"] = "sklearn".into())),
+        (
+            "model_invalid",
+            Box::new(|v| v["forest"]["trees"][0]["left"][0] = 0.into()),
+        ),
+        (
+            "model_invalid",
+            Box::new(|v| v["forest"]["trees"][0]["feature"][0] = 500.into()),
+        ),
+        (
+            "model_invalid",
+            Box::new(|v| {
+                v["forest"]["trees"][0]["value"]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop()
+                    .map(drop)
+                    .unwrap_or(())
+            }),
+        ),
+        ("model_invalid", Box::new(|v| v["threshold"] = 1.5.into())),
+        (
+            "model_invalid",
+            Box::new(|v| v["calibration"]["x"] = serde_json::json!([0.9, 0.1])),
+        ),
+        (
+            "model_invalid",
+            Box::new(|v| v["forest"]["trees"] = serde_json::json!([])),
+        ),
+        (
+            "model_invalid",
+            Box::new(|v| v["name_model"]["log_prob"] = serde_json::json!([[0.0]])),
+        ),
+        ("model_json", Box::new(|v| v["blend"] = "half".into())),
+    ];
+    for (kind, f) in cases {
+        let err = corrupt(&m, f);
+        assert_eq!(err.kind(), kind, "{err}");
+    }
+    let err = Model::from_bytes(b"{not json", "x.json").unwrap_err();
+    assert_eq!(err.kind(), "model_json");
+    let err = Model::load(std::path::Path::new("/nonexistent/model.json")).unwrap_err();
+    assert_eq!(err.kind(), "model_io");
+    assert!(err.to_string().contains("followguard train"), "{err}");
+}
+
+#[test]
+fn score_cache_hits_misses_and_stays_bounded() {
+    let m = small_model();
+    let mut cache = ScoreCache::new(64);
+    let bytes = cache.memory_bytes();
+    let rs = rows(500, 3);
+    for r in &rs {
+        let direct = m.score(&r.profile, r.now_ms);
+        assert_eq!(cache.get_or_score(&m, &r.profile, r.now_ms), direct);
+        assert!(cache.len() <= cache.capacity());
+    }
+    assert_eq!((cache.hits(), cache.misses()), (0, 500));
+    assert_eq!(cache.memory_bytes(), bytes, "memory fixed at construction");
+    // The most recent follower is cached: a repeat is a hit with the same score.
+    let last = &rs[499];
+    let before = cache.hits();
+    let s = cache.get_or_score(&m, &last.profile, last.now_ms);
+    assert_eq!(cache.hits(), before + 1);
+    assert_eq!(s, m.score(&last.profile, last.now_ms));
+    // Changed counts or a later day: a fresh score, not a stale one.
+    let mut changed = last.profile.clone();
+    changed.followers_count += 1000;
+    assert_eq!(
+        cache.get_or_score(&m, &changed, last.now_ms),
+        m.score(&changed, last.now_ms)
+    );
+    let next_day = last.now_ms + 86_400_000;
+    assert_eq!(
+        cache.get_or_score(&m, &last.profile, next_day),
+        m.score(&last.profile, next_day)
+    );
+    assert_eq!(cache.hits(), before + 1);
+    // A small working set fits entirely and is served from the cache.
+    let mut small = ScoreCache::new(1024);
+    for _ in 0..3 {
+        for r in &rs[..100] {
+            small.get_or_score(&m, &r.profile, r.now_ms);
+        }
+    }
+    assert_eq!(small.len(), 100);
+    assert!(small.hits() >= 190, "hits {}", small.hits());
+}
+
+#[test]
+fn training_rejects_one_class_data() {
+    let only_bots: Vec<Row> = rows(50, 1).into_iter().filter(|r| r.label).collect();
+    let err = train(&only_bots, vec![], &TrainParams::default(), |_, _| {})
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("both bots and humans"), "{err}");
+}

@@ -1,0 +1,111 @@
+//! Metric contract between the code and deploy/: every `followguard_*` series the Grafana
+//! dashboard or the Prometheus rules read is one `metrics::Metrics` exports, so renaming or
+//! removing a metric breaks this test instead of a dashboard panel or an alert. (The live
+//! version of this check, against a real Prometheus scraping `serve`, is
+//! scripts/ops-check.sh.)
+
+use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, Sink, WebhookDrop};
+use prometheus::Registry;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn read(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// `followguard_*` identifiers in a text (PromQL in JSON or YAML).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("followguard_") {
+        let start = i + pos;
+        // Not part of a longer identifier (`xfollowguard_`), and not the middle of a
+        // recording rule's name (`job:followguard_events:rate5m`, a rule output).
+        let prev_ok = start == 0 || {
+            let c = bytes[start - 1];
+            !(c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        };
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        if prev_ok && bytes.get(end) != Some(&b':') {
+            out.insert(text[start..end].to_string());
+        }
+        i = end;
+    }
+    out
+}
+
+/// The series names a Prometheus scrape of `metrics` contains (histograms expand to
+/// `_bucket`, `_sum`, `_count`).
+fn exported(metrics: &Metrics) -> BTreeSet<String> {
+    metrics
+        .render()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// One observation through every public recording method, so labelled families have a
+/// child to export (an unlabelled vector exports nothing until a label set is used).
+fn exercise(m: &Metrics) {
+    m.event(EventOutcome::Clean);
+    m.event(EventOutcome::Suspicious);
+    m.event_rejected("invalid_json");
+    m.follower_scored(0.9, true);
+    m.alert_emitted("burst", "high", "open");
+    m.moderation_emitted();
+    m.dead_lettered("invalid_json");
+    m.processing_seconds(2e-5);
+    m.event_age_seconds(1.5);
+    m.set_tracked_followees(3);
+    m.set_consumer_lag(0, 7);
+    m.set_assigned_partitions(4);
+    m.rebalance(RebalanceKind::Assign);
+    m.replayed(10);
+    m.delivery_failed(Sink::Alerts);
+    m.delivered(Sink::Moderation);
+    m.webhook_dropped(WebhookDrop::QueueFull);
+    m.webhook_sent();
+    m.progress(1_700_000_000.0);
+}
+
+#[test]
+fn every_metric_in_deploy_is_exported() {
+    let mut wanted = metric_names(&read("deploy/grafana/dashboards/followguard.json"));
+    wanted.extend(metric_names(&read("deploy/prometheus/rules.yml")));
+    assert!(
+        wanted.len() >= 15,
+        "expected the dashboard and rules to read many followguard metrics, found {wanted:?}"
+    );
+
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    exercise(&m);
+    let have = exported(&m);
+
+    let missing: Vec<&String> = wanted.iter().filter(|n| !have.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/ reads series that src/metrics.rs does not export: {missing:?}\nexported: {have:?}"
+    );
+}
+
+#[test]
+fn metric_names_parser_skips_recording_rule_names() {
+    let names = metric_names(
+        r#"sum by (job) (rate(followguard_events_total{job=~"$job"}[5m])) / job:followguard_lag:sum + xfollowguard_not_ours + max(followguard_assigned_partitions)"#,
+    );
+    let want: BTreeSet<String> = [
+        "followguard_events_total",
+        "followguard_assigned_partitions",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(names, want);
+}
