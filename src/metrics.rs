@@ -107,6 +107,7 @@ pub struct Metrics {
     rebalances: IntCounterVec,
     replayed_events: IntCounter,
     suppressed_opens: IntCounter,
+    producer_renewals: IntCounter,
     delivery_failures: IntCounterVec,
     records_produced: IntCounterVec,
     webhook_drops: IntCounterVec,
@@ -368,6 +369,11 @@ impl Metrics {
             "followguard_duplicate_alert_opens_suppressed_total",
             "Re-processed events' alert opens not re-sent because the alerts topic already has them.",
         );
+        let producer_renewals = counter(
+            r,
+            "followguard_producer_renewals_total",
+            "Times the output producer was replaced after the broker fenced or failed it.",
+        );
         let delivery_failures = counter_vec(
             r,
             "followguard_producer_delivery_failures_total",
@@ -426,6 +432,7 @@ impl Metrics {
             rebalances,
             replayed_events,
             suppressed_opens,
+            producer_renewals,
             delivery_failures,
             records_produced,
             webhook_drops,
@@ -521,6 +528,10 @@ impl Metrics {
 
     pub fn duplicate_open_suppressed(&self) {
         self.suppressed_opens.inc();
+    }
+
+    pub fn producer_renewed(&self) {
+        self.producer_renewals.inc();
     }
 
     pub fn delivery_failed(&self, sink: Sink) {

@@ -132,9 +132,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producer: kafka::Producer = kafka::producer_config(&cfg.kafka, cfg.delivery_timeout)
-        .create_with_context(kafka::LogContext)
-        .map_err(|e| kafka::config_error("producer", e))?;
+    let producer =
+        kafka::SharedProducer::new(kafka::producer_config(&cfg.kafka, cfg.delivery_timeout))?;
 
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
@@ -225,7 +224,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final offset commit failed"),
         _ => tracing::warn!("final offset commit did not finish in the grace period"),
     }
-    let p = producer.clone();
+    let p = producer.get();
     let left = deadline.saturating_duration_since(Instant::now());
     let _ =
         tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
@@ -295,7 +294,7 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
 async fn ack_loop(
     mut rx: mpsc::Receiver<Pending>,
     consumer: Arc<Consumer_>,
-    producer: kafka::Producer,
+    producer: kafka::SharedProducer,
     topics: OutputTopics,
     input_topic: String,
     metrics: Metrics,
@@ -305,23 +304,36 @@ async fn ack_loop(
         for (rec, mut fut) in p.deliveries {
             let mut attempt: u32 = 0;
             loop {
-                let ok = match fut.take() {
+                let err = match fut.take() {
                     Some(f) => tokio::select! {
-                        r = f => matches!(r, Ok(Ok(_))),
+                        r = f => match r {
+                            Ok(Ok(_)) => None,
+                            Ok(Err((e, _))) => Some(e),
+                            Err(_) => Some(KafkaError::Canceled),
+                        },
                         _ = give_up.cancelled() => return,
                     },
-                    None => false,
+                    None => Some(KafkaError::Canceled),
                 };
-                if ok {
+                let Some(err) = err else {
                     metrics.delivered(rec.sink);
                     break;
-                }
+                };
                 metrics.delivery_failed(rec.sink);
-                if attempt == 0 {
-                    tracing::warn!(
-                        sink = rec.sink.as_str(),
-                        "record not acknowledged; retrying"
-                    );
+                if attempt % 20 == 0 {
+                    tracing::warn!(sink = rec.sink.as_str(), attempt, error = %err, "record not acknowledged; retrying");
+                }
+                let fatal = producer.get().client().fatal_error();
+                if kafka::producer_is_broken(&err) || fatal.is_some() {
+                    match producer.renew() {
+                        Ok(()) => {
+                            metrics.producer_renewed();
+                            tracing::warn!(error = %err, "producer fenced or failed; replaced it with a new one");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "could not replace the producer")
+                        }
+                    }
                 }
                 let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
                     .min(MAX_RETRY_BACKOFF);
@@ -330,7 +342,7 @@ async fn ack_loop(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = give_up.cancelled() => return,
                 }
-                fut = kafka::send(&producer, &topics, &rec).await.ok();
+                fut = kafka::send(&producer.get(), &topics, &rec).await.ok();
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -350,7 +362,7 @@ async fn ack_loop(
 struct Service<'a> {
     cfg: &'a ServeConfig,
     consumer: Arc<Consumer_>,
-    producer: kafka::Producer,
+    producer: kafka::SharedProducer,
     topics: OutputTopics,
     pipeline: Pipeline,
     admin: Arc<AdminState>,
@@ -448,7 +460,7 @@ impl Service<'_> {
         }
         let mut deliveries = Vec::with_capacity(records.len());
         for rec in records {
-            let fut = match kafka::send(&self.producer, &self.topics, &rec).await {
+            let fut = match kafka::send(&self.producer.get(), &self.topics, &rec).await {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
@@ -585,10 +597,10 @@ impl Service<'_> {
                 _ => None,
             })
             .collect();
-        let replay: StreamConsumer = kafka::replay_config(&self.cfg.kafka, &self.cfg.group_id)
-            .create()
-            .map_err(|e| kafka::config_error("replay consumer", e))?;
-        let replay = Arc::new(replay);
+        let replay = Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.kafka,
+            &self.cfg.group_id,
+        ))?);
         // Alerts already announced (record time = when they were produced, wall clock).
         let since = now_ms()
             .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
@@ -677,7 +689,7 @@ impl Service<'_> {
 
 /// Reads the record at `offset` of `topic`/`p`: its key bytes and record time.
 async fn read_one(
-    c: &StreamConsumer,
+    c: &kafka::Reader,
     topic: &str,
     p: i32,
     offset: i64,
@@ -705,7 +717,7 @@ async fn read_one(
 
 /// First offset of `topic`/`p` with record time ≥ `ts_ms`, if the broker knows one.
 async fn seek_time(
-    c: &Arc<StreamConsumer>,
+    c: &Arc<kafka::Reader>,
     topic: &str,
     p: i32,
     ts_ms: i64,

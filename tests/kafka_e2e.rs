@@ -421,9 +421,8 @@ fn already_opened_alerts_are_found_on_the_alerts_topic() {
                 .await
                 .expect("delivered");
         }
-        let reader: rdkafka::consumer::StreamConsumer =
-            followguard::kafka::replay_config(&kafka, &unique("scan"))
-                .create()
+        let reader =
+            followguard::kafka::reader(&followguard::kafka::replay_config(&kafka, &unique("scan")))
                 .expect("reader");
         followguard::kafka::scan_opened_alerts(
             &Arc::new(reader),

@@ -182,12 +182,85 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka client error: {reason}");
+        // End-of-partition is how the readers below learn they are caught up.
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, "kafka client error: {reason}");
+        }
     }
+}
+
+impl ConsumerContext for LogContext {}
+
+/// A group-less reader (state rebuild, alert scan, `watch`).
+pub type Reader = StreamConsumer<LogContext>;
+
+/// Creates a [`Reader`] from `config` (see [`replay_config`]). Needs a tokio runtime.
+pub fn reader(config: &ClientConfig) -> anyhow::Result<Reader> {
+    config
+        .create_with_context(LogContext)
+        .map_err(|e| config_error("reader", e))
 }
 
 /// The producer type used for every output topic.
 pub type Producer = FutureProducer<LogContext>;
+
+/// The output producer, replaceable: an idempotent producer whose epoch the broker has
+/// fenced (after delivery timeouts, some brokers answer every later record with
+/// `ProducerFenced`) never recovers, so it is swapped for a fresh one (new producer id).
+#[derive(Clone)]
+pub struct SharedProducer {
+    current: Arc<std::sync::RwLock<Producer>>,
+    config: ClientConfig,
+}
+
+impl SharedProducer {
+    pub fn new(config: ClientConfig) -> anyhow::Result<SharedProducer> {
+        let p: Producer = config
+            .create_with_context(LogContext)
+            .map_err(|e| config_error("producer", e))?;
+        Ok(SharedProducer {
+            current: Arc::new(std::sync::RwLock::new(p)),
+            config,
+        })
+    }
+
+    /// The producer to send with now (a cheap handle clone).
+    pub fn get(&self) -> Producer {
+        match self.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer with a new instance; records in flight on the old one are
+    /// re-sent by their owners.
+    pub fn renew(&self) -> anyhow::Result<()> {
+        let p: Producer = self
+            .config
+            .create_with_context(LogContext)
+            .map_err(|e| config_error("producer", e))?;
+        match self.current.write() {
+            Ok(mut cur) => *cur = p,
+            Err(poisoned) => *poisoned.into_inner() = p,
+        }
+        Ok(())
+    }
+}
+
+/// Delivery errors after which this producer instance will never succeed again.
+pub fn producer_is_broken(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
 
 impl ClientContext for ServiceContext {
     fn stats(&self, stats: Statistics) {
@@ -340,7 +413,7 @@ pub async fn send(
 /// offsets were not yet committed) do not announce the same alert a second time.
 /// Reads until every partition reports end-of-partition or nothing arrives for `idle`.
 pub async fn scan_opened_alerts(
-    c: &Arc<StreamConsumer>,
+    c: &Arc<Reader>,
     topic: &str,
     since_ms: i64,
     idle: Duration,
