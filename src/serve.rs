@@ -96,7 +96,8 @@ pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
 struct Pending {
     partition: i32,
     offset: i64,
-    deliveries: Vec<(OutRecord, Option<DeliveryFuture>)>,
+    /// Each record with its delivery report and the producer generation that sent it.
+    deliveries: Vec<(OutRecord, Option<DeliveryFuture>, u64)>,
 }
 
 /// Runs the service until a shutdown signal, then drains within the grace period.
@@ -301,7 +302,7 @@ async fn ack_loop(
     give_up: CancellationToken,
 ) {
     while let Some(p) = rx.recv().await {
-        for (rec, mut fut) in p.deliveries {
+        for (rec, mut fut, mut generation) in p.deliveries {
             let mut attempt: u32 = 0;
             loop {
                 let err = match fut.take() {
@@ -325,8 +326,9 @@ async fn ack_loop(
                 }
                 let fatal = producer.get().client().fatal_error();
                 if kafka::producer_is_broken(&err) || fatal.is_some() {
-                    match producer.renew() {
-                        Ok(()) => {
+                    match producer.renew(generation) {
+                        Ok(false) => {}
+                        Ok(true) => {
                             metrics.producer_renewed();
                             tracing::warn!(error = %err, "producer fenced or failed; replaced it with a new one");
                         }
@@ -342,7 +344,9 @@ async fn ack_loop(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = give_up.cancelled() => return,
                 }
-                fut = kafka::send(&producer.get(), &topics, &rec).await.ok();
+                let (p, g) = producer.get_with_generation();
+                generation = g;
+                fut = kafka::send(&p, &topics, &rec).await.ok();
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -460,14 +464,15 @@ impl Service<'_> {
         }
         let mut deliveries = Vec::with_capacity(records.len());
         for rec in records {
-            let fut = match kafka::send(&self.producer.get(), &self.topics, &rec).await {
+            let (producer, generation) = self.producer.get_with_generation();
+            let fut = match kafka::send(&producer, &self.topics, &rec).await {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
                     None
                 }
             };
-            deliveries.push((rec, fut));
+            deliveries.push((rec, fut, generation));
         }
         Pending {
             partition,

@@ -209,7 +209,8 @@ pub type Producer = FutureProducer<LogContext>;
 /// `ProducerFenced`) never recovers, so it is swapped for a fresh one (new producer id).
 #[derive(Clone)]
 pub struct SharedProducer {
-    current: Arc<std::sync::RwLock<Producer>>,
+    /// The producer and its generation (bumped by every renewal).
+    current: Arc<std::sync::RwLock<(Producer, u64)>>,
     config: ClientConfig,
 }
 
@@ -219,31 +220,41 @@ impl SharedProducer {
             .create_with_context(LogContext)
             .map_err(|e| config_error("producer", e))?;
         Ok(SharedProducer {
-            current: Arc::new(std::sync::RwLock::new(p)),
+            current: Arc::new(std::sync::RwLock::new((p, 0))),
             config,
         })
     }
 
     /// The producer to send with now (a cheap handle clone).
     pub fn get(&self) -> Producer {
+        self.get_with_generation().0
+    }
+
+    /// The producer and its generation, to pass to [`SharedProducer::renew`] later.
+    pub fn get_with_generation(&self) -> (Producer, u64) {
         match self.current.read() {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Replaces the producer with a new instance; records in flight on the old one are
-    /// re-sent by their owners.
-    pub fn renew(&self) -> anyhow::Result<()> {
+    /// Replaces the producer of generation `seen` with a new instance; records in flight
+    /// on the old one are re-sent by their owners. Returns false when it was already
+    /// replaced (every record of a fenced producer fails; one renewal is enough).
+    pub fn renew(&self, seen: u64) -> anyhow::Result<bool> {
+        let mut cur = match self.current.write() {
+            Ok(cur) => cur,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cur.1 != seen {
+            return Ok(false);
+        }
         let p: Producer = self
             .config
             .create_with_context(LogContext)
             .map_err(|e| config_error("producer", e))?;
-        match self.current.write() {
-            Ok(mut cur) => *cur = p,
-            Err(poisoned) => *poisoned.into_inner() = p,
-        }
-        Ok(())
+        *cur = (p, seen + 1);
+        Ok(true)
     }
 }
 
@@ -555,6 +566,24 @@ mod tests {
         let text = format!("{e:#}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("sasl.password"), "{text}");
+    }
+
+    #[test]
+    fn a_fenced_producer_is_renewed_once_per_generation() {
+        let p = SharedProducer::new(producer_config(&kafka(&[]), Duration::from_secs(5)))
+            .expect("producer");
+        let (_, g0) = p.get_with_generation();
+        assert!(p.renew(g0).expect("renew"));
+        // A second failure reported against the old instance does not renew again.
+        assert!(!p.renew(g0).expect("renew"));
+        let (_, g1) = p.get_with_generation();
+        assert_eq!(g1, g0 + 1);
+        assert!(producer_is_broken(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::ProducerFenced
+        )));
+        assert!(!producer_is_broken(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
     }
 
     #[test]
