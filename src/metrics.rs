@@ -108,6 +108,7 @@ pub struct Metrics {
     replayed_events: IntCounter,
     suppressed_opens: IntCounter,
     producer_renewals: IntCounter,
+    input_pauses: IntCounter,
     delivery_failures: IntCounterVec,
     records_produced: IntCounterVec,
     webhook_drops: IntCounterVec,
@@ -374,6 +375,11 @@ impl Metrics {
             "followguard_producer_renewals_total",
             "Times the output producer was replaced after the broker fenced or failed it.",
         );
+        let input_pauses = counter(
+            r,
+            "followguard_input_pauses_total",
+            "Times input fetching was paused because outputs awaited acknowledgement.",
+        );
         let delivery_failures = counter_vec(
             r,
             "followguard_producer_delivery_failures_total",
@@ -433,6 +439,7 @@ impl Metrics {
             replayed_events,
             suppressed_opens,
             producer_renewals,
+            input_pauses,
             delivery_failures,
             records_produced,
             webhook_drops,
@@ -528,6 +535,10 @@ impl Metrics {
 
     pub fn duplicate_open_suppressed(&self) {
         self.suppressed_opens.inc();
+    }
+
+    pub fn input_paused(&self) {
+        self.input_pauses.inc();
     }
 
     pub fn producer_renewed(&self) {

@@ -37,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long one `recv` may wait before the loop reports progress while idle.
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// How long the in-flight window may stay full before the input is paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// Longest pause between re-sends of a record the broker did not acknowledge.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Metadata calls (committed offsets, offsets for times) during a rebuild.
@@ -423,15 +425,95 @@ impl Service<'_> {
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
             let pending = self.handle(&m).await;
-            // Bounded: waits only while --max-in-flight events are unacknowledged, which
-            // the producer's delivery timeout (< max.poll.interval.ms) bounds.
-            tokio::select! {
-                r = tx.send(pending) => if r.is_err() {
-                    anyhow::bail!("acknowledgement task stopped unexpectedly");
-                },
-                _ = shutdown.cancelled() => return Ok(()),
+            drop(m);
+            match tx.try_send(pending) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    anyhow::bail!("acknowledgement task stopped unexpectedly")
+                }
+                Err(mpsc::error::TrySendError::Full(pending)) => {
+                    // Room usually frees within milliseconds; only a real stall pauses
+                    // the input (a pause drops prefetched records, so it is not cheap).
+                    let reserved = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        r = tokio::time::timeout(PAUSE_AFTER, tx.reserve()) => r,
+                    };
+                    match reserved {
+                        Ok(Ok(permit)) => permit.send(pending),
+                        Ok(Err(_)) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                        Err(_stalled) => {
+                            if !self.wait_paused(shutdown, &tx, pending).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// `--max-in-flight` events await acknowledgement (a sink stalls): pause fetching and
+    /// keep polling, so the group still sees a live member (no `max.poll.interval.ms`
+    /// eviction) and /healthz still sees progress, until there is room again. librdkafka
+    /// drops the paused partitions' prefetched records and fetches them again from the
+    /// current position on resume, so nothing is skipped. Returns false on shutdown.
+    async fn wait_paused(
+        &mut self,
+        shutdown: &CancellationToken,
+        tx: &mpsc::Sender<Pending>,
+        pending: Pending,
+    ) -> anyhow::Result<bool> {
+        let consumer = self.consumer.clone();
+        // Every partition paused, even if the assignment changes meanwhile: librdkafka keeps
+        // a partition's pause flag across rebalances, so each must be resumed explicitly.
+        let mut paused: HashSet<i32> = HashSet::new();
+        let pause = |c: &Consumer_, paused: &mut HashSet<i32>| {
+            if let Ok(a) = c.assignment() {
+                paused.extend(a.elements().iter().map(|e| e.partition()));
+                if let Err(e) = c.pause(&a) {
+                    tracing::debug!(error = %e, "pause failed");
+                }
+            }
+        };
+        tracing::warn!(
+            in_flight = self.cfg.max_in_flight,
+            "outputs are not being acknowledged; input paused"
+        );
+        self.metrics.input_paused();
+        pause(&consumer, &mut paused);
+        let permit = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(false),
+                p = tx.reserve() => match p {
+                    Ok(p) => break p,
+                    Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                },
+                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
+                    self.admin.progress();
+                    if let Ok(Ok(m)) = r {
+                        // From a partition assigned after the pause: read it again later.
+                        let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
+                        drop(m);
+                        if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
+                            tracing::warn!(error = %e, partition = p, "could not rewind while paused");
+                        }
+                    }
+                    self.apply_rebalances(shutdown).await;
+                    pause(&consumer, &mut paused);
+                }
+            }
+        };
+        permit.send(pending);
+        let mut tpl = TopicPartitionList::new();
+        for p in &paused {
+            tpl.add_partition(&self.cfg.input_topic, *p);
+        }
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::warn!(error = %e, "resume failed");
+        }
+        tracing::info!("outputs acknowledged again; input resumed");
+        Ok(true)
     }
 
     /// Turns one input record into its output records (already handed to the producer).

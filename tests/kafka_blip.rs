@@ -1,7 +1,8 @@
 //! A broker that stops answering mid-stream (SIGSTOP of the local test broker, longer than
 //! the delivery timeout): produced records time out, are counted and retried, their
 //! offsets are not stored meanwhile, and once the broker answers again every event is
-//! processed and committed — nothing is lost and the service keeps going.
+//! processed and committed — nothing is lost and the service keeps going. Meanwhile the
+//! input is paused (not the poll loop blocked): /healthz keeps answering 200.
 //! Runs only against the broker scripts/test.sh starts (it needs the broker's pid).
 
 mod kafka_support;
@@ -78,7 +79,15 @@ fn broker_outage_mid_stream_is_retried_and_nothing_is_lost() {
     let mut svc = env.serve(
         &t,
         &group,
-        &["--delivery-timeout", "2s", "--max-in-flight", "200"],
+        // A small in-flight bound makes the outage fill it: input pauses, polling goes on.
+        &[
+            "--delivery-timeout",
+            "2s",
+            "--max-in-flight",
+            "20",
+            "--health-stale-after",
+            "3s",
+        ],
     );
     svc.wait_ready(Duration::from_secs(60));
     let start = Instant::now();
