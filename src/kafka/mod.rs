@@ -172,6 +172,17 @@ fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
     }
 }
 
+/// Client-level errors into tracing. End-of-partition is not one: it is how the readers
+/// below learn they are caught up.
+fn client_error(error: &KafkaError, reason: &str) {
+    if !matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    ) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+}
+
 /// Context of the service's producers: librdkafka logs and errors into tracing.
 #[derive(Clone, Copy, Default)]
 pub struct LogContext;
@@ -182,10 +193,7 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // End-of-partition is how the readers below learn they are caught up.
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
-            tracing::warn!(error = %error, "kafka client error: {reason}");
-        }
+        client_error(&error, reason);
     }
 }
 
@@ -291,7 +299,7 @@ impl ClientContext for ServiceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka client error: {reason}");
+        client_error(&error, reason);
     }
 }
 
