@@ -106,7 +106,8 @@ pub struct ServeArgs {
     pub shutdown_grace: String,
 
     /// Events whose output records may be awaiting broker acknowledgement at once; raise for
-    /// throughput, lower to bound memory and redelivery after a crash.
+    /// throughput, lower to bound memory and redelivery after a crash. When the window stays
+    /// full (a stalled sink) the input is paused, not the poll loop blocked.
     #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 2000)]
     pub max_in_flight: usize,
 

@@ -11,7 +11,17 @@
 //! last `--rebuild-window` of the partition (by record time, found with
 //! `offsets_for_times`) up to the committed offset is re-read by a separate, group-less
 //! consumer and fed to the pipeline with sinks muted. Alert ids depend only on the input,
-//! so the rebuilt state reopens nothing that was already announced.
+//! so the rebuilt state reopens nothing that was already announced. The replay spans the
+//! detector's longest memory (`--rebuild-window auto`), all assigned partitions interleaved
+//! in arrival order; the alerts topic is scanned for already-open alert ids so events
+//! re-processed after a crash do not announce an alert twice.
+//!
+//! Backpressure: at most `--max-in-flight` events await acknowledgement. When that window
+//! stays full for a second (a stalled sink, a broker outage), the input partitions are
+//! paused and polling goes on, so the member stays in its group and /healthz stays up;
+//! they resume once acknowledgements flow. Records the broker does not acknowledge are
+//! re-sent with backoff (a fenced idempotent producer is replaced first); their offsets
+//! are never stored before that succeeds.
 
 use crate::admin::{self, AdminState, Info};
 use crate::alert::AlertStatus;
