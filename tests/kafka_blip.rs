@@ -11,6 +11,9 @@ use kafka_support::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Both tests stop the shared broker; they must not overlap.
+static BROKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn broker_pid() -> Option<String> {
     let dir = std::env::var("FOLLOWGUARD_BROKER_DIR").ok()?;
     let pid = std::fs::read_to_string(format!("{dir}/tansu.pid")).ok()?;
@@ -33,6 +36,7 @@ fn broker_outage_mid_stream_is_retried_and_nothing_is_lost() {
         eprintln!("note: skipping: FOLLOWGUARD_BROKER_DIR does not name a local broker to pause");
         return;
     };
+    let _only = BROKER.lock().unwrap_or_else(|p| p.into_inner());
     let (events, _truth) = env.generate(
         "blip",
         &[
@@ -157,4 +161,60 @@ fn broker_outage_mid_stream_is_retried_and_nothing_is_lost() {
     svc.sigterm();
     let status = svc.wait_exit(Duration::from_secs(15)).expect("exits");
     assert!(status.success(), "{}", svc.log_text());
+}
+
+/// Shutdown against a broker that does not answer: the drain is bounded by the grace
+/// period, and a second signal ends the process at once.
+#[test]
+fn shutdown_is_bounded_when_the_broker_is_gone() {
+    let Some(env) = env() else { return };
+    let Some(pid) = broker_pid() else {
+        eprintln!("note: skipping: FOLLOWGUARD_BROKER_DIR does not name a local broker to pause");
+        return;
+    };
+    let _only = BROKER.lock().unwrap_or_else(|p| p.into_inner());
+    let t = Topics::new("grace");
+    env.create_topics(&t);
+    let mut bounded = env.serve(&t, &unique("ggrace"), &["--shutdown-grace", "3s"]);
+    let mut impatient = env.serve(&t, &unique("gimpatient"), &["--shutdown-grace", "60s"]);
+    bounded.wait_ready(Duration::from_secs(60));
+    impatient.wait_ready(Duration::from_secs(60));
+    // Malformed input: every record owes a dead-letter write. The broker stops while those
+    // are in flight, so both instances have acknowledgements to wait for when told to stop.
+    let lines: Vec<Vec<u8>> = (0..20_000)
+        .map(|i| format!("{{\"broken\": {i}").into_bytes())
+        .collect();
+    let input = env.write_lines("grace.jsonl", &lines);
+    env.produce(&input, &t.input);
+    let start = Instant::now();
+    while metric_sum(&bounded.metrics(), "followguard_events_total") < 1.0
+        || metric_sum(&impatient.metrics(), "followguard_events_total") < 1.0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "input not consumed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(&pid, "-STOP");
+    let started = Instant::now();
+    bounded.sigterm();
+    impatient.sigterm();
+    std::thread::sleep(Duration::from_secs(1));
+    impatient.sigterm();
+    let second = impatient.wait_exit(Duration::from_secs(5));
+    let first = bounded.wait_exit(Duration::from_secs(10));
+    let elapsed = started.elapsed();
+    signal(&pid, "-CONT");
+
+    let second =
+        second.unwrap_or_else(|| panic!("second signal ignored:\n{}", impatient.log_text()));
+    assert_eq!(second.code(), Some(130), "{}", impatient.log_text());
+    assert!(impatient.log_text().contains("second signal"));
+    assert!(
+        first.is_some(),
+        "shutdown not bounded by the 3 s grace:\n{}",
+        bounded.log_text()
+    );
+    assert!(elapsed < Duration::from_secs(9), "took {elapsed:?}");
 }
