@@ -21,4 +21,4 @@ fi
 export FOLLOWGUARD_TEST_BROKERS
 echo "test.sh: broker at $FOLLOWGUARD_TEST_BROKERS" >&2
 
-cargo test "$@"
+cargo test --no-fail-fast "$@"

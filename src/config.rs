@@ -38,10 +38,11 @@ pub struct KafkaArgs {
 
     /// Extra librdkafka property as key=value, repeatable (e.g. security.protocol=SASL_SSL,
     /// sasl.username=..., sasl.password=...). Unknown properties are rejected at start.
+    /// In the environment variable, separate several with `;` (values may contain commas).
     #[arg(
         long = "kafka-option",
         env = "FOLLOWGUARD_KAFKA_OPTIONS",
-        value_delimiter = ',',
+        value_delimiter = ';',
         value_name = "KEY=VALUE"
     )]
     pub kafka_options: Vec<String>,
@@ -109,7 +110,8 @@ pub struct ServeArgs {
     pub shutdown_grace: String,
 
     /// Events whose output records may be awaiting broker acknowledgement at once; raise for
-    /// throughput, lower to bound memory and redelivery after a crash.
+    /// throughput, lower to bound memory and redelivery after a crash. When the window stays
+    /// full (a stalled sink) the input is paused, not the poll loop blocked.
     #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 2000)]
     pub max_in_flight: usize,
 
@@ -533,6 +535,15 @@ mod tests {
             .validate()
             .expect("valid");
         assert_eq!(c.kafka.options[0].key, "fetch.wait.max.ms");
+    }
+
+    #[test]
+    fn kafka_option_values_may_contain_commas() {
+        let c = args(&["--kafka-option", "ssl.cipher.suites=A,B"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.kafka.options.len(), 1);
+        assert_eq!(c.kafka.options[0].value, "A,B");
     }
 
     #[test]

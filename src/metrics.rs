@@ -107,11 +107,104 @@ pub struct Metrics {
     rebalances: IntCounterVec,
     replayed_events: IntCounter,
     suppressed_opens: IntCounter,
+    producer_renewals: IntCounter,
+    input_pauses: IntCounter,
     delivery_failures: IntCounterVec,
     records_produced: IntCounterVec,
     webhook_drops: IntCounterVec,
     webhook_sent: IntCounter,
     last_progress: Gauge,
+    process: ProcessMetrics,
+}
+
+/// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
+/// the metrics are rendered. Absent values (non-Linux) leave the series at 0.
+#[derive(Clone)]
+struct ProcessMetrics {
+    cpu_seconds: prometheus::Counter,
+    resident_bytes: Gauge,
+    start_time: Gauge,
+}
+
+/// Linux's user-space clock tick (USER_HZ), fixed at 100 on every mainstream architecture.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// (cpu seconds, start seconds after boot) from `/proc/self/stat`.
+fn proc_stat() -> Option<(f64, f64)> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name (which may contain spaces).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime and starttime are fields 14, 15 and 22 of the line (1-based).
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let start: f64 = f.get(19)?.parse().ok()?;
+    Some((
+        (utime + stime) / CLOCK_TICKS_PER_SEC,
+        start / CLOCK_TICKS_PER_SEC,
+    ))
+}
+
+fn proc_rss_bytes() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+fn boot_time_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl ProcessMetrics {
+    fn new(r: &Registry) -> ProcessMetrics {
+        let cpu_seconds = prometheus::Counter::new(
+            "followguard_process_cpu_seconds_total",
+            "User and system CPU time spent by the process.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(cpu_seconds.clone()))
+            .expect("metric registered once");
+        let resident_bytes = Gauge::new(
+            "followguard_process_resident_memory_bytes",
+            "Resident memory of the process.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(resident_bytes.clone()))
+            .expect("metric registered once");
+        let start_time = Gauge::new(
+            "followguard_process_start_time_seconds",
+            "Start time of the process since the Unix epoch.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(start_time.clone()))
+            .expect("metric registered once");
+        let p = ProcessMetrics {
+            cpu_seconds,
+            resident_bytes,
+            start_time,
+        };
+        if let (Some((_, start)), Some(boot)) = (proc_stat(), boot_time_secs()) {
+            p.start_time.set(boot + start);
+        }
+        p
+    }
+
+    fn refresh(&self) {
+        if let Some((cpu, _)) = proc_stat() {
+            // A counter only moves forward: add what was spent since the last scrape.
+            let delta = cpu - self.cpu_seconds.get();
+            if delta > 0.0 {
+                self.cpu_seconds.inc_by(delta);
+            }
+        }
+        if let Some(rss) = proc_rss_bytes() {
+            self.resident_bytes.set(rss);
+        }
+    }
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -287,6 +380,16 @@ impl Metrics {
             "followguard_duplicate_alert_opens_suppressed_total",
             "Re-processed events' alert opens not re-sent because the alerts topic already has them.",
         );
+        let producer_renewals = counter(
+            r,
+            "followguard_producer_renewals_total",
+            "Times the output producer was replaced after the broker fenced or failed it.",
+        );
+        let input_pauses = counter(
+            r,
+            "followguard_input_pauses_total",
+            "Times input fetching was paused because outputs awaited acknowledgement.",
+        );
         let delivery_failures = counter_vec(
             r,
             "followguard_producer_delivery_failures_total",
@@ -325,6 +428,8 @@ impl Metrics {
         r.register(Box::new(last_progress.clone()))
             .expect("metric registered once");
 
+        let process = ProcessMetrics::new(r);
+
         Metrics {
             registry,
             events,
@@ -343,16 +448,20 @@ impl Metrics {
             rebalances,
             replayed_events,
             suppressed_opens,
+            producer_renewals,
+            input_pauses,
             delivery_failures,
             records_produced,
             webhook_drops,
             webhook_sent,
             last_progress,
+            process,
         }
     }
 
     /// Prometheus text exposition of every registered metric.
     pub fn render(&self) -> String {
+        self.process.refresh();
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
@@ -438,6 +547,14 @@ impl Metrics {
         self.suppressed_opens.inc();
     }
 
+    pub fn input_paused(&self) {
+        self.input_pauses.inc();
+    }
+
+    pub fn producer_renewed(&self) {
+        self.producer_renewals.inc();
+    }
+
     pub fn delivery_failed(&self, sink: Sink) {
         self.delivery_failures
             .with_label_values(&[sink.as_str()])
@@ -513,6 +630,26 @@ mod tests {
         assert!(!m.render().contains("partition=\"3\""));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("followguard_"), "unprefixed: {line}");
+        }
+    }
+
+    #[test]
+    fn process_metrics_read_proc() {
+        let m = Metrics::new(Registry::new(), "v", "s");
+        // Burn a little CPU so the counter has something to show.
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert_ne!(x, 1);
+        let text = m.render();
+        if cfg!(target_os = "linux") {
+            assert!(
+                sample(&text, "followguard_process_resident_memory_bytes").unwrap_or(0.0) > 1e6
+            );
+            let start = sample(&text, "followguard_process_start_time_seconds").unwrap_or(0.0);
+            assert!(start > 1.6e9, "start time {start}");
+            assert!(sample(&text, "followguard_process_cpu_seconds_total").unwrap_or(0.0) > 0.0);
         }
     }
 

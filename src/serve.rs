@@ -11,7 +11,17 @@
 //! last `--rebuild-window` of the partition (by record time, found with
 //! `offsets_for_times`) up to the committed offset is re-read by a separate, group-less
 //! consumer and fed to the pipeline with sinks muted. Alert ids depend only on the input,
-//! so the rebuilt state reopens nothing that was already announced.
+//! so the rebuilt state reopens nothing that was already announced. The replay spans the
+//! detector's longest memory (`--rebuild-window auto`), all assigned partitions interleaved
+//! in arrival order; the alerts topic is scanned for already-open alert ids so events
+//! re-processed after a crash do not announce an alert twice.
+//!
+//! Backpressure: at most `--max-in-flight` events await acknowledgement. When that window
+//! stays full for a second (a stalled sink, a broker outage), the input partitions are
+//! paused and polling goes on, so the member stays in its group and /healthz stays up;
+//! they resume once acknowledgements flow. Records the broker does not acknowledge are
+//! re-sent with backoff (a fenced idempotent producer is replaced first); their offsets
+//! are never stored before that succeeds.
 
 use crate::admin::{self, AdminState, Info};
 use crate::alert::AlertStatus;
@@ -26,7 +36,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -37,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long one `recv` may wait before the loop reports progress while idle.
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// How long the in-flight window may stay full before the input is paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// Longest pause between re-sends of a record the broker did not acknowledge.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Metadata calls (committed offsets, offsets for times) during a rebuild.
@@ -96,7 +108,8 @@ pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
 struct Pending {
     partition: i32,
     offset: i64,
-    deliveries: Vec<(OutRecord, Option<DeliveryFuture>)>,
+    /// Each record with its delivery report and the producer generation that sent it.
+    deliveries: Vec<(OutRecord, Option<DeliveryFuture>, u64)>,
 }
 
 /// Runs the service until a shutdown signal, then drains within the grace period.
@@ -132,9 +145,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producer: FutureProducer = kafka::producer_config(&cfg.kafka, cfg.delivery_timeout)
-        .create()
-        .map_err(|e| kafka::config_error("producer", e))?;
+    let producer =
+        kafka::SharedProducer::new(kafka::producer_config(&cfg.kafka, cfg.delivery_timeout))?;
 
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
@@ -225,7 +237,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final offset commit failed"),
         _ => tracing::warn!("final offset commit did not finish in the grace period"),
     }
-    let p = producer.clone();
+    let p = producer.get();
     let left = deadline.saturating_duration_since(Instant::now());
     let _ =
         tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
@@ -295,33 +307,47 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
 async fn ack_loop(
     mut rx: mpsc::Receiver<Pending>,
     consumer: Arc<Consumer_>,
-    producer: FutureProducer,
+    producer: kafka::SharedProducer,
     topics: OutputTopics,
     input_topic: String,
     metrics: Metrics,
     give_up: CancellationToken,
 ) {
     while let Some(p) = rx.recv().await {
-        for (rec, mut fut) in p.deliveries {
+        for (rec, mut fut, mut generation) in p.deliveries {
             let mut attempt: u32 = 0;
             loop {
-                let ok = match fut.take() {
+                let err = match fut.take() {
                     Some(f) => tokio::select! {
-                        r = f => matches!(r, Ok(Ok(_))),
+                        r = f => match r {
+                            Ok(Ok(_)) => None,
+                            Ok(Err((e, _))) => Some(e),
+                            Err(_) => Some(KafkaError::Canceled),
+                        },
                         _ = give_up.cancelled() => return,
                     },
-                    None => false,
+                    None => Some(KafkaError::Canceled),
                 };
-                if ok {
+                let Some(err) = err else {
                     metrics.delivered(rec.sink);
                     break;
-                }
+                };
                 metrics.delivery_failed(rec.sink);
-                if attempt == 0 {
-                    tracing::warn!(
-                        sink = rec.sink.as_str(),
-                        "record not acknowledged; retrying"
-                    );
+                if attempt % 20 == 0 {
+                    tracing::warn!(sink = rec.sink.as_str(), attempt, error = %err, "record not acknowledged; retrying");
+                }
+                let fatal = producer.get().client().fatal_error();
+                if kafka::producer_is_broken(&err) || fatal.is_some() {
+                    match producer.renew(generation) {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            metrics.producer_renewed();
+                            tracing::warn!(error = %err, "producer fenced or failed; replaced it with a new one");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "could not replace the producer")
+                        }
+                    }
                 }
                 let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
                     .min(MAX_RETRY_BACKOFF);
@@ -330,7 +356,9 @@ async fn ack_loop(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = give_up.cancelled() => return,
                 }
-                fut = kafka::send(&producer, &topics, &rec).await.ok();
+                let (p, g) = producer.get_with_generation();
+                generation = g;
+                fut = kafka::send(&p, &topics, &rec).await.ok();
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -350,7 +378,7 @@ async fn ack_loop(
 struct Service<'a> {
     cfg: &'a ServeConfig,
     consumer: Arc<Consumer_>,
-    producer: FutureProducer,
+    producer: kafka::SharedProducer,
     topics: OutputTopics,
     pipeline: Pipeline,
     admin: Arc<AdminState>,
@@ -407,15 +435,95 @@ impl Service<'_> {
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
             let pending = self.handle(&m).await;
-            // Bounded: waits only while --max-in-flight events are unacknowledged, which
-            // the producer's delivery timeout (< max.poll.interval.ms) bounds.
-            tokio::select! {
-                r = tx.send(pending) => if r.is_err() {
-                    anyhow::bail!("acknowledgement task stopped unexpectedly");
-                },
-                _ = shutdown.cancelled() => return Ok(()),
+            drop(m);
+            match tx.try_send(pending) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    anyhow::bail!("acknowledgement task stopped unexpectedly")
+                }
+                Err(mpsc::error::TrySendError::Full(pending)) => {
+                    // Room usually frees within milliseconds; only a real stall pauses
+                    // the input (a pause drops prefetched records, so it is not cheap).
+                    let reserved = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        r = tokio::time::timeout(PAUSE_AFTER, tx.reserve()) => r,
+                    };
+                    match reserved {
+                        Ok(Ok(permit)) => permit.send(pending),
+                        Ok(Err(_)) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                        Err(_stalled) => {
+                            if !self.wait_paused(shutdown, &tx, pending).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// `--max-in-flight` events await acknowledgement (a sink stalls): pause fetching and
+    /// keep polling, so the group still sees a live member (no `max.poll.interval.ms`
+    /// eviction) and /healthz still sees progress, until there is room again. librdkafka
+    /// drops the paused partitions' prefetched records and fetches them again from the
+    /// current position on resume, so nothing is skipped. Returns false on shutdown.
+    async fn wait_paused(
+        &mut self,
+        shutdown: &CancellationToken,
+        tx: &mpsc::Sender<Pending>,
+        pending: Pending,
+    ) -> anyhow::Result<bool> {
+        let consumer = self.consumer.clone();
+        // Every partition paused, even if the assignment changes meanwhile: librdkafka keeps
+        // a partition's pause flag across rebalances, so each must be resumed explicitly.
+        let mut paused: HashSet<i32> = HashSet::new();
+        let pause = |c: &Consumer_, paused: &mut HashSet<i32>| {
+            if let Ok(a) = c.assignment() {
+                paused.extend(a.elements().iter().map(|e| e.partition()));
+                if let Err(e) = c.pause(&a) {
+                    tracing::debug!(error = %e, "pause failed");
+                }
+            }
+        };
+        tracing::warn!(
+            in_flight = self.cfg.max_in_flight,
+            "outputs are not being acknowledged; input paused"
+        );
+        self.metrics.input_paused();
+        pause(&consumer, &mut paused);
+        let permit = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(false),
+                p = tx.reserve() => match p {
+                    Ok(p) => break p,
+                    Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                },
+                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
+                    self.admin.progress();
+                    if let Ok(Ok(m)) = r {
+                        // From a partition assigned after the pause: read it again later.
+                        let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
+                        drop(m);
+                        if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
+                            tracing::warn!(error = %e, partition = p, "could not rewind while paused");
+                        }
+                    }
+                    self.apply_rebalances(shutdown).await;
+                    pause(&consumer, &mut paused);
+                }
+            }
+        };
+        permit.send(pending);
+        let mut tpl = TopicPartitionList::new();
+        for p in &paused {
+            tpl.add_partition(&self.cfg.input_topic, *p);
+        }
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::warn!(error = %e, "resume failed");
+        }
+        tracing::info!("outputs acknowledged again; input resumed");
+        Ok(true)
     }
 
     /// Turns one input record into its output records (already handed to the producer).
@@ -451,14 +559,15 @@ impl Service<'_> {
         }
         let mut deliveries = Vec::with_capacity(records.len());
         for rec in records {
-            let fut = match kafka::send(&self.producer, &self.topics, &rec).await {
+            let (producer, generation) = self.producer.get_with_generation();
+            let fut = match kafka::send(&producer, &self.topics, &rec).await {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
                     None
                 }
             };
-            deliveries.push((rec, fut));
+            deliveries.push((rec, fut, generation));
         }
         Pending {
             partition,
@@ -601,10 +710,10 @@ impl Service<'_> {
                 _ => None,
             })
             .collect();
-        let replay: StreamConsumer = kafka::replay_config(&self.cfg.kafka, &self.cfg.group_id)
-            .create()
-            .map_err(|e| kafka::config_error("replay consumer", e))?;
-        let replay = Arc::new(replay);
+        let replay = Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.kafka,
+            &self.cfg.group_id,
+        ))?);
         // Alerts already announced (record time = when they were produced, wall clock).
         let since = now_ms()
             .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
@@ -696,7 +805,7 @@ impl Service<'_> {
 
 /// Reads the record at `offset` of `topic`/`p`: its key bytes and record time.
 async fn read_one(
-    c: &StreamConsumer,
+    c: &kafka::Reader,
     topic: &str,
     p: i32,
     offset: i64,
@@ -724,7 +833,7 @@ async fn read_one(
 
 /// First offset of `topic`/`p` with record time ≥ `ts_ms`, if the broker knows one.
 async fn seek_time(
-    c: &Arc<StreamConsumer>,
+    c: &Arc<kafka::Reader>,
     topic: &str,
     p: i32,
     ts_ms: i64,

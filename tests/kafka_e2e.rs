@@ -128,10 +128,18 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
         metric(&m, "followguard_rebalances_total{kind=\"assign\"}"),
         Some(1.0)
     );
-    assert!(
-        m.contains("followguard_consumer_lag_records{partition="),
-        "consumer lag from librdkafka statistics"
-    );
+    // Lag needs a committed offset and a statistics tick (every 500 ms here).
+    let start = Instant::now();
+    while !svc
+        .metrics()
+        .contains("followguard_consumer_lag_records{partition=")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no consumer lag from librdkafka statistics"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(
         metric_sum(&m, "followguard_producer_delivery_failures_total"),
         0.0
@@ -413,9 +421,8 @@ fn already_opened_alerts_are_found_on_the_alerts_topic() {
                 .await
                 .expect("delivered");
         }
-        let reader: rdkafka::consumer::StreamConsumer =
-            followguard::kafka::replay_config(&kafka, &unique("scan"))
-                .create()
+        let reader =
+            followguard::kafka::reader(&followguard::kafka::replay_config(&kafka, &unique("scan")))
                 .expect("reader");
         followguard::kafka::scan_opened_alerts(
             &Arc::new(reader),

@@ -154,6 +154,133 @@ fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Routes librdkafka's own log lines into tracing.
+fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    // `--kafka-option` goes to every client; a consumer-only property ignored by the
+    // producer (or the reverse) is expected, not worth a warning.
+    if fac == "CONFWARN" && msg.contains("will be ignored by this") {
+        tracing::debug!(facility = fac, "librdkafka: {msg}");
+        return;
+    }
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
+        _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
+    }
+}
+
+/// Client-level errors into tracing. End-of-partition is not one: it is how the readers
+/// below learn they are caught up.
+fn client_error(error: &KafkaError, reason: &str) {
+    if !matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    ) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+}
+
+/// Context of the service's producers: librdkafka logs and errors into tracing.
+#[derive(Clone, Copy, Default)]
+pub struct LogContext;
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        log_to_tracing(level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for LogContext {}
+
+/// A group-less reader (state rebuild, alert scan, `watch`).
+pub type Reader = StreamConsumer<LogContext>;
+
+/// Creates a [`Reader`] from `config` (see [`replay_config`]). Needs a tokio runtime.
+pub fn reader(config: &ClientConfig) -> anyhow::Result<Reader> {
+    config
+        .create_with_context(LogContext)
+        .map_err(|e| config_error("reader", e))
+}
+
+/// The producer type used for every output topic.
+pub type Producer = FutureProducer<LogContext>;
+
+/// The output producer, replaceable: an idempotent producer whose epoch the broker has
+/// fenced (after delivery timeouts, some brokers answer every later record with
+/// `ProducerFenced`) never recovers, so it is swapped for a fresh one (new producer id).
+#[derive(Clone)]
+pub struct SharedProducer {
+    /// The producer and its generation (bumped by every renewal).
+    current: Arc<std::sync::RwLock<(Producer, u64)>>,
+    config: ClientConfig,
+}
+
+impl SharedProducer {
+    pub fn new(config: ClientConfig) -> anyhow::Result<SharedProducer> {
+        let p: Producer = config
+            .create_with_context(LogContext)
+            .map_err(|e| config_error("producer", e))?;
+        Ok(SharedProducer {
+            current: Arc::new(std::sync::RwLock::new((p, 0))),
+            config,
+        })
+    }
+
+    /// The producer to send with now (a cheap handle clone).
+    pub fn get(&self) -> Producer {
+        self.get_with_generation().0
+    }
+
+    /// The producer and its generation, to pass to [`SharedProducer::renew`] later.
+    pub fn get_with_generation(&self) -> (Producer, u64) {
+        match self.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer of generation `seen` with a new instance; records in flight
+    /// on the old one are re-sent by their owners. Returns false when it was already
+    /// replaced (every record of a fenced producer fails; one renewal is enough).
+    pub fn renew(&self, seen: u64) -> anyhow::Result<bool> {
+        let mut cur = match self.current.write() {
+            Ok(cur) => cur,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cur.1 != seen {
+            return Ok(false);
+        }
+        let p: Producer = self
+            .config
+            .create_with_context(LogContext)
+            .map_err(|e| config_error("producer", e))?;
+        *cur = (p, seen + 1);
+        Ok(true)
+    }
+}
+
+/// Delivery errors after which this producer instance will never succeed again.
+pub fn producer_is_broken(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
+
 impl ClientContext for ServiceContext {
     fn stats(&self, stats: Statistics) {
         let Some(topic) = stats.topics.get(&self.input_topic) else {
@@ -168,18 +295,11 @@ impl ClientContext for ServiceContext {
     }
 
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
-            _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
-        }
+        log_to_tracing(level, fac, msg);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka client error: {reason}");
+        client_error(&error, reason);
     }
 }
 
@@ -279,7 +399,7 @@ pub fn dead_letter(
 /// tries again (that wait is the backpressure on the consume loop); other errors are
 /// returned for the caller to count and retry later.
 pub async fn send(
-    producer: &FutureProducer,
+    producer: &Producer,
     topics: &OutputTopics,
     rec: &OutRecord,
 ) -> Result<DeliveryFuture, KafkaError> {
@@ -312,7 +432,7 @@ pub async fn send(
 /// offsets were not yet committed) do not announce the same alert a second time.
 /// Reads until every partition reports end-of-partition or nothing arrives for `idle`.
 pub async fn scan_opened_alerts(
-    c: &Arc<StreamConsumer>,
+    c: &Arc<Reader>,
     topic: &str,
     since_ms: i64,
     idle: Duration,
@@ -454,6 +574,24 @@ mod tests {
         let text = format!("{e:#}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("sasl.password"), "{text}");
+    }
+
+    #[test]
+    fn a_fenced_producer_is_renewed_once_per_generation() {
+        let p = SharedProducer::new(producer_config(&kafka(&[]), Duration::from_secs(5)))
+            .expect("producer");
+        let (_, g0) = p.get_with_generation();
+        assert!(p.renew(g0).expect("renew"));
+        // A second failure reported against the old instance does not renew again.
+        assert!(!p.renew(g0).expect("renew"));
+        let (_, g1) = p.get_with_generation();
+        assert_eq!(g1, g0 + 1);
+        assert!(producer_is_broken(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::ProducerFenced
+        )));
+        assert!(!producer_is_broken(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
     }
 
     #[test]

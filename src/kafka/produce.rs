@@ -6,7 +6,7 @@
 use crate::config::{KafkaArgs, TopicArgs};
 use crate::kafka::config_error;
 use clap::Args;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -104,9 +104,10 @@ pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
             .map_err(|e| crate::ConfigError(format!("--input {}: {e}", args.input.display())))?;
         Box::new(std::io::BufReader::new(f))
     };
-    let producer: FutureProducer = crate::kafka::producer_config(&kafka, Duration::from_secs(60))
-        .create()
-        .map_err(|e| config_error("producer", e))?;
+    let producer: crate::kafka::Producer =
+        crate::kafka::producer_config(&kafka, Duration::from_secs(60))
+            .create_with_context(crate::kafka::LogContext)
+            .map_err(|e| config_error("producer", e))?;
     let topic = args.topic.clone();
     let rate = args.rate;
     let (sent, failed) = runtime()?.block_on(async move {

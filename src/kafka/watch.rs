@@ -3,9 +3,8 @@
 //! Reads every partition from the start of the topic, outside any group, committing nothing.
 
 use crate::config::KafkaArgs;
-use crate::kafka::config_error;
 use clap::Args;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
@@ -79,7 +78,7 @@ pub fn watch_main(args: WatchArgs) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         // A StreamConsumer needs the runtime while it is created.
-        let consumer: StreamConsumer = cfg.create().map_err(|e| config_error("consumer", e))?;
+        let consumer = crate::kafka::reader(&cfg)?;
         // Assigned by hand, not subscribed: no group join to wait for, nothing committed.
         let meta = consumer
             .fetch_metadata(Some(&args.alerts_topic), Duration::from_secs(10))
