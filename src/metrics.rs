@@ -268,16 +268,6 @@ impl Metrics {
             .with_label_values(&[model_version, model_sha256])
             .set(1.0);
 
-        // CPU, memory, file descriptors and start time of this process, prefixed like every
-        // other series (followguard_process_*); the start time is what restart panels count.
-        #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::new(
-                std::process::id() as i32,
-                "followguard",
-            ),
-        ))
-        .expect("metric registered once");
         let events = counter_vec(
             r,
             "followguard_events_total",
