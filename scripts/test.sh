@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's test command: starts a private local broker (scripts/broker.sh, its own
-# port and state dir, so a running demo broker is untouched), runs the whole cargo test
-# suite against it (FOLLOWGUARD_TEST_BROKERS), and stops the broker it started.
-# Extra arguments go to `cargo test` (e.g. scripts/test.sh --test kafka_e2e).
+# The README's test command (and CI's): checks formatting and lints, starts a private
+# local broker (scripts/broker.sh, its own port and state dir, so a running demo broker is
+# untouched), runs the whole cargo test suite against it (FOLLOWGUARD_TEST_BROKERS), runs
+# the ops checks (scripts/ops-check.sh), and stops the broker it started.
+# With arguments, only `cargo test ARGS` runs (e.g. scripts/test.sh --test kafka_e2e).
 #
 # Set FOLLOWGUARD_TEST_BROKERS yourself to test against another Kafka instead.
 set -euo pipefail
@@ -21,4 +22,26 @@ fi
 export FOLLOWGUARD_TEST_BROKERS
 echo "test.sh: broker at $FOLLOWGUARD_TEST_BROKERS" >&2
 
-cargo test --no-fail-fast "$@"
+if [[ $# -gt 0 ]]; then
+    exec cargo test --no-fail-fast "$@"
+fi
+
+# Every step runs even when an earlier one fails, so one CI run shows every problem;
+# the script fails if any step failed.
+failed=()
+step() {
+    local name="$1"; shift
+    echo "test.sh: === $name" >&2
+    "$@" || failed+=("$name")
+}
+step "cargo fmt --check" cargo fmt --check
+step "cargo clippy -D warnings" cargo clippy --all-targets --quiet -- -D warnings
+step "cargo test" cargo test --no-fail-fast
+step "ops checks (deploy/, Dockerfile, live Prometheus + Alertmanager)" \
+    env FOLLOWGUARD_BIN="${CARGO_TARGET_DIR:-target}/debug/followguard" scripts/ops-check.sh all
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'test.sh: FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "test.sh: all steps passed" >&2
