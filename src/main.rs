@@ -17,7 +17,7 @@ enum Command {
     /// Print version information.
     Version,
     /// Run the streaming service: consume follow events, publish alerts, moderation and dead-letter records.
-    Serve(followguard::config::ServeArgs),
+    Serve(Box<followguard::config::ServeArgs>),
     /// Write a JSONL event file into a Kafka topic (keyed by followee id).
     Produce(followguard::kafka::produce::ProduceArgs),
     /// Create the input, alerts, moderation and dead-letter topics.
@@ -46,7 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Serve(args) => followguard::serve::main(args),
+        Command::Serve(args) => followguard::serve::main(*args),
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
         Command::Watch(args) => followguard::kafka::watch::watch_main(args),
