@@ -18,12 +18,14 @@ if [[ -z "${FOLLOWGUARD_TEST_BROKERS:-}" ]]; then
     scripts/broker.sh stop >/dev/null 2>&1 || true
     FOLLOWGUARD_TEST_BROKERS="$(scripts/broker.sh start "${FOLLOWGUARD_TEST_BROKER_PORT:-19093}")"
     trap 'scripts/broker.sh stop' EXIT
+    started_broker=1
 fi
 export FOLLOWGUARD_TEST_BROKERS
 echo "test.sh: broker at $FOLLOWGUARD_TEST_BROKERS" >&2
 
 if [[ $# -gt 0 ]]; then
-    exec cargo test --no-fail-fast "$@"
+    cargo test --no-fail-fast "$@"
+    exit $?
 fi
 
 # Every step runs even when an earlier one fails, so one CI run shows every problem;
@@ -36,12 +38,20 @@ step() {
 }
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy -D warnings" cargo clippy --all-targets --quiet -- -D warnings
-step "cargo test" cargo test --no-fail-fast
+results="$(mktemp)"
+trap 'rm -f "$results"; [[ -z "${started_broker:-}" ]] || scripts/broker.sh stop' EXIT
+cargo_tests() { cargo test --no-fail-fast 2>&1 | tee "$results"; return "${PIPESTATUS[0]}"; }
+step "cargo test" cargo_tests
 step "ops checks (deploy/, Dockerfile, live Prometheus + Alertmanager)" \
     env FOLLOWGUARD_BIN="${CARGO_TARGET_DIR:-target}/debug/followguard" scripts/ops-check.sh all
 
+# One closing line with the totals of every cargo test binary (the last binary cargo runs
+# is the doc-test one, which has no tests and would otherwise close the log).
+totals="$(awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed", p, f}' "$results")"
 if [[ ${#failed[@]} -gt 0 ]]; then
     printf 'test.sh: FAILED: %s\n' "${failed[@]}" >&2
+    echo "tests: $totals"
     exit 1
 fi
 echo "test.sh: all steps passed" >&2
+echo "tests: $totals"

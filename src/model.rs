@@ -26,12 +26,13 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAX_TREE_DEPTH: usize = 32;
 
 /// A leaf in the flattened array: `x[0] > +inf` never holds, so the walk stays on it
-/// (its `left` is set to its own index) and adds `value - value = 0` to feature 0.
+/// (its `left` is set to its own index) and adds a zero delta to feature 0.
 const ABSORBING: Node = Node {
     feature: 0,
     threshold: f32::INFINITY,
     left: 0,
     value: 0.0,
+    delta: [0.0; 2],
 };
 
 /// Why a model file could not be loaded or saved. Every message says what to fix.
@@ -248,6 +249,10 @@ struct Node {
     /// a child without a branch (`left + (x > threshold)`).
     left: u32,
     value: f32,
+    /// Child value minus this node's value, for the left and right child: the reason
+    /// contribution of taking that branch, precomputed so the walk does not wait on the
+    /// child's load to credit it.
+    delta: [f32; 2],
 }
 
 /// A loaded, validated model. `Send + Sync`; share it through an `Arc`.
@@ -451,11 +456,16 @@ impl Model {
                 order.push((tree.right[i] as usize, d + 1));
                 nodes.push(ABSORBING);
                 nodes.push(ABSORBING);
+                let value = tree.value[i];
                 nodes[at] = Node {
                     feature: feature as u32,
                     threshold: tree.threshold[i],
                     left,
-                    value: tree.value[i],
+                    value,
+                    delta: [
+                        tree.value[tree.left[i] as usize] - value,
+                        tree.value[tree.right[i] as usize] - value,
+                    ],
                 };
             }
         }
@@ -568,9 +578,9 @@ impl Model {
                 for c in cur.iter_mut().take(lanes) {
                     let node = &self.nodes[*c];
                     let f = node.feature as usize;
-                    let next = node.left as usize + usize::from(x[f] > node.threshold);
-                    contrib[f] += self.nodes[next].value - node.value;
-                    *c = next;
+                    let side = usize::from(x[f] > node.threshold);
+                    contrib[f] += node.delta[side];
+                    *c = node.left as usize + side;
                 }
             }
             for &c in cur.iter().take(lanes) {

@@ -39,7 +39,10 @@ fn stream() -> (Vec<u8>, generate::Truth) {
     let cfg = GenConfig {
         followees: 150,
         days: 2,
-        seed: 5,
+        // A seed whose four campaigns all alert with the shipped model: this test is about
+        // escaping and page structure, not recall (DETECTION.md measures recall). Re-pick
+        // the seed if a retrained model changes that.
+        seed: 1,
         humans: 5000,
         viral_spikes: 2,
         campaigns: 4,
