@@ -39,39 +39,20 @@ fn broker_outage_mid_stream_is_retried_and_nothing_is_lost() {
     let _only = BROKER.lock().unwrap_or_else(|p| p.into_inner());
     let (events, _truth) = env.generate(
         "blip",
-        &[
-            "--seed",
-            "3",
-            "--followees",
-            "200",
-            "--days",
-            "2",
-            "--humans",
-            "10000",
-            "--viral",
-            "2",
-            "--campaigns",
-            "3",
-            "--min-campaign",
-            "300",
-            "--max-campaign",
-            "600",
-            "--camouflage",
-            "0",
-        ],
+        &Stream {
+            seed: 3,
+            followees: 200,
+            days: 2,
+            humans: 10000,
+            viral: 2,
+            campaigns: 3,
+            min_campaign: 300,
+            max_campaign: 600,
+            camouflage: false,
+            resell: None,
+        },
     );
-    let text = std::fs::read(&events).expect("events");
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    for (i, l) in text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        if i % 500 == 250 {
-            lines.push(format!("{{\"broken\": {i}").into_bytes());
-        }
-        lines.push(l.to_vec());
-    }
+    let lines = with_malformed(&events, 500);
     let n = lines.len();
     let input = env.write_lines("blip.jsonl", &lines);
     let t = Topics::new("blip");

@@ -15,31 +15,21 @@ const MALFORMED: [&[u8]; 3] = [
     br#"{"type":"poke","ts":"2026-11-01T00:00:00Z","followee_id":"1","follower":{"id":"2"}}"#,
 ];
 
-fn campaign_stream(env: &Env, name: &str, campaigns: &str) -> (Vec<Vec<u8>>, serde_json::Value) {
+fn campaign_stream(env: &Env, name: &str, campaigns: u32) -> (Vec<Vec<u8>>, serde_json::Value) {
     let (events, truth) = env.generate(
         name,
-        &[
-            "--seed",
-            "7",
-            "--followees",
-            "150",
-            "--days",
-            "2",
-            "--humans",
-            "5000",
-            "--viral",
-            "2",
-            "--campaigns",
+        &Stream {
+            seed: 7,
+            followees: 150,
+            days: 2,
+            humans: 5000,
+            viral: 2,
             campaigns,
-            "--min-campaign",
-            "200",
-            "--max-campaign",
-            "400",
-            // Bought accounts that also follow popular accounts would make those accounts
-            // (correctly) alert too; keep every bot follow on a campaign target here.
-            "--camouflage",
-            "0",
-        ],
+            min_campaign: 200,
+            max_campaign: 400,
+            camouflage: false,
+            resell: None,
+        },
     );
     let text = std::fs::read(&events).expect("events");
     let lines = text
@@ -62,7 +52,7 @@ fn campaign_targets(truth: &serde_json::Value) -> HashSet<String> {
 #[test]
 fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
     let Some(env) = env() else { return };
-    let (mut lines, truth) = campaign_stream(&env, "campaign", "3");
+    let (mut lines, truth) = campaign_stream(&env, "campaign", 3);
     let mid = lines.len() / 2;
     lines.insert(0, MALFORMED[0].to_vec());
     lines.insert(mid, MALFORMED[1].to_vec());
@@ -322,7 +312,7 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
 #[test]
 fn organic_traffic_raises_nothing() {
     let Some(env) = env() else { return };
-    let (lines, truth) = campaign_stream(&env, "organic", "0");
+    let (lines, truth) = campaign_stream(&env, "organic", 0);
     assert!(campaign_targets(&truth).is_empty());
     let input = env.write_lines("organic.jsonl", &lines);
     let t = Topics::new("organic");

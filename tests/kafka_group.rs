@@ -26,24 +26,18 @@ fn two_instances_split_partitions_and_open_the_same_alerts_as_one() {
     let Some(env) = env() else { return };
     let (events, _truth) = env.generate(
         "group",
-        &[
-            "--seed",
-            "5",
-            "--followees",
-            "200",
-            "--days",
-            "2",
-            "--humans",
-            "8000",
-            "--viral",
-            "2",
-            "--campaigns",
-            "5",
-            "--min-campaign",
-            "200",
-            "--max-campaign",
-            "500",
-        ],
+        &Stream {
+            seed: 5,
+            followees: 200,
+            days: 2,
+            humans: 8000,
+            viral: 2,
+            campaigns: 5,
+            min_campaign: 200,
+            max_campaign: 500,
+            camouflage: true,
+            resell: None,
+        },
     );
     let n = std::fs::read(&events)
         .expect("events")
@@ -140,26 +134,18 @@ fn member_joining_mid_stream_takes_over_partitions_without_losing_events() {
     let Some(env) = env() else { return };
     let (events, _truth) = env.generate(
         "join",
-        &[
-            "--seed",
-            "9",
-            "--followees",
-            "300",
-            "--days",
-            "3",
-            "--humans",
-            "20000",
-            "--viral",
-            "3",
-            "--campaigns",
-            "5",
-            "--min-campaign",
-            "300",
-            "--max-campaign",
-            "800",
-            "--camouflage",
-            "0",
-        ],
+        &Stream {
+            seed: 9,
+            followees: 300,
+            days: 3,
+            humans: 20000,
+            viral: 3,
+            campaigns: 5,
+            min_campaign: 300,
+            max_campaign: 800,
+            camouflage: false,
+            resell: None,
+        },
     );
     let single_topics = Topics::new("join-single");
     env.create_topics(&single_topics);

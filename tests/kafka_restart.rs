@@ -16,40 +16,21 @@ fn sigkill_mid_stream_then_restart_processes_every_event_at_least_once() {
     let Some(env) = env() else { return };
     let (events, _truth) = env.generate(
         "restart",
-        &[
-            "--seed",
-            "11",
-            "--followees",
-            "300",
-            "--days",
-            "3",
-            "--humans",
-            "20000",
-            "--viral",
-            "3",
-            "--campaigns",
-            "4",
-            "--min-campaign",
-            "300",
-            "--max-campaign",
-            "800",
-            "--camouflage",
-            "0",
-        ],
+        &Stream {
+            seed: 11,
+            followees: 300,
+            days: 3,
+            humans: 20000,
+            viral: 3,
+            campaigns: 4,
+            min_campaign: 300,
+            max_campaign: 800,
+            camouflage: false,
+            resell: None,
+        },
     );
     // Malformed records spread through the stream: each must reach the dead-letter topic.
-    let text = std::fs::read(&events).expect("events");
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    for (i, l) in text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        if i % 1000 == 500 {
-            lines.push(format!("{{\"broken\": {i}").into_bytes());
-        }
-        lines.push(l.to_vec());
-    }
+    let lines = with_malformed(&events, 1000);
     let n = lines.len();
     let malformed = lines
         .iter()

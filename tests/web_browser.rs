@@ -186,28 +186,18 @@ fn chromium_renders_alert_list_and_follower_factory_of_a_live_campaign() {
     // Four campaigns from one resold cohort (seed 5: they link into a campaign).
     let (events, truth) = env.generate(
         "web",
-        &[
-            "--seed",
-            "5",
-            "--followees",
-            "150",
-            "--days",
-            "2",
-            "--humans",
-            "5000",
-            "--viral",
-            "2",
-            "--campaigns",
-            "4",
-            "--resell",
-            "1.0",
-            "--min-campaign",
-            "200",
-            "--max-campaign",
-            "400",
-            "--camouflage",
-            "0",
-        ],
+        &Stream {
+            seed: 5,
+            followees: 150,
+            days: 2,
+            humans: 5000,
+            viral: 2,
+            campaigns: 4,
+            min_campaign: 200,
+            max_campaign: 400,
+            camouflage: false,
+            resell: Some(1.0),
+        },
     );
     let hostile = env.tmp.path().join("web-hostile.jsonl");
     assert!(with_hostile_names(&events, &hostile) > 50);

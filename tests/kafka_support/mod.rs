@@ -144,7 +144,7 @@ impl Env {
     }
 
     /// Generates a stream with `followguard generate`; returns (events file, truth JSON).
-    pub fn generate(&self, name: &str, args: &[&str]) -> (PathBuf, serde_json::Value) {
+    pub fn generate(&self, name: &str, stream: &Stream) -> (PathBuf, serde_json::Value) {
         let events = self.tmp.path().join(format!("{name}.jsonl"));
         let truth = self.tmp.path().join(format!("{name}.truth.json"));
         run_ok(
@@ -154,7 +154,7 @@ impl Env {
                 .arg(&events)
                 .arg("--truth")
                 .arg(&truth)
-                .args(args),
+                .args(stream.args()),
             "followguard generate",
         );
         let t = std::fs::read(&truth).expect("truth file");
@@ -563,4 +563,65 @@ pub fn opened(records: &[Rec]) -> (BTreeMap<String, String>, usize) {
     }
     let ids = seen.into_iter().map(|(id, (f, _, _))| (id, f)).collect();
     (ids, duplicates)
+}
+
+/// A small generated stream for broker tests: the generator flags that vary between
+/// tests; bought followers never follow other accounts (no camouflage) unless asked.
+pub struct Stream {
+    pub seed: u64,
+    pub followees: u32,
+    pub days: u32,
+    pub humans: u32,
+    pub viral: u32,
+    pub campaigns: u32,
+    pub min_campaign: u32,
+    pub max_campaign: u32,
+    /// Keep the generator's default camouflage instead of 0.
+    pub camouflage: bool,
+    /// Probability that a campaign's cohort is re-sold to another customer.
+    pub resell: Option<f64>,
+}
+
+impl Stream {
+    fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            ("--seed", self.seed.to_string()),
+            ("--followees", self.followees.to_string()),
+            ("--days", self.days.to_string()),
+            ("--humans", self.humans.to_string()),
+            ("--viral", self.viral.to_string()),
+            ("--campaigns", self.campaigns.to_string()),
+            ("--min-campaign", self.min_campaign.to_string()),
+            ("--max-campaign", self.max_campaign.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect();
+        if !self.camouflage {
+            a.extend(["--camouflage".to_string(), "0".to_string()]);
+        }
+        if let Some(r) = self.resell {
+            a.extend(["--resell".to_string(), r.to_string()]);
+        }
+        a
+    }
+}
+
+/// The lines of a generated file with a truncated JSON record inserted before every
+/// `every`-th line (at offsets every/2, every/2 + every, …): malformed input spread
+/// through the stream, each of which must reach the dead-letter topic.
+pub fn with_malformed(events: &Path, every: usize) -> Vec<Vec<u8>> {
+    let text = std::fs::read(events).expect("events");
+    let mut lines = Vec::new();
+    for (i, l) in text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i % every == every / 2 {
+            lines.push(format!("{{\"broken\": {i}").into_bytes());
+        }
+        lines.push(l.to_vec());
+    }
+    lines
 }
