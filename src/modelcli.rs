@@ -5,7 +5,7 @@
 use crate::dataset::{self, Columns, DataSpec, Row};
 use crate::event;
 use crate::model::eval::{self, Report};
-use crate::model::train::{self, TrainParams};
+use crate::model::train::{self, CalibrationSource, TrainParams};
 use crate::model::{Model, Score, DEFAULT_MODEL_PATH};
 use crate::ConfigError;
 use anyhow::Context;
@@ -84,6 +84,15 @@ pub struct ForestArgs {
     /// Random seed (bootstrap, feature subsets): same seed and data ⇒ same model.
     #[arg(long, env = "FOLLOWGUARD_SEED", default_value_t = 42)]
     pub seed: u64,
+    /// What the calibration map and threshold are fitted on: out-of-vendor (nested
+    /// leave-one-vendor-out inside the training data) or oob (out-of-bag).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_CALIBRATION",
+        value_enum,
+        default_value = "out-of-vendor"
+    )]
+    pub calibration: CalibrationSource,
 }
 
 impl ForestArgs {
@@ -98,6 +107,7 @@ impl ForestArgs {
             blend: self.blend,
             linear_alpha: self.linear_alpha,
             seed: self.seed,
+            calibration: self.calibration,
             model_version,
         }
     }

@@ -69,17 +69,17 @@ fn leave_one_vendor_out_meets_the_bars() {
     for (r, m) in &results {
         let auc = r.roc_auc.unwrap();
         // Issue 2 asks ROC-AUC ≥ 0.995 per vendor. FSF and INT meet it. TWT does not
-        // (measured 0.981): about 13% of its accounts are indistinguishable from humans
-        // on profile fields (years old, thousands of tweets, real bios and links), see
+        // (measured 0.9812): about 11% of its accounts are indistinguishable from humans
+        // on profile fields (years old, hundreds of tweets, real bios and links), see
         // MODEL_CARD.md. The TWT floor pins today's level so regressions still fail.
-        let auc_floor = if r.vendor == "TWT" { 0.978 } else { 0.995 };
+        let auc_floor = if r.vendor == "TWT" { 0.980 } else { 0.995 };
         assert!(
             auc >= auc_floor,
             "{}: ROC-AUC {auc} < {auc_floor}",
             r.vendor
         );
-        // Same story for recall: TWT measures 0.891 at its fold's threshold.
-        let recall_floor = if r.vendor == "TWT" { 0.88 } else { 0.95 };
+        // Same story for recall: TWT measures 0.897 at its fold's threshold.
+        let recall_floor = if r.vendor == "TWT" { 0.89 } else { 0.95 };
         assert!(
             r.recall >= recall_floor,
             "{}: recall {} < {recall_floor}",
@@ -92,14 +92,27 @@ fn leave_one_vendor_out_meets_the_bars() {
             "{}: FPR on cresci-2017 humans {fpr} > 1%",
             r.vendor
         );
-        let ece_cap = if r.vendor == "TWT" { 0.2 } else { 0.05 };
+        // Out-of-vendor calibration brought TWT from 0.133 to 0.066 (bar 0.05).
+        let ece_cap = if r.vendor == "TWT" { 0.07 } else { 0.05 };
         assert!(r.ece <= ece_cap, "{}: ECE {} > {ece_cap}", r.vendor, r.ece);
         assert!(
             !m.file().training.groups.contains_key(&r.vendor),
             "vendor left out of training"
         );
-        assert_eq!(m.version(), format!("fg-rf-lovo-{}", r.vendor));
+        // Label plus a content hash: every fold's file carries its own version.
+        let label = format!("fg-rf-lovo-{}+", r.vendor);
+        assert!(m.version().starts_with(&label), "{}", m.version());
+        assert_eq!(m.version().len(), label.len() + 8, "{}", m.version());
+        assert_eq!(
+            m.file().calibration.method,
+            "isotonic_out_of_vendor",
+            "two training vendors: calibrated on the held-back one"
+        );
     }
+    let mut versions: Vec<&str> = results.iter().map(|(_, m)| m.version()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), results.len(), "distinct version per fold");
 }
 
 #[test]
