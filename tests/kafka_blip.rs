@@ -90,14 +90,7 @@ fn broker_outage_mid_stream_is_retried_and_nothing_is_lost() {
     signal(&pid, "-CONT");
     assert_eq!(health.map(|h| h.0), Some(200), "/healthz during the outage");
 
-    let input_recs = read_topic(
-        &env.brokers,
-        &t.input,
-        n,
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-    );
-    assert_eq!(input_recs.len(), n);
+    let input_recs = env.read_all(&t.input, n);
     let ends = end_offsets(&input_recs);
     let start = Instant::now();
     while committed(&env.brokers, &group, &t.input) != ends {

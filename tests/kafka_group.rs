@@ -189,13 +189,7 @@ fn member_joining_mid_stream_takes_over_partitions_without_losing_events() {
     b.wait_ready(Duration::from_secs(60));
     assert!(producer.wait().expect("produce").success());
 
-    let input = read_topic(
-        &env.brokers,
-        &single_topics.input,
-        n,
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-    );
+    let input = env.read_all(&single_topics.input, n);
     let ends = end_offsets(&input);
     let start = Instant::now();
     while committed(&env.brokers, &pair_group, &single_topics.input) != ends {

@@ -89,14 +89,7 @@ fn sigkill_mid_stream_then_restart_processes_every_event_at_least_once() {
     reference.wait_ready(Duration::from_secs(60));
     assert!(producer.wait().expect("produce").success());
 
-    let input_recs = read_topic(
-        &env.brokers,
-        &t.input,
-        n,
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-    );
-    assert_eq!(input_recs.len(), n);
+    let input_recs = env.read_all(&t.input, n);
     let ends = end_offsets(&input_recs);
     let start = Instant::now();
     loop {

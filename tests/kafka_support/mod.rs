@@ -131,6 +131,19 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
 }
 
 impl Env {
+    /// Every record of `topic`, which must hold exactly `n` (the whole produced input).
+    pub fn read_all(&self, topic: &str, n: usize) -> Vec<Rec> {
+        let recs = read_topic(
+            &self.brokers,
+            topic,
+            n,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        assert_eq!(recs.len(), n, "records in {topic}");
+        recs
+    }
+
     /// Creates the topics with `followguard topics`.
     pub fn create_topics(&self, t: &Topics) {
         run_ok(
