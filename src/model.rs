@@ -99,8 +99,9 @@ pub struct ModelFile {
     pub evaluation: serde_json::Value,
 }
 
-/// Piecewise-linear monotone map from the raw forest vote to a probability, fitted on
-/// data the trees did not see (out-of-bag rows).
+/// Piecewise-linear monotone map from the raw blended score to a probability, fitted on
+/// data the scoring trees did not see (`method` says which: out-of-vendor predictions or
+/// out-of-bag votes).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Calibration {
     pub method: String,

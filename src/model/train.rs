@@ -1,6 +1,7 @@
 //! Training: bagged linfa-trees decision trees (our own bootstrap and per-tree feature
-//! subsampling), flattened, leaf values recomputed through the flattened trees, and an
-//! isotonic calibration fitted on out-of-bag votes.
+//! subsampling), flattened, leaf values recomputed through the flattened trees, and a
+//! strictly increasing isotonic calibration fitted on out-of-vendor predictions (nested
+//! leave-one-vendor-out inside the training data; out-of-bag votes as the fallback).
 //!
 //! Why recompute leaf values: linfa-trees sends `x <= split` left when fitting but
 //! `x < split` when predicting, and its leaves hold only a majority class. Passing the
