@@ -472,16 +472,16 @@ mod tests {
     use crate::alert::{AlertKind, Severity, AGE_BINS};
     use crate::model::{Reason, Score};
 
-    fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome {
+    fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<'static> {
         Outcome {
             event_time_ms: t,
-            event_id: format!("e{follower}"),
+            event_id: format!("e{follower}").into(),
             kind: EventType::Follow,
-            followee_id: followee.to_string(),
-            follower_id: follower.to_string(),
+            followee_id: followee.to_string().into(),
+            follower_id: follower.to_string().into(),
             follower_created_at_s: 1_600_000_000 + follower as i64,
-            follower_screen_name: format!("user{follower}"),
-            follower_description: "bio".to_string(),
+            follower_screen_name: format!("user{follower}").into(),
+            follower_description: "bio".into(),
             score: Score {
                 prob: if flagged { 0.9 } else { 0.1 },
                 reasons: [Reason {
