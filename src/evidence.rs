@@ -686,8 +686,8 @@ mod tests {
         assert_eq!(truncate("abc", 0), "…");
         let mut s = EvidenceStore::default();
         let mut o = outcome("A", 1, 1, true);
-        o.follower_screen_name = "x".repeat(10_000);
-        o.follower_description = long;
+        o.follower_screen_name = "x".repeat(10_000).into();
+        o.follower_description = long.into();
         o.alerts.push(alert("A", "a1", AlertStatus::Open, 1));
         s.observe(&o);
         let p = &s.get("a1").expect("alert").followers[0];
@@ -735,7 +735,7 @@ mod tests {
         for i in 0..20_000u64 {
             let f = format!("F{}", i % 40);
             let mut o = outcome(&f, i, i as i64, i % 3 == 0);
-            o.follower_description = "d".repeat(1000);
+            o.follower_description = "d".repeat(1000).into();
             if i % 97 == 0 {
                 o.alerts
                     .push(alert(&f, &format!("a{i}"), AlertStatus::Open, i as i64));
