@@ -510,7 +510,7 @@ mod fast {
 
     /// Offset of the first `"`, `\` or control character in `s` (8 bytes at a time),
     /// and whether every byte before it is ASCII (then it is valid UTF-8 as it stands).
-    #[inline]
+    #[inline(always)]
     fn find_special(s: &[u8]) -> Option<(usize, bool)> {
         let mut i = 0;
         let mut seen = 0u64;
@@ -547,7 +547,7 @@ mod fast {
     }
 
     impl<'a> Scan<'a> {
-        #[inline]
+        #[inline(always)]
         fn peek(&mut self) -> Option<u8> {
             while let Some(&c) = self.b.get(self.i) {
                 if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -559,12 +559,12 @@ mod fast {
             None
         }
 
-        #[inline]
+        #[inline(always)]
         fn eat(&mut self, c: u8) -> Option<()> {
             (self.peek()? == c).then(|| self.i += 1)
         }
 
-        #[inline]
+        #[inline(always)]
         fn literal(&mut self, lit: &[u8]) -> Option<()> {
             let end = self.i + lit.len();
             (self.b.get(self.i..end)? == lit).then(|| self.i = end)
@@ -572,7 +572,7 @@ mod fast {
 
         /// The raw bytes of a string with no escape (not yet UTF-8 checked) and whether
         /// they are all ASCII. `None` for anything else.
-        #[inline]
+        #[inline(always)]
         fn plain_bytes(&mut self) -> Option<(&'a [u8], bool)> {
             if self.peek()? != b'"' {
                 return None;
@@ -596,7 +596,7 @@ mod fast {
 
         /// An object key, as bytes: the schema's names are ASCII, and any other key
         /// must still be valid UTF-8 for serde_json to accept it.
-        #[inline]
+        #[inline(always)]
         fn key(&mut self) -> Option<&'a [u8]> {
             let (b, ascii) = self.plain_bytes()?;
             if !ascii {
@@ -648,7 +648,7 @@ mod fast {
         }
 
         /// `0|[1-9][0-9]*` fitting u64, not followed by a fraction or exponent.
-        #[inline]
+        #[inline(always)]
         fn unsigned(&mut self) -> Option<u64> {
             let start = self.i;
             let mut v: u64 = 0;
@@ -753,7 +753,7 @@ mod fast {
         }
 
         /// After an object member: `,` → `Some(false)` (more), `}` → `Some(true)` (end).
-        #[inline]
+        #[inline(always)]
         fn next_member(&mut self) -> Option<bool> {
             let c = self.peek()?;
             self.i += 1;
@@ -765,7 +765,7 @@ mod fast {
         }
 
         /// `null` → `Some(true)`.
-        #[inline]
+        #[inline(always)]
         fn null(&mut self) -> Option<bool> {
             if self.peek()? == b'n' {
                 self.literal(b"null")?;
