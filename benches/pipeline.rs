@@ -174,7 +174,10 @@ fn stages(c: &mut Criterion) {
             black_box(out)
         })
     });
-    eprintln!("detector: {alerts} alert records, key_of sanity {}", key_of("1") != 0);
+    eprintln!(
+        "detector: {alerts} alert records, key_of sanity {}",
+        key_of("1") != 0
+    );
 
     // The whole pipeline on raw bytes. Cold: distinct followers through a cache far
     // smaller than the stream, so even after the stream wraps every lookup misses.

@@ -425,11 +425,19 @@ pub fn report_lines(r: &Report) -> String {
         s.push_str(&format!("bench.pipeline.{k} {v} {unit}\n"));
     };
     line("events", r.events.to_string(), "events");
-    line("event_bytes_mean", format!("{:.0}", r.mean_event_bytes), "bytes");
+    line(
+        "event_bytes_mean",
+        format!("{:.0}", r.mean_event_bytes),
+        "bytes",
+    );
     line("evidence", u8::from(r.evidence).to_string(), "bool");
     for c in &r.cases {
         let k = c.case.as_str();
-        line(&format!("{k}.events_per_s"), format!("{:.0}", c.events_per_s), "events/s");
+        line(
+            &format!("{k}.events_per_s"),
+            format!("{:.0}", c.events_per_s),
+            "events/s",
+        );
         line(
             &format!("{k}.cpu_events_per_s"),
             format!("{:.0}", c.cpu_events_per_s),
@@ -440,11 +448,31 @@ pub fn report_lines(r: &Report) -> String {
             format!("{:.2}", c.events_per_s / c.target_events_per_s),
             "ratio",
         );
-        line(&format!("{k}.latency_mean"), format!("{:.2}", c.mean_us), "us");
-        line(&format!("{k}.latency_p50"), format!("{:.2}", c.p50_us), "us");
-        line(&format!("{k}.latency_p99"), format!("{:.2}", c.p99_us), "us");
-        line(&format!("{k}.latency_p999"), format!("{:.2}", c.p999_us), "us");
-        line(&format!("{k}.latency_max"), format!("{:.1}", c.max_us), "us");
+        line(
+            &format!("{k}.latency_mean"),
+            format!("{:.2}", c.mean_us),
+            "us",
+        );
+        line(
+            &format!("{k}.latency_p50"),
+            format!("{:.2}", c.p50_us),
+            "us",
+        );
+        line(
+            &format!("{k}.latency_p99"),
+            format!("{:.2}", c.p99_us),
+            "us",
+        );
+        line(
+            &format!("{k}.latency_p999"),
+            format!("{:.2}", c.p999_us),
+            "us",
+        );
+        line(
+            &format!("{k}.latency_max"),
+            format!("{:.1}", c.max_us),
+            "us",
+        );
         line(
             &format!("{k}.p99_vs_target"),
             format!("{:.2}", c.p99_us / TARGET_P99_US),
@@ -455,11 +483,23 @@ pub fn report_lines(r: &Report) -> String {
             format!("{:.2}", c.p999_us / TARGET_P999_US),
             "ratio",
         );
-        line(&format!("{k}.cache_hit_rate"), format!("{:.4}", c.cache_hit_rate), "ratio");
+        line(
+            &format!("{k}.cache_hit_rate"),
+            format!("{:.4}", c.cache_hit_rate),
+            "ratio",
+        );
         line(&format!("{k}.rejected"), c.rejected.to_string(), "events");
         line(&format!("{k}.alerts"), c.alerts.to_string(), "records");
-        line(&format!("{k}.moderation"), c.moderation.to_string(), "records");
-        line(&format!("{k}.sink_bytes"), c.sink_bytes.to_string(), "bytes");
+        line(
+            &format!("{k}.moderation"),
+            c.moderation.to_string(),
+            "records",
+        );
+        line(
+            &format!("{k}.sink_bytes"),
+            c.sink_bytes.to_string(),
+            "bytes",
+        );
         line(&format!("{k}.wall"), format!("{:.3}", c.wall_s), "s");
         line(&format!("{k}.cpu"), format!("{:.3}", c.cpu_s), "s");
     }

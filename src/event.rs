@@ -505,6 +505,34 @@ mod fast {
     /// own limit is 128).
     const MAX_DEPTH: u32 = 64;
 
+    /// Field names of the follower object, in the order producers write them.
+    const PROFILE_FIELDS: [&[u8]; 16] = [
+        b"id",
+        b"screen_name",
+        b"name",
+        b"description",
+        b"url",
+        b"location",
+        b"created_at",
+        b"followers_count",
+        b"friends_count",
+        b"statuses_count",
+        b"favourites_count",
+        b"listed_count",
+        b"default_profile",
+        b"default_profile_image",
+        b"profile_use_background_image",
+        b"protected",
+    ];
+    /// Field names of the event object, in the order producers write them.
+    const EVENT_FIELDS: [&[u8]; 5] = [
+        b"event_id",
+        b"type",
+        b"ts",
+        b"followee_id",
+        b"follower",
+    ];
+
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -528,7 +556,11 @@ mod fast {
             if m != 0 {
                 let at = m.trailing_zeros() / 8;
                 // Bytes of this chunk before the special one.
-                let before = if at == 0 { 0 } else { w & (u64::MAX >> (64 - 8 * at)) };
+                let before = if at == 0 {
+                    0
+                } else {
+                    w & (u64::MAX >> (64 - 8 * at))
+                };
                 return Some((i + at as usize, (seen | before) & HIGHS == 0));
             }
             seen |= w;
@@ -592,6 +624,26 @@ mod fast {
         fn plain_str(&mut self) -> Option<&'a str> {
             let (b, _) = self.plain_bytes()?;
             std::str::from_utf8(b).ok()
+        }
+
+        /// Index of the next object key in `names`, `Some(None)` for another key, `None`
+        /// to decline. Producers write fields in a fixed order, so the key after the
+        /// previous one (`hint`) is tried first with one comparison; otherwise the key
+        /// is scanned and looked up.
+        #[inline(always)]
+        fn key_index(&mut self, names: &[&[u8]], hint: usize) -> Option<Option<usize>> {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            if let Some(name) = names.get(hint) {
+                let end = self.i + 1 + name.len();
+                if self.b.get(self.i + 1..end) == Some(*name) && self.b.get(end) == Some(&b'"') {
+                    self.i = end + 1;
+                    return Some(Some(hint));
+                }
+            }
+            let key = self.key()?;
+            Some(names.iter().position(|n| *n == key))
         }
 
         /// An object key, as bytes: the schema's names are ASCII, and any other key
@@ -860,71 +912,72 @@ mod fast {
                 return Some(Some(p));
             }
             let mut seen = 0u32;
+            let mut hint = 0;
             loop {
-                let key = self.key()?;
+                let idx = self.key_index(&PROFILE_FIELDS, hint)?;
                 self.eat(b':')?;
-                let bit = match key {
-                    b"id" => {
+                let bit = match idx {
+                    Some(0) => {
                         p.id = self.id()?;
                         0
                     }
-                    b"screen_name" => {
+                    Some(1) => {
                         p.screen_name = self.opt_str()?;
                         1
                     }
-                    b"name" => {
+                    Some(2) => {
                         p.name = self.opt_str()?;
                         2
                     }
-                    b"description" => {
+                    Some(3) => {
                         p.description = self.opt_str()?;
                         3
                     }
-                    b"url" => {
+                    Some(4) => {
                         p.url = self.opt_str()?;
                         4
                     }
-                    b"location" => {
+                    Some(5) => {
                         p.location = self.opt_str()?;
                         5
                     }
-                    b"created_at" => {
+                    Some(6) => {
                         p.created_at = self.time()?;
                         6
                     }
-                    b"followers_count" => {
+                    Some(7) => {
                         p.followers_count = self.count()?;
                         7
                     }
-                    b"friends_count" => {
+                    Some(8) => {
                         p.friends_count = self.count()?;
                         8
                     }
-                    b"statuses_count" => {
+                    Some(9) => {
                         p.statuses_count = self.count()?;
                         9
                     }
-                    b"favourites_count" => {
+                    Some(10) => {
                         p.favourites_count = self.count()?;
                         10
                     }
-                    b"listed_count" => {
+                    Some(11) => {
                         p.listed_count = self.count()?;
                         11
                     }
-                    b"default_profile" => {
+                    Some(12) => {
                         p.default_profile = self.bool()?;
                         12
                     }
-                    b"default_profile_image" => {
+                    Some(13) => {
                         p.default_profile_image = self.bool()?;
                         13
                     }
-                    b"profile_use_background_image" => {
+                    Some(14) => {
                         p.profile_use_background_image = self.bool()?;
                         14
                     }
-                    b"protected" => {
+                    Some(15) => {
                         p.protected = self.bool()?;
                         15
                     }
@@ -941,6 +994,7 @@ mod fast {
                     return None;
                 }
                 seen |= 1 << bit;
+                hint = bit + 1;
                 if self.next_member()? {
                     return Some(Some(p));
                 }
@@ -963,27 +1017,28 @@ mod fast {
             s.i += 1;
         } else {
             let mut seen = 0u32;
+            let mut hint = 0;
             loop {
-                let key = s.key()?;
+                let idx = s.key_index(&EVENT_FIELDS, hint)?;
                 s.eat(b':')?;
-                let bit = match key {
-                    b"event_id" => {
+                let bit = match idx {
+                    Some(0) => {
                         ev.event_id = s.id()?;
                         0
                     }
-                    b"type" => {
+                    Some(1) => {
                         ev.kind = s.kind()?;
                         1
                     }
-                    b"ts" => {
+                    Some(2) => {
                         ev.ts = s.time()?;
                         2
                     }
-                    b"followee_id" => {
+                    Some(3) => {
                         ev.followee_id = s.id()?;
                         3
                     }
-                    b"follower" => {
+                    Some(4) => {
                         ev.follower = s.profile()?;
                         4
                     }
@@ -999,6 +1054,7 @@ mod fast {
                     return None;
                 }
                 seen |= 1 << bit;
+                hint = bit + 1;
                 if s.next_member()? {
                     break;
                 }
@@ -1293,12 +1349,15 @@ mod tests {
     fn fast_path_declines_what_serde_must_judge() {
         let compact: String = SAMPLE.split('\n').collect::<Vec<_>>().join("");
         let cases = [
-            compact.replace("TASUKU", r#"TA\"SUKU"#),               // escape in a kept string
-            compact.replace(r#""type": "follow","#, r#""type": "follow", "type": "follow","#), // duplicate
-            compact.replace("208", "208.0"),                         // float count
-            compact.replace("208", "-208"),                          // negative count
-            compact.replace("208", "0208"),                          // leading zero
-            compact.replace("\"Tokyo\"", "\"Tok\u{1}yo\""),          // control character
+            compact.replace("TASUKU", r#"TA\"SUKU"#), // escape in a kept string
+            compact.replace(
+                r#""type": "follow","#,
+                r#""type": "follow", "type": "follow","#,
+            ), // duplicate
+            compact.replace("208", "208.0"),          // float count
+            compact.replace("208", "-208"),           // negative count
+            compact.replace("208", "0208"),           // leading zero
+            compact.replace("\"Tokyo\"", "\"Tok\u{1}yo\""), // control character
             compact.replace(r#""verified": false"#, r#""verified": fals"#),
             compact.replace(r#""verified": false"#, r#""verified": "\ud800""#),
             format!("{compact} x"),

@@ -133,7 +133,11 @@ impl Pipeline {
     /// Scores one input's follower into the cache without detection (no window moves, no
     /// record is produced): `bench-pipeline` uses it to measure the warm-cache path.
     /// Fails exactly as [`process`](Self::process) would on the same input.
-    pub fn warm_cache(&mut self, bytes: &[u8], fallback_ts_ms: Option<i64>) -> Result<(), EventError> {
+    pub fn warm_cache(
+        &mut self,
+        bytes: &[u8],
+        fallback_ts_ms: Option<i64>,
+    ) -> Result<(), EventError> {
         let ev = event::parse(bytes)?;
         let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
         self.cache.get_or_score(&self.model, &ev.follower, ts);
