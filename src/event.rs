@@ -525,13 +525,7 @@ mod fast {
         b"protected",
     ];
     /// Field names of the event object, in the order producers write them.
-    const EVENT_FIELDS: [&[u8]; 5] = [
-        b"event_id",
-        b"type",
-        b"ts",
-        b"followee_id",
-        b"follower",
-    ];
+    const EVENT_FIELDS: [&[u8]; 5] = [b"event_id", b"type", b"ts", b"followee_id", b"follower"];
 
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

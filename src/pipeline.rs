@@ -62,6 +62,20 @@ pub struct Outcome<'a> {
     pub moderation: Vec<ModerationRecord>,
 }
 
+impl Outcome<'_> {
+    /// Copies the borrowed strings, for an outcome that must outlive its input bytes.
+    pub fn into_owned(self) -> Outcome<'static> {
+        Outcome {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            followee_id: Cow::Owned(self.followee_id.into_owned()),
+            follower_id: Cow::Owned(self.follower_id.into_owned()),
+            follower_screen_name: Cow::Owned(self.follower_screen_name.into_owned()),
+            follower_description: Cow::Owned(self.follower_description.into_owned()),
+            ..self
+        }
+    }
+}
+
 /// Scoring plus detection state for the followees of the partitions this instance owns.
 pub struct Pipeline {
     model: Arc<Model>,
