@@ -314,6 +314,9 @@ pub struct CaseResult {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// Events that took over 100 µs, and their share of the timed work.
+    pub events_over_100us: u64,
+    pub over_100us_share: f64,
     pub cache_hit_rate: f64,
     pub alerts: u64,
     pub moderation: u64,
@@ -400,6 +403,8 @@ pub fn run_case(
     let busy_s = lat.iter().map(|&x| f64::from(x)).sum::<f64>() / 1e9;
     let mean_us = busy_s * 1e6 / n.max(1) as f64;
     lat.sort_unstable();
+    let slow = lat.partition_point(|&x| x <= 100_000);
+    let slow_s = lat[slow..].iter().map(|&x| f64::from(x)).sum::<f64>() / 1e9;
     Ok(CaseResult {
         case,
         events: n,
@@ -413,6 +418,8 @@ pub fn run_case(
         p99_us: percentile_us(&lat, 0.99),
         p999_us: percentile_us(&lat, 0.999),
         max_us: lat.last().map_or(0.0, |&x| f64::from(x) / 1e3),
+        events_over_100us: (lat.len() - slow) as u64,
+        over_100us_share: slow_s / busy_s.max(1e-9),
         cache_hit_rate: hits as f64 / (n - rejected).max(1) as f64,
         alerts: sinks.alerts,
         moderation: sinks.moderation,
@@ -473,6 +480,16 @@ pub fn report_lines(r: &Report) -> String {
             &format!("{k}.latency_max"),
             format!("{:.1}", c.max_us),
             "us",
+        );
+        line(
+            &format!("{k}.events_over_100us"),
+            c.events_over_100us.to_string(),
+            "events",
+        );
+        line(
+            &format!("{k}.over_100us_share"),
+            format!("{:.3}", c.over_100us_share),
+            "ratio",
         );
         line(
             &format!("{k}.p99_vs_target"),
@@ -636,6 +653,8 @@ mod tests {
                 p99_us: 10.0,
                 p999_us: 50.0,
                 max_us: 80.0,
+                events_over_100us: 0,
+                over_100us_share: 0.0,
                 cache_hit_rate: 0.0,
                 alerts: 1,
                 moderation: 2,
