@@ -472,16 +472,16 @@ mod tests {
     use crate::alert::{AlertKind, Severity, AGE_BINS};
     use crate::model::{Reason, Score};
 
-    fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome {
+    fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<'static> {
         Outcome {
             event_time_ms: t,
-            event_id: format!("e{follower}"),
+            event_id: format!("e{follower}").into(),
             kind: EventType::Follow,
-            followee_id: followee.to_string(),
-            follower_id: follower.to_string(),
+            followee_id: followee.to_string().into(),
+            follower_id: follower.to_string().into(),
             follower_created_at_s: 1_600_000_000 + follower as i64,
-            follower_screen_name: format!("user{follower}"),
-            follower_description: "bio".to_string(),
+            follower_screen_name: format!("user{follower}").into(),
+            follower_description: "bio".into(),
             score: Score {
                 prob: if flagged { 0.9 } else { 0.1 },
                 reasons: [Reason {
@@ -686,8 +686,8 @@ mod tests {
         assert_eq!(truncate("abc", 0), "…");
         let mut s = EvidenceStore::default();
         let mut o = outcome("A", 1, 1, true);
-        o.follower_screen_name = "x".repeat(10_000);
-        o.follower_description = long;
+        o.follower_screen_name = "x".repeat(10_000).into();
+        o.follower_description = long.into();
         o.alerts.push(alert("A", "a1", AlertStatus::Open, 1));
         s.observe(&o);
         let p = &s.get("a1").expect("alert").followers[0];
@@ -735,7 +735,7 @@ mod tests {
         for i in 0..20_000u64 {
             let f = format!("F{}", i % 40);
             let mut o = outcome(&f, i, i as i64, i % 3 == 0);
-            o.follower_description = "d".repeat(1000);
+            o.follower_description = "d".repeat(1000).into();
             if i % 97 == 0 {
                 o.alerts
                     .push(alert(&f, &format!("a{i}"), AlertStatus::Open, i as i64));

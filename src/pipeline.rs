@@ -9,6 +9,7 @@
 use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observation};
 use crate::event::{self, EventError, EventType};
 use crate::model::{Model, Score, ScoreCache};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use crate::alert::{Alert, ModerationRecord};
@@ -34,20 +35,22 @@ impl Default for PipelineConfig {
     }
 }
 
-/// What one input produced.
+/// What one input produced. Its strings borrow from the input bytes (most events cause
+/// no record, so copying them per event would be wasted work); sinks that keep them
+/// copy what they keep.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Outcome<'a> {
     /// Resolved event time (payload `ts`, else the fallback).
     pub event_time_ms: i64,
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     pub kind: EventType,
-    pub followee_id: String,
-    pub follower_id: String,
+    pub followee_id: Cow<'a, str>,
+    pub follower_id: Cow<'a, str>,
     /// Follower account creation time (epoch seconds), screen name and description, for
     /// the alert evidence pages (`evidence`); account-controlled text, escape on output.
     pub follower_created_at_s: i64,
-    pub follower_screen_name: String,
-    pub follower_description: String,
+    pub follower_screen_name: Cow<'a, str>,
+    pub follower_description: Cow<'a, str>,
     pub score: Score,
     /// `score.prob >= model.threshold()`.
     pub suspicious: bool,
@@ -57,6 +60,20 @@ pub struct Outcome {
     pub alerts: Vec<Alert>,
     /// Moderation records for flagged followers of alerted followees.
     pub moderation: Vec<ModerationRecord>,
+}
+
+impl Outcome<'_> {
+    /// Copies the borrowed strings, for an outcome that must outlive its input bytes.
+    pub fn into_owned(self) -> Outcome<'static> {
+        Outcome {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            followee_id: Cow::Owned(self.followee_id.into_owned()),
+            follower_id: Cow::Owned(self.follower_id.into_owned()),
+            follower_screen_name: Cow::Owned(self.follower_screen_name.into_owned()),
+            follower_description: Cow::Owned(self.follower_description.into_owned()),
+            ..self
+        }
+    }
 }
 
 /// Scoring plus detection state for the followees of the partitions this instance owns.
@@ -83,24 +100,14 @@ impl Pipeline {
     /// no `ts` (a missing `ts` with no fallback is `EventError::MissingField("ts")`).
     /// `partition`: source partition (0 for files), remembered per followee so its state
     /// can be dropped when the partition is revoked.
-    pub fn process(
+    pub fn process<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         fallback_ts_ms: Option<i64>,
         partition: i32,
-    ) -> Result<Outcome, EventError> {
+    ) -> Result<Outcome<'a>, EventError> {
         let ev = event::parse(bytes)?;
-        let ts = ev
-            .ts_ms
-            .or(fallback_ts_ms)
-            .ok_or(EventError::MissingField("ts"))?;
-        if !(0..=MAX_EVENT_TIME_MS).contains(&ts) {
-            // Outside 1970..=9999: garbage a window cannot place; dead-letter it.
-            return Err(EventError::BadTimestamp {
-                field: "ts",
-                value: ts.to_string(),
-            });
-        }
+        let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
         let hits_before = self.cache.hits();
         let score = self.cache.get_or_score(&self.model, &ev.follower, ts);
         let cache_hit = self.cache.hits() > hits_before;
@@ -122,19 +129,33 @@ impl Pipeline {
         });
         Ok(Outcome {
             event_time_ms: ts,
-            event_id: ev.event_id.into_owned(),
+            event_id: ev.event_id,
             kind: ev.kind,
-            followee_id: ev.followee_id.into_owned(),
-            follower_id: ev.follower.id.into_owned(),
+            followee_id: ev.followee_id,
+            follower_id: ev.follower.id,
             follower_created_at_s: ev.follower.created_at_s,
-            follower_screen_name: ev.follower.screen_name.into_owned(),
-            follower_description: ev.follower.description.into_owned(),
+            follower_screen_name: ev.follower.screen_name,
+            follower_description: ev.follower.description,
             score,
             suspicious,
             cache_hit,
             alerts,
             moderation,
         })
+    }
+
+    /// Scores one input's follower into the cache without detection (no window moves, no
+    /// record is produced): `bench-pipeline` uses it to measure the warm-cache path.
+    /// Fails exactly as [`process`](Self::process) would on the same input.
+    pub fn warm_cache(
+        &mut self,
+        bytes: &[u8],
+        fallback_ts_ms: Option<i64>,
+    ) -> Result<(), EventError> {
+        let ev = event::parse(bytes)?;
+        let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
+        self.cache.get_or_score(&self.model, &ev.follower, ts);
+        Ok(())
     }
 
     /// Forgets the followees of a revoked partition (the new owner rebuilds them).
@@ -173,4 +194,19 @@ impl Pipeline {
     pub fn memory_report(&self) -> (MemoryReport, usize) {
         (self.detector.memory_report(), self.cache.memory_bytes())
     }
+}
+
+/// The event time: payload `ts`, else the fallback; outside 1970..=9999 is garbage a
+/// window cannot place, so it is dead-lettered.
+fn event_time(ts_ms: Option<i64>, fallback_ts_ms: Option<i64>) -> Result<i64, EventError> {
+    let ts = ts_ms
+        .or(fallback_ts_ms)
+        .ok_or(EventError::MissingField("ts"))?;
+    if !(0..=MAX_EVENT_TIME_MS).contains(&ts) {
+        return Err(EventError::BadTimestamp {
+            field: "ts",
+            value: ts.to_string(),
+        });
+    }
+    Ok(ts)
 }

@@ -41,7 +41,8 @@ fn event_time_comes_from_payload_else_fallback() {
             Some(5),
             0,
         )
-        .unwrap();
+        .unwrap()
+        .into_owned();
     assert_eq!(o.event_time_ms, 1_795_860_000_000);
     let o = p
         .process(
@@ -49,7 +50,8 @@ fn event_time_comes_from_payload_else_fallback() {
             Some(1_795_860_001_000),
             0,
         )
-        .unwrap();
+        .unwrap()
+        .into_owned();
     assert_eq!(o.event_time_ms, 1_795_860_001_000);
     assert_eq!(
         p.process(&event("follow", "f", "3", None, false), None, 0),
@@ -70,14 +72,16 @@ fn scores_flags_and_cache() {
             None,
             0,
         )
-        .unwrap();
+        .unwrap()
+        .into_owned();
     let bot = p
         .process(
             &event("follow", "f", "b1", Some("2026-11-28T10:00:01Z"), true),
             None,
             0,
         )
-        .unwrap();
+        .unwrap()
+        .into_owned();
     assert!(!human.suspicious, "{:?}", human.score);
     assert!(bot.suspicious, "{:?}", bot.score);
     assert!(!bot.cache_hit);
@@ -88,7 +92,8 @@ fn scores_flags_and_cache() {
             None,
             0,
         )
-        .unwrap();
+        .unwrap()
+        .into_owned();
     assert!(again.cache_hit);
     assert_eq!(again.score, bot.score);
 }
@@ -106,7 +111,8 @@ fn bought_burst_alerts_with_moderation_and_unfollows_do_not() {
                 None,
                 0,
             )
-            .unwrap();
+            .unwrap()
+            .into_owned();
         assert!(
             o.alerts.is_empty() && o.moderation.is_empty(),
             "unfollows are not follows"
@@ -120,7 +126,8 @@ fn bought_burst_alerts_with_moderation_and_unfollows_do_not() {
                 None,
                 3,
             )
-            .unwrap();
+            .unwrap()
+            .into_owned();
         moderation += o.moderation.len();
         opens.extend(
             o.alerts
@@ -171,8 +178,10 @@ fn extreme_timestamps_never_panic() {
                 Ok(o) => assert!(in_range && o.event_time_ms == *ts),
                 Err(err) => assert!(!in_range && err.kind() == "bad_timestamp", "{err}"),
             }
-            let r = p.process(&event("unfollow", "f", "y", None, bot), Some(*ts), 1);
-            assert_eq!(r.is_ok(), in_range);
+            let ok = p
+                .process(&event("unfollow", "f", "y", None, bot), Some(*ts), 1)
+                .is_ok();
+            assert_eq!(ok, in_range);
         }
     }
 }
