@@ -29,8 +29,8 @@ use crate::alert::{
 };
 use crate::event::format_rfc3339_ms;
 use crate::window::{
-    bucket_index, Counts, FolloweeWindow, LONG_BUCKETS, LONG_BUCKET_MS, SHORT_BUCKETS,
-    SHORT_BUCKET_MS,
+    bucket_index, Counts, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS, LONG_BUCKET_MS,
+    SHORT_BUCKETS, SHORT_BUCKET_MS,
 };
 use std::collections::{HashMap, VecDeque};
 
@@ -223,7 +223,10 @@ struct LinkNode {
     parent: u64,
     alert_id: String,
     burst_start_ms: i64,
+    /// The followee's slot (to find its open alert; checked against `link_key`, as the
+    /// slot may since have been reused) and its id (which followees a campaign spans).
     followee_key: u64,
+    followee_id: Box<str>,
     last_ms: i64,
     open: bool,
     /// Members of the set (valid at the root only).
@@ -239,15 +242,19 @@ struct Lockstep {
     links: HashMap<u64, LinkNode>,
 }
 
-/// Memory held by the detector, for reporting (see DETECTION.md).
+/// Memory held by the detector, for reporting (see DETECTION.md, BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryReport {
     pub tracked_followees: usize,
+    /// Slab slots (tracked + free).
     pub followee_table_capacity: usize,
-    /// `size_of` of one (key, window) table entry.
+    /// `size_of` of one slot (exact id + window).
     pub followee_entry_bytes: usize,
-    /// Table bytes (entries + control bytes at current capacity) per tracked followee.
+    /// Followee table bytes (slots, index, non-numeric ids, free list) per tracked
+    /// followee.
     pub followee_bytes_per_tracked: usize,
+    /// The followee table's bytes by part.
+    pub followee_table: TableMemory,
     pub pending_flagged: usize,
     pub open_alerts: usize,
     pub moderation_dedup_entries: usize,
@@ -258,13 +265,17 @@ pub struct MemoryReport {
 #[derive(Debug)]
 pub struct Detector {
     cfg: DetectorConfig,
-    followees: HashMap<u64, FolloweeWindow>,
+    /// Tracked followees; their slot numbers are the `key`s of `open` and of the
+    /// internal functions below.
+    followees: FolloweeTable,
     open: HashMap<u64, OpenAlert>,
-    pending: HashMap<u64, VecDeque<Flagged>>,
+    /// Keyed by followee id: flagged follows outlive an eviction, exactly as they
+    /// outlive the lazy reset of an idle followee.
+    pending: HashMap<Box<str>, VecDeque<Flagged>>,
     moderated: HashMap<u64, i64>,
     /// Burst start of each followee's last resolved alert, so a new burst never reuses
     /// an id.
-    last_burst: HashMap<u64, (i64, i64)>,
+    last_burst: HashMap<Box<str>, (i64, i64)>,
     lockstep: Lockstep,
     clocks: HashMap<i32, PartClock>,
 }
@@ -286,7 +297,7 @@ impl Detector {
     pub fn new(cfg: DetectorConfig) -> Self {
         Detector {
             cfg,
-            followees: HashMap::new(),
+            followees: FolloweeTable::new(),
             open: HashMap::new(),
             pending: HashMap::new(),
             moderated: HashMap::new(),
@@ -341,13 +352,19 @@ impl Detector {
         }
         // Late events are placed at the watermark: windows never move backwards.
         let t = o.ts_ms.max(watermark);
-        let key = key_of(o.followee_id);
+        let Some(slot) = self
+            .followees
+            .find_or_insert(o.followee_id, || FolloweeWindow::new(o.partition))
+        else {
+            // 2³² − 1 followees tracked: nothing more can be.
+            return out;
+        };
+        let key = u64::from(slot);
         let ttl = self.cfg.idle_ttl_ms;
         let has_open = self.open.contains_key(&key);
-        let w = self
-            .followees
-            .entry(key)
-            .or_insert_with(|| FolloweeWindow::new(o.partition));
+        let Some(w) = self.followees.get_mut(slot) else {
+            return out;
+        };
         if !has_open
             && w.last_seen_s != 0
             && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl)
@@ -387,7 +404,7 @@ impl Detector {
                 self.open_alert(key, o, t, kind, short, long, rate_z, &mut out);
                 return out;
             }
-            self.remember_pending(key, o, t);
+            self.remember_pending(o, t);
         }
         out
     }
@@ -395,17 +412,19 @@ impl Detector {
     /// Drops all state of followees last seen on `partition` (partition revoked: the new
     /// owner rebuilds it). Their open alerts are forgotten without a `resolved` record.
     pub fn drop_partition(&mut self, partition: i32) {
-        let gone: Vec<u64> = self
+        let gone: Vec<u32> = self
             .followees
             .iter()
-            .filter(|(_, w)| w.partition == partition)
-            .map(|(k, _)| *k)
+            .filter(|(_, _, w)| w.partition == partition)
+            .map(|(k, _, _)| k)
             .collect();
         for k in gone {
-            self.followees.remove(&k);
-            self.open.remove(&k);
-            self.pending.remove(&k);
-            self.last_burst.remove(&k);
+            self.open.remove(&u64::from(k));
+            if let Some(id) = self.followees.remove(k) {
+                let id = id.to_string();
+                self.pending.remove(id.as_str());
+                self.last_burst.remove(id.as_str());
+            }
         }
         self.clocks.remove(&partition);
     }
@@ -416,31 +435,43 @@ impl Detector {
     pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
         let cutoff = watermark.saturating_sub(self.cfg.idle_ttl_ms);
         let open = &self.open;
-        let before = self.followees.len();
-        self.followees.retain(|k, w| {
-            w.partition != partition
-                || open.contains_key(k)
-                || i64::from(w.last_seen_s) * 1000 >= cutoff
-        });
-        before - self.followees.len()
+        let gone: Vec<u32> = self
+            .followees
+            .iter()
+            .filter(|&(k, _, w)| {
+                w.partition == partition
+                    && !open.contains_key(&u64::from(k))
+                    && i64::from(w.last_seen_s) * 1000 < cutoff
+            })
+            .map(|(k, _, _)| k)
+            .collect();
+        for &k in &gone {
+            self.followees.remove(k);
+        }
+        gone.len()
+    }
+
+    /// Window of the followee in slot `key`.
+    fn win(&self, key: u64) -> Option<&FolloweeWindow> {
+        self.followees.get(u32::try_from(key).ok()?)
+    }
+
+    fn win_mut(&mut self, key: u64) -> Option<&mut FolloweeWindow> {
+        self.followees.get_mut(u32::try_from(key).ok()?)
     }
 
     /// Memory held, for reports and the memory test.
     pub fn memory_report(&self) -> MemoryReport {
-        let entry = std::mem::size_of::<(u64, FolloweeWindow)>();
-        let cap = self.followees.capacity();
-        // hashbrown: one control byte per bucket; buckets = capacity / (7/8), power of 2.
-        let buckets = if cap == 0 {
-            0
-        } else {
-            (cap * 8 / 7).next_power_of_two()
-        };
-        let table = buckets * (entry + 1);
+        let table = self.followees.memory();
         MemoryReport {
             tracked_followees: self.followees.len(),
-            followee_table_capacity: cap,
-            followee_entry_bytes: entry,
-            followee_bytes_per_tracked: table.checked_div(self.followees.len()).unwrap_or(0),
+            followee_table_capacity: table.slots,
+            followee_entry_bytes: table.slot_bytes,
+            followee_bytes_per_tracked: table
+                .total()
+                .checked_div(self.followees.len())
+                .unwrap_or(0),
+            followee_table: table,
             pending_flagged: self.pending.values().map(VecDeque::len).sum(),
             open_alerts: self.open.len(),
             moderation_dedup_entries: self.moderated.len(),
@@ -461,7 +492,7 @@ impl Detector {
 
     /// Short and long window figures for followee `key` at time `t`, and the rate z-score.
     fn evaluate(&self, key: u64, t: i64) -> (WindowEval, WindowEval, f32) {
-        let Some(w) = self.followees.get(&key) else {
+        let Some(w) = self.win(key) else {
             let empty = WindowEval {
                 counts: Counts::default(),
                 start_ms: t,
@@ -540,7 +571,7 @@ impl Detector {
                 >= c.creation_min_excess
                     .max(c.z * long.expected.max(1.0).sqrt())
         {
-            let batched = self.followees.get(&key).is_some_and(|w| {
+            let batched = self.win(key).is_some_and(|w| {
                 let (total, pair) = w.creation_batch();
                 total >= c.creation_min_followers
                     && pair as f32 >= c.creation_concentration_min * total as f32
@@ -552,12 +583,15 @@ impl Detector {
         None
     }
 
-    fn remember_pending(&mut self, key: u64, o: &Observation<'_>, t: i64) {
+    fn remember_pending(&mut self, o: &Observation<'_>, t: i64) {
         let cap = self.cfg.pending_cap;
         if cap == 0 {
             return;
         }
-        let q = self.pending.entry(key).or_default();
+        let q = match self.pending.get_mut(o.followee_id) {
+            Some(q) => q,
+            None => self.pending.entry(o.followee_id.into()).or_default(),
+        };
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
             q.pop_front();
         }
@@ -587,7 +621,7 @@ impl Detector {
             AlertKind::Drip | AlertKind::Cohort => long,
         };
         let mut burst_start = window.start_ms;
-        if let Some(&(prev, _)) = self.last_burst.get(&key) {
+        if let Some(&(prev, _)) = self.last_burst.get(o.followee_id) {
             if burst_start <= prev {
                 burst_start = prev + 1;
             }
@@ -614,14 +648,14 @@ impl Detector {
                 campaign_followees: 1,
             },
         );
-        if let Some(w) = self.followees.get_mut(&key) {
+        if let Some(w) = self.win_mut(key) {
             w.frozen = true;
         }
         // Flagged follows seen before the alert opened belong to the burst if they fall
         // in the firing window.
         let earlier: Vec<Flagged> = self
             .pending
-            .remove(&key)
+            .remove(o.followee_id)
             .map(|q| {
                 q.into_iter()
                     .filter(|f| f.ts_ms >= window.start_ms)
@@ -775,7 +809,7 @@ impl Detector {
         }
         c.creation_trigger
             && long.excess >= c.hold_fraction * c.creation_min_excess
-            && self.followees.get(&key).is_some_and(|w| {
+            && self.win(key).is_some_and(|w| {
                 let (total, pair) = w.creation_batch();
                 total >= c.creation_min_followers
                     && pair as f32 >= c.creation_concentration_min * total as f32
@@ -801,13 +835,14 @@ impl Detector {
             out.alerts.push(rec);
         }
         if let Some(a) = self.open.remove(&key) {
-            self.last_burst.insert(key, (a.burst_start_ms, t));
+            self.last_burst
+                .insert(a.followee_id.as_str().into(), (a.burst_start_ms, t));
             if let Some(n) = self.lockstep.links.get_mut(&a.link_key) {
                 n.open = false;
                 n.last_ms = n.last_ms.max(t);
             }
         }
-        if let Some(w) = self.followees.get_mut(&key) {
+        if let Some(w) = self.win_mut(key) {
             w.frozen = false;
         }
     }
@@ -822,7 +857,7 @@ impl Detector {
         rate_z: f32,
     ) -> Option<Alert> {
         let a = self.open.get(&key)?;
-        let w = self.followees.get(&key)?;
+        let w = self.win(key)?;
         let window = match a.kind {
             AlertKind::Burst => short,
             AlertKind::Drip | AlertKind::Cohort => long,
@@ -883,13 +918,14 @@ impl Detector {
         let Some(a) = self.open.get(&key) else {
             return Vec::new();
         };
-        let (link, alert_id, burst_start) = (a.link_key, a.alert_id.clone(), a.burst_start_ms);
+        let (link, burst_start) = (a.link_key, a.burst_start_ms);
         let ls = &mut self.lockstep;
         ls.links.entry(link).or_insert_with(|| LinkNode {
             parent: link,
-            alert_id,
+            alert_id: a.alert_id.clone(),
             burst_start_ms: burst_start,
             followee_key: key,
+            followee_id: a.followee_id.as_str().into(),
             last_ms: t,
             open: true,
             members: vec![link],
@@ -939,19 +975,19 @@ impl Detector {
                 continue;
             };
             let fk = node.followee_key;
-            if done.contains(&fk) {
+            if done.contains(&node.followee_id) {
                 continue;
             }
-            done.push(fk);
+            done.push(node.followee_id.clone());
             let root = self.lockstep.find(link);
             let Some(r) = self.lockstep.links.get(&root) else {
                 continue;
             };
             let cid = alert::campaign_id(&r.alert_id);
-            let mut followees: Vec<u64> = r
+            let mut followees: Vec<&str> = r
                 .members
                 .iter()
-                .filter_map(|m| self.lockstep.links.get(m).map(|n| n.followee_key))
+                .filter_map(|m| self.lockstep.links.get(m).map(|n| &*n.followee_id))
                 .collect();
             followees.sort_unstable();
             followees.dedup();
@@ -1005,11 +1041,7 @@ impl Detector {
             .open
             .keys()
             .copied()
-            .filter(|k| {
-                self.followees
-                    .get(k)
-                    .is_some_and(|w| w.partition == partition)
-            })
+            .filter(|&k| self.win(k).is_some_and(|w| w.partition == partition))
             .collect();
         // Deterministic emission order whatever the hash map's iteration order.
         keys.sort_by(|a, b| {
@@ -1023,7 +1055,11 @@ impl Detector {
         let horizon = watermark - LONG_SPAN_MS;
         let followees = &self.followees;
         self.pending.retain(|k, q| {
-            if followees.get(k).is_some_and(|w| w.partition != partition) {
+            if followees
+                .find(k)
+                .and_then(|s| followees.get(s))
+                .is_some_and(|w| w.partition != partition)
+            {
                 return true;
             }
             while q.front().is_some_and(|f| f.ts_ms < horizon) {

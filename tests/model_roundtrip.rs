@@ -266,7 +266,10 @@ fn score_cache_hits_misses_and_stays_bounded() {
     let before = cache.hits();
     let s = cache.get_or_score(&m, &last.profile, last.now_ms);
     assert_eq!(cache.hits(), before + 1);
-    assert_eq!(s, ScoreCache::quantise(&m.score(&last.profile, last.now_ms)));
+    assert_eq!(
+        s,
+        ScoreCache::quantise(&m.score(&last.profile, last.now_ms))
+    );
     // Changed counts or a later day: a fresh score, not a stale one.
     let mut changed = last.profile.clone();
     changed.followers_count += 1000;

@@ -259,9 +259,18 @@ mod tests {
 
     #[test]
     fn quantisation_keeps_prob_sign_feature_and_16_bits() {
-        for (i, c) in [0.0f32, -0.0, 1e-9, -0.123_456_79, 0.5, 3.3e5, -f32::MAX, f32::MAX]
-            .into_iter()
-            .enumerate()
+        for (i, c) in [
+            0.0f32,
+            -0.0,
+            1e-9,
+            -0.123_456_79,
+            0.5,
+            3.3e5,
+            -f32::MAX,
+            f32::MAX,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let s = Score {
                 prob: 0.123_456_79,
@@ -275,7 +284,10 @@ mod tests {
             for r in q.reasons {
                 assert_eq!(r.feature, i as u8 + 20);
                 assert_eq!(r.contribution.is_sign_negative(), c.is_sign_negative());
-                assert!((r.contribution - c).abs() <= c.abs() * 2f32.powi(-16), "{c}");
+                assert!(
+                    (r.contribution - c).abs() <= c.abs() * 2f32.powi(-16),
+                    "{c}"
+                );
             }
             assert_eq!(ScoreCache::quantise(&q), q, "idempotent");
         }
