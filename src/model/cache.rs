@@ -299,7 +299,7 @@ mod tests {
         // Fill in order 0..8: slot i gets rank 8-1-i after all inserts.
         for i in 0..WAYS {
             let occupied = i as u64;
-            ways[i] = 0x10 * (i as u64 + 1) | OCCUPIED | occupied;
+            ways[i] = (0x10 * (i as u64 + 1)) | OCCUPIED | occupied;
             promote(&mut ways, i, occupied);
         }
         let ranks: Vec<u64> = ways.iter().map(|t| t & RANK_MASK).collect();
