@@ -160,14 +160,28 @@ pub struct Emitted {
     pub moderation: Vec<ModerationRecord>,
 }
 
-/// A flagged follow remembered until an alert needs it.
+/// A flagged follow remembered until an alert needs it. Compact (48 B + one allocation;
+/// it was 120 B + two): every followee with a recent suspicious follow holds some.
 #[derive(Debug, Clone)]
 struct Flagged {
-    follower_id: Box<str>,
-    event_id: Box<str>,
-    ts_ms: i64,
+    /// The follower id followed by the event id, in one allocation.
+    ids: Box<str>,
+    follower_len: u32,
     prob: f32,
-    reasons: [(&'static str, f32); 3],
+    ts_ms: i64,
+    /// Reason codes as indexes into [`Detector::reason_codes`], and their contributions.
+    codes: [u16; 3],
+    contributions: [f32; 3],
+}
+
+impl Flagged {
+    fn follower_id(&self) -> &str {
+        self.ids.get(..self.follower_len as usize).unwrap_or("")
+    }
+
+    fn event_id(&self) -> &str {
+        self.ids.get(self.follower_len as usize..).unwrap_or("")
+    }
 }
 
 /// State of an alert between `open` and `resolved`. Only alerted followees have one.
@@ -256,6 +270,8 @@ pub struct MemoryReport {
     /// The followee table's bytes by part.
     pub followee_table: TableMemory,
     pub pending_flagged: usize,
+    /// Bytes held by pending flagged follows (queues, ids, map entries).
+    pub pending_bytes: usize,
     pub open_alerts: usize,
     pub moderation_dedup_entries: usize,
     pub lockstep_followers: usize,
@@ -278,6 +294,22 @@ pub struct Detector {
     last_burst: HashMap<Box<str>, (i64, i64)>,
     lockstep: Lockstep,
     clocks: HashMap<i32, PartClock>,
+    /// Reason codes seen, so a pending flagged follow stores 2-byte indexes instead of
+    /// 16-byte string references (the model has a few dozen codes).
+    reason_codes: Vec<&'static str>,
+}
+
+/// Index of reason code `c` in `codes`, adding it if new. The codes come from the
+/// model's fixed table (a few dozen); should 65 535 ever be exceeded, further new codes
+/// share the last index rather than grow the table without bound.
+fn intern(codes: &mut Vec<&'static str>, c: &'static str) -> u16 {
+    if let Some(i) = codes.iter().position(|&x| x == c) {
+        return u16::try_from(i).unwrap_or(u16::MAX);
+    }
+    if codes.len() < usize::from(u16::MAX) {
+        codes.push(c);
+    }
+    u16::try_from(codes.len() - 1).unwrap_or(u16::MAX)
 }
 
 /// Stable 64-bit FNV-1a hash of an id: table keys (not ids on the wire).
@@ -304,6 +336,7 @@ impl Detector {
             last_burst: HashMap::new(),
             lockstep: Lockstep::default(),
             clocks: HashMap::new(),
+            reason_codes: vec![""],
         }
     }
 
@@ -473,6 +506,16 @@ impl Detector {
                 .unwrap_or(0),
             followee_table: table,
             pending_flagged: self.pending.values().map(VecDeque::len).sum(),
+            pending_bytes: self
+                .pending
+                .iter()
+                .map(|(k, q)| {
+                    std::mem::size_of::<(Box<str>, VecDeque<Flagged>)>()
+                        + k.len()
+                        + q.capacity() * std::mem::size_of::<Flagged>()
+                        + q.iter().map(|f| f.ids.len()).sum::<usize>()
+                })
+                .sum(),
             open_alerts: self.open.len(),
             moderation_dedup_entries: self.moderated.len(),
             lockstep_followers: self.lockstep.follower_alerts.len(),
@@ -588,6 +631,10 @@ impl Detector {
         if cap == 0 {
             return;
         }
+        let Ok(follower_len) = u32::try_from(o.follower_id.len()) else {
+            return;
+        };
+        let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
         let q = match self.pending.get_mut(o.followee_id) {
             Some(q) => q,
             None => self.pending.entry(o.followee_id.into()).or_default(),
@@ -595,12 +642,16 @@ impl Detector {
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
             q.pop_front();
         }
+        let mut ids = String::with_capacity(o.follower_id.len() + o.event_id.len());
+        ids.push_str(o.follower_id);
+        ids.push_str(o.event_id);
         q.push_back(Flagged {
-            follower_id: o.follower_id.into(),
-            event_id: o.event_id.into(),
-            ts_ms: t,
+            ids: ids.into_boxed_str(),
+            follower_len,
             prob: o.prob,
-            reasons: o.reasons,
+            ts_ms: t,
+            codes,
+            contributions: o.reasons.map(|(_, c)| c),
         });
     }
 
@@ -665,18 +716,27 @@ impl Detector {
         let mut records = Vec::new();
         let mut relinked = Vec::new();
         for f in &earlier {
-            self.note_flagged(key, &f.follower_id, f.prob, &f.reasons);
+            let reasons: [(&'static str, f32); 3] = std::array::from_fn(|i| {
+                (
+                    self.reason_codes
+                        .get(usize::from(f.codes[i]))
+                        .copied()
+                        .unwrap_or(""),
+                    f.contributions[i],
+                )
+            });
+            self.note_flagged(key, f.follower_id(), f.prob, &reasons);
             if let Some(m) = self.moderation_for(
                 key,
-                &f.follower_id,
-                &f.event_id,
+                f.follower_id(),
+                f.event_id(),
                 f.ts_ms,
                 f.prob,
-                &f.reasons,
+                &reasons,
             ) {
                 records.push(m);
             }
-            relinked.extend(self.lockstep_note(key, &f.follower_id, f.ts_ms));
+            relinked.extend(self.lockstep_note(key, f.follower_id(), f.ts_ms));
         }
         self.note_flagged(key, o.follower_id, o.prob, &o.reasons);
         if let Some(m) = self.moderation_for(key, o.follower_id, o.event_id, t, o.prob, &o.reasons)
@@ -1347,6 +1407,47 @@ mod tests {
         );
         assert_eq!(cid, first_open.map(|id| alert::campaign_id(&id)));
         assert!(linked.iter().any(|a| a.campaign_followees == 3));
+    }
+
+    /// Flagged follows remembered before the alert opens (compact, interned codes) come
+    /// back as moderation records with their exact ids, times, scores and reasons.
+    #[test]
+    fn pending_flagged_follows_keep_ids_and_reasons() {
+        let mut d = Detector::new(cfg());
+        let mut mods = Vec::new();
+        let codes = ["friends_followers_ratio_high", "default_profile_image", "é"];
+        for i in 0..40i64 {
+            let follower = format!("bot-{i}");
+            let event = format!("ev-é-{i}");
+            let mut o = obs("target", &follower, T0 + i * 1000, 0.9);
+            o.event_id = &event;
+            o.reasons = [
+                (codes[(i % 3) as usize], 0.25),
+                (codes[((i + 1) % 3) as usize], -0.125),
+                ("", 0.0),
+            ];
+            mods.extend(d.observe(&o).moderation);
+        }
+        assert!(mods.len() >= 15, "{}", mods.len());
+        for m in &mods {
+            let i: i64 = m.follower_id["bot-".len()..].parse().unwrap();
+            assert_eq!(m.event_id, format!("ev-é-{i}"));
+            assert_eq!(m.event_time_ms, T0 + i * 1000);
+            assert_eq!(m.score, 0.9);
+            let got: Vec<(&str, f32)> =
+                m.reasons.iter().map(|r| (r.code, r.contribution)).collect();
+            assert_eq!(
+                got,
+                vec![
+                    (codes[(i % 3) as usize], 0.25),
+                    (codes[((i + 1) % 3) as usize], -0.125)
+                ]
+            );
+        }
+        assert!(
+            mods.iter().any(|m| m.follower_id == "bot-0"),
+            "the earliest pending follow is moderated when the alert opens"
+        );
     }
 
     #[test]
