@@ -21,6 +21,10 @@ pub struct BenchMemoryArgs {
     /// Tracked-followee populations to measure, comma-separated (e.g. 1000000,10000000).
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
     pub followees: Vec<usize>,
+    /// Populations of followees that each also hold one pending flagged follow (a
+    /// suspicious follow that did not open an alert), comma-separated; 0 to skip.
+    #[arg(long, value_delimiter = ',', default_value = "1000000")]
+    pub flagged: Vec<usize>,
     /// Score-cache sizes to measure, comma-separated; each cache is filled completely
     /// (the steady state of a bounded cache) with distinct followers.
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
@@ -97,8 +101,14 @@ fn rss_bytes() -> anyhow::Result<usize> {
 }
 
 /// Inserts `n` followees, one follow each, through the detector; RSS before and after.
-fn followees(n: usize, r: &mut Report) -> anyhow::Result<()> {
-    let what = format!("followees_{n}");
+/// With `flagged`, each follow is suspicious (too few to alert), so every followee also
+/// holds one pending flagged follow (follower id and event id of realistic length).
+fn followees(n: usize, flagged: bool, r: &mut Report) -> anyhow::Result<()> {
+    let what = if flagged {
+        format!("flagged_followees_{n}")
+    } else {
+        format!("followees_{n}")
+    };
     // Warm-up: one-time allocations of a first observation (thread-locals, hasher
     // keys) are not per-followee memory; make them before the baseline.
     Detector::new(DetectorConfig::default()).observe(&observation("0", 0));
@@ -106,12 +116,29 @@ fn followees(n: usize, r: &mut Report) -> anyhow::Result<()> {
     let before = rss_bytes()?;
     let start = Instant::now();
     let mut id = String::with_capacity(24);
+    let (mut follower, mut event) = (String::with_capacity(24), String::with_capacity(24));
     for i in 0..n {
         id.clear();
         // Platform-style numeric ids; one millisecond apart, so no followee goes idle
         // (nothing is evicted) and the watermark sweeps run as they would live.
         let _ = write!(id, "{}", 1_000_000_000u64 + i as u64);
-        d.observe(&observation(&id, i as i64));
+        let mut o = observation(&id, i as i64);
+        if flagged {
+            follower.clear();
+            event.clear();
+            let _ = write!(follower, "{}", 3_000_000_000u64 + i as u64);
+            let _ = write!(event, "g1-{}", 50_000_000 + i);
+            o.follower_id = &follower;
+            o.event_id = &event;
+            o.prob = 0.9;
+            o.suspicious = true;
+            o.reasons = [
+                ("friends_followers_ratio_high", 0.3),
+                ("followers_few", 0.2),
+                ("statuses_rate_low", 0.1),
+            ];
+        }
+        d.observe(&o);
         if i > 0 && i % 2_000_000 == 0 {
             eprintln!("bench-memory: {i} of {n} followees");
         }
@@ -150,6 +177,17 @@ fn followees(n: usize, r: &mut Report) -> anyhow::Result<()> {
         "bytes",
     );
     r.int(&what, "pending_flagged", m.pending_flagged, "follows");
+    r.int(&what, "pending_accounted_bytes", m.pending_bytes, "bytes");
+    r.add(
+        &what,
+        "accounted_bytes_per_followee_with_pending",
+        (t.total() + m.pending_bytes) as f64 / n as f64,
+        1,
+        "bytes",
+    );
+    if m.open_alerts != 0 {
+        bail!("the synthetic follows opened {} alerts", m.open_alerts);
+    }
     r.add(&what, "insert_seconds", secs, 2, "s");
     drop(d);
     Ok(())
@@ -255,14 +293,16 @@ fn scores(n: usize, model: &Model, r: &mut Report) -> anyhow::Result<()> {
 /// Runs one measurement in a fresh child process (`--in-process`) and collects its lines.
 fn in_child(kind: &str, n: usize, model: &std::path::Path, r: &mut Report) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the followguard binary")?;
-    let (followees, scores) = match kind {
-        "followees" => (n, 0),
-        _ => (0, n),
+    let (followees, flagged, scores) = match kind {
+        "followees" => (n, 0, 0),
+        "flagged" => (0, n, 0),
+        _ => (0, 0, n),
     };
     let out = std::process::Command::new(exe)
         .arg("bench-memory")
         .arg("--in-process")
         .arg(format!("--followees={followees}"))
+        .arg(format!("--flagged={flagged}"))
         .arg(format!("--scores={scores}"))
         .arg("--model")
         .arg(model)
@@ -292,12 +332,17 @@ fn in_child(kind: &str, n: usize, model: &std::path::Path, r: &mut Report) -> an
 /// Runs `bench-memory`.
 pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
     let followee_sizes: Vec<usize> = a.followees.iter().copied().filter(|&n| n > 0).collect();
+    let flagged_sizes: Vec<usize> = a.flagged.iter().copied().filter(|&n| n > 0).collect();
     let score_sizes: Vec<usize> = a.scores.iter().copied().filter(|&n| n > 0).collect();
     if a.in_process {
         let mut r = Report::default();
         for n in followee_sizes {
             eprintln!("bench-memory: {n} tracked followees");
-            followees(n, &mut r)?;
+            followees(n, false, &mut r)?;
+        }
+        for n in flagged_sizes {
+            eprintln!("bench-memory: {n} tracked followees with a pending flagged follow");
+            followees(n, true, &mut r)?;
         }
         if !score_sizes.is_empty() {
             let model = load_model(&a.model)?;
@@ -337,6 +382,9 @@ pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
     );
     for n in followee_sizes {
         in_child("followees", n, &a.model, &mut r)?;
+    }
+    for n in flagged_sizes {
+        in_child("flagged", n, &a.model, &mut r)?;
     }
     for n in score_sizes {
         in_child("scores", n, &a.model, &mut r)?;

@@ -29,8 +29,8 @@ use crate::alert::{
 };
 use crate::event::format_rfc3339_ms;
 use crate::window::{
-    bucket_index, Counts, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS, LONG_BUCKET_MS,
-    SHORT_BUCKETS, SHORT_BUCKET_MS,
+    bucket_index, Counts, FolloweeId, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS,
+    LONG_BUCKET_MS, SHORT_BUCKETS, SHORT_BUCKET_MS,
 };
 use std::collections::{HashMap, VecDeque};
 
@@ -287,11 +287,12 @@ pub struct Detector {
     open: HashMap<u64, OpenAlert>,
     /// Keyed by followee id: flagged follows outlive an eviction, exactly as they
     /// outlive the lazy reset of an idle followee.
-    pending: HashMap<Box<str>, VecDeque<Flagged>>,
+    /// (`FolloweeId`: numeric ids without a heap allocation.)
+    pending: HashMap<FolloweeId, VecDeque<Flagged>>,
     moderated: HashMap<u64, i64>,
     /// Burst start of each followee's last resolved alert, so a new burst never reuses
     /// an id.
-    last_burst: HashMap<Box<str>, (i64, i64)>,
+    last_burst: HashMap<FolloweeId, (i64, i64)>,
     lockstep: Lockstep,
     clocks: HashMap<i32, PartClock>,
     /// Reason codes seen, so a pending flagged follow stores 2-byte indexes instead of
@@ -454,9 +455,8 @@ impl Detector {
         for k in gone {
             self.open.remove(&u64::from(k));
             if let Some(id) = self.followees.remove(k) {
-                let id = id.to_string();
-                self.pending.remove(id.as_str());
-                self.last_burst.remove(id.as_str());
+                self.pending.remove(&id);
+                self.last_burst.remove(&id);
             }
         }
         self.clocks.remove(&partition);
@@ -510,8 +510,8 @@ impl Detector {
                 .pending
                 .iter()
                 .map(|(k, q)| {
-                    std::mem::size_of::<(Box<str>, VecDeque<Flagged>)>()
-                        + k.len()
+                    std::mem::size_of::<(FolloweeId, VecDeque<Flagged>)>()
+                        + k.heap_bytes()
                         + q.capacity() * std::mem::size_of::<Flagged>()
                         + q.iter().map(|f| f.ids.len()).sum::<usize>()
                 })
@@ -635,10 +635,11 @@ impl Detector {
             return;
         };
         let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
-        let q = match self.pending.get_mut(o.followee_id) {
-            Some(q) => q,
-            None => self.pending.entry(o.followee_id.into()).or_default(),
-        };
+        // Most followees hold one or two pending follows: start the queue small.
+        let q = self
+            .pending
+            .entry(FolloweeId::new(o.followee_id))
+            .or_insert_with(|| VecDeque::with_capacity(1));
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
             q.pop_front();
         }
@@ -672,7 +673,8 @@ impl Detector {
             AlertKind::Drip | AlertKind::Cohort => long,
         };
         let mut burst_start = window.start_ms;
-        if let Some(&(prev, _)) = self.last_burst.get(o.followee_id) {
+        let followee = FolloweeId::new(o.followee_id);
+        if let Some(&(prev, _)) = self.last_burst.get(&followee) {
             if burst_start <= prev {
                 burst_start = prev + 1;
             }
@@ -706,7 +708,7 @@ impl Detector {
         // in the firing window.
         let earlier: Vec<Flagged> = self
             .pending
-            .remove(o.followee_id)
+            .remove(&followee)
             .map(|q| {
                 q.into_iter()
                     .filter(|f| f.ts_ms >= window.start_ms)
@@ -896,7 +898,7 @@ impl Detector {
         }
         if let Some(a) = self.open.remove(&key) {
             self.last_burst
-                .insert(a.followee_id.as_str().into(), (a.burst_start_ms, t));
+                .insert(FolloweeId::new(&a.followee_id), (a.burst_start_ms, t));
             if let Some(n) = self.lockstep.links.get_mut(&a.link_key) {
                 n.open = false;
                 n.last_ms = n.last_ms.max(t);
@@ -1116,7 +1118,7 @@ impl Detector {
         let followees = &self.followees;
         self.pending.retain(|k, q| {
             if followees
-                .find(k)
+                .find_id(k)
                 .and_then(|s| followees.get(s))
                 .is_some_and(|w| w.partition != partition)
             {

@@ -294,7 +294,7 @@ impl FolloweeWindow {
 /// platform's ids are decimal numbers: a canonical decimal id (no sign, no leading zero,
 /// fits in 64 bits) is stored as that number, in place; any other string on the heap.
 /// The mapping is one-to-one, so comparing `FolloweeId`s compares the strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FolloweeId {
     Num(u64),
     Text(Box<str>),
@@ -453,6 +453,19 @@ impl FolloweeTable {
                     .get(s as usize)
                     .and_then(Option::as_ref)
                     .is_some_and(|sl| sl.id.is(id, num))
+            })
+            .copied()
+    }
+
+    /// Slot of the followee `id`, if tracked.
+    pub fn find_id(&self, id: &FolloweeId) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(Self::hash_id(&self.hasher, id), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|sl| sl.id == *id)
             })
             .copied()
     }
