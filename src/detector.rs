@@ -29,8 +29,8 @@ use crate::alert::{
 };
 use crate::event::format_rfc3339_ms;
 use crate::window::{
-    bucket_index, Counts, FolloweeWindow, LONG_BUCKETS, LONG_BUCKET_MS, SHORT_BUCKETS,
-    SHORT_BUCKET_MS,
+    bucket_index, Counts, FolloweeId, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS,
+    LONG_BUCKET_MS, SHORT_BUCKETS, SHORT_BUCKET_MS,
 };
 use std::collections::{HashMap, VecDeque};
 
@@ -160,14 +160,28 @@ pub struct Emitted {
     pub moderation: Vec<ModerationRecord>,
 }
 
-/// A flagged follow remembered until an alert needs it.
+/// A flagged follow remembered until an alert needs it. Compact (48 B + one allocation;
+/// it was 120 B + two): every followee with a recent suspicious follow holds some.
 #[derive(Debug, Clone)]
 struct Flagged {
-    follower_id: Box<str>,
-    event_id: Box<str>,
-    ts_ms: i64,
+    /// The follower id followed by the event id, in one allocation.
+    ids: Box<str>,
+    follower_len: u32,
     prob: f32,
-    reasons: [(&'static str, f32); 3],
+    ts_ms: i64,
+    /// Reason codes as indexes into [`Detector::reason_codes`], and their contributions.
+    codes: [u16; 3],
+    contributions: [f32; 3],
+}
+
+impl Flagged {
+    fn follower_id(&self) -> &str {
+        self.ids.get(..self.follower_len as usize).unwrap_or("")
+    }
+
+    fn event_id(&self) -> &str {
+        self.ids.get(self.follower_len as usize..).unwrap_or("")
+    }
 }
 
 /// State of an alert between `open` and `resolved`. Only alerted followees have one.
@@ -223,7 +237,10 @@ struct LinkNode {
     parent: u64,
     alert_id: String,
     burst_start_ms: i64,
+    /// The followee's slot (to find its open alert; checked against `link_key`, as the
+    /// slot may since have been reused) and its id (which followees a campaign spans).
     followee_key: u64,
+    followee_id: Box<str>,
     last_ms: i64,
     open: bool,
     /// Members of the set (valid at the root only).
@@ -239,16 +256,22 @@ struct Lockstep {
     links: HashMap<u64, LinkNode>,
 }
 
-/// Memory held by the detector, for reporting (see DETECTION.md).
+/// Memory held by the detector, for reporting (see DETECTION.md, BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryReport {
     pub tracked_followees: usize,
+    /// Slab slots (tracked + free).
     pub followee_table_capacity: usize,
-    /// `size_of` of one (key, window) table entry.
+    /// `size_of` of one slot (exact id + window).
     pub followee_entry_bytes: usize,
-    /// Table bytes (entries + control bytes at current capacity) per tracked followee.
+    /// Followee table bytes (slots, index, non-numeric ids, free list) per tracked
+    /// followee.
     pub followee_bytes_per_tracked: usize,
+    /// The followee table's bytes by part.
+    pub followee_table: TableMemory,
     pub pending_flagged: usize,
+    /// Bytes held by pending flagged follows (queues, ids, map entries).
+    pub pending_bytes: usize,
     pub open_alerts: usize,
     pub moderation_dedup_entries: usize,
     pub lockstep_followers: usize,
@@ -258,15 +281,36 @@ pub struct MemoryReport {
 #[derive(Debug)]
 pub struct Detector {
     cfg: DetectorConfig,
-    followees: HashMap<u64, FolloweeWindow>,
+    /// Tracked followees; their slot numbers are the `key`s of `open` and of the
+    /// internal functions below.
+    followees: FolloweeTable,
     open: HashMap<u64, OpenAlert>,
-    pending: HashMap<u64, VecDeque<Flagged>>,
+    /// Keyed by followee id: flagged follows outlive an eviction, exactly as they
+    /// outlive the lazy reset of an idle followee.
+    /// (`FolloweeId`: numeric ids without a heap allocation.)
+    pending: HashMap<FolloweeId, VecDeque<Flagged>>,
     moderated: HashMap<u64, i64>,
     /// Burst start of each followee's last resolved alert, so a new burst never reuses
     /// an id.
-    last_burst: HashMap<u64, (i64, i64)>,
+    last_burst: HashMap<FolloweeId, (i64, i64)>,
     lockstep: Lockstep,
     clocks: HashMap<i32, PartClock>,
+    /// Reason codes seen, so a pending flagged follow stores 2-byte indexes instead of
+    /// 16-byte string references (the model has a few dozen codes).
+    reason_codes: Vec<&'static str>,
+}
+
+/// Index of reason code `c` in `codes`, adding it if new. The codes come from the
+/// model's fixed table (a few dozen); should 65 535 ever be exceeded, further new codes
+/// share the last index rather than grow the table without bound.
+fn intern(codes: &mut Vec<&'static str>, c: &'static str) -> u16 {
+    if let Some(i) = codes.iter().position(|&x| x == c) {
+        return u16::try_from(i).unwrap_or(u16::MAX);
+    }
+    if codes.len() < usize::from(u16::MAX) {
+        codes.push(c);
+    }
+    u16::try_from(codes.len() - 1).unwrap_or(u16::MAX)
 }
 
 /// Stable 64-bit FNV-1a hash of an id: table keys (not ids on the wire).
@@ -286,13 +330,14 @@ impl Detector {
     pub fn new(cfg: DetectorConfig) -> Self {
         Detector {
             cfg,
-            followees: HashMap::new(),
+            followees: FolloweeTable::new(),
             open: HashMap::new(),
             pending: HashMap::new(),
             moderated: HashMap::new(),
             last_burst: HashMap::new(),
             lockstep: Lockstep::default(),
             clocks: HashMap::new(),
+            reason_codes: vec![""],
         }
     }
 
@@ -341,13 +386,19 @@ impl Detector {
         }
         // Late events are placed at the watermark: windows never move backwards.
         let t = o.ts_ms.max(watermark);
-        let key = key_of(o.followee_id);
+        let Some(slot) = self
+            .followees
+            .find_or_insert(o.followee_id, || FolloweeWindow::new(o.partition))
+        else {
+            // 2³² − 1 followees tracked: nothing more can be.
+            return out;
+        };
+        let key = u64::from(slot);
         let ttl = self.cfg.idle_ttl_ms;
         let has_open = self.open.contains_key(&key);
-        let w = self
-            .followees
-            .entry(key)
-            .or_insert_with(|| FolloweeWindow::new(o.partition));
+        let Some(w) = self.followees.get_mut(slot) else {
+            return out;
+        };
         if !has_open
             && w.last_seen_s != 0
             && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl)
@@ -387,7 +438,7 @@ impl Detector {
                 self.open_alert(key, o, t, kind, short, long, rate_z, &mut out);
                 return out;
             }
-            self.remember_pending(key, o, t);
+            self.remember_pending(o, t);
         }
         out
     }
@@ -395,17 +446,18 @@ impl Detector {
     /// Drops all state of followees last seen on `partition` (partition revoked: the new
     /// owner rebuilds it). Their open alerts are forgotten without a `resolved` record.
     pub fn drop_partition(&mut self, partition: i32) {
-        let gone: Vec<u64> = self
+        let gone: Vec<u32> = self
             .followees
             .iter()
-            .filter(|(_, w)| w.partition == partition)
-            .map(|(k, _)| *k)
+            .filter(|(_, _, w)| w.partition == partition)
+            .map(|(k, _, _)| k)
             .collect();
         for k in gone {
-            self.followees.remove(&k);
-            self.open.remove(&k);
-            self.pending.remove(&k);
-            self.last_burst.remove(&k);
+            self.open.remove(&u64::from(k));
+            if let Some(id) = self.followees.remove(k) {
+                self.pending.remove(&id);
+                self.last_burst.remove(&id);
+            }
         }
         self.clocks.remove(&partition);
     }
@@ -416,32 +468,54 @@ impl Detector {
     pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
         let cutoff = watermark.saturating_sub(self.cfg.idle_ttl_ms);
         let open = &self.open;
-        let before = self.followees.len();
-        self.followees.retain(|k, w| {
-            w.partition != partition
-                || open.contains_key(k)
-                || i64::from(w.last_seen_s) * 1000 >= cutoff
-        });
-        before - self.followees.len()
+        let gone: Vec<u32> = self
+            .followees
+            .iter()
+            .filter(|&(k, _, w)| {
+                w.partition == partition
+                    && !open.contains_key(&u64::from(k))
+                    && i64::from(w.last_seen_s) * 1000 < cutoff
+            })
+            .map(|(k, _, _)| k)
+            .collect();
+        for &k in &gone {
+            self.followees.remove(k);
+        }
+        gone.len()
+    }
+
+    /// Window of the followee in slot `key`.
+    fn win(&self, key: u64) -> Option<&FolloweeWindow> {
+        self.followees.get(u32::try_from(key).ok()?)
+    }
+
+    fn win_mut(&mut self, key: u64) -> Option<&mut FolloweeWindow> {
+        self.followees.get_mut(u32::try_from(key).ok()?)
     }
 
     /// Memory held, for reports and the memory test.
     pub fn memory_report(&self) -> MemoryReport {
-        let entry = std::mem::size_of::<(u64, FolloweeWindow)>();
-        let cap = self.followees.capacity();
-        // hashbrown: one control byte per bucket; buckets = capacity / (7/8), power of 2.
-        let buckets = if cap == 0 {
-            0
-        } else {
-            (cap * 8 / 7).next_power_of_two()
-        };
-        let table = buckets * (entry + 1);
+        let table = self.followees.memory();
         MemoryReport {
             tracked_followees: self.followees.len(),
-            followee_table_capacity: cap,
-            followee_entry_bytes: entry,
-            followee_bytes_per_tracked: table.checked_div(self.followees.len()).unwrap_or(0),
+            followee_table_capacity: table.slots,
+            followee_entry_bytes: table.slot_bytes,
+            followee_bytes_per_tracked: table
+                .total()
+                .checked_div(self.followees.len())
+                .unwrap_or(0),
+            followee_table: table,
             pending_flagged: self.pending.values().map(VecDeque::len).sum(),
+            pending_bytes: self
+                .pending
+                .iter()
+                .map(|(k, q)| {
+                    std::mem::size_of::<(FolloweeId, VecDeque<Flagged>)>()
+                        + k.heap_bytes()
+                        + q.capacity() * std::mem::size_of::<Flagged>()
+                        + q.iter().map(|f| f.ids.len()).sum::<usize>()
+                })
+                .sum(),
             open_alerts: self.open.len(),
             moderation_dedup_entries: self.moderated.len(),
             lockstep_followers: self.lockstep.follower_alerts.len(),
@@ -461,7 +535,7 @@ impl Detector {
 
     /// Short and long window figures for followee `key` at time `t`, and the rate z-score.
     fn evaluate(&self, key: u64, t: i64) -> (WindowEval, WindowEval, f32) {
-        let Some(w) = self.followees.get(&key) else {
+        let Some(w) = self.win(key) else {
             let empty = WindowEval {
                 counts: Counts::default(),
                 start_ms: t,
@@ -540,7 +614,7 @@ impl Detector {
                 >= c.creation_min_excess
                     .max(c.z * long.expected.max(1.0).sqrt())
         {
-            let batched = self.followees.get(&key).is_some_and(|w| {
+            let batched = self.win(key).is_some_and(|w| {
                 let (total, pair) = w.creation_batch();
                 total >= c.creation_min_followers
                     && pair as f32 >= c.creation_concentration_min * total as f32
@@ -552,21 +626,33 @@ impl Detector {
         None
     }
 
-    fn remember_pending(&mut self, key: u64, o: &Observation<'_>, t: i64) {
+    fn remember_pending(&mut self, o: &Observation<'_>, t: i64) {
         let cap = self.cfg.pending_cap;
         if cap == 0 {
             return;
         }
-        let q = self.pending.entry(key).or_default();
+        let Ok(follower_len) = u32::try_from(o.follower_id.len()) else {
+            return;
+        };
+        let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
+        // Most followees hold one or two pending follows: start the queue small.
+        let q = self
+            .pending
+            .entry(FolloweeId::new(o.followee_id))
+            .or_insert_with(|| VecDeque::with_capacity(1));
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
             q.pop_front();
         }
+        let mut ids = String::with_capacity(o.follower_id.len() + o.event_id.len());
+        ids.push_str(o.follower_id);
+        ids.push_str(o.event_id);
         q.push_back(Flagged {
-            follower_id: o.follower_id.into(),
-            event_id: o.event_id.into(),
-            ts_ms: t,
+            ids: ids.into_boxed_str(),
+            follower_len,
             prob: o.prob,
-            reasons: o.reasons,
+            ts_ms: t,
+            codes,
+            contributions: o.reasons.map(|(_, c)| c),
         });
     }
 
@@ -587,7 +673,8 @@ impl Detector {
             AlertKind::Drip | AlertKind::Cohort => long,
         };
         let mut burst_start = window.start_ms;
-        if let Some(&(prev, _)) = self.last_burst.get(&key) {
+        let followee = FolloweeId::new(o.followee_id);
+        if let Some(&(prev, _)) = self.last_burst.get(&followee) {
             if burst_start <= prev {
                 burst_start = prev + 1;
             }
@@ -614,14 +701,14 @@ impl Detector {
                 campaign_followees: 1,
             },
         );
-        if let Some(w) = self.followees.get_mut(&key) {
+        if let Some(w) = self.win_mut(key) {
             w.frozen = true;
         }
         // Flagged follows seen before the alert opened belong to the burst if they fall
         // in the firing window.
         let earlier: Vec<Flagged> = self
             .pending
-            .remove(&key)
+            .remove(&followee)
             .map(|q| {
                 q.into_iter()
                     .filter(|f| f.ts_ms >= window.start_ms)
@@ -631,18 +718,27 @@ impl Detector {
         let mut records = Vec::new();
         let mut relinked = Vec::new();
         for f in &earlier {
-            self.note_flagged(key, &f.follower_id, f.prob, &f.reasons);
+            let reasons: [(&'static str, f32); 3] = std::array::from_fn(|i| {
+                (
+                    self.reason_codes
+                        .get(usize::from(f.codes[i]))
+                        .copied()
+                        .unwrap_or(""),
+                    f.contributions[i],
+                )
+            });
+            self.note_flagged(key, f.follower_id(), f.prob, &reasons);
             if let Some(m) = self.moderation_for(
                 key,
-                &f.follower_id,
-                &f.event_id,
+                f.follower_id(),
+                f.event_id(),
                 f.ts_ms,
                 f.prob,
-                &f.reasons,
+                &reasons,
             ) {
                 records.push(m);
             }
-            relinked.extend(self.lockstep_note(key, &f.follower_id, f.ts_ms));
+            relinked.extend(self.lockstep_note(key, f.follower_id(), f.ts_ms));
         }
         self.note_flagged(key, o.follower_id, o.prob, &o.reasons);
         if let Some(m) = self.moderation_for(key, o.follower_id, o.event_id, t, o.prob, &o.reasons)
@@ -775,7 +871,7 @@ impl Detector {
         }
         c.creation_trigger
             && long.excess >= c.hold_fraction * c.creation_min_excess
-            && self.followees.get(&key).is_some_and(|w| {
+            && self.win(key).is_some_and(|w| {
                 let (total, pair) = w.creation_batch();
                 total >= c.creation_min_followers
                     && pair as f32 >= c.creation_concentration_min * total as f32
@@ -801,13 +897,14 @@ impl Detector {
             out.alerts.push(rec);
         }
         if let Some(a) = self.open.remove(&key) {
-            self.last_burst.insert(key, (a.burst_start_ms, t));
+            self.last_burst
+                .insert(FolloweeId::new(&a.followee_id), (a.burst_start_ms, t));
             if let Some(n) = self.lockstep.links.get_mut(&a.link_key) {
                 n.open = false;
                 n.last_ms = n.last_ms.max(t);
             }
         }
-        if let Some(w) = self.followees.get_mut(&key) {
+        if let Some(w) = self.win_mut(key) {
             w.frozen = false;
         }
     }
@@ -822,7 +919,7 @@ impl Detector {
         rate_z: f32,
     ) -> Option<Alert> {
         let a = self.open.get(&key)?;
-        let w = self.followees.get(&key)?;
+        let w = self.win(key)?;
         let window = match a.kind {
             AlertKind::Burst => short,
             AlertKind::Drip | AlertKind::Cohort => long,
@@ -883,13 +980,14 @@ impl Detector {
         let Some(a) = self.open.get(&key) else {
             return Vec::new();
         };
-        let (link, alert_id, burst_start) = (a.link_key, a.alert_id.clone(), a.burst_start_ms);
+        let (link, burst_start) = (a.link_key, a.burst_start_ms);
         let ls = &mut self.lockstep;
         ls.links.entry(link).or_insert_with(|| LinkNode {
             parent: link,
-            alert_id,
+            alert_id: a.alert_id.clone(),
             burst_start_ms: burst_start,
             followee_key: key,
+            followee_id: a.followee_id.as_str().into(),
             last_ms: t,
             open: true,
             members: vec![link],
@@ -939,19 +1037,19 @@ impl Detector {
                 continue;
             };
             let fk = node.followee_key;
-            if done.contains(&fk) {
+            if done.contains(&node.followee_id) {
                 continue;
             }
-            done.push(fk);
+            done.push(node.followee_id.clone());
             let root = self.lockstep.find(link);
             let Some(r) = self.lockstep.links.get(&root) else {
                 continue;
             };
             let cid = alert::campaign_id(&r.alert_id);
-            let mut followees: Vec<u64> = r
+            let mut followees: Vec<&str> = r
                 .members
                 .iter()
-                .filter_map(|m| self.lockstep.links.get(m).map(|n| n.followee_key))
+                .filter_map(|m| self.lockstep.links.get(m).map(|n| &*n.followee_id))
                 .collect();
             followees.sort_unstable();
             followees.dedup();
@@ -1005,11 +1103,7 @@ impl Detector {
             .open
             .keys()
             .copied()
-            .filter(|k| {
-                self.followees
-                    .get(k)
-                    .is_some_and(|w| w.partition == partition)
-            })
+            .filter(|&k| self.win(k).is_some_and(|w| w.partition == partition))
             .collect();
         // Deterministic emission order whatever the hash map's iteration order.
         keys.sort_by(|a, b| {
@@ -1023,7 +1117,11 @@ impl Detector {
         let horizon = watermark - LONG_SPAN_MS;
         let followees = &self.followees;
         self.pending.retain(|k, q| {
-            if followees.get(k).is_some_and(|w| w.partition != partition) {
+            if followees
+                .find_id(k)
+                .and_then(|s| followees.get(s))
+                .is_some_and(|w| w.partition != partition)
+            {
                 return true;
             }
             while q.front().is_some_and(|f| f.ts_ms < horizon) {
@@ -1311,6 +1409,47 @@ mod tests {
         );
         assert_eq!(cid, first_open.map(|id| alert::campaign_id(&id)));
         assert!(linked.iter().any(|a| a.campaign_followees == 3));
+    }
+
+    /// Flagged follows remembered before the alert opens (compact, interned codes) come
+    /// back as moderation records with their exact ids, times, scores and reasons.
+    #[test]
+    fn pending_flagged_follows_keep_ids_and_reasons() {
+        let mut d = Detector::new(cfg());
+        let mut mods = Vec::new();
+        let codes = ["friends_followers_ratio_high", "default_profile_image", "é"];
+        for i in 0..40i64 {
+            let follower = format!("bot-{i}");
+            let event = format!("ev-é-{i}");
+            let mut o = obs("target", &follower, T0 + i * 1000, 0.9);
+            o.event_id = &event;
+            o.reasons = [
+                (codes[(i % 3) as usize], 0.25),
+                (codes[((i + 1) % 3) as usize], -0.125),
+                ("", 0.0),
+            ];
+            mods.extend(d.observe(&o).moderation);
+        }
+        assert!(mods.len() >= 15, "{}", mods.len());
+        for m in &mods {
+            let i: i64 = m.follower_id["bot-".len()..].parse().unwrap();
+            assert_eq!(m.event_id, format!("ev-é-{i}"));
+            assert_eq!(m.event_time_ms, T0 + i * 1000);
+            assert_eq!(m.score, 0.9);
+            let got: Vec<(&str, f32)> =
+                m.reasons.iter().map(|r| (r.code, r.contribution)).collect();
+            assert_eq!(
+                got,
+                vec![
+                    (codes[(i % 3) as usize], 0.25),
+                    (codes[((i + 1) % 3) as usize], -0.125)
+                ]
+            );
+        }
+        assert!(
+            mods.iter().any(|m| m.follower_id == "bot-0"),
+            "the earliest pending follow is moderated when the alert opens"
+        );
     }
 
     #[test]

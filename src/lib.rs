@@ -7,6 +7,7 @@ pub mod admin;
 pub mod alert;
 pub mod benchdetect;
 pub mod benchpipe;
+pub mod benchmem;
 pub mod config;
 pub mod dataset;
 pub mod detector;

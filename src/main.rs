@@ -32,6 +32,8 @@ enum Command {
     BenchDetect(followguard::benchdetect::BenchDetectArgs),
     /// In-process pipeline benchmark: events/s and per-event latency on one thread.
     BenchPipeline(Box<followguard::benchpipe::BenchPipelineArgs>),
+    /// Measure RSS per tracked followee and per cached follower score.
+    BenchMemory(followguard::benchmem::BenchMemoryArgs),
     /// Train the follower classifier on labelled account CSVs.
     Train(followguard::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
@@ -56,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => followguard::replay::run(a),
         Command::BenchDetect(a) => followguard::benchdetect::run(a),
         Command::BenchPipeline(a) => followguard::benchpipe::run(*a),
+        Command::BenchMemory(a) => followguard::benchmem::run(a),
         Command::Train(a) => followguard::modelcli::run_train(a),
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),

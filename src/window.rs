@@ -1,12 +1,15 @@
 //! Per-followee sliding state: bucketed follow / suspicious counts over a short and a
-//! long window, the followee's own baseline, and a creation-date histogram.
+//! long window, the followee's own baseline, and a creation-date histogram; and the
+//! [`FolloweeTable`] holding one such state per tracked followee.
 //!
 //! Everything here is keyed by event time only and sized for millions of followees:
-//! fixed arrays, no heap. [`FolloweeWindow::observe`] is the one entry point that moves
-//! time forward; it reports the long-window buckets it closed so the baseline learns
-//! from completed history only.
+//! fixed arrays, no heap per followee (numeric ids). [`FolloweeWindow::touch`] is the
+//! one entry point that moves time forward; it reports the long-window buckets it closed
+//! so the baseline learns from completed history only.
 
 use crate::alert::{age_bin, AGE_BINS};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 
 /// Width of one short-window bucket.
 pub const SHORT_BUCKET_MS: i64 = 60_000;
@@ -285,6 +288,293 @@ impl FolloweeWindow {
     }
 }
 
+// ---- the followee table ---------------------------------------------------------------
+
+/// A followee's id, kept exactly so two ids never share state whatever their hashes. The
+/// platform's ids are decimal numbers: a canonical decimal id (no sign, no leading zero,
+/// fits in 64 bits) is stored as that number, in place; any other string on the heap.
+/// The mapping is one-to-one, so comparing `FolloweeId`s compares the strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FolloweeId {
+    Num(u64),
+    Text(Box<str>),
+}
+
+impl FolloweeId {
+    pub fn new(id: &str) -> Self {
+        match canonical_u64(id) {
+            Some(n) => FolloweeId::Num(n),
+            None => FolloweeId::Text(id.into()),
+        }
+    }
+
+    /// Whether this is `id`, given `num = canonical_u64(id)`.
+    fn is(&self, id: &str, num: Option<u64>) -> bool {
+        match (self, num) {
+            (FolloweeId::Num(n), Some(m)) => *n == m,
+            (FolloweeId::Text(t), None) => &**t == id,
+            _ => false,
+        }
+    }
+
+    /// Heap bytes held beyond the enum itself.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            FolloweeId::Num(_) => 0,
+            FolloweeId::Text(t) => t.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for FolloweeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FolloweeId::Num(n) => write!(f, "{n}"),
+            FolloweeId::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// `id` as a number if it is the canonical decimal form of one.
+pub fn canonical_u64(id: &str) -> Option<u64> {
+    let b = id.as_bytes();
+    if b.is_empty() || b.len() > 20 || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+/// One tracked followee: its exact id and its window.
+#[derive(Debug, Clone)]
+struct Slot {
+    id: FolloweeId,
+    win: FolloweeWindow,
+}
+
+/// The tracked followees: a slab of slots plus an index from id to slot number.
+///
+/// Why not a `HashMap<id, FolloweeWindow>`: a hash map stores its entries in a table that
+/// doubles, so just after a doubling more than half its entry-sized buckets are empty
+/// (236 B per followee at 1M with 112 B entries). Here the big slots live in a `Vec`,
+/// whose spare capacity is address space only (grown by `realloc`, never touched until
+/// used), and the hash table holds 4-byte slot numbers, so its doubling slack costs at
+/// most ~5 B per followee. Slot numbers are stable while a followee is tracked (freed
+/// slots are reused), so they serve as the detector's per-followee key.
+#[derive(Debug)]
+pub struct FolloweeTable {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    index: hashbrown::HashTable<u32>,
+    /// Keyed (per table) so ids cannot be crafted to pile into one bucket.
+    hasher: RandomState,
+    text_bytes: usize,
+}
+
+/// Bytes held by a [`FolloweeTable`], by part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableMemory {
+    /// `size_of` one slot (exact id + window).
+    pub slot_bytes: usize,
+    /// Slots in use or free (the slab's length).
+    pub slots: usize,
+    /// Index allocation (4-byte slot numbers + 1 control byte per bucket).
+    pub index_bytes: usize,
+    /// Heap bytes of non-numeric ids.
+    pub id_heap_bytes: usize,
+    /// Free-list bytes.
+    pub free_list_bytes: usize,
+}
+
+impl TableMemory {
+    /// Resident bytes: the slab's used part, the index, non-numeric ids, the free list.
+    pub fn total(&self) -> usize {
+        self.slot_bytes * self.slots + self.index_bytes + self.id_heap_bytes + self.free_list_bytes
+    }
+}
+
+impl Default for FolloweeTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FolloweeTable {
+    pub fn new() -> Self {
+        FolloweeTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: hashbrown::HashTable::new(),
+            hasher: RandomState::new(),
+            text_bytes: 0,
+        }
+    }
+
+    fn hash(hasher: &RandomState, id: &str, num: Option<u64>) -> u64 {
+        let mut h = hasher.build_hasher();
+        match num {
+            Some(n) => h.write_u64(n),
+            None => h.write(id.as_bytes()),
+        }
+        h.finish()
+    }
+
+    fn hash_id(hasher: &RandomState, id: &FolloweeId) -> u64 {
+        let mut h = hasher.build_hasher();
+        match id {
+            FolloweeId::Num(n) => h.write_u64(*n),
+            FolloweeId::Text(t) => h.write(t.as_bytes()),
+        }
+        h.finish()
+    }
+
+    /// Number of tracked followees.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Slot of `id`, if tracked.
+    pub fn find(&self, id: &str) -> Option<u32> {
+        let num = canonical_u64(id);
+        let slots = &self.slots;
+        self.index
+            .find(Self::hash(&self.hasher, id, num), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|sl| sl.id.is(id, num))
+            })
+            .copied()
+    }
+
+    /// Slot of the followee `id`, if tracked.
+    pub fn find_id(&self, id: &FolloweeId) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(Self::hash_id(&self.hasher, id), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|sl| sl.id == *id)
+            })
+            .copied()
+    }
+
+    /// Slot of `id`, tracking it with `new()` if it is not. `None` only when 2³² − 1
+    /// followees are tracked (slot numbers are 32-bit).
+    pub fn find_or_insert(
+        &mut self,
+        id: &str,
+        new: impl FnOnce() -> FolloweeWindow,
+    ) -> Option<u32> {
+        let num = canonical_u64(id);
+        let hash = Self::hash(&self.hasher, id, num);
+        let FolloweeTable {
+            slots,
+            free,
+            index,
+            hasher,
+            text_bytes,
+        } = self;
+        let found = index.find(hash, |&s| {
+            slots
+                .get(s as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|sl| sl.id.is(id, num))
+        });
+        if let Some(&s) = found {
+            return Some(s);
+        }
+        let id = match num {
+            Some(n) => FolloweeId::Num(n),
+            None => FolloweeId::Text(id.into()),
+        };
+        *text_bytes += id.heap_bytes();
+        let slot = Slot { id, win: new() };
+        let s = match free.pop() {
+            Some(s) => {
+                slots[s as usize] = Some(slot);
+                s
+            }
+            None => {
+                let s = u32::try_from(slots.len()).ok().filter(|&s| s != u32::MAX)?;
+                slots.push(Some(slot));
+                s
+            }
+        };
+        index.insert_unique(hash, s, |&x| {
+            slots
+                .get(x as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |sl| Self::hash_id(hasher, &sl.id))
+        });
+        Some(s)
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&FolloweeWindow> {
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map(|s| &s.win)
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut FolloweeWindow> {
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+            .map(|s| &mut s.win)
+    }
+
+    /// The exact id tracked in `slot`.
+    pub fn id(&self, slot: u32) -> Option<&FolloweeId> {
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map(|s| &s.id)
+    }
+
+    /// Tracked followees with their slots, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &FolloweeId, &FolloweeWindow)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as u32, &s.id, &s.win)))
+    }
+
+    /// Stops tracking `slot`; returns its id.
+    pub fn remove(&mut self, slot: u32) -> Option<FolloweeId> {
+        let sl = self.slots.get_mut(slot as usize)?.take()?;
+        let hash = Self::hash_id(&self.hasher, &sl.id);
+        if let Ok(e) = self.index.find_entry(hash, |&s| s == slot) {
+            e.remove();
+        }
+        self.text_bytes -= sl.id.heap_bytes();
+        self.free.push(slot);
+        Some(sl.id)
+    }
+
+    /// Bytes held, by part.
+    pub fn memory(&self) -> TableMemory {
+        TableMemory {
+            slot_bytes: std::mem::size_of::<Option<Slot>>(),
+            slots: self.slots.len(),
+            index_bytes: self.index.allocation_size(),
+            id_heap_bytes: self.text_bytes,
+            free_list_bytes: self.free.capacity() * std::mem::size_of::<u32>(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +651,49 @@ mod tests {
             (w.base_follows - 10.0).abs() < 1e-3,
             "frozen baseline moved"
         );
+    }
+
+    #[test]
+    fn table_keeps_ids_exact_and_reuses_slots() {
+        let mut t = FolloweeTable::new();
+        let ids = [
+            "0",
+            "00",
+            "42",
+            "042",
+            "+42",
+            "18446744073709551615",
+            "18446744073709551616",
+            "alice",
+            "",
+        ];
+        let slots: Vec<u32> = ids
+            .iter()
+            .map(|id| t.find_or_insert(id, || FolloweeWindow::new(1)).unwrap())
+            .collect();
+        assert_eq!(
+            t.len(),
+            ids.len(),
+            "every distinct string is its own followee"
+        );
+        for (id, s) in ids.iter().zip(&slots) {
+            assert_eq!(t.find(id), Some(*s));
+            assert_eq!(t.id(*s).map(|x| x.to_string()).as_deref(), Some(*id));
+        }
+        assert_eq!(t.id(slots[2]), Some(&FolloweeId::Num(42)));
+        assert_eq!(t.id(slots[3]), Some(&FolloweeId::Text("042".into())));
+        assert_eq!(t.remove(slots[7]), Some(FolloweeId::Text("alice".into())));
+        assert_eq!(t.find("alice"), None);
+        assert_eq!(t.len(), ids.len() - 1);
+        // The freed slot is reused; the others keep theirs.
+        assert_eq!(
+            t.find_or_insert("bob", || FolloweeWindow::new(2)),
+            Some(slots[7])
+        );
+        assert_eq!(t.find("42"), Some(slots[2]));
+        assert_eq!(t.iter().count(), ids.len());
+        let m = t.memory();
+        assert_eq!(m.id_heap_bytes, "00042+4218446744073709551616bob".len());
     }
 
     #[test]

@@ -252,7 +252,9 @@ fn score_cache_hits_misses_and_stays_bounded() {
     let bytes = cache.memory_bytes();
     let rs = rows(500, 3);
     for r in &rs {
-        let direct = m.score(&r.profile, r.now_ms);
+        // The cache returns the quantised score, miss or hit (reason contributions at 16
+        // significant bits; prob exact).
+        let direct = ScoreCache::quantise(&m.score(&r.profile, r.now_ms));
         assert_eq!(cache.get_or_score(&m, &r.profile, r.now_ms), direct);
         assert!(cache.len() <= cache.capacity());
     }
@@ -264,18 +266,21 @@ fn score_cache_hits_misses_and_stays_bounded() {
     let before = cache.hits();
     let s = cache.get_or_score(&m, &last.profile, last.now_ms);
     assert_eq!(cache.hits(), before + 1);
-    assert_eq!(s, m.score(&last.profile, last.now_ms));
+    assert_eq!(
+        s,
+        ScoreCache::quantise(&m.score(&last.profile, last.now_ms))
+    );
     // Changed counts or a later day: a fresh score, not a stale one.
     let mut changed = last.profile.clone();
     changed.followers_count += 1000;
     assert_eq!(
         cache.get_or_score(&m, &changed, last.now_ms),
-        m.score(&changed, last.now_ms)
+        ScoreCache::quantise(&m.score(&changed, last.now_ms))
     );
     let next_day = last.now_ms + 86_400_000;
     assert_eq!(
         cache.get_or_score(&m, &last.profile, next_day),
-        m.score(&last.profile, next_day)
+        ScoreCache::quantise(&m.score(&last.profile, next_day))
     );
     assert_eq!(cache.hits(), before + 1);
     // A small working set fits entirely and is served from the cache.

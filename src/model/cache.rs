@@ -1,116 +1,120 @@
 //! The bounded follower-score cache: bought followers follow many accounts, so a cohort's
-//! profiles are scored once and looked up afterwards. Fixed memory, no allocation per lookup.
+//! profiles are scored once and looked up afterwards. Fixed memory (24 bytes per slot),
+//! no allocation per lookup, and scores that do not depend on whether they were cached.
 
 use super::{Model, Reason, Score};
 use crate::event::Profile;
 use std::hash::{BuildHasher, Hasher};
 
-/// Bounded follower-score cache: bought followers follow many accounts, so the same
-/// profile is scored again and again. 8-way set-associative over fixed arrays, so memory
-/// is fixed at construction ([`ScoreCache::memory_bytes`]) and a lookup never allocates;
-/// within a set the least recently used entry is evicted.
+/// Bounded follower-score cache. 8-way set-associative over fixed arrays, so memory is
+/// fixed at construction ([`ScoreCache::memory_bytes`], [`ScoreCache::SLOT_BYTES`] per
+/// slot) and a lookup never allocates; within a set the least recently used entry is
+/// evicted (exact LRU: each tag carries its 3-bit rank in the set).
 ///
-/// Keyed by a keyed hash of the follower id (seeded per cache, so ids cannot be crafted
-/// to collide) plus a fingerprint of everything the features read (counts, creation time,
-/// flags, names, bio) and the event day: a profile edit or a new day (rates move with
-/// account age) means a fresh score.
+/// A slot is one 64-bit tag plus a 16-byte packed score:
+/// - the tag is a hash of the follower id (keyed per cache, so ids cannot be crafted to
+///   collide), a fingerprint of everything the features read (counts, creation time,
+///   flags, names, bio) and the event day (a profile edit or a new day means a fresh
+///   score), keeping 60 bits of it: a false hit needs a 60-bit match among a set's 8 tags,
+///   about 7·10⁻¹⁸ per lookup;
+/// - the probability is stored exactly (it decides `suspicious`), and each reason's
+///   contribution is rounded to 16 significant bits with the feature index packed in the
+///   freed low byte (see [`ScoreCache::quantise`]).
+///
+/// Every score this cache returns, on a miss as on a hit, is [`ScoreCache::quantise`]d the same way,
+/// so outputs never depend on the cache's contents or size.
 pub struct ScoreCache {
-    /// Id-hash per slot (0 = empty); one set's 8 keys share a cache line.
-    keys: Vec<u64>,
-    entries: Vec<Entry>,
-    set_mask: usize,
+    /// One tag per slot (0 = empty); a set's 8 tags share one cache line, so a lookup
+    /// reads one line and a hit one more.
+    tags: Vec<u64>,
+    vals: Vec<Packed>,
+    sets: u64,
     len: usize,
     hits: u64,
     misses: u64,
-    clock: u32,
     hasher: std::collections::hash_map::RandomState,
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
-    fingerprint: u64,
-    last_used: u32,
-    score: Score,
+/// A score in 16 bytes: the exact probability and three packed reasons.
+#[derive(Clone, Copy, Default)]
+struct Packed {
+    prob: f32,
+    reasons: [u32; 3],
 }
 
 const WAYS: usize = 8;
-
-const EMPTY_ENTRY: Entry = Entry {
-    fingerprint: 0,
-    last_used: 0,
-    score: Score {
-        prob: 0.0,
-        reasons: [Reason {
-            feature: 0,
-            contribution: 0.0,
-        }; 3],
-    },
-};
+/// Low tag bits: the entry's LRU rank in its set (0 = most recent) ...
+const RANK_MASK: u64 = 0b0111;
+/// ... and an "occupied" bit, so an occupied tag is never 0.
+const OCCUPIED: u64 = 0b1000;
+const META_MASK: u64 = RANK_MASK | OCCUPIED;
 
 impl ScoreCache {
-    /// A cache holding at most `capacity` scores (rounded up to a power of two, ≥ 8).
+    /// Bytes per slot: 8 (tag) + 16 (packed score).
+    pub const SLOT_BYTES: usize = std::mem::size_of::<u64>() + std::mem::size_of::<Packed>();
+
+    /// A cache holding at most `capacity` scores (rounded up to a multiple of 8, ≥ 8).
     pub fn new(capacity: usize) -> Self {
-        let cap = capacity.clamp(WAYS, 1 << 30).next_power_of_two();
+        let sets = capacity.clamp(WAYS, 1 << 32).div_ceil(WAYS);
+        let cap = sets * WAYS;
         ScoreCache {
-            keys: vec![0; cap],
-            entries: vec![EMPTY_ENTRY; cap],
-            set_mask: cap / WAYS - 1,
+            // Zeroed allocations: pages become resident as sets fill.
+            tags: vec![0; cap],
+            vals: vec![Packed::default(); cap],
+            sets: sets as u64,
             len: 0,
             hits: 0,
             misses: 0,
-            clock: 0,
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// Cached score if the same profile snapshot was scored the same day, else a fresh one.
+    /// Cached score if the same profile snapshot was scored the same day, else a fresh
+    /// one; either way [`ScoreCache::quantise`]d.
     pub fn get_or_score(&mut self, m: &Model, p: &Profile<'_>, now_ms: i64) -> Score {
-        let key = {
+        let id_hash = {
             let mut h = self.hasher.build_hasher();
             h.write(p.id.as_bytes());
-            h.finish() | 1 // never 0, which marks an empty slot
+            h.finish()
         };
-        let fp = fingerprint(p, now_ms);
-        // Set from the high bits: the low bit is forced to 1 above.
-        let set = ((key >> 32) as usize & self.set_mask) * WAYS;
-        self.clock = self.clock.wrapping_add(1);
-        let mut victim = set;
-        let mut best = 0u32;
-        for slot in set..set + WAYS {
-            let k = self.keys[slot];
-            if k == key && self.entries[slot].fingerprint == fp {
-                self.hits += 1;
-                self.entries[slot].last_used = self.clock;
-                return self.entries[slot].score;
+        let tag = (fmix64(fingerprint(id_hash, p, now_ms)) & !META_MASK) | OCCUPIED;
+        // Set from the low 32 bits (multiply-shift range reduction, any set count); the
+        // tag is a separate hash, so it does not repeat what the set index already says.
+        let base = (((id_hash & 0xFFFF_FFFF) * self.sets) >> 32) as usize * WAYS;
+        let ways = &mut self.tags[base..base + WAYS];
+        let mut victim = 0;
+        let mut victim_rank = 0;
+        let mut occupied = 0u64;
+        for (i, &t) in ways.iter().enumerate() {
+            if t == 0 {
+                // Prefer an empty slot; it takes rank `occupied` (after all others).
+                victim_rank = u64::MAX;
+                victim = i;
+                continue;
             }
-            // Eviction preference: an empty slot, then this id's stale entry, then the
-            // least recently used (age on the wrapping clock).
-            let prio = if k == 0 {
-                u32::MAX
-            } else if k == key {
-                u32::MAX - 1
-            } else {
-                self.clock
-                    .wrapping_sub(self.entries[slot].last_used)
-                    .min(u32::MAX - 2)
-            };
-            if prio > best {
-                best = prio;
-                victim = slot;
+            occupied += 1;
+            if t & !RANK_MASK == tag {
+                promote(ways, i, t & RANK_MASK);
+                self.hits += 1;
+                return unpack(self.vals[base + i]);
+            }
+            if victim_rank != u64::MAX && t & RANK_MASK >= victim_rank {
+                victim_rank = t & RANK_MASK;
+                victim = i;
             }
         }
         self.misses += 1;
-        let score = m.score(p, now_ms);
-        if self.keys[victim] == 0 {
+        let packed = pack(&m.score(p, now_ms));
+        let rank = if ways[victim] == 0 {
             self.len += 1;
-        }
-        self.keys[victim] = key;
-        self.entries[victim] = Entry {
-            fingerprint: fp,
-            last_used: self.clock,
-            score,
+            occupied
+        } else {
+            ways[victim] & RANK_MASK
         };
-        score
+        ways[victim] = tag | rank;
+        promote(ways, victim, rank);
+        self.vals[base + victim] = packed;
+        unpack(packed)
     }
 
     /// Number of cached scores.
@@ -124,7 +128,7 @@ impl ScoreCache {
 
     /// Maximum number of cached scores.
     pub fn capacity(&self) -> usize {
-        self.keys.len()
+        self.tags.len()
     }
 
     pub fn hits(&self) -> u64 {
@@ -137,13 +141,73 @@ impl ScoreCache {
 
     /// Memory held by the cache (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
-        self.keys.len() * std::mem::size_of::<u64>()
-            + self.entries.len() * std::mem::size_of::<Entry>()
-            + std::mem::size_of::<Self>()
+        self.tags.len() * Self::SLOT_BYTES + std::mem::size_of::<Self>()
+    }
+
+    /// The precision every score returned through the cache has: `prob` exact; each
+    /// reason's contribution rounded to nearest at 16 significant bits (relative error
+    /// ≤ 2⁻¹⁶; sign, and so the reason code, kept). Applied on misses and hits alike.
+    pub fn quantise(s: &Score) -> Score {
+        unpack(pack(s))
     }
 }
 
-/// FxHash-style mix: fast, and collisions only matter within one id's key.
+/// Makes slot `i` (whose rank was `rank`) the most recent: every occupied entry more
+/// recent than it ages by one, so ranks stay a permutation of `0..occupied`.
+fn promote(ways: &mut [u64], i: usize, rank: u64) {
+    for (j, t) in ways.iter_mut().enumerate() {
+        if j != i && *t != 0 && *t & RANK_MASK < rank {
+            *t += 1;
+        }
+    }
+    ways[i] &= !RANK_MASK;
+}
+
+fn pack(s: &Score) -> Packed {
+    Packed {
+        prob: s.prob,
+        reasons: s.reasons.map(pack_reason),
+    }
+}
+
+fn unpack(p: Packed) -> Score {
+    Score {
+        prob: p.prob,
+        reasons: p.reasons.map(|v| Reason {
+            feature: (v & 0xFF) as u8,
+            contribution: f32::from_bits(v & !0xFF),
+        }),
+    }
+}
+
+/// A contribution's top 24 bits (sign, exponent, 15 mantissa bits, rounded to nearest)
+/// with the feature index in the low byte.
+fn pack_reason(r: Reason) -> u32 {
+    let c = r.contribution;
+    let bits = if c.is_nan() {
+        f32::NAN.to_bits()
+    } else {
+        let rounded = c.to_bits().wrapping_add(0x80) & !0xFF;
+        if f32::from_bits(rounded).is_finite() || c.is_infinite() {
+            rounded
+        } else {
+            // Rounding the largest finite values up would overflow: truncate instead.
+            c.to_bits() & !0xFF
+        }
+    };
+    (bits & !0xFF) | u32::from(r.feature)
+}
+
+/// Murmur3's 64-bit finaliser: spreads the fingerprint's entropy over the tag bits.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// FxHash-style mix: fast; the chain starts from the keyed id hash.
 fn mix(h: u64, v: u64) -> u64 {
     (h.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
 }
@@ -161,9 +225,9 @@ fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
     mix(mix(h, u64::from_le_bytes(w)), b.len() as u64)
 }
 
-/// Everything [`features::extract`] reads, plus the event day.
-fn fingerprint(p: &Profile<'_>, now_ms: i64) -> u64 {
-    let mut h = 0u64;
+/// The id hash, everything [`features::extract`] reads, and the event day.
+fn fingerprint(id_hash: u64, p: &Profile<'_>, now_ms: i64) -> u64 {
+    let mut h = id_hash;
     for v in [
         p.followers_count,
         p.friends_count,
@@ -181,4 +245,68 @@ fn fingerprint(p: &Profile<'_>, now_ms: i64) -> u64 {
     h = mix_bytes(h, p.screen_name.as_bytes());
     h = mix_bytes(h, p.name.as_bytes());
     mix_bytes(h, p.description.trim().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_is_24_bytes() {
+        assert_eq!(ScoreCache::SLOT_BYTES, 24);
+        assert_eq!(std::mem::size_of::<Packed>(), 16);
+    }
+
+    #[test]
+    fn quantisation_keeps_prob_sign_feature_and_16_bits() {
+        for (i, c) in [
+            0.0f32,
+            -0.0,
+            1e-9,
+            -0.123_456_79,
+            0.5,
+            3.3e5,
+            -f32::MAX,
+            f32::MAX,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s = Score {
+                prob: 0.123_456_79,
+                reasons: [Reason {
+                    feature: i as u8 + 20,
+                    contribution: c,
+                }; 3],
+            };
+            let q = ScoreCache::quantise(&s);
+            assert_eq!(q.prob.to_bits(), s.prob.to_bits());
+            for r in q.reasons {
+                assert_eq!(r.feature, i as u8 + 20);
+                assert_eq!(r.contribution.is_sign_negative(), c.is_sign_negative());
+                assert!(
+                    (r.contribution - c).abs() <= c.abs() * 2f32.powi(-16),
+                    "{c}"
+                );
+            }
+            assert_eq!(ScoreCache::quantise(&q), q, "idempotent");
+        }
+    }
+
+    #[test]
+    fn lru_ranks_stay_a_permutation() {
+        let mut ways = [0u64; WAYS];
+        // Fill in order 0..8: slot i gets rank 8-1-i after all inserts.
+        for i in 0..WAYS {
+            let occupied = i as u64;
+            ways[i] = (0x10 * (i as u64 + 1)) | OCCUPIED | occupied;
+            promote(&mut ways, i, occupied);
+        }
+        let ranks: Vec<u64> = ways.iter().map(|t| t & RANK_MASK).collect();
+        assert_eq!(ranks, vec![7, 6, 5, 4, 3, 2, 1, 0]);
+        // Touch slot 3 (rank 4): it becomes 0, ranks 0..3 age by one.
+        promote(&mut ways, 3, 4);
+        let ranks: Vec<u64> = ways.iter().map(|t| t & RANK_MASK).collect();
+        assert_eq!(ranks, vec![7, 6, 5, 0, 4, 3, 2, 1]);
+    }
 }
