@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod alert;
 pub mod benchdetect;
+pub mod benche2e;
 pub mod config;
 pub mod dataset;
 pub mod detector;

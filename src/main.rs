@@ -30,6 +30,8 @@ enum Command {
     Replay(followguard::replay::ReplayArgs),
     /// Score the detector against a generated stream's ground truth.
     BenchDetect(followguard::benchdetect::BenchDetectArgs),
+    /// End-to-end benchmark through a broker: plain consumer vs serve, event → alert latency.
+    BenchE2e(Box<followguard::benche2e::BenchE2eArgs>),
     /// Train the follower classifier on labelled account CSVs.
     Train(followguard::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
@@ -53,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => followguard::generate::run(a),
         Command::Replay(a) => followguard::replay::run(a),
         Command::BenchDetect(a) => followguard::benchdetect::run(a),
+        Command::BenchE2e(a) => followguard::benche2e::run(*a),
         Command::Train(a) => followguard::modelcli::run_train(a),
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),
