@@ -77,6 +77,10 @@ pub struct BenchE2eArgs {
     #[arg(long, default_value_t = 0.5)]
     pub latency_load: f64,
 
+    /// Run only the latency phase, at this many events/s (for tuning serve's settings).
+    #[arg(long)]
+    pub latency_only_rate: Option<f64>,
+
     /// Events of --input fed in the latency phase (0 = all; it runs for events / rate).
     #[arg(long, default_value_t = 0)]
     pub latency_events: u64,
@@ -627,6 +631,49 @@ async fn tail_alerts(
     }
 }
 
+/// Tails the input topic: send → readable delay of every record (its CreateTime is the
+/// bench's send time), the broker's own share of the latency.
+async fn tail_input(
+    c: Reader,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::new();
+    loop {
+        let m = tokio::select! {
+            _ = stop.cancelled() => return Ok(lat),
+            m = c.recv() => m,
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(ts) = m.timestamp().to_millis() {
+            lat.push((wall_us() - ts * 1000) as f64 / 1000.0);
+        }
+    }
+}
+
+/// A group-less reader of every partition of `topic` from the start, polling often so its
+/// own wait adds little to what it measures.
+fn tail_reader(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Reader> {
+    let mut cfg = kafka::replay_config(kafka, group);
+    cfg.set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "5");
+    let r: Reader = kafka::reader(&cfg)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    r.assign(&tpl)?;
+    Ok(r)
+}
+
 /// What the latency phase measured.
 struct LatencyRun {
     rate: f64,
@@ -638,6 +685,10 @@ struct LatencyRun {
     produced_ms: Vec<f64>,
     unmatched: usize,
     serve_cores: f64,
+    /// Event sent → readable by a plain reader of the input topic, ms (the broker alone).
+    broker_ms: Vec<f64>,
+    /// serve's backlog in events, sampled every 100 ms.
+    lags: Vec<f64>,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -664,20 +715,11 @@ async fn latency(
     serve.wait_ready(http, &a.admin_addr).await?;
     let spid = Some(serve.pid());
 
-    // The tail reads the alerts topic by hand (no group), polling often so its own wait
-    // adds little to what it measures.
-    let mut tail_cfg = kafka::replay_config(kafka, &format!("{group}.tail"));
-    tail_cfg
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "5");
-    let tail: Reader = kafka::reader(&tail_cfg)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..a.partitions {
-        tpl.add_partition_offset(&topics.alerts, p, Offset::Beginning)?;
-    }
-    tail.assign(&tpl)?;
+    let tail = tail_reader(kafka, &format!("{group}.tail"), &topics.alerts, a.partitions)?;
+    let in_tail = tail_reader(kafka, &format!("{group}.in"), &topics.input, a.partitions)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
+    let in_task = tokio::spawn(tail_input(in_tail, stop.clone()));
 
     // The input producer sends each record at once: its linger would count as latency
     // that belongs to the upstream application.
@@ -709,6 +751,22 @@ async fn latency(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // serve's backlog (records sent, not yet handled), sampled while the stream plays.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lag_task = {
+        let (sent, stop, http, admin) = (sent.clone(), stop.clone(), http.clone(), a.admin_addr.clone());
+        tokio::spawn(async move {
+            let mut lags = Vec::new();
+            while !stop.is_cancelled() {
+                let s = sent.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(done) = events_done(&http, &admin).await {
+                    lags.push(s.saturating_sub(done.saturating_sub(warm)) as f64);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lags
+        })
+    };
     let mut sent_at: HashMap<(String, i64), i64> = HashMap::new();
     let mut pending = VecDeque::new();
     let mut n = 0u64;
@@ -741,6 +799,7 @@ async fn latency(
             sent_at.entry((k, ts)).or_insert(now_us);
         }
         n += 1;
+        sent.store(n, std::sync::atomic::Ordering::Relaxed);
         while pending.len() >= MAX_PENDING {
             if let Some(f) = pending.pop_front() {
                 await_one(f).await?;
@@ -770,6 +829,10 @@ async fn latency(
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let seen = tail_task.await??;
+    let mut broker_ms = in_task.await??;
+    let mut lags = lag_task.await?;
+    lags.sort_by(f64::total_cmp);
+    broker_ms.sort_by(f64::total_cmp);
     let _ = tokio::task::spawn_blocking(move || serve.stop()).await;
 
     let (mut ack_ms, mut produced_ms, mut unmatched) = (Vec::new(), Vec::new(), 0);
@@ -794,6 +857,8 @@ async fn latency(
         produced_ms,
         unmatched,
         serve_cores,
+        broker_ms,
+        lags,
     })
 }
 
@@ -828,9 +893,13 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
     kafka::create_topics(kafka, &lat_topics.all(), a.partitions).await?;
     let mut r = Report::default();
+    if let Some(rate) = a.latency_only_rate {
+        latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+        return Ok(r);
+    }
+    kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
 
     // 1. Pre-produce.
     let producer: Producer = {
@@ -875,6 +944,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     let plain_broker_cores = bcpu.cores();
     r.num("plain_consumer_rate", plain_rate, "events/s");
     r.num("plain_consumer_cpu", plain_cores, "cores");
+    r.num(
+        "plain_consumer_cpu_per_event",
+        plain_cores / plain_rate * 1e6,
+        "us",
+    );
     if let Some(c) = plain_broker_cores {
         r.num("broker_cpu_during_plain", c, "cores");
     }
@@ -901,6 +975,8 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     }
     r.num("serve_vs_plain", ratio, "ratio");
     r.num("serve_cpu", s.serve_cores, "cores");
+    // CPU per event is steadier than rates on a shared machine.
+    r.num("serve_cpu_per_event", s.serve_cores / s.rate * 1e6, "us");
     if let Some(c) = s.broker_cores {
         r.num("broker_cpu_during_serve", c, "cores");
     }
@@ -918,12 +994,28 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
 
     // 4. Latency at a fraction of the end-to-end maximum.
     let rate = a.latency_load * s.rate.min(plain_rate);
+    latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+    Ok(r)
+}
+
+/// Phase 4 and its figures.
+#[allow(clippy::too_many_arguments)]
+async fn latency_report(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    lat_topics: &Topics,
+    run_id: &str,
+    rate: f64,
+    work: &Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
     eprintln!("bench-e2e: latency at {rate:.0} events/s");
     let l = latency(
         a,
         kafka,
-        &http,
-        &lat_topics,
+        http,
+        lat_topics,
         &format!("{run_id}.lat"),
         rate,
         work,
@@ -942,6 +1034,22 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         l.ack_ms.last().copied().unwrap_or(f64::NAN),
         "ms",
     );
+    r.num("latency_serve_backlog_p50", percentile(&l.lags, 0.5), "events");
+    r.num(
+        "latency_serve_backlog_max",
+        l.lags.last().copied().unwrap_or(f64::NAN),
+        "events",
+    );
+    r.num(
+        "broker_latency_p50",
+        percentile(&l.broker_ms, 0.50),
+        "ms",
+    );
+    r.num(
+        "broker_latency_p99",
+        percentile(&l.broker_ms, 0.99),
+        "ms",
+    );
     r.num(
         "latency_to_alert_produced_p50",
         percentile(&l.produced_ms, 0.50),
@@ -952,7 +1060,7 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         percentile(&l.produced_ms, 0.99),
         "ms",
     );
-    Ok(r)
+    Ok(())
 }
 
 #[cfg(test)]
