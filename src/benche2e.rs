@@ -715,7 +715,12 @@ async fn latency(
     serve.wait_ready(http, &a.admin_addr).await?;
     let spid = Some(serve.pid());
 
-    let tail = tail_reader(kafka, &format!("{group}.tail"), &topics.alerts, a.partitions)?;
+    let tail = tail_reader(
+        kafka,
+        &format!("{group}.tail"),
+        &topics.alerts,
+        a.partitions,
+    )?;
     let in_tail = tail_reader(kafka, &format!("{group}.in"), &topics.input, a.partitions)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
@@ -754,7 +759,12 @@ async fn latency(
     // serve's backlog (records sent, not yet handled), sampled while the stream plays.
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let lag_task = {
-        let (sent, stop, http, admin) = (sent.clone(), stop.clone(), http.clone(), a.admin_addr.clone());
+        let (sent, stop, http, admin) = (
+            sent.clone(),
+            stop.clone(),
+            http.clone(),
+            a.admin_addr.clone(),
+        );
         tokio::spawn(async move {
             let mut lags = Vec::new();
             while !stop.is_cancelled() {
@@ -908,7 +918,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         c.create_with_context(LogContext)
             .map_err(|e| kafka::config_error("producer", e))?
     };
-    eprintln!("bench-e2e: producing {} into {}", a.input.display(), topics.input);
+    eprintln!(
+        "bench-e2e: producing {} into {}",
+        a.input.display(),
+        topics.input
+    );
     let t = Instant::now();
     let (n, bytes) = pre_produce(&producer, &topics.input, &a.input, a.events).await?;
     let produce_secs = t.elapsed().as_secs_f64();
@@ -916,10 +930,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     if n == 0 {
         anyhow::bail!("--input {} holds no events", a.input.display());
     }
-    let meta: BaseConsumer = kafka::consumer_config(kafka, &format!("{run_id}.meta"), Duration::ZERO)
-        .set("statistics.interval.ms", "0")
-        .create()
-        .map_err(|e| kafka::config_error("consumer", e))?;
+    let meta: BaseConsumer =
+        kafka::consumer_config(kafka, &format!("{run_id}.meta"), Duration::ZERO)
+            .set("statistics.interval.ms", "0")
+            .create()
+            .map_err(|e| kafka::config_error("consumer", e))?;
     let (t2, parts) = (topics.input.clone(), a.partitions);
     let marks = tokio::task::spawn_blocking(move || watermarks(&meta, &t2, parts)).await??;
     let highs: Vec<i64> = marks.iter().map(|m| m.1).collect();
@@ -927,7 +942,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     r.num("partitions", f64::from(a.partitions), "partitions");
     r.num("event_bytes_mean", bytes as f64 / n as f64, "bytes");
     r.num("produce_rate", n as f64 / produce_secs, "events/s");
-    r.num("high_watermark_sum", highs.iter().sum::<i64>() as f64, "offsets");
+    r.num(
+        "high_watermark_sum",
+        highs.iter().sum::<i64>() as f64,
+        "offsets",
+    );
 
     // 2. The broker alone: a plain consumer.
     eprintln!("bench-e2e: plain consumer");
@@ -940,7 +959,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         n,
     )
     .await?;
-    r.num("last_offset_sum", ends.iter().sum::<i64>() as f64, "offsets");
+    r.num(
+        "last_offset_sum",
+        ends.iter().sum::<i64>() as f64,
+        "offsets",
+    );
     let plain_broker_cores = bcpu.cores();
     r.num("plain_consumer_rate", plain_rate, "events/s");
     r.num("plain_consumer_cpu", plain_cores, "cores");
@@ -988,7 +1011,11 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     // followguard limits when it reads clearly slower than the broker can deliver.
     r.text(
         "bottleneck",
-        if ratio >= 0.8 { "broker" } else { "followguard" },
+        if ratio >= 0.8 {
+            "broker"
+        } else {
+            "followguard"
+        },
         "-",
     );
 
@@ -1034,22 +1061,18 @@ async fn latency_report(
         l.ack_ms.last().copied().unwrap_or(f64::NAN),
         "ms",
     );
-    r.num("latency_serve_backlog_p50", percentile(&l.lags, 0.5), "events");
+    r.num(
+        "latency_serve_backlog_p50",
+        percentile(&l.lags, 0.5),
+        "events",
+    );
     r.num(
         "latency_serve_backlog_max",
         l.lags.last().copied().unwrap_or(f64::NAN),
         "events",
     );
-    r.num(
-        "broker_latency_p50",
-        percentile(&l.broker_ms, 0.50),
-        "ms",
-    );
-    r.num(
-        "broker_latency_p99",
-        percentile(&l.broker_ms, 0.99),
-        "ms",
-    );
+    r.num("broker_latency_p50", percentile(&l.broker_ms, 0.50), "ms");
+    r.num("broker_latency_p99", percentile(&l.broker_ms, 0.99), "ms");
     r.num(
         "latency_to_alert_produced_p50",
         percentile(&l.produced_ms, 0.50),
