@@ -110,9 +110,8 @@ struct Report(Vec<Figure>);
 
 impl Report {
     fn num(&mut self, name: &'static str, v: f64, unit: &'static str) {
-        let value = if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{v:.0}")
-        } else if v.abs() >= 100.0 {
+        // Whole numbers and large figures without decimals, small ones with three.
+        let value = if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
             format!("{v:.0}")
         } else {
             format!("{v:.3}")
