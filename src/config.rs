@@ -111,8 +111,10 @@ pub struct ServeArgs {
 
     /// Events whose output records may be awaiting broker acknowledgement at once; raise for
     /// throughput, lower to bound memory and redelivery after a crash. When the window stays
-    /// full (a stalled sink) the input is paused, not the poll loop blocked.
-    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 2000)]
+    /// full (a stalled sink) the input is paused, not the poll loop blocked. The window
+    /// must cover one acknowledgement round trip at full rate (about 1 s of input with
+    /// tansu's produce latency; BENCHMARKS.md, end to end).
+    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 50_000)]
     pub max_in_flight: usize,
 
     /// How long the broker may take to acknowledge one produced record before it is retried.

@@ -6,8 +6,9 @@
 pub mod admin;
 pub mod alert;
 pub mod benchdetect;
-pub mod benchpipe;
+pub mod benche2e;
 pub mod benchmem;
+pub mod benchpipe;
 pub mod config;
 pub mod dataset;
 pub mod detector;

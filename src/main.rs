@@ -34,6 +34,8 @@ enum Command {
     BenchPipeline(Box<followguard::benchpipe::BenchPipelineArgs>),
     /// Measure RSS per tracked followee and per cached follower score.
     BenchMemory(followguard::benchmem::BenchMemoryArgs),
+    /// End-to-end benchmark through a broker: plain consumer vs serve, event → alert latency.
+    BenchE2e(Box<followguard::benche2e::BenchE2eArgs>),
     /// Train the follower classifier on labelled account CSVs.
     Train(followguard::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
@@ -59,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchDetect(a) => followguard::benchdetect::run(a),
         Command::BenchPipeline(a) => followguard::benchpipe::run(*a),
         Command::BenchMemory(a) => followguard::benchmem::run(a),
+        Command::BenchE2e(a) => followguard::benche2e::run(*a),
         Command::Train(a) => followguard::modelcli::run_train(a),
         Command::Eval(a) => followguard::modelcli::run_eval(a),
         Command::Lovo(a) => followguard::modelcli::run_lovo(a),

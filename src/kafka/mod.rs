@@ -59,6 +59,11 @@ pub fn consumer_config(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // Some brokers (tansu) hold every fetch for the full wait even when records are
+        // there, which with librdkafka's 500 ms default put seconds between an event and
+        // its alert (BENCHMARKS.md, end to end). Kafka answers as soon as data exists, so
+        // a short wait only adds idle fetches there.
+        .set("fetch.wait.max.ms", "10")
         .set(
             "statistics.interval.ms",
             stats_interval.as_millis().to_string(),
@@ -548,6 +553,7 @@ mod tests {
         assert_eq!(c.get("enable.auto.commit"), Some("true"));
         assert_eq!(c.get("session.timeout.ms"), Some("6000"));
         assert_eq!(c.get("statistics.interval.ms"), Some("5000"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("10"));
         let p = producer_config(&kafka(&[]), Duration::from_secs(30));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
         assert_eq!(p.get("message.timeout.ms"), Some("30000"));

@@ -1,0 +1,1105 @@
+//! `followguard bench-e2e`: the end-to-end benchmark through a real broker (issue #6).
+//! It owns the measurement only, never the service: it pre-produces a generated stream,
+//! reads it back with a plain consumer (the broker's ceiling), runs the real `serve`
+//! binary on the same topic until its group has processed and committed everything, and
+//! then measures event → alert latency with a paced producer at a fraction of the
+//! measured rate. Results are printed as `bench.e2e.<metric> <value> <unit>` lines (or
+//! JSON with `--json`).
+//!
+//! Latency definition: from the wall-clock moment the bench hands an event to its
+//! producer (also the record's CreateTime) to the moment a consumer tailing the alerts
+//! topic receives the `open` alert that event caused. The broker only serves records it
+//! has appended and acknowledged, so this is an upper bound of event → alert acknowledged;
+//! it includes the input producer's linger, the broker hops in and out and serve's own
+//! processing and output batching. The triggering event is found by the alert's
+//! `followee_id` and `event_time_ms`, which the detector copies from that event.
+
+use crate::config::{KafkaArgs, KafkaConfig};
+use crate::kafka::{self, LogContext, Producer, Reader};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, VecDeque};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Records awaiting acknowledgement before the pre-producer waits for the oldest.
+const MAX_PENDING: usize = 50_000;
+/// How often serve's /metrics is sampled while it works.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// A phase that sees no progress for this long has failed.
+const STALL: Duration = Duration::from_secs(60);
+
+/// Flags of `followguard bench-e2e`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchE2eArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Generated JSONL stream (`followguard generate`), produced as-is, keyed by followee.
+    #[arg(long)]
+    pub input: PathBuf,
+
+    /// Stream for the latency phase (default: --input); one dense in campaigns gives
+    /// more alerts to measure.
+    #[arg(long)]
+    pub latency_input: Option<PathBuf>,
+
+    /// Use only the first N lines of --input for the throughput phases (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub events: u64,
+
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+
+    /// Model file for serve.
+    #[arg(long, default_value = "models/default.json")]
+    pub model: PathBuf,
+
+    /// serve binary (default: this executable).
+    #[arg(long)]
+    pub serve_bin: Option<PathBuf>,
+
+    /// Admin address given to serve (its /metrics is how progress is sampled).
+    #[arg(long, default_value = "127.0.0.1:19464")]
+    pub admin_addr: String,
+
+    /// Extra arguments for serve (repeatable), e.g. `--serve-arg=--kafka-option=linger.ms=1`.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+
+    /// Latency phase rate as a fraction of the measured end-to-end maximum.
+    #[arg(long, default_value_t = 0.5)]
+    pub latency_load: f64,
+
+    /// Run only the latency phase, at this many events/s (for tuning serve's settings).
+    #[arg(long)]
+    pub latency_only_rate: Option<f64>,
+
+    /// Events of --input fed in the latency phase (0 = all; it runs for events / rate).
+    #[arg(long, default_value_t = 0)]
+    pub latency_events: u64,
+
+    /// Broker process id: its CPU use per phase is reported (scripts/bench-e2e.sh sets it).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+
+    /// Directory for serve's logs (default: a new temporary directory).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+
+    /// Print one JSON object instead of the `bench.e2e.*` lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One reported figure.
+struct Figure {
+    name: &'static str,
+    value: String,
+    unit: &'static str,
+}
+
+#[derive(Default)]
+struct Report(Vec<Figure>);
+
+impl Report {
+    fn num(&mut self, name: &'static str, v: f64, unit: &'static str) {
+        // Whole numbers and large figures without decimals, small ones with three.
+        let value = if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.3}")
+        };
+        self.0.push(Figure { name, value, unit });
+    }
+    fn text(&mut self, name: &'static str, v: &str, unit: &'static str) {
+        self.0.push(Figure {
+            name,
+            value: v.to_string(),
+            unit,
+        });
+    }
+    fn print(&self, json: bool) {
+        if json {
+            let mut m = serde_json::Map::new();
+            for f in &self.0 {
+                let v = f
+                    .value
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or_else(|| serde_json::Value::String(f.value.clone()));
+                m.insert(
+                    f.name.to_string(),
+                    serde_json::json!({ "value": v, "unit": f.unit }),
+                );
+            }
+            println!("{}", serde_json::Value::Object(m));
+        } else {
+            for f in &self.0 {
+                println!("bench.e2e.{} {} {}", f.name, f.value, f.unit);
+            }
+        }
+    }
+}
+
+fn wall_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let s = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU use of a process over a phase.
+struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<f64>,
+    at: Instant,
+}
+
+impl CpuMeter {
+    fn start(pid: Option<u32>) -> CpuMeter {
+        CpuMeter {
+            pid,
+            start: cpu_secs(pid),
+            at: Instant::now(),
+        }
+    }
+    /// Cores used on average since `start` (1.0 = one core fully busy).
+    fn cores(&self) -> Option<f64> {
+        let secs = self.at.elapsed().as_secs_f64();
+        Some((cpu_secs(self.pid)? - self.start?) / secs.max(1e-9))
+    }
+}
+
+/// Key (followee id) and event time of one line, when it is a valid event.
+fn key_and_time(line: &[u8]) -> (Option<String>, Option<i64>) {
+    match crate::event::parse(line) {
+        Ok(ev) => (Some(ev.followee_id.into_owned()), ev.ts_ms),
+        Err(_) => (None, None),
+    }
+}
+
+fn open_input(path: &Path) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| crate::ConfigError(format!("--input {}: {e}", path.display())))?;
+    Ok(std::io::BufReader::with_capacity(1 << 20, f))
+}
+
+async fn await_one(f: DeliveryFuture) -> anyhow::Result<()> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => anyhow::bail!("a record was not acknowledged: {e}"),
+        Err(_) => anyhow::bail!("a delivery report was lost"),
+    }
+}
+
+/// Sends one record, waiting for older deliveries while librdkafka's queue is full.
+async fn send(
+    producer: &Producer,
+    pending: &mut VecDeque<DeliveryFuture>,
+    rec: FutureRecord<'_, str, [u8]>,
+) -> anyhow::Result<()> {
+    let mut rec = rec;
+    loop {
+        match producer.send_result(rec) {
+            Ok(f) => {
+                pending.push_back(f);
+                return Ok(());
+            }
+            Err((e, r)) => {
+                rec = r;
+                match pending.pop_front() {
+                    Some(f) => await_one(f).await?,
+                    None => anyhow::bail!("producing: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Produces the first `limit` lines (0 = all) as fast as the broker takes them.
+/// Returns (records, payload bytes).
+async fn pre_produce(
+    producer: &Producer,
+    topic: &str,
+    input: &Path,
+    limit: u64,
+) -> anyhow::Result<(u64, u64)> {
+    let mut pending = VecDeque::new();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for line in open_input(input)?.split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if limit > 0 && n >= limit {
+            break;
+        }
+        let (key, ts) = key_and_time(&line);
+        let mut rec = FutureRecord::to(topic).payload(line.as_slice());
+        if let Some(k) = &key {
+            rec = rec.key(k.as_str());
+        }
+        if let Some(ts) = ts {
+            rec = rec.timestamp(ts);
+        }
+        send(producer, &mut pending, rec).await?;
+        n += 1;
+        bytes += line.len() as u64;
+        while pending.len() >= MAX_PENDING {
+            if let Some(f) = pending.pop_front() {
+                await_one(f).await?;
+            }
+        }
+    }
+    for f in pending {
+        await_one(f).await?;
+    }
+    Ok((n, bytes))
+}
+
+/// Low/high watermarks of every partition of `topic`.
+fn watermarks(c: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result<Vec<(i64, i64)>> {
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_err(|e| anyhow::anyhow!("watermarks of {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
+/// Committed offsets of `group` on `topic` (missing = 0), read without joining the group.
+fn committed(kafka: &KafkaConfig, group: &str, topic: &str, partitions: i32) -> Option<Vec<i64>> {
+    let c: BaseConsumer = kafka::consumer_config(kafka, group, Duration::ZERO)
+        .set("statistics.interval.ms", "0")
+        .create()
+        .ok()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+    Some(
+        (0..partitions)
+            .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            })
+            .collect(),
+    )
+}
+
+/// Phase 2: a plain group consumer, same client settings as serve, no processing.
+/// Returns (events/s between the first and the last record, cores used by this process,
+/// each partition's last offset + 1: the offsets a caught-up group has committed).
+async fn plain_consume(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    expect: u64,
+) -> anyhow::Result<(f64, f64, Vec<i64>)> {
+    let mut ends = vec![0i64; usize::try_from(partitions).unwrap_or(0)];
+    let c: Reader = kafka::reader(&kafka::consumer_config(
+        kafka,
+        group,
+        Duration::from_secs(5),
+    ))?;
+    c.subscribe(&[topic])?;
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    let mut first: Option<Instant> = None;
+    let mut cpu = CpuMeter::start(None);
+    while n < expect {
+        let m = tokio::time::timeout(STALL, c.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("plain consumer: no record for {STALL:?} after {n}"))??;
+        bytes += m.payload().map_or(0, <[u8]>::len);
+        if let Some(e) = usize::try_from(m.partition())
+            .ok()
+            .and_then(|p| ends.get_mut(p))
+        {
+            *e = (*e).max(m.offset() + 1);
+        }
+        if first.is_none() {
+            first = Some(Instant::now());
+            cpu = CpuMeter::start(None);
+        }
+        n += 1;
+    }
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    tracing::debug!(bytes, "plain consumer done");
+    let cores = cpu.cores().unwrap_or(f64::NAN);
+    // The first record starts the clock, so n - 1 records were read in `secs`.
+    Ok(((n.saturating_sub(1)) as f64 / secs.max(1e-9), cores, ends))
+}
+
+/// serve's `followguard_events_total`, summed over outcomes.
+async fn events_done(http: &reqwest::Client, admin: &str) -> Option<u64> {
+    let text = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut sum = 0.0;
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("followguard_events_total{") {
+            sum += rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+        }
+    }
+    Some(sum as u64)
+}
+
+async fn ready(http: &reqwest::Client, admin: &str) -> bool {
+    http.get(format!("http://{admin}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// A running `serve` child, stopped with SIGTERM when dropped.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(
+        a: &BenchE2eArgs,
+        kafka: &KafkaConfig,
+        topics: &Topics,
+        group: &str,
+        log: &Path,
+    ) -> anyhow::Result<Serve> {
+        let bin = match &a.serve_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?,
+        };
+        let log_file = std::fs::File::create(log)?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .args(["--brokers", &kafka.brokers])
+            .args(["--input-topic", &topics.input])
+            .args(["--alerts-topic", &topics.alerts])
+            .args(["--moderation-topic", &topics.moderation])
+            .args(["--dlq-topic", &topics.dlq])
+            .args(["--group-id", group])
+            .arg("--model")
+            .arg(&a.model)
+            .args(["--admin-addr", &a.admin_addr])
+            // tansu hands a new member its first records after half the session timeout.
+            .args(["--kafka-option", "session.timeout.ms=6000"])
+            .args(["--stats-interval", "1s"]);
+        for o in &kafka.options {
+            cmd.args(["--kafka-option", &format!("{}={}", o.key, o.value)]);
+        }
+        cmd.args(&a.serve_args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        Ok(Serve {
+            child: cmd
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("starting serve: {e}"))?,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_ready(&mut self, http: &reqwest::Client, admin: &str) -> anyhow::Result<()> {
+        let until = Instant::now() + STALL;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("serve exited during start-up ({status})");
+            }
+            if ready(http, admin).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("serve was not ready within {STALL:?}")
+    }
+
+    /// SIGTERM, then waits for the drain; returns whether it exited 0.
+    fn stop(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Topics {
+    input: String,
+    alerts: String,
+    moderation: String,
+    dlq: String,
+}
+
+impl Topics {
+    fn new(prefix: &str) -> Topics {
+        Topics {
+            input: format!("{prefix}.follows"),
+            alerts: format!("{prefix}.alerts"),
+            moderation: format!("{prefix}.moderation"),
+            dlq: format!("{prefix}.dlq"),
+        }
+    }
+    fn all(&self) -> [&str; 4] {
+        [&self.input, &self.alerts, &self.moderation, &self.dlq]
+    }
+}
+
+/// What the serve throughput phase measured.
+struct ServeRun {
+    rate: f64,
+    processed_secs: f64,
+    caught_up_secs: Option<f64>,
+    serve_cores: f64,
+    broker_cores: Option<f64>,
+    exited_ok: bool,
+}
+
+/// Phase 3: serve on the pre-produced topic with a fresh group, until it has processed
+/// `expect` events and its committed offsets reach the high watermarks.
+#[allow(clippy::too_many_arguments)]
+async fn serve_throughput(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    topics: &Topics,
+    group: &str,
+    expect: u64,
+    ends: &[i64],
+    work: &Path,
+) -> anyhow::Result<ServeRun> {
+    let mut serve = Serve::start(a, kafka, topics, group, &work.join("serve-throughput.log"))?;
+    serve.wait_ready(http, &a.admin_addr).await?;
+    let spid = Some(serve.pid());
+    let mut first: Option<(Instant, u64)> = None;
+    let mut last_change = (Instant::now(), 0u64);
+    let (mut scpu, mut bcpu) = (CpuMeter::start(spid), CpuMeter::start(a.broker_pid));
+    let done_at = loop {
+        if let Some(status) = serve.child.try_wait()? {
+            anyhow::bail!("serve exited while consuming ({status})");
+        }
+        let now = Instant::now();
+        let n = events_done(http, &a.admin_addr).await.unwrap_or(0);
+        if n > 0 && first.is_none() {
+            first = Some((now, n));
+            scpu = CpuMeter::start(spid);
+            bcpu = CpuMeter::start(a.broker_pid);
+        }
+        if n >= expect {
+            break now;
+        }
+        if n != last_change.1 {
+            last_change = (now, n);
+        } else if now.duration_since(last_change.0) > STALL {
+            anyhow::bail!("serve stalled at {n} of {expect} events");
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    };
+    let serve_cores = scpu.cores().unwrap_or(f64::NAN);
+    let broker_cores = bcpu.cores();
+    let (t0, n0) = first.unwrap_or((done_at, 0));
+    let secs = done_at.duration_since(t0).as_secs_f64();
+    let rate = (expect - n0) as f64 / secs.max(1e-9);
+    // Caught up: every partition's committed offset is past its last record (auto-commit
+    // runs every 5 s by default). The plain consumer saw the last offsets: tansu's high
+    // watermark counts record batches, not records, so it cannot say.
+    let want: i64 = ends.iter().sum();
+    let mut caught_up_secs = None;
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        let k = kafka.clone();
+        let (g, t, p) = (group.to_string(), topics.input.clone(), a.partitions);
+        let got = tokio::task::spawn_blocking(move || committed(&k, &g, &t, p))
+            .await
+            .ok()
+            .flatten();
+        if got.is_some_and(|c| c.iter().sum::<i64>() >= want) {
+            caught_up_secs = Some(t0.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exited_ok = tokio::task::spawn_blocking(move || serve.stop())
+        .await
+        .unwrap_or(false);
+    Ok(ServeRun {
+        rate,
+        processed_secs: secs,
+        caught_up_secs,
+        serve_cores,
+        broker_cores,
+        exited_ok,
+    })
+}
+
+/// One `open` alert seen on the alerts topic.
+struct SeenAlert {
+    followee_id: String,
+    event_time_ms: i64,
+    received_us: i64,
+    created_ms: Option<i64>,
+}
+
+/// Tails the alerts topic from the beginning until `stop`, collecting `open` alerts.
+async fn tail_alerts(
+    c: Reader,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Vec<SeenAlert>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        status: String,
+        followee_id: String,
+        event_time_ms: i64,
+    }
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::select! {
+            _ = stop.cancelled() => return Ok(seen),
+            m = c.recv() => m,
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let received_us = wall_us();
+        let Some(h) = m
+            .payload()
+            .and_then(|b| serde_json::from_slice::<Head>(b).ok())
+        else {
+            continue;
+        };
+        if h.status == "open" {
+            seen.push(SeenAlert {
+                followee_id: h.followee_id,
+                event_time_ms: h.event_time_ms,
+                received_us,
+                created_ms: m.timestamp().to_millis(),
+            });
+        }
+    }
+}
+
+/// Tails the input topic: send → readable delay of every record (its CreateTime is the
+/// bench's send time), the broker's own share of the latency.
+async fn tail_input(
+    c: Reader,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::new();
+    loop {
+        let m = tokio::select! {
+            _ = stop.cancelled() => return Ok(lat),
+            m = c.recv() => m,
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(ts) = m.timestamp().to_millis() {
+            lat.push((wall_us() - ts * 1000) as f64 / 1000.0);
+        }
+    }
+}
+
+/// A group-less reader of every partition of `topic` from the start, polling often so its
+/// own wait adds little to what it measures.
+fn tail_reader(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Reader> {
+    let mut cfg = kafka::replay_config(kafka, group);
+    cfg.set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "5");
+    let r: Reader = kafka::reader(&cfg)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    r.assign(&tpl)?;
+    Ok(r)
+}
+
+/// What the latency phase measured.
+struct LatencyRun {
+    rate: f64,
+    achieved_rate: f64,
+    events: u64,
+    /// Event sent → open alert received from the alerts topic, ms.
+    ack_ms: Vec<f64>,
+    /// Event sent → serve produced the alert (the alert record's CreateTime), ms.
+    produced_ms: Vec<f64>,
+    unmatched: usize,
+    serve_cores: f64,
+    /// Event sent → readable by a plain reader of the input topic, ms (the broker alone).
+    broker_ms: Vec<f64>,
+    /// serve's backlog in events, sampled every 100 ms.
+    lags: Vec<f64>,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Phase 4: serve on fresh topics; a paced producer at `rate`; open alerts matched to
+/// the events that opened them.
+#[allow(clippy::too_many_arguments)]
+async fn latency(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    topics: &Topics,
+    group: &str,
+    rate: f64,
+    work: &Path,
+) -> anyhow::Result<LatencyRun> {
+    let mut serve = Serve::start(a, kafka, topics, group, &work.join("serve-latency.log"))?;
+    serve.wait_ready(http, &a.admin_addr).await?;
+    let spid = Some(serve.pid());
+
+    let tail = tail_reader(
+        kafka,
+        &format!("{group}.tail"),
+        &topics.alerts,
+        a.partitions,
+    )?;
+    let in_tail = tail_reader(kafka, &format!("{group}.in"), &topics.input, a.partitions)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
+    let in_task = tokio::spawn(tail_input(in_tail, stop.clone()));
+
+    // The input producer sends each record at once: its linger would count as latency
+    // that belongs to the upstream application.
+    let mut pcfg = kafka::producer_config(kafka, Duration::from_secs(60));
+    pcfg.set("linger.ms", "0");
+    let producer: Producer = pcfg
+        .create_with_context(LogContext)
+        .map_err(|e| kafka::config_error("producer", e))?;
+
+    // Warm-up: one unparseable record per partition (serve dead-letters it); pacing
+    // starts once serve has handled them all, so group start-up is not counted.
+    for p in 0..a.partitions {
+        let rec = FutureRecord::<str, [u8]>::to(&topics.input)
+            .partition(p)
+            .payload(b"bench-e2e warm-up (not an event)".as_slice());
+        await_one(
+            producer
+                .send_result(rec)
+                .map_err(|(e, _)| anyhow::anyhow!("warm-up record: {e}"))?,
+        )
+        .await?;
+    }
+    let warm = u64::try_from(a.partitions).unwrap_or(0);
+    let until = Instant::now() + STALL;
+    while events_done(http, &a.admin_addr).await.unwrap_or(0) < warm {
+        if Instant::now() > until {
+            anyhow::bail!("serve did not consume the warm-up records within {STALL:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // serve's backlog (records sent, not yet handled), sampled while the stream plays.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lag_task = {
+        let (sent, stop, http, admin) = (
+            sent.clone(),
+            stop.clone(),
+            http.clone(),
+            a.admin_addr.clone(),
+        );
+        tokio::spawn(async move {
+            let mut lags = Vec::new();
+            while !stop.is_cancelled() {
+                let s = sent.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(done) = events_done(&http, &admin).await {
+                    lags.push(s.saturating_sub(done.saturating_sub(warm)) as f64);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lags
+        })
+    };
+    let mut sent_at: HashMap<(String, i64), i64> = HashMap::new();
+    let mut pending = VecDeque::new();
+    let mut n = 0u64;
+    let scpu = CpuMeter::start(spid);
+    let start = tokio::time::Instant::now();
+    let input = a.latency_input.as_ref().unwrap_or(&a.input);
+    for line in open_input(input)?.split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if a.latency_events > 0 && n >= a.latency_events {
+            break;
+        }
+        let due = start + Duration::from_secs_f64(n as f64 / rate);
+        if due > tokio::time::Instant::now() {
+            tokio::time::sleep_until(due).await;
+        }
+        let (key, ts) = key_and_time(&line);
+        let now_us = wall_us();
+        let mut rec = FutureRecord::to(&topics.input)
+            .payload(line.as_slice())
+            .timestamp(now_us / 1000);
+        if let Some(k) = &key {
+            rec = rec.key(k.as_str());
+        }
+        send(&producer, &mut pending, rec).await?;
+        if let (Some(k), Some(ts)) = (key, ts) {
+            // Same followee and same millisecond: the first one sent is the earliest bound.
+            sent_at.entry((k, ts)).or_insert(now_us);
+        }
+        n += 1;
+        sent.store(n, std::sync::atomic::Ordering::Relaxed);
+        while pending.len() >= MAX_PENDING {
+            if let Some(f) = pending.pop_front() {
+                await_one(f).await?;
+            }
+        }
+    }
+    let produce_secs = start.elapsed().as_secs_f64();
+    for f in pending {
+        await_one(f).await?;
+    }
+    // Wait for serve to handle everything, then for the last alerts to arrive.
+    let want = warm + n;
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        let got = events_done(http, &a.admin_addr).await.unwrap_or(0);
+        if got >= want {
+            break;
+        }
+        if got != last.1 {
+            last = (Instant::now(), got);
+        } else if last.0.elapsed() > STALL {
+            anyhow::bail!("serve stalled at {got} of {want} events in the latency phase");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let serve_cores = scpu.cores().unwrap_or(f64::NAN);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let seen = tail_task.await??;
+    let mut broker_ms = in_task.await??;
+    let mut lags = lag_task.await?;
+    lags.sort_by(f64::total_cmp);
+    broker_ms.sort_by(f64::total_cmp);
+    let _ = tokio::task::spawn_blocking(move || serve.stop()).await;
+
+    let (mut ack_ms, mut produced_ms, mut unmatched) = (Vec::new(), Vec::new(), 0);
+    for s in &seen {
+        match sent_at.get(&(s.followee_id.clone(), s.event_time_ms)) {
+            Some(&sent) => {
+                ack_ms.push((s.received_us - sent) as f64 / 1000.0);
+                if let Some(c) = s.created_ms {
+                    produced_ms.push((c * 1000 - sent) as f64 / 1000.0);
+                }
+            }
+            None => unmatched += 1,
+        }
+    }
+    ack_ms.sort_by(f64::total_cmp);
+    produced_ms.sort_by(f64::total_cmp);
+    Ok(LatencyRun {
+        rate,
+        achieved_rate: n as f64 / produce_secs.max(1e-9),
+        events: n,
+        ack_ms,
+        produced_ms,
+        unmatched,
+        serve_cores,
+        broker_ms,
+        lags,
+    })
+}
+
+/// Entry point of `followguard bench-e2e`.
+pub fn run(a: BenchE2eArgs) -> anyhow::Result<()> {
+    let kafka = a.kafka.validate()?;
+    if a.partitions < 1 {
+        return Err(crate::ConfigError("--partitions must be at least 1".into()).into());
+    }
+    if !(a.latency_load > 0.0 && a.latency_load <= 1.0) {
+        return Err(crate::ConfigError("--latency-load must be in (0, 1]".into()).into());
+    }
+    let work = match &a.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("followguard-bench-e2e-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(bench(&a, &kafka, &work))?;
+    report.print(a.json);
+    eprintln!("bench-e2e: serve logs in {}", work.display());
+    Ok(())
+}
+
+async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Result<Report> {
+    let run_id = format!("bench-e2e.{}", wall_us() / 1000);
+    let topics = Topics::new(&run_id);
+    let lat_topics = Topics::new(&format!("{run_id}.lat"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    kafka::create_topics(kafka, &lat_topics.all(), a.partitions).await?;
+    let mut r = Report::default();
+    if let Some(rate) = a.latency_only_rate {
+        latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+        return Ok(r);
+    }
+    kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
+
+    // 1. Pre-produce.
+    let producer: Producer = {
+        let mut c = kafka::producer_config(kafka, Duration::from_secs(120));
+        c.set("linger.ms", "20").set("batch.size", "1000000");
+        c.create_with_context(LogContext)
+            .map_err(|e| kafka::config_error("producer", e))?
+    };
+    eprintln!(
+        "bench-e2e: producing {} into {}",
+        a.input.display(),
+        topics.input
+    );
+    let t = Instant::now();
+    let (n, bytes) = pre_produce(&producer, &topics.input, &a.input, a.events).await?;
+    let produce_secs = t.elapsed().as_secs_f64();
+    drop(producer);
+    if n == 0 {
+        anyhow::bail!("--input {} holds no events", a.input.display());
+    }
+    let meta: BaseConsumer =
+        kafka::consumer_config(kafka, &format!("{run_id}.meta"), Duration::ZERO)
+            .set("statistics.interval.ms", "0")
+            .create()
+            .map_err(|e| kafka::config_error("consumer", e))?;
+    let (t2, parts) = (topics.input.clone(), a.partitions);
+    let marks = tokio::task::spawn_blocking(move || watermarks(&meta, &t2, parts)).await??;
+    let highs: Vec<i64> = marks.iter().map(|m| m.1).collect();
+    r.num("events", n as f64, "events");
+    r.num("partitions", f64::from(a.partitions), "partitions");
+    r.num("event_bytes_mean", bytes as f64 / n as f64, "bytes");
+    r.num("produce_rate", n as f64 / produce_secs, "events/s");
+    r.num(
+        "high_watermark_sum",
+        highs.iter().sum::<i64>() as f64,
+        "offsets",
+    );
+
+    // 2. The broker alone: a plain consumer.
+    eprintln!("bench-e2e: plain consumer");
+    let bcpu = CpuMeter::start(a.broker_pid);
+    let (plain_rate, plain_cores, ends) = plain_consume(
+        kafka,
+        &format!("{run_id}.plain"),
+        &topics.input,
+        a.partitions,
+        n,
+    )
+    .await?;
+    r.num(
+        "last_offset_sum",
+        ends.iter().sum::<i64>() as f64,
+        "offsets",
+    );
+    let plain_broker_cores = bcpu.cores();
+    r.num("plain_consumer_rate", plain_rate, "events/s");
+    r.num("plain_consumer_cpu", plain_cores, "cores");
+    r.num(
+        "plain_consumer_cpu_per_event",
+        plain_cores / plain_rate * 1e6,
+        "us",
+    );
+    if let Some(c) = plain_broker_cores {
+        r.num("broker_cpu_during_plain", c, "cores");
+    }
+
+    // 3. serve, fresh group, same topic.
+    eprintln!("bench-e2e: serve throughput");
+    let s = serve_throughput(
+        a,
+        kafka,
+        &http,
+        &topics,
+        &format!("{run_id}.serve"),
+        n,
+        &ends,
+        work,
+    )
+    .await?;
+    let ratio = s.rate / plain_rate;
+    r.num("serve_rate", s.rate, "events/s");
+    r.num("serve_processed_seconds", s.processed_secs, "s");
+    match s.caught_up_secs {
+        Some(c) => r.num("serve_caught_up_seconds", c, "s"),
+        None => r.text("serve_caught_up_seconds", "not-within-30s", "s"),
+    }
+    r.num("serve_vs_plain", ratio, "ratio");
+    r.num("serve_cpu", s.serve_cores, "cores");
+    // CPU per event is steadier than rates on a shared machine.
+    r.num("serve_cpu_per_event", s.serve_cores / s.rate * 1e6, "us");
+    if let Some(c) = s.broker_cores {
+        r.num("broker_cpu_during_serve", c, "cores");
+    }
+    r.text(
+        "serve_exit",
+        if s.exited_ok { "clean" } else { "unclean" },
+        "-",
+    );
+    // followguard limits when it reads clearly slower than the broker can deliver.
+    r.text(
+        "bottleneck",
+        if ratio >= 0.8 {
+            "broker"
+        } else {
+            "followguard"
+        },
+        "-",
+    );
+
+    // 4. Latency at a fraction of the end-to-end maximum.
+    let rate = a.latency_load * s.rate.min(plain_rate);
+    latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+    Ok(r)
+}
+
+/// Phase 4 and its figures.
+#[allow(clippy::too_many_arguments)]
+async fn latency_report(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    lat_topics: &Topics,
+    run_id: &str,
+    rate: f64,
+    work: &Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!("bench-e2e: latency at {rate:.0} events/s");
+    let l = latency(
+        a,
+        kafka,
+        http,
+        lat_topics,
+        &format!("{run_id}.lat"),
+        rate,
+        work,
+    )
+    .await?;
+    r.num("latency_target_rate", l.rate, "events/s");
+    r.num("latency_achieved_rate", l.achieved_rate, "events/s");
+    r.num("latency_events", l.events as f64, "events");
+    r.num("latency_serve_cpu", l.serve_cores, "cores");
+    r.num("latency_alerts", l.ack_ms.len() as f64, "alerts");
+    r.num("latency_alerts_unmatched", l.unmatched as f64, "alerts");
+    r.num("latency_p50", percentile(&l.ack_ms, 0.50), "ms");
+    r.num("latency_p99", percentile(&l.ack_ms, 0.99), "ms");
+    r.num(
+        "latency_max",
+        l.ack_ms.last().copied().unwrap_or(f64::NAN),
+        "ms",
+    );
+    r.num(
+        "latency_serve_backlog_p50",
+        percentile(&l.lags, 0.5),
+        "events",
+    );
+    r.num(
+        "latency_serve_backlog_max",
+        l.lags.last().copied().unwrap_or(f64::NAN),
+        "events",
+    );
+    r.num("broker_latency_p50", percentile(&l.broker_ms, 0.50), "ms");
+    r.num("broker_latency_p99", percentile(&l.broker_ms, 0.99), "ms");
+    r.num(
+        "latency_to_alert_produced_p50",
+        percentile(&l.produced_ms, 0.50),
+        "ms",
+    );
+    r.num(
+        "latency_to_alert_produced_p99",
+        percentile(&l.produced_ms, 0.99),
+        "ms",
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_secs(None).is_some_and(|s| s >= 0.0));
+    }
+}
