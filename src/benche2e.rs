@@ -73,6 +73,18 @@ pub struct BenchE2eArgs {
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
 
+    /// linger.ms of the latency phase's input producer (the upstream application). It is
+    /// part of the measured latency; 0 sends every record in its own request, which on a
+    /// small machine costs the broker most of a core at half load (BENCHMARKS.md).
+    #[arg(long, default_value_t = 0)]
+    pub input_linger_ms: u32,
+
+    /// Skip the latency phase's second reader of the input topic (the broker-alone
+    /// send → readable figures): it is extra load on the broker and the CPU that the
+    /// service under test does not have in production.
+    #[arg(long)]
+    pub no_broker_tail: bool,
+
     /// Latency phase rate as a fraction of the measured end-to-end maximum.
     #[arg(long, default_value_t = 0.5)]
     pub latency_load: f64,
@@ -720,15 +732,24 @@ async fn latency(
         &topics.alerts,
         a.partitions,
     )?;
-    let in_tail = tail_reader(kafka, &format!("{group}.in"), &topics.input, a.partitions)?;
+    let in_tail = if a.no_broker_tail {
+        None
+    } else {
+        Some(tail_reader(
+            kafka,
+            &format!("{group}.in"),
+            &topics.input,
+            a.partitions,
+        )?)
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
-    let in_task = tokio::spawn(tail_input(in_tail, stop.clone()));
+    let in_task = in_tail.map(|t| tokio::spawn(tail_input(t, stop.clone())));
 
     // The input producer sends each record at once: its linger would count as latency
     // that belongs to the upstream application.
     let mut pcfg = kafka::producer_config(kafka, Duration::from_secs(60));
-    pcfg.set("linger.ms", "0");
+    pcfg.set("linger.ms", a.input_linger_ms.to_string());
     let producer: Producer = pcfg
         .create_with_context(LogContext)
         .map_err(|e| kafka::config_error("producer", e))?;
@@ -838,7 +859,10 @@ async fn latency(
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let seen = tail_task.await??;
-    let mut broker_ms = in_task.await??;
+    let mut broker_ms = match in_task {
+        Some(t) => t.await??,
+        None => Vec::new(),
+    };
     let mut lags = lag_task.await?;
     lags.sort_by(f64::total_cmp);
     broker_ms.sort_by(f64::total_cmp);
