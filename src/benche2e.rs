@@ -73,17 +73,18 @@ pub struct BenchE2eArgs {
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
 
-    /// linger.ms of the latency phase's input producer (the upstream application). It is
-    /// part of the measured latency; 0 sends every record in its own request, which on a
-    /// small machine costs the broker most of a core at half load (BENCHMARKS.md).
-    #[arg(long, default_value_t = 0)]
+    /// linger.ms of the latency phase's input producer (the upstream application; 5 is
+    /// librdkafka's default). It is inside the measured latency. 0 sends nearly every
+    /// record in its own request, which at half load costs tansu most of a core of the
+    /// machine serve runs on (BENCHMARKS.md, end to end).
+    #[arg(long, default_value_t = 5)]
     pub input_linger_ms: u32,
 
-    /// Skip the latency phase's second reader of the input topic (the broker-alone
-    /// send → readable figures): it is extra load on the broker and the CPU that the
-    /// service under test does not have in production.
+    /// Also tail the input topic during the latency phase, for the broker-alone
+    /// send → readable figures. Off by default: a second full-rate reader is load on the
+    /// broker and the CPU that serve does not share in production.
     #[arg(long)]
-    pub no_broker_tail: bool,
+    pub broker_tail: bool,
 
     /// Latency phase rate as a fraction of the measured end-to-end maximum.
     #[arg(long, default_value_t = 0.5)]
@@ -181,6 +182,17 @@ fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// Seconds the threads of a process have spent runnable but waiting for a CPU (the
+/// scheduler's run-queue delay, /proc/PID/task/*/schedstat field 2); None off Linux.
+fn runq_secs(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        ns += s.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
 }
 
 /// CPU use of a process over a phase.
@@ -696,6 +708,11 @@ struct LatencyRun {
     produced_ms: Vec<f64>,
     unmatched: usize,
     serve_cores: f64,
+    /// serve's threads runnable but not running, in cores (CPU starvation).
+    serve_runq: f64,
+    broker_cores: Option<f64>,
+    /// This bench process (paced producer, alert tail, sampling).
+    bench_cores: f64,
     /// Event sent → readable by a plain reader of the input topic, ms (the broker alone).
     broker_ms: Vec<f64>,
     /// serve's backlog in events, sampled every 100 ms.
@@ -732,22 +749,21 @@ async fn latency(
         &topics.alerts,
         a.partitions,
     )?;
-    let in_tail = if a.no_broker_tail {
-        None
-    } else {
+    let in_tail = if a.broker_tail {
         Some(tail_reader(
             kafka,
             &format!("{group}.in"),
             &topics.input,
             a.partitions,
         )?)
+    } else {
+        None
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
     let in_task = in_tail.map(|t| tokio::spawn(tail_input(t, stop.clone())));
 
-    // The input producer sends each record at once: its linger would count as latency
-    // that belongs to the upstream application.
+    // The input producer's linger (the upstream application's batching) counts as latency.
     let mut pcfg = kafka::producer_config(kafka, Duration::from_secs(60));
     pcfg.set("linger.ms", a.input_linger_ms.to_string());
     let producer: Producer = pcfg
@@ -801,6 +817,9 @@ async fn latency(
     let mut pending = VecDeque::new();
     let mut n = 0u64;
     let scpu = CpuMeter::start(spid);
+    let bcpu = CpuMeter::start(a.broker_pid);
+    let own_cpu = CpuMeter::start(None);
+    let runq0 = runq_secs(serve.pid());
     let start = tokio::time::Instant::now();
     let input = a.latency_input.as_ref().unwrap_or(&a.input);
     for line in open_input(input)?.split(b'\n') {
@@ -856,6 +875,12 @@ async fn latency(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let serve_cores = scpu.cores().unwrap_or(f64::NAN);
+    let broker_cores = bcpu.cores();
+    let bench_cores = own_cpu.cores().unwrap_or(f64::NAN);
+    let serve_runq = match (runq0, runq_secs(serve.pid())) {
+        (Some(a0), Some(a1)) => (a1 - a0) / start.elapsed().as_secs_f64().max(1e-9),
+        _ => f64::NAN,
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let seen = tail_task.await??;
@@ -890,6 +915,9 @@ async fn latency(
         produced_ms,
         unmatched,
         serve_cores,
+        serve_runq,
+        broker_cores,
+        bench_cores,
         broker_ms,
         lags,
     })
@@ -1075,6 +1103,11 @@ async fn latency_report(
     r.num("latency_achieved_rate", l.achieved_rate, "events/s");
     r.num("latency_events", l.events as f64, "events");
     r.num("latency_serve_cpu", l.serve_cores, "cores");
+    r.num("latency_serve_runqueue_wait", l.serve_runq, "cores");
+    if let Some(c) = l.broker_cores {
+        r.num("latency_broker_cpu", c, "cores");
+    }
+    r.num("latency_bench_cpu", l.bench_cores, "cores");
     r.num("latency_alerts", l.ack_ms.len() as f64, "alerts");
     r.num("latency_alerts_unmatched", l.unmatched as f64, "alerts");
     r.num("latency_p50", percentile(&l.ack_ms, 0.50), "ms");
@@ -1094,8 +1127,10 @@ async fn latency_report(
         l.lags.last().copied().unwrap_or(f64::NAN),
         "events",
     );
-    r.num("broker_latency_p50", percentile(&l.broker_ms, 0.50), "ms");
-    r.num("broker_latency_p99", percentile(&l.broker_ms, 0.99), "ms");
+    if !l.broker_ms.is_empty() {
+        r.num("broker_latency_p50", percentile(&l.broker_ms, 0.50), "ms");
+        r.num("broker_latency_p99", percentile(&l.broker_ms, 0.99), "ms");
+    }
     r.num(
         "latency_to_alert_produced_p50",
         percentile(&l.produced_ms, 0.50),
@@ -1125,5 +1160,12 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(cpu_secs(None).is_some_and(|s| s >= 0.0));
+    }
+
+    #[test]
+    fn own_run_queue_wait_is_readable() {
+        // Every thread of this test binary has some schedstat line; a missing process has none.
+        assert!(runq_secs(std::process::id()).is_some_and(|s| s >= 0.0));
+        assert!(runq_secs(u32::MAX).is_none());
     }
 }
