@@ -28,6 +28,7 @@ use crate::alert::{
     AGE_BINS, SCHEMA_VERSION,
 };
 use crate::event::format_rfc3339_ms;
+use crate::expiry::ExpiryIndex;
 use crate::window::{
     bucket_index, Counts, FolloweeId, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS,
     LONG_BUCKET_MS, SHORT_BUCKETS, SHORT_BUCKET_MS,
@@ -249,11 +250,15 @@ struct LinkNode {
 
 /// Cross-followee lockstep state: which alerts each flagged follower appeared in, how
 /// many flagged followers each pair of alerts shares, and the campaign sets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Lockstep {
     follower_alerts: HashMap<u64, Vec<(u64, i64)>>,
     overlaps: HashMap<(u64, u64), (u32, i64)>,
     links: HashMap<u64, LinkNode>,
+    /// Expiry indexes of the two maps above (by their oldest time), so pruning visits
+    /// only what may have expired.
+    follower_due: ExpiryIndex<u64>,
+    overlap_due: ExpiryIndex<(u64, u64)>,
 }
 
 /// Memory held by the detector, for reporting (see DETECTION.md, BENCHMARKS.md).
@@ -264,9 +269,14 @@ pub struct MemoryReport {
     pub followee_table_capacity: usize,
     /// `size_of` of one slot (exact id + window).
     pub followee_entry_bytes: usize,
-    /// Followee table bytes (slots, index, non-numeric ids, free list) per tracked
-    /// followee.
+    /// Followee table bytes (slots, index, non-numeric ids, free list) plus the idle
+    /// eviction index, per tracked followee.
     pub followee_bytes_per_tracked: usize,
+    /// Bytes of the idle-eviction index (one 4-byte entry per tracked followee, plus
+    /// stale entries and bucket overhead).
+    pub idle_index_bytes: usize,
+    /// Bytes of the other expiry indexes (pending, moderation dedup, lockstep).
+    pub expiry_index_bytes: usize,
     /// The followee table's bytes by part.
     pub followee_table: TableMemory,
     pub pending_flagged: usize,
@@ -295,6 +305,12 @@ pub struct Detector {
     last_burst: HashMap<FolloweeId, (i64, i64)>,
     lockstep: Lockstep,
     clocks: HashMap<i32, PartClock>,
+    /// Per partition, the followee slots by last-seen time (idle eviction), and the
+    /// pending queues and moderation-dedup entries by their oldest time: the sweep
+    /// visits what may have expired, not every entry (see `expiry`).
+    idle_due: HashMap<i32, ExpiryIndex<u32>>,
+    pending_due: ExpiryIndex<FolloweeId>,
+    moderated_due: ExpiryIndex<u64>,
     /// Reason codes seen, so a pending flagged follow stores 2-byte indexes instead of
     /// 16-byte string references (the model has a few dozen codes).
     reason_codes: Vec<&'static str>,
@@ -329,15 +345,24 @@ const LONG_SPAN_MS: i64 = LONG_BUCKET_MS * LONG_BUCKETS as i64;
 impl Detector {
     pub fn new(cfg: DetectorConfig) -> Self {
         Detector {
-            cfg,
             followees: FolloweeTable::new(),
             open: HashMap::new(),
             pending: HashMap::new(),
             moderated: HashMap::new(),
             last_burst: HashMap::new(),
-            lockstep: Lockstep::default(),
+            lockstep: Lockstep {
+                follower_alerts: HashMap::new(),
+                overlaps: HashMap::new(),
+                links: HashMap::new(),
+                follower_due: ExpiryIndex::new(cfg.sweep_interval_ms),
+                overlap_due: ExpiryIndex::new(cfg.sweep_interval_ms),
+            },
             clocks: HashMap::new(),
+            idle_due: HashMap::new(),
+            pending_due: ExpiryIndex::new(cfg.sweep_interval_ms),
+            moderated_due: ExpiryIndex::new(cfg.sweep_interval_ms),
             reason_codes: vec![""],
+            cfg,
         }
     }
 
@@ -386,13 +411,21 @@ impl Detector {
         }
         // Late events are placed at the watermark: windows never move backwards.
         let t = o.ts_ms.max(watermark);
-        let Some(slot) = self
-            .followees
-            .find_or_insert(o.followee_id, || FolloweeWindow::new(o.partition))
-        else {
+        let mut inserted = false;
+        let Some(slot) = self.followees.find_or_insert(o.followee_id, || {
+            inserted = true;
+            FolloweeWindow::new(o.partition)
+        }) else {
             // 2³² − 1 followees tracked: nothing more can be.
             return out;
         };
+        if inserted {
+            // Filed once; the sweep re-files it by its last-seen time when it falls due.
+            self.idle_due
+                .entry(o.partition)
+                .or_insert_with(|| ExpiryIndex::new(self.cfg.sweep_interval_ms))
+                .file(slot, t.div_euclid(1000) * 1000);
+        }
         let key = u64::from(slot);
         let ttl = self.cfg.idle_ttl_ms;
         let has_open = self.open.contains_key(&key);
@@ -460,28 +493,45 @@ impl Detector {
             }
         }
         self.clocks.remove(&partition);
+        // Entries of its slots in other partitions' indexes (followees that moved) are
+        // found free or re-filed by their new occupant's state when they fall due.
+        self.idle_due.remove(&partition);
     }
 
     /// Frees followees of `partition` idle since before `watermark − idle_ttl` and with no
     /// open alert. Never changes an outcome: such a followee would be reset on its next
     /// event anyway. Returns how many were evicted.
+    ///
+    /// Visits only the slots filed (by last-seen time) up to the cutoff, not the whole
+    /// table: every tracked followee has one entry in its partition's index, in a bucket
+    /// no later than its last-seen time's (filed when first tracked; re-filed here).
     pub fn evict_idle(&mut self, partition: i32, watermark: i64) -> usize {
         let cutoff = watermark.saturating_sub(self.cfg.idle_ttl_ms);
-        let open = &self.open;
-        let gone: Vec<u32> = self
-            .followees
-            .iter()
-            .filter(|&(k, _, w)| {
-                w.partition == partition
-                    && !open.contains_key(&u64::from(k))
-                    && i64::from(w.last_seen_s) * 1000 < cutoff
-            })
-            .map(|(k, _, _)| k)
-            .collect();
-        for &k in &gone {
-            self.followees.remove(k);
+        let Some(due) = self.idle_due.get_mut(&partition).map(|ix| ix.due(cutoff)) else {
+            return 0;
+        };
+        let mut evicted = 0;
+        for slot in due {
+            let Some(w) = self.followees.get(slot) else {
+                continue; // freed since it was filed
+            };
+            let seen_ms = i64::from(w.last_seen_s) * 1000;
+            let (owner, open) = (w.partition, self.open.contains_key(&u64::from(slot)));
+            if owner == partition && !open && seen_ms < cutoff {
+                self.followees.remove(slot);
+                evicted += 1;
+                continue;
+            }
+            // Still tracked: file it by its last-seen time, in the index of the partition
+            // that now owns it (an idle followee held by an open alert comes due again at
+            // the next sweep).
+            let width = self.cfg.sweep_interval_ms;
+            self.idle_due
+                .entry(owner)
+                .or_insert_with(|| ExpiryIndex::new(width))
+                .file(slot, seen_ms.max(cutoff));
         }
-        gone.len()
+        evicted
     }
 
     /// Window of the followee in slot `key`.
@@ -496,14 +546,19 @@ impl Detector {
     /// Memory held, for reports and the memory test.
     pub fn memory_report(&self) -> MemoryReport {
         let table = self.followees.memory();
+        let idle_index_bytes: usize = self.idle_due.values().map(ExpiryIndex::heap_bytes).sum();
         MemoryReport {
             tracked_followees: self.followees.len(),
             followee_table_capacity: table.slots,
             followee_entry_bytes: table.slot_bytes,
-            followee_bytes_per_tracked: table
-                .total()
+            followee_bytes_per_tracked: (table.total() + idle_index_bytes)
                 .checked_div(self.followees.len())
                 .unwrap_or(0),
+            idle_index_bytes,
+            expiry_index_bytes: self.pending_due.heap_bytes()
+                + self.moderated_due.heap_bytes()
+                + self.lockstep.follower_due.heap_bytes()
+                + self.lockstep.overlap_due.heap_bytes(),
             followee_table: table,
             pending_flagged: self.pending.values().map(VecDeque::len).sum(),
             pending_bytes: self
@@ -636,10 +691,13 @@ impl Detector {
         };
         let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
         // Most followees hold one or two pending follows: start the queue small.
-        let q = self
-            .pending
-            .entry(FolloweeId::new(o.followee_id))
-            .or_insert_with(|| VecDeque::with_capacity(1));
+        let q = match self.pending.entry(FolloweeId::new(o.followee_id)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.pending_due.file(e.key().clone(), t);
+                e.insert(VecDeque::with_capacity(1))
+            }
+        };
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
             q.pop_front();
         }
@@ -809,7 +867,11 @@ impl Detector {
                 return None;
             }
         }
-        self.moderated.insert(fk, t);
+        match self.moderated.insert(fk, t) {
+            None => self.moderated_due.file(fk, t),
+            Some(old) if self.moderated_due.needs_refile(old, t) => self.moderated_due.file(fk, t),
+            Some(_) => {}
+        }
         let a = self.open.get(&key)?;
         Some(ModerationRecord {
             schema_version: SCHEMA_VERSION,
@@ -998,19 +1060,27 @@ impl Detector {
         if min_shared == 0 {
             return Vec::new();
         }
-        let list = ls.follower_alerts.entry(key_of(follower_id)).or_default();
+        let fk = key_of(follower_id);
+        let list = ls.follower_alerts.entry(fk).or_default();
         list.retain(|&(_, ts)| ts >= t.saturating_sub(window));
         if list.iter().any(|&(l, _)| l == link) {
             return Vec::new();
         }
         let others: Vec<u64> = list.iter().map(|&(l, _)| l).collect();
         if list.len() < 16 {
+            let oldest = list.iter().map(|&(_, ts)| ts).min();
             list.push((link, t));
+            if oldest.is_none_or(|o| ls.follower_due.needs_refile(o, t)) {
+                ls.follower_due.file(fk, t);
+            }
         }
         let mut changed = Vec::new();
         for other in others {
             let pair = (link.min(other), link.max(other));
-            let e = ls.overlaps.entry(pair).or_insert((0, t));
+            let e = ls.overlaps.entry(pair).or_insert((0, i64::MAX));
+            if e.1 == i64::MAX || ls.overlap_due.needs_refile(e.1, t) {
+                ls.overlap_due.file(pair, t);
+            }
             e.0 += 1;
             e.1 = t;
             if e.0 == min_shared {
@@ -1115,23 +1185,37 @@ impl Detector {
         }
         self.evict_idle(partition, watermark);
         let horizon = watermark - LONG_SPAN_MS;
-        let followees = &self.followees;
-        self.pending.retain(|k, q| {
-            if followees
-                .find_id(k)
-                .and_then(|s| followees.get(s))
-                .is_some_and(|w| w.partition != partition)
-            {
-                return true;
+        for k in self.pending_due.due(horizon) {
+            let Some(q) = self.pending.get_mut(&k) else {
+                continue;
+            };
+            let other_partition = self
+                .followees
+                .find_id(&k)
+                .and_then(|s| self.followees.get(s))
+                .is_some_and(|w| w.partition != partition);
+            if !other_partition {
+                while q.front().is_some_and(|f| f.ts_ms < horizon) {
+                    q.pop_front();
+                }
             }
-            while q.front().is_some_and(|f| f.ts_ms < horizon) {
-                q.pop_front();
+            match q.front() {
+                Some(f) => self.pending_due.file(k, f.ts_ms),
+                None => {
+                    self.pending.remove(&k);
+                }
             }
-            !q.is_empty()
-        });
-        let dedup = self.cfg.moderation_dedup_ms;
-        self.moderated
-            .retain(|_, &mut last| last >= watermark.saturating_sub(dedup));
+        }
+        let dedup_cutoff = watermark.saturating_sub(self.cfg.moderation_dedup_ms);
+        for k in self.moderated_due.due(dedup_cutoff) {
+            match self.moderated.get(&k) {
+                Some(&last) if last < dedup_cutoff => {
+                    self.moderated.remove(&k);
+                }
+                Some(&last) => self.moderated_due.file(k, last),
+                None => {}
+            }
+        }
         let lw = watermark.saturating_sub(self.cfg.lockstep_window_ms);
         self.lockstep.prune(lw);
         self.last_burst
@@ -1191,11 +1275,27 @@ impl Lockstep {
     /// Forgets followers and overlaps older than `cutoff`, and whole campaigns whose
     /// alerts are all resolved and inactive since before it.
     fn prune(&mut self, cutoff: i64) {
-        self.follower_alerts.retain(|_, l| {
+        for k in self.follower_due.due(cutoff) {
+            let Some(l) = self.follower_alerts.get_mut(&k) else {
+                continue;
+            };
             l.retain(|&(_, ts)| ts >= cutoff);
-            !l.is_empty()
-        });
-        self.overlaps.retain(|_, &mut (_, last)| last >= cutoff);
+            match l.iter().map(|&(_, ts)| ts).min() {
+                Some(oldest) => self.follower_due.file(k, oldest),
+                None => {
+                    self.follower_alerts.remove(&k);
+                }
+            }
+        }
+        for pair in self.overlap_due.due(cutoff) {
+            match self.overlaps.get(&pair) {
+                Some(&(_, last)) if last < cutoff => {
+                    self.overlaps.remove(&pair);
+                }
+                Some(&(_, last)) => self.overlap_due.file(pair, last),
+                None => {}
+            }
+        }
         let roots: Vec<u64> = self
             .links
             .iter()
@@ -1481,5 +1581,62 @@ mod tests {
         d.observe(&o);
         d.drop_partition(3);
         assert_eq!(d.tracked_followees(), 1);
+    }
+
+    /// The sweep visits only what its expiry indexes hold: a followee that moved to
+    /// another partition is still evicted (by its new owner's sweep), slots are reused,
+    /// and the moderation-dedup and lockstep state of a long stream stays bounded.
+    #[test]
+    fn indexed_sweeps_free_moved_followees_and_old_state() {
+        let day = 86_400_000;
+        let day_ms = day;
+        let mut d = Detector::new(cfg());
+        let mut o = obs("mover", "h", T0, 0.1);
+        d.observe(&o);
+        o.partition = 1;
+        o.ts_ms = T0 + 1000;
+        d.observe(&o);
+        // Partition 0 sweeps past the TTL: the followee is now partition 1's.
+        d.observe(&obs("p0", "h", T0 + 4 * day, 0.1));
+        assert_eq!(
+            d.tracked_followees(),
+            2,
+            "partition 0 does not evict partition 1's"
+        );
+        // Partition 1 sweeps past the TTL: it goes.
+        let mut late = obs("p1", "h", T0 + 4 * day, 0.1);
+        late.partition = 1;
+        d.observe(&late);
+        // A third sweep on partition 0 re-files what partition 0's index held.
+        d.observe(&obs("p0", "h", T0 + 4 * day + 3_600_000, 0.1));
+        assert_eq!(d.tracked_followees(), 2, "p0 and p1 remain, mover evicted");
+        // A month of bought bursts, one cohort of 100 bots a day following two buyers
+        // (so lockstep links them): moderation-dedup and lockstep state must hold only
+        // the last days, not the month.
+        let mut moderated = 0;
+        for day in 0..30i64 {
+            let t = T0 + (5 + day) * day_ms;
+            let buyer = format!("buyer{day}");
+            let prev = format!("buyer{}", day + 100);
+            for j in 0..100i64 {
+                let bot = format!("bot{day}-{j}");
+                for (k, followee) in [&buyer, &prev].into_iter().enumerate() {
+                    let e = d.observe(&obs(followee, &bot, t + j * 600 + k as i64, 0.95));
+                    moderated += e.moderation.len();
+                }
+            }
+        }
+        assert!(
+            moderated >= 3_000,
+            "the bursts alerted and moderated: {moderated}"
+        );
+        let m = d.memory_report();
+        // 7-day dedup window, 100 bots a day: at most 8 days' bots remain.
+        let dedup = m.moderation_dedup_entries;
+        assert!((100..=800).contains(&dedup), "{dedup}");
+        // 2-day lockstep window.
+        let lockstep = m.lockstep_followers;
+        assert!((100..=300).contains(&lockstep), "{lockstep}");
+        assert!(m.expiry_index_bytes < 64 * 1024, "{}", m.expiry_index_bytes);
     }
 }

@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod detector;
 pub mod event;
 pub mod evidence;
+pub mod expiry;
 pub mod features;
 pub mod generate;
 pub mod kafka;

@@ -9,7 +9,7 @@ mod cache;
 pub mod eval;
 pub mod train;
 
-pub use cache::ScoreCache;
+pub use cache::{score_time, ScoreCache};
 
 use crate::event::Profile;
 use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, REASON_CODES};

@@ -538,7 +538,9 @@ pub fn score_line(m: &Model, line: &[u8]) -> serde_json::Value {
             None => json!({"error": "missing_field", "message": "missing required field `ts`",
                            "event_id": ev.event_id}),
             Some(ts) => {
-                let s: Score = m.score(&ev.follower, ts);
+                // The service's score for this event: computed at the event day's
+                // midpoint, exactly as its cache does (reasons not quantised here).
+                let s: Score = m.score(&ev.follower, crate::model::score_time(ts));
                 json!({
                     "event_id": ev.event_id,
                     "followee_id": ev.followee_id,

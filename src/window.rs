@@ -294,7 +294,7 @@ impl FolloweeWindow {
 /// platform's ids are decimal numbers: a canonical decimal id (no sign, no leading zero,
 /// fits in 64 bits) is stored as that number, in place; any other string on the heap.
 /// The mapping is one-to-one, so comparing `FolloweeId`s compares the strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FolloweeId {
     Num(u64),
     Text(Box<str>),

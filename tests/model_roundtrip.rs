@@ -5,7 +5,7 @@ use followguard::dataset::Row;
 use followguard::event::Profile;
 use followguard::features::{FEATURE_NAMES, N_FEATURES};
 use followguard::model::train::{train, TrainParams};
-use followguard::model::{Model, ScoreCache};
+use followguard::model::{score_time, Model, ScoreCache};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -252,9 +252,9 @@ fn score_cache_hits_misses_and_stays_bounded() {
     let bytes = cache.memory_bytes();
     let rs = rows(500, 3);
     for r in &rs {
-        // The cache returns the quantised score, miss or hit (reason contributions at 16
-        // significant bits; prob exact).
-        let direct = ScoreCache::quantise(&m.score(&r.profile, r.now_ms));
+        // The cache returns the quantised score at the day's midpoint, miss or hit
+        // (reason contributions at 16 significant bits; prob exact).
+        let direct = ScoreCache::quantise(&m.score(&r.profile, score_time(r.now_ms)));
         assert_eq!(cache.get_or_score(&m, &r.profile, r.now_ms), direct);
         assert!(cache.len() <= cache.capacity());
     }
@@ -268,21 +268,31 @@ fn score_cache_hits_misses_and_stays_bounded() {
     assert_eq!(cache.hits(), before + 1);
     assert_eq!(
         s,
-        ScoreCache::quantise(&m.score(&last.profile, last.now_ms))
+        ScoreCache::quantise(&m.score(&last.profile, score_time(last.now_ms)))
+    );
+    // Later the same day: still a hit, and exactly what an empty cache computes then, so
+    // outputs never depend on what was cached.
+    let day = 86_400_000;
+    let end_of_day = last.now_ms.div_euclid(day) * day + day - 1;
+    let hit = cache.get_or_score(&m, &last.profile, end_of_day);
+    assert_eq!(cache.hits(), before + 2);
+    assert_eq!(
+        hit,
+        ScoreCache::new(8).get_or_score(&m, &last.profile, end_of_day)
     );
     // Changed counts or a later day: a fresh score, not a stale one.
     let mut changed = last.profile.clone();
     changed.followers_count += 1000;
     assert_eq!(
         cache.get_or_score(&m, &changed, last.now_ms),
-        ScoreCache::quantise(&m.score(&changed, last.now_ms))
+        ScoreCache::quantise(&m.score(&changed, score_time(last.now_ms)))
     );
     let next_day = last.now_ms + 86_400_000;
     assert_eq!(
         cache.get_or_score(&m, &last.profile, next_day),
-        ScoreCache::quantise(&m.score(&last.profile, next_day))
+        ScoreCache::quantise(&m.score(&last.profile, score_time(next_day)))
     );
-    assert_eq!(cache.hits(), before + 1);
+    assert_eq!(cache.hits(), before + 2);
     // A small working set fits entirely and is served from the cache.
     let mut small = ScoreCache::new(1024);
     for _ in 0..3 {

@@ -21,8 +21,11 @@ use std::hash::{BuildHasher, Hasher};
 ///   contribution is rounded to 16 significant bits with the feature index packed in the
 ///   freed low byte (see [`ScoreCache::quantise`]).
 ///
-/// Every score this cache returns, on a miss as on a hit, is [`ScoreCache::quantise`]d the same way,
-/// so outputs never depend on the cache's contents or size.
+/// Every score this cache returns, on a miss as on a hit, is computed at the same instant
+/// of the event's day ([`score_time`]: its UTC midpoint) and [`ScoreCache::quantise`]d the
+/// same way, so a score is a function of the profile snapshot and the event day only, and
+/// outputs never depend on the cache's contents, size, hashing or history (a replay
+/// reproduces a service's decisions whatever each one had cached).
 pub struct ScoreCache {
     /// One tag per slot (0 = empty); a set's 8 tags share one cache line, so a lookup
     /// reads one line and a hit one more.
@@ -104,7 +107,7 @@ impl ScoreCache {
             }
         }
         self.misses += 1;
-        let packed = pack(&m.score(p, now_ms));
+        let packed = pack(&m.score(p, score_time(now_ms)));
         let rank = if ways[victim] == 0 {
             self.len += 1;
             occupied
@@ -245,6 +248,16 @@ fn fingerprint(id_hash: u64, p: &Profile<'_>, now_ms: i64) -> u64 {
     h = mix_bytes(h, p.screen_name.as_bytes());
     h = mix_bytes(h, p.name.as_bytes());
     mix_bytes(h, p.description.trim().as_bytes())
+}
+
+/// The instant a score is computed at for an event at `now_ms`: the midpoint of its UTC
+/// day. Account age (the features' only use of time) is then off by at most 12 hours,
+/// which moves the per-day rates of any account older than a few days by a few percent at
+/// most; in exchange, every event of a day sees the same score for the same snapshot,
+/// cached or not.
+pub fn score_time(now_ms: i64) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    now_ms.div_euclid(DAY_MS) * DAY_MS + DAY_MS / 2
 }
 
 #[cfg(test)]
