@@ -46,6 +46,13 @@ fn base_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// For every reader that can fall behind (the service and the rebuild reader). When the
+/// prefetch queue fills (queued.max.messages.kbytes), librdkafka postpones the partition's
+/// next fetch by this much (default 1000 ms) even after the queue has drained: catching up
+/// went in cycles of ~0.9 s of work and ~0.5 s idle with nothing to read (118k -> 208k
+/// events/s with 10 ms; BENCHMARKS.md, end to end). The check is a local timer, not a request.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// At-least-once consumer: librdkafka auto-commits only offsets we store explicitly,
 /// after every record an event caused has been acknowledged.
 pub fn consumer_config(
@@ -64,12 +71,7 @@ pub fn consumer_config(
         // its alert (BENCHMARKS.md, end to end). Kafka answers as soon as data exists, so
         // a short wait only adds idle fetches there.
         .set("fetch.wait.max.ms", "10")
-        // When we fall behind, the prefetch queue fills (queued.max.messages.kbytes) and
-        // librdkafka postpones the partition's next fetch by this much (default 1000 ms)
-        // even after the queue has drained: catching up then went in cycles of ~0.9 s of
-        // work and ~0.5 s idle with nothing to read (118k -> 199k events/s with 10 ms;
-        // BENCHMARKS.md, end to end). The check is a local timer, not a request.
-        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
         .set(
             "statistics.interval.ms",
             stats_interval.as_millis().to_string(),
@@ -95,7 +97,7 @@ pub fn replay_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
         // The replay reads a bounded backlog as fast as possible; no point waiting for
         // fuller fetches; and it processes slower than it reads (see consumer_config).
         .set("fetch.wait.max.ms", "20")
-        .set("fetch.queue.backoff.ms", "10");
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     for (k, v) in base_config(kafka).config_map().iter() {
         c.set(*k, *v);
     }
