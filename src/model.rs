@@ -566,11 +566,13 @@ impl Model {
     /// probability (its change from the training-mean profile split over features in
     /// proportion to their logit terms, so contributions add up exactly).
     pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
-        let mut contrib = [0.0f32; N_FEATURES];
         let mut sum = 0.0f32;
         // Eight trees in lockstep: their walks are independent chains of loads, so the
-        // CPU overlaps them instead of waiting on one node at a time.
+        // CPU overlaps them instead of waiting on one node at a time. Each lane credits
+        // its own row of contributions: with one shared row, trees splitting on the same
+        // feature (most share the top few) made every `+=` wait for the previous store.
         const LANES: usize = 8;
+        let mut rows = [[0.0f32; N_FEATURES]; LANES];
         for chunk in self.roots.chunks(LANES) {
             let mut cur = [0usize; LANES];
             for (c, &r) in cur.iter_mut().zip(chunk) {
@@ -578,16 +580,22 @@ impl Model {
             }
             let lanes = chunk.len();
             for _ in 0..self.depth {
-                for c in cur.iter_mut().take(lanes) {
+                for (c, row) in cur.iter_mut().zip(rows.iter_mut()).take(lanes) {
                     let node = &self.nodes[*c];
                     let f = node.feature as usize;
                     let side = usize::from(x[f] > node.threshold);
-                    contrib[f] += node.delta[side];
+                    row[f] += node.delta[side];
                     *c = node.left as usize + side;
                 }
             }
             for &c in cur.iter().take(lanes) {
                 sum += self.nodes[c].value;
+            }
+        }
+        let mut contrib = rows[0];
+        for row in &rows[1..] {
+            for (c, r) in contrib.iter_mut().zip(row) {
+                *c += r;
             }
         }
         let wf = self.file.blend * self.inv_trees;
