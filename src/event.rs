@@ -567,6 +567,31 @@ mod fast {
         Some((i + p, ascii))
     }
 
+    /// Byte equality for keys (≤ 28 bytes), 8 at a time and inlined: a call to the
+    /// C library's `memcmp` per key was 13% of parsing.
+    #[inline(always)]
+    fn same(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let word = |s: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(s);
+            u64::from_ne_bytes(w)
+        };
+        let mut ca = a.chunks_exact(8);
+        let mut cb = b.chunks_exact(8);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            if word(x) != word(y) {
+                return false;
+            }
+        }
+        ca.remainder()
+            .iter()
+            .zip(cb.remainder())
+            .all(|(x, y)| x == y)
+    }
+
     struct Scan<'a> {
         b: &'a [u8],
         i: usize,
@@ -631,13 +656,15 @@ mod fast {
             }
             if let Some(name) = names.get(hint) {
                 let end = self.i + 1 + name.len();
-                if self.b.get(self.i + 1..end) == Some(*name) && self.b.get(end) == Some(&b'"') {
-                    self.i = end + 1;
-                    return Some(Some(hint));
+                if let Some(k) = self.b.get(self.i + 1..end) {
+                    if same(k, name) && self.b.get(end) == Some(&b'"') {
+                        self.i = end + 1;
+                        return Some(Some(hint));
+                    }
                 }
             }
             let key = self.key()?;
-            Some(names.iter().position(|n| *n == key))
+            Some(names.iter().position(|n| same(n, key)))
         }
 
         /// An object key, as bytes: the schema's names are ASCII, and any other key
