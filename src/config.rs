@@ -117,6 +117,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 50_000)]
     pub max_in_flight: usize,
 
+    /// Extra threads that parse and score fetched records while serve is behind (the
+    /// detector stays on the consume loop, in input order); 0 = the loop does everything.
+    /// They work only when 16+ records are waiting, so at a steady live rate they idle.
+    /// Worth 1 only where serve has a spare core: catching up, one helper gave +17% with
+    /// a free core and nothing on a 2-vCPU host shared with the broker (BENCHMARKS.md).
+    #[arg(long, env = "FOLLOWGUARD_PREPARE_THREADS", default_value_t = 0)]
+    pub prepare_threads: usize,
+
     /// How long the broker may take to acknowledge one produced record before it is retried.
     /// Must stay below max.poll.interval.ms so a stalled sink cannot get us kicked out of the group.
     #[arg(long, env = "FOLLOWGUARD_DELIVERY_TIMEOUT", default_value = "30s")]
@@ -246,6 +254,8 @@ pub struct ServeConfig {
     pub admin_addr: SocketAddr,
     pub shutdown_grace: Duration,
     pub max_in_flight: usize,
+    /// Helper threads for parsing and scoring (`--prepare-threads`).
+    pub prepare_threads: usize,
     pub delivery_timeout: Duration,
     pub stats_interval: Duration,
     pub health_stale_after: Duration,
@@ -257,6 +267,9 @@ pub struct ServeConfig {
     /// Detector thresholds and score-cache size.
     pub pipeline: crate::pipeline::PipelineConfig,
 }
+
+/// Upper bound of `--prepare-threads`.
+pub const MAX_PREPARE_THREADS: usize = 16;
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `7d` (or a bare number of seconds).
 pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, ConfigError> {
@@ -405,6 +418,12 @@ impl ServeArgs {
         if self.max_in_flight == 0 {
             return Err(ConfigError("--max-in-flight must be at least 1".into()));
         }
+        if self.prepare_threads > MAX_PREPARE_THREADS {
+            return Err(ConfigError(format!(
+                "--prepare-threads must be at most {MAX_PREPARE_THREADS} (the detector, \
+                 on one thread, is the limit beyond a few)"
+            )));
+        }
         let shutdown_grace = parse_duration("shutdown-grace", &self.shutdown_grace)?;
         let delivery_timeout = parse_duration("delivery-timeout", &self.delivery_timeout)?;
         if delivery_timeout < Duration::from_secs(1) || delivery_timeout > Duration::from_secs(240)
@@ -468,6 +487,7 @@ impl ServeArgs {
             admin_addr,
             shutdown_grace,
             max_in_flight: self.max_in_flight,
+            prepare_threads: self.prepare_threads,
             delivery_timeout,
             stats_interval,
             health_stale_after,
@@ -577,6 +597,7 @@ mod tests {
             (vec!["--delivery-timeout", "10m"], "--delivery-timeout"),
             (vec!["--webhook-url", "ftp://x"], "--webhook-url"),
             (vec!["--max-in-flight", "0"], "--max-in-flight"),
+            (vec!["--prepare-threads", "17"], "--prepare-threads"),
         ] {
             let e = args(&flags).validate().unwrap_err();
             assert!(e.0.contains(needle), "{flags:?}: {e}");

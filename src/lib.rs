@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod modelcli;
 pub mod pipeline;
+pub mod prepare;
 pub mod replay;
 pub mod serve;
 pub mod web;

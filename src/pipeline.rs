@@ -106,11 +106,37 @@ impl Pipeline {
         fallback_ts_ms: Option<i64>,
         partition: i32,
     ) -> Result<Outcome<'a>, EventError> {
-        let ev = event::parse(bytes)?;
-        let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
-        let hits_before = self.cache.hits();
-        let score = self.cache.get_or_score(&self.model, &ev.follower, ts);
-        let cache_hit = self.cache.hits() > hits_before;
+        let p = prepare(&self.model, &mut self.cache, bytes, fallback_ts_ms)?;
+        Ok(self.observe(p, partition))
+    }
+
+    /// The scoring half of [`process`](Self::process) with this pipeline's own cache; see
+    /// [`scorer`](Self::scorer) to prepare on other threads.
+    pub fn prepare<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        fallback_ts_ms: Option<i64>,
+    ) -> Result<Prepared<'a>, EventError> {
+        prepare(&self.model, &mut self.cache, bytes, fallback_ts_ms)
+    }
+
+    /// The model and this pipeline's score cache, for preparing events on two threads at
+    /// once (the other thread brings its own [`ScoreCache`]). A score depends only on the
+    /// profile and the event day, never on which cache held what, so outcomes are the
+    /// same whichever thread prepared an event.
+    pub fn scorer(&mut self) -> (&Arc<Model>, &mut ScoreCache) {
+        (&self.model, &mut self.cache)
+    }
+
+    /// The detection half of [`process`](Self::process): windows, triggers, alert and
+    /// moderation records. Must see prepared events in input order.
+    pub fn observe<'a>(&mut self, p: Prepared<'a>, partition: i32) -> Outcome<'a> {
+        let Prepared {
+            ev,
+            ts,
+            score,
+            cache_hit,
+        } = p;
         let suspicious = score.prob >= self.threshold;
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
@@ -127,7 +153,7 @@ impl Pipeline {
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
-        Ok(Outcome {
+        Outcome {
             event_time_ms: ts,
             event_id: ev.event_id,
             kind: ev.kind,
@@ -141,7 +167,7 @@ impl Pipeline {
             cache_hit,
             alerts,
             moderation,
-        })
+        }
     }
 
     /// Scores one input's follower into the cache without detection (no window moves, no
@@ -152,10 +178,7 @@ impl Pipeline {
         bytes: &[u8],
         fallback_ts_ms: Option<i64>,
     ) -> Result<(), EventError> {
-        let ev = event::parse(bytes)?;
-        let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
-        self.cache.get_or_score(&self.model, &ev.follower, ts);
-        Ok(())
+        prepare(&self.model, &mut self.cache, bytes, fallback_ts_ms).map(|_| ())
     }
 
     /// Forgets the followees of a revoked partition (the new owner rebuilds them).
@@ -194,6 +217,37 @@ impl Pipeline {
     pub fn memory_report(&self) -> (MemoryReport, usize) {
         (self.detector.memory_report(), self.cache.memory_bytes())
     }
+}
+
+/// An input parsed and scored, not yet observed by the detector: the per-event, stateless
+/// half of [`Pipeline::process`] (state: only the score cache, which never changes a
+/// score), so it may run on any thread, ahead of detection.
+#[derive(Debug, Clone)]
+pub struct Prepared<'a> {
+    ev: event::FollowEvent<'a>,
+    ts: i64,
+    score: Score,
+    cache_hit: bool,
+}
+
+/// Parses `bytes`, resolves the event time and scores the follower through `cache`.
+pub fn prepare<'a>(
+    model: &Model,
+    cache: &mut ScoreCache,
+    bytes: &'a [u8],
+    fallback_ts_ms: Option<i64>,
+) -> Result<Prepared<'a>, EventError> {
+    let ev = event::parse(bytes)?;
+    let ts = event_time(ev.ts_ms, fallback_ts_ms)?;
+    let hits_before = cache.hits();
+    let score = cache.get_or_score(model, &ev.follower, ts);
+    let cache_hit = cache.hits() > hits_before;
+    Ok(Prepared {
+        ev,
+        ts,
+        score,
+        cache_hit,
+    })
 }
 
 /// The event time: payload `ts`, else the fallback; outside 1970..=9999 is garbage a

@@ -32,10 +32,12 @@
 use crate::admin::{self, AdminState, Info};
 use crate::alert::AlertStatus;
 use crate::config::{LogFormat, ServeArgs, ServeConfig};
+use crate::event::EventError;
 use crate::kafka::{self, OutRecord, OutputTopics, RebalanceEvent, ServiceContext};
 use crate::metrics::{EventOutcome, Metrics, Sink};
 use crate::model::Model;
-use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::pipeline::{Outcome, Pipeline, PipelineConfig, Prepared};
+use crate::prepare::Preparer;
 use crate::webhook::{Webhook, WebhookAlert};
 use crate::ConfigError;
 use anyhow::Context as _;
@@ -57,6 +59,9 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// Most events handed to the acknowledgement task at once.
 const BATCH: usize = 256;
+/// Records the loop takes from librdkafka's queue before preparing them together (only
+/// those already fetched: a chunk never waits for more).
+const CHUNK: usize = crate::prepare::CHUNK;
 /// Longest pause between re-sends of a record the broker did not acknowledge.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Metadata calls (committed offsets, offsets for times) during a rebuild.
@@ -210,6 +215,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let rebuild_window = cfg
         .rebuild_window
         .unwrap_or_else(|| state_horizon(&pipeline_cfg));
+    let preparer = Preparer::new(cfg.prepare_threads, pipeline_cfg.cache_capacity)?;
     let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
     let mut service = Service {
         cfg: &cfg,
@@ -217,6 +223,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         producer: producer.clone(),
         topics,
         pipeline,
+        preparer,
         admin: admin_state.clone(),
         metrics: metrics.clone(),
         webhook,
@@ -422,6 +429,7 @@ struct Service<'a> {
     producer: kafka::SharedProducer,
     topics: OutputTopics,
     pipeline: Pipeline,
+    preparer: Preparer,
     admin: Arc<AdminState>,
     metrics: Metrics,
     webhook: Option<Webhook>,
@@ -486,12 +494,14 @@ impl Service<'_> {
     ) -> anyhow::Result<()> {
         let consumer = self.consumer.clone();
         let mut batch: Batch = Vec::with_capacity(BATCH);
+        // A record that came after a rebalance, held for the next chunk.
+        let mut carry: Option<BorrowedMessage<'_>> = None;
         loop {
             if shutdown.is_cancelled() {
                 hand_over_late(&tx, batch);
                 return Ok(());
             }
-            let msg = match poll_now(consumer.recv()) {
+            let msg = match carry.take().map(Ok).or_else(|| poll_now(consumer.recv())) {
                 Some(m) => m,
                 None => {
                     // Nothing fetched yet: hand over what is done before waiting, so no
@@ -521,13 +531,43 @@ impl Service<'_> {
             };
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
-            let pending = self.handle(&m).await;
-            drop(m);
-            batch.push(pending);
-            if batch.len() >= BATCH && !self.flush(shutdown, &tx, &mut batch).await? {
-                return Ok(());
+            // More records already fetched join the chunk, up to a rebalance: a record
+            // returned by the poll that served one belongs after it.
+            let mut chunk = vec![m];
+            while chunk.len() < CHUNK {
+                match poll_now(consumer.recv()) {
+                    Some(Ok(m)) if self.rebalance_pending() => {
+                        carry = Some(m);
+                        break;
+                    }
+                    Some(Ok(m)) => chunk.push(m),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let inputs: Vec<(&[u8], Option<i64>)> = chunk
+                .iter()
+                .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
+                .collect();
+            let ready = self.preparer.prepare(&mut self.pipeline, &inputs);
+            for (m, (result, secs)) in chunk.iter().zip(ready) {
+                let pending = self.handle(m, result, secs).await;
+                batch.push(pending);
+                if batch.len() >= BATCH && !self.flush(shutdown, &tx, &mut batch).await? {
+                    return Ok(());
+                }
             }
         }
+    }
+
+    fn rebalance_pending(&self) -> bool {
+        self.rebalances
+            .lock()
+            .map(|q| !q.is_empty())
+            .unwrap_or(false)
     }
 
     /// Hands the batch to the acknowledgement task and does the per-batch bookkeeping
@@ -640,16 +680,20 @@ impl Service<'_> {
         Ok(true)
     }
 
-    /// Turns one input record into its output records (already handed to the producer).
-    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Pending {
+    /// Turns one prepared input record into its output records (already handed to the
+    /// producer). `prep_secs`: time its parse and score took.
+    async fn handle(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        prepared: Result<Prepared<'_>, EventError>,
+        prep_secs: f64,
+    ) -> Pending {
         let payload = m.payload().unwrap_or_default();
         let (partition, offset) = (m.partition(), m.offset());
         let started = Instant::now();
-        let result = self
-            .pipeline
-            .process(payload, m.timestamp().to_millis(), partition);
+        let result = prepared.map(|p| self.pipeline.observe(p, partition));
         self.metrics
-            .processing_seconds(started.elapsed().as_secs_f64());
+            .processing_seconds(prep_secs + started.elapsed().as_secs_f64());
         let mut records = Vec::new();
         match result {
             Ok(outcome) => {

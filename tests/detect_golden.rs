@@ -8,7 +8,7 @@
 use followguard::alert::AlertStatus;
 use followguard::generate::Truth;
 use followguard::model::Model;
-use followguard::pipeline::{Pipeline, PipelineConfig};
+use followguard::pipeline::{Outcome, Pipeline, PipelineConfig};
 use followguard::replay::run_lines;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,4 +103,88 @@ fn replaying_twice_gives_identical_records() {
     let (a2, m2, _) = replay(&input);
     assert_eq!(a1, a2);
     assert_eq!(m1, m2);
+}
+
+/// `serve` parses and scores chunks of records on helper threads, each with its own score
+/// cache, then observes them in input order. The golden stream, prepared that way (events
+/// dealt to two caches in turns of three, on two threads), gives exactly the outcomes of
+/// `Pipeline::process` on one thread.
+#[test]
+fn prepared_on_two_threads_matches_process() {
+    let model =
+        Arc::new(Model::load(&root().join("models/default.json")).expect("models/default.json"));
+    let input = std::fs::read(root().join("tests/golden/small.jsonl")).expect("golden input");
+    let lines: Vec<&[u8]> = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+
+    let mut one = Pipeline::new(model.clone(), PipelineConfig::default());
+    let expected: Vec<String> = lines
+        .iter()
+        .map(|l| match one.process(l, Some(0), 0) {
+            Ok(o) => format!("{o:?}"),
+            Err(e) => format!("error {}: {e}", e.kind()),
+        })
+        .collect();
+
+    let mut two = Pipeline::new(model.clone(), PipelineConfig::default());
+    let mut helper_cache = followguard::model::ScoreCache::new(1 << 10);
+    let mut got = Vec::new();
+    let (mut helper_hits, mut own_hits) = (0, 0);
+    for chunk in lines.chunks(6) {
+        let (own, theirs) = chunk.split_at(chunk.len().min(3));
+        let (m, cache) = two.scorer();
+        let m: &Model = m;
+        let (mine, helped) = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                theirs
+                    .iter()
+                    .map(|l| followguard::pipeline::prepare(m, &mut helper_cache, l, Some(0)))
+                    .collect::<Vec<_>>()
+            });
+            let mine: Vec<_> = own
+                .iter()
+                .map(|l| followguard::pipeline::prepare(m, cache, l, Some(0)))
+                .collect();
+            (mine, h.join().expect("helper thread"))
+        });
+        for (i, p) in mine.into_iter().chain(helped).enumerate() {
+            got.push(match p {
+                Ok(p) => {
+                    let o = two.observe(p, 0);
+                    if o.cache_hit {
+                        if i < own.len() {
+                            own_hits += 1;
+                        } else {
+                            helper_hits += 1;
+                        }
+                    }
+                    format!(
+                        "{:?}",
+                        Outcome {
+                            cache_hit: false,
+                            ..o
+                        }
+                    )
+                }
+                Err(e) => format!("error {}: {e}", e.kind()),
+            });
+        }
+    }
+    // Which cache hit differs by construction; everything else must be identical.
+    let expected: Vec<String> = expected
+        .into_iter()
+        .map(|s| s.replace("cache_hit: true", "cache_hit: false"))
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "event {i} differs");
+    }
+    assert!(got.iter().filter(|g| g.starts_with("error")).count() >= 3);
+    // Both caches were used for real: the stream's repeat followers hit in each.
+    assert!(
+        own_hits > 0 && helper_hits > 0,
+        "hits {own_hits} / {helper_hits}"
+    );
 }

@@ -8,6 +8,9 @@ use kafka_support::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+/// Pair members prepare chunks on a helper thread (`serve --prepare-threads`).
+const HELPERS: [&str; 2] = ["--prepare-threads", "1"];
+
 fn open_ids(records: &[Rec]) -> BTreeSet<String> {
     records
         .iter()
@@ -52,8 +55,10 @@ fn two_instances_split_partitions_and_open_the_same_alerts_as_one() {
 
     let mut single = env.serve(&single_topics, &unique("gsingle"), &[]);
     let pair_group = unique("gpair");
-    let mut a = env.serve(&pair_topics, &pair_group, &[]);
-    let mut b = env.serve(&pair_topics, &pair_group, &[]);
+    // The pair parses and scores on helper threads too (the single instance does not):
+    // outputs must not depend on it.
+    let mut a = env.serve(&pair_topics, &pair_group, &HELPERS);
+    let mut b = env.serve(&pair_topics, &pair_group, &HELPERS);
     single.wait_ready(Duration::from_secs(60));
     a.wait_ready(Duration::from_secs(60));
     b.wait_ready(Duration::from_secs(60));
@@ -154,7 +159,7 @@ fn member_joining_mid_stream_takes_over_partitions_without_losing_events() {
     let pair_group = unique("gjoin");
 
     let mut single = env.serve(&single_topics, &unique("gsingle"), &[]);
-    let mut a = env.serve(&pair_topics, &pair_group, &[]);
+    let mut a = env.serve(&pair_topics, &pair_group, &HELPERS);
     single.wait_ready(Duration::from_secs(60));
     a.wait_ready(Duration::from_secs(60));
     let mut producer = std::process::Command::new(&env.bin)
@@ -185,7 +190,7 @@ fn member_joining_mid_stream_takes_over_partitions_without_losing_events() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut b = env.serve(&pair_topics, &pair_group, &[]);
+    let mut b = env.serve(&pair_topics, &pair_group, &HELPERS);
     b.wait_ready(Duration::from_secs(60));
     assert!(producer.wait().expect("produce").success());
 
