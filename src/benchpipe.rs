@@ -11,6 +11,7 @@ use crate::evidence::EvidenceStore;
 use crate::generate::{self, GenConfig, Profiles};
 use crate::model::DEFAULT_MODEL_PATH;
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::prepare::Preparer;
 use crate::replay::{load_model, DetectorArgs};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -53,6 +54,12 @@ pub struct BenchPipelineArgs {
     /// Print one JSON object on stdout instead of the `bench.pipeline.*` lines.
     #[arg(long)]
     pub json: bool,
+    /// Also run the cold stream the way `serve --prepare-threads N` does (chunks of up to
+    /// 256 events parsed and scored on the calling thread plus N helpers, then observed
+    /// in order), once with N = 0 and once with each given N, and report wall-clock
+    /// events/s (per-event latency is not defined there). Text output only.
+    #[arg(long, value_delimiter = ',')]
+    pub prepare_threads: Vec<usize>,
     #[command(flatten)]
     pub detector: DetectorArgs,
 }
@@ -431,6 +438,51 @@ pub fn run_case(
     })
 }
 
+/// The cold stream through [`Preparer`] in chunks, as `serve` runs it: wall-clock
+/// events/s and the calling thread's CPU seconds. Outputs are counted as a check that
+/// every thread count gives the same results.
+pub fn run_chunked(
+    stream: &Stream,
+    a: &BenchPipelineArgs,
+    model: &std::sync::Arc<crate::model::Model>,
+    threads: usize,
+) -> anyhow::Result<(f64, f64, f64, u64, u64)> {
+    let cfg: PipelineConfig = a.detector.pipeline_config();
+    let mut preparer = Preparer::new(threads, cfg.cache_capacity)?;
+    let mut p = Pipeline::new(model.clone(), cfg);
+    let mut sinks = MemSinks {
+        buf: Vec::with_capacity(1 << 24),
+        bytes: 0,
+        alerts: 0,
+        moderation: 0,
+        evidence: (!a.no_evidence).then(EvidenceStore::default),
+    };
+    let cpu0 = thread_cpu_s();
+    let t0 = Instant::now();
+    let mut inputs = Vec::with_capacity(crate::prepare::CHUNK);
+    let mut i = 0;
+    while i < stream.len() {
+        let end = (i + crate::prepare::CHUNK).min(stream.len());
+        inputs.clear();
+        inputs.extend((i..end).map(|j| (stream.line(j), None)));
+        for (r, _) in preparer.prepare(&mut p, &inputs) {
+            if let Ok(prepared) = r {
+                sinks.take(&p.observe(prepared, 0))?;
+            }
+        }
+        i = end;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_s() - cpu0;
+    Ok((
+        stream.len() as f64 / wall.max(1e-9),
+        wall,
+        cpu,
+        sinks.alerts,
+        sinks.moderation,
+    ))
+}
+
 /// The stable, grep-able text report: `bench.pipeline.<case>.<metric> <value> <unit>`.
 pub fn report_lines(r: &Report) -> String {
     let mut s = String::new();
@@ -592,6 +644,26 @@ pub fn run(a: BenchPipelineArgs) -> anyhow::Result<()> {
         writeln!(out)?;
     } else {
         out.write_all(report_lines(&report).as_bytes())?;
+    }
+    if !a.prepare_threads.is_empty() {
+        if !a.cases.contains(&Case::Cold) {
+            make_followers_distinct(&mut stream);
+        }
+        let mut counts = vec![0];
+        counts.extend(a.prepare_threads.iter().copied().filter(|&t| t > 0));
+        let mut base = None;
+        for t in counts {
+            let (rate, wall, cpu, alerts, moderation) = run_chunked(&stream, &a, &model, t)?;
+            let base_rate = *base.get_or_insert(rate);
+            eprintln!("bench-pipeline: cold, chunked, {t} prepare threads: {rate:.0} events/s");
+            let k = format!("bench.pipeline.cold_chunked.threads_{t}");
+            writeln!(out, "{k}.events_per_s {rate:.0} events/s")?;
+            writeln!(out, "{k}.vs_threads_0 {:.2} ratio", rate / base_rate)?;
+            writeln!(out, "{k}.wall {wall:.3} s")?;
+            writeln!(out, "{k}.calling_thread_cpu {cpu:.3} s")?;
+            writeln!(out, "{k}.alerts {alerts} records")?;
+            writeln!(out, "{k}.moderation {moderation} records")?;
+        }
     }
     Ok(())
 }
