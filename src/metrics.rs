@@ -318,7 +318,7 @@ impl Metrics {
         let processing_duration = histogram(
             r,
             "followguard_processing_duration_seconds",
-            "Time spent turning one input record into an outcome (parse, score, detect).",
+            "Time spent turning one input record into an outcome: parse and score (serve charges each record the mean of the chunk share it was prepared in) plus detect.",
             vec![
                 1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1,
             ],
