@@ -280,6 +280,16 @@ struct MemSinks {
 }
 
 impl MemSinks {
+    fn new(evidence: bool) -> MemSinks {
+        MemSinks {
+            buf: Vec::with_capacity(1 << 24),
+            bytes: 0,
+            alerts: 0,
+            moderation: 0,
+            evidence: evidence.then(EvidenceStore::default),
+        }
+    }
+
     fn take(&mut self, o: &Outcome) -> anyhow::Result<()> {
         for a in &o.alerts {
             serde_json::to_writer(&mut self.buf, a)?;
@@ -371,13 +381,7 @@ pub fn run_case(
         cfg.cache_capacity = cfg.cache_capacity.max(1 << 16);
     }
     let mut p = Pipeline::new(model.clone(), cfg);
-    let mut sinks = MemSinks {
-        buf: Vec::with_capacity(1 << 24),
-        bytes: 0,
-        alerts: 0,
-        moderation: 0,
-        evidence: (!a.no_evidence).then(EvidenceStore::default),
-    };
+    let mut sinks = MemSinks::new(!a.no_evidence);
     let mut lat: Vec<u32> = Vec::with_capacity(stream.len());
     let mut rejected = 0u64;
     let mut hits = 0u64;
@@ -450,13 +454,7 @@ pub fn run_chunked(
     let cfg: PipelineConfig = a.detector.pipeline_config();
     let mut preparer = Preparer::new(threads, cfg.cache_capacity)?;
     let mut p = Pipeline::new(model.clone(), cfg);
-    let mut sinks = MemSinks {
-        buf: Vec::with_capacity(1 << 24),
-        bytes: 0,
-        alerts: 0,
-        moderation: 0,
-        evidence: (!a.no_evidence).then(EvidenceStore::default),
-    };
+    let mut sinks = MemSinks::new(!a.no_evidence);
     let cpu0 = thread_cpu_s();
     let t0 = Instant::now();
     let mut inputs = Vec::with_capacity(crate::prepare::CHUNK);

@@ -110,21 +110,11 @@ impl Pipeline {
         Ok(self.observe(p, partition))
     }
 
-    /// The scoring half of [`process`](Self::process) with this pipeline's own cache; see
-    /// [`scorer`](Self::scorer) to prepare on other threads.
-    pub fn prepare<'a>(
-        &mut self,
-        bytes: &'a [u8],
-        fallback_ts_ms: Option<i64>,
-    ) -> Result<Prepared<'a>, EventError> {
-        prepare(&self.model, &mut self.cache, bytes, fallback_ts_ms)
-    }
-
     /// The model and this pipeline's score cache, for preparing events on two threads at
     /// once (the other thread brings its own [`ScoreCache`]). A score depends only on the
     /// profile and the event day, never on which cache held what, so outcomes are the
     /// same whichever thread prepared an event.
-    pub fn scorer(&mut self) -> (&Arc<Model>, &mut ScoreCache) {
+    pub fn scorer(&mut self) -> (&Model, &mut ScoreCache) {
         (&self.model, &mut self.cache)
     }
 

@@ -48,10 +48,6 @@ impl Preparer {
         })
     }
 
-    pub fn threads(&self) -> usize {
-        self.caches.len()
-    }
-
     /// Parses and scores `inputs` (bytes, fallback event time): on the calling thread
     /// with the pipeline's cache, or split with the helpers when there are at least
     /// [`PARALLEL_MIN`]. Results come back in input order.
@@ -63,7 +59,6 @@ impl Preparer {
         let n = inputs.len();
         let mut mine = Vec::with_capacity(n);
         let (model, cache) = pipeline.scorer();
-        let model: &Model = model;
         match &self.pool {
             Some(pool) if n >= PARALLEL_MIN => {
                 let per = n.div_ceil(self.caches.len() + 1);

@@ -59,9 +59,6 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// Most events handed to the acknowledgement task at once.
 const BATCH: usize = 256;
-/// Records the loop takes from librdkafka's queue before preparing them together (only
-/// those already fetched: a chunk never waits for more).
-const CHUNK: usize = crate::prepare::CHUNK;
 /// Longest pause between re-sends of a record the broker did not acknowledge.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Metadata calls (committed offsets, offsets for times) during a rebuild.
@@ -534,7 +531,8 @@ impl Service<'_> {
             // More records already fetched join the chunk, up to a rebalance: a record
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
-            while chunk.len() < CHUNK {
+            // Only records already fetched: a chunk never waits for more.
+            while chunk.len() < crate::prepare::CHUNK {
                 match poll_now(consumer.recv()) {
                     Some(Ok(m)) if self.rebalance_pending() => {
                         carry = Some(m);

@@ -135,7 +135,6 @@ fn prepared_on_two_threads_matches_process() {
     for chunk in lines.chunks(6) {
         let (own, theirs) = chunk.split_at(chunk.len().min(3));
         let (m, cache) = two.scorer();
-        let m: &Model = m;
         let (mine, helped) = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 theirs
