@@ -296,10 +296,10 @@ def check_static(root):
         pod = sts["spec"]["template"]["spec"]
         c = pod["containers"][0]
         env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
-        kopts = env.get("FOLLOWGUARD_KAFKA_OPTIONS", "")
-        if "group.instance.id=$(POD_NAME)" not in kopts:
+        kopts = kafka_options(env.get("FOLLOWGUARD_KAFKA_OPTIONS", ""), "StatefulSet")
+        if kopts.get("group.instance.id") != "$(POD_NAME)":
             fail("StatefulSet must set group.instance.id to the pod name (static membership)")
-        if "partition.assignment.strategy=cooperative-sticky" not in kopts:
+        if kopts.get("partition.assignment.strategy") != "cooperative-sticky":
             fail("StatefulSet must use cooperative-sticky assignment")
         for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             if c.get(probe, {}).get("httpGet", {}).get("path") != path:
@@ -325,6 +325,8 @@ def check_static(root):
             fail(f"deploy/compose.yaml has no `{s}` service")
     prov = load_yaml(os.path.join(root, "deploy/grafana/provisioning/dashboards/followguard.yaml"))
     dash_dir = prov["providers"][0]["options"]["path"]
+    fg_env = services.get("followguard", {}).get("environment") or {}
+    kafka_options(str(fg_env.get("FOLLOWGUARD_KAFKA_OPTIONS", "")), "deploy/compose.yaml")
     mounts = " ".join(str(v) for v in services.get("grafana", {}).get("volumes", []))
     if dash_dir not in mounts:
         fail(f"compose grafana does not mount the dashboards at {dash_dir}")
@@ -609,6 +611,23 @@ def cut_stream(events_path, truth_path, margin_ms):
     print(f"kept {kept} events up to 10 minutes after the last campaign, dropped {dropped}", file=sys.stderr)
 
 
+def kafka_options(value, where):
+    """FOLLOWGUARD_KAFKA_OPTIONS as serve reads it: options separated by ';' (config.rs,
+    value_delimiter). A ',' followed by another key=... inside one value means the options
+    were comma-joined and serve would read them as a single option."""
+    opts = {}
+    for o in filter(None, (x.strip() for x in value.split(";"))):
+        key, sep, val = o.partition("=")
+        if not sep:
+            fail(f"{where}: FOLLOWGUARD_KAFKA_OPTIONS entry {o!r} is not key=value")
+            continue
+        if re.search(r",\s*[a-z][a-z0-9._]*=", val):
+            fail(f"{where}: FOLLOWGUARD_KAFKA_OPTIONS value of {key} contains ',key=': "
+                 "separate options with ';'")
+        opts[key] = val
+    return opts
+
+
 def k8s_kafka_options(root, pod):
     """The StatefulSet's librdkafka options with the pod name filled in and a short session
     timeout (the development broker delivers a new member's first records only after about
@@ -619,9 +638,9 @@ def k8s_kafka_options(root, pod):
         for c in doc["spec"]["template"]["spec"]["containers"]:
             for e in c.get("env", []):
                 if e["name"] == "FOLLOWGUARD_KAFKA_OPTIONS":
-                    opts = [o for o in e["value"].replace("$(POD_NAME)", pod).split(",")
+                    opts = [o for o in e["value"].replace("$(POD_NAME)", pod).split(";")
                             if not o.startswith("session.timeout.ms=")]
-                    return ",".join(opts + ["session.timeout.ms=6000"])
+                    return ";".join(opts + ["session.timeout.ms=6000"])
     fail("deploy/k8s/statefulset.yaml sets no FOLLOWGUARD_KAFKA_OPTIONS")
     return ""
 

@@ -240,6 +240,39 @@ pub fn campaign_id(root_alert_id: &str) -> String {
     format!("fgc-{}", root_alert_id.trim_start_matches("fga-"))
 }
 
+/// An alert with plain figures, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn test_alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
+    Alert {
+        schema_version: 1,
+        alert_id: id.to_string(),
+        status,
+        kind: AlertKind::Burst,
+        severity: Severity::Low,
+        followee_id: followee.to_string(),
+        event_time: String::new(),
+        event_time_ms: t,
+        burst_start: String::new(),
+        window_start: String::new(),
+        window_end: String::new(),
+        new_followers: 10,
+        baseline_rate_per_hour: 6.0,
+        rate_z: 3.0,
+        suspicious_count: 8,
+        expected_suspicious: 0.3,
+        suspicious_share: 0.8,
+        mean_score: 0.9,
+        creation_histogram: [0; AGE_BINS],
+        creation_concentration: 0.0,
+        sample_follower_ids: Vec::new(),
+        top_reasons: Vec::new(),
+        campaign_id: None,
+        campaign_followees: 1,
+        model_version: "m".into(),
+        detector_version: "d",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,7 +278,7 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
     .with_context(|| format!("reading truth {}", a.truth.display()))?;
     let model = load_model(&a.model)?;
     let model_version = model.version().to_string();
-    let mut pipeline = Pipeline::new(model, a.detector.pipeline_config());
+    let mut pipeline = Pipeline::new(model, a.detector.pipeline_config()?);
     let input = std::io::BufReader::with_capacity(
         1 << 20,
         std::fs::File::open(&a.events)

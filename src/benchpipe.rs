@@ -376,7 +376,7 @@ pub fn run_case(
     a: &BenchPipelineArgs,
     model: &std::sync::Arc<crate::model::Model>,
 ) -> anyhow::Result<CaseResult> {
-    let mut cfg: PipelineConfig = a.detector.pipeline_config();
+    let mut cfg: PipelineConfig = a.detector.pipeline_config()?;
     if case == Case::Warm {
         cfg.cache_capacity = cfg.cache_capacity.max(1 << 16);
     }
@@ -451,7 +451,7 @@ pub fn run_chunked(
     model: &std::sync::Arc<crate::model::Model>,
     threads: usize,
 ) -> anyhow::Result<(f64, f64, f64, u64, u64)> {
-    let cfg: PipelineConfig = a.detector.pipeline_config();
+    let cfg: PipelineConfig = a.detector.pipeline_config()?;
     let mut preparer = Preparer::new(threads, cfg.cache_capacity)?;
     let mut p = Pipeline::new(model.clone(), cfg);
     let mut sinks = MemSinks::new(!a.no_evidence);

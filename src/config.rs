@@ -270,6 +270,8 @@ pub struct ServeConfig {
 
 /// Upper bound of `--prepare-threads`.
 pub const MAX_PREPARE_THREADS: usize = 16;
+/// Largest `--webhook-queue` (alerts waiting for the webhook; the channel allocates it).
+pub const MAX_WEBHOOK_QUEUE: usize = 1_000_000;
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `7d` (or a bare number of seconds).
 pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, ConfigError> {
@@ -463,8 +465,10 @@ impl ServeArgs {
                             .into(),
                     ));
                 }
-                if self.webhook_queue == 0 {
-                    return Err(ConfigError("--webhook-queue must be at least 1".into()));
+                if self.webhook_queue == 0 || self.webhook_queue > MAX_WEBHOOK_QUEUE {
+                    return Err(ConfigError(format!(
+                        "--webhook-queue must be between 1 and {MAX_WEBHOOK_QUEUE}"
+                    )));
                 }
                 Some(WebhookConfig {
                     url: u.to_string(),
@@ -476,7 +480,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             kafka,
-            pipeline: self.detector.pipeline_config(),
+            pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),
             alerts_topic: self.topics.alerts_topic.clone(),
             moderation_topic: self.topics.moderation_topic.clone(),
@@ -598,6 +602,16 @@ mod tests {
             (vec!["--webhook-url", "ftp://x"], "--webhook-url"),
             (vec!["--max-in-flight", "0"], "--max-in-flight"),
             (vec!["--prepare-threads", "17"], "--prepare-threads"),
+            (vec!["--cache-capacity", "268435457"], "--cache-capacity"),
+            (
+                vec![
+                    "--webhook-url",
+                    "http://am:9093/api/v2/alerts",
+                    "--webhook-queue",
+                    "2305843009213693952",
+                ],
+                "--webhook-queue",
+            ),
         ] {
             let e = args(&flags).validate().unwrap_err();
             assert!(e.0.contains(needle), "{flags:?}: {e}");

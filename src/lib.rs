@@ -1,7 +1,8 @@
 //! followguard: streaming detection of accounts buying followers.
 //!
 //! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
-//! I/O and reads no clock; the edges (`source`, `sink`, `admin`, `metrics`, `cli`) wrap it.
+//! I/O and reads no clock; the edges (`serve` and `kafka`, `replay`, `admin` and `web`,
+//! `webhook`, `metrics`, `config`) wrap it. ARCHITECTURE.md has the code map.
 
 pub mod admin;
 pub mod alert;

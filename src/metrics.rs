@@ -271,7 +271,8 @@ impl Metrics {
         let events = counter_vec(
             r,
             "followguard_events_total",
-            "Input records handled, by outcome (clean, suspicious, rejected).",
+            "Input records handled, by outcome (rejected = dead-lettered; suspicious = a follow \
+             or unfollow whose follower scored at or above the threshold; clean = the rest).",
             &["outcome"],
         );
         let events_by_outcome = EventOutcome::ALL

@@ -69,8 +69,18 @@ pub struct DetectorArgs {
     pub cache_capacity: usize,
 }
 
+/// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
+/// allocation would abort the process instead of failing with a message.
+pub const MAX_CACHE_CAPACITY: usize = 1 << 28;
+
 impl DetectorArgs {
-    pub fn pipeline_config(&self) -> PipelineConfig {
+    /// The pipeline's settings; a value out of range is a [`ConfigError`](crate::ConfigError).
+    pub fn pipeline_config(&self) -> Result<PipelineConfig, crate::ConfigError> {
+        if self.cache_capacity > MAX_CACHE_CAPACITY {
+            return Err(crate::ConfigError(format!(
+                "--cache-capacity must be at most {MAX_CACHE_CAPACITY} (24 bytes per score)"
+            )));
+        }
         let mut d = DetectorConfig::default();
         if let Some(v) = self.p_floor {
             d.p_floor = v;
@@ -108,10 +118,10 @@ impl DetectorArgs {
             d.lockstep_min_shared = v;
         }
         d.creation_trigger = !self.no_creation_trigger;
-        PipelineConfig {
+        Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,
-        }
+        })
     }
 }
 
@@ -269,7 +279,7 @@ pub struct ReplayArgs {
     #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
     /// Print the summary as JSON on stderr instead of text.
-    #[arg(long)]
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_JSON")]
     pub json: bool,
     /// Also write the alert evidence pages (the admin web view, as static HTML + JSON)
     /// into this folder, to review a backtest offline. Bounded like the service's store.
@@ -282,7 +292,7 @@ pub struct ReplayArgs {
 /// Runs `replay`.
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let mut pipeline = Pipeline::new(model, a.detector.pipeline_config());
+    let mut pipeline = Pipeline::new(model, a.detector.pipeline_config()?);
     let mut alerts = Sink::open(Some(&a.alerts))?;
     let mut moderation = Sink::open(a.moderation.as_deref())?;
     let mut evidence = a

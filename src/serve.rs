@@ -751,8 +751,11 @@ impl Service<'_> {
         } else {
             EventOutcome::Clean
         });
-        self.metrics
-            .follower_scored(f64::from(o.score.prob), suspicious);
+        // The counter is of suspicious *follows*: an unfollow by a bot is not a bought follow.
+        self.metrics.follower_scored(
+            f64::from(o.score.prob),
+            suspicious && o.kind == crate::event::EventType::Follow,
+        );
         self.metrics
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
         for a in &o.alerts {
@@ -773,23 +776,7 @@ impl Service<'_> {
                 Err(e) => tracing::error!(error = %e, "alert not serialisable"),
             }
             if let Some(w) = &self.webhook {
-                w.enqueue(WebhookAlert {
-                    id: a.alert_id.clone(),
-                    kind: a.kind.as_str().to_string(),
-                    severity: a.severity.as_str().to_string(),
-                    status: a.status.as_str().to_string(),
-                    followee_id: a.followee_id.clone(),
-                    starts_at_ms: crate::event::parse_time_ms(&a.burst_start)
-                        .unwrap_or(a.event_time_ms),
-                    ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
-                    summary: format!(
-                        "{} suspicious of {} new followers ({} alert, {})",
-                        a.suspicious_count,
-                        a.new_followers,
-                        a.kind.as_str(),
-                        a.status.as_str()
-                    ),
-                });
+                w.enqueue(WebhookAlert::from_alert(a));
             }
         }
         for r in &o.moderation {

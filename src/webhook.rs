@@ -31,6 +31,30 @@ pub struct WebhookAlert {
     pub summary: String,
 }
 
+impl WebhookAlert {
+    /// The webhook's view of an alert record: it starts at the burst start (the record's
+    /// event time when that does not parse) and ends at a resolved record's event time.
+    pub fn from_alert(a: &crate::alert::Alert) -> WebhookAlert {
+        use crate::alert::AlertStatus;
+        WebhookAlert {
+            id: a.alert_id.clone(),
+            kind: a.kind.as_str().to_string(),
+            severity: a.severity.as_str().to_string(),
+            status: a.status.as_str().to_string(),
+            followee_id: a.followee_id.clone(),
+            starts_at_ms: crate::event::parse_time_ms(&a.burst_start).unwrap_or(a.event_time_ms),
+            ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
+            summary: format!(
+                "{} suspicious of {} new followers ({} alert, {})",
+                a.suspicious_count,
+                a.new_followers,
+                a.kind.as_str(),
+                a.status.as_str()
+            ),
+        }
+    }
+}
+
 /// One element of Alertmanager's `postableAlerts` array.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct PostableAlert {
@@ -275,11 +299,33 @@ mod tests {
     }
 
     #[test]
-    fn resolved_alert_sets_ends_at() {
-        let mut a = alert(0);
-        a.status = "resolved".into();
-        a.ends_at_ms = Some(1_700_000_060_000);
-        let p = a.to_postable();
+    fn alert_records_map_to_open_and_resolved_webhook_alerts() {
+        use crate::alert::{test_alert, AlertStatus};
+        // Open: starts at the burst start, no end.
+        let mut open = test_alert("42", "fga-1", AlertStatus::Open, 1_700_000_600_000);
+        open.burst_start = "2023-11-14T22:00:00Z".into();
+        let w = WebhookAlert::from_alert(&open);
+        assert_eq!((w.id.as_str(), w.status.as_str()), ("fga-1", "open"));
+        assert_eq!(w.starts_at_ms, 1_699_999_200_000);
+        assert_eq!(w.ends_at_ms, None);
+        assert_eq!(
+            w.summary,
+            "8 suspicious of 10 new followers (burst alert, open)"
+        );
+        let p = w.to_postable();
+        assert_eq!(p.ends_at, None);
+        assert_eq!(p.starts_at, "2023-11-14T22:00:00.000Z");
+        // Resolved: ends at the record's event time.
+        let mut res = open.clone();
+        res.status = AlertStatus::Resolved;
+        res.event_time_ms = 1_700_000_060_000;
+        let p = WebhookAlert::from_alert(&res).to_postable();
         assert_eq!(p.ends_at.as_deref(), Some("2023-11-14T22:14:20.000Z"));
+        // A burst start that does not parse falls back to the event time.
+        res.burst_start = "not a time".into();
+        assert_eq!(
+            WebhookAlert::from_alert(&res).starts_at_ms,
+            1_700_000_060_000
+        );
     }
 }

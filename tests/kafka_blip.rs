@@ -14,10 +14,21 @@ use std::time::{Duration, Instant};
 /// Both tests stop the shared broker; they must not overlap.
 static BROKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The pid of the local broker scripts/test.sh started (it sets FOLLOWGUARD_BROKER_DIR),
+/// None when the tests run against a broker of the user's (FOLLOWGUARD_TEST_BROKERS set
+/// by hand), which these tests must not pause. A broker dir without a readable pid is a
+/// broken set-up, not a reason to skip.
 fn broker_pid() -> Option<String> {
     let dir = std::env::var("FOLLOWGUARD_BROKER_DIR").ok()?;
-    let pid = std::fs::read_to_string(format!("{dir}/tansu.pid")).ok()?;
-    Some(pid.trim().to_string())
+    let path = format!("{dir}/tansu.pid");
+    let pid = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("FOLLOWGUARD_BROKER_DIR is set but {path} is unreadable: {e}"));
+    let pid = pid.trim().to_string();
+    assert!(
+        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+        "{path} holds no pid: {pid:?}"
+    );
+    Some(pid)
 }
 
 fn signal(pid: &str, sig: &str) {
