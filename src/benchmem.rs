@@ -134,7 +134,7 @@ fn followees(n: usize, flagged: bool, r: &mut Report) -> anyhow::Result<()> {
             o.suspicious = true;
             o.reasons = [
                 ("friends_followers_ratio_high", 0.3),
-                ("followers_few", 0.2),
+                ("followers_rate_low", 0.2),
                 ("statuses_rate_low", 0.1),
             ];
         }

@@ -62,9 +62,12 @@ fn bought_follower_looking_event_is_suspicious_with_reasons() {
     assert!(
         codes.iter().any(|c| [
             "friends_followers_ratio_high",
-            "statuses_few",
-            "followers_few",
-            "friends_many"
+            "followers_statuses_ratio_high",
+            "statuses_rate_low",
+            "followers_rate_low",
+            "friends_rate_high",
+            "class_a_rules_failed",
+            "default_profile"
         ]
         .contains(c)),
         "{codes:?}"

@@ -135,13 +135,13 @@ mod tests {
             "alert_id": "fga-1", "status": "open", "kind": "burst", "severity": "high",
             "followee_id": "42", "event_time": "2026-11-02T10:00:00.000Z",
             "suspicious_count": 80, "new_followers": 95,
-            "top_reasons": [{"code": "statuses_few", "count": 80}], "campaign_id": null
+            "top_reasons": [{"code": "statuses_rate_low", "count": 80}], "campaign_id": null
         });
         let s = summary(&v);
         assert!(s.contains("OPEN"), "{s}");
         assert!(s.contains("followee=42"), "{s}");
         assert!(s.contains("80/95"), "{s}");
-        assert!(s.contains("statuses_few"), "{s}");
+        assert!(s.contains("statuses_rate_low"), "{s}");
         assert!(s.contains("id=fga-1"), "{s}");
         assert!(!s.contains("campaign="), "{s}");
     }
