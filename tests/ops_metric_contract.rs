@@ -109,3 +109,124 @@ fn metric_names_parser_skips_recording_rule_names() {
     .collect();
     assert_eq!(names, want);
 }
+
+/// Label keys of every series a scrape of `metrics` contains, by series name.
+fn exported_labels(metrics: &Metrics) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for l in metrics.render().lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = l.split_once('{') else {
+            if let Some(name) = l.split(' ').next().filter(|n| !n.is_empty()) {
+                out.entry(name.to_string()).or_default();
+            }
+            continue;
+        };
+        let keys = out.entry(name.to_string()).or_default();
+        let body = rest.split('}').next().unwrap_or_default();
+        for pair in body.split("\",") {
+            if let Some((k, _)) = pair.split_once('=') {
+                keys.insert(k.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// (series, label key) of every `followguard_x{key="…", …}` selector in a text (PromQL in
+/// JSON, with `\"` escapes, or YAML).
+fn selector_labels(text: &str) -> Vec<(String, String)> {
+    let text = text.replace("\\\"", "\"");
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(pos) = rest.find("followguard_") {
+        let after = &rest[pos..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        let prev_ok = pos == 0 || {
+            let c = rest.as_bytes()[pos - 1];
+            !(c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        };
+        if prev_ok && after[end..].starts_with('{') {
+            let body = &after[end + 1..];
+            let body = &body[..body.find('}').unwrap_or(body.len())];
+            // Split on commas outside quoted values.
+            let (mut in_q, mut start) = (false, 0);
+            let mut parts = Vec::new();
+            for (i, c) in body.char_indices() {
+                match c {
+                    '"' => in_q = !in_q,
+                    ',' if !in_q => {
+                        parts.push(&body[start..i]);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            parts.push(&body[start..]);
+            for p in parts {
+                let key = p
+                    .split(['=', '!'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_end_matches('~');
+                if !key.is_empty() {
+                    out.push((name.to_string(), key.to_string()));
+                }
+            }
+        }
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Every label a dashboard query or rule selects on exists on the series it selects
+/// (besides the scrape's own `job` and `instance`), so renaming a label breaks this test
+/// instead of silently emptying a panel or muting an alert.
+#[test]
+fn every_selected_label_is_exported() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    exercise(&m);
+    let have = exported_labels(&m);
+    let mut checked = 0;
+    for file in [
+        "deploy/grafana/dashboards/followguard.json",
+        "deploy/prometheus/rules.yml",
+    ] {
+        for (series, key) in selector_labels(&read(file)) {
+            if key == "job" || key == "instance" {
+                continue;
+            }
+            let labels = have
+                .get(&series)
+                .unwrap_or_else(|| panic!("{file}: {series} is not exported"));
+            assert!(
+                labels.contains(&key),
+                "{file}: selects {series}{{{key}=…}} but {series} has labels {labels:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "expected label selectors in deploy/, checked {checked}"
+    );
+}
+
+#[test]
+fn selector_labels_parser_reads_keys_not_values() {
+    let got = selector_labels(
+        r#"rate(followguard_events_total{job=~\"$job\", outcome!=\"a,b=c\"}[5m]) + job:followguard_x{y="1"}"#,
+    );
+    assert_eq!(
+        got,
+        vec![
+            ("followguard_events_total".to_string(), "job".to_string()),
+            (
+                "followguard_events_total".to_string(),
+                "outcome".to_string()
+            ),
+        ]
+    );
+}
