@@ -230,3 +230,110 @@ fn selector_labels_parser_reads_keys_not_values() {
         ]
     );
 }
+
+/// Label names in every `by (…)` / `without (…)` clause of a PromQL text.
+fn grouping_labels(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for kw in ["by", "without"] {
+        let mut rest = expr;
+        while let Some(pos) = rest.find(kw) {
+            let before_ok = pos == 0 || {
+                let c = rest.as_bytes()[pos - 1];
+                !(c.is_ascii_alphanumeric() || c == b'_')
+            };
+            let after = rest[pos + kw.len()..].trim_start();
+            if before_ok && after.starts_with('(') {
+                let inner = &after[1..after.find(')').unwrap_or(after.len())];
+                out.extend(
+                    inner
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
+            }
+            rest = &rest[pos + kw.len()..];
+        }
+    }
+    out
+}
+
+/// Every `expr` string of the dashboard (its JSON tree) and each rule's text (the YAML
+/// between one `expr:` and the next).
+fn expressions() -> Vec<(&'static str, String)> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<(&'static str, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("expr", serde_json::Value::String(s)) => {
+                            out.push(("dashboard", s.clone()))
+                        }
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/followguard.json"))
+            .expect("dashboard JSON");
+    walk(&dash, &mut out);
+    let rules = read("deploy/prometheus/rules.yml");
+    out.extend(
+        rules
+            .split("expr:")
+            .skip(1)
+            .map(|s| ("rules.yml", s.to_string())),
+    );
+    out
+}
+
+/// Every label a query groups by exists on at least one series it reads (besides the
+/// scrape's `job` / `instance`), so a renamed label cannot silently merge a panel's
+/// series or an alert's instances into one.
+#[test]
+fn every_grouping_label_is_exported() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    exercise(&m);
+    let have = exported_labels(&m);
+    let mut checked = 0;
+    for (file, expr) in expressions() {
+        let series = metric_names(&expr);
+        if series.is_empty() {
+            continue; // only recording-rule outputs
+        }
+        let labels: BTreeSet<&String> = series
+            .iter()
+            .filter_map(|s| have.get(s))
+            .flatten()
+            .collect();
+        for l in grouping_labels(&expr) {
+            if l == "job" || l == "instance" {
+                continue;
+            }
+            assert!(
+                labels.contains(&l),
+                "{file}: groups by `{l}` but {series:?} export only {labels:?}\n{expr}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "expected grouping labels in deploy/, checked {checked}"
+    );
+}
+
+#[test]
+fn grouping_labels_parser() {
+    let got = grouping_labels("sum by (job, le) (rate(x[5m])) / max without(kind) (y) + bytes");
+    let want: BTreeSet<String> = ["job", "le", "kind"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(got, want);
+}
