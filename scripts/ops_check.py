@@ -638,9 +638,9 @@ def k8s_kafka_options(root, pod):
         for c in doc["spec"]["template"]["spec"]["containers"]:
             for e in c.get("env", []):
                 if e["name"] == "FOLLOWGUARD_KAFKA_OPTIONS":
-                    opts = [o for o in e["value"].replace("$(POD_NAME)", pod).split(";")
-                            if not o.startswith("session.timeout.ms=")]
-                    return ";".join(opts + ["session.timeout.ms=6000"])
+                    opts = kafka_options(e["value"].replace("$(POD_NAME)", pod), "StatefulSet")
+                    opts["session.timeout.ms"] = "6000"
+                    return ";".join(f"{k}={v}" for k, v in opts.items())
     fail("deploy/k8s/statefulset.yaml sets no FOLLOWGUARD_KAFKA_OPTIONS")
     return ""
 

@@ -1275,15 +1275,7 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable_and_grows() {
         let start = cpu_secs(None).expect("own /proc/self/stat");
-        // Burn CPU until the clock-tick counters move (10 ms ticks), at most 5 s.
-        let until = Instant::now() + Duration::from_secs(5);
-        let mut x = 0u64;
-        while cpu_secs(None).expect("own stat") <= start && Instant::now() < until {
-            for i in 0..1_000_000u64 {
-                x = x.wrapping_mul(31).wrapping_add(i);
-            }
-            std::hint::black_box(x);
-        }
+        crate::metrics::burn_cpu_until(|| cpu_secs(None).expect("own stat") > start);
         assert!(
             cpu_secs(None).expect("own stat") > start,
             "CPU time did not grow"

@@ -571,6 +571,20 @@ impl Metrics {
     }
 }
 
+/// Burns CPU in 1M-step slices until `done` holds, for at most 5 s: tests of the
+/// `/proc` CPU counters (10 ms clock ticks) need some to have been used.
+#[cfg(test)]
+pub(crate) fn burn_cpu_until(mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut x = 0u64;
+    while !done() && std::time::Instant::now() < until {
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,19 +641,13 @@ mod tests {
     #[test]
     fn process_metrics_read_proc() {
         let m = Metrics::new(Registry::new(), "v", "s");
-        // Burn CPU until the counter (10 ms clock ticks) has something to show, ≤ 5 s.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut x = 0u64;
+        // Burn CPU until the counter (10 ms clock ticks) has something to show.
         let mut text = m.render();
-        while sample(&text, "followguard_process_cpu_seconds_total").unwrap_or(0.0) <= 0.0
-            && cfg!(target_os = "linux")
-            && std::time::Instant::now() < until
-        {
-            for i in 0..1_000_000u64 {
-                x = x.wrapping_mul(31).wrapping_add(i);
-            }
-            std::hint::black_box(x);
-            text = m.render();
+        if cfg!(target_os = "linux") {
+            burn_cpu_until(|| {
+                text = m.render();
+                sample(&text, "followguard_process_cpu_seconds_total").unwrap_or(0.0) > 0.0
+            });
         }
         if cfg!(target_os = "linux") {
             assert!(

@@ -63,6 +63,12 @@ pub struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
+    /// A follow whose follower scored at or above the threshold: what the detector counts
+    /// (a suspicious account's unfollow is not a bought follow).
+    pub fn suspicious_follow(&self) -> bool {
+        self.suspicious && self.kind == EventType::Follow
+    }
+
     /// Copies the borrowed strings, for an outcome that must outlive its input bytes.
     pub fn into_owned(self) -> Outcome<'static> {
         Outcome {

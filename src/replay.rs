@@ -182,7 +182,7 @@ pub fn run_lines<R: BufRead>(
                     EventType::Follow => s.follows += 1,
                     EventType::Unfollow => s.unfollows += 1,
                 }
-                if o.suspicious && o.kind == EventType::Follow {
+                if o.suspicious_follow() {
                     s.suspicious_follows += 1;
                 }
                 for a in &o.alerts {

@@ -751,11 +751,8 @@ impl Service<'_> {
         } else {
             EventOutcome::Clean
         });
-        // The counter is of suspicious *follows*: an unfollow by a bot is not a bought follow.
-        self.metrics.follower_scored(
-            f64::from(o.score.prob),
-            suspicious && o.kind == crate::event::EventType::Follow,
-        );
+        self.metrics
+            .follower_scored(f64::from(o.score.prob), o.suspicious_follow());
         self.metrics
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
         for a in &o.alerts {

@@ -6,7 +6,7 @@
 
 use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, Sink, WebhookDrop};
 use prometheus::Registry;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn read(rel: &str) -> String {
@@ -14,9 +14,9 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// `followguard_*` identifiers in a text (PromQL in JSON or YAML).
-fn metric_names(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// Byte ranges of the `followguard_*` series names in a text (PromQL in JSON or YAML).
+fn series_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
     while let Some(pos) = text[i..].find("followguard_") {
@@ -32,23 +32,30 @@ fn metric_names(text: &str) -> BTreeSet<String> {
             end += 1;
         }
         if prev_ok && bytes.get(end) != Some(&b':') {
-            out.insert(text[start..end].to_string());
+            out.push((start, end));
         }
         i = end;
     }
     out
 }
 
-/// The series names a Prometheus scrape of `metrics` contains (histograms expand to
-/// `_bucket`, `_sum`, `_count`).
-fn exported(metrics: &Metrics) -> BTreeSet<String> {
-    metrics
-        .render()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .map(str::to_string)
+/// `followguard_*` series names in a text.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    series_spans(text)
+        .into_iter()
+        .map(|(a, b)| text[a..b].to_string())
         .collect()
+}
+
+/// Labels every scrape adds to a target's series; deploy/ may use them on any series.
+const SCRAPE_LABELS: [&str; 2] = ["job", "instance"];
+
+/// Label keys of every series a scrape exports after [`exercise`], by series name
+/// (histograms expand to `_bucket`, `_sum`, `_count`).
+fn exercised_labels() -> BTreeMap<String, BTreeSet<String>> {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    exercise(&m);
+    exported_labels(&m)
 }
 
 /// One observation through every public recording method, so labelled families have a
@@ -84,9 +91,7 @@ fn every_metric_in_deploy_is_exported() {
         "expected the dashboard and rules to read many followguard metrics, found {wanted:?}"
     );
 
-    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
-    exercise(&m);
-    let have = exported(&m);
+    let have: BTreeSet<String> = exercised_labels().into_keys().collect();
 
     let missing: Vec<&String> = wanted.iter().filter(|n| !have.contains(*n)).collect();
     assert!(
@@ -111,8 +116,8 @@ fn metric_names_parser_skips_recording_rule_names() {
 }
 
 /// Label keys of every series a scrape of `metrics` contains, by series name.
-fn exported_labels(metrics: &Metrics) -> std::collections::BTreeMap<String, BTreeSet<String>> {
-    let mut out: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+fn exported_labels(metrics: &Metrics) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in metrics.render().lines().filter(|l| !l.starts_with('#')) {
         let Some((name, rest)) = l.split_once('{') else {
             if let Some(name) = l.split(' ').next().filter(|n| !n.is_empty()) {
@@ -136,34 +141,24 @@ fn exported_labels(metrics: &Metrics) -> std::collections::BTreeMap<String, BTre
 fn selector_labels(text: &str) -> Vec<(String, String)> {
     let text = text.replace("\\\"", "\"");
     let mut out = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(pos) = rest.find("followguard_") {
-        let after = &rest[pos..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..end];
-        let prev_ok = pos == 0 || {
-            let c = rest.as_bytes()[pos - 1];
-            !(c.is_ascii_alphanumeric() || c == b'_' || c == b':')
-        };
-        if prev_ok && after[end..].starts_with('{') {
-            let body = &after[end + 1..];
+    for (start, end) in series_spans(&text) {
+        let name = &text[start..end];
+        if let Some(body) = text[end..].strip_prefix('{') {
             let body = &body[..body.find('}').unwrap_or(body.len())];
             // Split on commas outside quoted values.
-            let (mut in_q, mut start) = (false, 0);
+            let (mut in_q, mut from) = (false, 0);
             let mut parts = Vec::new();
             for (i, c) in body.char_indices() {
                 match c {
                     '"' => in_q = !in_q,
                     ',' if !in_q => {
-                        parts.push(&body[start..i]);
-                        start = i + 1;
+                        parts.push(&body[from..i]);
+                        from = i + 1;
                     }
                     _ => {}
                 }
             }
-            parts.push(&body[start..]);
+            parts.push(&body[from..]);
             for p in parts {
                 let key = p
                     .split(['=', '!'])
@@ -176,7 +171,6 @@ fn selector_labels(text: &str) -> Vec<(String, String)> {
                 }
             }
         }
-        rest = &after[end..];
     }
     out
 }
@@ -186,16 +180,14 @@ fn selector_labels(text: &str) -> Vec<(String, String)> {
 /// instead of silently emptying a panel or muting an alert.
 #[test]
 fn every_selected_label_is_exported() {
-    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
-    exercise(&m);
-    let have = exported_labels(&m);
+    let have = exercised_labels();
     let mut checked = 0;
     for file in [
         "deploy/grafana/dashboards/followguard.json",
         "deploy/prometheus/rules.yml",
     ] {
         for (series, key) in selector_labels(&read(file)) {
-            if key == "job" || key == "instance" {
+            if SCRAPE_LABELS.contains(&key.as_str()) {
                 continue;
             }
             let labels = have
@@ -297,9 +289,7 @@ fn expressions() -> Vec<(&'static str, String)> {
 /// series or an alert's instances into one.
 #[test]
 fn every_grouping_label_is_exported() {
-    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
-    exercise(&m);
-    let have = exported_labels(&m);
+    let have = exercised_labels();
     let mut checked = 0;
     for (file, expr) in expressions() {
         let series = metric_names(&expr);
@@ -312,7 +302,7 @@ fn every_grouping_label_is_exported() {
             .flatten()
             .collect();
         for l in grouping_labels(&expr) {
-            if l == "job" || l == "instance" {
+            if SCRAPE_LABELS.contains(&l.as_str()) {
                 continue;
             }
             assert!(
