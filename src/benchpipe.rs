@@ -453,8 +453,12 @@ pub fn run_chunked(
 ) -> anyhow::Result<(f64, f64, f64, u64, u64)> {
     let cfg: PipelineConfig = a.detector.pipeline_config()?;
     let mut preparer = Preparer::new(threads, cfg.cache_capacity)?;
-    let mut p = Pipeline::new(model.clone(), cfg);
-    let mut sinks = MemSinks::new(!a.no_evidence);
+    // (pipeline, sinks, first sink error)
+    let mut state = (
+        Pipeline::new(model.clone(), cfg),
+        MemSinks::new(!a.no_evidence),
+        None::<anyhow::Error>,
+    );
     let cpu0 = thread_cpu_s();
     let t0 = Instant::now();
     let mut inputs = Vec::with_capacity(crate::prepare::CHUNK);
@@ -463,10 +467,20 @@ pub fn run_chunked(
         let end = (i + crate::prepare::CHUNK).min(stream.len());
         inputs.clear();
         inputs.extend((i..end).map(|j| (stream.line(j), None)));
-        for (r, _) in preparer.prepare(&mut p, &inputs) {
-            if let Ok(prepared) = r {
-                sinks.take(&p.observe(prepared, 0))?;
-            }
+        preparer.run(
+            &mut state,
+            |s| &mut s.0,
+            &inputs,
+            |(p, sinks, err), _, (r, _)| {
+                if let Ok(prepared) = r {
+                    if let Err(e) = sinks.take(&p.observe(prepared, 0)) {
+                        err.get_or_insert(e);
+                    }
+                }
+            },
+        );
+        if let Some(e) = state.2.take() {
+            return Err(e);
         }
         i = end;
     }
@@ -476,8 +490,8 @@ pub fn run_chunked(
         stream.len() as f64 / wall.max(1e-9),
         wall,
         cpu,
-        sinks.alerts,
-        sinks.moderation,
+        state.1.alerts,
+        state.1.moderation,
     ))
 }
 

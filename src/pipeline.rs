@@ -196,6 +196,12 @@ impl Pipeline {
         self.detector.open_alerts()
     }
 
+    /// The model, shared (for helper threads preparing events while this pipeline
+    /// observes others).
+    pub fn shared_model(&self) -> Arc<Model> {
+        self.model.clone()
+    }
+
     pub fn model(&self) -> &Model {
         &self.model
     }

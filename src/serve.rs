@@ -117,6 +117,13 @@ pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
 /// Events handed over together, in input order.
 type Batch = Vec<Pending>;
 
+/// One input record observed: its output records, not yet sent.
+struct Observed {
+    partition: i32,
+    offset: i64,
+    records: Vec<OutRecord>,
+}
+
 /// Event records awaiting acknowledgement, in input order.
 struct Pending {
     partition: i32,
@@ -220,7 +227,6 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         producer: producer.clone(),
         topics,
         pipeline,
-        preparer,
         admin: admin_state.clone(),
         metrics: metrics.clone(),
         webhook,
@@ -229,7 +235,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         rebuild_window,
         now_ms: now_ms(),
     };
-    let loop_result = service.consume(&shutdown, tx).await;
+    let loop_result = service.consume(&shutdown, tx, preparer).await;
     let Service { webhook, .. } = service;
 
     // Shutdown: fetching has stopped and the current event is finished; drain the
@@ -426,7 +432,6 @@ struct Service<'a> {
     producer: kafka::SharedProducer,
     topics: OutputTopics,
     pipeline: Pipeline,
-    preparer: Preparer,
     admin: Arc<AdminState>,
     metrics: Metrics,
     webhook: Option<Webhook>,
@@ -488,6 +493,7 @@ impl Service<'_> {
         &mut self,
         shutdown: &CancellationToken,
         tx: mpsc::Sender<Batch>,
+        mut preparer: Preparer,
     ) -> anyhow::Result<()> {
         let consumer = self.consumer.clone();
         let mut batch: Batch = Vec::with_capacity(BATCH);
@@ -550,9 +556,19 @@ impl Service<'_> {
                 .iter()
                 .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
                 .collect();
-            let ready = self.preparer.prepare(&mut self.pipeline, &inputs);
-            for (m, (result, secs)) in chunk.iter().zip(ready) {
-                let pending = self.handle(m, result, secs).await;
+            // Detection and output records in input order (parse and score of later
+            // records overlapped on the helpers, if any), then the sends.
+            let mut observed = Vec::with_capacity(chunk.len());
+            preparer.run(
+                self,
+                |s| &mut s.pipeline,
+                &inputs,
+                |s, i, (result, secs)| {
+                    observed.push(s.observe_one(&chunk[i], result, secs));
+                },
+            );
+            for o in observed {
+                let pending = self.send_records(o).await;
                 batch.push(pending);
                 if batch.len() >= BATCH && !self.flush(shutdown, &tx, &mut batch).await? {
                     return Ok(());
@@ -678,15 +694,14 @@ impl Service<'_> {
         Ok(true)
     }
 
-    /// Turns one prepared input record into its output records (already handed to the
-    /// producer). `prep_secs`: time its parse and score took.
-    async fn handle(
+    /// Turns one prepared input record into its output records (not yet sent).
+    /// `prep_secs`: time its parse and score took.
+    fn observe_one(
         &mut self,
         m: &BorrowedMessage<'_>,
         prepared: Result<Prepared<'_>, EventError>,
         prep_secs: f64,
-    ) -> Pending {
-        let payload = m.payload().unwrap_or_default();
+    ) -> Observed {
         let (partition, offset) = (m.partition(), m.offset());
         let started = Instant::now();
         let result = prepared.map(|p| self.pipeline.observe(p, partition));
@@ -707,14 +722,24 @@ impl Service<'_> {
                     partition,
                     offset,
                     m.key(),
-                    payload,
+                    m.payload().unwrap_or_default(),
                     kind,
                     &e.to_string(),
                 ));
             }
         }
-        let mut deliveries = Vec::with_capacity(records.len());
-        for rec in records {
+        Observed {
+            partition,
+            offset,
+            records,
+        }
+    }
+
+    /// Hands an input record's output records to the producer; the deliveries to await
+    /// before its offset may be stored.
+    async fn send_records(&mut self, o: Observed) -> Pending {
+        let mut deliveries = Vec::with_capacity(o.records.len());
+        for rec in o.records {
             let (producer, generation) = self.producer.get_with_generation();
             let fut = match kafka::send(&producer, &self.topics, &rec).await {
                 Ok(f) => Some(f),
@@ -726,8 +751,8 @@ impl Service<'_> {
             deliveries.push((rec, fut, generation));
         }
         Pending {
-            partition,
-            offset,
+            partition: o.partition,
+            offset: o.offset,
             deliveries,
         }
     }
