@@ -461,10 +461,11 @@ pub fn run_chunked(
     );
     let cpu0 = thread_cpu_s();
     let t0 = Instant::now();
-    let mut inputs = Vec::with_capacity(crate::prepare::CHUNK);
+    let chunk = preparer.max_chunk();
+    let mut inputs = Vec::with_capacity(chunk);
     let mut i = 0;
     while i < stream.len() {
-        let end = (i + crate::prepare::CHUNK).min(stream.len());
+        let end = (i + chunk).min(stream.len());
         inputs.clear();
         inputs.extend((i..end).map(|j| (stream.line(j), None)));
         preparer.run(

@@ -120,8 +120,8 @@ pub struct ServeArgs {
     /// Extra threads that parse and score fetched records while serve is behind (the
     /// detector stays on the consume loop, in input order); 0 = the loop does everything.
     /// They work only when 16+ records are waiting, so at a steady live rate they idle.
-    /// Worth 1 only where serve has a spare core: catching up, one helper gave +17% with
-    /// a free core and nothing on a 2-vCPU host shared with the broker (BENCHMARKS.md).
+    /// Worth 1 where serve has a spare core: catching up, one helper gave 1.96x with a
+    /// free core and 1.10x on a 2-vCPU host shared with the broker (BENCHMARKS.md).
     #[arg(long, env = "FOLLOWGUARD_PREPARE_THREADS", default_value_t = 0)]
     pub prepare_threads: usize,
 

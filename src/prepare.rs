@@ -22,9 +22,13 @@ use anyhow::Context as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Inputs taken together at most (serve takes only records already fetched, so a chunk
-/// is this long only while it works off a backlog).
+/// Inputs taken together at most with helpers (serve takes only records already
+/// fetched, so a chunk is this long only while it works off a backlog): long enough that
+/// waking the helpers once per chunk costs nothing.
 pub const CHUNK: usize = 4096;
+/// The same without helpers: nothing to amortise, so the outputs of a chunk's first
+/// records are not held back behind many others.
+pub const CHUNK_ALONE: usize = 256;
 /// Inputs claimed at a time by a helper or the calling thread (a claim costs an atomic
 /// add and a lock, a block of events ~20 µs).
 pub const BLOCK: usize = 16;
@@ -58,6 +62,15 @@ impl Preparer {
                 .map(|_| ScoreCache::new(cache_capacity))
                 .collect(),
         })
+    }
+
+    /// Longest chunk worth passing to [`run`](Self::run).
+    pub fn max_chunk(&self) -> usize {
+        if self.pool.is_some() {
+            CHUNK
+        } else {
+            CHUNK_ALONE
+        }
     }
 
     /// Parses and scores `inputs` (bytes, fallback event time) and calls `observe(state,

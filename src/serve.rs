@@ -538,7 +538,7 @@ impl Service<'_> {
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
             // Only records already fetched: a chunk never waits for more.
-            while chunk.len() < crate::prepare::CHUNK {
+            while chunk.len() < preparer.max_chunk() {
                 match poll_now(consumer.recv()) {
                     Some(Ok(m)) if self.rebalance_pending() => {
                         carry = Some(m);
