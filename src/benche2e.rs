@@ -638,6 +638,8 @@ struct ServeRun {
     processed_secs: f64,
     caught_up_secs: Option<f64>,
     serve_cores: f64,
+    /// Cores' worth of time serve's threads were runnable without a CPU.
+    serve_runq: f64,
     broker_cores: Option<f64>,
     exited_ok: bool,
 }
@@ -661,6 +663,7 @@ async fn serve_throughput(
     let mut first: Option<(Instant, u64)> = None;
     let mut last_change = (Instant::now(), 0u64);
     let (mut scpu, mut bcpu) = (CpuMeter::start(spid), CpuMeter::start(a.broker_pid));
+    let mut runq0 = None;
     let done_at = loop {
         if let Some(status) = serve.child.try_wait()? {
             anyhow::bail!("serve exited while consuming ({status})");
@@ -671,6 +674,7 @@ async fn serve_throughput(
             first = Some((now, n));
             scpu = CpuMeter::start(spid);
             bcpu = CpuMeter::start(a.broker_pid);
+            runq0 = runq_secs(serve.pid());
         }
         if n >= expect {
             break now;
@@ -686,6 +690,10 @@ async fn serve_throughput(
     let broker_cores = bcpu.cores();
     let (t0, n0) = first.unwrap_or((done_at, 0));
     let secs = done_at.duration_since(t0).as_secs_f64();
+    let serve_runq = match (runq0, runq_secs(serve.pid())) {
+        (Some(a0), Some(a1)) => (a1 - a0) / secs.max(1e-9),
+        _ => f64::NAN,
+    };
     let rate = (expect - n0) as f64 / secs.max(1e-9);
     // Caught up: every partition's committed offset is past its last record (auto-commit
     // runs every 5 s by default). The plain consumer saw the last offsets: tansu's high
@@ -714,6 +722,7 @@ async fn serve_throughput(
         processed_secs: secs,
         caught_up_secs,
         serve_cores,
+        serve_runq,
         broker_cores,
         exited_ok,
     })
@@ -1166,6 +1175,7 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     r.num("serve_cpu", s.serve_cores, "cores");
     // CPU per event is steadier than rates on a shared machine.
     r.num("serve_cpu_per_event", s.serve_cores / s.rate * 1e6, "us");
+    r.num("serve_runqueue_wait", s.serve_runq, "cores");
     if let Some(c) = s.broker_cores {
         r.num("broker_cpu_during_serve", c, "cores");
     }
