@@ -466,13 +466,36 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let fields = [
         rem / 3_600_000,
         rem / 60_000 % 60,
         rem / 1000 % 60,
-        rem % 1000
-    )
+        rem % 1000,
+    ];
+    if !(0..=9999).contains(&y) {
+        let [h, mi, sec, milli] = fields;
+        return format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{milli:03}Z");
+    }
+    // Years 0..=9999 (every event time): digits written directly, no formatter (this
+    // runs for every output record).
+    let mut out = [0u8; 24];
+    let mut at = 0;
+    let mut put = |v: i64, width: u32, sep: u8| {
+        for k in (0..width).rev() {
+            out[at] = b'0' + (v / 10i64.pow(k) % 10) as u8;
+            at += 1;
+        }
+        out[at] = sep;
+        at += 1;
+    };
+    put(y, 4, b'-');
+    put(m, 2, b'-');
+    put(d, 2, b'T');
+    put(fields[0], 2, b':');
+    put(fields[1], 2, b':');
+    put(fields[2], 2, b'.');
+    put(fields[3], 3, b'Z');
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Inverse of [`days_from_civil`].
@@ -1250,6 +1273,28 @@ mod tests {
         for ms in [0, 1_175_857_102_000, 1_795_860_900_123, -86_400_000] {
             assert_eq!(parse_time_ms(&format_rfc3339_ms(ms)), Some(ms));
         }
+        assert_eq!(
+            format_rfc3339_ms(1_795_860_900_123),
+            "2026-11-28T10:15:00.123Z"
+        );
+        assert_eq!(format_rfc3339_ms(-86_400_000), "1969-12-31T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(crate::pipeline::MAX_EVENT_TIME_MS),
+            "9999-12-31T23:59:59.999Z"
+        );
+        // Outside years 0..=9999 the formatter's output (not RFC 3339, but no panic).
+        assert_eq!(
+            format_rfc3339_ms(crate::pipeline::MAX_EVENT_TIME_MS + 1),
+            "10000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(-62_167_219_200_001),
+            "-001-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(-62_167_219_200_000),
+            "0000-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::event::EventType;
 use crate::pipeline::Outcome;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Follower ids longer than this are cut (ids are short numeric strings in practice).
 pub const MAX_ID_BYTES: usize = 40;
@@ -34,8 +35,10 @@ pub const MAX_ID_BYTES: usize = 40;
 pub const MAX_SCREEN_NAME_BYTES: usize = 64;
 /// Descriptions are cut to this many bytes (at a character boundary).
 pub const MAX_DESCRIPTION_BYTES: usize = 200;
-/// Upper bound of one point's memory: the struct plus its three strings at their caps.
+/// Upper bound of one point's memory: the struct plus its text at the caps (one shared
+/// allocation: two reference counts and the bytes).
 pub const POINT_MAX_BYTES: usize = std::mem::size_of::<FollowerPoint>()
+    + 16
     + MAX_ID_BYTES
     + MAX_SCREEN_NAME_BYTES
     + MAX_DESCRIPTION_BYTES;
@@ -52,8 +55,8 @@ pub struct EvidenceConfig {
 }
 
 impl Default for EvidenceConfig {
-    /// Worst case ≈ (16 384 + 200 × 800) × `POINT_MAX_BYTES` + 262 144 × 32 B ≈ 80 MB;
-    /// with real profile text (short names) well under half of that.
+    /// Worst case (16 384 + 200 × 800) × `POINT_MAX_BYTES` (448 B) + 262 144 × 32 B ≈
+    /// 87 MB; with real profile text (short names) well under half of that.
     fn default() -> Self {
         EvidenceConfig {
             ring_capacity: 16_384,
@@ -64,13 +67,13 @@ impl Default for EvidenceConfig {
     }
 }
 
-/// One follow of an alerted account.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One follow of an alerted account. Serialised with `follower_id`, `screen_name` and
+/// `description` fields (empty for organic followers).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FollowerPoint {
-    /// Id, screen name and description: empty for organic (unflagged) followers.
-    pub follower_id: String,
-    pub screen_name: String,
-    pub description: String,
+    /// Id, screen name and description of a flagged follower; none for organic
+    /// (unflagged) followers.
+    text: Option<FollowerText>,
     /// Account creation, epoch seconds.
     pub created_at_s: i64,
     pub event_time_ms: i64,
@@ -80,6 +83,77 @@ pub struct FollowerPoint {
     pub reasons: [(&'static str, f32); 3],
     /// How many follows this point stands for (grows when the alert's sample is thinned).
     pub weight: u32,
+}
+
+/// A flagged follower's id, screen name and description (each truncated on entry) in one
+/// allocation, shared by the ring and every alert that shows the follow: a point costs one
+/// allocation, and copying it none.
+#[derive(Debug, Clone, PartialEq)]
+struct FollowerText {
+    buf: Arc<str>,
+    id_end: u16,
+    name_end: u16,
+}
+
+impl FollowerText {
+    fn new(scratch: &mut String, id: &str, screen_name: &str, description: &str) -> Self {
+        scratch.clear();
+        push_truncated(scratch, id, MAX_ID_BYTES);
+        let id_end = scratch.len();
+        push_truncated(scratch, screen_name, MAX_SCREEN_NAME_BYTES);
+        let name_end = scratch.len();
+        push_truncated(scratch, description, MAX_DESCRIPTION_BYTES);
+        FollowerText {
+            buf: Arc::from(scratch.as_str()),
+            // ≤ MAX_ID_BYTES + MAX_SCREEN_NAME_BYTES, far below u16::MAX.
+            id_end: u16::try_from(id_end).unwrap_or(u16::MAX),
+            name_end: u16::try_from(name_end).unwrap_or(u16::MAX),
+        }
+    }
+
+    fn parts(&self) -> (&str, &str, &str) {
+        let (id_end, name_end) = (usize::from(self.id_end), usize::from(self.name_end));
+        (
+            self.buf.get(..id_end).unwrap_or_default(),
+            self.buf.get(id_end..name_end).unwrap_or_default(),
+            self.buf.get(name_end..).unwrap_or_default(),
+        )
+    }
+}
+
+impl FollowerPoint {
+    /// The follower's id (empty for organic followers).
+    pub fn follower_id(&self) -> &str {
+        self.text.as_ref().map_or("", |t| t.parts().0)
+    }
+
+    /// The follower's screen name (empty for organic followers).
+    pub fn screen_name(&self) -> &str {
+        self.text.as_ref().map_or("", |t| t.parts().1)
+    }
+
+    /// The follower's description (empty for organic followers).
+    pub fn description(&self) -> &str {
+        self.text.as_ref().map_or("", |t| t.parts().2)
+    }
+}
+
+impl Serialize for FollowerPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (id, name, description) = self.text.as_ref().map_or(("", "", ""), FollowerText::parts);
+        let mut st = s.serialize_struct("FollowerPoint", 9)?;
+        st.serialize_field("follower_id", id)?;
+        st.serialize_field("screen_name", name)?;
+        st.serialize_field("description", description)?;
+        st.serialize_field("created_at_s", &self.created_at_s)?;
+        st.serialize_field("event_time_ms", &self.event_time_ms)?;
+        st.serialize_field("score", &self.score)?;
+        st.serialize_field("flagged", &self.flagged)?;
+        st.serialize_field("reasons", &self.reasons)?;
+        st.serialize_field("weight", &self.weight)?;
+        st.end()
+    }
 }
 
 /// One alert record's figures over time (for the rate chart's baseline and the log).
@@ -182,6 +256,8 @@ pub struct EvidenceStore {
     collecting: HashMap<u64, String>,
     seq: u64,
     evicted: u64,
+    /// Reused buffer for building a flagged point's text.
+    scratch: String,
 }
 
 impl Default for EvidenceStore {
@@ -200,6 +276,7 @@ impl EvidenceStore {
             collecting: HashMap::new(),
             seq: 0,
             evicted: 0,
+            scratch: String::new(),
         }
     }
 
@@ -225,9 +302,12 @@ impl EvidenceStore {
         let key = key_of(&o.followee_id);
         let point = if o.suspicious {
             FollowerPoint {
-                follower_id: truncate(&o.follower_id, MAX_ID_BYTES),
-                screen_name: truncate(&o.follower_screen_name, MAX_SCREEN_NAME_BYTES),
-                description: truncate(&o.follower_description, MAX_DESCRIPTION_BYTES),
+                text: Some(FollowerText::new(
+                    &mut self.scratch,
+                    &o.follower_id,
+                    &o.follower_screen_name,
+                    &o.follower_description,
+                )),
                 created_at_s: o.follower_created_at_s,
                 event_time_ms: o.event_time_ms,
                 score: o.score.prob,
@@ -419,9 +499,7 @@ impl EvidenceStore {
 /// An anonymous organic follow.
 fn organic_point(created_at_s: i64, event_time_ms: i64, score: f32) -> FollowerPoint {
     FollowerPoint {
-        follower_id: String::new(),
-        screen_name: String::new(),
-        description: String::new(),
+        text: None,
         created_at_s,
         event_time_ms,
         score,
@@ -431,8 +509,9 @@ fn organic_point(created_at_s: i64, event_time_ms: i64, score: f32) -> FollowerP
     }
 }
 
+/// The point's text allocation (counted in full by every holder: an upper bound).
 fn point_heap(p: &FollowerPoint) -> usize {
-    p.follower_id.capacity() + p.screen_name.capacity() + p.description.capacity()
+    p.text.as_ref().map_or(0, |t| 16 + t.buf.len())
 }
 
 fn alert_heap(a: &Alert) -> usize {
@@ -453,17 +532,23 @@ fn alert_heap(a: &Alert) -> usize {
 
 /// `s` cut to at most `max` bytes at a character boundary (`…` marks a cut).
 pub fn truncate(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    push_truncated(&mut out, s, max);
+    out
+}
+
+/// Appends [`truncate`]`(s, max)` to `out`.
+fn push_truncated(out: &mut String, s: &str, max: usize) {
     if s.len() <= max {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
     let mut end = max.saturating_sub('…'.len_utf8());
     while end > 0 && !s.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out = String::with_capacity(end + 3);
     out.push_str(&s[..end]);
     out.push('…');
-    out
 }
 
 #[cfg(test)]
@@ -526,11 +611,7 @@ mod tests {
         s.observe(&outcome("A", 70, 21_000, true));
 
         let ev = s.get("fga-1").expect("alert kept");
-        let ids: Vec<&str> = ev
-            .followers
-            .iter()
-            .map(|p| p.follower_id.as_str())
-            .collect();
+        let ids: Vec<&str> = ev.followers.iter().map(|p| p.follower_id()).collect();
         // 5 before the open in time order (one flagged, from the other ring; B's follows
         // excluded; organic ones anonymous), the opening follow, 3 after; nothing after
         // the resolution.
@@ -547,10 +628,10 @@ mod tests {
         assert_eq!(ev.records.len(), 2);
         assert_eq!(ev.follows_seen, 9);
         // Names and descriptions only for flagged followers.
-        assert!(ev.followers[0].description.is_empty());
-        assert!(ev.followers[0].screen_name.is_empty());
-        assert_eq!(ev.followers[5].description, "bio");
-        assert_eq!(ev.followers[5].screen_name, "user50");
+        assert!(ev.followers[0].description().is_empty());
+        assert!(ev.followers[0].screen_name().is_empty());
+        assert_eq!(ev.followers[5].description(), "bio");
+        assert_eq!(ev.followers[5].screen_name(), "user50");
     }
 
     #[test]
@@ -648,6 +729,18 @@ mod tests {
         assert!(s.campaign_siblings("nope").is_empty());
     }
 
+    /// The worst case the config docs state: (16 384 + 200 × 800) points at the caps plus
+    /// 262 144 organic ring entries.
+    #[test]
+    fn worst_case_memory_is_what_the_docs_say() {
+        assert_eq!(std::mem::size_of::<FollowerPoint>(), 128);
+        assert_eq!(POINT_MAX_BYTES, 448);
+        let c = EvidenceConfig::default();
+        let worst = (c.ring_capacity + c.max_alerts * c.max_points) * POINT_MAX_BYTES
+            + c.organic_capacity * std::mem::size_of::<(u64, i64, i64, f32)>();
+        assert_eq!(worst / 1_000_000, 87, "{worst}");
+    }
+
     #[test]
     fn hostile_long_strings_are_cut_at_char_boundaries() {
         let long = "é".repeat(500);
@@ -658,13 +751,35 @@ mod tests {
         assert_eq!(truncate("abc", 0), "…");
         let mut s = EvidenceStore::default();
         let mut o = outcome("A", 1, 1, true);
+        o.follower_id = "9".repeat(100).into();
         o.follower_screen_name = "x".repeat(10_000).into();
         o.follower_description = long.into();
         o.alerts.push(alert("A", "a1", AlertStatus::Open, 1));
         s.observe(&o);
         let p = &s.get("a1").expect("alert").followers[0];
-        assert!(p.screen_name.len() <= MAX_SCREEN_NAME_BYTES);
-        assert!(p.description.len() <= MAX_DESCRIPTION_BYTES);
+        assert!(p.screen_name().len() <= MAX_SCREEN_NAME_BYTES);
+        assert!(p.description().len() <= MAX_DESCRIPTION_BYTES);
+        // The three fields share one allocation; each reads back exactly its own cut.
+        assert_eq!(p.follower_id(), truncate(&"9".repeat(100), MAX_ID_BYTES));
+        assert_eq!(
+            p.screen_name(),
+            truncate(&"x".repeat(10_000), MAX_SCREEN_NAME_BYTES)
+        );
+        assert_eq!(
+            p.description(),
+            truncate(&"é".repeat(500), MAX_DESCRIPTION_BYTES)
+        );
+        // Serialised with the same field names as before (the JSON API and pages).
+        let v = serde_json::to_value(p).expect("serialises");
+        assert_eq!(v["follower_id"], p.follower_id());
+        assert_eq!(v["screen_name"], p.screen_name());
+        assert_eq!(v["description"], p.description());
+        assert_eq!(v["flagged"], true);
+        assert_eq!(v.as_object().map(|o| o.len()), Some(9));
+        let organic = organic_point(1, 2, 0.1);
+        let v = serde_json::to_value(&organic).expect("serialises");
+        assert_eq!(v["follower_id"], "");
+        assert_eq!(v["description"], "");
     }
 
     #[test]

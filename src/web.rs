@@ -522,9 +522,9 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
             .collect();
         b.push_str(&format!(
             r#"<tr class="follower"><td class="screen-name">{}</td><td><bdi class="id">{}</bdi></td><td class="desc">{}</td><td>{}</td><td>{}</td><td class="n">{:.2}</td><td>{}</td></tr>"#,
-            acct(&p.screen_name),
-            esc(&p.follower_id),
-            acct(&p.description),
+            acct(p.screen_name()),
+            esc(p.follower_id()),
+            acct(p.description()),
             date(p.created_at_s),
             datetime(p.event_time_ms),
             p.score,
@@ -638,7 +638,7 @@ fn factory_svg(e: &AlertEvidence) -> String {
                 x(i),
                 y(p.created_at_s),
                 if p.flagged {
-                    esc(&p.screen_name)
+                    esc(p.screen_name())
                 } else {
                     "organic follower".to_string()
                 },
