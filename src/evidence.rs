@@ -247,10 +247,10 @@ impl AlertEvidence {
 #[derive(Debug)]
 pub struct EvidenceStore {
     cfg: EvidenceConfig,
-    /// Recent flagged follows of any followee: (followee key, point).
-    ring: VecDeque<(u64, FollowerPoint)>,
-    /// Recent organic follows, anonymous: (followee key, created_at_s, event ms, score).
-    organic: VecDeque<(u64, i64, i64, f32)>,
+    /// Recent flagged follows of any followee, by followee key.
+    ring: KeyedRing<FollowerPoint>,
+    /// Recent organic follows, anonymous: (created_at_s, event ms, score) by followee key.
+    organic: KeyedRing<(i64, i64, f32)>,
     alerts: HashMap<String, AlertEvidence>,
     /// Followee key → id of its alert still collecting followers (not resolved).
     collecting: HashMap<u64, String>,
@@ -270,8 +270,8 @@ impl EvidenceStore {
     pub fn new(cfg: EvidenceConfig) -> Self {
         EvidenceStore {
             cfg,
-            ring: VecDeque::with_capacity(cfg.ring_capacity.min(1 << 14)),
-            organic: VecDeque::with_capacity(cfg.organic_capacity.min(1 << 16)),
+            ring: KeyedRing::new(cfg.ring_capacity, 1 << 14),
+            organic: KeyedRing::new(cfg.organic_capacity, 1 << 16),
             alerts: HashMap::new(),
             collecting: HashMap::new(),
             seq: 0,
@@ -324,18 +324,10 @@ impl EvidenceStore {
             }
         }
         if point.flagged {
-            if self.cfg.ring_capacity > 0 {
-                if self.ring.len() >= self.cfg.ring_capacity {
-                    self.ring.pop_front();
-                }
-                self.ring.push_back((key, point));
-            }
-        } else if self.cfg.organic_capacity > 0 {
-            if self.organic.len() >= self.cfg.organic_capacity {
-                self.organic.pop_front();
-            }
+            self.ring.push(key, point);
+        } else {
             self.organic
-                .push_back((key, point.created_at_s, point.event_time_ms, point.score));
+                .push(key, (point.created_at_s, point.event_time_ms, point.score));
         }
     }
 
@@ -388,14 +380,12 @@ impl EvidenceStore {
             // Both rings are in arrival order; merge them by event time.
             let mut history: Vec<FollowerPoint> = self
                 .ring
-                .iter()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, p)| p.clone())
+                .matching(key)
+                .cloned()
                 .chain(
                     self.organic
-                        .iter()
-                        .filter(|e| e.0 == key)
-                        .map(|&(_, c, t, sc)| organic_point(c, t, sc)),
+                        .matching(key)
+                        .map(|&(c, t, sc)| organic_point(c, t, sc)),
                 )
                 .collect();
             history.sort_by_key(|p| p.event_time_ms);
@@ -479,9 +469,9 @@ impl EvidenceStore {
 
     /// Approximate bytes held (ring plus every alert's evidence).
     pub fn memory_bytes(&self) -> usize {
-        self.ring.capacity() * std::mem::size_of::<(u64, FollowerPoint)>()
-            + self.ring.iter().map(|(_, p)| point_heap(p)).sum::<usize>()
-            + self.organic.capacity() * std::mem::size_of::<(u64, i64, i64, f32)>()
+        self.ring.memory_bytes()
+            + self.ring.vals.iter().map(point_heap).sum::<usize>()
+            + self.organic.memory_bytes()
             + self
                 .alerts
                 .iter()
@@ -493,6 +483,57 @@ impl EvidenceStore {
     /// Follows currently held in the rings (flagged, organic).
     pub fn ring_len(&self) -> (usize, usize) {
         (self.ring.len(), self.organic.len())
+    }
+}
+
+/// A bounded ring of recent follows by followee key (the oldest goes first when full).
+/// Keys sit apart from the values, so finding one followee's follows when its alert opens
+/// scans 8 bytes per follow, not the whole entry.
+#[derive(Debug)]
+struct KeyedRing<T> {
+    keys: VecDeque<u64>,
+    vals: VecDeque<T>,
+    capacity: usize,
+}
+
+impl<T> KeyedRing<T> {
+    /// A ring of `capacity` entries, allocating at most `prealloc` up front.
+    fn new(capacity: usize, prealloc: usize) -> Self {
+        KeyedRing {
+            keys: VecDeque::with_capacity(capacity.min(prealloc)),
+            vals: VecDeque::with_capacity(capacity.min(prealloc)),
+            capacity,
+        }
+    }
+
+    fn push(&mut self, key: u64, v: T) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.keys.len() >= self.capacity {
+            self.keys.pop_front();
+            self.vals.pop_front();
+        }
+        self.keys.push_back(key);
+        self.vals.push_back(v);
+    }
+
+    /// The values of `key`, oldest first.
+    fn matching(&self, key: u64) -> impl Iterator<Item = &T> + '_ {
+        self.keys
+            .iter()
+            .zip(&self.vals)
+            .filter(move |(k, _)| **k == key)
+            .map(|(_, v)| v)
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<u64>()
+            + self.vals.capacity() * std::mem::size_of::<T>()
     }
 }
 
@@ -737,7 +778,7 @@ mod tests {
         assert_eq!(POINT_MAX_BYTES, 448);
         let c = EvidenceConfig::default();
         let worst = (c.ring_capacity + c.max_alerts * c.max_points) * POINT_MAX_BYTES
-            + c.organic_capacity * std::mem::size_of::<(u64, i64, i64, f32)>();
+            + c.organic_capacity * (8 + std::mem::size_of::<(i64, i64, f32)>());
         assert_eq!(worst / 1_000_000, 87, "{worst}");
     }
 
