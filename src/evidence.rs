@@ -122,26 +122,31 @@ impl FollowerText {
 }
 
 impl FollowerPoint {
+    /// Id, screen name and description (all empty for organic followers).
+    fn parts(&self) -> (&str, &str, &str) {
+        self.text.as_ref().map_or(("", "", ""), FollowerText::parts)
+    }
+
     /// The follower's id (empty for organic followers).
     pub fn follower_id(&self) -> &str {
-        self.text.as_ref().map_or("", |t| t.parts().0)
+        self.parts().0
     }
 
     /// The follower's screen name (empty for organic followers).
     pub fn screen_name(&self) -> &str {
-        self.text.as_ref().map_or("", |t| t.parts().1)
+        self.parts().1
     }
 
     /// The follower's description (empty for organic followers).
     pub fn description(&self) -> &str {
-        self.text.as_ref().map_or("", |t| t.parts().2)
+        self.parts().2
     }
 }
 
 impl Serialize for FollowerPoint {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let (id, name, description) = self.text.as_ref().map_or(("", "", ""), FollowerText::parts);
+        let (id, name, description) = self.parts();
         let mut st = s.serialize_struct("FollowerPoint", 9)?;
         st.serialize_field("follower_id", id)?;
         st.serialize_field("screen_name", name)?;

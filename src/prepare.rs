@@ -115,9 +115,7 @@ impl Preparer {
                 s.spawn(move |_| {
                     while let Some(b) = next_claim(claim, blocks) {
                         let abandon = AbandonOnUnwind(&slots[b]);
-                        let mut out = Vec::with_capacity(BLOCK);
-                        prepare_all(model, cache, block_of(inputs, b), &mut out);
-                        *lock(&slots[b]) = Slot::Ready(out);
+                        *lock(&slots[b]) = Slot::Ready(prepare_block(model, cache, inputs, b));
                         std::mem::forget(abandon);
                     }
                 });
@@ -125,21 +123,18 @@ impl Preparer {
             let mut next = 0;
             let mut idle_rounds = 0u32;
             while next < blocks {
-                let taken = {
-                    let mut slot = lock(&slots[next]);
-                    match *slot {
-                        Slot::Ready(_) | Slot::Abandoned => {
-                            std::mem::replace(&mut *slot, Slot::Taken)
-                        }
-                        _ => Slot::Pending,
-                    }
-                };
+                // A slot is written once (by whoever claimed it) and read once, here.
+                let taken = std::mem::replace(&mut *lock(&slots[next]), Slot::Pending);
                 let ready = match taken {
                     Slot::Ready(ready) => ready,
-                    Slot::Abandoned => prepare_block(pipeline(state), inputs, next),
-                    Slot::Pending | Slot::Taken => {
+                    Slot::Abandoned => {
+                        let (model, cache) = pipeline(state).scorer();
+                        prepare_block(model, cache, inputs, next)
+                    }
+                    Slot::Pending => {
                         if let Some(b) = next_claim(claim, blocks) {
-                            let ready = prepare_block(pipeline(state), inputs, b);
+                            let (model, cache) = pipeline(state).scorer();
+                            let ready = prepare_block(model, cache, inputs, b);
                             *lock(&slots[b]) = Slot::Ready(ready);
                         } else {
                             // Everything is claimed and a helper is finishing this block.
@@ -164,11 +159,9 @@ impl Preparer {
 
 /// One block's preparation, as seen by the thread that observes.
 enum Slot<'a> {
-    /// Not claimed yet, or being prepared.
+    /// Not claimed yet, being prepared, or already observed.
     Pending,
     Ready(Vec<Ready<'a>>),
-    /// Observed (its results moved out).
-    Taken,
     /// The helper preparing it panicked: the calling thread prepares it again.
     Abandoned,
 }
@@ -199,14 +192,14 @@ fn block_of<'i, 'a>(
     &inputs[b * BLOCK..((b + 1) * BLOCK).min(inputs.len())]
 }
 
-/// Prepares block `b` on the calling thread, with the pipeline's own cache.
+/// Prepares block `b` of `inputs` with `cache`.
 fn prepare_block<'a>(
-    p: &mut Pipeline,
+    model: &Model,
+    cache: &mut ScoreCache,
     inputs: &[(&'a [u8], Option<i64>)],
     b: usize,
 ) -> Vec<Ready<'a>> {
     let mut out = Vec::with_capacity(BLOCK);
-    let (model, cache) = p.scorer();
     prepare_all(model, cache, block_of(inputs, b), &mut out);
     out
 }
