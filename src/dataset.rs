@@ -169,11 +169,11 @@ pub fn read<R: std::io::Read>(
             skip("missing_id");
             continue;
         }
-        let Some(created_ms) = parse_time_ms(get(Some(c_created))) else {
+        let Some(created_ms) = table_time_ms(get(Some(c_created))) else {
             skip("bad_created_at");
             continue;
         };
-        let Some(now_ms) = crawl.iter().find_map(|&c| crawl_time_ms(get(Some(c)))) else {
+        let Some(now_ms) = crawl.iter().find_map(|&c| table_time_ms(get(Some(c)))) else {
             skip("bad_crawl_time");
             continue;
         };
@@ -261,10 +261,13 @@ fn parse_count(s: &str) -> Option<u64> {
     (f >= 0.0 && f.fract() == 0.0 && f < 9.0e15).then_some(f as u64)
 }
 
-/// Crawl times look like `2015-02-14 10:54:49` or `2015-02-14 10:54` (UTC, no zone) or
-/// RFC 3339.
-fn crawl_time_ms(s: &str) -> Option<i64> {
-    if s.is_empty() {
+/// A time cell of an account table: Twitter's `created_at` format, RFC 3339, or the
+/// zone-less forms that database and spreadsheet exports write — `2015-02-14 10:54:49`
+/// (with or without fractional seconds) and `2015-02-14 10:54` (seconds dropped by a
+/// spreadsheet round trip) — read as UTC. `NULL` and empty cells are `None`.
+pub fn table_time_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() || s == "NULL" {
         return None;
     }
     parse_time_ms(s).or_else(|| {
@@ -272,7 +275,6 @@ fn crawl_time_ms(s: &str) -> Option<i64> {
         if b.len() == 19 || (b.len() > 19 && b[19] == b'.') {
             parse_time_ms(&format!("{s}Z"))
         } else if b.len() == 16 {
-            // Spreadsheet round trips drop the seconds: `2015-02-14 10:26`.
             parse_time_ms(&format!("{s}:00Z"))
         } else {
             None
@@ -388,6 +390,37 @@ mod tests {
         assert_eq!(rep.skipped["bad_count"], 1);
         assert_eq!(rep.skipped["bad_crawl_time"], 1);
         assert_eq!(rep.skipped["bad_label"], 1);
+    }
+
+    #[test]
+    fn created_at_in_export_formats_reads_as_utc() {
+        // Twitter's format, RFC 3339 and the zone-less forms of database and spreadsheet
+        // exports all give the same instant; a bare date is midnight UTC.
+        let twitter = "Fri Apr 06 10:58:22 +0000 2007";
+        for (cell, want) in [
+            (twitter, 1_175_857_102),
+            ("2007-04-06T10:58:22Z", 1_175_857_102),
+            ("2007-04-06T12:58:22+02:00", 1_175_857_102),
+            ("2007-04-06 10:58:22", 1_175_857_102),
+            ("2007-04-06 10:58:22.123", 1_175_857_102),
+            ("2007-04-06 10:58", 1_175_857_080),
+            ("2007-04-06", 1_175_817_600),
+        ] {
+            let (rows, rep) = read_str(
+                &format!("1,a,a,1,1,1,1,1,{cell},,,,,,,2015-02-14 10:54:49,0,H\n"),
+                "x.csv",
+            );
+            assert!(rep.skipped.is_empty(), "{cell}: {:?}", rep.skipped);
+            assert_eq!(rows[0].profile.created_at_s, want, "{cell}");
+        }
+        for bad in ["NULL", "2007-04-06 10", "06/04/2007", "1175857102"] {
+            let (rows, rep) = read_str(
+                &format!("1,a,a,1,1,1,1,1,{bad},,,,,,,2015-02-14 10:54:49,0,H\n"),
+                "x.csv",
+            );
+            assert!(rows.is_empty(), "{bad}");
+            assert_eq!(rep.skipped["bad_created_at"], 1, "{bad}");
+        }
     }
 
     #[test]

@@ -340,17 +340,6 @@ pub fn parse_profile_spec(spec: &str) -> anyhow::Result<(PathBuf, Option<Label>)
     }
 }
 
-fn row_time_ms(v: &str) -> Option<i64> {
-    let v = v.trim();
-    if v.is_empty() || v == "NULL" {
-        return None;
-    }
-    parse_time_ms(v).or_else(|| {
-        // cresci crawl columns: "2015-02-14 10:54:49" (UTC, no zone)
-        parse_time_ms(&format!("{v}Z"))
-    })
-}
-
 fn row_count(v: &str) -> u64 {
     let v = v.trim();
     v.parse::<u64>()
@@ -427,7 +416,7 @@ pub fn load_profiles(
             continue;
         };
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
-        let Some(created_ms) = row_time_ms(get(Some(created))) else {
+        let Some(created_ms) = crate::dataset::table_time_ms(get(Some(created))) else {
             skipped += 1;
             continue;
         };
@@ -445,7 +434,7 @@ pub fn load_profiles(
         };
         max_created = max_created.max(created_ms);
         let crawl_ms = crawl
-            .and_then(|c| row_time_ms(get(Some(c))))
+            .and_then(|c| crate::dataset::table_time_ms(get(Some(c))))
             .unwrap_or(i64::MIN);
         let url = row_str(get(idx[3]));
         let t = Template {
