@@ -165,8 +165,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producer =
-        kafka::SharedProducer::new(kafka::producer_config(&cfg.kafka, cfg.delivery_timeout))?;
+    let producers = kafka::OutputProducers::new(&cfg.kafka, cfg.delivery_timeout)?;
 
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
@@ -208,7 +207,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let acker = tokio::spawn(ack_loop(
         rx,
         consumer.clone(),
-        producer.clone(),
+        producers.clone(),
         topics.clone(),
         cfg.input_topic.clone(),
         metrics.clone(),
@@ -224,7 +223,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
-        producer: producer.clone(),
+        producers: producers.clone(),
         topics,
         pipeline,
         admin: admin_state.clone(),
@@ -259,10 +258,12 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final offset commit failed"),
         _ => tracing::warn!("final offset commit did not finish in the grace period"),
     }
-    let p = producer.get();
     let left = deadline.saturating_duration_since(Instant::now());
-    let _ =
-        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || p.flush(left))).await;
+    let _ = tokio::time::timeout_at(
+        deadline,
+        tokio::task::spawn_blocking(move || producers.flush(left)),
+    )
+    .await;
     drop(webhook);
     if let Some(t) = webhook_task {
         if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -330,7 +331,7 @@ async fn watch_signals(shutdown: CancellationToken, give_up: CancellationToken, 
 async fn ack_loop(
     mut rx: mpsc::Receiver<Batch>,
     consumer: Arc<Consumer_>,
-    producer: kafka::SharedProducer,
+    producers: kafka::OutputProducers,
     topics: OutputTopics,
     input_topic: String,
     metrics: Metrics,
@@ -341,7 +342,7 @@ async fn ack_loop(
     while let Some(batch) = rx.recv().await {
         reached.clear();
         for p in batch {
-            if !acknowledge(p.deliveries, &producer, &topics, &metrics, &give_up).await {
+            if !acknowledge(p.deliveries, &producers, &topics, &metrics, &give_up).await {
                 return;
             }
             match reached.iter_mut().find(|(q, _)| *q == p.partition) {
@@ -368,13 +369,14 @@ async fn ack_loop(
 /// backoff. Returns false when `give_up` fired first.
 async fn acknowledge(
     deliveries: Vec<(OutRecord, Option<DeliveryFuture>, u64)>,
-    producer: &kafka::SharedProducer,
+    producers: &kafka::OutputProducers,
     topics: &OutputTopics,
     metrics: &Metrics,
     give_up: &CancellationToken,
 ) -> bool {
     {
         for (rec, mut fut, mut generation) in deliveries {
+            let producer = producers.for_sink(rec.sink);
             let mut attempt: u32 = 0;
             loop {
                 let err = match fut.take() {
@@ -429,7 +431,7 @@ async fn acknowledge(
 struct Service<'a> {
     cfg: &'a ServeConfig,
     consumer: Arc<Consumer_>,
-    producer: kafka::SharedProducer,
+    producers: kafka::OutputProducers,
     topics: OutputTopics,
     pipeline: Pipeline,
     admin: Arc<AdminState>,
@@ -740,7 +742,7 @@ impl Service<'_> {
     async fn send_records(&mut self, o: Observed) -> Pending {
         let mut deliveries = Vec::with_capacity(o.records.len());
         for rec in o.records {
-            let (producer, generation) = self.producer.get_with_generation();
+            let (producer, generation) = self.producers.for_sink(rec.sink).get_with_generation();
             let fut = match kafka::send(&producer, &self.topics, &rec).await {
                 Ok(f) => Some(f),
                 Err(e) => {
