@@ -480,16 +480,19 @@ pub async fn send(
     rec: &OutRecord,
 ) -> Result<DeliveryFuture, KafkaError> {
     loop {
-        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
-        for (k, v) in &rec.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
+        let mut r = FutureRecord::to(topics.topic(rec.sink)).payload(&rec.payload);
+        // Only dead letters carry headers; an empty header list would still cost
+        // librdkafka an allocation per alert and moderation record.
+        if !rec.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+            for (k, v) in &rec.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            r = r.headers(headers);
         }
-        let mut r = FutureRecord::to(topics.topic(rec.sink))
-            .payload(&rec.payload)
-            .headers(headers);
         if !rec.key.is_empty() {
             r = r.key(&rec.key);
         }
