@@ -396,6 +396,12 @@ mod tests {
     fn created_at_in_export_formats_reads_as_utc() {
         // Twitter's format, RFC 3339 and the zone-less forms of database and spreadsheet
         // exports all give the same instant; a bare date is midnight UTC.
+        let read_created = |cell: &str| {
+            read_str(
+                &format!("1,a,a,1,1,1,1,1,{cell},,,,,,,2015-02-14 10:54:49,0,H\n"),
+                "x.csv",
+            )
+        };
         let twitter = "Fri Apr 06 10:58:22 +0000 2007";
         for (cell, want) in [
             (twitter, 1_175_857_102),
@@ -406,18 +412,12 @@ mod tests {
             ("2007-04-06 10:58", 1_175_857_080),
             ("2007-04-06", 1_175_817_600),
         ] {
-            let (rows, rep) = read_str(
-                &format!("1,a,a,1,1,1,1,1,{cell},,,,,,,2015-02-14 10:54:49,0,H\n"),
-                "x.csv",
-            );
+            let (rows, rep) = read_created(cell);
             assert!(rep.skipped.is_empty(), "{cell}: {:?}", rep.skipped);
             assert_eq!(rows[0].profile.created_at_s, want, "{cell}");
         }
         for bad in ["NULL", "2007-04-06 10", "06/04/2007", "1175857102"] {
-            let (rows, rep) = read_str(
-                &format!("1,a,a,1,1,1,1,1,{bad},,,,,,,2015-02-14 10:54:49,0,H\n"),
-                "x.csv",
-            );
+            let (rows, rep) = read_created(bad);
             assert!(rows.is_empty(), "{bad}");
             assert_eq!(rep.skipped["bad_created_at"], 1, "{bad}");
         }

@@ -9,6 +9,7 @@
 //! sampled from labelled CSVs (`--profiles`): humans for organic traffic, bots for
 //! campaigns. Same config and seed → byte-identical output.
 
+use crate::dataset::table_time_ms;
 use crate::event::{format_rfc3339_ms, parse_time_ms};
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
@@ -416,7 +417,7 @@ pub fn load_profiles(
             continue;
         };
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
-        let Some(created_ms) = crate::dataset::table_time_ms(get(Some(created))) else {
+        let Some(created_ms) = table_time_ms(get(Some(created))) else {
             skipped += 1;
             continue;
         };
@@ -434,7 +435,7 @@ pub fn load_profiles(
         };
         max_created = max_created.max(created_ms);
         let crawl_ms = crawl
-            .and_then(|c| crate::dataset::table_time_ms(get(Some(c))))
+            .and_then(|c| table_time_ms(get(Some(c))))
             .unwrap_or(i64::MIN);
         let url = row_str(get(idx[3]));
         let t = Template {

@@ -263,19 +263,21 @@ mod tests {
         let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
         assert!(lines.len() > CHUNK + BLOCK, "{}", lines.len());
 
+        // An outcome as compared (whether the score came from a cache does not count).
+        let show = |r: Result<crate::pipeline::Outcome, EventError>| match r {
+            Ok(o) => format!(
+                "{:?}",
+                crate::pipeline::Outcome {
+                    cache_hit: false,
+                    ..o
+                }
+            ),
+            Err(e) => format!("error {}: {e}", e.kind()),
+        };
         let mut one = Pipeline::new(model.clone(), PipelineConfig::default());
         let expected: Vec<String> = lines
             .iter()
-            .map(|l| match one.process(l, Some(0), 0) {
-                Ok(o) => format!(
-                    "{:?}",
-                    crate::pipeline::Outcome {
-                        cache_hit: false,
-                        ..o
-                    }
-                ),
-                Err(e) => format!("error {}: {e}", e.kind()),
-            })
+            .map(|l| show(one.process(l, Some(0), 0)))
             .collect();
 
         for threads in [0, 1, 2] {
@@ -294,19 +296,7 @@ mod tests {
                         |p, i, (r, secs)| {
                             assert_eq!(base + i, got.len(), "in input order");
                             assert!(secs >= 0.0);
-                            got.push(match r {
-                                Ok(prep) => {
-                                    let o = p.observe(prep, 0);
-                                    format!(
-                                        "{:?}",
-                                        crate::pipeline::Outcome {
-                                            cache_hit: false,
-                                            ..o
-                                        }
-                                    )
-                                }
-                                Err(e) => format!("error {}: {e}", e.kind()),
-                            });
+                            got.push(show(r.map(|prep| p.observe(prep, 0))));
                         },
                     );
                 }
