@@ -3,7 +3,9 @@
 //! reads it back with a plain consumer (the broker's ceiling), runs the real `serve`
 //! binary on the same topic until its group has processed and committed everything, and
 //! then measures event → alert latency with a paced producer at a fraction of the
-//! measured rate. Results are printed as `bench.e2e.<metric> <value> <unit>` lines (or
+//! measured rate. Last, it searches the live capacity — the highest paced rate serve keeps
+//! up with while the broker ingests the input on the same machine — and measures latency
+//! at the same fraction of that (`live_*` figures). Results are printed as `bench.e2e.<metric> <value> <unit>` lines (or
 //! JSON with `--json`).
 //!
 //! Latency definition: from the wall-clock moment the bench hands an event to its
@@ -103,6 +105,24 @@ pub struct BenchE2eArgs {
     #[arg(long, default_value_t = 0)]
     pub latency_events: u64,
 
+    /// Skip the live-capacity search and the latency phase at a fraction of it.
+    #[arg(long)]
+    pub no_live: bool,
+
+    /// Run only the live-capacity search (from --live-start-rate) and the latency phase
+    /// at --latency-load of the capacity found.
+    #[arg(long)]
+    pub live_only: bool,
+
+    /// First rate of the live-capacity search (default: 0.3 of serve's catch-up rate;
+    /// 60,000 events/s with --live-only).
+    #[arg(long)]
+    pub live_start_rate: Option<f64>,
+
+    /// Seconds each live-capacity step plays (bounded by the stream's length).
+    #[arg(long, default_value_t = 8.0)]
+    pub live_step_secs: f64,
+
     /// Broker process id: its CPU use per phase is reported (scripts/bench-e2e.sh sets it).
     #[arg(long)]
     pub broker_pid: Option<u32>,
@@ -118,7 +138,7 @@ pub struct BenchE2eArgs {
 
 /// One reported figure.
 struct Figure {
-    name: &'static str,
+    name: String,
     value: String,
     unit: &'static str,
 }
@@ -127,18 +147,22 @@ struct Figure {
 struct Report(Vec<Figure>);
 
 impl Report {
-    fn num(&mut self, name: &'static str, v: f64, unit: &'static str) {
+    fn num(&mut self, name: impl Into<String>, v: f64, unit: &'static str) {
         // Whole numbers and large figures without decimals, small ones with three.
         let value = if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
             format!("{v:.0}")
         } else {
             format!("{v:.3}")
         };
-        self.0.push(Figure { name, value, unit });
-    }
-    fn text(&mut self, name: &'static str, v: &str, unit: &'static str) {
         self.0.push(Figure {
-            name,
+            name: name.into(),
+            value,
+            unit,
+        });
+    }
+    fn text(&mut self, name: impl Into<String>, v: &str, unit: &'static str) {
+        self.0.push(Figure {
+            name: name.into(),
             value: v.to_string(),
             unit,
         });
@@ -155,7 +179,7 @@ impl Report {
                     .map(serde_json::Value::Number)
                     .unwrap_or_else(|| serde_json::Value::String(f.value.clone()));
                 m.insert(
-                    f.name.to_string(),
+                    f.name.clone(),
                     serde_json::json!({ "value": v, "unit": f.unit }),
                 );
             }
@@ -841,6 +865,42 @@ struct LatencyRun {
     broker_ms: Vec<f64>,
     /// serve's backlog in events, sampled every 100 ms.
     lags: Vec<f64>,
+    /// How fast the backlog grew over the second half of the played stream (least-squares
+    /// slope, events/s; the first half has serve's score cache warming up): about zero
+    /// when serve keeps up, the shortfall when it does not.
+    backlog_growth: f64,
+}
+
+/// What a latency phase plays: the first `events` lines of `stream` (0 = all); `tag`
+/// names serve's log file.
+#[derive(Clone, Copy)]
+struct Play<'a> {
+    stream: &'a PacedStream,
+    events: usize,
+    tag: &'a str,
+}
+
+/// Least-squares slope of the backlog samples `(seconds, events)` taken between `from`
+/// and `to`, in events/s; NaN with fewer than three samples.
+fn backlog_growth(samples: &[(f64, f64)], from: f64, to: f64) -> f64 {
+    let inside: Vec<(f64, f64)> = samples
+        .iter()
+        .copied()
+        .filter(|&(t, _)| t >= from && t <= to)
+        .collect();
+    if inside.len() < 3 {
+        return f64::NAN;
+    }
+    let n = inside.len() as f64;
+    let mt = inside.iter().map(|s| s.0).sum::<f64>() / n;
+    let ml = inside.iter().map(|s| s.1).sum::<f64>() / n;
+    let cov: f64 = inside.iter().map(|s| (s.0 - mt) * (s.1 - ml)).sum();
+    let var: f64 = inside.iter().map(|s| (s.0 - mt) * (s.0 - mt)).sum();
+    if var > 0.0 {
+        cov / var
+    } else {
+        f64::NAN
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -861,9 +921,21 @@ async fn latency(
     topics: &Topics,
     group: &str,
     rate: f64,
+    play: Play<'_>,
     work: &Path,
 ) -> anyhow::Result<LatencyRun> {
-    let mut serve = Serve::start(a, kafka, topics, group, &work.join("serve-latency.log"))?;
+    let Play {
+        stream,
+        events: limit,
+        tag,
+    } = play;
+    let mut serve = Serve::start(
+        a,
+        kafka,
+        topics,
+        group,
+        &work.join(format!("serve-{tag}.log")),
+    )?;
     serve.wait_ready(http, &a.admin_addr).await?;
     let spid = Some(serve.pid());
 
@@ -887,10 +959,11 @@ async fn latency(
     let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
     let in_task = in_tail.map(|t| tokio::spawn(tail_input(t, stop.clone())));
 
-    // The paced stream is read and keyed before the phase starts, so the pacing loop
-    // (measured as the bench's own CPU, on the machine serve runs on) only sends.
-    let input = a.latency_input.as_ref().unwrap_or(&a.input);
-    let stream = PacedStream::load(input, a.latency_events)?;
+    let played = if limit == 0 {
+        stream.len()
+    } else {
+        limit.min(stream.len())
+    };
 
     // The input producer's linger (the upstream application's batching) counts as latency.
     let mut pcfg = kafka::producer_config(kafka, Duration::from_secs(60));
@@ -924,7 +997,9 @@ async fn latency(
     }
 
     // serve's backlog (records sent, not yet handled), sampled while the stream plays.
+    // Each sample is (seconds since `t0`, backlog in events).
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let t0 = Instant::now();
     let lag_task = {
         let (sent, stop, http, admin) = (
             sent.clone(),
@@ -937,20 +1012,22 @@ async fn latency(
             while !stop.is_cancelled() {
                 let s = sent.load(std::sync::atomic::Ordering::Relaxed);
                 if let Some(done) = events_done(&http, &admin).await {
-                    lags.push(s.saturating_sub(done.saturating_sub(warm)) as f64);
+                    let lag = s.saturating_sub(done.saturating_sub(warm)) as f64;
+                    lags.push((t0.elapsed().as_secs_f64(), lag));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             lags
         })
     };
-    let mut sent_us: Vec<i64> = Vec::with_capacity(stream.len());
+    let mut sent_us: Vec<i64> = Vec::with_capacity(played);
     let scpu = CpuMeter::start(spid);
     let bcpu = CpuMeter::start(a.broker_pid);
     let own_cpu = CpuMeter::start(None);
     let runq0 = runq_secs(serve.pid());
     let start = tokio::time::Instant::now();
-    for i in 0..stream.len() {
+    let play_from = t0.elapsed().as_secs_f64();
+    for i in 0..played {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         if due > tokio::time::Instant::now() {
             tokio::time::sleep_until(due).await;
@@ -975,6 +1052,7 @@ async fn latency(
     }
     let n = sent_us.len() as u64;
     let produce_secs = start.elapsed().as_secs_f64();
+    let play_to = t0.elapsed().as_secs_f64();
     let p2 = producer.clone();
     tokio::task::spawn_blocking(move || p2.flush(Duration::from_secs(120)))
         .await?
@@ -1009,7 +1087,18 @@ async fn latency(
         Some(t) => t.await??,
         None => Vec::new(),
     };
-    let mut lags = lag_task.await?;
+    let samples = lag_task.await?;
+    // serve starts with a cold score cache; the growth is judged on the second half.
+    let backlog_growth = backlog_growth(&samples, (play_from + play_to) / 2.0, play_to);
+    let csv: String = std::iter::once("seconds,backlog_events\n".to_string())
+        .chain(
+            samples
+                .iter()
+                .map(|(t, l)| format!("{:.3},{l:.0}\n", t - play_from)),
+        )
+        .collect();
+    std::fs::write(work.join(format!("backlog-{tag}.csv")), csv)?;
+    let mut lags: Vec<f64> = samples.iter().map(|s| s.1).collect();
     lags.sort_by(f64::total_cmp);
     broker_ms.sort_by(f64::total_cmp);
     let _ = tokio::task::spawn_blocking(move || serve.stop()).await;
@@ -1044,6 +1133,7 @@ async fn latency(
         bench_cores,
         broker_ms,
         lags,
+        backlog_growth,
     })
 }
 
@@ -1080,8 +1170,50 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         .build()?;
     kafka::create_topics(kafka, &lat_topics.all(), a.partitions).await?;
     let mut r = Report::default();
+    // The paced stream is read and keyed once, before any latency phase, so the pacing
+    // loop (measured as the bench's own CPU, on the machine serve runs on) only sends.
+    let load_paced = || {
+        let input = a.latency_input.as_ref().unwrap_or(&a.input);
+        PacedStream::load(input, a.latency_events)
+    };
+    let lat_group = format!("{run_id}.lat");
     if let Some(rate) = a.latency_only_rate {
-        latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+        let stream = load_paced()?;
+        let play = Play {
+            stream: &stream,
+            events: 0,
+            tag: "latency",
+        };
+        latency_report(
+            a,
+            kafka,
+            &http,
+            &lat_topics,
+            &lat_group,
+            rate,
+            play,
+            work,
+            &mut r,
+            "",
+        )
+        .await?;
+        return Ok(r);
+    }
+    if a.live_only {
+        let stream = load_paced()?;
+        let start = a.live_start_rate.unwrap_or(60_000.0);
+        live_phases(
+            a,
+            kafka,
+            &http,
+            &run_id,
+            &stream,
+            start,
+            f64::INFINITY,
+            work,
+            &mut r,
+        )
+        .await?;
         return Ok(r);
     }
     kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
@@ -1196,73 +1328,223 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     );
 
     // 4. Latency at a fraction of the end-to-end maximum.
-    let rate = a.latency_load * s.rate.min(plain_rate);
-    latency_report(a, kafka, &http, &lat_topics, &run_id, rate, work, &mut r).await?;
+    let stream = load_paced()?;
+    let max_rate = s.rate.min(plain_rate);
+    let play = Play {
+        stream: &stream,
+        events: 0,
+        tag: "latency",
+    };
+    let rate = a.latency_load * max_rate;
+    latency_report(
+        a,
+        kafka,
+        &http,
+        &lat_topics,
+        &lat_group,
+        rate,
+        play,
+        work,
+        &mut r,
+        "",
+    )
+    .await?;
+
+    // 5 and 6. What the machine sustains with the input arriving live, and latency at a
+    // fraction of that.
+    if !a.no_live {
+        let start = a.live_start_rate.unwrap_or(0.3 * max_rate);
+        live_phases(
+            a, kafka, &http, &run_id, &stream, start, max_rate, work, &mut r,
+        )
+        .await?;
+    }
     Ok(r)
 }
 
-/// Phase 4 and its figures.
+/// Phase 5: the live capacity — the highest paced rate at which serve keeps up while the
+/// broker ingests the input and the bench produces it on the same machine (the catch-up
+/// rate of phase 3 has the broker only serving reads). Rates step up by 15 % from `start`
+/// (down, if `start` is already too fast) until a step fails; a step passes when the
+/// paced producer reached 97 % of its rate and serve's backlog grew by less than 2 % of
+/// it over the second half of the step (`LatencyRun::backlog_growth`). Phase 6: latency at `--latency-load` of that capacity.
+#[allow(clippy::too_many_arguments)]
+async fn live_phases(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    run_id: &str,
+    stream: &PacedStream,
+    start: f64,
+    max_rate: f64,
+    work: &Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    const STEP: f64 = 1.15;
+    const MAX_STEPS: usize = 12;
+    let (mut rate, mut best, mut down) = (start, None::<f64>, false);
+    let mut steps = Vec::new();
+    for k in 0..MAX_STEPS {
+        let topics = Topics::new(&format!("{run_id}.live{k}"));
+        kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
+        let events = ((rate * a.live_step_secs) as usize).max(1);
+        let tag = format!("live-step{k}");
+        let play = Play {
+            stream,
+            events,
+            tag: &tag,
+        };
+        eprintln!("bench-e2e: live capacity step {k} at {rate:.0} events/s");
+        let l = latency(
+            a,
+            kafka,
+            http,
+            &topics,
+            &format!("{run_id}.live{k}"),
+            rate,
+            play,
+            work,
+        )
+        .await?;
+        let ok = l.achieved_rate >= 0.97 * rate && l.backlog_growth <= 0.02 * rate;
+        steps.push(format!(
+            "{rate:.0}:{}:{:+.0}/s",
+            if ok { "kept-up" } else { "fell-behind" },
+            l.backlog_growth
+        ));
+        if ok {
+            best = Some(rate);
+            if down || rate * STEP > max_rate {
+                break;
+            }
+            rate *= STEP;
+        } else if best.is_some() {
+            break;
+        } else {
+            down = true;
+            rate /= STEP;
+        }
+    }
+    r.text("live_steps", &steps.join(","), "rate:verdict:growth");
+    let Some(capacity) = best else {
+        r.text("live_capacity_rate", "none-kept-up", "events/s");
+        return Ok(());
+    };
+    r.num("live_capacity_rate", capacity, "events/s");
+    let topics = Topics::new(&format!("{run_id}.livelat"));
+    kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
+    let play = Play {
+        stream,
+        events: 0,
+        tag: "live-latency",
+    };
+    latency_report(
+        a,
+        kafka,
+        http,
+        &topics,
+        &format!("{run_id}.livelat"),
+        a.latency_load * capacity,
+        play,
+        work,
+        r,
+        "live_",
+    )
+    .await
+}
+
+/// A latency phase and its figures, named `<prefix>latency_…`.
 #[allow(clippy::too_many_arguments)]
 async fn latency_report(
     a: &BenchE2eArgs,
     kafka: &KafkaConfig,
     http: &reqwest::Client,
     lat_topics: &Topics,
-    run_id: &str,
+    group: &str,
     rate: f64,
+    play: Play<'_>,
     work: &Path,
     r: &mut Report,
+    prefix: &str,
 ) -> anyhow::Result<()> {
-    eprintln!("bench-e2e: latency at {rate:.0} events/s");
-    let l = latency(
-        a,
-        kafka,
-        http,
-        lat_topics,
-        &format!("{run_id}.lat"),
-        rate,
-        work,
-    )
-    .await?;
-    r.num("latency_target_rate", l.rate, "events/s");
-    r.num("latency_achieved_rate", l.achieved_rate, "events/s");
-    r.num("latency_events", l.events as f64, "events");
-    r.num("latency_serve_cpu", l.serve_cores, "cores");
-    r.num("latency_serve_runqueue_wait", l.serve_runq, "cores");
-    if let Some(c) = l.broker_cores {
-        r.num("latency_broker_cpu", c, "cores");
-    }
-    r.num("latency_bench_cpu", l.bench_cores, "cores");
-    r.num("latency_alerts", l.ack_ms.len() as f64, "alerts");
-    r.num("latency_alerts_unmatched", l.unmatched as f64, "alerts");
-    r.num("latency_p50", percentile(&l.ack_ms, 0.50), "ms");
-    r.num("latency_p99", percentile(&l.ack_ms, 0.99), "ms");
+    eprintln!("bench-e2e: {prefix}latency at {rate:.0} events/s");
+    let l = latency(a, kafka, http, lat_topics, group, rate, play, work).await?;
+    r.num(format!("{prefix}latency_target_rate"), l.rate, "events/s");
     r.num(
-        "latency_max",
+        format!("{prefix}latency_achieved_rate"),
+        l.achieved_rate,
+        "events/s",
+    );
+    r.num(format!("{prefix}latency_events"), l.events as f64, "events");
+    r.num(format!("{prefix}latency_serve_cpu"), l.serve_cores, "cores");
+    r.num(
+        format!("{prefix}latency_serve_runqueue_wait"),
+        l.serve_runq,
+        "cores",
+    );
+    if let Some(c) = l.broker_cores {
+        r.num(format!("{prefix}latency_broker_cpu"), c, "cores");
+    }
+    r.num(format!("{prefix}latency_bench_cpu"), l.bench_cores, "cores");
+    r.num(
+        format!("{prefix}latency_alerts"),
+        l.ack_ms.len() as f64,
+        "alerts",
+    );
+    r.num(
+        format!("{prefix}latency_alerts_unmatched"),
+        l.unmatched as f64,
+        "alerts",
+    );
+    r.num(
+        format!("{prefix}latency_p50"),
+        percentile(&l.ack_ms, 0.50),
+        "ms",
+    );
+    r.num(
+        format!("{prefix}latency_p99"),
+        percentile(&l.ack_ms, 0.99),
+        "ms",
+    );
+    r.num(
+        format!("{prefix}latency_max"),
         l.ack_ms.last().copied().unwrap_or(f64::NAN),
         "ms",
     );
     r.num(
-        "latency_serve_backlog_p50",
+        format!("{prefix}latency_serve_backlog_p50"),
         percentile(&l.lags, 0.5),
         "events",
     );
     r.num(
-        "latency_serve_backlog_max",
+        format!("{prefix}latency_serve_backlog_max"),
         l.lags.last().copied().unwrap_or(f64::NAN),
         "events",
     );
+    r.num(
+        format!("{prefix}latency_serve_backlog_growth"),
+        l.backlog_growth,
+        "events/s",
+    );
     if !l.broker_ms.is_empty() {
-        r.num("broker_latency_p50", percentile(&l.broker_ms, 0.50), "ms");
-        r.num("broker_latency_p99", percentile(&l.broker_ms, 0.99), "ms");
+        r.num(
+            format!("{prefix}broker_latency_p50"),
+            percentile(&l.broker_ms, 0.50),
+            "ms",
+        );
+        r.num(
+            format!("{prefix}broker_latency_p99"),
+            percentile(&l.broker_ms, 0.99),
+            "ms",
+        );
     }
     r.num(
-        "latency_to_alert_produced_p50",
+        format!("{prefix}latency_to_alert_produced_p50"),
         percentile(&l.produced_ms, 0.50),
         "ms",
     );
     r.num(
-        "latency_to_alert_produced_p99",
+        format!("{prefix}latency_to_alert_produced_p99"),
         percentile(&l.produced_ms, 0.99),
         "ms",
     );
@@ -1280,6 +1562,28 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn backlog_growth_is_the_slope_inside_the_played_window() {
+        // 5,000 events/s of growth from t = 1 s to t = 3 s; the samples before and after
+        // (warm-up, drain) are outside the window and must not count.
+        let mut samples = vec![(0.0, 90_000.0), (0.5, 0.0)];
+        samples.extend((0..=20).map(|i| {
+            let t = 1.0 + f64::from(i) * 0.1;
+            (t, 1_000.0 + 5_000.0 * (t - 1.0))
+        }));
+        samples.push((3.5, 0.0));
+        let g = backlog_growth(&samples, 1.0, 3.0);
+        assert!((g - 5_000.0).abs() < 1e-6, "slope {g}");
+        // A backlog that only jitters does not grow.
+        let flat: Vec<(f64, f64)> = (0..30)
+            .map(|i| (f64::from(i) * 0.1, if i % 2 == 0 { 800.0 } else { 1_200.0 }))
+            .collect();
+        assert!(backlog_growth(&flat, 0.0, 3.0).abs() < 50.0);
+        // Too few samples, or all at one instant: no slope.
+        assert!(backlog_growth(&samples, 3.2, 3.4).is_nan());
+        assert!(backlog_growth(&[(1.0, 1.0); 5], 0.0, 2.0).is_nan());
     }
 
     #[test]
