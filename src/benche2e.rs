@@ -752,8 +752,9 @@ async fn serve_throughput(
     })
 }
 
-/// One `open` alert seen on the alerts topic.
+/// One `open` or `update` alert record seen on the alerts topic.
 struct SeenAlert {
+    open: bool,
     followee_id: String,
     event_time_ms: i64,
     received_us: i64,
@@ -789,8 +790,9 @@ async fn tail_alerts(
         else {
             continue;
         };
-        if h.status == "open" {
+        if h.status == "open" || h.status == "update" {
             seen.push(SeenAlert {
+                open: h.status == "open",
                 followee_id: h.followee_id,
                 event_time_ms: h.event_time_ms,
                 received_us,
@@ -855,6 +857,12 @@ struct LatencyRun {
     /// Event sent → serve produced the alert (the alert record's CreateTime), ms.
     produced_ms: Vec<f64>,
     unmatched: usize,
+    /// Event sent → open or update record received, ms: every alert record an event
+    /// caused (an update reports a burst's growth), so the tail has more than a few dozen
+    /// samples. Campaign-link updates are emitted at another followee's event and stay
+    /// unmatched.
+    records_ms: Vec<f64>,
+    records_unmatched: usize,
     serve_cores: f64,
     /// serve's threads runnable but not running, in cores (CPU starvation).
     serve_runq: f64,
@@ -1104,11 +1112,19 @@ async fn latency(
     let _ = tokio::task::spawn_blocking(move || serve.stop()).await;
 
     let (mut ack_ms, mut produced_ms, mut unmatched) = (Vec::new(), Vec::new(), 0);
+    let (mut records_ms, mut records_unmatched) = (Vec::new(), 0);
     for s in &seen {
-        match stream
+        let sent = stream
             .first_index(&s.followee_id, s.event_time_ms)
-            .and_then(|i| sent_us.get(i))
-        {
+            .and_then(|i| sent_us.get(i));
+        match sent {
+            Some(&sent) => records_ms.push((s.received_us - sent) as f64 / 1000.0),
+            None => records_unmatched += 1,
+        }
+        if !s.open {
+            continue;
+        }
+        match sent {
             Some(&sent) => {
                 ack_ms.push((s.received_us - sent) as f64 / 1000.0);
                 if let Some(c) = s.created_ms {
@@ -1120,6 +1136,7 @@ async fn latency(
     }
     ack_ms.sort_by(f64::total_cmp);
     produced_ms.sort_by(f64::total_cmp);
+    records_ms.sort_by(f64::total_cmp);
     Ok(LatencyRun {
         rate,
         achieved_rate: n as f64 / produce_secs.max(1e-9),
@@ -1127,6 +1144,8 @@ async fn latency(
         ack_ms,
         produced_ms,
         unmatched,
+        records_ms,
+        records_unmatched,
         serve_cores,
         serve_runq,
         broker_cores,
@@ -1546,6 +1565,26 @@ async fn latency_report(
     r.num(
         format!("{prefix}latency_to_alert_produced_p99"),
         percentile(&l.produced_ms, 0.99),
+        "ms",
+    );
+    r.num(
+        format!("{prefix}latency_records"),
+        l.records_ms.len() as f64,
+        "records",
+    );
+    r.num(
+        format!("{prefix}latency_records_unmatched"),
+        l.records_unmatched as f64,
+        "records",
+    );
+    r.num(
+        format!("{prefix}latency_records_p50"),
+        percentile(&l.records_ms, 0.50),
+        "ms",
+    );
+    r.num(
+        format!("{prefix}latency_records_p99"),
+        percentile(&l.records_ms, 0.99),
         "ms",
     );
     Ok(())
