@@ -761,34 +761,58 @@ struct SeenAlert {
     created_ms: Option<i64>,
 }
 
-/// Tails the alerts topic from the beginning until `stop`, collecting `open` alerts.
-async fn tail_alerts(
-    c: Reader,
-    stop: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Vec<SeenAlert>> {
+/// A reader tailing one topic from the beginning, polled on its own thread.
+type Tail = BaseConsumer<LogContext>;
+
+/// Polls `c` on a thread of its own until `stop`, handing each record and the wall-clock
+/// moment (µs) it left librdkafka to `on`. A thread rather than a task: the receive time
+/// must not wait for the bench's async work (pacing, sampling) to yield.
+fn tail_thread<T: Send + 'static>(
+    c: Tail,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut on: impl FnMut(&rdkafka::message::BorrowedMessage<'_>, i64, &mut Vec<T>) + Send + 'static,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<T>>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match c.poll(Duration::from_millis(20)) {
+                None | Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+                Some(Ok(m)) => on(&m, wall_us(), &mut out),
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Waits for a tail thread without blocking the runtime.
+async fn join_tail<T: Send + 'static>(
+    h: std::thread::JoinHandle<anyhow::Result<Vec<T>>>,
+) -> anyhow::Result<Vec<T>> {
+    tokio::task::spawn_blocking(move || {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a tail thread panicked"))?
+    })
+    .await?
+}
+
+/// Tails the alerts topic, collecting `open` and `update` records.
+fn tail_alerts(
+    c: Tail,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<SeenAlert>>> {
     #[derive(serde::Deserialize)]
     struct Head {
         status: String,
         followee_id: String,
         event_time_ms: i64,
     }
-    let mut seen = Vec::new();
-    loop {
-        let m = tokio::select! {
-            _ = stop.cancelled() => return Ok(seen),
-            m = c.recv() => m,
-        };
-        let m = match m {
-            Ok(m) => m,
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let received_us = wall_us();
+    tail_thread(c, stop, |m, received_us, seen| {
         let Some(h) = m
             .payload()
             .and_then(|b| serde_json::from_slice::<Head>(b).ok())
         else {
-            continue;
+            return;
         };
         if h.status == "open" || h.status == "update" {
             seen.push(SeenAlert {
@@ -799,30 +823,20 @@ async fn tail_alerts(
                 created_ms: m.timestamp().to_millis(),
             });
         }
-    }
+    })
 }
 
 /// Tails the input topic: send → readable delay of every record (its CreateTime is the
 /// bench's send time), the broker's own share of the latency.
-async fn tail_input(
-    c: Reader,
-    stop: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Vec<f64>> {
-    let mut lat = Vec::new();
-    loop {
-        let m = tokio::select! {
-            _ = stop.cancelled() => return Ok(lat),
-            m = c.recv() => m,
-        };
-        let m = match m {
-            Ok(m) => m,
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
+fn tail_input(
+    c: Tail,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<f64>>> {
+    tail_thread(c, stop, |m, now_us, lat| {
         if let Some(ts) = m.timestamp().to_millis() {
-            lat.push((wall_us() - ts * 1000) as f64 / 1000.0);
+            lat.push((now_us - ts * 1000) as f64 / 1000.0);
         }
-    }
+    })
 }
 
 /// A group-less reader of every partition of `topic` from the start, polling often so its
@@ -834,11 +848,13 @@ fn tail_reader(
     group: &str,
     topic: &str,
     partitions: i32,
-) -> anyhow::Result<Reader> {
+) -> anyhow::Result<Tail> {
     let mut cfg = kafka::replay_config(kafka, group);
     cfg.set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "5");
-    let r: Reader = kafka::reader(&cfg)?;
+    let r: Tail = cfg
+        .create_with_context(LogContext)
+        .map_err(|e| kafka::config_error("consumer", e))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -964,8 +980,9 @@ async fn latency(
         None
     };
     let stop = tokio_util::sync::CancellationToken::new();
-    let tail_task = tokio::spawn(tail_alerts(tail, stop.clone()));
-    let in_task = in_tail.map(|t| tokio::spawn(tail_input(t, stop.clone())));
+    let tails_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tail_task = tail_alerts(tail, tails_stop.clone());
+    let in_task = in_tail.map(|t| tail_input(t, tails_stop.clone()));
 
     let played = if limit == 0 {
         stream.len()
@@ -1090,9 +1107,10 @@ async fn latency(
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
-    let seen = tail_task.await??;
+    tails_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = join_tail(tail_task).await?;
     let mut broker_ms = match in_task {
-        Some(t) => t.await??,
+        Some(t) => join_tail(t).await?,
         None => Vec::new(),
     };
     let samples = lag_task.await?;
