@@ -16,7 +16,8 @@
 #              classifier bar of issue #2; mean time per event from criterion's estimates
 #              (≈ 5 min)
 #   e2e        scripts/bench-e2e.sh: through a private tansu broker, plain consumer vs
-#              serve, event → alert latency at half load (≈ 3 min; needs ../shared/data)
+#              serve, event → alert latency at half load, the live capacity (broker
+#              ingesting) and latency at half of it (≈ 5 min; needs ../shared/data)
 #
 # Environment (optional): FOLLOWGUARD_BENCH_EVENTS (pipeline events, default 1000000),
 # FOLLOWGUARD_BENCH_OUT (where logs and criterion output go, default a temp dir), and
