@@ -22,7 +22,7 @@ pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
 pub struct PipelineConfig {
     pub detector: DetectorConfig,
     /// Follower scores kept in the cache: bought followers follow many accounts, so a
-    /// cohort is scored once. Memory is fixed at construction (~56 bytes per slot).
+    /// cohort is scored once. Memory is fixed at construction (24 bytes per slot).
     pub cache_capacity: usize,
 }
 
