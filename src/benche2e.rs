@@ -904,6 +904,17 @@ struct Play<'a> {
     tag: &'a str,
 }
 
+impl<'a> Play<'a> {
+    /// All of `stream`.
+    fn whole(stream: &'a PacedStream, tag: &'a str) -> Self {
+        Play {
+            stream,
+            events: 0,
+            tag,
+        }
+    }
+}
+
 /// Least-squares slope of the backlog samples `(seconds, events)` taken between `from`
 /// and `to`, in events/s; NaN with fewer than three samples.
 fn backlog_growth(samples: &[(f64, f64)], from: f64, to: f64) -> f64 {
@@ -1200,44 +1211,14 @@ pub fn run(a: BenchE2eArgs) -> anyhow::Result<()> {
 
 async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Result<Report> {
     let run_id = format!("bench-e2e.{}", wall_us() / 1000);
-    let topics = Topics::new(&run_id);
     let lat_topics = Topics::new(&format!("{run_id}.lat"));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
     kafka::create_topics(kafka, &lat_topics.all(), a.partitions).await?;
     let mut r = Report::default();
-    // The paced stream is read and keyed once, before any latency phase, so the pacing
-    // loop (measured as the bench's own CPU, on the machine serve runs on) only sends.
-    let load_paced = || {
-        let input = a.latency_input.as_ref().unwrap_or(&a.input);
-        PacedStream::load(input, a.latency_events)
-    };
-    let lat_group = format!("{run_id}.lat");
-    if let Some(rate) = a.latency_only_rate {
-        let stream = load_paced()?;
-        let play = Play {
-            stream: &stream,
-            events: 0,
-            tag: "latency",
-        };
-        latency_report(
-            a,
-            kafka,
-            &http,
-            &lat_topics,
-            &lat_group,
-            rate,
-            play,
-            work,
-            &mut r,
-            "",
-        )
-        .await?;
-        return Ok(r);
-    }
     if a.live_only {
-        let stream = load_paced()?;
+        let stream = paced_stream(a)?;
         let start = a.live_start_rate.unwrap_or(60_000.0);
         live_phases(
             a,
@@ -1253,6 +1234,61 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         .await?;
         return Ok(r);
     }
+    // Phases 1–3 measure the end-to-end maximum, unless the latency rate is given.
+    let (rate, max_rate) = match a.latency_only_rate {
+        Some(rate) => (rate, None),
+        None => {
+            let max = throughput_phases(a, kafka, &http, &run_id, work, &mut r).await?;
+            (a.latency_load * max, Some(max))
+        }
+    };
+
+    // 4. Latency at a fraction of the end-to-end maximum.
+    let stream = paced_stream(a)?;
+    latency_report(
+        a,
+        kafka,
+        &http,
+        &lat_topics,
+        &format!("{run_id}.lat"),
+        rate,
+        Play::whole(&stream, "latency"),
+        work,
+        &mut r,
+        "",
+    )
+    .await?;
+
+    // 5 and 6. What the machine sustains with the input arriving live, and latency at a
+    // fraction of that.
+    if let Some(max_rate) = max_rate.filter(|_| !a.no_live) {
+        let start = a.live_start_rate.unwrap_or(0.3 * max_rate);
+        live_phases(
+            a, kafka, &http, &run_id, &stream, start, max_rate, work, &mut r,
+        )
+        .await?;
+    }
+    Ok(r)
+}
+
+/// The latency phases' input, read and keyed once before them, so the pacing loop
+/// (measured as the bench's own CPU, on the machine serve runs on) only sends.
+fn paced_stream(a: &BenchE2eArgs) -> anyhow::Result<PacedStream> {
+    let input = a.latency_input.as_ref().unwrap_or(&a.input);
+    PacedStream::load(input, a.latency_events)
+}
+
+/// Phases 1–3: pre-produce, the plain consumer, serve catching up; returns the
+/// end-to-end maximum (the smaller of serve's and the plain consumer's rates).
+async fn throughput_phases(
+    a: &BenchE2eArgs,
+    kafka: &KafkaConfig,
+    http: &reqwest::Client,
+    run_id: &str,
+    work: &Path,
+    r: &mut Report,
+) -> anyhow::Result<f64> {
+    let topics = Topics::new(run_id);
     kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
 
     // 1. Pre-produce.
@@ -1325,7 +1361,7 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
     let s = serve_throughput(
         a,
         kafka,
-        &http,
+        http,
         &topics,
         &format!("{run_id}.serve"),
         n,
@@ -1364,39 +1400,7 @@ async fn bench(a: &BenchE2eArgs, kafka: &KafkaConfig, work: &Path) -> anyhow::Re
         "-",
     );
 
-    // 4. Latency at a fraction of the end-to-end maximum.
-    let stream = load_paced()?;
-    let max_rate = s.rate.min(plain_rate);
-    let play = Play {
-        stream: &stream,
-        events: 0,
-        tag: "latency",
-    };
-    let rate = a.latency_load * max_rate;
-    latency_report(
-        a,
-        kafka,
-        &http,
-        &lat_topics,
-        &lat_group,
-        rate,
-        play,
-        work,
-        &mut r,
-        "",
-    )
-    .await?;
-
-    // 5 and 6. What the machine sustains with the input arriving live, and latency at a
-    // fraction of that.
-    if !a.no_live {
-        let start = a.live_start_rate.unwrap_or(0.3 * max_rate);
-        live_phases(
-            a, kafka, &http, &run_id, &stream, start, max_rate, work, &mut r,
-        )
-        .await?;
-    }
-    Ok(r)
+    Ok(s.rate.min(plain_rate))
 }
 
 /// Phase 5: the live capacity — the highest paced rate at which serve keeps up while the
@@ -1422,7 +1426,8 @@ async fn live_phases(
     let (mut rate, mut best, mut down) = (start, None::<f64>, false);
     let mut steps = Vec::new();
     for k in 0..MAX_STEPS {
-        let topics = Topics::new(&format!("{run_id}.live{k}"));
+        let name = format!("{run_id}.live{k}");
+        let topics = Topics::new(&name);
         kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
         let events = ((rate * a.live_step_secs) as usize).max(1);
         let tag = format!("live-step{k}");
@@ -1432,17 +1437,7 @@ async fn live_phases(
             tag: &tag,
         };
         eprintln!("bench-e2e: live capacity step {k} at {rate:.0} events/s");
-        let l = latency(
-            a,
-            kafka,
-            http,
-            &topics,
-            &format!("{run_id}.live{k}"),
-            rate,
-            play,
-            work,
-        )
-        .await?;
+        let l = latency(a, kafka, http, &topics, &name, rate, play, work).await?;
         let ok = l.achieved_rate >= 0.97 * rate && l.backlog_growth <= 0.02 * rate;
         steps.push(format!(
             "{rate:.0}:{}:{:+.0}/s",
@@ -1470,11 +1465,6 @@ async fn live_phases(
     r.num("live_capacity_rate", capacity, "events/s");
     let topics = Topics::new(&format!("{run_id}.livelat"));
     kafka::create_topics(kafka, &topics.all(), a.partitions).await?;
-    let play = Play {
-        stream,
-        events: 0,
-        tag: "live-latency",
-    };
     latency_report(
         a,
         kafka,
@@ -1482,7 +1472,7 @@ async fn live_phases(
         &topics,
         &format!("{run_id}.livelat"),
         a.latency_load * capacity,
-        play,
+        Play::whole(stream, "live-latency"),
         work,
         r,
         "live_",
