@@ -101,6 +101,8 @@ pub enum EventError {
     BadId(&'static str),
     #[error("field `{0}` must be a non-negative integer")]
     BadCount(&'static str),
+    #[error("field `{0}` must be a boolean (true/false; 1/0 and \"1\"/\"0\"/\"\"/\"true\"/\"false\" are also accepted)")]
+    BadFlag(&'static str),
 }
 
 impl EventError {
@@ -114,11 +116,12 @@ impl EventError {
             EventError::BadType(_) => "bad_type",
             EventError::BadId(_) => "bad_id",
             EventError::BadCount(_) => "bad_count",
+            EventError::BadFlag(_) => "bad_flag",
         }
     }
 
     /// Every kind, for pre-binding metric label values.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "invalid_json",
         "too_large",
         "missing_field",
@@ -126,6 +129,7 @@ impl EventError {
         "bad_type",
         "bad_id",
         "bad_count",
+        "bad_flag",
     ];
 }
 
@@ -195,13 +199,13 @@ struct RawProfile<'a> {
     #[serde(default)]
     listed_count: Option<RawCount>,
     #[serde(default)]
-    default_profile: Option<bool>,
+    default_profile: Option<RawFlag>,
     #[serde(default)]
-    default_profile_image: Option<bool>,
+    default_profile_image: Option<RawFlag>,
     #[serde(default)]
-    profile_use_background_image: Option<bool>,
+    profile_use_background_image: Option<RawFlag>,
     #[serde(default)]
-    protected: Option<bool>,
+    protected: Option<RawFlag>,
 }
 
 /// A timestamp as it appears on the wire: a string (RFC 3339 or Twitter's format) or
@@ -216,6 +220,16 @@ enum RawTime<'a> {
 /// rejected with the field's name.
 enum RawCount {
     Ok(u64),
+    Invalid,
+}
+
+/// A boolean as it appears on the wire. The v1.1 API writes JSON booleans; producers
+/// that re-serialise account tables write `1`/`0`, `"1"`/`""` (the cresci CSV
+/// convention) or `"True"`. Those are read as what they mean rather than dead-lettering
+/// an otherwise valid follow over a profile flag.
+enum RawFlag {
+    Ok(bool),
+    Null,
     Invalid,
 }
 
@@ -265,10 +279,18 @@ impl<'a> RawProfile<'a> {
             statuses_count: count(self.statuses_count, "follower.statuses_count")?,
             favourites_count: count(self.favourites_count, "follower.favourites_count")?,
             listed_count: count(self.listed_count, "follower.listed_count")?,
-            default_profile: self.default_profile.unwrap_or(false),
-            default_profile_image: self.default_profile_image.unwrap_or(false),
-            profile_use_background_image: self.profile_use_background_image.unwrap_or(true),
-            protected: self.protected.unwrap_or(false),
+            default_profile: flag(self.default_profile, "follower.default_profile", false)?,
+            default_profile_image: flag(
+                self.default_profile_image,
+                "follower.default_profile_image",
+                false,
+            )?,
+            profile_use_background_image: flag(
+                self.profile_use_background_image,
+                "follower.profile_use_background_image",
+                true,
+            )?,
+            protected: flag(self.protected, "follower.protected", false)?,
         })
     }
 }
@@ -286,6 +308,15 @@ fn count(v: Option<RawCount>, field: &'static str) -> Result<u64, EventError> {
         None => Err(EventError::MissingField(field)),
         Some(RawCount::Ok(n)) => Ok(n),
         Some(RawCount::Invalid) => Err(EventError::BadCount(field)),
+    }
+}
+
+/// An absent or `null` flag takes the platform's default; a present one must be readable.
+fn flag(v: Option<RawFlag>, field: &'static str, default: bool) -> Result<bool, EventError> {
+    match v {
+        None | Some(RawFlag::Null) => Ok(default),
+        Some(RawFlag::Ok(b)) => Ok(b),
+        Some(RawFlag::Invalid) => Err(EventError::BadFlag(field)),
     }
 }
 
@@ -521,7 +552,7 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
 // `None` and serde_json decides (including every error).
 
 mod fast {
-    use super::{RawCount, RawEvent, RawProfile, RawTime};
+    use super::{RawCount, RawEvent, RawFlag, RawProfile, RawTime};
     use std::borrow::Cow;
 
     /// Nesting allowed inside skipped values before handing over to serde_json (whose
@@ -919,10 +950,11 @@ mod fast {
             Some(Some(RawCount::Ok(self.unsigned()?)))
         }
 
-        fn bool(&mut self) -> Option<Option<bool>> {
+        /// JSON literals only; any other encoding of a flag is left to the serde path.
+        fn flag(&mut self) -> Option<Option<RawFlag>> {
             match self.peek()? {
-                b't' => self.literal(b"true").map(|()| Some(true)),
-                b'f' => self.literal(b"false").map(|()| Some(false)),
+                b't' => self.literal(b"true").map(|()| Some(RawFlag::Ok(true))),
+                b'f' => self.literal(b"false").map(|()| Some(RawFlag::Ok(false))),
                 b'n' => self.literal(b"null").map(|()| None),
                 _ => None,
             }
@@ -1010,19 +1042,19 @@ mod fast {
                         11
                     }
                     Some(12) => {
-                        p.default_profile = self.bool()?;
+                        p.default_profile = self.flag()?;
                         12
                     }
                     Some(13) => {
-                        p.default_profile_image = self.bool()?;
+                        p.default_profile_image = self.flag()?;
                         13
                     }
                     Some(14) => {
-                        p.profile_use_background_image = self.bool()?;
+                        p.profile_use_background_image = self.flag()?;
                         14
                     }
                     Some(15) => {
-                        p.protected = self.bool()?;
+                        p.protected = self.flag()?;
                         15
                     }
                     _ => {
@@ -1210,6 +1242,56 @@ impl<'de> Deserialize<'de> for RawCount {
     }
 }
 
+impl<'de> Deserialize<'de> for RawFlag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FlagVisitor;
+        impl Visitor<'_> for FlagVisitor {
+            type Value = RawFlag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawFlag::Ok(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(RawFlag::Null)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(match v {
+                    0 => RawFlag::Ok(false),
+                    1 => RawFlag::Ok(true),
+                    _ => RawFlag::Invalid,
+                })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v).map_or(Ok(RawFlag::Invalid), |v| self.visit_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(if v == 0.0 {
+                    RawFlag::Ok(false)
+                } else if v == 1.0 {
+                    RawFlag::Ok(true)
+                } else {
+                    RawFlag::Invalid
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let t = v.trim();
+                Ok(if t == "1" || t.eq_ignore_ascii_case("true") {
+                    RawFlag::Ok(true)
+                } else if t.is_empty() || t == "0" || t.eq_ignore_ascii_case("false") {
+                    RawFlag::Ok(false)
+                } else if t == "NULL" {
+                    RawFlag::Null
+                } else {
+                    RawFlag::Invalid
+                })
+            }
+        }
+        d.deserialize_any(FlagVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1371,6 +1453,60 @@ mod tests {
         assert_eq!(parse(empty_id.as_bytes()).unwrap_err().kind(), "bad_id");
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
         assert_eq!(parse(&big).unwrap_err().kind(), "too_large");
+    }
+
+    #[test]
+    fn profile_flags_accept_table_encodings_and_name_a_bad_one() {
+        let compact: String = SAMPLE.split('\n').collect::<Vec<_>>().join("");
+        let with = |v: &str| {
+            compact.replace(
+                r#""default_profile": false"#,
+                &format!(r#""default_profile": {v}"#),
+            )
+        };
+        for (v, want) in [
+            ("true", true),
+            ("false", false),
+            ("1", true),
+            ("0", false),
+            ("1.0", true),
+            (r#""1""#, true),
+            (r#""0""#, false),
+            (r#""""#, false),
+            (r#""True""#, true),
+            (r#"" FALSE ""#, false),
+            ("null", false),
+            (r#""NULL""#, false),
+        ] {
+            let s = with(v);
+            assert_eq!(
+                parse(s.as_bytes()).unwrap().follower.default_profile,
+                want,
+                "{v}"
+            );
+            assert_same(s.as_bytes());
+        }
+        // Absent or null background flag keeps the platform default (true).
+        let no_bg = compact.replace(
+            r#""profile_use_background_image": true"#,
+            r#""profile_use_background_image": null"#,
+        );
+        assert!(
+            parse(no_bg.as_bytes())
+                .unwrap()
+                .follower
+                .profile_use_background_image
+        );
+        for v in ["2", "-1", "0.5", r#""yes please""#] {
+            let e = parse(with(v).as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), "bad_flag", "{v}");
+            assert!(e.to_string().contains("follower.default_profile"), "{e}");
+        }
+        // Structures are not flags: serde's own message, as for any wrong type.
+        assert_eq!(
+            parse(with("[true]").as_bytes()).unwrap_err().kind(),
+            "invalid_json"
+        );
     }
 
     /// The serde_json path alone, for comparing the fast path against it.
