@@ -33,6 +33,9 @@ pub struct Columns {
     pub group: Vec<String>,
     /// Crawl-time columns tried in order; the first non-empty parseable value wins.
     pub crawl_time: Vec<String>,
+    /// When the crawl time a row was snapshotted at is known only from outside the
+    /// file (a dump without such a column): rows with no crawl-time value use this.
+    pub as_of_ms: Option<i64>,
 }
 
 impl Default for Columns {
@@ -40,7 +43,12 @@ impl Default for Columns {
         Columns {
             label: vec!["label_fake".into(), "label".into()],
             group: vec!["dataset".into(), "group".into()],
-            crawl_time: vec!["crawled_at".into(), "updated".into()],
+            crawl_time: vec![
+                "crawled_at".into(),
+                "updated".into(),
+                "probe_timestamp".into(),
+            ],
+            as_of_ms: None,
         }
     }
 }
@@ -125,9 +133,12 @@ pub fn read<R: std::io::Read>(
             spec.path.display()
         );
     }
-    if crawl.is_empty() {
+    if crawl.is_empty() && cols.as_of_ms.is_none() {
         bail!(
-            "no crawl-time column (tried {:?}); account age must be measured at crawl time",
+            "{}: no crawl-time column (tried {:?}); account age must be measured when the \
+             profile was captured: name the column with --crawl-time-column, or give that \
+             time with --as-of (e.g. --as-of 2019-06-01T00:00:00Z)",
+            spec.path.display(),
             cols.crawl_time
         );
     }
@@ -173,7 +184,11 @@ pub fn read<R: std::io::Read>(
             skip("bad_created_at");
             continue;
         };
-        let Some(now_ms) = crawl.iter().find_map(|&c| table_time_ms(get(Some(c)))) else {
+        let Some(now_ms) = crawl
+            .iter()
+            .find_map(|&c| table_time_ms(get(Some(c))))
+            .or(cols.as_of_ms)
+        else {
             skip("bad_crawl_time");
             continue;
         };
@@ -449,5 +464,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("GROUP:LABEL:PATH"), "{err}");
+    }
+
+    #[test]
+    fn a_dump_without_crawl_time_needs_as_of_and_uses_it() {
+        let data = "id,created_at,followers_count,friends_count,statuses_count,favourites_count,listed_count\n\
+                    7,2019-05-02T00:00:00Z,10,20,30,40,0\n";
+        let spec: DataSpec = "g:1:dump.csv".parse().unwrap();
+        let err = read(data.as_bytes(), &spec, &Columns::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("dump.csv") && msg.contains("--as-of"), "{msg}");
+        let cols = Columns {
+            as_of_ms: table_time_ms("2019-06-01T00:00:00Z"),
+            ..Columns::default()
+        };
+        let (rows, rep) = read(data.as_bytes(), &spec, &cols).unwrap();
+        assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].now_ms, 1_559_347_200_000);
+        // A row's own crawl time still wins over --as-of; `probe_timestamp` is a default name.
+        let own = "id,created_at,followers_count,friends_count,statuses_count,favourites_count,listed_count,probe_timestamp\n\
+                   7,2019-05-02T00:00:00Z,10,20,30,40,0,2019-05-03 00:00:00\n\
+                   8,2019-05-02T00:00:00Z,10,20,30,40,0,\n";
+        let (rows, _) = read(own.as_bytes(), &spec, &cols).unwrap();
+        assert_eq!(rows[0].now_ms, 1_556_841_600_000);
+        assert_eq!(rows[1].now_ms, 1_559_347_200_000);
     }
 }

@@ -39,9 +39,20 @@ pub struct ColumnArgs {
         long,
         env = "FOLLOWGUARD_CRAWL_TIME_COLUMN",
         value_delimiter = ',',
-        default_value = "crawled_at,updated"
+        default_value = "crawled_at,updated,probe_timestamp"
     )]
     pub crawl_time_column: Vec<String>,
+    /// When the profiles were captured, for rows with no crawl-time value (RFC 3339 or
+    /// Twitter's format). Never defaults to today: ages measured years after the crawl
+    /// make every account look inactive.
+    #[arg(long, env = "FOLLOWGUARD_AS_OF", value_parser = parse_as_of)]
+    pub as_of: Option<i64>,
+}
+
+fn parse_as_of(s: &str) -> Result<i64, String> {
+    dataset::table_time_ms(s).ok_or_else(|| {
+        format!("not a time: {s:?} (use RFC 3339, e.g. 2019-06-01T00:00:00Z, or Twitter's format)")
+    })
 }
 
 impl ColumnArgs {
@@ -50,6 +61,7 @@ impl ColumnArgs {
             label: self.label_column.clone(),
             group: self.group_column.clone(),
             crawl_time: self.crawl_time_column.clone(),
+            as_of_ms: self.as_of,
         }
     }
 }
