@@ -317,8 +317,8 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
             println!(
                 "{:<12} {:>6} {:>6} {:>9.4} {:>9.4} {:>10}",
                 g,
-                gr["n"],
-                gr["bots"],
+                gr["n"].as_u64().unwrap_or(0),
+                gr["bots"].as_u64().unwrap_or(0),
                 gr["flagged_rate"].as_f64().unwrap_or(0.0),
                 gr["mean_prob"].as_f64().unwrap_or(0.0),
                 gr["roc_auc_vs_humans"]
