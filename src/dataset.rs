@@ -279,14 +279,33 @@ fn parse_count(s: &str) -> Option<u64> {
 /// A time cell of an account table: Twitter's `created_at` format, RFC 3339, or the
 /// zone-less forms that database and spreadsheet exports write — `2015-02-14 10:54:49`
 /// (with or without fractional seconds) and `2015-02-14 10:54` (seconds dropped by a
-/// spreadsheet round trip) — read as UTC. `NULL` and empty cells are `None`.
+/// spreadsheet round trip) — read as UTC; an ISO offset written without its colon
+/// (`+0000`); and epoch numbers, 9–10 digits as seconds and 12–13 digits as milliseconds
+/// (1973–2286 either way, so the two cannot be confused). `NULL` and empty cells are
+/// `None`.
 pub fn table_time_ms(s: &str) -> Option<i64> {
     let s = s.trim();
     if s.is_empty() || s == "NULL" {
         return None;
     }
+    if s.bytes().all(|c| c.is_ascii_digit()) {
+        let v: i64 = s.parse().ok()?;
+        return match s.len() {
+            9 | 10 => Some(v * 1000),
+            12 | 13 => Some(v),
+            _ => None,
+        };
+    }
     parse_time_ms(s).or_else(|| {
         let b = s.as_bytes();
+        let n = b.len();
+        if n > 19
+            && matches!(b[n - 5], b'+' | b'-')
+            && b[n - 4..].iter().all(u8::is_ascii_digit)
+            && matches!(b[10], b'T' | b' ')
+        {
+            return parse_time_ms(&format!("{}:{}", &s[..n - 2], &s[n - 2..]));
+        }
         if b.len() == 19 || (b.len() > 19 && b[19] == b'.') {
             parse_time_ms(&format!("{s}Z"))
         } else if b.len() == 16 {
@@ -426,12 +445,25 @@ mod tests {
             ("2007-04-06 10:58:22.123", 1_175_857_102),
             ("2007-04-06 10:58", 1_175_857_080),
             ("2007-04-06", 1_175_817_600),
+            ("2007-04-06T12:58:22+0200", 1_175_857_102),
+            ("2007-04-06T10:58:22.5-0000", 1_175_857_102),
+            ("2007-04-06 10:58:22+0000", 1_175_857_102),
+            ("1175857102", 1_175_857_102),
+            ("1175857102000", 1_175_857_102),
+            ("123456789", 123_456_789),
         ] {
             let (rows, rep) = read_created(cell);
             assert!(rep.skipped.is_empty(), "{cell}: {:?}", rep.skipped);
             assert_eq!(rows[0].profile.created_at_s, want, "{cell}");
         }
-        for bad in ["NULL", "2007-04-06 10", "06/04/2007", "1175857102"] {
+        for bad in [
+            "NULL",
+            "2007-04-06 10",
+            "06/04/2007",
+            "11758571020",
+            "20070406",
+            "2007-04-06T10:58:22+02",
+        ] {
             let (rows, rep) = read_created(bad);
             assert!(rows.is_empty(), "{bad}");
             assert_eq!(rep.skipped["bad_created_at"], 1, "{bad}");
