@@ -264,6 +264,11 @@ impl<'a> RawProfile<'a> {
         let id = non_empty(self.id, "follower.id")?;
         let created_at_s = match self.created_at {
             None => return Err(EventError::MissingField("follower.created_at")),
+            // An integer below 10^11 is not milliseconds of a real account (that would be
+            // before March 1973, older than the platform): it is epoch seconds, as
+            // account tables often store creation times. Read it so, instead of aging
+            // the account by half a century.
+            Some(RawTime::Millis(v)) if (0..EPOCH_SECONDS_BELOW).contains(&v) => v,
             Some(t) => time_ms(t, "follower.created_at")?.div_euclid(1000),
         };
         Ok(Profile {
@@ -310,6 +315,9 @@ fn count(v: Option<RawCount>, field: &'static str) -> Result<u64, EventError> {
         Some(RawCount::Invalid) => Err(EventError::BadCount(field)),
     }
 }
+
+/// Integer `created_at` values below this are epoch seconds, above it milliseconds.
+const EPOCH_SECONDS_BELOW: i64 = 100_000_000_000;
 
 /// An absent or `null` flag takes the platform's default; a present one must be readable.
 fn flag(v: Option<RawFlag>, field: &'static str, default: bool) -> Result<bool, EventError> {
@@ -1453,6 +1461,25 @@ mod tests {
         assert_eq!(parse(empty_id.as_bytes()).unwrap_err().kind(), "bad_id");
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
         assert_eq!(parse(&big).unwrap_err().kind(), "too_large");
+    }
+
+    #[test]
+    fn integer_created_at_is_seconds_or_millis_by_magnitude() {
+        let with = |v: &str| {
+            SAMPLE.replace(
+                r#""created_at": "Tue Jun 11 11:20:35 +0000 2013""#,
+                &format!(r#""created_at": {v}"#),
+            )
+        };
+        for v in ["1370949635", "1370949635000"] {
+            let s = with(v);
+            assert_eq!(
+                parse(s.as_bytes()).unwrap().follower.created_at_s,
+                1_370_949_635,
+                "{v}"
+            );
+            assert_same(s.as_bytes());
+        }
     }
 
     #[test]
