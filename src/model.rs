@@ -15,10 +15,30 @@ use crate::event::Profile;
 use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, REASON_CODES};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Model loaded when no `--model` flag is given.
+/// Model loaded when no `--model` flag is given: relative to the working directory, else
+/// to the nearest ancestor of the executable that has it (see [`resolve_model_path`]).
 pub const DEFAULT_MODEL_PATH: &str = "models/default.json";
+
+/// Where a model path points. An explicit path is taken as given. The default one is
+/// relative to the working directory (the repository root, or the image's WORKDIR); when
+/// it is not there — a command run from another directory — the executable's ancestors
+/// are searched (`target/release/followguard` → the checkout's `models/default.json`),
+/// then the checkout the binary was built from (a target directory outside it), so the
+/// shipped model is found wherever the command is started.
+pub fn resolve_model_path(path: &Path, cwd: &Path, exe: Option<&Path>) -> PathBuf {
+    if path != Path::new(DEFAULT_MODEL_PATH) || cwd.join(path).exists() {
+        return path.to_path_buf();
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"));
+    exe.into_iter()
+        .flat_map(|e| e.ancestors().skip(1))
+        .chain(std::iter::once(built_from))
+        .map(|dir| dir.join(DEFAULT_MODEL_PATH))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| path.to_path_buf())
+}
 
 /// Tag and version of the envelope layout; bumped on incompatible changes.
 pub const FORMAT: &str = "followguard-model";
@@ -276,6 +296,9 @@ pub struct Model {
 impl Model {
     /// Loads and validates a model file.
     pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let (cwd, exe) = (std::env::current_dir(), std::env::current_exe());
+        let cwd = cwd.unwrap_or_default();
+        let path = &resolve_model_path(path, &cwd, exe.ok().as_deref());
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
             path: p.clone(),

@@ -95,3 +95,38 @@ fn malformed_lines_become_error_lines() {
     let no_ts = line.replace(r#""ts": "2026-11-28T10:15:00.123Z", "#, "");
     assert_eq!(score_line(&m, no_ts.as_bytes())["error"], "missing_field");
 }
+
+#[test]
+fn default_model_is_found_from_the_executable_when_not_in_the_working_directory() {
+    use followguard::model::{resolve_model_path, DEFAULT_MODEL_PATH};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = root.join(DEFAULT_MODEL_PATH);
+    let default = Path::new(DEFAULT_MODEL_PATH);
+    let elsewhere = std::env::temp_dir();
+    // In the repository root the relative default is used as is.
+    assert_eq!(resolve_model_path(default, root, None), default);
+    // Elsewhere: through the executable's ancestors ...
+    let exe = root.join("target").join("release").join("followguard");
+    assert_eq!(resolve_model_path(default, &elsewhere, Some(&exe)), shipped);
+    // ... else the checkout the binary was built from.
+    let far = Path::new("/nonexistent/bin/followguard");
+    assert_eq!(resolve_model_path(default, &elsewhere, Some(far)), shipped);
+    // An explicit path is never redirected, even when it does not exist.
+    let explicit = Path::new("/tmp/no-such-model.json");
+    assert_eq!(
+        resolve_model_path(explicit, &elsewhere, Some(&exe)),
+        explicit
+    );
+
+    // End to end: `followguard score` started in another directory loads the shipped model.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
+        .arg("score")
+        .env_remove("FOLLOWGUARD_MODEL")
+        .current_dir(&elsewhere)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("followguard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("scoring with model fg-rf-"), "{stderr}");
+}
