@@ -1,4 +1,5 @@
-//! Labelled account CSVs (cresci format and flat `label` format) → owned profiles.
+//! Labelled account tables → owned profiles: CSVs (cresci format and flat `label`
+//! format) and JSON-lines dumps of v1.1 user objects or follow events.
 //!
 //! Owns the tolerant reading of research dumps: booleans `1`/empty, the literal `NULL`
 //! for missing strings, a crawl-time column (`crawled_at` / `updated`) used as "now" for
@@ -98,7 +99,136 @@ pub struct LoadReport {
 pub fn load(spec: &DataSpec, cols: &Columns) -> anyhow::Result<(Vec<Row>, LoadReport)> {
     let file = std::fs::File::open(&spec.path)
         .with_context(|| format!("cannot open data file {}", spec.path.display()))?;
-    read(file, spec, cols).with_context(|| format!("reading {}", spec.path.display()))
+    let ext = spec.path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "jsonl" | "ndjson") {
+        read_jsonl(std::io::BufReader::new(file), spec, cols)
+    } else {
+        read(file, spec, cols)
+    }
+    .with_context(|| format!("reading {}", spec.path.display()))
+}
+
+/// Reads a JSON-lines account dump (`.jsonl` / `.ndjson`): one v1.1 user object per
+/// line, as the platform's API returns it, or one follow event (its `follower` is the
+/// account and its `ts` the capture time). Label, group and crawl time come from the
+/// same-named fields the CSV columns use (`label_fake`/`label`, `dataset`/`group`,
+/// `crawled_at`/`updated`/`probe_timestamp`, strings or numbers), the file spec, or
+/// `--as-of`. Unusable lines are skipped and counted by their parse error's kind.
+pub fn read_jsonl<R: std::io::BufRead>(
+    reader: R,
+    spec: &DataSpec,
+    cols: &Columns,
+) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    use serde_json::Value;
+    let default_group = default_group(spec);
+    let mut rows = Vec::new();
+    let mut report = LoadReport::default();
+    let mut skip = |why: &str| *report.skipped.entry(why.to_string()).or_insert(0) += 1;
+    let text = |v: &Value| match v {
+        Value::String(s) => clean(s).to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        _ => String::new(),
+    };
+    for line in reader.lines() {
+        let line = line.context("unreadable line")?;
+        let bytes = line.trim().as_bytes();
+        if bytes.is_empty() {
+            continue;
+        }
+        let Ok(obj) = serde_json::from_slice::<serde_json::Map<String, Value>>(bytes) else {
+            skip("invalid_json");
+            continue;
+        };
+        let field = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| obj.get(n).map(text))
+                .find(|s| !s.is_empty())
+        };
+        let (profile, event_ts) = if obj.contains_key("follower") {
+            match crate::event::parse(bytes) {
+                Ok(e) => (e.follower.into_owned(), e.ts_ms),
+                Err(e) => {
+                    skip(e.kind());
+                    continue;
+                }
+            }
+        } else {
+            match crate::event::parse_profile(bytes) {
+                Ok(p) => (p.into_owned(), None),
+                Err(e) => {
+                    skip(e.kind());
+                    continue;
+                }
+            }
+        };
+        let crawl = field(&cols.crawl_time).and_then(|t| table_time_ms(&t));
+        let Some(now_ms) = crawl.or(event_ts).or(cols.as_of_ms) else {
+            skip("bad_crawl_time");
+            continue;
+        };
+        let label = match spec.label {
+            Some(l) => l,
+            None => match field(&cols.label).as_deref().and_then(parse_label) {
+                Some(l) => l,
+                None => {
+                    skip("bad_label");
+                    continue;
+                }
+            },
+        };
+        let group = spec
+            .group
+            .clone()
+            .or_else(|| field(&cols.group))
+            .unwrap_or_else(|| default_group.clone());
+        rows.push(Row {
+            profile,
+            now_ms,
+            label,
+            group,
+        });
+    }
+    if rows.is_empty() {
+        let n = |k: &str| report.skipped.get(k).copied().unwrap_or(0);
+        if n("bad_label") > 0 {
+            bail!(
+                "no line has a label (tried fields {:?}); name the file as GROUP:LABEL:PATH, \
+                 e.g. genuine:0:{}",
+                cols.label,
+                spec.path.display()
+            );
+        }
+        if n("bad_crawl_time") > 0 {
+            bail!(
+                "no line has a crawl time (tried fields {:?}) or a `ts`; give the capture \
+                 time with --as-of (e.g. --as-of 2019-06-01T00:00:00Z)",
+                cols.crawl_time
+            );
+        }
+    }
+    report.rows = rows.len();
+    Ok((rows, report))
+}
+
+/// A label cell: `1`/`true`/`bot`/`fake` or `0`/`false`/`human`/`genuine`.
+fn parse_label(s: &str) -> Option<bool> {
+    match s {
+        "1" | "true" | "True" | "bot" | "fake" => Some(true),
+        "0" | "false" | "False" | "human" | "genuine" => Some(false),
+        _ => None,
+    }
+}
+
+/// Group of rows without a group column or spec: the file's stem.
+fn default_group(spec: &DataSpec) -> String {
+    spec.group.clone().unwrap_or_else(|| {
+        spec.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into())
+    })
 }
 
 /// Reads a CSV from any reader (tests use in-memory strings).
@@ -156,12 +286,7 @@ pub fn read<R: std::io::Read>(
         opt("profile_use_background_image"),
         opt("protected"),
     );
-    let default_group = spec.group.clone().unwrap_or_else(|| {
-        spec.path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "data".into())
-    });
+    let default_group = default_group(spec);
 
     let mut rows = Vec::new();
     let mut report = LoadReport::default();
@@ -204,16 +329,12 @@ pub fn read<R: std::io::Read>(
             skip("bad_count");
             continue;
         }
-        let label = match spec.label {
+        let label = match spec.label.or_else(|| parse_label(get(c_label))) {
             Some(l) => l,
-            None => match get(c_label) {
-                "1" | "true" | "True" | "bot" | "fake" => true,
-                "0" | "false" | "False" | "human" | "genuine" => false,
-                _ => {
-                    skip("bad_label");
-                    continue;
-                }
-            },
+            None => {
+                skip("bad_label");
+                continue;
+            }
         };
         let group = match (&spec.group, get(c_group)) {
             (Some(g), _) => g.clone(),
@@ -496,6 +617,66 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("GROUP:LABEL:PATH"), "{err}");
+    }
+
+    #[test]
+    fn json_lines_dumps_of_user_objects_and_events() {
+        let user = r#"{"id": 1502026416, "id_str": "1502026416", "screen_name": "a_b", "name": "A B", "created_at": "Tue Jun 11 11:20:35 +0000 2013", "followers_count": 208, "friends_count": 332, "statuses_count": 2177, "favourites_count": 265, "listed_count": 1, "default_profile": false, "verified": false, "lang": "en", "crawled_at": "2019-06-01T00:00:00Z", "label": "human", "group": "g19"}"#;
+        let event = r#"{"type": "follow", "ts": 1559347200000, "followee_id": "9", "follower": {"id": "7", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "friends_count": 900, "statuses_count": 0, "favourites_count": 0, "listed_count": 0}, "label": 1}"#;
+        let no_time = r#"{"id": "8", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "friends_count": 2, "statuses_count": 3, "favourites_count": 4, "listed_count": 0, "label": 0}"#;
+        let no_count = r#"{"id": "9", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "label": 0}"#;
+        let text = format!("{user}\n\n{event}\n{no_time}\n{no_count}\nnot json\n");
+        let spec: DataSpec = "dump.jsonl".parse().unwrap();
+        let (rows, rep) = read_jsonl(text.as_bytes(), &spec, &Columns::default()).unwrap();
+        assert_eq!(rows.len(), 2, "{:?}", rep.skipped);
+        assert_eq!(rows[0].profile.id, "1502026416");
+        assert_eq!(rows[0].profile.created_at_s, 1_370_949_635);
+        assert_eq!(rows[0].profile.statuses_count, 2177);
+        assert_eq!((rows[0].now_ms, rows[0].label), (1_559_347_200_000, false));
+        assert_eq!(rows[0].group, "g19");
+        assert_eq!((rows[1].profile.friends_count, rows[1].label), (900, true));
+        assert_eq!(
+            rows[1].now_ms, 1_559_347_200_000,
+            "an event's ts is its capture time"
+        );
+        assert_eq!(rows[1].group, "dump");
+        let want: BTreeMap<String, usize> = [
+            ("bad_crawl_time".to_string(), 1),
+            ("missing_field".to_string(), 1),
+            ("invalid_json".to_string(), 1),
+        ]
+        .into();
+        assert_eq!(rep.skipped, want);
+        // The same account as a CSV row and as a user object reads the same.
+        let (csv_rows, _) = read_str(
+            "7,Bob B,bob_7,10,2,300,5,0,Fri Apr 06 10:58:22 +0000 2007,http://b.co,Rome,1,,hi,,2015-02-14 10:54:49,1,X\n",
+            "x.csv",
+        );
+        let as_json = r#"{"id": 7, "name": "Bob B", "screen_name": "bob_7", "statuses_count": 10, "followers_count": 2, "friends_count": 300, "favourites_count": 5, "listed_count": 0, "created_at": "Fri Apr 06 10:58:22 +0000 2007", "url": "http://b.co", "location": "Rome", "default_profile": true, "default_profile_image": false, "profile_use_background_image": false, "protected": false, "description": "hi", "updated": "2015-02-14 10:54:49", "label": 1, "dataset": "X"}"#;
+        let (json_rows, _) = read_jsonl(as_json.as_bytes(), &spec, &Columns::default()).unwrap();
+        assert_eq!(json_rows[0].profile, csv_rows[0].profile);
+        assert_eq!(
+            (json_rows[0].now_ms, json_rows[0].label, &json_rows[0].group),
+            (csv_rows[0].now_ms, csv_rows[0].label, &csv_rows[0].group)
+        );
+        // --as-of fills a missing crawl time.
+        let cols = Columns {
+            as_of_ms: Some(1_559_347_200_000),
+            ..Columns::default()
+        };
+        let (rows, _) = read_jsonl(no_time.as_bytes(), &spec, &cols).unwrap();
+        assert_eq!(rows[0].now_ms, 1_559_347_200_000);
+        // A dump nobody labelled says how to label it.
+        let unlabelled = user.replace(r#", "label": "human""#, "");
+        let err = read_jsonl(unlabelled.as_bytes(), &spec, &Columns::default()).unwrap_err();
+        assert!(err.to_string().contains("GROUP:LABEL:PATH"), "{err}");
+        let (rows, _) = read_jsonl(
+            unlabelled.as_bytes(),
+            &"h:0:dump.jsonl".parse().unwrap(),
+            &Columns::default(),
+        )
+        .unwrap();
+        assert_eq!((rows[0].label, rows[0].group.as_str()), (false, "h"));
     }
 
     #[test]

@@ -149,6 +149,18 @@ pub fn parse(bytes: &[u8]) -> Result<FollowEvent<'_>, EventError> {
     raw.validate()
 }
 
+/// Parses one account as the platform's v1.1 user object (the `follower` part of an
+/// event on its own), with the same field rules and errors as inside an event. For
+/// account dumps read by `train` / `eval`, not the hot path.
+pub fn parse_profile(bytes: &[u8]) -> Result<Profile<'_>, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(bytes.len()));
+    }
+    let raw: RawProfile<'_> =
+        serde_json::from_slice(bytes).map_err(|e| EventError::InvalidJson(e.to_string()))?;
+    raw.validate()
+}
+
 /// The general path: serde_json with the derived raw shape.
 fn serde_raw(bytes: &[u8]) -> Result<RawEvent<'_>, EventError> {
     serde_json::from_slice(bytes).map_err(|e| EventError::InvalidJson(e.to_string()))
