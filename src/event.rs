@@ -1629,6 +1629,7 @@ mod tests {
             state ^= state << 17;
             (state % n as u64) as usize
         };
+        let (mut profiles_tried, mut profiles_ok) = (0, 0);
         for _ in 0..20_000 {
             let mut b = base.as_bytes().to_vec();
             for _ in 0..1 + next(3) {
@@ -1646,7 +1647,21 @@ mod tests {
                 }
             }
             assert_same(&b);
+            // The bare user object (from the follower's `{` on) must never panic either.
+            let inner = b
+                .get(1..)
+                .and_then(|r| r.windows(2).position(|w| w == b"{\""));
+            if let Some(at) = inner {
+                profiles_tried += 1;
+                let end = b.len() - usize::from(b.ends_with(b"}}"));
+                if let Ok(p) = parse_profile(&b[(at + 1).min(end)..end]) {
+                    assert!(!p.id.is_empty());
+                    profiles_ok += 1;
+                }
+            }
         }
+        assert!(profiles_tried > 10_000, "{profiles_tried}");
+        assert!(profiles_ok > 1_000, "{profiles_ok}");
     }
 
     #[test]
