@@ -358,7 +358,8 @@ pub fn read<R: std::io::Read>(
             listed_count: n[4],
             default_profile: parse_bool(get(c_dp)),
             default_profile_image: parse_bool(get(c_dpi)),
-            profile_use_background_image: parse_bool(get(c_bg)),
+            // Absent column: the platform default (true), as for an event without it.
+            profile_use_background_image: c_bg.is_none_or(|_| parse_bool(get(c_bg))),
             protected: parse_bool(get(c_prot)),
         };
         rows.push(Row {
@@ -652,7 +653,7 @@ mod tests {
             "7,Bob B,bob_7,10,2,300,5,0,Fri Apr 06 10:58:22 +0000 2007,http://b.co,Rome,1,,hi,,2015-02-14 10:54:49,1,X\n",
             "x.csv",
         );
-        let as_json = r#"{"id": 7, "name": "Bob B", "screen_name": "bob_7", "statuses_count": 10, "followers_count": 2, "friends_count": 300, "favourites_count": 5, "listed_count": 0, "created_at": "Fri Apr 06 10:58:22 +0000 2007", "url": "http://b.co", "location": "Rome", "default_profile": true, "default_profile_image": false, "profile_use_background_image": false, "protected": false, "description": "hi", "updated": "2015-02-14 10:54:49", "label": 1, "dataset": "X"}"#;
+        let as_json = r#"{"id": 7, "name": "Bob B", "screen_name": "bob_7", "statuses_count": 10, "followers_count": 2, "friends_count": 300, "favourites_count": 5, "listed_count": 0, "created_at": "Fri Apr 06 10:58:22 +0000 2007", "url": "http://b.co", "location": "Rome", "default_profile": true, "default_profile_image": false, "protected": false, "description": "hi", "updated": "2015-02-14 10:54:49", "label": 1, "dataset": "X"}"#;
         let (json_rows, _) = read_jsonl(as_json.as_bytes(), &spec, &Columns::default()).unwrap();
         assert_eq!(json_rows[0].profile, csv_rows[0].profile);
         assert_eq!(
