@@ -130,9 +130,9 @@ pub fn read_jsonl<R: std::io::BufRead>(
         Value::Bool(b) => u8::from(*b).to_string(),
         _ => String::new(),
     };
-    for line in reader.lines() {
-        let line = line.context("unreadable line")?;
-        let bytes = line.trim().as_bytes();
+    for line in reader.split(b'\n') {
+        let line = line.context("read error")?;
+        let bytes = line.trim_ascii();
         if bytes.is_empty() {
             continue;
         }
@@ -626,9 +626,11 @@ mod tests {
         let event = r#"{"type": "follow", "ts": 1559347200000, "followee_id": "9", "follower": {"id": "7", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "friends_count": 900, "statuses_count": 0, "favourites_count": 0, "listed_count": 0}, "label": 1}"#;
         let no_time = r#"{"id": "8", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "friends_count": 2, "statuses_count": 3, "favourites_count": 4, "listed_count": 0, "label": 0}"#;
         let no_count = r#"{"id": "9", "created_at": "2019-05-01T00:00:00Z", "followers_count": 1, "label": 0}"#;
-        let text = format!("{user}\n\n{event}\n{no_time}\n{no_count}\nnot json\n");
+        let text = format!("{user}\r\n\n{event}\n{no_time}\n{no_count}\nnot json\n\u{1}\n");
+        let mut text = text.into_bytes();
+        text.extend_from_slice(b"{\"id\": \"\xff\"}\n"); // not UTF-8: skipped, not fatal
         let spec: DataSpec = "dump.jsonl".parse().unwrap();
-        let (rows, rep) = read_jsonl(text.as_bytes(), &spec, &Columns::default()).unwrap();
+        let (rows, rep) = read_jsonl(&text[..], &spec, &Columns::default()).unwrap();
         assert_eq!(rows.len(), 2, "{:?}", rep.skipped);
         assert_eq!(rows[0].profile.id, "1502026416");
         assert_eq!(rows[0].profile.created_at_s, 1_370_949_635);
@@ -644,7 +646,7 @@ mod tests {
         let want: BTreeMap<String, usize> = [
             ("bad_crawl_time".to_string(), 1),
             ("missing_field".to_string(), 1),
-            ("invalid_json".to_string(), 1),
+            ("invalid_json".to_string(), 3),
         ]
         .into();
         assert_eq!(rep.skipped, want);
