@@ -109,8 +109,8 @@ pub fn load(spec: &DataSpec, cols: &Columns) -> anyhow::Result<(Vec<Row>, LoadRe
 }
 
 /// Reads a JSON-lines account dump (`.jsonl` / `.ndjson`): one v1.1 user object per
-/// line, as the platform's API returns it, or one follow event (its `follower` is the
-/// account and its `ts` the capture time). Label, group and crawl time come from the
+/// line, as the platform's API returns it, a crawl record holding it under `user`, or
+/// one follow event (its `follower` is the account and its `ts` the capture time). Label, group and crawl time come from the
 /// same-named fields the CSV columns use (`label_fake`/`label`, `dataset`/`group`,
 /// `crawled_at`/`updated`/`probe_timestamp`, strings or numbers), the file spec, or
 /// `--as-of`. Unusable lines are skipped and counted by their parse error's kind.
@@ -155,7 +155,15 @@ pub fn read_jsonl<R: std::io::BufRead>(
                 }
             }
         } else {
-            match crate::event::parse_profile(bytes) {
+            // A crawl record that wraps the account (`{"user": {…}, "probe_timestamp": …}`)
+            // or the account itself.
+            let wrapped = match obj.get("user") {
+                Some(user @ Value::Object(_)) if !obj.contains_key("id") => {
+                    Some(serde_json::to_vec(user).unwrap_or_default())
+                }
+                _ => None,
+            };
+            match crate::event::parse_profile(wrapped.as_deref().unwrap_or(bytes)) {
                 Ok(p) => (p.into_owned(), None),
                 Err(e) => {
                     skip(e.kind());
@@ -669,6 +677,15 @@ mod tests {
         };
         let (rows, _) = read_jsonl(no_time.as_bytes(), &spec, &cols).unwrap();
         assert_eq!(rows[0].now_ms, 1_559_347_200_000);
+        // A crawl record wrapping the account under `user`.
+        let wrapped = format!(
+            r#"{{"user": {}, "probe_timestamp": "Sat Jun 01 00:00:00 +0000 2019", "label": "bot"}}"#,
+            no_time.replace(r#", "label": 0"#, "")
+        );
+        let (rows, rep) = read_jsonl(wrapped.as_bytes(), &spec, &Columns::default()).unwrap();
+        assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+        assert_eq!(rows[0].profile.id, "8");
+        assert_eq!((rows[0].now_ms, rows[0].label), (1_559_347_200_000, true));
         // A dump nobody labelled says how to label it.
         let unlabelled = user.replace(r#", "label": "human""#, "");
         let err = read_jsonl(unlabelled.as_bytes(), &spec, &Columns::default()).unwrap_err();
