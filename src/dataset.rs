@@ -102,6 +102,8 @@ pub fn load(spec: &DataSpec, cols: &Columns) -> anyhow::Result<(Vec<Row>, LoadRe
     let ext = spec.path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if matches!(ext, "jsonl" | "ndjson") {
         read_jsonl(std::io::BufReader::new(file), spec, cols)
+    } else if ext == "json" {
+        read_json_array(std::io::BufReader::new(file), spec, cols)
     } else {
         read(file, spec, cols)
     }
@@ -119,6 +121,36 @@ pub fn read_jsonl<R: std::io::BufRead>(
     spec: &DataSpec,
     cols: &Columns,
 ) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    let mut lines = Vec::new();
+    for line in reader.split(b'\n') {
+        lines.push(line.context("read error")?);
+    }
+    read_records(lines, spec, cols)
+}
+
+/// Reads a `.json` account dump: one JSON array whose elements are what a JSON-lines
+/// dump has per line (see [`read_jsonl`]).
+pub fn read_json_array<R: std::io::Read>(
+    reader: R,
+    spec: &DataSpec,
+    cols: &Columns,
+) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    let items: Vec<serde_json::Value> = serde_json::from_reader(reader).context(
+        "a .json account file must hold one JSON array of accounts (use .jsonl for one per line)",
+    )?;
+    let records = items
+        .iter()
+        .map(|v| serde_json::to_vec(v).unwrap_or_default())
+        .collect();
+    read_records(records, spec, cols)
+}
+
+/// The shared body of the JSON readers: one encoded account record per item.
+fn read_records(
+    records: Vec<Vec<u8>>,
+    spec: &DataSpec,
+    cols: &Columns,
+) -> anyhow::Result<(Vec<Row>, LoadReport)> {
     use serde_json::Value;
     let default_group = default_group(spec);
     let mut rows = Vec::new();
@@ -130,9 +162,8 @@ pub fn read_jsonl<R: std::io::BufRead>(
         Value::Bool(b) => u8::from(*b).to_string(),
         _ => String::new(),
     };
-    for line in reader.split(b'\n') {
-        let line = line.context("read error")?;
-        let bytes = line.trim_ascii();
+    for record in &records {
+        let bytes = record.trim_ascii();
         if bytes.is_empty() {
             continue;
         }
@@ -686,6 +717,17 @@ mod tests {
         assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
         assert_eq!(rows[0].profile.id, "8");
         assert_eq!((rows[0].now_ms, rows[0].label), (1_559_347_200_000, true));
+        // The same records as one JSON array (`.json`).
+        let array = format!("[{user},\n{event}]");
+        let (rows, rep) = read_json_array(array.as_bytes(), &spec, &Columns::default()).unwrap();
+        assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].profile.id.as_ref(), rows[1].profile.id.as_ref()),
+            ("1502026416", "7")
+        );
+        let err = read_json_array(user.as_bytes(), &spec, &Columns::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("one JSON array"), "{err:#}");
         // A dump nobody labelled says how to label it.
         let unlabelled = user.replace(r#", "label": "human""#, "");
         let err = read_jsonl(unlabelled.as_bytes(), &spec, &Columns::default()).unwrap_err();
