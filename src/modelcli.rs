@@ -125,10 +125,11 @@ impl ForestArgs {
     }
 }
 
-/// `followguard train`: fit a model on labelled account CSVs and write its envelope.
+/// `followguard train`: fit a model on labelled account tables and write its envelope.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Account CSVs: PATH (label and group from columns) or GROUP:LABEL:PATH.
+    /// Account tables (CSV, or JSON: .jsonl / .ndjson / .json): PATH (label and group from
+    /// columns or fields) or GROUP:LABEL:PATH.
     #[arg(long, required = true, num_args = 1..)]
     pub data: Vec<DataSpec>,
     /// Where to write the model file.
@@ -146,13 +147,13 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// `followguard eval`: metrics of a model on labelled account CSVs.
+/// `followguard eval`: metrics of a model on labelled account tables.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Model file.
     #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
-    /// Account CSVs: PATH or GROUP:LABEL:PATH.
+    /// Account tables (CSV, or JSON: .jsonl / .ndjson / .json): PATH or GROUP:LABEL:PATH.
     #[arg(long, required = true, num_args = 1..)]
     pub data: Vec<DataSpec>,
     #[command(flatten)]
