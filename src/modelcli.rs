@@ -198,12 +198,28 @@ pub struct LovoArgs {
     pub json: bool,
 }
 
-/// `followguard score`: JSONL follow events on stdin → one JSON line per event on stdout.
+/// `followguard score`: JSONL follow events on stdin → one JSON line per event on stdout;
+/// or, with `--accounts`, every account of account tables → one JSON line per account.
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     /// Model file.
     #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
+    /// Score the accounts of these tables (CSV, or JSON: .jsonl / .ndjson / .json, as for
+    /// `eval`; labels not needed) instead of events on stdin, each at its own crawl time
+    /// (or `--as-of`): a suspect follower list exported from the platform, for example.
+    #[arg(long, num_args = 1..)]
+    pub accounts: Vec<DataSpec>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+/// The reasons of a score as the `score` command prints them.
+fn reasons_json(s: &Score) -> Vec<serde_json::Value> {
+    s.reasons
+        .iter()
+        .map(|r| json!({"code": r.code(), "feature": r.feature_name(), "contribution": r.contribution}))
+        .collect()
 }
 
 /// Loads a model, turning a failure into a configuration error (exit 64).
@@ -560,18 +576,58 @@ pub fn score_line(m: &Model, line: &[u8]) -> serde_json::Value {
                     "follower_id": ev.follower.id,
                     "prob": s.prob,
                     "suspicious": s.prob >= m.threshold(),
-                    "reasons": s.reasons.iter().map(|r| json!({
-                        "code": r.code(), "feature": r.feature_name(), "contribution": r.contribution
-                    })).collect::<Vec<_>>(),
+                    "reasons": reasons_json(&s),
                 })
             }
         },
     }
 }
 
+/// `score --accounts`: one line per usable account, at its crawl time.
+fn score_accounts(m: &Model, a: &ScoreArgs) -> anyhow::Result<()> {
+    let cols = a.columns.columns();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut n = 0usize;
+    for spec in &a.accounts {
+        // Labels are not needed to score: a file without any reads as unlabelled.
+        let unlabelled = DataSpec {
+            label: spec.label.or(Some(false)),
+            ..spec.clone()
+        };
+        let (rows, report) = dataset::load(&unlabelled, &cols)?;
+        eprintln!(
+            "scoring {} accounts from {} (skipped: {:?})",
+            report.rows,
+            spec.path.display(),
+            report.skipped
+        );
+        for r in &rows {
+            let s = m.score(&r.profile, r.now_ms);
+            let v = json!({
+                "account_id": r.profile.id,
+                "group": r.group,
+                "as_of": r.now_ms,
+                "prob": s.prob,
+                "suspicious": s.prob >= m.threshold(),
+                "reasons": reasons_json(&s),
+            });
+            serde_json::to_writer(&mut out, &v)?;
+            out.write_all(b"\n")?;
+        }
+        n += rows.len();
+    }
+    out.flush()?;
+    eprintln!("scored {n} accounts");
+    Ok(())
+}
+
 pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
     let m = load_model(&a.model)?;
     eprintln!("scoring with model {} (sha256 {})", m.version(), m.sha256());
+    if !a.accounts.is_empty() {
+        return score_accounts(&m, &a);
+    }
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let stdout = std::io::stdout();
