@@ -160,6 +160,11 @@ impl Report {
             unit,
         });
     }
+    /// `<name>_p50` and `<name>_p99` of the samples (sorted ascending).
+    fn p50_p99(&mut self, name: &str, sorted: &[f64], unit: &'static str) {
+        self.num(format!("{name}_p50"), percentile(sorted, 0.50), unit);
+        self.num(format!("{name}_p99"), percentile(sorted, 0.99), unit);
+    }
     fn text(&mut self, name: impl Into<String>, v: &str, unit: &'static str) {
         self.0.push(Figure {
             name: name.into(),
@@ -1523,16 +1528,7 @@ async fn latency_report(
         l.unmatched as f64,
         "alerts",
     );
-    r.num(
-        format!("{prefix}latency_p50"),
-        percentile(&l.ack_ms, 0.50),
-        "ms",
-    );
-    r.num(
-        format!("{prefix}latency_p99"),
-        percentile(&l.ack_ms, 0.99),
-        "ms",
-    );
+    r.p50_p99(&format!("{prefix}latency"), &l.ack_ms, "ms");
     r.num(
         format!("{prefix}latency_max"),
         l.ack_ms.last().copied().unwrap_or(f64::NAN),
@@ -1554,25 +1550,11 @@ async fn latency_report(
         "events/s",
     );
     if !l.broker_ms.is_empty() {
-        r.num(
-            format!("{prefix}broker_latency_p50"),
-            percentile(&l.broker_ms, 0.50),
-            "ms",
-        );
-        r.num(
-            format!("{prefix}broker_latency_p99"),
-            percentile(&l.broker_ms, 0.99),
-            "ms",
-        );
+        r.p50_p99(&format!("{prefix}broker_latency"), &l.broker_ms, "ms");
     }
-    r.num(
-        format!("{prefix}latency_to_alert_produced_p50"),
-        percentile(&l.produced_ms, 0.50),
-        "ms",
-    );
-    r.num(
-        format!("{prefix}latency_to_alert_produced_p99"),
-        percentile(&l.produced_ms, 0.99),
+    r.p50_p99(
+        &format!("{prefix}latency_to_alert_produced"),
+        &l.produced_ms,
         "ms",
     );
     r.num(
@@ -1585,16 +1567,7 @@ async fn latency_report(
         l.records_unmatched as f64,
         "records",
     );
-    r.num(
-        format!("{prefix}latency_records_p50"),
-        percentile(&l.records_ms, 0.50),
-        "ms",
-    );
-    r.num(
-        format!("{prefix}latency_records_p99"),
-        percentile(&l.records_ms, 0.99),
-        "ms",
-    );
+    r.p50_p99(&format!("{prefix}latency_records"), &l.records_ms, "ms");
     Ok(())
 }
 
