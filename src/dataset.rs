@@ -7,8 +7,9 @@
 //! Rows that cannot be used (no creation date, unreadable counts) are skipped and
 //! counted, never guessed.
 
-use crate::event::{parse_time_ms, Profile};
+use crate::event::{epoch_number_ms, parse_time_ms, Profile};
 use anyhow::{bail, Context};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,11 +122,16 @@ pub fn read_jsonl<R: std::io::BufRead>(
     spec: &DataSpec,
     cols: &Columns,
 ) -> anyhow::Result<(Vec<Row>, LoadReport)> {
-    let mut lines = Vec::new();
+    let mut records = Vec::new();
     for line in reader.split(b'\n') {
-        lines.push(line.context("read error")?);
+        let line = line.context("read error")?;
+        let line = line.trim_ascii();
+        if !line.is_empty() {
+            // Not JSON (or not UTF-8): kept as a non-object, skipped as invalid_json.
+            records.push(serde_json::from_slice(line).unwrap_or(Value::Null));
+        }
     }
-    read_records(lines, spec, cols)
+    read_records(&records, spec, cols)
 }
 
 /// Reads a `.json` account dump: one JSON array whose elements are what a JSON-lines
@@ -135,23 +141,18 @@ pub fn read_json_array<R: std::io::Read>(
     spec: &DataSpec,
     cols: &Columns,
 ) -> anyhow::Result<(Vec<Row>, LoadReport)> {
-    let items: Vec<serde_json::Value> = serde_json::from_reader(reader).context(
+    let records: Vec<Value> = serde_json::from_reader(reader).context(
         "a .json account file must hold one JSON array of accounts (use .jsonl for one per line)",
     )?;
-    let records = items
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap_or_default())
-        .collect();
-    read_records(records, spec, cols)
+    read_records(&records, spec, cols)
 }
 
-/// The shared body of the JSON readers: one encoded account record per item.
+/// The shared body of the JSON readers: one parsed account record per item.
 fn read_records(
-    records: Vec<Vec<u8>>,
+    records: &[Value],
     spec: &DataSpec,
     cols: &Columns,
 ) -> anyhow::Result<(Vec<Row>, LoadReport)> {
-    use serde_json::Value;
     let default_group = default_group(spec);
     let mut rows = Vec::new();
     let mut report = LoadReport::default();
@@ -162,12 +163,8 @@ fn read_records(
         Value::Bool(b) => u8::from(*b).to_string(),
         _ => String::new(),
     };
-    for record in &records {
-        let bytes = record.trim_ascii();
-        if bytes.is_empty() {
-            continue;
-        }
-        let Ok(obj) = serde_json::from_slice::<serde_json::Map<String, Value>>(bytes) else {
+    for record in records {
+        let Value::Object(obj) = record else {
             skip("invalid_json");
             continue;
         };
@@ -177,29 +174,22 @@ fn read_records(
                 .filter_map(|n| obj.get(n).map(text))
                 .find(|s| !s.is_empty())
         };
-        let (profile, event_ts) = if obj.contains_key("follower") {
-            match crate::event::parse(bytes) {
-                Ok(e) => (e.follower.into_owned(), e.ts_ms),
-                Err(e) => {
-                    skip(e.kind());
-                    continue;
-                }
-            }
+        // A follow event, a crawl record that wraps the account
+        // (`{"user": {…}, "probe_timestamp": …}`), or the account itself.
+        let parsed = if obj.contains_key("follower") {
+            crate::event::parse_value(record).map(|e| (e.follower, e.ts_ms))
         } else {
-            // A crawl record that wraps the account (`{"user": {…}, "probe_timestamp": …}`)
-            // or the account itself.
-            let wrapped = match obj.get("user") {
-                Some(user @ Value::Object(_)) if !obj.contains_key("id") => {
-                    Some(serde_json::to_vec(user).unwrap_or_default())
-                }
-                _ => None,
+            let account = match obj.get("user") {
+                Some(user @ Value::Object(_)) if !obj.contains_key("id") => user,
+                _ => record,
             };
-            match crate::event::parse_profile(wrapped.as_deref().unwrap_or(bytes)) {
-                Ok(p) => (p.into_owned(), None),
-                Err(e) => {
-                    skip(e.kind());
-                    continue;
-                }
+            crate::event::parse_profile(account).map(|p| (p, None))
+        };
+        let (profile, event_ts) = match parsed {
+            Ok((p, ts)) => (p.into_owned(), ts),
+            Err(e) => {
+                skip(e.kind());
+                continue;
             }
         };
         let crawl = field(&cols.crawl_time).and_then(|t| table_time_ms(&t));
@@ -450,12 +440,10 @@ pub fn table_time_ms(s: &str) -> Option<i64> {
         return None;
     }
     if s.bytes().all(|c| c.is_ascii_digit()) {
-        let v: i64 = s.parse().ok()?;
-        return match s.len() {
-            9 | 10 => Some(v * 1000),
-            12 | 13 => Some(v),
-            _ => None,
-        };
+        // Other lengths are not epoch numbers (`20070406` is a date).
+        return matches!(s.len(), 9 | 10 | 12 | 13)
+            .then(|| s.parse().ok().map(epoch_number_ms))
+            .flatten();
     }
     parse_time_ms(s).or_else(|| {
         let b = s.as_bytes();

@@ -149,16 +149,31 @@ pub fn parse(bytes: &[u8]) -> Result<FollowEvent<'_>, EventError> {
     raw.validate()
 }
 
-/// Parses one account as the platform's v1.1 user object (the `follower` part of an
-/// event on its own), with the same field rules and errors as inside an event. For
-/// account dumps read by `train` / `eval`, not the hot path.
-pub fn parse_profile(bytes: &[u8]) -> Result<Profile<'_>, EventError> {
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(EventError::TooLarge(bytes.len()));
+/// An already-parsed JSON value as a follow event (same field rules and errors as
+/// [`parse`], less the size limit). For account dumps read by `train` / `eval`, which
+/// parse each record once to also read their own fields; not the hot path.
+pub fn parse_value(v: &serde_json::Value) -> Result<FollowEvent<'_>, EventError> {
+    RawEvent::deserialize(v)
+        .map_err(|e| EventError::InvalidJson(e.to_string()))?
+        .validate()
+}
+
+/// An already-parsed JSON value as one account: the platform's v1.1 user object (the
+/// `follower` part of an event on its own), with the same field rules and errors.
+pub fn parse_profile(v: &serde_json::Value) -> Result<Profile<'_>, EventError> {
+    RawProfile::deserialize(v)
+        .map_err(|e| EventError::InvalidJson(e.to_string()))?
+        .validate()
+}
+
+/// Epoch milliseconds of an epoch number: below 10^11 it is seconds (as milliseconds it
+/// would be before March 1973, older than the platform), from there milliseconds.
+pub fn epoch_number_ms(v: i64) -> i64 {
+    if (0..EPOCH_SECONDS_BELOW).contains(&v) {
+        v * 1000
+    } else {
+        v
     }
-    let raw: RawProfile<'_> =
-        serde_json::from_slice(bytes).map_err(|e| EventError::InvalidJson(e.to_string()))?;
-    raw.validate()
 }
 
 /// The general path: serde_json with the derived raw shape.
@@ -276,11 +291,9 @@ impl<'a> RawProfile<'a> {
         let id = non_empty(self.id, "follower.id")?;
         let created_at_s = match self.created_at {
             None => return Err(EventError::MissingField("follower.created_at")),
-            // An integer below 10^11 is not milliseconds of a real account (that would be
-            // before March 1973, older than the platform): it is epoch seconds, as
-            // account tables often store creation times. Read it so, instead of aging
-            // the account by half a century.
-            Some(RawTime::Millis(v)) if (0..EPOCH_SECONDS_BELOW).contains(&v) => v,
+            // Account tables often store creation times as epoch seconds: read an
+            // integer by its magnitude instead of aging the account by half a century.
+            Some(RawTime::Millis(v)) => epoch_number_ms(v).div_euclid(1000),
             Some(t) => time_ms(t, "follower.created_at")?.div_euclid(1000),
         };
         Ok(Profile {
@@ -1654,7 +1667,9 @@ mod tests {
             if let Some(at) = inner {
                 profiles_tried += 1;
                 let end = b.len() - usize::from(b.ends_with(b"}}"));
-                if let Ok(p) = parse_profile(&b[(at + 1).min(end)..end]) {
+                let object: Option<serde_json::Value> =
+                    serde_json::from_slice(&b[(at + 1).min(end)..end]).ok();
+                if let Some(p) = object.as_ref().and_then(|v| parse_profile(v).ok()) {
                     assert!(!p.id.is_empty());
                     profiles_ok += 1;
                 }
