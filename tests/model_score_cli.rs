@@ -10,6 +10,18 @@ fn shipped() -> Model {
     Model::load(&path).expect("the shipped default model loads")
 }
 
+/// `followguard score ARGS` in `dir`, with no input and the default model.
+fn followguard_score(args: &[&std::ffi::OsStr], dir: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
+        .arg("score")
+        .args(args)
+        .env_remove("FOLLOWGUARD_MODEL")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("followguard runs")
+}
+
 const EVENT: &str = r#"{"event_id": "f-1", "type": "follow", "ts": "2026-11-28T10:15:00.123Z", "followee_id": "783214",
  "follower": {"id": "1502026416", "screen_name": "0918Bask", "name": "TASUKU HAYAKAWA", "description": "", "url": null,
  "location": "Tokyo", "created_at": "Tue Jun 11 11:20:35 +0000 2013", "followers_count": 208, "friends_count": 332,
@@ -119,13 +131,7 @@ fn default_model_is_found_from_the_executable_when_not_in_the_working_directory(
     );
 
     // End to end: `followguard score` started in another directory loads the shipped model.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
-        .arg("score")
-        .env_remove("FOLLOWGUARD_MODEL")
-        .current_dir(&elsewhere)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("followguard runs");
+    let out = followguard_score(&[], &elsewhere);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("scoring with model fg-rf-"), "{stderr}");
@@ -154,14 +160,13 @@ fn score_accounts_scores_an_unlabelled_dump_at_its_capture_time() {
     )
     .unwrap();
     let run = |file: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
-            .args(["score", "--as-of", "2019-06-01T00:00:00Z", "--accounts"])
-            .arg(file)
-            .env_remove("FOLLOWGUARD_MODEL")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("followguard runs");
+        let args = [
+            "--as-of".as_ref(),
+            "2019-06-01T00:00:00Z".as_ref(),
+            "--accounts".as_ref(),
+            file.as_os_str(),
+        ];
+        let out = followguard_score(&args, Path::new(env!("CARGO_MANIFEST_DIR")));
         assert!(
             out.status.success(),
             "{}",
