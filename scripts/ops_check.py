@@ -132,11 +132,14 @@ def metric_names_in_deploy(root):
 
 
 def rust_sources(root):
-    for d, _, files in os.walk(os.path.join(root, "src")):
-        for f in files:
-            if f.endswith(".rs"):
-                with open(os.path.join(d, f), encoding="utf-8") as fh:
-                    yield fh.read()
+    """The library and binary sources of every workspace crate (crates/*/src)."""
+    crates = os.path.join(root, "crates")
+    for crate in sorted(os.listdir(crates)):
+        for d, _, files in os.walk(os.path.join(crates, crate, "src")):
+            for f in files:
+                if f.endswith(".rs"):
+                    with open(os.path.join(d, f), encoding="utf-8") as fh:
+                        yield fh.read()
 
 
 def heading_anchors(markdown):
@@ -210,14 +213,14 @@ def check_static(root):
             fail(f"dashboard has no '{want}' row")
     ok(f"dashboard: {len(panels)} panels in rows {rows}")
 
-    # Metric names: every followguard_* series deploy/ reads is registered in src/.
+    # Metric names: every followguard_* series deploy/ reads is registered in crates/*/src.
     for name in sorted(metric_names_in_deploy(root)):
         if ":" in name or name == "up":
             continue
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         if name not in defined_metrics and base not in defined_metrics:
-            fail(f"deploy/ reads {name}, which src/ does not define (renamed or removed?)")
-    ok("metric names in deploy/ checked against src/")
+            fail(f"deploy/ reads {name}, which crates/*/src does not define (renamed or removed?)")
+    ok("metric names in deploy/ checked against crates/*/src")
 
     # Rules: labels, annotations, runbook sections, unit tests.
     runbook = open(os.path.join(root, "docs/runbook.md"), encoding="utf-8").read()

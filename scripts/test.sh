@@ -3,7 +3,7 @@
 # local broker (scripts/broker.sh, its own port and state dir, so a running demo broker is
 # untouched), runs the whole cargo test suite against it (FOLLOWGUARD_TEST_BROKERS), runs
 # the ops checks (scripts/ops-check.sh), and stops the broker it started.
-# With arguments, only `cargo test ARGS` runs (e.g. scripts/test.sh --test kafka_e2e).
+# With arguments, only `cargo test --workspace ARGS` runs (e.g. scripts/test.sh --test kafka_e2e).
 #
 # Set FOLLOWGUARD_TEST_BROKERS yourself to test against another Kafka instead.
 set -euo pipefail
@@ -27,7 +27,7 @@ export FOLLOWGUARD_TEST_BROKERS
 echo "test.sh: broker at $FOLLOWGUARD_TEST_BROKERS" >&2
 
 if [[ $# -gt 0 ]]; then
-    cargo test --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@"
     exit $?
 fi
 
@@ -40,10 +40,10 @@ step() {
     "$@" || failed+=("$name")
 }
 step "cargo fmt --check" cargo fmt --check
-step "cargo clippy -D warnings" cargo clippy --all-targets --quiet -- -D warnings
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 results="$(mktemp)"
 trap 'rm -f "$results"; [[ -z "${started_broker:-}" ]] || scripts/broker.sh stop' EXIT
-cargo_tests() { cargo test --no-fail-fast 2>&1 | tee "$results"; return "${PIPESTATUS[0]}"; }
+cargo_tests() { cargo test --workspace --no-fail-fast 2>&1 | tee "$results"; return "${PIPESTATUS[0]}"; }
 step "cargo test" cargo_tests
 step "ops checks (deploy/, Dockerfile, live Prometheus + Alertmanager)" \
     env FOLLOWGUARD_BIN="${CARGO_TARGET_DIR:-target}/debug/followguard" scripts/ops-check.sh all

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn pipeline() -> Pipeline {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
     let model = Model::load(&path).expect("shipped model loads");
     Pipeline::new(Arc::new(model), PipelineConfig::default())
 }

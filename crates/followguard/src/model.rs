@@ -31,10 +31,11 @@ pub fn resolve_model_path(path: &Path, cwd: &Path, exe: Option<&Path>) -> PathBu
     if path != Path::new(DEFAULT_MODEL_PATH) || cwd.join(path).exists() {
         return path.to_path_buf();
     }
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This crate sits at crates/<name> in the checkout.
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
     exe.into_iter()
         .flat_map(|e| e.ancestors().skip(1))
-        .chain(std::iter::once(built_from))
+        .chain(built_from)
         .map(|dir| dir.join(DEFAULT_MODEL_PATH))
         .find(|p| p.is_file())
         .unwrap_or_else(|| path.to_path_buf())

@@ -19,7 +19,7 @@ fn root() -> PathBuf {
 
 fn replay(input: &Path) -> (Vec<String>, Vec<String>, followguard::replay::ReplaySummary) {
     let model =
-        Model::load(&root().join("models/default.json")).expect("models/default.json loads");
+        Model::load(&root().join("../../models/default.json")).expect("models/default.json loads");
     let mut p = Pipeline::new(Arc::new(model), PipelineConfig::default());
     let (mut alerts, mut moderation) = (Vec::new(), Vec::new());
     let f = std::fs::File::open(input).expect("golden input");
@@ -111,8 +111,9 @@ fn replaying_twice_gives_identical_records() {
 /// `Pipeline::process` on one thread.
 #[test]
 fn prepared_on_two_threads_matches_process() {
-    let model =
-        Arc::new(Model::load(&root().join("models/default.json")).expect("models/default.json"));
+    let model = Arc::new(
+        Model::load(&root().join("../../models/default.json")).expect("models/default.json"),
+    );
     let input = std::fs::read(root().join("tests/golden/small.jsonl")).expect("golden input");
     let lines: Vec<&[u8]> = input
         .split(|&b| b == b'\n')

@@ -499,11 +499,11 @@ pub fn in_holdout(id: &str, seed: u64, frac: f64) -> bool {
     ((h >> 11) as f64 / (1u64 << 53) as f64) < frac
 }
 
-/// Default data directory: `$FOLLOWGUARD_DATA_DIR`, else `<crate>/../shared/data`.
+/// Default data directory: `$FOLLOWGUARD_DATA_DIR`, else `<checkout>/../shared/data`.
 pub fn data_dir() -> PathBuf {
     std::env::var_os("FOLLOWGUARD_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
 }
 
 #[cfg(test)]

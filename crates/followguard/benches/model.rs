@@ -180,7 +180,7 @@ fn bench_cpu(c: &mut Criterion<CpuTime>) {
 }
 
 fn run<M: Measurement>(c: &mut Criterion<M>, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
     let model = Model::load(&path).expect("models/default.json");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let events: Vec<String> = (0..100_000).map(|i| event(i, &mut rng)).collect();

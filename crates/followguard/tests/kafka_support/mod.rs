@@ -55,7 +55,7 @@ pub fn env() -> Option<Env> {
 pub fn model_path() -> PathBuf {
     std::env::var_os("FOLLOWGUARD_TEST_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json"))
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

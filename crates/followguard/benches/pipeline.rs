@@ -27,7 +27,7 @@ fn ts(e: &FollowEvent<'_>) -> i64 {
 }
 
 fn stages(c: &mut Criterion) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
     let model = Arc::new(Model::load(&path).expect("models/default.json"));
     let stream: Stream = generated_stream(EVENTS, 1, true).expect("generator");
     let mut distinct: Stream = generated_stream(EVENTS, 1, true).expect("generator");

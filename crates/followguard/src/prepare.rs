@@ -231,7 +231,8 @@ mod tests {
     use std::sync::Arc;
 
     fn model() -> Arc<Model> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
         Arc::new(Model::load(&path).expect("models/default.json loads"))
     }
 

@@ -5,8 +5,16 @@ use followguard::model::Model;
 use followguard::modelcli::score_line;
 use std::path::Path;
 
+/// The checkout (this crate sits at crates/<name>).
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the workspace root")
+}
+
 fn shipped() -> Model {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(followguard::model::DEFAULT_MODEL_PATH);
+    let path = repo_root().join(followguard::model::DEFAULT_MODEL_PATH);
     Model::load(&path).expect("the shipped default model loads")
 }
 
@@ -111,7 +119,7 @@ fn malformed_lines_become_error_lines() {
 #[test]
 fn default_model_is_found_from_the_executable_when_not_in_the_working_directory() {
     use followguard::model::{resolve_model_path, DEFAULT_MODEL_PATH};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = repo_root();
     let shipped = root.join(DEFAULT_MODEL_PATH);
     let default = Path::new(DEFAULT_MODEL_PATH);
     let elsewhere = std::env::temp_dir();
@@ -166,7 +174,7 @@ fn score_accounts_scores_an_unlabelled_dump_at_its_capture_time() {
             "--accounts".as_ref(),
             file.as_os_str(),
         ];
-        let out = followguard_score(&args, Path::new(env!("CARGO_MANIFEST_DIR")));
+        let out = followguard_score(&args, repo_root());
         assert!(
             out.status.success(),
             "{}",

@@ -86,7 +86,7 @@ fn make_hostile(events: &[u8], target: &str) -> Vec<u8> {
 }
 
 fn model_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json")
 }
 
 fn build_store(events: &[u8]) -> EvidenceStore {

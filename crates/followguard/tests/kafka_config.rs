@@ -9,7 +9,7 @@ use std::process::Command;
 fn model() -> PathBuf {
     std::env::var_os("FOLLOWGUARD_TEST_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json"))
 }
 
 /// Runs `serve` with `args` against an address nothing listens on; returns (code, stderr).
