@@ -8,8 +8,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use followguard::benchpipe::{generated_stream, make_followers_distinct, Stream};
-use followguard::detector::{key_of, Detector, DetectorConfig, Observation};
+use followguard::detector::{Detector, DetectorConfig, Observation};
 use followguard::event::{self, EventType, FollowEvent};
+use followguard::keys::key_of;
 use followguard::model::{Model, ScoreCache};
 use followguard::pipeline::{Pipeline, PipelineConfig};
 use followguard::window::FolloweeWindow;

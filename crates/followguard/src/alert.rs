@@ -4,28 +4,12 @@
 //! files, webhooks). Enumerated fields are bounded enums with `as_str()` so the edges can
 //! use them as metric labels; account ids only ever appear in the records themselves.
 
+use crate::age::AGE_BINS;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Version of the alert and moderation JSON layout. Bump on any breaking field change.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Number of account-age bins in the creation-date histogram (see [`AGE_BIN_UPPER_DAYS`]).
-pub const AGE_BINS: usize = 12;
-
-/// Upper edges (exclusive, in days of account age at follow time) of the first eleven
-/// creation-date bins; the twelfth is open-ended. Narrow at the young end, where bought
-/// cohorts registered "in the same few weeks" land together.
-pub const AGE_BIN_UPPER_DAYS: [u32; AGE_BINS - 1] =
-    [14, 30, 61, 91, 182, 365, 548, 730, 1095, 1461, 2191];
-
-/// Bin index of an account aged `age_days` at the follow.
-pub fn age_bin(age_days: i64) -> usize {
-    AGE_BIN_UPPER_DAYS
-        .iter()
-        .position(|&upper| age_days < i64::from(upper))
-        .unwrap_or(AGE_BINS - 1)
-}
 
 /// Lifecycle step of an alert. One burst produces exactly one `open`, zero or more
 /// rate-limited `update`s and one `resolved`.
@@ -172,7 +156,7 @@ pub struct Alert {
     pub suspicious_share: f32,
     /// Mean bot probability of the flagged followers seen since the alert opened.
     pub mean_score: f32,
-    /// Account-age histogram of the followee's recent followers (bins: `AGE_BIN_UPPER_DAYS`).
+    /// Account-age histogram of the followee's recent followers (bins: [`crate::age::AGE_BIN_UPPER_DAYS`]).
     pub creation_histogram: [u16; AGE_BINS],
     /// Share of the histogram in its fullest bin.
     pub creation_concentration: f32,
@@ -240,39 +224,6 @@ pub fn campaign_id(root_alert_id: &str) -> String {
     format!("fgc-{}", root_alert_id.trim_start_matches("fga-"))
 }
 
-/// An alert with plain figures, for other modules' tests.
-#[cfg(test)]
-pub(crate) fn test_alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
-    Alert {
-        schema_version: 1,
-        alert_id: id.to_string(),
-        status,
-        kind: AlertKind::Burst,
-        severity: Severity::Low,
-        followee_id: followee.to_string(),
-        event_time: String::new(),
-        event_time_ms: t,
-        burst_start: String::new(),
-        window_start: String::new(),
-        window_end: String::new(),
-        new_followers: 10,
-        baseline_rate_per_hour: 6.0,
-        rate_z: 3.0,
-        suspicious_count: 8,
-        expected_suspicious: 0.3,
-        suspicious_share: 0.8,
-        mean_score: 0.9,
-        creation_histogram: [0; AGE_BINS],
-        creation_concentration: 0.0,
-        sample_follower_ids: Vec::new(),
-        top_reasons: Vec::new(),
-        campaign_id: None,
-        campaign_followees: 1,
-        model_version: "m".into(),
-        detector_version: "d",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,17 +237,6 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert!(a.starts_with("fga-"));
         assert!(campaign_id(&a).starts_with("fgc-"));
-    }
-
-    #[test]
-    fn age_bins_cover_all_ages() {
-        assert_eq!(age_bin(-5), 0);
-        assert_eq!(age_bin(0), 0);
-        assert_eq!(age_bin(13), 0);
-        assert_eq!(age_bin(14), 1);
-        assert_eq!(age_bin(2190), 10);
-        assert_eq!(age_bin(2191), 11);
-        assert_eq!(age_bin(i64::MAX), 11);
     }
 
     #[test]

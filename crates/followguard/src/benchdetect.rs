@@ -4,11 +4,12 @@
 //! alerts per 100k followee-days, and per-follow ROC-AUC / PR-AUC of the model.
 
 use crate::alert::AlertStatus;
+use crate::config::DetectorArgs;
 use crate::event::EventType;
 use crate::generate::{Truth, TruthCampaign};
 use crate::model::DEFAULT_MODEL_PATH;
 use crate::pipeline::Pipeline;
-use crate::replay::{load_model, run_lines, DetectorArgs, ReplaySummary};
+use crate::replay::{load_model, run_lines, ReplaySummary};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashMap;

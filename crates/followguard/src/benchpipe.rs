@@ -7,12 +7,13 @@
 //! records serialised to JSON, the evidence store fed), and the stable report format
 //! `bench.pipeline.<case>.<metric> <value> <unit>`.
 
+use crate::config::DetectorArgs;
 use crate::evidence::EvidenceStore;
 use crate::generate::{self, GenConfig, Profiles};
 use crate::model::DEFAULT_MODEL_PATH;
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::prepare::Preparer;
-use crate::replay::{load_model, DetectorArgs};
+use crate::replay::load_model;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::io::{BufRead, Write};

@@ -7,7 +7,8 @@
 //! Rows that cannot be used (no creation date, unreadable counts) are skipped and
 //! counted, never guessed.
 
-use crate::event::{epoch_number_ms, parse_time_ms, Profile};
+use crate::event::Profile;
+use crate::time::{epoch_number_ms, parse_time_ms};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::borrow::Cow;

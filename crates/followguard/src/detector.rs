@@ -23,12 +23,14 @@
 //! seen, so evicting it earlier (any number of [`Detector::evict_idle`] calls) never
 //! changes an outcome; it only frees memory.
 
+use crate::age::AGE_BINS;
 use crate::alert::{
     self, Alert, AlertKind, AlertStatus, ModerationRecord, ReasonCount, ReasonOut, Severity,
-    AGE_BINS, SCHEMA_VERSION,
+    SCHEMA_VERSION,
 };
-use crate::event::format_rfc3339_ms;
 use crate::expiry::ExpiryIndex;
+use crate::keys::key_of;
+use crate::time::format_rfc3339_ms;
 use crate::window::{
     bucket_index, Counts, FolloweeId, FolloweeTable, FolloweeWindow, TableMemory, LONG_BUCKETS,
     LONG_BUCKET_MS, SHORT_BUCKETS, SHORT_BUCKET_MS,
@@ -329,16 +331,6 @@ fn intern(codes: &mut Vec<&'static str>, c: &'static str) -> u16 {
     u16::try_from(codes.len() - 1).unwrap_or(u16::MAX)
 }
 
-/// Stable 64-bit FNV-1a hash of an id: table keys (not ids on the wire).
-pub fn key_of(id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 const SHORT_SPAN_MS: i64 = SHORT_BUCKET_MS * SHORT_BUCKETS as i64;
 const LONG_SPAN_MS: i64 = LONG_BUCKET_MS * LONG_BUCKETS as i64;
 
@@ -391,7 +383,7 @@ impl Detector {
         // Defensive: keep time arithmetic far from overflow whatever the caller passes
         // (the pipeline already rejects times outside 1970..=9999).
         let clamped = Observation {
-            ts_ms: o.ts_ms.clamp(0, crate::pipeline::MAX_EVENT_TIME_MS),
+            ts_ms: o.ts_ms.clamp(0, crate::time::MAX_EVENT_TIME_MS),
             ..*o
         };
         let o = &clamped;

@@ -22,8 +22,8 @@
 //! flagged followers), so one point costs at most ~[`POINT_MAX_BYTES`].
 
 use crate::alert::{Alert, AlertStatus};
-use crate::detector::key_of;
 use crate::event::EventType;
+use crate::keys::key_of;
 use crate::pipeline::Outcome;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -600,35 +600,7 @@ fn push_truncated(out: &mut String, s: &str, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Reason, Score};
-
-    fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<'static> {
-        Outcome {
-            event_time_ms: t,
-            event_id: format!("e{follower}").into(),
-            kind: EventType::Follow,
-            followee_id: followee.to_string().into(),
-            follower_id: follower.to_string().into(),
-            follower_created_at_s: 1_600_000_000 + follower as i64,
-            follower_screen_name: format!("user{follower}").into(),
-            follower_description: "bio".into(),
-            score: Score {
-                prob: if flagged { 0.9 } else { 0.1 },
-                reasons: [Reason {
-                    feature: 0,
-                    contribution: 0.2,
-                }; 3],
-            },
-            suspicious: flagged,
-            cache_hit: false,
-            alerts: Vec::new(),
-            moderation: Vec::new(),
-        }
-    }
-
-    fn alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
-        crate::alert::test_alert(followee, id, status, t)
-    }
+    use crate::fixtures::{alert, outcome};
 
     #[test]
     fn open_gathers_pre_open_history_then_collects_until_resolved() {
@@ -826,34 +798,6 @@ mod tests {
         let v = serde_json::to_value(&organic).expect("serialises");
         assert_eq!(v["follower_id"], "");
         assert_eq!(v["description"], "");
-    }
-
-    #[test]
-    fn extreme_times_and_dates_render_without_panic() {
-        let mut s = EvidenceStore::default();
-        let mut o = outcome("A", 1, i64::MIN, true);
-        o.alerts.push(alert("A", "a1", AlertStatus::Open, i64::MIN));
-        s.observe(&o);
-        for (i, (t, c)) in [
-            (i64::MAX, i64::MIN),
-            (0, i64::MAX),
-            (i64::MIN, 0),
-            (-1, -1),
-            (i64::MAX, i64::MAX),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut o = outcome("A", 10 + i as u64, t, i % 2 == 0);
-            o.follower_created_at_s = c;
-            s.observe(&o);
-        }
-        let e = s.get("a1").expect("alert");
-        assert_eq!(e.followers.len(), 6);
-        let html = crate::web::render_alert(e, &[], crate::web::Links::Server);
-        assert!(html.contains(r#"<svg id="factory""#) && html.contains(r#"<svg id="rate""#));
-        let list = crate::web::render_list(&s, None, None, crate::web::Links::Report);
-        assert!(list.contains("a1"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! campaigns. Same config and seed → byte-identical output.
 
 use crate::dataset::table_time_ms;
-use crate::event::{format_rfc3339_ms, parse_time_ms};
+use crate::time::{format_rfc3339_ms, parse_time_ms};
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -853,7 +853,7 @@ pub fn format_twitter_time(s: i64) -> String {
     ];
     let days = s.div_euclid(86_400);
     let rem = s.rem_euclid(86_400);
-    let (y, m, d) = crate::event::civil_from_days(days);
+    let (y, m, d) = crate::time::civil_from_days(days);
     let wd = WD[(days + 4).rem_euclid(7) as usize];
     let mo = MO[(m - 1).clamp(0, 11) as usize];
     format!(

@@ -5,6 +5,7 @@
 //! `webhook`, `metrics`, `config`) wrap it. ARCHITECTURE.md has the code map.
 
 pub mod admin;
+pub mod age;
 pub mod alert;
 pub mod benchdetect;
 pub mod benche2e;
@@ -17,8 +18,11 @@ pub mod event;
 pub mod evidence;
 pub mod expiry;
 pub mod features;
+#[cfg(test)]
+mod fixtures;
 pub mod generate;
 pub mod kafka;
+pub mod keys;
 pub mod metrics;
 pub mod model;
 pub mod modelcli;
@@ -26,6 +30,8 @@ pub mod pipeline;
 pub mod prepare;
 pub mod replay;
 pub mod serve;
+pub mod sink;
+pub mod time;
 pub mod web;
 pub mod webhook;
 pub mod window;

@@ -2,6 +2,7 @@
 //! an explicit [`Registry`] (no globals, so every test gets a fresh one), with named
 //! methods; label values come only from bounded enums, never from account ids.
 
+use crate::sink::Sink;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -32,25 +33,6 @@ impl EventOutcome {
         EventOutcome::Suspicious,
         EventOutcome::Rejected,
     ];
-}
-
-/// Which output a produced record went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sink {
-    Alerts,
-    Moderation,
-    DeadLetter,
-}
-
-impl Sink {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sink::Alerts => "alerts",
-            Sink::Moderation => "moderation",
-            Sink::DeadLetter => "dead_letter",
-        }
-    }
-    const ALL: [Sink; 3] = [Sink::Alerts, Sink::Moderation, Sink::DeadLetter];
 }
 
 /// Why the webhook sink gave up on an alert.

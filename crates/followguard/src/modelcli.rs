@@ -232,7 +232,7 @@ fn today_version() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64 / 86_400)
         .unwrap_or(0);
-    let (y, m, d) = event::civil_from_days(days);
+    let (y, m, d) = crate::time::civil_from_days(days);
     format!("fg-rf-{y:04}.{m:02}.{d:02}-1")
 }
 

@@ -9,13 +9,11 @@
 use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observation};
 use crate::event::{self, EventError, EventType};
 use crate::model::{Model, Score, ScoreCache};
+use crate::time::MAX_EVENT_TIME_MS;
 use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use crate::alert::{Alert, ModerationRecord};
-
-/// Latest accepted event time (9999-12-31T23:59:59.999Z); earlier than 1970 is rejected too.
-pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
 
 /// Pipeline settings (the detector's thresholds and the score cache size).
 #[derive(Debug, Clone, PartialEq)]

@@ -3,10 +3,10 @@
 //! fatal; progress goes to stderr, a summary at the end.
 
 use crate::alert::AlertStatus;
-use crate::detector::DetectorConfig;
+use crate::config::DetectorArgs;
 use crate::event::EventType;
 use crate::model::{Model, DEFAULT_MODEL_PATH};
-use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::pipeline::{Outcome, Pipeline};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,116 +14,6 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Detector settings as command-line flags (shared by `replay` and `bench-detect`).
-/// Defaults are [`DetectorConfig::default`], the settings measured in DETECTION.md.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DetectorArgs {
-    /// Prior share of organic followers that score as suspicious; keep it above the
-    /// model's false-positive rate on real humans, or viral spikes will alert.
-    #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
-    pub p_floor: Option<f32>,
-    /// Pseudo-count (follows per 3 h) pulling a followee's learned suspicious share
-    /// towards the floor: lower trusts the followee's own history sooner.
-    #[arg(long, env = "FOLLOWGUARD_PRIOR_WEIGHT")]
-    pub prior_weight: Option<f32>,
-    /// Poisson z-score the suspicious excess must reach (higher = fewer, later alerts).
-    #[arg(long, env = "FOLLOWGUARD_Z")]
-    pub z: Option<f32>,
-    /// Minimum excess of suspicious follows in the short (6 min) window.
-    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_EXCESS")]
-    pub short_min_excess: Option<f32>,
-    /// Minimum suspicious share in the short window (separates bursts from viral spikes).
-    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_SHARE")]
-    pub short_min_share: Option<f32>,
-    /// Minimum excess of suspicious follows in the long (24 h) window (drip detection).
-    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_EXCESS")]
-    pub long_min_excess: Option<f32>,
-    /// Minimum suspicious share in the long window.
-    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_SHARE")]
-    pub long_min_share: Option<f32>,
-    /// Ignore each followee's learned suspicious share; use the floor only.
-    #[arg(long, env = "FOLLOWGUARD_NO_OWN_BASELINE")]
-    pub no_own_baseline: bool,
-    /// Also require the short-window follow rate to beat the followee's own baseline.
-    #[arg(long, env = "FOLLOWGUARD_USE_RATE")]
-    pub use_rate: bool,
-    /// Disable the long (24 h) window trigger: bursts only.
-    #[arg(long, env = "FOLLOWGUARD_NO_DRIP")]
-    pub no_drip: bool,
-    /// Disable the short window trigger: drips only.
-    #[arg(long, env = "FOLLOWGUARD_NO_BURST")]
-    pub no_burst: bool,
-    /// A follower gets at most one moderation record per this many hours.
-    #[arg(long, env = "FOLLOWGUARD_MODERATION_DEDUP_HOURS")]
-    pub moderation_dedup_hours: Option<f32>,
-    /// Shared flagged followers that link two alerts into one campaign (0 = off).
-    #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED")]
-    pub lockstep_min_shared: Option<u32>,
-    /// Disable the creation-date batching trigger (cohorts created in the same weeks
-    /// arriving far above the usual rate, with partial model support).
-    #[arg(long, env = "FOLLOWGUARD_NO_CREATION_TRIGGER")]
-    pub no_creation_trigger: bool,
-    /// Follower-score cache capacity.
-    #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
-    pub cache_capacity: usize,
-}
-
-/// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
-/// allocation would abort the process instead of failing with a message.
-pub const MAX_CACHE_CAPACITY: usize = 1 << 28;
-
-impl DetectorArgs {
-    /// The pipeline's settings; a value out of range is a [`ConfigError`](crate::ConfigError).
-    pub fn pipeline_config(&self) -> Result<PipelineConfig, crate::ConfigError> {
-        if self.cache_capacity > MAX_CACHE_CAPACITY {
-            return Err(crate::ConfigError(format!(
-                "--cache-capacity must be at most {MAX_CACHE_CAPACITY} (24 bytes per score)"
-            )));
-        }
-        let mut d = DetectorConfig::default();
-        if let Some(v) = self.p_floor {
-            d.p_floor = v;
-        }
-        if let Some(v) = self.z {
-            d.z = v;
-        }
-        if let Some(v) = self.prior_weight {
-            d.prior_weight = v;
-        }
-        if let Some(v) = self.short_min_excess {
-            d.short_min_excess = v;
-        }
-        if let Some(v) = self.short_min_share {
-            d.short_min_share = v;
-        }
-        if let Some(v) = self.long_min_excess {
-            d.long_min_excess = v;
-        }
-        if let Some(v) = self.long_min_share {
-            d.long_min_share = v;
-        }
-        d.use_own_baseline = !self.no_own_baseline;
-        d.use_rate = self.use_rate;
-        if self.no_drip {
-            d.long_min_excess = f32::INFINITY;
-        }
-        if self.no_burst {
-            d.short_min_excess = f32::INFINITY;
-        }
-        if let Some(h) = self.moderation_dedup_hours {
-            d.moderation_dedup_ms = (h * 3_600_000.0) as i64;
-        }
-        if let Some(v) = self.lockstep_min_shared {
-            d.lockstep_min_shared = v;
-        }
-        d.creation_trigger = !self.no_creation_trigger;
-        Ok(PipelineConfig {
-            detector: d,
-            cache_capacity: self.cache_capacity,
-        })
-    }
-}
 
 /// Loads a model, mapping a failure to a configuration error (exit 64).
 pub fn load_model(path: &Path) -> anyhow::Result<Arc<Model>> {

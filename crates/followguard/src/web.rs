@@ -12,9 +12,10 @@
 //! [`esc`] (HTML escaping plus visible bidi/control characters) inside a `<bdi>`; pages
 //! are served with a CSP that forbids scripts, as a second line of defence.
 
-use crate::alert::{AlertStatus, Severity, AGE_BINS};
-use crate::event::format_rfc3339_ms;
+use crate::age::AGE_BINS;
+use crate::alert::{AlertStatus, Severity};
 use crate::evidence::{AlertEvidence, EvidenceStore, FollowerPoint};
+use crate::time::format_rfc3339_ms;
 use anyhow::Context as _;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
@@ -33,7 +34,7 @@ pub const MAX_TABLE_ROWS: usize = 300;
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'";
 
 /// Labels of the creation-date histogram bins (account age at the follow), matching
-/// [`crate::alert::AGE_BIN_UPPER_DAYS`].
+/// [`crate::age::AGE_BIN_UPPER_DAYS`].
 pub const AGE_BIN_LABELS: [&str; AGE_BINS] = [
     "<14 d",
     "14–30 d",
@@ -1005,6 +1006,7 @@ pub fn write_report(store: &EvidenceStore, dir: &Path) -> anyhow::Result<ReportS
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{alert, outcome};
 
     #[test]
     fn esc_neutralises_markup_quotes_and_bidi_controls() {
@@ -1049,8 +1051,36 @@ mod tests {
     fn bin_labels_match_bins() {
         assert_eq!(
             AGE_BIN_LABELS.len(),
-            crate::alert::AGE_BIN_UPPER_DAYS.len() + 1
+            crate::age::AGE_BIN_UPPER_DAYS.len() + 1
         );
+    }
+
+    #[test]
+    fn extreme_times_and_dates_render_without_panic() {
+        let mut s = EvidenceStore::default();
+        let mut o = outcome("A", 1, i64::MIN, true);
+        o.alerts.push(alert("A", "a1", AlertStatus::Open, i64::MIN));
+        s.observe(&o);
+        for (i, (t, c)) in [
+            (i64::MAX, i64::MIN),
+            (0, i64::MAX),
+            (i64::MIN, 0),
+            (-1, -1),
+            (i64::MAX, i64::MAX),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut o = outcome("A", 10 + i as u64, t, i % 2 == 0);
+            o.follower_created_at_s = c;
+            s.observe(&o);
+        }
+        let e = s.get("a1").expect("alert");
+        assert_eq!(e.followers.len(), 6);
+        let html = render_alert(e, &[], Links::Server);
+        assert!(html.contains(r#"<svg id="factory""#) && html.contains(r#"<svg id="rate""#));
+        let list = render_list(&s, None, None, Links::Report);
+        assert!(list.contains("a1"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl WebhookAlert {
             severity: a.severity.as_str().to_string(),
             status: a.status.as_str().to_string(),
             followee_id: a.followee_id.clone(),
-            starts_at_ms: crate::event::parse_time_ms(&a.burst_start).unwrap_or(a.event_time_ms),
+            starts_at_ms: crate::time::parse_time_ms(&a.burst_start).unwrap_or(a.event_time_ms),
             ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
             summary: format!(
                 "{} suspicious of {} new followers ({} alert, {})",
@@ -300,7 +300,8 @@ mod tests {
 
     #[test]
     fn alert_records_map_to_open_and_resolved_webhook_alerts() {
-        use crate::alert::{test_alert, AlertStatus};
+        use crate::alert::AlertStatus;
+        use crate::fixtures::alert as test_alert;
         // Open: starts at the burst start, no end.
         let mut open = test_alert("42", "fga-1", AlertStatus::Open, 1_700_000_600_000);
         open.burst_start = "2023-11-14T22:00:00Z".into();

@@ -7,7 +7,7 @@
 //! one entry point that moves time forward; it reports the long-window buckets it closed
 //! so the baseline learns from completed history only.
 
-use crate::alert::{age_bin, AGE_BINS};
+use crate::age::{age_bin, AGE_BINS};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 

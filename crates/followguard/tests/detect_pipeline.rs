@@ -173,7 +173,7 @@ fn extreme_timestamps_never_panic() {
                 1,
             );
             e = s.into_bytes();
-            let in_range = (0..=followguard::pipeline::MAX_EVENT_TIME_MS).contains(ts);
+            let in_range = (0..=followguard::time::MAX_EVENT_TIME_MS).contains(ts);
             match p.process(&e, None, 0) {
                 Ok(o) => assert!(in_range && o.event_time_ms == *ts),
                 Err(err) => assert!(!in_range && err.kind() == "bad_timestamp", "{err}"),

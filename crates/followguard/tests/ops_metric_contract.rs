@@ -4,7 +4,8 @@
 //! version of this check, against a real Prometheus scraping `serve`, is
 //! scripts/ops-check.sh.)
 
-use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, Sink, WebhookDrop};
+use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, WebhookDrop};
+use followguard::sink::Sink;
 use prometheus::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

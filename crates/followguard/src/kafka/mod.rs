@@ -5,7 +5,8 @@
 
 use crate::admin::AdminState;
 use crate::config::KafkaConfig;
-use crate::metrics::{RebalanceKind, Sink};
+use crate::metrics::RebalanceKind;
+use crate::sink::Sink;
 use crate::ConfigError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
