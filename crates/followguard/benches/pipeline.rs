@@ -8,12 +8,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use followguard::benchpipe::{generated_stream, make_followers_distinct, Stream};
-use followguard::detector::{Detector, DetectorConfig, Observation};
-use followguard::event::{self, EventType, FollowEvent};
-use followguard::keys::key_of;
-use followguard::model::{Model, ScoreCache};
-use followguard::pipeline::{Pipeline, PipelineConfig};
-use followguard::window::FolloweeWindow;
+use followguard_core::detector::{Detector, DetectorConfig, Observation};
+use followguard_core::event::{self, EventType, FollowEvent};
+use followguard_core::keys::key_of;
+use followguard_core::model::ScoreCache;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use followguard_core::window::FolloweeWindow;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::Path;
@@ -29,7 +29,7 @@ fn ts(e: &FollowEvent<'_>) -> i64 {
 
 fn stages(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-    let model = Arc::new(Model::load(&path).expect("models/default.json"));
+    let model = Arc::new(followguard::model_file::load(&path).expect("models/default.json"));
     let stream: Stream = generated_stream(EVENTS, 1, true).expect("generator");
     let mut distinct: Stream = generated_stream(EVENTS, 1, true).expect("generator");
     make_followers_distinct(&mut distinct);

@@ -3,14 +3,14 @@
 //! recall by size and speed bucket, time to detect from the 100th bought follow, false
 //! alerts per 100k followee-days, and per-follow ROC-AUC / PR-AUC of the model.
 
-use crate::alert::AlertStatus;
 use crate::config::DetectorArgs;
-use crate::event::EventType;
 use crate::generate::{Truth, TruthCampaign};
-use crate::model::DEFAULT_MODEL_PATH;
-use crate::pipeline::Pipeline;
+use crate::model_file::DEFAULT_MODEL_PATH;
 use crate::replay::{load_model, run_lines, ReplaySummary};
 use anyhow::Context;
+use followguard_core::alert::AlertStatus;
+use followguard_core::event::EventType;
+use followguard_core::pipeline::Pipeline;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;

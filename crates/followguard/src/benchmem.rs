@@ -6,10 +6,11 @@
 //! block of `bench.memory.<what>.<metric> <value> <unit>` lines (or JSON with `--json`).
 //! Linux only: RSS comes from `/proc/self/status`.
 
-use crate::detector::{Detector, DetectorConfig, Observation};
-use crate::event::Profile;
-use crate::model::{Model, ScoreCache, DEFAULT_MODEL_PATH};
+use crate::model_file::{self, DEFAULT_MODEL_PATH};
 use anyhow::{bail, Context};
+use followguard_core::detector::{Detector, DetectorConfig, Observation};
+use followguard_core::event::Profile;
+use followguard_core::model::{Model, ScoreCache};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -415,7 +416,7 @@ pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
 }
 
 fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
-    Model::load(path).map_err(|e| {
+    model_file::load(path).map_err(|e| {
         anyhow::Error::new(crate::ConfigError(format!(
             "loading model {}: {e}",
             path.display()

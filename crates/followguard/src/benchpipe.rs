@@ -8,13 +8,13 @@
 //! `bench.pipeline.<case>.<metric> <value> <unit>`.
 
 use crate::config::DetectorArgs;
-use crate::evidence::EvidenceStore;
 use crate::generate::{self, GenConfig, Profiles};
-use crate::model::DEFAULT_MODEL_PATH;
-use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::model_file::DEFAULT_MODEL_PATH;
 use crate::prepare::Preparer;
 use crate::replay::load_model;
 use anyhow::{bail, Context};
+use followguard_core::evidence::EvidenceStore;
+use followguard_core::pipeline::{Outcome, Pipeline, PipelineConfig};
 use serde::Serialize;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -375,7 +375,7 @@ pub fn run_case(
     case: Case,
     stream: &Stream,
     a: &BenchPipelineArgs,
-    model: &std::sync::Arc<crate::model::Model>,
+    model: &std::sync::Arc<followguard_core::model::Model>,
 ) -> anyhow::Result<CaseResult> {
     let mut cfg: PipelineConfig = a.detector.pipeline_config()?;
     if case == Case::Warm {
@@ -449,7 +449,7 @@ pub fn run_case(
 pub fn run_chunked(
     stream: &Stream,
     a: &BenchPipelineArgs,
-    model: &std::sync::Arc<crate::model::Model>,
+    model: &std::sync::Arc<followguard_core::model::Model>,
     threads: usize,
 ) -> anyhow::Result<(f64, f64, f64, u64, u64)> {
     let cfg: PipelineConfig = a.detector.pipeline_config()?;
@@ -693,7 +693,7 @@ mod tests {
         let mean = s.mean_bytes();
         assert!((700.0..950.0).contains(&mean), "mean {mean}");
         for i in 0..s.len() {
-            crate::event::parse(s.line(i)).expect("padded line parses");
+            followguard_core::event::parse(s.line(i)).expect("padded line parses");
         }
     }
 
@@ -705,7 +705,7 @@ mod tests {
         assert_eq!(s.bytes.len(), before);
         let mut ids = std::collections::HashSet::new();
         for i in 0..s.len() {
-            let e = crate::event::parse(s.line(i)).unwrap();
+            let e = followguard_core::event::parse(s.line(i)).unwrap();
             assert!(ids.insert(e.follower.id.into_owned()));
         }
     }

@@ -3,10 +3,10 @@
 //! is a [`ConfigError`] (exit 64). Secrets (`--kafka-option` values whose key names a
 //! password, key or token; webhook credentials) never appear in `Debug` output or logs.
 
-use crate::detector::DetectorConfig;
-use crate::pipeline::PipelineConfig;
 use crate::ConfigError;
 use clap::{Args, ValueEnum};
+use followguard_core::detector::DetectorConfig;
+use followguard_core::pipeline::PipelineConfig;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;

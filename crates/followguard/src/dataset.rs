@@ -7,9 +7,9 @@
 //! Rows that cannot be used (no creation date, unreadable counts) are skipped and
 //! counted, never guessed.
 
-use crate::event::Profile;
-use crate::time::{epoch_number_ms, parse_time_ms};
 use anyhow::{bail, Context};
+use followguard_core::event::Profile;
+use followguard_core::time::{epoch_number_ms, parse_time_ms};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -178,13 +178,13 @@ fn read_records(
         // A follow event, a crawl record that wraps the account
         // (`{"user": {…}, "probe_timestamp": …}`), or the account itself.
         let parsed = if obj.contains_key("follower") {
-            crate::event::parse_value(record).map(|e| (e.follower, e.ts_ms))
+            followguard_core::event::parse_value(record).map(|e| (e.follower, e.ts_ms))
         } else {
             let account = match obj.get("user") {
                 Some(user @ Value::Object(_)) if !obj.contains_key("id") => user,
                 _ => record,
             };
-            crate::event::parse_profile(account).map(|p| (p, None))
+            followguard_core::event::parse_profile(account).map(|p| (p, None))
         };
         let (profile, event_ts) = match parsed {
             Ok((p, ts)) => (p.into_owned(), ts),

@@ -10,8 +10,8 @@
 //! campaigns. Same config and seed → byte-identical output.
 
 use crate::dataset::table_time_ms;
-use crate::time::{format_rfc3339_ms, parse_time_ms};
 use anyhow::{bail, Context};
+use followguard_core::time::{format_rfc3339_ms, parse_time_ms};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
@@ -853,7 +853,7 @@ pub fn format_twitter_time(s: i64) -> String {
     ];
     let days = s.div_euclid(86_400);
     let rem = s.rem_euclid(86_400);
-    let (y, m, d) = crate::time::civil_from_days(days);
+    let (y, m, d) = followguard_core::time::civil_from_days(days);
     let wd = WD[(days + 4).rem_euclid(7) as usize];
     let mo = MO[(m - 1).clamp(0, 11) as usize];
     format!(
@@ -1089,7 +1089,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::parse;
+    use followguard_core::event::parse;
 
     fn small() -> GenConfig {
         GenConfig {

@@ -5,42 +5,27 @@
 //! `webhook`, `metrics`, `config`) wrap it. ARCHITECTURE.md has the code map.
 
 pub mod admin;
-pub mod age;
-pub mod alert;
 pub mod benchdetect;
 pub mod benche2e;
 pub mod benchmem;
 pub mod benchpipe;
 pub mod config;
 pub mod dataset;
-pub mod detector;
-pub mod event;
-pub mod evidence;
-pub mod expiry;
-pub mod features;
-#[cfg(test)]
-mod fixtures;
+pub mod eval;
 pub mod generate;
 pub mod kafka;
-pub mod keys;
 pub mod metrics;
-pub mod model;
+pub mod model_file;
 pub mod modelcli;
-pub mod pipeline;
 pub mod prepare;
 pub mod replay;
 pub mod serve;
 pub mod sink;
-pub mod time;
+pub mod train;
 pub mod web;
 pub mod webhook;
-pub mod window;
 
-/// Errors that mean "the operator must fix the configuration" (bad flag value, missing
-/// or mismatched model file). `main` maps them to exit code 64 (EX_USAGE).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub use followguard_core::ConfigError;
 
 /// Exit code for an error returned by a command: 64 for configuration errors anywhere
 /// in the chain, 1 otherwise.

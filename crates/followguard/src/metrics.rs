@@ -267,7 +267,7 @@ impl Metrics {
             "Input records that failed parsing or validation, by error kind.",
             &["kind"],
         );
-        for kind in crate::event::EventError::KINDS {
+        for kind in followguard_core::event::EventError::KINDS {
             rejected.with_label_values(&[kind]);
         }
         let follower_score = histogram(

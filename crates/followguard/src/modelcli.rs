@@ -3,13 +3,14 @@
 //! pure `features` / `model` core: progress goes to stderr, results to stdout.
 
 use crate::dataset::{self, Columns, DataSpec, Row};
-use crate::event;
-use crate::model::eval::{self, Report};
-use crate::model::train::{self, CalibrationSource, TrainParams};
-use crate::model::{Model, Score, DEFAULT_MODEL_PATH};
+use crate::eval::{self, Report};
+use crate::model_file::{self, DEFAULT_MODEL_PATH};
+use crate::train::{self, CalibrationSource, TrainParams};
 use crate::ConfigError;
 use anyhow::Context;
 use clap::Args;
+use followguard_core::event;
+use followguard_core::model::{Model, Score};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -224,7 +225,7 @@ fn reasons_json(s: &Score) -> Vec<serde_json::Value> {
 
 /// Loads a model, turning a failure into a configuration error (exit 64).
 pub fn load_model(path: &Path) -> anyhow::Result<Model> {
-    Model::load(path).map_err(|e| anyhow::Error::new(ConfigError(e.to_string())))
+    model_file::load(path).map_err(|e| anyhow::Error::new(ConfigError(e.to_string())))
 }
 
 fn today_version() -> String {
@@ -232,7 +233,7 @@ fn today_version() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64 / 86_400)
         .unwrap_or(0);
-    let (y, m, d) = crate::time::civil_from_days(days);
+    let (y, m, d) = followguard_core::time::civil_from_days(days);
     format!("fg-rf-{y:04}.{m:02}.{d:02}-1")
 }
 
@@ -257,7 +258,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         .collect();
     let params = a.forest.params(version);
     let trained = train::train(&rows, data, &params, progress_bar("training"))?;
-    let sha = trained.model.save(&a.out).context("writing the model")?;
+    let sha = model_file::save(&trained.model, &a.out).context("writing the model")?;
     let oob = &trained.model.file().evaluation["out_of_bag"];
     if a.json {
         println!(
@@ -524,7 +525,7 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.out_dir {
         for (row, m) in &results {
             let path = dir.join(format!("lovo-{}.json", row.vendor));
-            let sha = m.save(&path)?;
+            let sha = model_file::save(m, &path)?;
             eprintln!("wrote {} (sha256 {sha})", path.display());
         }
     }
@@ -569,7 +570,7 @@ pub fn score_line(m: &Model, line: &[u8]) -> serde_json::Value {
             Some(ts) => {
                 // The service's score for this event: computed at the event day's
                 // midpoint, exactly as its cache does (reasons not quantised here).
-                let s: Score = m.score(&ev.follower, crate::model::score_time(ts));
+                let s: Score = m.score(&ev.follower, followguard_core::model::score_time(ts));
                 json!({
                     "event_id": ev.event_id,
                     "followee_id": ev.followee_id,

@@ -15,10 +15,10 @@
 //! helper that gets no CPU only means the calling thread prepares more (measured in
 //! BENCHMARKS.md, "Parsing and scoring on a helper thread").
 
-use crate::event::EventError;
-use crate::model::{Model, ScoreCache};
-use crate::pipeline::{self, Pipeline, Prepared};
 use anyhow::Context as _;
+use followguard_core::event::EventError;
+use followguard_core::model::{Model, ScoreCache};
+use followguard_core::pipeline::{self, Pipeline, Prepared};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -227,13 +227,13 @@ fn prepare_all<'a>(
 mod tests {
     use super::*;
     use crate::generate::{generate, GenConfig, Profiles};
-    use crate::pipeline::PipelineConfig;
+    use followguard_core::pipeline::PipelineConfig;
     use std::sync::Arc;
 
     fn model() -> Arc<Model> {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-        Arc::new(Model::load(&path).expect("models/default.json loads"))
+        Arc::new(crate::model_file::load(&path).expect("models/default.json loads"))
     }
 
     /// Every helper count and chunk length (shorter than `PARALLEL_MIN`, not a multiple of
@@ -265,10 +265,10 @@ mod tests {
         assert!(lines.len() > CHUNK + BLOCK, "{}", lines.len());
 
         // An outcome as compared (whether the score came from a cache does not count).
-        let show = |r: Result<crate::pipeline::Outcome, EventError>| match r {
+        let show = |r: Result<followguard_core::pipeline::Outcome, EventError>| match r {
             Ok(o) => format!(
                 "{:?}",
-                crate::pipeline::Outcome {
+                followguard_core::pipeline::Outcome {
                     cache_hit: false,
                     ..o
                 }

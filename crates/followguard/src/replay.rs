@@ -2,12 +2,13 @@
 //! file source with file / stdout sinks. Malformed lines are counted by kind, never
 //! fatal; progress goes to stderr, a summary at the end.
 
-use crate::alert::AlertStatus;
 use crate::config::DetectorArgs;
-use crate::event::EventType;
-use crate::model::{Model, DEFAULT_MODEL_PATH};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::model_file::{self, DEFAULT_MODEL_PATH};
 use anyhow::Context;
+use followguard_core::alert::AlertStatus;
+use followguard_core::event::EventType;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Outcome, Pipeline};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufWriter, Write};
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 /// Loads a model, mapping a failure to a configuration error (exit 64).
 pub fn load_model(path: &Path) -> anyhow::Result<Arc<Model>> {
-    Model::load(path).map(Arc::new).map_err(|e| {
+    model_file::load(path).map(Arc::new).map_err(|e| {
         anyhow::Error::new(crate::ConfigError(format!("model {}: {e}", path.display())))
     })
 }
@@ -188,7 +189,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let mut evidence = a
         .report
         .as_ref()
-        .map(|_| crate::evidence::EvidenceStore::default());
+        .map(|_| followguard_core::evidence::EvidenceStore::default());
     let input: Box<dyn BufRead> = if a.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

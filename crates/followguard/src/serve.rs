@@ -30,18 +30,18 @@
 //! are never stored before that succeeds.
 
 use crate::admin::{self, AdminState, Info};
-use crate::alert::AlertStatus;
 use crate::config::{LogFormat, ServeArgs, ServeConfig};
-use crate::event::EventError;
 use crate::kafka::{self, OutRecord, OutputTopics, RebalanceEvent, ServiceContext};
 use crate::metrics::{EventOutcome, Metrics};
-use crate::model::Model;
-use crate::pipeline::{Outcome, Pipeline, PipelineConfig, Prepared};
 use crate::prepare::Preparer;
 use crate::sink::Sink;
 use crate::webhook::{Webhook, WebhookAlert};
 use crate::ConfigError;
 use anyhow::Context as _;
+use followguard_core::alert::AlertStatus;
+use followguard_core::event::EventError;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Outcome, Pipeline, PipelineConfig, Prepared};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -101,7 +101,7 @@ pub fn init_tracing(format: LogFormat) {
 /// Loads the model; a missing, unreadable, incompatible or unpinned model is a
 /// configuration error (exit 64).
 pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
-    let model = Model::load(&cfg.model)
+    let model = crate::model_file::load(&cfg.model)
         .map_err(|e| ConfigError(format!("--model {}: {e}", cfg.model.display())))?;
     if let Some(want) = &cfg.model_sha256 {
         if model.sha256() != want {
@@ -765,7 +765,7 @@ impl Service<'_> {
         self.evidence().observe_partition(o, partition);
     }
 
-    fn evidence(&self) -> std::sync::MutexGuard<'_, crate::evidence::EvidenceStore> {
+    fn evidence(&self) -> std::sync::MutexGuard<'_, followguard_core::evidence::EvidenceStore> {
         self.admin
             .evidence
             .lock()

@@ -12,16 +12,16 @@
 //! [`esc`] (HTML escaping plus visible bidi/control characters) inside a `<bdi>`; pages
 //! are served with a CSP that forbids scripts, as a second line of defence.
 
-use crate::age::AGE_BINS;
-use crate::alert::{AlertStatus, Severity};
-use crate::evidence::{AlertEvidence, EvidenceStore, FollowerPoint};
-use crate::time::format_rfc3339_ms;
 use anyhow::Context as _;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use followguard_core::age::AGE_BINS;
+use followguard_core::alert::{AlertStatus, Severity};
+use followguard_core::evidence::{AlertEvidence, EvidenceStore, FollowerPoint};
+use followguard_core::time::format_rfc3339_ms;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -34,7 +34,7 @@ pub const MAX_TABLE_ROWS: usize = 300;
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'";
 
 /// Labels of the creation-date histogram bins (account age at the follow), matching
-/// [`crate::age::AGE_BIN_UPPER_DAYS`].
+/// [`followguard_core::age::AGE_BIN_UPPER_DAYS`].
 pub const AGE_BIN_LABELS: [&str; AGE_BINS] = [
     "<14 d",
     "14–30 d",
@@ -1006,7 +1006,7 @@ pub fn write_report(store: &EvidenceStore, dir: &Path) -> anyhow::Result<ReportS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{alert, outcome};
+    use followguard_core::fixtures::{alert, outcome};
 
     #[test]
     fn esc_neutralises_markup_quotes_and_bidi_controls() {
@@ -1051,7 +1051,7 @@ mod tests {
     fn bin_labels_match_bins() {
         assert_eq!(
             AGE_BIN_LABELS.len(),
-            crate::age::AGE_BIN_UPPER_DAYS.len() + 1
+            followguard_core::age::AGE_BIN_UPPER_DAYS.len() + 1
         );
     }
 

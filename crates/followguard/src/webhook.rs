@@ -34,15 +34,16 @@ pub struct WebhookAlert {
 impl WebhookAlert {
     /// The webhook's view of an alert record: it starts at the burst start (the record's
     /// event time when that does not parse) and ends at a resolved record's event time.
-    pub fn from_alert(a: &crate::alert::Alert) -> WebhookAlert {
-        use crate::alert::AlertStatus;
+    pub fn from_alert(a: &followguard_core::alert::Alert) -> WebhookAlert {
+        use followguard_core::alert::AlertStatus;
         WebhookAlert {
             id: a.alert_id.clone(),
             kind: a.kind.as_str().to_string(),
             severity: a.severity.as_str().to_string(),
             status: a.status.as_str().to_string(),
             followee_id: a.followee_id.clone(),
-            starts_at_ms: crate::time::parse_time_ms(&a.burst_start).unwrap_or(a.event_time_ms),
+            starts_at_ms: followguard_core::time::parse_time_ms(&a.burst_start)
+                .unwrap_or(a.event_time_ms),
             ends_at_ms: (a.status == AlertStatus::Resolved).then_some(a.event_time_ms),
             summary: format!(
                 "{} suspicious of {} new followers ({} alert, {})",
@@ -300,8 +301,8 @@ mod tests {
 
     #[test]
     fn alert_records_map_to_open_and_resolved_webhook_alerts() {
-        use crate::alert::AlertStatus;
-        use crate::fixtures::alert as test_alert;
+        use followguard_core::alert::AlertStatus;
+        use followguard_core::fixtures::alert as test_alert;
         // Open: starts at the burst start, no end.
         let mut open = test_alert("42", "fga-1", AlertStatus::Open, 1_700_000_600_000);
         open.burst_start = "2023-11-14T22:00:00Z".into();

@@ -3,10 +3,10 @@
 //! `label_fake` column; ages at follow time equal the rows' ages at their crawl time.
 //! Needs the data: fails under CI=true when it is missing, otherwise skips with a note.
 
-use followguard::event::parse;
 use followguard::generate::{
     generate, load_profiles, parse_profile_spec, GenConfig, Profiles, BOT_ID_MIN,
 };
+use followguard_core::event::parse;
 use std::path::PathBuf;
 
 fn data() -> Option<PathBuf> {

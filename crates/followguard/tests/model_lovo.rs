@@ -5,8 +5,8 @@
 //! failure; locally the test prints a note and passes without checking anything.
 
 use followguard::dataset::{self, Columns, DataSpec, Row};
-use followguard::model::train::TrainParams;
 use followguard::modelcli::lovo;
+use followguard::train::TrainParams;
 use std::path::PathBuf;
 
 fn data_or_skip() -> Option<PathBuf> {

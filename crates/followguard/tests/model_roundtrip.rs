@@ -2,10 +2,11 @@
 //! small model trained from synthetic rows (no data files needed).
 
 use followguard::dataset::Row;
-use followguard::event::Profile;
-use followguard::features::{FEATURE_NAMES, N_FEATURES};
-use followguard::model::train::{train, TrainParams};
-use followguard::model::{score_time, Model, ScoreCache};
+use followguard::model_file;
+use followguard::train::{train, TrainParams};
+use followguard_core::event::Profile;
+use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
+use followguard_core::model::{score_time, Model, ScoreCache};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -92,8 +93,8 @@ fn save_load_round_trip_gives_identical_scores() {
     let m = small_model();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
-    let sha = m.save(&path).unwrap();
-    let loaded = Model::load(&path).unwrap();
+    let sha = model_file::save(&m, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
     assert_eq!(loaded.sha256(), sha, "sha256 is of the file bytes");
     assert_eq!(
         m.sha256(),
@@ -126,7 +127,7 @@ fn model_separates_and_is_calibrated_on_its_synthetic_task() {
         .map(|r| m.score(&r.profile, r.now_ms).prob)
         .collect();
     let labels: Vec<bool> = test.iter().map(|r| r.label).collect();
-    let auc = followguard::model::eval::roc_auc(&probs, &labels).unwrap();
+    let auc = followguard::eval::roc_auc(&probs, &labels).unwrap();
     assert!(auc > 0.99, "synthetic bots are easy: auc {auc}");
     assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
 }
@@ -165,7 +166,10 @@ fn reasons_add_up_and_point_the_right_way() {
     }
 }
 
-fn corrupt(m: &Model, f: impl FnOnce(&mut serde_json::Value)) -> followguard::model::ModelError {
+fn corrupt(
+    m: &Model,
+    f: impl FnOnce(&mut serde_json::Value),
+) -> followguard_core::model::ModelError {
     let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
     f(&mut v);
     Model::from_bytes(&serde_json::to_vec(&v).unwrap(), "test.json").unwrap_err()
@@ -240,7 +244,7 @@ fn corrupt_or_foreign_files_are_rejected() {
     }
     let err = Model::from_bytes(b"{not json", "x.json").unwrap_err();
     assert_eq!(err.kind(), "model_json");
-    let err = Model::load(std::path::Path::new("/nonexistent/model.json")).unwrap_err();
+    let err = model_file::load(std::path::Path::new("/nonexistent/model.json")).unwrap_err();
     assert_eq!(err.kind(), "model_io");
     assert!(err.to_string().contains("followguard train"), "{err}");
 }

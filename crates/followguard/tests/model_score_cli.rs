@@ -1,8 +1,8 @@
 //! `followguard score` line handling: every input line gets exactly one JSON line, and
 //! malformed input becomes an error line with a kind instead of stopping the run.
 
-use followguard::model::Model;
 use followguard::modelcli::score_line;
+use followguard_core::model::Model;
 use std::path::Path;
 
 /// The checkout (this crate sits at crates/<name>).
@@ -14,8 +14,8 @@ fn repo_root() -> &'static Path {
 }
 
 fn shipped() -> Model {
-    let path = repo_root().join(followguard::model::DEFAULT_MODEL_PATH);
-    Model::load(&path).expect("the shipped default model loads")
+    let path = repo_root().join(followguard::model_file::DEFAULT_MODEL_PATH);
+    followguard::model_file::load(&path).expect("the shipped default model loads")
 }
 
 /// `followguard score ARGS` in `dir`, with no input and the default model.
@@ -118,7 +118,7 @@ fn malformed_lines_become_error_lines() {
 
 #[test]
 fn default_model_is_found_from_the_executable_when_not_in_the_working_directory() {
-    use followguard::model::{resolve_model_path, DEFAULT_MODEL_PATH};
+    use followguard::model_file::{resolve_model_path, DEFAULT_MODEL_PATH};
     let root = repo_root();
     let shipped = root.join(DEFAULT_MODEL_PATH);
     let default = Path::new(DEFAULT_MODEL_PATH);
@@ -196,7 +196,7 @@ fn score_accounts_scores_an_unlabelled_dump_at_its_capture_time() {
     assert_eq!(from_csv[1]["reasons"].as_array().unwrap().len(), 3);
     // The library's score of the same profile at the same time.
     let m = shipped();
-    let p = followguard::event::parse(
+    let p = followguard_core::event::parse(
         br#"{"type":"follow","ts":0,"followee_id":"x","follower":{"id":"12","screen_name":"jenny38471920","name":"Jenny","created_at":"2019-05-12T08:00:00Z","followers_count":2,"friends_count":400,"statuses_count":0,"favourites_count":0,"listed_count":0,"default_profile":true}}"#,
     )
     .unwrap()

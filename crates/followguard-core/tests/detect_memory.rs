@@ -5,7 +5,7 @@
 //! targets, is measured by `followguard bench-memory` (BENCHMARKS.md); this test is the
 //! structural side of the same budget.
 
-use followguard::detector::{Detector, DetectorConfig, Observation};
+use followguard_core::detector::{Detector, DetectorConfig, Observation};
 
 fn follow<'a>(id: &'a str, ts_ms: i64) -> Observation<'a> {
     Observation {

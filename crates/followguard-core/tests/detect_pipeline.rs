@@ -1,17 +1,18 @@
 //! Pipeline contract tests with the shipped model: event-time resolution, typed
 //! rejections, the score cache, unfollows, partition drops, and alert keys.
 
-use followguard::alert::AlertStatus;
-use followguard::event::EventError;
-use followguard::model::Model;
-use followguard::pipeline::{Pipeline, PipelineConfig};
-use std::path::PathBuf;
+mod support;
+
+use followguard_core::alert::AlertStatus;
+use followguard_core::event::EventError;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use std::sync::Arc;
 
 fn pipeline() -> Pipeline {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-    let model = Model::load(&path).expect("shipped model loads");
-    Pipeline::new(Arc::new(model), PipelineConfig::default())
+    Pipeline::new(
+        Arc::new(support::shipped_model()),
+        PipelineConfig::default(),
+    )
 }
 
 /// A bought-looking follower (young, no tweets, many friends) or a human-looking one.
@@ -173,7 +174,7 @@ fn extreme_timestamps_never_panic() {
                 1,
             );
             e = s.into_bytes();
-            let in_range = (0..=followguard::time::MAX_EVENT_TIME_MS).contains(ts);
+            let in_range = (0..=followguard_core::time::MAX_EVENT_TIME_MS).contains(ts);
             match p.process(&e, None, 0) {
                 Ok(o) => assert!(in_range && o.event_time_ms == *ts),
                 Err(err) => assert!(!in_range && err.kind() == "bad_timestamp", "{err}"),

@@ -2,9 +2,9 @@
 //! Window arithmetic against brute force, eviction invariance, one `open` per burst,
 //! deterministic alert ids, and partition splits giving the same alerts.
 
-use followguard::alert::{Alert, AlertStatus};
-use followguard::detector::{Detector, DetectorConfig, Emitted, Observation};
-use followguard::window::{Counts, Ring};
+use followguard_core::alert::{Alert, AlertStatus};
+use followguard_core::detector::{Detector, DetectorConfig, Emitted, Observation};
+use followguard_core::window::{Counts, Ring};
 use proptest::prelude::*;
 use std::collections::HashMap;
 

@@ -17,7 +17,7 @@ pub const N_FEATURES: usize = 18;
 pub const N_LINEAR: usize = 4;
 
 /// Feature names, in vector order. A model file records the list it was trained with and
-/// is refused if it differs (see `model::Model::load`).
+/// is refused if it differs (see `model::Model::from_file`).
 ///
 /// Account age itself is deliberately absent: in cresci-2015 it separates vendors (one
 /// vendor's accounts were all created in 2013) rather than bots from humans, and bought

@@ -1,13 +1,13 @@
-//! The follower classifier: model envelope file (load / save / validate), flattened-forest
-//! inference with calibration and reason codes, and the bounded follower-score cache.
+//! The follower classifier: the model envelope (parse from bytes, validate, serialise),
+//! flattened-forest inference with calibration and reason codes, and the bounded
+//! follower-score cache.
 //!
-//! Training (linfa decision trees inside our own bagging) lives in [`train`]; evaluation
-//! metrics in [`eval`]. Inference does no I/O, reads no clock and does not allocate:
-//! the forest is flattened into one node array at load time.
+//! Reading and writing model files, and finding the shipped default, is the edge's job
+//! (`followguard_train::model_file`); training and evaluation live in
+//! `followguard-train`. Inference does no I/O, reads no clock and does not allocate: the
+//! forest is flattened into one node array when the model is built.
 
 mod cache;
-pub mod eval;
-pub mod train;
 
 pub use cache::{score_time, ScoreCache};
 
@@ -15,31 +15,6 @@ use crate::event::Profile;
 use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, REASON_CODES};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-
-/// Model loaded when no `--model` flag is given: relative to the working directory, else
-/// to the nearest ancestor of the executable that has it (see [`resolve_model_path`]).
-pub const DEFAULT_MODEL_PATH: &str = "models/default.json";
-
-/// Where a model path points. An explicit path is taken as given. The default one is
-/// relative to the working directory (the repository root, or the image's WORKDIR); when
-/// it is not there — a command run from another directory — the executable's ancestors
-/// are searched (`target/release/followguard` → the checkout's `models/default.json`),
-/// then the checkout the binary was built from (a target directory outside it), so the
-/// shipped model is found wherever the command is started.
-pub fn resolve_model_path(path: &Path, cwd: &Path, exe: Option<&Path>) -> PathBuf {
-    if path != Path::new(DEFAULT_MODEL_PATH) || cwd.join(path).exists() {
-        return path.to_path_buf();
-    }
-    // This crate sits at crates/<name> in the checkout.
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
-    exe.into_iter()
-        .flat_map(|e| e.ancestors().skip(1))
-        .chain(built_from)
-        .map(|dir| dir.join(DEFAULT_MODEL_PATH))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| path.to_path_buf())
-}
 
 /// Tag and version of the envelope layout; bumped on incompatible changes.
 pub const FORMAT: &str = "followguard-model";
@@ -192,7 +167,8 @@ pub struct Linear {
 }
 
 impl Linear {
-    fn logit(&self, x: &[f32; N_FEATURES]) -> f32 {
+    /// The linear part's logit of `x`.
+    pub fn logit(&self, x: &[f32; N_FEATURES]) -> f32 {
         self.intercept + self.weight.iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
     }
 }
@@ -295,19 +271,6 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads and validates a model file.
-    pub fn load(path: &Path) -> Result<Model, ModelError> {
-        let (cwd, exe) = (std::env::current_dir(), std::env::current_exe());
-        let cwd = cwd.unwrap_or_default();
-        let path = &resolve_model_path(path, &cwd, exe.ok().as_deref());
-        let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        Model::from_bytes(&bytes, &p)
-    }
-
     /// Parses and validates model bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Model, ModelError> {
         // Check the format tag first so an old or foreign file gets the format message,
@@ -336,7 +299,7 @@ impl Model {
             path: origin.into(),
             msg: e.to_string(),
         })?;
-        let sha256 = hex(&Sha256::digest(bytes));
+        let sha256 = sha256_hex(bytes);
         Model::from_file(file, sha256, origin)
     }
 
@@ -523,16 +486,6 @@ impl Model {
         serde_json::to_vec(&self.file).unwrap_or_default()
     }
 
-    /// Writes the envelope; the sha256 of what was written is returned.
-    pub fn save(&self, path: &Path) -> Result<String, ModelError> {
-        let bytes = self.to_json();
-        std::fs::write(path, &bytes).map_err(|source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(hex(&Sha256::digest(&bytes)))
-    }
-
     /// Returns the model with `evaluation[key] = value` (e.g. held-out results measured
     /// after training), its sha256 updated to the new serialisation.
     pub fn with_evaluation(
@@ -546,7 +499,7 @@ impl Model {
         if let Some(obj) = self.file.evaluation.as_object_mut() {
             obj.insert(key.to_string(), value);
         }
-        self.sha256 = hex(&Sha256::digest(self.to_json()));
+        self.sha256 = sha256_hex(&self.to_json());
         Ok(self)
     }
 
@@ -706,6 +659,11 @@ fn top3(contrib: &[f32; N_FEATURES], sign: f32) -> [Reason; 3] {
         }
     }
     best
+}
+
+/// Lower-case hex of the SHA-256 of `bytes`: a model's identity (`Model::sha256`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -9,13 +9,13 @@
 //! node under the rule serving uses, which is both the probability estimate and the
 //! per-node value that Saabas reason contributions need.
 
-use super::Linear;
-use super::{
-    eval, Calibration, Forest, GroupCount, Model, ModelFile, TrainingSummary, Tree, FORMAT,
+use crate::dataset::Row;
+use crate::eval;
+use followguard_core::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
+use followguard_core::model::{
+    Calibration, Forest, GroupCount, Linear, Model, ModelFile, TrainingSummary, Tree, FORMAT,
     FORMAT_VERSION,
 };
-use crate::dataset::Row;
-use crate::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
 use ndarray::{Array1, Array2};
@@ -103,7 +103,7 @@ pub enum TrainError {
     #[error("linfa decision tree fit failed: {0}")]
     Fit(String),
     #[error("{0}")]
-    Model(#[from] super::ModelError),
+    Model(#[from] followguard_core::model::ModelError),
 }
 
 /// Result of training: the model and its out-of-bag calibrated probabilities.
@@ -295,12 +295,10 @@ pub fn train(
     // Hash of the serialised envelope, so an in-memory model reports the sha256 its
     // saved file will have.
     let bytes = serde_json::to_vec(&file).unwrap_or_default();
-    let sha = super::hex(&sha2::Sha256::digest(&bytes));
+    let sha = followguard_core::model::sha256_hex(&bytes);
     let model = Model::from_file(file, sha, "<trained in memory>")?;
     Ok(Trained { model, oob_prob })
 }
-
-use sha2::Digest;
 
 /// Sets `model_version` to the given label plus `+` and the first 8 hex digits of the
 /// SHA-256 of the envelope serialised with the bare label: every distinct training
@@ -315,7 +313,7 @@ pub fn with_content_version(mut file: ModelFile) -> ModelFile {
         .to_string();
     file.model_version = label.clone();
     let bytes = serde_json::to_vec(&file).unwrap_or_default();
-    let digest = super::hex(&sha2::Sha256::digest(&bytes));
+    let digest = followguard_core::model::sha256_hex(&bytes);
     file.model_version = format!("{label}+{}", &digest[..8]);
     file
 }
@@ -769,7 +767,7 @@ mod tests {
             .map(|i| {
                 let bot = i % 2 == 0;
                 let mut r = Row {
-                    profile: crate::event::Profile {
+                    profile: followguard_core::event::Profile {
                         id: format!("{i}").into(),
                         screen_name: if bot { "abc12345" } else { "anna" }.into(),
                         followers_count: if bot { 3 } else { 300 + i },
