@@ -29,7 +29,7 @@ fn ts(e: &FollowEvent<'_>) -> i64 {
 
 fn stages(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-    let model = Arc::new(followguard::model_file::load(&path).expect("models/default.json"));
+    let model = Arc::new(followguard_train::model_file::load(&path).expect("models/default.json"));
     let stream: Stream = generated_stream(EVENTS, 1, true).expect("generator");
     let mut distinct: Stream = generated_stream(EVENTS, 1, true).expect("generator");
     make_followers_distinct(&mut distinct);

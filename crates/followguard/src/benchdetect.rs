@@ -4,13 +4,13 @@
 //! alerts per 100k followee-days, and per-follow ROC-AUC / PR-AUC of the model.
 
 use crate::config::DetectorArgs;
-use crate::generate::{Truth, TruthCampaign};
-use crate::model_file::DEFAULT_MODEL_PATH;
 use crate::replay::{load_model, run_lines, ReplaySummary};
 use anyhow::Context;
 use followguard_core::alert::AlertStatus;
 use followguard_core::event::EventType;
 use followguard_core::pipeline::Pipeline;
+use followguard_train::generate::{Truth, TruthCampaign};
+use followguard_train::model_file::DEFAULT_MODEL_PATH;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,11 +6,11 @@
 //! block of `bench.memory.<what>.<metric> <value> <unit>` lines (or JSON with `--json`).
 //! Linux only: RSS comes from `/proc/self/status`.
 
-use crate::model_file::{self, DEFAULT_MODEL_PATH};
 use anyhow::{bail, Context};
 use followguard_core::detector::{Detector, DetectorConfig, Observation};
 use followguard_core::event::Profile;
 use followguard_core::model::{Model, ScoreCache};
+use followguard_train::model_file::{self, DEFAULT_MODEL_PATH};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::PathBuf;

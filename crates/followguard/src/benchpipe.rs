@@ -8,13 +8,13 @@
 //! `bench.pipeline.<case>.<metric> <value> <unit>`.
 
 use crate::config::DetectorArgs;
-use crate::generate::{self, GenConfig, Profiles};
-use crate::model_file::DEFAULT_MODEL_PATH;
 use crate::prepare::Preparer;
 use crate::replay::load_model;
 use anyhow::{bail, Context};
 use followguard_core::evidence::EvidenceStore;
 use followguard_core::pipeline::{Outcome, Pipeline, PipelineConfig};
+use followguard_train::generate::{self, GenConfig, Profiles};
+use followguard_train::model_file::DEFAULT_MODEL_PATH;
 use serde::Serialize;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

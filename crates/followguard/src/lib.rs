@@ -10,18 +10,12 @@ pub mod benche2e;
 pub mod benchmem;
 pub mod benchpipe;
 pub mod config;
-pub mod dataset;
-pub mod eval;
-pub mod generate;
 pub mod kafka;
 pub mod metrics;
-pub mod model_file;
-pub mod modelcli;
 pub mod prepare;
 pub mod replay;
 pub mod serve;
 pub mod sink;
-pub mod train;
 pub mod web;
 pub mod webhook;
 

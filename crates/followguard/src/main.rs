@@ -25,7 +25,7 @@ enum Command {
     /// Print alerts from the alerts topic as they arrive.
     Watch(followguard::kafka::watch::WatchArgs),
     /// Write a synthetic follow stream with injected campaigns, plus its ground truth.
-    Generate(followguard::generate::GenerateArgs),
+    Generate(followguard_train::generate::GenerateArgs),
     /// Run a JSONL file of follow events through the detection pipeline.
     Replay(followguard::replay::ReplayArgs),
     /// Score the detector against a generated stream's ground truth.
@@ -37,13 +37,13 @@ enum Command {
     /// End-to-end benchmark through a broker: plain consumer vs serve, event → alert latency.
     BenchE2e(Box<followguard::benche2e::BenchE2eArgs>),
     /// Train the follower classifier on labelled account CSVs.
-    Train(followguard::modelcli::TrainArgs),
+    Train(followguard_train::modelcli::TrainArgs),
     /// Evaluate a model on labelled account CSVs (ROC-AUC, PR-AUC, calibration, per group).
-    Eval(followguard::modelcli::EvalArgs),
+    Eval(followguard_train::modelcli::EvalArgs),
     /// Leave-one-vendor-out evaluation on cresci-2015 (the model card's table).
-    Lovo(followguard::modelcli::LovoArgs),
+    Lovo(followguard_train::modelcli::LovoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
-    Score(followguard::modelcli::ScoreArgs),
+    Score(followguard_train::modelcli::ScoreArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -56,16 +56,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
         Command::Watch(args) => followguard::kafka::watch::watch_main(args),
-        Command::Generate(a) => followguard::generate::run(a),
+        Command::Generate(a) => followguard_train::generate::run(a),
         Command::Replay(a) => followguard::replay::run(a),
         Command::BenchDetect(a) => followguard::benchdetect::run(a),
         Command::BenchPipeline(a) => followguard::benchpipe::run(*a),
         Command::BenchMemory(a) => followguard::benchmem::run(a),
         Command::BenchE2e(a) => followguard::benche2e::run(*a),
-        Command::Train(a) => followguard::modelcli::run_train(a),
-        Command::Eval(a) => followguard::modelcli::run_eval(a),
-        Command::Lovo(a) => followguard::modelcli::run_lovo(a),
-        Command::Score(a) => followguard::modelcli::run_score(a),
+        Command::Train(a) => followguard_train::modelcli::run_train(a),
+        Command::Eval(a) => followguard_train::modelcli::run_eval(a),
+        Command::Lovo(a) => followguard_train::modelcli::run_lovo(a),
+        Command::Score(a) => followguard_train::modelcli::run_score(a),
     }
 }
 

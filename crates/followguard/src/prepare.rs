@@ -226,14 +226,14 @@ fn prepare_all<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{generate, GenConfig, Profiles};
     use followguard_core::pipeline::PipelineConfig;
+    use followguard_train::generate::{generate, GenConfig, Profiles};
     use std::sync::Arc;
 
     fn model() -> Arc<Model> {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-        Arc::new(crate::model_file::load(&path).expect("models/default.json loads"))
+        Arc::new(followguard_train::model_file::load(&path).expect("models/default.json loads"))
     }
 
     /// Every helper count and chunk length (shorter than `PARALLEL_MIN`, not a multiple of

@@ -3,12 +3,12 @@
 //! fatal; progress goes to stderr, a summary at the end.
 
 use crate::config::DetectorArgs;
-use crate::model_file::{self, DEFAULT_MODEL_PATH};
 use anyhow::Context;
 use followguard_core::alert::AlertStatus;
 use followguard_core::event::EventType;
 use followguard_core::model::Model;
 use followguard_core::pipeline::{Outcome, Pipeline};
+use followguard_train::model_file::{self, DEFAULT_MODEL_PATH};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufWriter, Write};

@@ -101,7 +101,7 @@ pub fn init_tracing(format: LogFormat) {
 /// Loads the model; a missing, unreadable, incompatible or unpinned model is a
 /// configuration error (exit 64).
 pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
-    let model = crate::model_file::load(&cfg.model)
+    let model = followguard_train::model_file::load(&cfg.model)
         .map_err(|e| ConfigError(format!("--model {}: {e}", cfg.model.display())))?;
     if let Some(want) = &cfg.model_sha256 {
         if model.sha256() != want {

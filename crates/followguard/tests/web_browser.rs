@@ -160,7 +160,7 @@ fn with_hostile_names(events: &Path, out: &Path) -> usize {
             .and_then(|s| s.parse().ok())
             .or_else(|| v["follower"]["id"].as_u64())
             .expect("follower id");
-        if id >= followguard::generate::BOT_ID_MIN && id % 3 == 0 {
+        if id >= followguard_train::generate::BOT_ID_MIN && id % 3 == 0 {
             v["follower"]["screen_name"] = if id % 2 == 0 { HOSTILE_NAME } else { RTL_NAME }.into();
             changed += 1;
         }

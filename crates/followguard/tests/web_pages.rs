@@ -6,11 +6,11 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use followguard::generate::{self, GenConfig, Profiles, BOT_ID_MIN};
 use followguard::replay::load_model;
 use followguard::web;
 use followguard_core::evidence::EvidenceStore;
 use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use followguard_train::generate::{self, GenConfig, Profiles, BOT_ID_MIN};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;

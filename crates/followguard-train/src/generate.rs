@@ -1012,7 +1012,7 @@ pub struct GenerateArgs {
 /// Runs `generate`: writes events and truth, reports progress and a summary on stderr.
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let start_ms = parse_time_ms(&a.start).ok_or_else(|| {
-        crate::ConfigError(format!("--start {:?} is not an RFC 3339 time", a.start))
+        followguard_core::ConfigError(format!("--start {:?} is not an RFC 3339 time", a.start))
     })?;
     let cfg = GenConfig {
         followees: a.followees,

@@ -3,14 +3,14 @@
 //! `label_fake` column; ages at follow time equal the rows' ages at their crawl time.
 //! Needs the data: fails under CI=true when it is missing, otherwise skips with a note.
 
-use followguard::generate::{
+use followguard_core::event::parse;
+use followguard_train::generate::{
     generate, load_profiles, parse_profile_spec, GenConfig, Profiles, BOT_ID_MIN,
 };
-use followguard_core::event::parse;
 use std::path::PathBuf;
 
 fn data() -> Option<PathBuf> {
-    let dir = followguard::dataset::data_dir();
+    let dir = followguard_train::dataset::data_dir();
     if dir.join("cresci-2015/TWT/users.csv").exists() {
         return Some(dir);
     }
@@ -36,7 +36,7 @@ fn csv_profiles_feed_humans_and_bots_with_their_crawl_time_ages() {
     assert_eq!((h.len(), bots.len(), skipped), (0, 845, 0));
     let (humans, _, _) = load_profiles(
         &dir.join("cresci-2017/genuine_accounts.csv"),
-        Some(followguard::generate::Label::Human),
+        Some(followguard_train::generate::Label::Human),
     )
     .unwrap();
     assert!(humans.len() > 3000, "{}", humans.len());

@@ -1,12 +1,12 @@
 //! Model file round trip, validation of bad files, reasons and the score cache, on a
 //! small model trained from synthetic rows (no data files needed).
 
-use followguard::dataset::Row;
-use followguard::model_file;
-use followguard::train::{train, TrainParams};
 use followguard_core::event::Profile;
 use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
 use followguard_core::model::{score_time, Model, ScoreCache};
+use followguard_train::dataset::Row;
+use followguard_train::model_file;
+use followguard_train::train::{train, TrainParams};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -127,7 +127,7 @@ fn model_separates_and_is_calibrated_on_its_synthetic_task() {
         .map(|r| m.score(&r.profile, r.now_ms).prob)
         .collect();
     let labels: Vec<bool> = test.iter().map(|r| r.label).collect();
-    let auc = followguard::eval::roc_auc(&probs, &labels).unwrap();
+    let auc = followguard_train::eval::roc_auc(&probs, &labels).unwrap();
     assert!(auc > 0.99, "synthetic bots are easy: auc {auc}");
     assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
 }

@@ -1,8 +1,10 @@
 //! `followguard score` line handling: every input line gets exactly one JSON line, and
-//! malformed input becomes an error line with a kind instead of stopping the run.
+//! malformed input becomes an error line with a kind instead of stopping the run; and
+//! where the default model is found. (The command run end to end: the `followguard`
+//! crate's `tests/cli_score.rs`.)
 
-use followguard::modelcli::score_line;
 use followguard_core::model::Model;
+use followguard_train::modelcli::score_line;
 use std::path::Path;
 
 /// The checkout (this crate sits at crates/<name>).
@@ -14,20 +16,8 @@ fn repo_root() -> &'static Path {
 }
 
 fn shipped() -> Model {
-    let path = repo_root().join(followguard::model_file::DEFAULT_MODEL_PATH);
-    followguard::model_file::load(&path).expect("the shipped default model loads")
-}
-
-/// `followguard score ARGS` in `dir`, with no input and the default model.
-fn followguard_score(args: &[&std::ffi::OsStr], dir: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
-        .arg("score")
-        .args(args)
-        .env_remove("FOLLOWGUARD_MODEL")
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("followguard runs")
+    let path = repo_root().join(followguard_train::model_file::DEFAULT_MODEL_PATH);
+    followguard_train::model_file::load(&path).expect("the shipped default model loads")
 }
 
 const EVENT: &str = r#"{"event_id": "f-1", "type": "follow", "ts": "2026-11-28T10:15:00.123Z", "followee_id": "783214",
@@ -117,8 +107,8 @@ fn malformed_lines_become_error_lines() {
 }
 
 #[test]
-fn default_model_is_found_from_the_executable_when_not_in_the_working_directory() {
-    use followguard::model_file::{resolve_model_path, DEFAULT_MODEL_PATH};
+fn default_model_path_resolves_through_the_executable_then_the_checkout() {
+    use followguard_train::model_file::{resolve_model_path, DEFAULT_MODEL_PATH};
     let root = repo_root();
     let shipped = root.join(DEFAULT_MODEL_PATH);
     let default = Path::new(DEFAULT_MODEL_PATH);
@@ -137,76 +127,4 @@ fn default_model_is_found_from_the_executable_when_not_in_the_working_directory(
         resolve_model_path(explicit, &elsewhere, Some(&exe)),
         explicit
     );
-
-    // End to end: `followguard score` started in another directory loads the shipped model.
-    let out = followguard_score(&[], &elsewhere);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("scoring with model fg-rf-"), "{stderr}");
-}
-
-#[test]
-fn score_accounts_scores_an_unlabelled_dump_at_its_capture_time() {
-    let dir = std::env::temp_dir().join(format!("fg-score-accounts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // A human-looking and a bought-follower-looking account, no label column, no crawl
-    // time: --as-of supplies it. The same two as JSON lines must score identically.
-    let csv = dir.join("suspects.csv");
-    std::fs::write(
-        &csv,
-        "id,screen_name,name,created_at,followers_count,friends_count,statuses_count,favourites_count,listed_count,description,location,default_profile\n\
-         11,tom_h,Tom H,2013-06-11T11:20:35Z,250,400,3000,5000,3,coffee and cats,Leeds,\n\
-         12,jenny38471920,Jenny,2019-05-12T08:00:00Z,2,400,0,0,0,,,1\n",
-    )
-    .unwrap();
-    let jsonl = dir.join("suspects.jsonl");
-    std::fs::write(
-        &jsonl,
-        r#"{"id": 11, "screen_name": "tom_h", "name": "Tom H", "created_at": "2013-06-11T11:20:35Z", "followers_count": 250, "friends_count": 400, "statuses_count": 3000, "favourites_count": 5000, "listed_count": 3, "description": "coffee and cats", "location": "Leeds", "default_profile": false}
-{"id": "12", "screen_name": "jenny38471920", "name": "Jenny", "created_at": "2019-05-12T08:00:00Z", "followers_count": 2, "friends_count": 400, "statuses_count": 0, "favourites_count": 0, "listed_count": 0, "default_profile": "1"}
-"#,
-    )
-    .unwrap();
-    let run = |file: &Path| {
-        let args = [
-            "--as-of".as_ref(),
-            "2019-06-01T00:00:00Z".as_ref(),
-            "--accounts".as_ref(),
-            file.as_os_str(),
-        ];
-        let out = followguard_score(&args, repo_root());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .collect::<Vec<_>>()
-    };
-    let from_csv = run(&csv);
-    assert_eq!(from_csv.len(), 2);
-    assert_eq!(from_csv[0]["account_id"], "11");
-    assert_eq!(from_csv[0]["as_of"], 1_559_347_200_000i64);
-    assert_eq!(from_csv[0]["suspicious"], false, "{}", from_csv[0]);
-    assert_eq!(from_csv[1]["account_id"], "12");
-    assert_eq!(from_csv[1]["suspicious"], true, "{}", from_csv[1]);
-    assert_eq!(from_csv[1]["reasons"].as_array().unwrap().len(), 3);
-    // The library's score of the same profile at the same time.
-    let m = shipped();
-    let p = followguard_core::event::parse(
-        br#"{"type":"follow","ts":0,"followee_id":"x","follower":{"id":"12","screen_name":"jenny38471920","name":"Jenny","created_at":"2019-05-12T08:00:00Z","followers_count":2,"friends_count":400,"statuses_count":0,"favourites_count":0,"listed_count":0,"default_profile":true}}"#,
-    )
-    .unwrap()
-    .follower;
-    let want = m.score(&p, 1_559_347_200_000).prob;
-    assert_eq!(from_csv[1]["prob"].as_f64().unwrap() as f32, want);
-    let from_jsonl = run(&jsonl);
-    for (a, b) in from_csv.iter().zip(&from_jsonl) {
-        assert_eq!(a["account_id"], b["account_id"]);
-        assert_eq!(a["prob"], b["prob"]);
-    }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -4,9 +4,9 @@
 //! Needs the research data (never committed). With CI=true a missing data directory is a
 //! failure; locally the test prints a note and passes without checking anything.
 
-use followguard::dataset::{self, Columns, DataSpec, Row};
-use followguard::modelcli::lovo;
-use followguard::train::TrainParams;
+use followguard_train::dataset::{self, Columns, DataSpec, Row};
+use followguard_train::modelcli::lovo;
+use followguard_train::train::TrainParams;
 use std::path::PathBuf;
 
 fn data_or_skip() -> Option<PathBuf> {
