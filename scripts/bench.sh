@@ -12,7 +12,7 @@
 #              cold and warm follower cache (≈ 1 min)
 #   memory     followguard bench-memory: RSS per tracked followee and per cached score at
 #              1M and 10M, RSS at 10M followees (≈ 2 min, ~3 GB peak)
-#   criterion  cargo bench --bench pipeline and --bench model: the core stages and the
+#   criterion  cargo bench -p followguard-bench --bench pipeline and --bench model: the core stages and the
 #              classifier bar of issue #2; mean time per event from criterion's estimates
 #              (≈ 5 min)
 #   e2e        scripts/bench-e2e.sh: through a private tansu broker, plain consumer vs
@@ -40,6 +40,7 @@ done
 OUT="${FOLLOWGUARD_BENCH_OUT:-$(mktemp -d -t followguard-bench.XXXXXX)}"
 mkdir -p "$OUT"
 TARGET="${CARGO_TARGET_DIR:-target}"
+# `followguard bench-*` runs the followguard-bench binary built next to it.
 BIN="$TARGET/release/followguard"
 
 echo "bench.sh: building (release), logs in $OUT" >&2
@@ -63,8 +64,8 @@ for a in "${areas[@]}"; do
             # Criterion writes its estimates under the target dir; each bench's mean
             # (ns per iteration = per event) becomes one line.
             rm -rf "$TARGET/criterion"
-            cargo bench --bench pipeline -- --noplot >"$OUT/criterion-pipeline.log" 2>&1
-            cargo bench --bench model -- --noplot >"$OUT/criterion-model.log" 2>&1
+            cargo bench -p followguard-bench --bench pipeline -- --noplot >"$OUT/criterion-pipeline.log" 2>&1
+            cargo bench -p followguard-bench --bench model -- --noplot >"$OUT/criterion-model.log" 2>&1
             python3 - "$TARGET/criterion" <<'EOF'
 import json, pathlib, sys
 root = pathlib.Path(sys.argv[1])

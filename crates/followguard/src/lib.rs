@@ -5,10 +5,6 @@
 //! `webhook`, `metrics`, `config`) wrap it. ARCHITECTURE.md has the code map.
 
 pub mod admin;
-pub mod benchdetect;
-pub mod benche2e;
-pub mod benchmem;
-pub mod benchpipe;
 pub mod config;
 pub mod kafka;
 pub mod metrics;

@@ -556,7 +556,7 @@ impl Metrics {
 /// Burns CPU in 1M-step slices until `done` holds, for at most 5 s: tests of the
 /// `/proc` CPU counters (10 ms clock ticks) need some to have been used.
 #[cfg(test)]
-pub(crate) fn burn_cpu_until(mut done: impl FnMut() -> bool) {
+fn burn_cpu_until(mut done: impl FnMut() -> bool) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut x = 0u64;
     while !done() && std::time::Instant::now() < until {

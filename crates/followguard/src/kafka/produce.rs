@@ -76,7 +76,7 @@ pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
 }
 
 /// Key (followee id) and record time (event time) of one line, when it is a valid event.
-pub(crate) fn key_and_time(line: &[u8]) -> (Option<String>, Option<i64>) {
+pub fn key_and_time(line: &[u8]) -> (Option<String>, Option<i64>) {
     match followguard_core::event::parse(line) {
         Ok(ev) => (Some(ev.followee_id.into_owned()), ev.ts_ms),
         Err(_) => (None, None),

@@ -7,7 +7,7 @@
 //! Small sample sizes and short measurement times keep the whole file to about a minute.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use followguard::benchpipe::{generated_stream, make_followers_distinct, Stream};
+use followguard_bench::pipeline::{generated_stream, make_followers_distinct, Stream};
 use followguard_core::detector::{Detector, DetectorConfig, Observation};
 use followguard_core::event::{self, EventType, FollowEvent};
 use followguard_core::keys::key_of;

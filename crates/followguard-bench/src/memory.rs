@@ -296,7 +296,7 @@ fn scores(n: usize, model: &Model, r: &mut Report) -> anyhow::Result<()> {
 
 /// Runs one measurement in a fresh child process (`--in-process`) and collects its lines.
 fn in_child(kind: &str, n: usize, model: &std::path::Path, r: &mut Report) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the followguard binary")?;
+    let exe = std::env::current_exe().context("locating the followguard-bench binary")?;
     let (followees, flagged, scores) = match kind {
         "followees" => (n, 0, 0),
         "flagged" => (0, n, 0),
@@ -417,7 +417,7 @@ pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
 
 fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
     model_file::load(path).map_err(|e| {
-        anyhow::Error::new(crate::ConfigError(format!(
+        anyhow::Error::new(followguard::ConfigError(format!(
             "loading model {}: {e}",
             path.display()
         )))

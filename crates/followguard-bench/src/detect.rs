@@ -3,9 +3,9 @@
 //! recall by size and speed bucket, time to detect from the 100th bought follow, false
 //! alerts per 100k followee-days, and per-follow ROC-AUC / PR-AUC of the model.
 
-use crate::config::DetectorArgs;
-use crate::replay::{load_model, run_lines, ReplaySummary};
 use anyhow::Context;
+use followguard::config::DetectorArgs;
+use followguard::replay::{load_model, run_lines, ReplaySummary};
 use followguard_core::alert::AlertStatus;
 use followguard_core::event::EventType;
 use followguard_core::pipeline::Pipeline;

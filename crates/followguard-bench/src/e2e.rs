@@ -16,10 +16,10 @@
 //! processing and output batching. The triggering event is found by the alert's
 //! `followee_id` and `event_time_ms`, which the detector copies from that event.
 
-use crate::config::{KafkaArgs, KafkaConfig};
-use crate::kafka::produce::key_and_time;
-use crate::kafka::{self, LogContext, Producer, Reader};
 use clap::Args;
+use followguard::config::{KafkaArgs, KafkaConfig};
+use followguard::kafka::produce::key_and_time;
+use followguard::kafka::{self, LogContext, Producer, Reader};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{
@@ -68,7 +68,7 @@ pub struct BenchE2eArgs {
     #[arg(long, default_value = "models/default.json")]
     pub model: PathBuf,
 
-    /// serve binary (default: this executable).
+    /// serve binary (default: the `followguard` binary next to this executable).
     #[arg(long)]
     pub serve_bin: Option<PathBuf>,
 
@@ -369,7 +369,7 @@ impl ProducerContext for Deliveries {
 
 fn open_input(path: &Path) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
     let f = std::fs::File::open(path)
-        .map_err(|e| crate::ConfigError(format!("--input {}: {e}", path.display())))?;
+        .map_err(|e| followguard::ConfigError(format!("--input {}: {e}", path.display())))?;
     Ok(std::io::BufReader::with_capacity(1 << 20, f))
 }
 
@@ -563,7 +563,7 @@ impl Serve {
     ) -> anyhow::Result<Serve> {
         let bin = match &a.serve_bin {
             Some(b) => b.clone(),
-            None => std::env::current_exe()?,
+            None => std::env::current_exe()?.with_file_name("followguard"),
         };
         let log_file = std::fs::File::create(log)?;
         let mut cmd = Command::new(bin);
@@ -1194,10 +1194,10 @@ async fn latency(
 pub fn run(a: BenchE2eArgs) -> anyhow::Result<()> {
     let kafka = a.kafka.validate()?;
     if a.partitions < 1 {
-        return Err(crate::ConfigError("--partitions must be at least 1".into()).into());
+        return Err(followguard::ConfigError("--partitions must be at least 1".into()).into());
     }
     if !(a.latency_load > 0.0 && a.latency_load <= 1.0) {
-        return Err(crate::ConfigError("--latency-load must be in (0, 1]".into()).into());
+        return Err(followguard::ConfigError("--latency-load must be in (0, 1]".into()).into());
     }
     let work = match &a.work_dir {
         Some(d) => d.clone(),
@@ -1609,7 +1609,13 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable_and_grows() {
         let start = cpu_secs(None).expect("own /proc/self/stat");
-        crate::metrics::burn_cpu_until(|| cpu_secs(None).expect("own stat") > start);
+        // Use some CPU (10 ms clock ticks), for at most 5 s.
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut x = 0u64;
+        while cpu_secs(None).expect("own stat") <= start && Instant::now() < until {
+            x = (0..1_000_000u64).fold(x, |x, i| x.wrapping_mul(31).wrapping_add(i));
+        }
+        std::hint::black_box(x);
         assert!(
             cpu_secs(None).expect("own stat") > start,
             "CPU time did not grow"

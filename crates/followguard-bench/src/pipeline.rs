@@ -7,10 +7,10 @@
 //! records serialised to JSON, the evidence store fed), and the stable report format
 //! `bench.pipeline.<case>.<metric> <value> <unit>`.
 
-use crate::config::DetectorArgs;
-use crate::prepare::Preparer;
-use crate::replay::load_model;
 use anyhow::{bail, Context};
+use followguard::config::DetectorArgs;
+use followguard::prepare::Preparer;
+use followguard::replay::load_model;
 use followguard_core::evidence::EvidenceStore;
 use followguard_core::pipeline::{Outcome, Pipeline, PipelineConfig};
 use followguard_train::generate::{self, GenConfig, Profiles};
