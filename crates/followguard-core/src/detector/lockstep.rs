@@ -1,0 +1,324 @@
+//! Lockstep cohorts: flagged followers shared between alerts on different followees link
+//! the alerts into one campaign (a union-find over alerts; the campaign id comes from its
+//! earliest alert). The one cross-followee step: it only enriches alerts (campaign id,
+//! severity), never opens or closes one.
+
+use super::triggers;
+use super::{Detector, Emitted};
+use crate::alert::{self, AlertStatus, Severity};
+use crate::expiry::ExpiryIndex;
+use crate::keys::key_of;
+use std::collections::HashMap;
+
+/// Node of the campaign union-find, one per alert that flagged at least one follower.
+#[derive(Debug, Clone)]
+struct LinkNode {
+    parent: u64,
+    alert_id: String,
+    burst_start_ms: i64,
+    /// The followee's slot (to find its open alert; checked against `link_key`, as the
+    /// slot may since have been reused) and its id (which followees a campaign spans).
+    followee_key: u64,
+    followee_id: Box<str>,
+    last_ms: i64,
+    open: bool,
+    /// Members of the set (valid at the root only).
+    members: Vec<u64>,
+}
+
+/// Flagged followers two alerts share, and when the last one was seen.
+#[derive(Debug, Clone, Copy)]
+struct Overlap {
+    shared: u32,
+    last_ms: i64,
+}
+
+/// Cross-followee lockstep state: which alerts each flagged follower appeared in, how
+/// many flagged followers each pair of alerts shares, and the campaign sets.
+#[derive(Debug)]
+pub(super) struct Lockstep {
+    follower_alerts: HashMap<u64, Vec<(u64, i64)>>,
+    overlaps: HashMap<(u64, u64), Overlap>,
+    links: HashMap<u64, LinkNode>,
+    /// Expiry indexes of the two maps above (by their oldest time), so pruning visits
+    /// only what may have expired.
+    follower_due: ExpiryIndex<u64>,
+    overlap_due: ExpiryIndex<(u64, u64)>,
+}
+
+impl Lockstep {
+    /// Empty; the expiry indexes' buckets are `width_ms` wide (the sweep period).
+    pub fn new(width_ms: i64) -> Self {
+        Lockstep {
+            follower_alerts: HashMap::new(),
+            overlaps: HashMap::new(),
+            links: HashMap::new(),
+            follower_due: ExpiryIndex::new(width_ms),
+            overlap_due: ExpiryIndex::new(width_ms),
+        }
+    }
+
+    /// Flagged followers remembered.
+    pub fn followers(&self) -> usize {
+        self.follower_alerts.len()
+    }
+
+    /// Bytes of the expiry indexes.
+    pub fn index_bytes(&self) -> usize {
+        self.follower_due.heap_bytes() + self.overlap_due.heap_bytes()
+    }
+
+    /// The alert of link `link` resolved at `t`: its campaign may be forgotten once every
+    /// member is resolved and quiet.
+    pub fn resolved(&mut self, link: u64, t: i64) {
+        if let Some(n) = self.links.get_mut(&link) {
+            n.open = false;
+            n.last_ms = n.last_ms.max(t);
+        }
+    }
+
+    fn find(&mut self, mut x: u64) -> u64 {
+        let mut path = Vec::new();
+        while let Some(n) = self.links.get(&x) {
+            if n.parent == x {
+                break;
+            }
+            path.push(x);
+            x = n.parent;
+        }
+        for p in path {
+            if let Some(n) = self.links.get_mut(&p) {
+                n.parent = x;
+            }
+        }
+        x
+    }
+
+    /// Merges the sets of `a` and `b`; the root is the alert with the earliest burst
+    /// (ties: smallest id), so the campaign id is stable whichever link is found first.
+    /// Returns all members of the merged set.
+    fn union(&mut self, a: u64, b: u64) -> Vec<u64> {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return Vec::new();
+        }
+        let order = |n: &LinkNode| (n.burst_start_ms, n.alert_id.clone());
+        let (Some(na), Some(nb)) = (self.links.get(&ra), self.links.get(&rb)) else {
+            return Vec::new();
+        };
+        let (root, child) = if order(na) <= order(nb) {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        let moved = self.links.get_mut(&child).map(|n| {
+            n.parent = root;
+            std::mem::take(&mut n.members)
+        });
+        let last = self.links.get(&child).map_or(0, |n| n.last_ms);
+        if let Some(r) = self.links.get_mut(&root) {
+            r.members.extend(moved.unwrap_or_default());
+            r.last_ms = r.last_ms.max(last);
+            r.members.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Forgets followers and overlaps older than `cutoff`, and whole campaigns whose
+    /// alerts are all resolved and inactive since before it.
+    pub fn prune(&mut self, cutoff: i64) {
+        for k in self.follower_due.due(cutoff) {
+            let Some(l) = self.follower_alerts.get_mut(&k) else {
+                continue;
+            };
+            l.retain(|&(_, ts)| ts >= cutoff);
+            match l.iter().map(|&(_, ts)| ts).min() {
+                Some(oldest) => self.follower_due.file(k, oldest),
+                None => {
+                    self.follower_alerts.remove(&k);
+                }
+            }
+        }
+        for pair in self.overlap_due.due(cutoff) {
+            match self.overlaps.get(&pair) {
+                Some(o) if o.last_ms < cutoff => {
+                    self.overlaps.remove(&pair);
+                }
+                Some(o) => self.overlap_due.file(pair, o.last_ms),
+                None => {}
+            }
+        }
+        let roots: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(k, n)| n.parent == **k)
+            .map(|(k, _)| *k)
+            .collect();
+        for r in roots {
+            let members = self
+                .links
+                .get(&r)
+                .map(|n| n.members.clone())
+                .unwrap_or_default();
+            let dead = members.iter().all(|m| {
+                self.links
+                    .get(m)
+                    .is_none_or(|n| !n.open && n.last_ms < cutoff)
+            });
+            if dead {
+                for m in members {
+                    self.links.remove(&m);
+                }
+                self.links.remove(&r);
+            }
+        }
+    }
+}
+
+impl Detector {
+    /// Records that `follower` was flagged in followee `key`'s open alert; returns the
+    /// followee keys whose campaign membership changed.
+    pub(super) fn lockstep_note(&mut self, key: u64, follower_id: &str, t: i64) -> Vec<u64> {
+        let min_shared = self.cfg.lockstep_min_shared;
+        let window = self.cfg.lockstep_window_ms;
+        let Some(a) = self.open.get(&key) else {
+            return Vec::new();
+        };
+        let (link, burst_start) = (a.link_key, a.burst_start_ms);
+        let ls = &mut self.lockstep;
+        ls.links.entry(link).or_insert_with(|| LinkNode {
+            parent: link,
+            alert_id: a.alert_id.clone(),
+            burst_start_ms: burst_start,
+            followee_key: key,
+            followee_id: a.followee_id.as_str().into(),
+            last_ms: t,
+            open: true,
+            members: vec![link],
+        });
+        if let Some(n) = ls.links.get_mut(&link) {
+            n.last_ms = n.last_ms.max(t);
+        }
+        if min_shared == 0 {
+            return Vec::new();
+        }
+        let fk = key_of(follower_id);
+        let list = ls.follower_alerts.entry(fk).or_default();
+        list.retain(|&(_, ts)| ts >= t.saturating_sub(window));
+        if list.iter().any(|&(l, _)| l == link) {
+            return Vec::new();
+        }
+        let others: Vec<u64> = list.iter().map(|&(l, _)| l).collect();
+        if list.len() < 16 {
+            let oldest = list.iter().map(|&(_, ts)| ts).min();
+            list.push((link, t));
+            if oldest.is_none_or(|o| ls.follower_due.needs_refile(o, t)) {
+                ls.follower_due.file(fk, t);
+            }
+        }
+        let mut changed = Vec::new();
+        for other in others {
+            let pair = (link.min(other), link.max(other));
+            let shared = match ls.overlaps.get_mut(&pair) {
+                Some(o) => {
+                    if ls.overlap_due.needs_refile(o.last_ms, t) {
+                        ls.overlap_due.file(pair, t);
+                    }
+                    o.shared += 1;
+                    o.last_ms = t;
+                    o.shared
+                }
+                None => {
+                    ls.overlap_due.file(pair, t);
+                    ls.overlaps.insert(
+                        pair,
+                        Overlap {
+                            shared: 1,
+                            last_ms: t,
+                        },
+                    );
+                    1
+                }
+            };
+            if shared == min_shared {
+                changed.extend(ls.union(link, other));
+            }
+        }
+        changed
+    }
+
+    /// Applies campaign changes to the affected open alerts and emits an update for each;
+    /// `opened_now`: the followee whose alert this call opened, whose `open` record (and
+    /// moderation records) in `out` are refreshed in place instead.
+    pub(super) fn emit_relinked(
+        &mut self,
+        changed_links: Vec<u64>,
+        opened_now: Option<u64>,
+        t: i64,
+        out: &mut Emitted,
+    ) {
+        if changed_links.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        for link in changed_links {
+            let Some(node) = self.lockstep.links.get(&link) else {
+                continue;
+            };
+            let fk = node.followee_key;
+            if done.contains(&node.followee_id) {
+                continue;
+            }
+            done.push(node.followee_id.clone());
+            let root = self.lockstep.find(link);
+            let Some(r) = self.lockstep.links.get(&root) else {
+                continue;
+            };
+            let cid = alert::campaign_id(&r.alert_id);
+            let mut followees: Vec<&str> = r
+                .members
+                .iter()
+                .filter_map(|m| self.lockstep.links.get(m).map(|n| &*n.followee_id))
+                .collect();
+            followees.sort_unstable();
+            followees.dedup();
+            let n = u32::try_from(followees.len()).unwrap_or(u32::MAX);
+            let Some(a) = self.open.get_mut(&fk) else {
+                continue;
+            };
+            if a.link_key != link
+                || (a.campaign_id.as_deref() == Some(cid.as_str()) && a.campaign_followees == n)
+            {
+                continue;
+            }
+            a.campaign_id = Some(cid);
+            a.campaign_followees = n;
+            if opened_now == Some(fk) {
+                // The open record being emitted right now already carries it.
+                continue;
+            }
+            let eval = triggers::evaluate(&self.cfg, self.win(fk), t);
+            if let Some(rec) = self.build_alert(fk, AlertStatus::Update, t, &eval) {
+                out.alerts.push(rec);
+            }
+        }
+        // An alert opened in this call: refresh its open record in place.
+        if let Some(a) = opened_now.and_then(|k| self.open.get(&k)) {
+            let (cid, n) = (a.campaign_id.clone(), a.campaign_followees);
+            for rec in out.alerts.iter_mut().rev() {
+                if rec.alert_id == a.alert_id {
+                    rec.campaign_id = cid.clone();
+                    rec.campaign_followees = n;
+                    rec.severity = Severity::from_excess(a.peak_excess, n > 1);
+                    break;
+                }
+            }
+            for m in out.moderation.iter_mut() {
+                if m.alert_id == a.alert_id {
+                    m.campaign_id = cid.clone();
+                }
+            }
+        }
+    }
+}
