@@ -6,6 +6,8 @@
 //! binary from this executable's directory with the same arguments and exits with its
 //! status. `cargo build --release` builds both.
 
+mod signals;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -77,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("followguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Serve(args) => followguard::serve::main(*args),
+        Command::Serve(args) => serve(*args),
         Command::Produce(args) => followguard::kafka::produce::produce_main(args),
         Command::Topics(args) => followguard::kafka::produce::topics_main(args),
         Command::Watch(args) => followguard::kafka::watch::watch_main(args),
@@ -93,6 +95,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::BenchMemory(_)
         | Command::BenchE2e(_) => anyhow::bail!("the bench-* commands run in followguard-bench"),
     }
+}
+
+/// `followguard serve`: validated flags, logging, then the service until a signal.
+fn serve(args: followguard::config::ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.validate()?;
+    followguard::serve::init_tracing(cfg.log_format);
+    let grace = cfg.shutdown_grace;
+    followguard::serve::run_blocking(cfg, signals::shutdown_requested(grace))
 }
 
 /// Runs `followguard-bench COMMAND ARGS…` from this executable's directory (its argv[0]

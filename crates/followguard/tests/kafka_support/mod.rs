@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests against a real Kafka-protocol broker: finding
 //! the broker (FOLLOWGUARD_TEST_BROKERS), unique topic/group names, generating and
-//! producing streams with the real binary, running `followguard serve` as a child process
+//! producing streams with the real binary, running the service — as a `followguard serve`
+//! child process, or in this test process through `serve::run` and its shutdown future —
 //! and reading output topics back.
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -197,6 +199,31 @@ impl Env {
         );
     }
 
+    /// The flags `serve` gets in these tests, with the admin server on `port`.
+    fn serve_args(&self, t: &Topics, group: &str, port: u16, extra: &[&str]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = ["--brokers", &self.brokers, "--group-id", group]
+            .map(OsString::from)
+            .into();
+        args.extend(t.args().into_iter().map(OsString::from));
+        args.extend([OsString::from("--model"), self.model.clone().into()]);
+        args.extend(
+            [
+                "--admin-addr",
+                &format!("127.0.0.1:{port}"),
+                // tansu serves a joining member's first fetch after ~half the session timeout.
+                "--kafka-option",
+                "session.timeout.ms=6000",
+                "--kafka-option",
+                "auto.commit.interval.ms=500",
+                "--stats-interval",
+                "500ms",
+            ]
+            .map(OsString::from),
+        );
+        args.extend(extra.iter().map(OsString::from));
+        args
+    }
+
     /// Starts `followguard serve` on a free admin port.
     pub fn serve(&self, t: &Topics, group: &str, extra: &[&str]) -> Svc {
         let port = free_port();
@@ -204,25 +231,51 @@ impl Env {
         let f = std::fs::File::create(&log).expect("log file");
         let child = Command::new(&self.bin)
             .arg("serve")
-            .args(["--brokers", &self.brokers, "--group-id", group])
-            .args(t.args())
-            .arg("--model")
-            .arg(&self.model)
-            .args(["--admin-addr", &format!("127.0.0.1:{port}")])
-            // tansu serves a joining member's first fetch after ~half the session timeout.
-            .args(["--kafka-option", "session.timeout.ms=6000"])
-            .args(["--kafka-option", "auto.commit.interval.ms=500"])
-            .args(["--stats-interval", "500ms"])
-            .args(extra)
+            .args(self.serve_args(t, group, port, extra))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()
             .expect("spawn serve");
         Svc {
-            child: Some(child),
+            runner: Some(Runner::Child(child)),
             port,
             log,
+        }
+    }
+
+    /// Runs the service in this test process, as `followguard serve` would with the same
+    /// flags (`serve::run` on its own runtime, on a thread of its own), on a free admin
+    /// port; [`Svc::sigterm`] resolves its shutdown future. Its logs are not captured.
+    pub fn serve_in_process(&self, t: &Topics, group: &str, extra: &[&str]) -> Svc {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: followguard::config::ServeArgs,
+        }
+        let port = free_port();
+        let argv =
+            std::iter::once(OsString::from("serve")).chain(self.serve_args(t, group, port, extra));
+        let cfg = <Serve as clap::Parser>::try_parse_from(argv)
+            .expect("serve flags")
+            .args
+            .validate()
+            .expect("a valid serve configuration");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let shutdown = async move {
+                // A dropped sender (the test gave up) stops the service too.
+                let _ = stopped.await;
+            };
+            followguard::serve::run_blocking(cfg, shutdown).map_err(|e| format!("{e:#}"))
+        });
+        Svc {
+            runner: Some(Runner::InProcess {
+                stop: Some(stop),
+                thread,
+            }),
+            port,
+            log: PathBuf::new(),
         }
     }
 }
@@ -234,11 +287,57 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A running `followguard serve` child; killed on drop if still running.
+/// How a service under test runs.
+enum Runner {
+    /// A `followguard serve` child process.
+    Child(Child),
+    /// `serve::run` on a thread of this process; `stop` resolves its shutdown future.
+    InProcess {
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: std::thread::JoinHandle<Result<(), String>>,
+    },
+}
+
+/// A running service: a child process (killed on drop if still running) or one in this
+/// process (asked to stop on drop).
 pub struct Svc {
-    child: Option<Child>,
+    runner: Option<Runner>,
     pub port: u16,
     pub log: PathBuf,
+}
+
+/// How a service ended: a child's exit status, or what `serve::run` returned.
+#[derive(Debug)]
+pub enum Exit {
+    Process(ExitStatus),
+    InProcess(Result<(), String>),
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        match self {
+            Exit::Process(s) => s.success(),
+            Exit::InProcess(r) => r.is_ok(),
+        }
+    }
+
+    /// The exit code (in process: 0 for `Ok`, 1 for an error).
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Process(s) => s.code(),
+            Exit::InProcess(r) => Some(if r.is_ok() { 0 } else { 1 }),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Process(s) => write!(f, "{s}"),
+            Exit::InProcess(Ok(())) => f.write_str("in-process run returned Ok"),
+            Exit::InProcess(Err(e)) => write!(f, "in-process run failed: {e}"),
+        }
+    }
 }
 
 /// Blocking HTTP GET on loopback (status, body); no client crate needed.
@@ -278,12 +377,19 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
 }
 
 impl Svc {
+    /// The child's process id (an in-process service has none of its own).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        match &self.runner {
+            Some(Runner::Child(c)) => c.id(),
+            _ => panic!("an in-process service has no process of its own"),
+        }
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        match &self.runner {
+            Some(Runner::InProcess { .. }) => "(in process: logs not captured)".to_string(),
+            _ => std::fs::read_to_string(&self.log).unwrap_or_default(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -304,10 +410,8 @@ impl Svc {
                 Some((503, _)) => saw_not_ready = true,
                 _ => {}
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("serve exited early ({st}):\n{}", self.log_text());
-                }
+            if let Some(exit) = self.try_exit() {
+                panic!("serve exited early ({exit}):\n{}", self.log_text());
             }
             assert!(
                 start.elapsed() < timeout,
@@ -336,7 +440,14 @@ impl Svc {
         }
     }
 
-    pub fn sigterm(&self) {
+    /// SIGTERM to the child; for an in-process service, its shutdown future resolves.
+    pub fn sigterm(&mut self) {
+        if let Some(Runner::InProcess { stop, .. }) = self.runner.as_mut() {
+            if let Some(stop) = stop.take() {
+                let _ = stop.send(());
+            }
+            return;
+        }
         let ok = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
@@ -345,23 +456,48 @@ impl Svc {
         assert!(ok, "could not send SIGTERM");
     }
 
-    /// SIGKILL: no chance to flush or commit.
+    /// SIGKILL: no chance to flush or commit. (An in-process service is asked to stop.)
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        match self.runner.take() {
+            Some(Runner::Child(mut c)) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            // Dropping the sender resolves the shutdown future; the thread finishes alone.
+            Some(Runner::InProcess { .. }) | None => {}
+        }
+    }
+
+    /// How it ended, if it has (then it is no longer running).
+    fn try_exit(&mut self) -> Option<Exit> {
+        match self.runner.as_mut()? {
+            Runner::Child(c) => {
+                let st = c.try_wait().ok()??;
+                self.runner = None;
+                Some(Exit::Process(st))
+            }
+            Runner::InProcess { thread, .. } => {
+                if !thread.is_finished() {
+                    return None;
+                }
+                let Some(Runner::InProcess { thread, .. }) = self.runner.take() else {
+                    return None;
+                };
+                Some(Exit::InProcess(
+                    thread
+                        .join()
+                        .unwrap_or_else(|_| Err("serve panicked".into())),
+                ))
+            }
         }
     }
 
     /// Waits for exit; `None` when it did not exit within `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<Exit> {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    self.child = None;
-                    return Some(st);
-                }
+            if let Some(exit) = self.try_exit() {
+                return Some(exit);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

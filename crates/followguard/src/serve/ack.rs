@@ -1,0 +1,133 @@
+//! Acknowledgement, in input order: waits for each event's output records, re-sends what
+//! the broker refused (replacing a fenced or failed producer first), and stores the
+//! offsets a batch reached once all of its records are acknowledged.
+
+use super::Consumer_;
+use crate::kafka::{self, OutRecord, OutputTopics};
+use crate::metrics::Metrics;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Longest pause between re-sends of a record the broker did not acknowledge.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Events handed over together, in input order.
+pub(super) type Batch = Vec<Pending>;
+
+/// One output record handed to a producer: its delivery report (none when the send
+/// itself failed) and the producer generation that sent it.
+pub(super) type Delivery = (OutRecord, Option<DeliveryFuture>, u64);
+
+/// An event's output records awaiting acknowledgement.
+pub(super) struct Pending {
+    pub partition: i32,
+    pub offset: i64,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Waits for each event's records in input order, re-sending what the broker refused,
+/// then stores the offsets the batch reached (per partition, after all its records are
+/// acknowledged). Ends when the loop closes the channel and everything is acknowledged,
+/// or immediately (storing nothing more) when `give_up` fires.
+pub(super) async fn ack_loop(
+    mut rx: mpsc::Receiver<Batch>,
+    consumer: Arc<Consumer_>,
+    producers: kafka::OutputProducers,
+    topics: OutputTopics,
+    input_topic: String,
+    metrics: Metrics,
+    give_up: CancellationToken,
+) {
+    // Next offset to store per partition, for the batch in hand.
+    let mut reached: Vec<(i32, i64)> = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        reached.clear();
+        for p in batch {
+            if !acknowledge(p.deliveries, &producers, &topics, &metrics, &give_up).await {
+                return;
+            }
+            match reached.iter_mut().find(|(q, _)| *q == p.partition) {
+                Some(r) => r.1 = r.1.max(p.offset + 1),
+                None => reached.push((p.partition, p.offset + 1)),
+            }
+        }
+        for &(partition, next) in &reached {
+            let mut tpl = TopicPartitionList::new();
+            if tpl
+                .add_partition_offset(&input_topic, partition, Offset::Offset(next))
+                .is_ok()
+            {
+                if let Err(e) = consumer.store_offsets(&tpl) {
+                    // The partition was revoked meanwhile; its next owner reprocesses the events.
+                    tracing::debug!(error = %e, partition, "offset not stored");
+                }
+            }
+        }
+    }
+}
+
+/// Waits until every record of one event is acknowledged, re-sending refused ones with
+/// backoff. Returns false when `give_up` fired first.
+async fn acknowledge(
+    deliveries: Vec<Delivery>,
+    producers: &kafka::OutputProducers,
+    topics: &OutputTopics,
+    metrics: &Metrics,
+    give_up: &CancellationToken,
+) -> bool {
+    for (rec, mut fut, mut generation) in deliveries {
+        let producer = producers.for_sink(rec.sink);
+        let mut attempt: u32 = 0;
+        loop {
+            let err = match fut.take() {
+                Some(f) => tokio::select! {
+                    r = f => match r {
+                        Ok(Ok(_)) => None,
+                        Ok(Err((e, _))) => Some(e),
+                        Err(_) => Some(KafkaError::Canceled),
+                    },
+                    _ = give_up.cancelled() => return false,
+                },
+                None => Some(KafkaError::Canceled),
+            };
+            let Some(err) = err else {
+                metrics.delivered(rec.sink);
+                break;
+            };
+            metrics.delivery_failed(rec.sink);
+            if attempt % 20 == 0 {
+                tracing::warn!(sink = rec.sink.as_str(), attempt, error = %err, "record not acknowledged; retrying");
+            }
+            let fatal = producer.get().client().fatal_error();
+            if kafka::producer_is_broken(&err) || fatal.is_some() {
+                match producer.renew(generation) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        metrics.producer_renewed();
+                        tracing::warn!(error = %err, "producer fenced or failed; replaced it with a new one");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "could not replace the producer")
+                    }
+                }
+            }
+            let backoff = (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6)))
+                .min(MAX_RETRY_BACKOFF);
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = give_up.cancelled() => return false,
+            }
+            let (p, g) = producer.get_with_generation();
+            generation = g;
+            fut = kafka::send(&p, topics, &rec).await.ok();
+        }
+    }
+    true
+}

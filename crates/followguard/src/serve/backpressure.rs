@@ -1,0 +1,143 @@
+//! Handing batches to the acknowledgement task, and what happens when it cannot take
+//! them: a full channel for a second pauses the input partitions while polling goes on
+//! (the member stays in its group, /healthz stays up) until there is room again.
+
+use super::ack::Batch;
+use super::consume::{Service, IDLE_TICK};
+use super::{now_ms, Consumer_, BATCH};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long the in-flight window may stay full before the input is paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Shutdown with a batch the full channel cannot take yet: a task queues it behind the
+/// others, so the drain still acknowledges it in order (or the grace period gives up).
+pub(super) fn hand_over_late(tx: &mpsc::Sender<Batch>, batch: Batch) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(batch)) = tx.try_send(batch) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(batch).await;
+        });
+    }
+}
+
+impl Service<'_> {
+    /// Hands the batch to the acknowledgement task and does the per-batch bookkeeping
+    /// (health, tracked followees, wall clock). Returns false on shutdown.
+    pub(super) async fn flush(
+        &mut self,
+        shutdown: &CancellationToken,
+        tx: &mpsc::Sender<Batch>,
+        batch: &mut Batch,
+    ) -> anyhow::Result<bool> {
+        self.admin.progress();
+        self.now_ms = now_ms();
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+        let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        match tx.try_send(b) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                anyhow::bail!("acknowledgement task stopped unexpectedly")
+            }
+            Err(mpsc::error::TrySendError::Full(b)) => {
+                // Room usually frees within milliseconds; only a real stall pauses
+                // the input (a pause drops prefetched records, so it is not cheap).
+                let reserved = tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        hand_over_late(tx, b);
+                        return Ok(false);
+                    }
+                    r = tokio::time::timeout(PAUSE_AFTER, tx.reserve()) => r,
+                };
+                match reserved {
+                    Ok(Ok(permit)) => {
+                        permit.send(b);
+                        Ok(true)
+                    }
+                    Ok(Err(_)) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                    Err(_stalled) => self.wait_paused(shutdown, tx, b).await,
+                }
+            }
+        }
+    }
+
+    /// `--max-in-flight` events await acknowledgement (a sink stalls): pause fetching and
+    /// keep polling, so the group still sees a live member (no `max.poll.interval.ms`
+    /// eviction) and /healthz still sees progress, until there is room again. librdkafka
+    /// drops the paused partitions' prefetched records and fetches them again from the
+    /// current position on resume, so nothing is skipped. Returns false on shutdown.
+    async fn wait_paused(
+        &mut self,
+        shutdown: &CancellationToken,
+        tx: &mpsc::Sender<Batch>,
+        pending: Batch,
+    ) -> anyhow::Result<bool> {
+        let consumer = self.consumer.clone();
+        // Every partition paused, even if the assignment changes meanwhile: librdkafka keeps
+        // a partition's pause flag across rebalances, so each must be resumed explicitly.
+        let mut paused: HashSet<i32> = HashSet::new();
+        let pause = |c: &Consumer_, paused: &mut HashSet<i32>| {
+            if let Ok(a) = c.assignment() {
+                paused.extend(a.elements().iter().map(|e| e.partition()));
+                if let Err(e) = c.pause(&a) {
+                    tracing::debug!(error = %e, "pause failed");
+                }
+            }
+        };
+        tracing::warn!(
+            in_flight = self.cfg.max_in_flight,
+            "outputs are not being acknowledged; input paused"
+        );
+        self.metrics.input_paused();
+        pause(&consumer, &mut paused);
+        let permit = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    hand_over_late(tx, pending);
+                    return Ok(false);
+                }
+                p = tx.reserve() => match p {
+                    Ok(p) => break p,
+                    Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
+                },
+                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
+                    self.admin.progress();
+                    if let Ok(Ok(m)) = r {
+                        // From a partition assigned after the pause: read it again later.
+                        let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
+                        drop(m);
+                        if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
+                            tracing::warn!(error = %e, partition = p, "could not rewind while paused");
+                        }
+                    }
+                    self.apply_rebalances(shutdown).await;
+                    pause(&consumer, &mut paused);
+                }
+            }
+        };
+        permit.send(pending);
+        let mut tpl = TopicPartitionList::new();
+        for p in &paused {
+            tpl.add_partition(&self.cfg.input_topic, *p);
+        }
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::warn!(error = %e, "resume failed");
+        }
+        tracing::info!("outputs acknowledged again; input resumed");
+        Ok(true)
+    }
+}

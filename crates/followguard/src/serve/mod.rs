@@ -1,0 +1,261 @@
+//! `followguard serve`: the async driver around the pure pipeline. It owns the consume
+//! loop, the in-order acknowledgement of output records and offset storage
+//! (at-least-once), partition-state rebuild on assignment and the bounded shutdown
+//! sequence. The detector itself never sees Kafka. [`run`] takes the shutdown signal as a
+//! future (the binary's `main` turns SIGTERM/SIGINT into it), so tests can run the
+//! service in-process and stop it.
+//!
+//! Delivery rule: an input offset is stored (and later auto-committed) only after every
+//! record the event caused — alerts, moderation records or its dead-letter copy — has been
+//! acknowledged by the broker, and offsets are stored in input order per partition.
+//!
+//! Rebalance choice: on revoke, the partition's detector state is dropped; on assign, the
+//! last `--rebuild-window` of the partition (by record time, found with
+//! `offsets_for_times`) up to the committed offset is re-read by a separate, group-less
+//! consumer and fed to the pipeline with sinks muted. Alert ids depend only on the input,
+//! so the rebuilt state reopens nothing that was already announced. The replay spans the
+//! detector's longest memory (`--rebuild-window auto`), all assigned partitions interleaved
+//! in arrival order; the alerts topic is scanned for already-open alert ids so events
+//! re-processed after a crash do not announce an alert twice.
+//!
+//! Batching: the loop hands processed events to the acknowledgement task in batches of
+//! up to [`BATCH`], and hands over whatever it holds before it waits for input, so a
+//! batch never waits for more records. Offsets are stored once per partition per batch.
+//! This keeps thread wake-ups, offset stores and health bookkeeping off the per-event
+//! path without adding latency (see BENCHMARKS.md, end to end).
+//!
+//! Backpressure: at most about `--max-in-flight` events await acknowledgement. When that window
+//! stays full for a second (a stalled sink, a broker outage), the input partitions are
+//! paused and polling goes on, so the member stays in its group and /healthz stays up;
+//! they resume once acknowledgements flow. Records the broker does not acknowledge are
+//! re-sent with backoff (a fenced idempotent producer is replaced first); their offsets
+//! are never stored before that succeeds.
+//!
+//! Files by concern: `consume` (the loop: fetch, chunk, prepare and observe),
+//! `route` (an outcome's metrics, output records, webhook and evidence), `backpressure`
+//! (handing batches over, pausing the input while the window is full), `ack`
+//! (acknowledgement in input order, re-sends, offset storage), `rebuild` (revokes and
+//! assigns: dropping and rebuilding partition state), `shutdown` (the drain sequence).
+
+mod ack;
+mod backpressure;
+mod consume;
+mod rebuild;
+mod route;
+mod shutdown;
+
+use crate::admin::{self, AdminState, Info};
+use crate::config::{LogFormat, ServeConfig};
+use crate::kafka::{self, OutputTopics, ServiceContext};
+use crate::metrics::Metrics;
+use crate::prepare::Preparer;
+use crate::webhook::Webhook;
+use crate::ConfigError;
+use anyhow::Context as _;
+use consume::Service;
+use followguard_core::model::Model;
+use followguard_core::pipeline::Pipeline;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Most events handed to the acknowledgement task at once.
+pub const BATCH: usize = 256;
+
+type Consumer_ = StreamConsumer<ServiceContext>;
+
+/// Runs [`run`] on a runtime of its own (two worker threads) until `shutdown` resolves
+/// and the service has drained; what `followguard serve` does after parsing its flags.
+/// A task stuck in a consumer drop on a dead broker (rust-rdkafka #611) is given one
+/// second, then abandoned, so it cannot hold the caller.
+pub fn run_blocking(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let res = rt.block_on(run(cfg, shutdown));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    res
+}
+
+/// Logs to stderr, text or JSON, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second call (tests, other commands) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Loads the model; a missing, unreadable, incompatible or unpinned model is a
+/// configuration error (exit 64).
+pub fn load_model(cfg: &ServeConfig) -> Result<Model, ConfigError> {
+    let model = followguard_train::model_file::load(&cfg.model)
+        .map_err(|e| ConfigError(format!("--model {}: {e}", cfg.model.display())))?;
+    if let Some(want) = &cfg.model_sha256 {
+        if model.sha256() != want {
+            return Err(ConfigError(format!(
+                "--model {}: sha256 is {}, but --model-sha256 pins {want}",
+                cfg.model.display(),
+                model.sha256()
+            )));
+        }
+    }
+    Ok(model)
+}
+
+/// Runs the service until `shutdown` resolves, then drains within the grace period
+/// (`--shutdown-grace`): stops fetching, finishes the current event, waits for the
+/// outputs' acknowledgements, commits offsets and flushes the producers.
+pub async fn run(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let model = load_model(&cfg)?;
+    tracing::info!(
+        path = %cfg.model.display(),
+        version = model.version(),
+        sha256 = model.sha256(),
+        "model loaded"
+    );
+    let metrics = Metrics::new(prometheus::Registry::new(), model.version(), model.sha256());
+    let admin_state = AdminState::new(
+        metrics.clone(),
+        Info {
+            version: env!("CARGO_PKG_VERSION"),
+            model_version: model.version().to_string(),
+            model_sha256: model.sha256().to_string(),
+            input_topic: cfg.input_topic.clone(),
+            group_id: cfg.group_id.clone(),
+        },
+        cfg.health_stale_after,
+    );
+    admin_state.set_model_loaded();
+
+    let rebalances = Arc::new(Mutex::new(VecDeque::new()));
+    let consumer: Arc<Consumer_> = Arc::new(
+        kafka::consumer_config(&cfg.kafka, &cfg.group_id, cfg.stats_interval)
+            .create_with_context(ServiceContext {
+                admin: admin_state.clone(),
+                input_topic: cfg.input_topic.clone(),
+                events: rebalances.clone(),
+            })
+            .map_err(|e| kafka::config_error("consumer", e))?,
+    );
+    let producers = kafka::OutputProducers::new(&cfg.kafka, cfg.delivery_timeout)?;
+
+    let admin_stop = CancellationToken::new();
+    let (admin_addr, admin_task) =
+        admin::serve_admin(cfg.admin_addr, admin_state.clone(), admin_stop.clone()).await?;
+    tracing::info!(addr = %admin_addr, "admin http listening");
+
+    consumer
+        .subscribe(&[&cfg.input_topic])
+        .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
+    tracing::info!(
+        brokers = %cfg.kafka.brokers,
+        topic = %cfg.input_topic,
+        group = %cfg.group_id,
+        "consuming"
+    );
+
+    let stop = CancellationToken::new();
+    let give_up = CancellationToken::new();
+    let requested = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+        })
+    };
+
+    let (webhook, webhook_task) = match cfg.webhook.clone() {
+        Some(w) => {
+            let (h, t) = Webhook::start(w, metrics.clone())?;
+            (Some(h), Some(t))
+        }
+        None => (None, None),
+    };
+
+    let topics = OutputTopics {
+        alerts: cfg.alerts_topic.clone(),
+        moderation: cfg.moderation_topic.clone(),
+        dead_letter: cfg.dlq_topic.clone(),
+    };
+    let (tx, rx) = mpsc::channel((cfg.max_in_flight / BATCH).max(1));
+    let acker = tokio::spawn(ack::ack_loop(
+        rx,
+        consumer.clone(),
+        producers.clone(),
+        topics.clone(),
+        cfg.input_topic.clone(),
+        metrics.clone(),
+        give_up.clone(),
+    ));
+
+    let pipeline_cfg = cfg.pipeline.clone();
+    let rebuild_window = cfg
+        .rebuild_window
+        .unwrap_or_else(|| rebuild::state_horizon(&pipeline_cfg));
+    let preparer = Preparer::new(cfg.prepare_threads, pipeline_cfg.cache_capacity)?;
+    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    let mut service = Service {
+        cfg: &cfg,
+        consumer: consumer.clone(),
+        producers: producers.clone(),
+        topics,
+        pipeline,
+        admin: admin_state.clone(),
+        metrics: metrics.clone(),
+        webhook,
+        rebalances,
+        already_open: HashSet::new(),
+        rebuild_window,
+        now_ms: now_ms(),
+    };
+    let loop_result = service.consume(&stop, tx, preparer).await;
+    let Service { webhook, .. } = service;
+
+    stop.cancel();
+    shutdown::drain(shutdown::Parts {
+        grace: cfg.shutdown_grace,
+        admin: admin_state,
+        acker,
+        give_up,
+        consumer,
+        producers,
+        webhook,
+        webhook_task,
+        admin_stop,
+        admin_task,
+    })
+    .await;
+    requested.abort();
+    loop_result?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Wall clock in epoch milliseconds: for event age and the rebuild's alert scan only,
+/// never for detection.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,235 @@
+//! Rebalances: a revoked partition's state is dropped; an assigned one's is rebuilt by
+//! re-reading the last `--rebuild-window` of input before its committed offset (sinks
+//! muted; the evidence store still fed), after scanning the alerts topic for the alerts
+//! already announced.
+
+use super::consume::Service;
+use super::now_ms;
+use crate::kafka::{self, RebalanceEvent};
+use anyhow::Context as _;
+use followguard_core::pipeline::PipelineConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Metadata calls (committed offsets, offsets for times) during a rebuild.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The alert scan stops when nothing arrives for this long (or at end of partition).
+const SCAN_IDLE: Duration = Duration::from_secs(1);
+
+/// How far back detector state reaches: the longest of its memories (idle followees,
+/// moderation de-duplication, campaign linking). Replaying this much rebuilds it exactly.
+pub(super) fn state_horizon(cfg: &PipelineConfig) -> Duration {
+    let d = &cfg.detector;
+    let ms = d
+        .idle_ttl_ms
+        .max(d.moderation_dedup_ms)
+        .max(d.lockstep_window_ms)
+        .max(0);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+impl Service<'_> {
+    /// Applies revokes (drop state) and assigns (rebuild state) queued by the context.
+    pub(super) async fn apply_rebalances(&mut self, shutdown: &CancellationToken) {
+        loop {
+            let ev = match self.rebalances.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            match ev {
+                None => return,
+                Some(RebalanceEvent::Revoked(parts)) => {
+                    for p in parts {
+                        self.pipeline.drop_partition(p);
+                        self.evidence().drop_partition(p);
+                    }
+                    self.metrics
+                        .set_tracked_followees(self.pipeline.tracked_followees());
+                }
+                Some(RebalanceEvent::Assigned(parts)) => {
+                    if !self.rebuild_window.is_zero() && !parts.is_empty() {
+                        let r = tokio::select! {
+                            r = self.rebuild(&parts) => r,
+                            _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
+                        };
+                        match r {
+                            Ok(n) => {
+                                tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the last window before each partition's committed offset, sinks muted.
+    async fn rebuild(&mut self, parts: &[i32]) -> anyhow::Result<u64> {
+        let topic = self.cfg.input_topic.clone();
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition(&topic, *p);
+        }
+        let c = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || c.committed_offsets(tpl, METADATA_TIMEOUT))
+                .await
+                .context("committed offsets task")?
+                .context("reading committed offsets")?;
+        let ends: Vec<(i32, i64)> = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) if o > 0 => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        let replay = Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.kafka,
+            &self.cfg.group_id,
+        ))?);
+        // Alerts already announced (record time = when they were produced, wall clock).
+        let since = now_ms()
+            .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        self.already_open = match kafka::scan_opened_alerts(
+            &replay,
+            &self.cfg.alerts_topic,
+            since,
+            SCAN_IDLE,
+        )
+        .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Only costs duplicate opens after a crash; detection is unaffected.
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+                HashSet::new()
+            }
+        };
+        let window_ms = i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX);
+        // Per partition: [start, end) to re-read and the record time the window starts at.
+        let mut ranges: HashMap<i32, (i64, i64, i64)> = HashMap::new();
+        for (p, end) in ends {
+            // Time of the last committed record anchors the window (record time ≈ event time).
+            let Some(last) = read_one(&replay, &topic, p, end - 1).await? else {
+                continue;
+            };
+            let Some(last_ts) = last.1 else { continue };
+            let from_ts = last_ts.saturating_sub(window_ms);
+            let start = seek_time(&replay, &topic, p, from_ts).await?;
+            // Some brokers answer a time lookup with the log start; the cap bounds the work.
+            let start = start
+                .unwrap_or(end)
+                .min(end)
+                .max(end.saturating_sub(self.cfg.rebuild_max_records));
+            tracing::debug!(partition = p, start, end, last_ts, "rebuild range");
+            if start < end {
+                ranges.insert(p, (start, end, from_ts));
+            }
+        }
+        // All partitions at once, in arrival order, as live consumption interleaves them.
+        let mut tpl = TopicPartitionList::new();
+        for (p, (start, _, _)) in &ranges {
+            tpl.add_partition_offset(&topic, *p, Offset::Offset(*start))?;
+        }
+        let mut total = 0;
+        if !ranges.is_empty() {
+            replay.assign(&tpl)?;
+        }
+        while !ranges.is_empty() {
+            self.admin.progress();
+            let m = match tokio::time::timeout(METADATA_TIMEOUT, replay.recv())
+                .await
+                .context("replay read timed out")?
+            {
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                r => r?,
+            };
+            let p = m.partition();
+            let Some(&(_, end, from_ts)) = ranges.get(&p) else {
+                continue;
+            };
+            if m.offset() >= end {
+                ranges.remove(&p);
+                continue;
+            }
+            if m.offset() + 1 >= end {
+                ranges.remove(&p);
+            }
+            if m.timestamp().to_millis().is_some_and(|t| t < from_ts) {
+                continue;
+            }
+            // Outputs are discarded: they were produced when the record was first seen.
+            // The evidence store still takes them, so the web view survives a restart.
+            if let Ok(o) = self.pipeline.process(
+                m.payload().unwrap_or_default(),
+                m.timestamp().to_millis(),
+                p,
+            ) {
+                self.note_evidence(&o, p);
+            }
+            total += 1;
+        }
+        self.metrics.replayed(total);
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+        Ok(total)
+    }
+}
+
+/// Reads the record at `offset` of `topic`/`p`: its key bytes and record time.
+async fn read_one(
+    c: &kafka::Reader,
+    topic: &str,
+    p: i32,
+    offset: i64,
+) -> anyhow::Result<Option<(Vec<u8>, Option<i64>)>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(offset))?;
+    c.assign(&tpl)?;
+    let m = loop {
+        match tokio::time::timeout(METADATA_TIMEOUT, c.recv())
+            .await
+            .context("reading the last committed record timed out")?
+        {
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            r => break r?,
+        }
+    };
+    if m.partition() != p {
+        return Ok(None);
+    }
+    Ok(Some((
+        m.key().unwrap_or_default().to_vec(),
+        m.timestamp().to_millis(),
+    )))
+}
+
+/// First offset of `topic`/`p` with record time ≥ `ts_ms`, if the broker knows one.
+async fn seek_time(
+    c: &Arc<kafka::Reader>,
+    topic: &str,
+    p: i32,
+    ts_ms: i64,
+) -> anyhow::Result<Option<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(ts_ms))?;
+    let c = c.clone();
+    let found = tokio::task::spawn_blocking(move || c.offsets_for_times(tpl, METADATA_TIMEOUT))
+        .await
+        .context("offsets_for_times task")?
+        .context("looking up offsets by time")?;
+    Ok(found.elements().first().and_then(|e| match e.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }))
+}

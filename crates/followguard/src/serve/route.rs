@@ -1,0 +1,105 @@
+//! Routing one observed event: its metrics, its output records (alerts, moderation,
+//! dead letters) handed to the producers, its alerts to the webhook and its outcome to
+//! the web view's evidence store.
+
+use super::ack::Pending;
+use super::consume::Service;
+use crate::kafka::{self, OutRecord};
+use crate::metrics::EventOutcome;
+use crate::sink::Sink;
+use crate::webhook::WebhookAlert;
+use followguard_core::alert::AlertStatus;
+use followguard_core::evidence::EvidenceStore;
+use followguard_core::pipeline::Outcome;
+
+/// One input record observed: its output records, not yet sent.
+pub(super) struct Observed {
+    pub partition: i32,
+    pub offset: i64,
+    pub records: Vec<OutRecord>,
+}
+
+impl Service<'_> {
+    /// Counts the outcome and turns its alerts and moderation records into output
+    /// records (alerts also go to the webhook); an `open` the alerts topic already holds
+    /// (re-processing after a crash) is suppressed.
+    pub(super) fn outcome_records(&self, o: &Outcome, out: &mut Vec<OutRecord>) {
+        let suspicious = o.suspicious;
+        self.metrics.event(if suspicious {
+            EventOutcome::Suspicious
+        } else {
+            EventOutcome::Clean
+        });
+        self.metrics
+            .follower_scored(f64::from(o.score.prob), o.suspicious_follow());
+        self.metrics
+            .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
+        for a in &o.alerts {
+            if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
+                // Re-processing after a crash: this open is already on the topic.
+                self.metrics.duplicate_open_suppressed();
+                continue;
+            }
+            self.metrics
+                .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
+            match serde_json::to_vec(a) {
+                Ok(payload) => out.push(OutRecord {
+                    sink: Sink::Alerts,
+                    key: a.key().as_bytes().to_vec(),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                Err(e) => tracing::error!(error = %e, "alert not serialisable"),
+            }
+            if let Some(w) = &self.webhook {
+                w.enqueue(WebhookAlert::from_alert(a));
+            }
+        }
+        for r in &o.moderation {
+            self.metrics.moderation_emitted();
+            match serde_json::to_vec(r) {
+                Ok(payload) => out.push(OutRecord {
+                    sink: Sink::Moderation,
+                    key: r.key().as_bytes().to_vec(),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                Err(e) => tracing::error!(error = %e, "moderation record not serialisable"),
+            }
+        }
+    }
+
+    /// Hands an input record's output records to the producer; the deliveries to await
+    /// before its offset may be stored.
+    pub(super) async fn send_records(&mut self, o: Observed) -> Pending {
+        let mut deliveries = Vec::with_capacity(o.records.len());
+        for rec in o.records {
+            let (producer, generation) = self.producers.for_sink(rec.sink).get_with_generation();
+            let fut = match kafka::send(&producer, &self.topics, &rec).await {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
+                    None
+                }
+            };
+            deliveries.push((rec, fut, generation));
+        }
+        Pending {
+            partition: o.partition,
+            offset: o.offset,
+            deliveries,
+        }
+    }
+
+    /// Feeds the web view's evidence store (a short, uncontended lock per event).
+    pub(super) fn note_evidence(&self, o: &Outcome, partition: i32) {
+        self.evidence().observe_partition(o, partition);
+    }
+
+    pub(super) fn evidence(&self) -> std::sync::MutexGuard<'_, EvidenceStore> {
+        self.admin
+            .evidence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
