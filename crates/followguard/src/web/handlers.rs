@@ -1,0 +1,113 @@
+//! The web view's axum routes (merged into the admin port): pages and JSON over the
+//! shared evidence store, rendered outside its lock, served with a CSP that forbids
+//! scripts.
+
+use super::escape::esc;
+use super::render::{
+    alert_json, list_json, page, render_alert, render_list, siblings, Links, Sibling,
+};
+use super::Filter;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use followguard_core::evidence::{AlertEvidence, EvidenceStore};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The evidence store shared by the consume loop (writer) and the web handlers (readers).
+pub type SharedEvidence = Arc<Mutex<EvidenceStore>>;
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'";
+
+fn lock(s: &SharedEvidence) -> MutexGuard<'_, EvidenceStore> {
+    // The store's methods cannot leave it inconsistent, so a poisoned lock is still usable.
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The web view's routes over `store`.
+pub fn router(store: SharedEvidence) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/alerts") }))
+        .route("/alerts", get(list_page))
+        .route("/alerts/{id}", get(alert_page))
+        .route("/api/alerts", get(list_api))
+        .route("/api/alerts/{id}", get(alert_api))
+        .with_state(store)
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn error_page(status: StatusCode, msg: &str) -> Response {
+    html(
+        status,
+        page(
+            "followguard",
+            &format!(
+                r#"<nav><a href="/alerts">all alerts</a></nav><p>{}</p>"#,
+                esc(msg)
+            ),
+        ),
+    )
+}
+
+async fn list_page(State(s): State<SharedEvidence>, Query(f): Query<Filter>) -> Response {
+    match f.parse() {
+        Err(msg) => error_page(StatusCode::BAD_REQUEST, &msg),
+        Ok((sev, camp)) => {
+            let body = render_list(&lock(&s), sev, camp, Links::Server);
+            html(StatusCode::OK, body)
+        }
+    }
+}
+
+/// Clones what one page needs so rendering happens outside the lock.
+fn snapshot(s: &SharedEvidence, id: &str) -> Option<(AlertEvidence, Vec<Sibling>)> {
+    let store = lock(s);
+    let e = store.get(id)?.clone();
+    let sibs = siblings(&store, id);
+    Some((e, sibs))
+}
+
+async fn alert_page(State(s): State<SharedEvidence>, UrlPath(id): UrlPath<String>) -> Response {
+    match snapshot(&s, &id) {
+        Some((e, sibs)) => html(StatusCode::OK, render_alert(&e, &sibs, Links::Server)),
+        None => error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no alert {id:?} is kept (unknown, or evicted from the bounded store)"),
+        ),
+    }
+}
+
+async fn list_api(State(s): State<SharedEvidence>, Query(f): Query<Filter>) -> Response {
+    match f.parse() {
+        Err(msg) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response(),
+        Ok((sev, camp)) => Json(list_json(&lock(&s), sev, camp)).into_response(),
+    }
+}
+
+async fn alert_api(State(s): State<SharedEvidence>, UrlPath(id): UrlPath<String>) -> Response {
+    match snapshot(&s, &id) {
+        Some((e, sibs)) => Json(alert_json(&e, &sibs)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "alert not found", "alert_id": id })),
+        )
+            .into_response(),
+    }
+}
