@@ -4,7 +4,7 @@
 //! their reasons, a sample of ids).
 
 use super::triggers::{self, Eval};
-use super::{Detector, Emitted, Observation, DETECTOR_VERSION};
+use super::{Detector, Emitted, FlaggedFollow, Observation, DETECTOR_VERSION};
 use crate::age::AGE_BINS;
 use crate::alert::{self, Alert, AlertKind, AlertStatus, ReasonCount, Severity, SCHEMA_VERSION};
 use crate::keys::key_of;
@@ -30,31 +30,6 @@ pub(super) struct OpenAlert {
     pub sample: Vec<String>,
     pub campaign_id: Option<String>,
     pub campaign_followees: u32,
-}
-
-/// One flagged follow as an open alert takes it in: the event being observed, or one
-/// remembered before the alert opened.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct FlaggedFollow<'a> {
-    pub follower_id: &'a str,
-    pub event_id: &'a str,
-    /// When it was placed (its event time, or the watermark for a late event).
-    pub ts_ms: i64,
-    pub prob: f32,
-    pub reasons: [(&'static str, f32); 3],
-}
-
-impl<'a> FlaggedFollow<'a> {
-    /// The observed event, placed at `t`.
-    pub fn observed(o: &Observation<'a>, t: i64) -> Self {
-        FlaggedFollow {
-            follower_id: o.follower_id,
-            event_id: o.event_id,
-            ts_ms: t,
-            prob: o.prob,
-            reasons: o.reasons,
-        }
-    }
 }
 
 /// What opening an alert needs: the followee's slot, the event that fired (placed at

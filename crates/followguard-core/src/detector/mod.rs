@@ -80,6 +80,31 @@ pub struct Emitted {
     pub moderation: Vec<ModerationRecord>,
 }
 
+/// One flagged follow as an open alert takes it in: the event being observed, or one
+/// remembered before the alert opened.
+#[derive(Debug, Clone, Copy)]
+struct FlaggedFollow<'a> {
+    pub follower_id: &'a str,
+    pub event_id: &'a str,
+    /// When it was placed (its event time, or the watermark for a late event).
+    pub ts_ms: i64,
+    pub prob: f32,
+    pub reasons: [(&'static str, f32); 3],
+}
+
+impl<'a> FlaggedFollow<'a> {
+    /// The observed event, placed at `t`.
+    pub fn observed(o: &Observation<'a>, t: i64) -> Self {
+        FlaggedFollow {
+            follower_id: o.follower_id,
+            event_id: o.event_id,
+            ts_ms: t,
+            prob: o.prob,
+            reasons: o.reasons,
+        }
+    }
+}
+
 /// The burst detector. See the module docs.
 #[derive(Debug)]
 pub struct Detector {

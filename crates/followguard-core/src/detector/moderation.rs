@@ -1,8 +1,7 @@
 //! Moderation records: one per flagged follower of an alerted followee, at most one per
 //! follower per `moderation_dedup_ms` (the same bots follow many accounts).
 
-use super::lifecycle::FlaggedFollow;
-use super::Detector;
+use super::{Detector, FlaggedFollow};
 use crate::alert::{ModerationRecord, ReasonOut, SCHEMA_VERSION};
 use crate::expiry::ExpiryIndex;
 use crate::keys::key_of;
