@@ -21,8 +21,10 @@ COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: this layer is reused until Cargo.toml / Cargo.lock change.
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin followguard \
-    && cp target/release/followguard /usr/local/bin/followguard
+# A cargo workspace (crates/*): the service binary, and the benchmark binary that
+# `followguard bench-…` runs from the same directory.
+RUN cargo build --release --locked --bin followguard --bin followguard-bench \
+    && cp target/release/followguard target/release/followguard-bench /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
 LABEL org.opencontainers.image.title="followguard" \
@@ -33,7 +35,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 followguard \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin followguard
-COPY --from=builder /usr/local/bin/followguard /usr/local/bin/followguard
+COPY --from=builder /usr/local/bin/followguard /usr/local/bin/followguard-bench /usr/local/bin/
 COPY models/default.json /usr/share/followguard/models/default.json
 # The model path is a flag/env like every other setting: mount another file and point
 # FOLLOWGUARD_MODEL at it to override the baked-in default (FOLLOWGUARD_MODEL_SHA256 pins it).

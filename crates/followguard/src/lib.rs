@@ -1,8 +1,12 @@
-//! followguard: streaming detection of accounts buying followers.
+//! followguard: streaming detection of accounts buying followers — the service and the
+//! `followguard` command around the pure core (`followguard-core`: events, features,
+//! model inference, windows, detector, alerts, pipeline; no I/O, no clock).
 //!
-//! The pure core (`event`, `features`, `model`, `window`, `detector`, `alert`) does no
-//! I/O and reads no clock; the edges (`serve` and `kafka`, `replay`, `admin` and `web`,
-//! `webhook`, `metrics`, `config`) wrap it. ARCHITECTURE.md has the code map.
+//! The edges: `serve` and `kafka` (the Kafka driver), `replay` (the file driver), `admin`
+//! and `web` (HTTP), `webhook`, `metrics` (the only place that registers metrics),
+//! `config` (flags → validated settings), `prepare` (parse and score on helper threads).
+//! Training, datasets and the generator are in `followguard-train`, the benchmarks in
+//! `followguard-bench`. ARCHITECTURE.md has the crate graph and the code map.
 
 pub mod admin;
 pub mod config;
