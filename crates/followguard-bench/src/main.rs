@@ -2,19 +2,13 @@
 //! (the `followguard` binary forwards to this one, next to it); `scripts/bench.sh` runs
 //! them all (BENCHMARKS.md).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::process::ExitCode;
 
 /// followguard's benchmarks: detection quality, in-process throughput and latency, memory,
 /// end to end through a broker.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Score the detector against a generated stream's ground truth.
     BenchDetect(followguard_bench::detect::BenchDetectArgs),
@@ -27,7 +21,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let res = match Cli::parse().command {
+    let res = match Command::parse() {
         Command::BenchDetect(a) => followguard_bench::detect::run(a),
         Command::BenchPipeline(a) => followguard_bench::pipeline::run(*a),
         Command::BenchMemory(a) => followguard_bench::memory::run(a),

@@ -19,6 +19,23 @@ pub(super) struct Observed {
     pub records: Vec<OutRecord>,
 }
 
+/// `rec` as a record for `sink`, keyed by `key` (`what` names it in the error log should
+/// it not serialise).
+fn record(sink: Sink, key: &str, rec: &impl serde::Serialize, what: &str) -> Option<OutRecord> {
+    match serde_json::to_vec(rec) {
+        Ok(payload) => Some(OutRecord {
+            sink,
+            key: key.as_bytes().to_vec(),
+            payload,
+            headers: Vec::new(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "{what} not serialisable");
+            None
+        }
+    }
+}
+
 impl Service<'_> {
     /// Counts the outcome and turns its alerts and moderation records into output
     /// records (alerts also go to the webhook); an `open` the alerts topic already holds
@@ -42,30 +59,14 @@ impl Service<'_> {
             }
             self.metrics
                 .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
-            match serde_json::to_vec(a) {
-                Ok(payload) => out.push(OutRecord {
-                    sink: Sink::Alerts,
-                    key: a.key().as_bytes().to_vec(),
-                    payload,
-                    headers: Vec::new(),
-                }),
-                Err(e) => tracing::error!(error = %e, "alert not serialisable"),
-            }
+            out.extend(record(Sink::Alerts, a.key(), a, "alert"));
             if let Some(w) = &self.webhook {
                 w.enqueue(WebhookAlert::from_alert(a));
             }
         }
         for r in &o.moderation {
             self.metrics.moderation_emitted();
-            match serde_json::to_vec(r) {
-                Ok(payload) => out.push(OutRecord {
-                    sink: Sink::Moderation,
-                    key: r.key().as_bytes().to_vec(),
-                    payload,
-                    headers: Vec::new(),
-                }),
-                Err(e) => tracing::error!(error = %e, "moderation record not serialisable"),
-            }
+            out.extend(record(Sink::Moderation, r.key(), r, "moderation record"));
         }
     }
 
