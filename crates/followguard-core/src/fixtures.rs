@@ -43,6 +43,7 @@ pub fn alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
 pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<'static> {
     Outcome {
         event_time_ms: t,
+        placement: Default::default(),
         event_id: format!("e{follower}").into(),
         kind: EventType::Follow,
         followee_id: followee.to_string().into(),

@@ -8,7 +8,7 @@
 //! `clippy.toml` bans clocks, files and the environment. ARCHITECTURE.md has the map.
 //!
 //! Modules in dependency order (each uses only those above it): [`time`], [`age`],
-//! [`keys`], [`error`], [`expiry`]; [`event`]; [`features`]; [`model`]; [`alert`];
+//! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`]; [`features`]; [`model`]; [`alert`];
 //! [`window`]; [`detector`]; [`pipeline`]; [`evidence`].
 
 pub mod age;
@@ -25,6 +25,7 @@ pub mod keys;
 pub mod model;
 pub mod pipeline;
 pub mod time;
+pub mod timeguard;
 pub mod window;
 
 pub use error::ConfigError;

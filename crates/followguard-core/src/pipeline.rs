@@ -10,7 +10,9 @@ use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observati
 use crate::event::{self, EventError, EventType};
 use crate::model::{Model, Score, ScoreCache};
 use crate::time::MAX_EVENT_TIME_MS;
+use crate::timeguard::{ClockConfig, PartitionClock, Placement};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use crate::alert::{Alert, ModerationRecord};
@@ -22,6 +24,9 @@ pub struct PipelineConfig {
     /// Follower scores kept in the cache: bought followers follow many accounts, so a
     /// cohort is scored once. Memory is fixed at construction (24 bytes per slot).
     pub cache_capacity: usize,
+    /// Partition clocks (issue #19, `timeguard`): how far ahead an event may move its
+    /// partition's clock, and how many events confirm a jump.
+    pub clock: ClockConfig,
 }
 
 impl Default for PipelineConfig {
@@ -29,6 +34,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             detector: DetectorConfig::default(),
             cache_capacity: 1 << 18,
+            clock: ClockConfig::default(),
         }
     }
 }
@@ -40,6 +46,9 @@ impl Default for PipelineConfig {
 pub struct Outcome<'a> {
     /// Resolved event time (payload `ts`, else the fallback).
     pub event_time_ms: i64,
+    /// How the partition clock placed it (issue #19): a far-future event is counted at
+    /// the clock (`Clamped`), not at `event_time_ms`.
+    pub placement: Placement,
     pub event_id: Cow<'a, str>,
     pub kind: EventType,
     pub followee_id: Cow<'a, str>,
@@ -86,6 +95,9 @@ pub struct Pipeline {
     cache: ScoreCache,
     detector: Detector,
     threshold: f32,
+    /// Issue #19 hook: per-partition event-time clocks (see `timeguard`).
+    clocks: HashMap<i32, PartitionClock>,
+    clock_cfg: ClockConfig,
 }
 
 impl Pipeline {
@@ -96,6 +108,8 @@ impl Pipeline {
             threshold: model.threshold(),
             cache: ScoreCache::new(cfg.cache_capacity),
             detector: Detector::new(dcfg),
+            clocks: HashMap::new(),
+            clock_cfg: cfg.clock,
             model,
         }
     }
@@ -134,12 +148,23 @@ impl Pipeline {
         let suspicious = score.prob >= self.threshold;
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
+        // Issue #19 hook: the partition clock decides the time the detector counts the
+        // event at (far-future times are clamped to the clock; an absurd anchor is
+        // replaced, dropping the few events' state it polluted).
+        let (placed_ts, placement) = self
+            .clocks
+            .entry(partition)
+            .or_default()
+            .admit(ts, &self.clock_cfg);
+        if let Placement::Reanchored { .. } = placement {
+            self.detector.drop_partition(partition);
+        }
         let Emitted { alerts, moderation } = self.detector.observe(&Observation {
             event_id: &ev.event_id,
             followee_id: &ev.followee_id,
             follower_id: &ev.follower.id,
             follow,
-            ts_ms: ts,
+            ts_ms: placed_ts,
             partition,
             prob: score.prob,
             // An unfollow never counts as a flagged follow.
@@ -149,6 +174,7 @@ impl Pipeline {
         });
         Outcome {
             event_time_ms: ts,
+            placement,
             event_id: ev.event_id,
             kind: ev.kind,
             followee_id: ev.followee_id,
@@ -178,6 +204,7 @@ impl Pipeline {
     /// Forgets the followees of a revoked partition (the new owner rebuilds them).
     pub fn drop_partition(&mut self, partition: i32) {
         self.detector.drop_partition(partition);
+        self.clocks.remove(&partition);
     }
 
     /// Frees idle state of `partition` up to `watermark` (already done automatically
@@ -250,8 +277,8 @@ pub fn prepare<'a>(
     })
 }
 
-/// The event time: payload `ts`, else the fallback; outside 1970..=9999 is garbage a
-/// window cannot place, so it is dead-lettered.
+/// The event time: payload `ts`, else the fallback; outside 1970..=2106-02-07 is garbage
+/// a window cannot place, so it is dead-lettered.
 fn event_time(ts_ms: Option<i64>, fallback_ts_ms: Option<i64>) -> Result<i64, EventError> {
     let ts = ts_ms
         .or(fallback_ts_ms)

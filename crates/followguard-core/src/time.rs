@@ -3,8 +3,10 @@
 //! RFC 3339 output. Hand-written parsers: these run on every event, and chrono's
 //! generic format parser costs several times more.
 
-/// Latest accepted event time (9999-12-31T23:59:59.999Z); earlier than 1970 is rejected too.
-pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
+/// Latest accepted event time (2106-02-07T06:28:15.999Z, the last second a window's u32
+/// `last_seen_s` holds; issue #19: no time type may end before the accepted range);
+/// later or earlier than 1970 is rejected as `bad_timestamp`.
+pub const MAX_EVENT_TIME_MS: i64 = u32::MAX as i64 * 1000 + 999;
 
 /// Integer `created_at` values below this are epoch seconds, above it milliseconds.
 const EPOCH_SECONDS_BELOW: i64 = 100_000_000_000;
@@ -257,13 +259,18 @@ mod tests {
             "2026-11-28T10:15:00.123Z"
         );
         assert_eq!(format_rfc3339_ms(-86_400_000), "1969-12-31T00:00:00.000Z");
+        // Issue #19: the accepted range ends where u32 seconds do.
         assert_eq!(
             format_rfc3339_ms(MAX_EVENT_TIME_MS),
+            "2106-02-07T06:28:15.999Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(253_402_300_799_999),
             "9999-12-31T23:59:59.999Z"
         );
         // Outside years 0..=9999 the formatter's output (not RFC 3339, but no panic).
         assert_eq!(
-            format_rfc3339_ms(MAX_EVENT_TIME_MS + 1),
+            format_rfc3339_ms(253_402_300_799_999 + 1),
             "10000-01-01T00:00:00.000Z"
         );
         assert_eq!(

@@ -130,6 +130,16 @@ pub struct DetectorArgs {
     /// Follower-score cache capacity.
     #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
     pub cache_capacity: usize,
+    /// How far (seconds) an event may be ahead of its partition's clock and still move
+    /// it; a later one is counted at the clock (issue #19: one follow stamped 2100 must
+    /// not blind the partition). Raise it if producers' clocks really drift that much.
+    #[arg(long, env = "FOLLOWGUARD_MAX_FUTURE_SKEW_SECS", default_value_t = 3600)]
+    pub max_future_skew_secs: u32,
+    /// Events that must agree on a time beyond the skew before the partition clock jumps
+    /// there (a real jump: the whole stream moved forward after a pause).
+    #[arg(long, env = "FOLLOWGUARD_CLOCK_CONFIRM", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub clock_confirm: u16,
 }
 
 /// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
@@ -184,6 +194,10 @@ impl DetectorArgs {
         Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,
+            clock: followguard_core::timeguard::ClockConfig {
+                max_future_skew_ms: i64::from(self.max_future_skew_secs) * 1000,
+                confirm: usize::from(self.clock_confirm),
+            },
         })
     }
 }

@@ -97,6 +97,8 @@ pub struct Metrics {
     webhook_sent: IntCounter,
     last_progress: Gauge,
     process: ProcessMetrics,
+    /// Issue #19: partition-clock decisions (clamped, jumped, reanchored).
+    event_time_adjustments: IntCounterVec,
 }
 
 /// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
@@ -402,6 +404,17 @@ impl Metrics {
             .expect("metric registered once");
 
         let process = ProcessMetrics::new(r);
+        let event_time_adjustments = counter_vec(
+            r,
+            "followguard_event_time_adjustments_total",
+            "Events the partition clock did not place at their own time (clamped: too far \
+             ahead, counted at the clock) or that moved the clock (jumped: confirmed forward \
+             jump; reanchored: an absurd first time replaced).",
+            &["kind"],
+        );
+        for k in ["clamped", "jumped", "reanchored"] {
+            event_time_adjustments.with_label_values(&[k]);
+        }
 
         Metrics {
             registry,
@@ -429,6 +442,7 @@ impl Metrics {
             webhook_sent,
             last_progress,
             process,
+            event_time_adjustments,
         }
     }
 
@@ -448,6 +462,18 @@ impl Metrics {
             Some(c) => c.inc(),
             None => self.events.with_label_values(&[outcome.as_str()]).inc(),
         }
+    }
+
+    /// Issue #19: how the partition clock placed an event (nothing for on-time events).
+    pub fn event_time_placed(&self, p: followguard_core::timeguard::Placement) {
+        use followguard_core::timeguard::Placement;
+        let kind = match p {
+            Placement::OnTime => return,
+            Placement::Clamped { .. } => "clamped",
+            Placement::Jumped { .. } => "jumped",
+            Placement::Reanchored { .. } => "reanchored",
+        };
+        self.event_time_adjustments.with_label_values(&[kind]).inc();
     }
 
     pub fn event_rejected(&self, kind: &'static str) {

@@ -156,7 +156,7 @@ impl Detector {
     /// (including resolutions found by the periodic sweep it may trigger).
     pub fn observe(&mut self, o: &Observation<'_>) -> Emitted {
         // Defensive: keep time arithmetic far from overflow whatever the caller passes
-        // (the pipeline already rejects times outside 1970..=9999).
+        // (the pipeline already rejects times outside 1970..=2106-02-07).
         let clamped = Observation {
             ts_ms: o.ts_ms.clamp(0, MAX_EVENT_TIME_MS),
             ..*o

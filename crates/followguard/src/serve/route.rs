@@ -51,6 +51,8 @@ impl Service<'_> {
             .follower_scored(f64::from(o.score.prob), o.suspicious_follow());
         self.metrics
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
+        // Issue #19 hook: clamped / clock-jump events counted.
+        self.metrics.event_time_placed(o.placement);
         for a in &o.alerts {
             if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
                 // Re-processing after a crash: this open is already on the topic.
