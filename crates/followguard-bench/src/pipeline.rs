@@ -474,8 +474,8 @@ pub fn run_chunked(
             |s| &mut s.0,
             &inputs,
             |(p, sinks, err), _, (r, _)| {
-                if let Ok(prepared) = r {
-                    if let Err(e) = sinks.take(&p.observe(prepared, 0)) {
+                if let Ok(Ok(o)) = r.map(|prepared| p.observe(prepared, 0)) {
+                    if let Err(e) = sinks.take(&o) {
                         err.get_or_insert(e);
                     }
                 }

@@ -8,11 +8,12 @@
 //! `clippy.toml` bans clocks, files and the environment. ARCHITECTURE.md has the map.
 //!
 //! Modules in dependency order (each uses only those above it): [`time`], [`age`],
-//! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`]; [`features`]; [`model`]; [`alert`];
+//! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`], [`bounds`]; [`features`]; [`model`]; [`alert`];
 //! [`window`]; [`detector`]; [`pipeline`]; [`evidence`].
 
 pub mod age;
 pub mod alert;
+pub mod bounds;
 pub mod detector;
 pub mod error;
 pub mod event;

@@ -27,6 +27,8 @@ pub struct PipelineConfig {
     /// Partition clocks (issue #19, `timeguard`): how far ahead an event may move its
     /// partition's clock, and how many events confirm a jump.
     pub clock: ClockConfig,
+    /// Longest accepted id in bytes (issue #19, `bounds`): longer is `bad_id`.
+    pub max_id_bytes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -35,6 +37,7 @@ impl Default for PipelineConfig {
             detector: DetectorConfig::default(),
             cache_capacity: 1 << 18,
             clock: ClockConfig::default(),
+            max_id_bytes: crate::bounds::DEFAULT_MAX_ID_BYTES,
         }
     }
 }
@@ -98,6 +101,7 @@ pub struct Pipeline {
     /// Issue #19 hook: per-partition event-time clocks (see `timeguard`).
     clocks: HashMap<i32, PartitionClock>,
     clock_cfg: ClockConfig,
+    max_id_bytes: usize,
 }
 
 impl Pipeline {
@@ -110,6 +114,7 @@ impl Pipeline {
             detector: Detector::new(dcfg),
             clocks: HashMap::new(),
             clock_cfg: cfg.clock,
+            max_id_bytes: cfg.max_id_bytes,
             model,
         }
     }
@@ -125,7 +130,7 @@ impl Pipeline {
         partition: i32,
     ) -> Result<Outcome<'a>, EventError> {
         let p = prepare(&self.model, &mut self.cache, bytes, fallback_ts_ms)?;
-        Ok(self.observe(p, partition))
+        self.observe(p, partition)
     }
 
     /// The model and this pipeline's score cache, for preparing events on two threads at
@@ -137,14 +142,26 @@ impl Pipeline {
     }
 
     /// The detection half of [`process`](Self::process): windows, triggers, alert and
-    /// moderation records. Must see prepared events in input order.
-    pub fn observe<'a>(&mut self, p: Prepared<'a>, partition: i32) -> Outcome<'a> {
+    /// moderation records. Must see prepared events in input order. Fails (`bad_id`)
+    /// for an id longer than `max_id_bytes` (issue #19), before any state changes.
+    pub fn observe<'a>(
+        &mut self,
+        p: Prepared<'a>,
+        partition: i32,
+    ) -> Result<Outcome<'a>, EventError> {
         let Prepared {
             ev,
             ts,
             score,
             cache_hit,
         } = p;
+        // Issue #19 hook: bounded ids (every stored id and output record has a known size).
+        crate::bounds::check_ids(
+            &ev.event_id,
+            &ev.followee_id,
+            &ev.follower.id,
+            self.max_id_bytes,
+        )?;
         let suspicious = score.prob >= self.threshold;
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
@@ -172,7 +189,7 @@ impl Pipeline {
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
-        Outcome {
+        Ok(Outcome {
             event_time_ms: ts,
             placement,
             event_id: ev.event_id,
@@ -187,7 +204,7 @@ impl Pipeline {
             cache_hit,
             alerts,
             moderation,
-        }
+        })
     }
 
     /// Scores one input's follower into the cache without detection (no window moves, no

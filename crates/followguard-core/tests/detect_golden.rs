@@ -182,7 +182,7 @@ fn prepared_on_two_threads_matches_process() {
         for (i, p) in mine.into_iter().chain(helped).enumerate() {
             got.push(match p {
                 Ok(p) => {
-                    let o = two.observe(p, 0);
+                    let o = two.observe(p, 0).expect("golden ids are short");
                     if o.cache_hit {
                         if i < own.len() {
                             own_hits += 1;

@@ -140,6 +140,11 @@ pub struct DetectorArgs {
     #[arg(long, env = "FOLLOWGUARD_CLOCK_CONFIRM", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub clock_confirm: u16,
+    /// Longest accepted id (event, followee, follower) in bytes; a longer one is
+    /// dead-lettered as `bad_id` (issue #19: alert samples and stored ids stay bounded).
+    #[arg(long, env = "FOLLOWGUARD_MAX_ID_BYTES", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(16..=65536))]
+    pub max_id_bytes: u32,
 }
 
 /// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
@@ -194,6 +199,8 @@ impl DetectorArgs {
         Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,
+            max_id_bytes: usize::try_from(self.max_id_bytes)
+                .unwrap_or(followguard_core::bounds::DEFAULT_MAX_ID_BYTES),
             clock: followguard_core::timeguard::ClockConfig {
                 max_future_skew_ms: i64::from(self.max_future_skew_secs) * 1000,
                 confirm: usize::from(self.clock_confirm),

@@ -99,6 +99,8 @@ pub struct Metrics {
     process: ProcessMetrics,
     /// Issue #19: partition-clock decisions (clamped, jumped, reanchored).
     event_time_adjustments: IntCounterVec,
+    /// Issue #19: records the broker refused for good, by sink and reason.
+    produce_refused: IntCounterVec,
 }
 
 /// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
@@ -412,6 +414,18 @@ impl Metrics {
              jump; reanchored: an absurd first time replaced).",
             &["kind"],
         );
+        let produce_refused = counter_vec(
+            r,
+            "followguard_produce_refused_total",
+            "Records the broker refused for good (not retried; dead-lettered instead, or \
+             dropped if the dead letter is refused too), by sink and reason.",
+            &["sink", "reason"],
+        );
+        for s in Sink::ALL {
+            for reason in crate::kafka::refusal::REASONS {
+                produce_refused.with_label_values(&[s.as_str(), reason]);
+            }
+        }
         for k in ["clamped", "jumped", "reanchored"] {
             event_time_adjustments.with_label_values(&[k]);
         }
@@ -443,6 +457,7 @@ impl Metrics {
             last_progress,
             process,
             event_time_adjustments,
+            produce_refused,
         }
     }
 
@@ -474,6 +489,13 @@ impl Metrics {
             Placement::Reanchored { .. } => "reanchored",
         };
         self.event_time_adjustments.with_label_values(&[kind]).inc();
+    }
+
+    /// Issue #19: a record refused for good (`reason` from `kafka::refusal::REASONS`).
+    pub fn produce_refused(&self, sink: Sink, reason: &'static str) {
+        self.produce_refused
+            .with_label_values(&[sink.as_str(), reason])
+            .inc();
     }
 
     pub fn event_rejected(&self, kind: &'static str) {

@@ -297,7 +297,7 @@ mod tests {
                         |p, i, (r, secs)| {
                             assert_eq!(base + i, got.len(), "in input order");
                             assert!(secs >= 0.0);
-                            got.push(show(r.map(|prep| p.observe(prep, 0))));
+                            got.push(show(r.and_then(|prep| p.observe(prep, 0))));
                         },
                     );
                 }

@@ -102,6 +102,13 @@ pub enum EventError {
     BadType(String),
     #[error("field `{0}` must be a non-empty string or integer id")]
     BadId(&'static str),
+    /// Issue #19 (`bounds`): an id longer than `--max-id-bytes`; kind `bad_id`.
+    #[error("field `{field}` is {len} bytes, longer than the {max}-byte id limit")]
+    IdTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("field `{0}` must be a non-negative integer")]
     BadCount(&'static str),
     #[error("field `{0}` must be a boolean (true/false; 1/0 and \"1\"/\"0\"/\"\"/\"true\"/\"false\" are also accepted)")]
@@ -117,7 +124,7 @@ impl EventError {
             EventError::MissingField(_) => "missing_field",
             EventError::BadTimestamp { .. } => "bad_timestamp",
             EventError::BadType(_) => "bad_type",
-            EventError::BadId(_) => "bad_id",
+            EventError::BadId(_) | EventError::IdTooLong { .. } => "bad_id",
             EventError::BadCount(_) => "bad_count",
             EventError::BadFlag(_) => "bad_flag",
         }

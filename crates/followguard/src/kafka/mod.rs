@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod produce;
+pub mod refusal;
 pub mod watch;
 
 /// Dead-letter header names (values are UTF-8 text).
@@ -33,6 +34,9 @@ pub const HDR_SOURCE_PARTITION: &str = "source_partition";
 pub const HDR_SOURCE_OFFSET: &str = "source_offset";
 pub const HDR_ERROR_KIND: &str = "error_kind";
 pub const HDR_ERROR_MESSAGE: &str = "error_message";
+/// Issue #19: set when a dead letter carries only a prefix of an oversized payload.
+pub const HDR_ORIGINAL_SIZE: &str = "original_size";
+pub const HDR_ORIGINAL_SHA256: &str = "original_sha256";
 
 /// Builds a client config from the validated connection settings; `--kafka-option` values
 /// are applied last so SASL/SSL and tuning reach librdkafka unchanged.
@@ -458,17 +462,30 @@ pub fn dead_letter(
     error_kind: &str,
     error_message: &str,
 ) -> OutRecord {
+    // Issue #19 hook: a dead letter is bounded (payload prefix + size + sha256, key and
+    // error text cut), so an oversized input never yields a record the broker refuses.
+    use followguard_core::bounds::{bound_payload, truncate_str, DEAD_LETTER_PREFIX_BYTES};
+    let b = bound_payload(payload, DEAD_LETTER_PREFIX_BYTES);
+    let key = key.unwrap_or_default();
+    let mut headers = vec![
+        (HDR_SOURCE_TOPIC, source_topic.as_bytes().to_vec()),
+        (HDR_SOURCE_PARTITION, partition.to_string().into_bytes()),
+        (HDR_SOURCE_OFFSET, offset.to_string().into_bytes()),
+        (HDR_ERROR_KIND, error_kind.as_bytes().to_vec()),
+        (
+            HDR_ERROR_MESSAGE,
+            truncate_str(error_message, 1024).as_bytes().to_vec(),
+        ),
+    ];
+    if let Some((len, sha)) = b.truncated {
+        headers.push((HDR_ORIGINAL_SIZE, len.to_string().into_bytes()));
+        headers.push((HDR_ORIGINAL_SHA256, sha.into_bytes()));
+    }
     OutRecord {
         sink: Sink::DeadLetter,
-        key: key.unwrap_or_default().to_vec(),
-        payload: payload.to_vec(),
-        headers: vec![
-            (HDR_SOURCE_TOPIC, source_topic.as_bytes().to_vec()),
-            (HDR_SOURCE_PARTITION, partition.to_string().into_bytes()),
-            (HDR_SOURCE_OFFSET, offset.to_string().into_bytes()),
-            (HDR_ERROR_KIND, error_kind.as_bytes().to_vec()),
-            (HDR_ERROR_MESSAGE, error_message.as_bytes().to_vec()),
-        ],
+        key: key[..key.len().min(1024)].to_vec(),
+        payload: b.bytes.to_vec(),
+        headers,
     }
 }
 

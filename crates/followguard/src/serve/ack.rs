@@ -9,6 +9,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -20,9 +21,10 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Events handed over together, in input order.
 pub(super) type Batch = Vec<Pending>;
 
-/// One output record handed to a producer: its delivery report (none when the send
-/// itself failed) and the producer generation that sent it.
-pub(super) type Delivery = (OutRecord, Option<DeliveryFuture>, u64);
+/// One output record handed to a producer: its delivery report and the producer
+/// generation that sent it. Issue #19: `Err` keeps a produce call's own refusal
+/// (permanent ones are not retried).
+pub(super) type Delivery = (OutRecord, Result<DeliveryFuture, KafkaError>, u64);
 
 /// An event's output records awaiting acknowledgement.
 pub(super) struct Pending {
@@ -81,12 +83,19 @@ async fn acknowledge(
     metrics: &Metrics,
     give_up: &CancellationToken,
 ) -> bool {
-    for (rec, mut fut, mut generation) in deliveries {
+    // Issue #19 hook: a queue, so a permanently refused record's dead-letter stand-in
+    // is acknowledged in its place before the next record (and the offset) moves on.
+    let mut queue: VecDeque<_> = deliveries
+        .into_iter()
+        .map(|(rec, fut, generation)| (rec, Some(fut), generation))
+        .collect();
+    while let Some((rec, mut fut, mut generation)) = queue.pop_front() {
         let producer = producers.for_sink(rec.sink);
         let mut attempt: u32 = 0;
         loop {
             let err = match fut.take() {
-                Some(f) => tokio::select! {
+                Some(Err(e)) => Some(e),
+                Some(Ok(f)) => tokio::select! {
                     r = f => match r {
                         Ok(Ok(_)) => None,
                         Ok(Err((e, _))) => Some(e),
@@ -101,6 +110,20 @@ async fn acknowledge(
                 break;
             };
             metrics.delivery_failed(rec.sink);
+            // Issue #19 hook: permanent refusals (kafka::refusal) are never retried.
+            if let Some(reason) = kafka::refusal::permanent_reason(&err) {
+                metrics.produce_refused(rec.sink, reason);
+                tracing::error!(sink = rec.sink.as_str(), reason, bytes = rec.payload.len(), error = %err,
+                    "broker refused a record for good; dead-lettering it and moving on");
+                if let Some(dl) =
+                    kafka::refusal::replacement(&rec, topics.topic(rec.sink), reason, &err)
+                {
+                    let (p, g) = producers.for_sink(dl.sink).get_with_generation();
+                    let f = kafka::send(&p, topics, &dl).await;
+                    queue.push_front((dl, Some(f), g));
+                }
+                break;
+            }
             if attempt % 20 == 0 {
                 tracing::warn!(sink = rec.sink.as_str(), attempt, error = %err, "record not acknowledged; retrying");
             }
@@ -126,7 +149,7 @@ async fn acknowledge(
             }
             let (p, g) = producer.get_with_generation();
             generation = g;
-            fut = kafka::send(&p, topics, &rec).await.ok();
+            fut = Some(kafka::send(&p, topics, &rec).await);
         }
     }
     true

@@ -160,7 +160,7 @@ impl Service<'_> {
     ) -> Observed {
         let (partition, offset) = (m.partition(), m.offset());
         let started = Instant::now();
-        let result = prepared.map(|p| self.pipeline.observe(p, partition));
+        let result = prepared.and_then(|p| self.pipeline.observe(p, partition));
         self.metrics
             .processing_seconds(prep_secs + started.elapsed().as_secs_f64());
         let mut records = Vec::new();

@@ -78,13 +78,10 @@ impl Service<'_> {
         let mut deliveries = Vec::with_capacity(o.records.len());
         for rec in o.records {
             let (producer, generation) = self.producers.for_sink(rec.sink).get_with_generation();
-            let fut = match kafka::send(&producer, &self.topics, &rec).await {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed; will retry");
-                    None
-                }
-            };
+            let fut = kafka::send(&producer, &self.topics, &rec).await;
+            if let Err(e) = &fut {
+                tracing::warn!(error = %e, sink = rec.sink.as_str(), "produce failed");
+            }
             deliveries.push((rec, fut, generation));
         }
         Pending {
