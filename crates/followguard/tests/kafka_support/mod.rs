@@ -199,6 +199,20 @@ impl Env {
         );
     }
 
+    /// Produces a JSONL file with `followguard produce` and extra flags (e.g. a larger
+    /// `message.max.bytes` for a deliberately oversized record).
+    pub fn produce_with(&self, file: &Path, topic: &str, extra: &[&str]) {
+        run_ok(
+            Command::new(&self.bin)
+                .arg("produce")
+                .args(["--brokers", &self.brokers, "--topic", topic])
+                .arg("--input")
+                .arg(file)
+                .args(extra),
+            "followguard produce",
+        );
+    }
+
     /// The flags `serve` gets in these tests, with the admin server on `port`.
     fn serve_args(&self, t: &Topics, group: &str, port: u16, extra: &[&str]) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["--brokers", &self.brokers, "--group-id", group]
