@@ -30,6 +30,9 @@ pub(super) struct OpenAlert {
     pub sample: Vec<String>,
     pub campaign_id: Option<String>,
     pub campaign_followees: u32,
+    /// Issue #19: campaign size in this alert's last campaign `update` (rate limit,
+    /// `campaign_rate`).
+    pub campaign_reported: u32,
 }
 
 /// What opening an alert needs: the followee's slot, the event that fired (placed at
@@ -82,6 +85,7 @@ impl Detector {
                 sample: Vec::new(),
                 campaign_id: None,
                 campaign_followees: 1,
+                campaign_reported: 1,
             },
         );
         if let Some(w) = self.win_mut(key) {

@@ -292,12 +292,25 @@ impl Detector {
             {
                 continue;
             }
+            // Issue #19 hook: an update only for a new campaign id or a doubled campaign,
+            // never one per member per link (output linear in the input).
+            let due = super::campaign_rate::relink_update_due(
+                a.campaign_id.as_deref(),
+                &cid,
+                a.campaign_reported,
+                n,
+            );
             a.campaign_id = Some(cid);
             a.campaign_followees = n;
             if opened_now == Some(fk) {
                 // The open record being emitted right now already carries it.
+                a.campaign_reported = n;
                 continue;
             }
+            if !due {
+                continue;
+            }
+            a.campaign_reported = n;
             let eval = triggers::evaluate(&self.cfg, self.win(fk), t);
             if let Some(rec) = self.build_alert(fk, AlertStatus::Update, t, &eval) {
                 out.alerts.push(rec);

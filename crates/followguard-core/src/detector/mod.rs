@@ -26,9 +26,11 @@
 //! Files by concern: `config` (thresholds), `triggers` (window figures → [`Eval`], the
 //! firing and hold rules, free functions), `lifecycle` (open / update / resolve and the
 //! records), `pending` (flagged follows before an alert), `moderation` (one record per
-//! follower per period), `lockstep` (campaign links), `clock` (partition clocks,
+//! follower per period), `lockstep` (campaign links), `campaign_rate` (when a
+//! campaign change earns a member an update: output linear in the input, issue #19), `clock` (partition clocks,
 //! watermark sweep, idle eviction), `memory` (what the state holds).
 
+mod campaign_rate;
 mod clock;
 mod config;
 mod lifecycle;
