@@ -1,10 +1,12 @@
 //! Acknowledgement, in input order: waits for each event's output records, re-sends what
-//! the broker refused (replacing a fenced or failed producer first), and stores the
-//! offsets a batch reached once all of its records are acknowledged.
+//! the broker refused (replacing a fenced or failed producer first), pages the webhook
+//! for acknowledged alert records, and stores the offsets a batch reached once all of its
+//! records are acknowledged.
 
 use super::Consumer_;
 use crate::kafka::{self, OutRecord, OutputTopics};
 use crate::metrics::Metrics;
+use crate::webhook::{Webhook, WebhookAlert};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, Producer as _};
@@ -31,21 +33,39 @@ pub(super) struct Pending {
     pub partition: i32,
     pub offset: i64,
     pub deliveries: Vec<Delivery>,
+    /// Issue #19: enqueued to the webhook after `deliveries` are acknowledged.
+    pub webhooks: Vec<WebhookAlert>,
+}
+
+/// What the acknowledgement task works with.
+pub(super) struct Acker {
+    pub consumer: Arc<Consumer_>,
+    pub producers: kafka::OutputProducers,
+    pub topics: OutputTopics,
+    pub input_topic: String,
+    pub metrics: Metrics,
+    /// Tells the task to stop waiting (the grace period is over).
+    pub give_up: CancellationToken,
+    /// Issue #19: the task owns the webhook, so a page is sent only for an alert record
+    /// the broker acknowledged (never lost between enqueue and ack).
+    pub webhook: Option<Webhook>,
 }
 
 /// Waits for each event's records in input order, re-sending what the broker refused,
-/// then stores the offsets the batch reached (per partition, after all its records are
-/// acknowledged). Ends when the loop closes the channel and everything is acknowledged,
-/// or immediately (storing nothing more) when `give_up` fires.
-pub(super) async fn ack_loop(
-    mut rx: mpsc::Receiver<Batch>,
-    consumer: Arc<Consumer_>,
-    producers: kafka::OutputProducers,
-    topics: OutputTopics,
-    input_topic: String,
-    metrics: Metrics,
-    give_up: CancellationToken,
-) {
+/// then pages the webhook for them and stores the offsets the batch reached (per
+/// partition, after all its records are acknowledged). Ends when the loop closes the
+/// channel and everything is acknowledged, or immediately (storing nothing more) when
+/// `give_up` fires; either way the webhook handle is dropped, so its queue drains.
+pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
+    let Acker {
+        consumer,
+        producers,
+        topics,
+        input_topic,
+        metrics,
+        give_up,
+        webhook,
+    } = a;
     // Next offset to store per partition, for the batch in hand.
     let mut reached: Vec<(i32, i64)> = Vec::new();
     while let Some(batch) = rx.recv().await {
@@ -53,6 +73,12 @@ pub(super) async fn ack_loop(
         for p in batch {
             if !acknowledge(p.deliveries, &producers, &topics, &metrics, &give_up).await {
                 return;
+            }
+            // Issue #19 hook: pages only for acknowledged alert records.
+            if let Some(w) = &webhook {
+                for a in p.webhooks {
+                    w.enqueue(a);
+                }
             }
             match reached.iter_mut().find(|(q, _)| *q == p.partition) {
                 Some(r) => r.1 = r.1.max(p.offset + 1),

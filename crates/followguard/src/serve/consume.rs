@@ -10,7 +10,6 @@ use crate::config::ServeConfig;
 use crate::kafka::{self, OutputTopics, RebalanceEvent};
 use crate::metrics::Metrics;
 use crate::prepare::Preparer;
-use crate::webhook::Webhook;
 use followguard_core::event::EventError;
 use followguard_core::pipeline::{Pipeline, Prepared};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -33,7 +32,8 @@ pub(super) struct Service<'a> {
     pub pipeline: Pipeline,
     pub admin: Arc<AdminState>,
     pub metrics: Metrics,
-    pub webhook: Option<Webhook>,
+    /// Whether alerts are also paged (the webhook itself lives in the ack task).
+    pub webhook_on: bool,
     pub rebalances: Arc<Mutex<VecDeque<RebalanceEvent>>>,
     /// Alert ids the alerts topic already holds as `open` (read at assignment).
     pub already_open: HashSet<String>,
@@ -164,9 +164,10 @@ impl Service<'_> {
         self.metrics
             .processing_seconds(prep_secs + started.elapsed().as_secs_f64());
         let mut records = Vec::new();
+        let mut webhooks = Vec::new();
         match result {
             Ok(outcome) => {
-                self.outcome_records(&outcome, &mut records);
+                self.outcome_records(&outcome, &mut records, &mut webhooks);
                 self.note_evidence(&outcome, partition);
             }
             Err(e) => {
@@ -188,6 +189,7 @@ impl Service<'_> {
             partition,
             offset,
             records,
+            webhooks,
         }
     }
 }

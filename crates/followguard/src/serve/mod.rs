@@ -34,7 +34,7 @@
 //! Files by concern: `consume` (the loop: fetch, chunk, prepare and observe),
 //! `route` (an outcome's metrics, output records, webhook and evidence), `backpressure`
 //! (handing batches over, pausing the input while the window is full), `ack`
-//! (acknowledgement in input order, re-sends, offset storage), `rebuild` (revokes and
+//! (acknowledgement in input order, re-sends, webhook pages, offset storage), `rebuild` (revokes and
 //! assigns: dropping and rebuilding partition state), `shutdown` (the drain sequence).
 
 mod ack;
@@ -198,14 +198,20 @@ pub async fn run(
         dead_letter: cfg.dlq_topic.clone(),
     };
     let (tx, rx) = mpsc::channel((cfg.max_in_flight / BATCH).max(1));
+    // Issue #19: the acknowledgement task owns the webhook, so a page is sent only for an
+    // alert record the broker acknowledged (never lost between enqueue and ack).
+    let webhook_on = webhook.is_some();
     let acker = tokio::spawn(ack::ack_loop(
+        ack::Acker {
+            consumer: consumer.clone(),
+            producers: producers.clone(),
+            topics: topics.clone(),
+            input_topic: cfg.input_topic.clone(),
+            metrics: metrics.clone(),
+            give_up: give_up.clone(),
+            webhook,
+        },
         rx,
-        consumer.clone(),
-        producers.clone(),
-        topics.clone(),
-        cfg.input_topic.clone(),
-        metrics.clone(),
-        give_up.clone(),
     ));
 
     let pipeline_cfg = cfg.pipeline.clone();
@@ -222,14 +228,14 @@ pub async fn run(
         pipeline,
         admin: admin_state.clone(),
         metrics: metrics.clone(),
-        webhook,
+        webhook_on,
         rebalances,
         already_open: HashSet::new(),
         rebuild_window,
         now_ms: now_ms(),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
-    let Service { webhook, .. } = service;
+    drop(service);
 
     stop.cancel();
     shutdown::drain(shutdown::Parts {
@@ -239,7 +245,6 @@ pub async fn run(
         give_up,
         consumer,
         producers,
-        webhook,
         webhook_task,
         admin_stop,
         admin_task,

@@ -17,6 +17,8 @@ pub(super) struct Observed {
     pub partition: i32,
     pub offset: i64,
     pub records: Vec<OutRecord>,
+    /// Issue #19: pages for the webhook, sent only once `records` are acknowledged.
+    pub webhooks: Vec<WebhookAlert>,
 }
 
 /// `rec` as a record for `sink`, keyed by `key` (`what` names it in the error log should
@@ -38,9 +40,15 @@ fn record(sink: Sink, key: &str, rec: &impl serde::Serialize, what: &str) -> Opt
 
 impl Service<'_> {
     /// Counts the outcome and turns its alerts and moderation records into output
-    /// records (alerts also go to the webhook); an `open` the alerts topic already holds
-    /// (re-processing after a crash) is suppressed.
-    pub(super) fn outcome_records(&self, o: &Outcome, out: &mut Vec<OutRecord>) {
+    /// records (alerts also become webhook pages, sent once their records are
+    /// acknowledged); an `open` the alerts topic already holds (re-processing after a
+    /// crash) is suppressed.
+    pub(super) fn outcome_records(
+        &self,
+        o: &Outcome,
+        out: &mut Vec<OutRecord>,
+        webhooks: &mut Vec<WebhookAlert>,
+    ) {
         let suspicious = o.suspicious;
         self.metrics.event(if suspicious {
             EventOutcome::Suspicious
@@ -62,8 +70,8 @@ impl Service<'_> {
             self.metrics
                 .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
             out.extend(record(Sink::Alerts, a.key(), a, "alert"));
-            if let Some(w) = &self.webhook {
-                w.enqueue(WebhookAlert::from_alert(a));
+            if self.webhook_on {
+                webhooks.push(WebhookAlert::from_alert(a));
             }
         }
         for r in &o.moderation {
@@ -88,6 +96,7 @@ impl Service<'_> {
             partition: o.partition,
             offset: o.offset,
             deliveries,
+            webhooks: o.webhooks,
         }
     }
 

@@ -5,7 +5,6 @@
 use super::Consumer_;
 use crate::admin::AdminState;
 use crate::kafka;
-use crate::webhook::Webhook;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::sync::Arc;
@@ -24,7 +23,8 @@ pub(super) struct Parts {
     pub give_up: CancellationToken,
     pub consumer: Arc<Consumer_>,
     pub producers: kafka::OutputProducers,
-    pub webhook: Option<Webhook>,
+    /// The webhook's sender task; it drains once the acknowledgement task, which owns
+    /// the webhook handle, has ended.
     pub webhook_task: Option<JoinHandle<()>>,
     pub admin_stop: CancellationToken,
     pub admin_task: JoinHandle<()>,
@@ -58,7 +58,6 @@ pub(super) async fn drain(p: Parts) {
         tokio::task::spawn_blocking(move || producers.flush(left)),
     )
     .await;
-    drop(p.webhook);
     if let Some(t) = p.webhook_task {
         if tokio::time::timeout_at(deadline, t).await.is_err() {
             tracing::warn!("webhook queue not drained in the grace period");
