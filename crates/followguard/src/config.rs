@@ -250,6 +250,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 50_000)]
     pub max_in_flight: usize,
 
+    /// Bytes of output records that may await broker acknowledgement at once (issue #19:
+    /// memory bounded in bytes, not only events); above it the input is paused as for
+    /// `--max-in-flight`. Keep it well under the pod's memory limit.
+    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT_BYTES", default_value_t = 256 << 20)]
+    pub max_in_flight_bytes: usize,
+
     /// Extra threads that parse and score fetched records while serve is behind (the
     /// detector stays on the consume loop, in input order); 0 = the loop does everything.
     /// They work only when 16+ records are waiting, so at a steady live rate they idle.
@@ -387,6 +393,8 @@ pub struct ServeConfig {
     pub admin_addr: SocketAddr,
     pub shutdown_grace: Duration,
     pub max_in_flight: usize,
+    /// Issue #19: byte budget of unacknowledged output records.
+    pub max_in_flight_bytes: usize,
     /// Helper threads for parsing and scoring (`--prepare-threads`).
     pub prepare_threads: usize,
     pub delivery_timeout: Duration,
@@ -624,6 +632,7 @@ impl ServeArgs {
             admin_addr,
             shutdown_grace,
             max_in_flight: self.max_in_flight,
+            max_in_flight_bytes: self.max_in_flight_bytes,
             prepare_threads: self.prepare_threads,
             delivery_timeout,
             stats_interval,

@@ -101,6 +101,8 @@ pub struct Metrics {
     event_time_adjustments: IntCounterVec,
     /// Issue #19: records the broker refused for good, by sink and reason.
     produce_refused: IntCounterVec,
+    /// Issue #19: bytes of output records awaiting acknowledgement.
+    in_flight_bytes: IntGauge,
 }
 
 /// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
@@ -426,6 +428,12 @@ impl Metrics {
                 produce_refused.with_label_values(&[s.as_str(), reason]);
             }
         }
+        let in_flight_bytes = int_gauge(
+            r,
+            "followguard_in_flight_bytes",
+            "Bytes of output records handed to the producer and not yet acknowledged \
+             (input pauses above --max-in-flight-bytes).",
+        );
         for k in ["clamped", "jumped", "reanchored"] {
             event_time_adjustments.with_label_values(&[k]);
         }
@@ -458,6 +466,7 @@ impl Metrics {
             process,
             event_time_adjustments,
             produce_refused,
+            in_flight_bytes,
         }
     }
 
@@ -496,6 +505,11 @@ impl Metrics {
         self.produce_refused
             .with_label_values(&[sink.as_str(), reason])
             .inc();
+    }
+
+    pub fn set_in_flight_bytes(&self, n: usize) {
+        self.in_flight_bytes
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn event_rejected(&self, kind: &'static str) {

@@ -4,6 +4,7 @@
 //! records are acknowledged.
 
 use super::Consumer_;
+use crate::inflight::InFlightBytes;
 use crate::kafka::{self, OutRecord, OutputTopics};
 use crate::metrics::Metrics;
 use crate::webhook::{Webhook, WebhookAlert};
@@ -35,6 +36,8 @@ pub(super) struct Pending {
     pub deliveries: Vec<Delivery>,
     /// Issue #19: enqueued to the webhook after `deliveries` are acknowledged.
     pub webhooks: Vec<WebhookAlert>,
+    /// Issue #19: bytes `deliveries` hold (released by the ack task).
+    pub bytes: usize,
 }
 
 /// What the acknowledgement task works with.
@@ -49,6 +52,8 @@ pub(super) struct Acker {
     /// Issue #19: the task owns the webhook, so a page is sent only for an alert record
     /// the broker acknowledged (never lost between enqueue and ack).
     pub webhook: Option<Webhook>,
+    /// Issue #19: bytes of unacknowledged output records, released here.
+    pub in_flight_bytes: InFlightBytes,
 }
 
 /// Waits for each event's records in input order, re-sending what the broker refused,
@@ -65,6 +70,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         metrics,
         give_up,
         webhook,
+        in_flight_bytes,
     } = a;
     // Next offset to store per partition, for the batch in hand.
     let mut reached: Vec<(i32, i64)> = Vec::new();
@@ -74,6 +80,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
             if !acknowledge(p.deliveries, &producers, &topics, &metrics, &give_up).await {
                 return;
             }
+            in_flight_bytes.release(p.bytes);
             // Issue #19 hook: pages only for acknowledged alert records.
             if let Some(w) = &webhook {
                 for a in p.webhooks {

@@ -1,6 +1,7 @@
 //! Handing batches to the acknowledgement task, and what happens when it cannot take
 //! them: a full channel for a second pauses the input partitions while polling goes on
 //! (the member stays in its group, /healthz stays up) until there is room again.
+//! Issue #19: so do unacknowledged output records over `--max-in-flight-bytes`.
 
 use super::ack::Batch;
 use super::consume::{Service, IDLE_TICK};
@@ -47,6 +48,13 @@ impl Service<'_> {
         self.metrics
             .set_tracked_followees(self.pipeline.tracked_followees());
         let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        // Issue #19 hook: over the byte budget, pause the input until acks bring it back.
+        self.metrics
+            .set_in_flight_bytes(self.in_flight_bytes.held());
+        let own: usize = b.iter().map(|p| p.bytes).sum();
+        if self.in_flight_bytes.over_budget_besides(own) {
+            return self.wait_paused(shutdown, tx, b).await;
+        }
         match tx.try_send(b) {
             Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -74,7 +82,8 @@ impl Service<'_> {
         }
     }
 
-    /// `--max-in-flight` events await acknowledgement (a sink stalls): pause fetching and
+    /// `--max-in-flight` events (or Issue #19: more than `--max-in-flight-bytes` of output
+    /// records) await acknowledgement (a sink stalls): pause fetching and
     /// keep polling, so the group still sees a live member (no `max.poll.interval.ms`
     /// eviction) and /healthz still sees progress, until there is room again. librdkafka
     /// drops the paused partitions' prefetched records and fetches them again from the
@@ -86,6 +95,7 @@ impl Service<'_> {
         pending: Batch,
     ) -> anyhow::Result<bool> {
         let consumer = self.consumer.clone();
+        let own: usize = pending.iter().map(|p| p.bytes).sum();
         // Every partition paused, even if the assignment changes meanwhile: librdkafka keeps
         // a partition's pause flag across rebalances, so each must be resumed explicitly.
         let mut paused: HashSet<i32> = HashSet::new();
@@ -104,13 +114,15 @@ impl Service<'_> {
         self.metrics.input_paused();
         pause(&consumer, &mut paused);
         let permit = loop {
+            // Issue #19: room means a free batch slot *and* bytes back under the budget.
+            let bytes_ok = !self.in_flight_bytes.over_budget_besides(own);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
                     hand_over_late(tx, pending);
                     return Ok(false);
                 }
-                p = tx.reserve() => match p {
+                p = tx.reserve(), if bytes_ok => match p {
                     Ok(p) => break p,
                     Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
                 },

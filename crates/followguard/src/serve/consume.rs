@@ -34,6 +34,8 @@ pub(super) struct Service<'a> {
     pub metrics: Metrics,
     /// Whether alerts are also paged (the webhook itself lives in the ack task).
     pub webhook_on: bool,
+    /// Issue #19: bytes of unacknowledged output records, shared with the ack task.
+    pub in_flight_bytes: crate::inflight::InFlightBytes,
     pub rebalances: Arc<Mutex<VecDeque<RebalanceEvent>>>,
     /// Alert ids the alerts topic already holds as `open` (read at assignment).
     pub already_open: HashSet<String>,

@@ -24,9 +24,10 @@
 //! This keeps thread wake-ups, offset stores and health bookkeeping off the per-event
 //! path without adding latency (see BENCHMARKS.md, end to end).
 //!
-//! Backpressure: at most about `--max-in-flight` events await acknowledgement. When that window
-//! stays full for a second (a stalled sink, a broker outage), the input partitions are
-//! paused and polling goes on, so the member stays in its group and /healthz stays up;
+//! Backpressure: at most about `--max-in-flight` events, and `--max-in-flight-bytes` of
+//! output records (issue #19), await acknowledgement. When that window stays full for a
+//! second (a stalled sink, a broker outage), or the bytes exceed the budget, the input
+//! partitions are paused and polling goes on, so the member stays in its group and /healthz stays up;
 //! they resume once acknowledgements flow. Records the broker does not acknowledge are
 //! re-sent with backoff (a fenced idempotent producer is replaced first); their offsets
 //! are never stored before that succeeds.
@@ -201,6 +202,7 @@ pub async fn run(
     // Issue #19: the acknowledgement task owns the webhook, so a page is sent only for an
     // alert record the broker acknowledged (never lost between enqueue and ack).
     let webhook_on = webhook.is_some();
+    let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
@@ -210,6 +212,7 @@ pub async fn run(
             metrics: metrics.clone(),
             give_up: give_up.clone(),
             webhook,
+            in_flight_bytes: in_flight_bytes.clone(),
         },
         rx,
     ));
@@ -229,6 +232,7 @@ pub async fn run(
         admin: admin_state.clone(),
         metrics: metrics.clone(),
         webhook_on,
+        in_flight_bytes,
         rebalances,
         already_open: HashSet::new(),
         rebuild_window,

@@ -84,6 +84,8 @@ impl Service<'_> {
     /// before its offset may be stored.
     pub(super) async fn send_records(&mut self, o: Observed) -> Pending {
         let mut deliveries = Vec::with_capacity(o.records.len());
+        let bytes: usize = o.records.iter().map(crate::inflight::record_bytes).sum();
+        self.in_flight_bytes.add(bytes);
         for rec in o.records {
             let (producer, generation) = self.producers.for_sink(rec.sink).get_with_generation();
             let fut = kafka::send(&producer, &self.topics, &rec).await;
@@ -97,6 +99,7 @@ impl Service<'_> {
             offset: o.offset,
             deliveries,
             webhooks: o.webhooks,
+            bytes,
         }
     }
 
