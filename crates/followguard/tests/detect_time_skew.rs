@@ -100,6 +100,10 @@ fn an_absurd_first_event_does_not_blind_the_partition() {
     );
     // The first `confirm` real events were seen under the bad anchor and dropped with it.
     let missed = want.difference(&got).count();
+    eprintln!(
+        "absurd first event: {missed} of {} opens missed",
+        want.len()
+    );
     assert!(missed <= 1, "missed {missed} of {}", want.len());
 }
 
@@ -125,6 +129,10 @@ fn a_whole_stream_jump_is_followed() {
         .count();
     assert_eq!(jumps, 1, "{placements:?}");
     let second = all.len() - first.len();
+    eprintln!(
+        "whole-stream jump: {} opens before, {second} after",
+        first.len()
+    );
     assert!(
         second * 10 >= first.len() * 9,
         "after the jump {second} opens, before {}",

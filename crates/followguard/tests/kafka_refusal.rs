@@ -91,6 +91,10 @@ fn refused_records_never_stall_offsets_and_go_to_the_dead_letter_topic() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    eprintln!(
+        "refusal: offsets at the end {:.1} s after the input was produced",
+        started.elapsed().as_secs_f64()
+    );
     let m = svc.metrics();
     assert_eq!(metric_sum(&m, "followguard_events_total"), n as f64);
     let refused = metric(
@@ -164,6 +168,11 @@ fn refused_records_never_stall_offsets_and_go_to_the_dead_letter_topic() {
     assert!(
         !opened.is_empty() && opened.is_subset(&targets),
         "opened {opened:?}, targets {targets:?}"
+    );
+    eprintln!(
+        "refusal: {refused} refused alert records dead-lettered, {} alert records delivered, {} opens",
+        alerts.len(),
+        opened.len()
     );
     svc.sigterm();
     svc.wait_exit(Duration::from_secs(20));
