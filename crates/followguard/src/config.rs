@@ -264,8 +264,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FOLLOWGUARD_PREPARE_THREADS", default_value_t = 0)]
     pub prepare_threads: usize,
 
-    /// How long the broker may take to acknowledge one produced record before it is retried.
-    /// Must stay below max.poll.interval.ms so a stalled sink cannot get us kicked out of the group.
+    /// How long a produced record may wait for its acknowledgement before serve logs it as
+    /// stalled (a warning, repeated at this interval). Records are never timed
+    /// out: librdkafka's idempotent producer retries transient errors itself, in order
+    /// (issue #19); the input pauses at --max-in-flight meanwhile, the poll loop goes on.
     #[arg(long, env = "FOLLOWGUARD_DELIVERY_TIMEOUT", default_value = "30s")]
     pub delivery_timeout: String,
 
@@ -572,8 +574,8 @@ impl ServeArgs {
         if delivery_timeout < Duration::from_secs(1) || delivery_timeout > Duration::from_secs(240)
         {
             return Err(ConfigError(
-                "--delivery-timeout must be between 1s and 240s (below the 300s default \
-                 max.poll.interval.ms)"
+                "--delivery-timeout must be between 1s and 240s (how long a record may wait \
+                 for its acknowledgement before it is logged as stalled)"
                     .into(),
             ));
         }

@@ -121,7 +121,17 @@ pub const ALERTS_LINGER_MS: u32 = 5;
 /// much later; its input offset is stored only once it is acknowledged, as before.
 pub const BULK_LINGER_MS: u32 = 50;
 
+/// `message.timeout.ms` of serve's producers: zero, librdkafka's "no timeout" (issue #19).
+/// A transient error (broker away, leader moving, request timed out) is retried by the
+/// idempotent producer itself, in order per partition, for as long as it lasts; a record
+/// never comes back failed for a transient reason, so serve never re-sends one by hand
+/// behind later records of the same key. What still comes back is permanent (refused:
+/// [`refusal`]) or a broken producer (fenced: [`SharedProducer::renew`], then the record
+/// is re-sent in acknowledgement order, which is input order).
+pub const SERVE_MESSAGE_TIMEOUT: Duration = Duration::ZERO;
+
 /// Idempotent producer: retries inside librdkafka never duplicate or reorder records.
+/// `delivery_timeout` is `message.timeout.ms` (zero: none).
 /// Lingers [`ALERTS_LINGER_MS`].
 pub fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> ClientConfig {
     producer_config_lingering(kafka, delivery_timeout, ALERTS_LINGER_MS)
@@ -318,12 +328,14 @@ pub struct OutputProducers {
 }
 
 impl OutputProducers {
-    pub fn new(kafka: &KafkaConfig, delivery_timeout: Duration) -> anyhow::Result<Self> {
+    /// serve's producers never time a record out (`message.timeout.ms=0`, see
+    /// [`SERVE_MESSAGE_TIMEOUT`]).
+    pub fn new(kafka: &KafkaConfig) -> anyhow::Result<Self> {
         Ok(OutputProducers {
-            alerts: SharedProducer::new(producer_config(kafka, delivery_timeout))?,
+            alerts: SharedProducer::new(producer_config(kafka, SERVE_MESSAGE_TIMEOUT))?,
             bulk: SharedProducer::new(producer_config_lingering(
                 kafka,
-                delivery_timeout,
+                SERVE_MESSAGE_TIMEOUT,
                 BULK_LINGER_MS,
             ))?,
         })
@@ -653,6 +665,11 @@ mod tests {
         let p = producer_config(&kafka(&[]), Duration::from_secs(30));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
         assert_eq!(p.get("message.timeout.ms"), Some("30000"));
+        // Issue #19: serve's producers never time a record out; librdkafka accepts it.
+        let p = producer_config(&kafka(&[]), SERVE_MESSAGE_TIMEOUT);
+        assert_eq!(p.get("message.timeout.ms"), Some("0"));
+        let created: Result<FutureProducer, _> = p.create();
+        assert!(created.is_ok(), "{:?}", created.err());
     }
 
     #[test]
@@ -713,7 +730,7 @@ mod tests {
         );
         assert_eq!(c.get("linger.ms"), Some("1"));
 
-        let p = OutputProducers::new(&kafka(&[]), Duration::from_secs(5)).expect("producers");
+        let p = OutputProducers::new(&kafka(&[])).expect("producers");
         let generation = |s: Sink| p.for_sink(s).get_with_generation().1;
         let g = generation(Sink::Moderation);
         assert!(p.for_sink(Sink::Moderation).renew(g).expect("renew"));

@@ -1,5 +1,7 @@
-//! Acknowledgement, in input order: waits for each event's output records, re-sends what
-//! the broker refused (replacing a fenced or failed producer first), pages the webhook
+//! Acknowledgement, in input order: waits for each event's output records (librdkafka
+//! retries transient errors itself, in order), dead-letters what the broker refuses for
+//! good, re-sends a record only after replacing a fenced or failed producer (or a local
+//! send error), pages the webhook
 //! for acknowledged alert records, and stores the offsets a batch reached once all of its
 //! records are acknowledged.
 
@@ -54,10 +56,11 @@ pub(super) struct Acker {
     pub webhook: Option<Webhook>,
     /// Issue #19: bytes of unacknowledged output records, released here.
     pub in_flight_bytes: InFlightBytes,
+    /// `--delivery-timeout`: a record unacknowledged this long is logged as stalled.
+    pub stall_warn: Duration,
 }
 
-/// Waits for each event's records in input order, re-sending what the broker refused,
-/// then pages the webhook for them and stores the offsets the batch reached (per
+/// Waits for each event's records in input order (see [`acknowledge`]), then pages the webhook for them and stores the offsets the batch reached (per
 /// partition, after all its records are acknowledged). Ends when the loop closes the
 /// channel and everything is acknowledged, or immediately (storing nothing more) when
 /// `give_up` fires; either way the webhook handle is dropped, so its queue drains.
@@ -71,13 +74,21 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         give_up,
         webhook,
         in_flight_bytes,
+        stall_warn,
     } = a;
     // Next offset to store per partition, for the batch in hand.
     let mut reached: Vec<(i32, i64)> = Vec::new();
     while let Some(batch) = rx.recv().await {
         reached.clear();
         for p in batch {
-            if !acknowledge(p.deliveries, &producers, &topics, &metrics, &give_up).await {
+            let ack = Ack {
+                producers: &producers,
+                topics: &topics,
+                metrics: &metrics,
+                give_up: &give_up,
+                stall_warn,
+            };
+            if !acknowledge(p.deliveries, &ack).await {
                 return;
             }
             in_flight_bytes.release(p.bytes);
@@ -107,15 +118,32 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
     }
 }
 
-/// Waits until every record of one event is acknowledged, re-sending refused ones with
-/// backoff. Returns false when `give_up` fired first.
-async fn acknowledge(
-    deliveries: Vec<Delivery>,
-    producers: &kafka::OutputProducers,
-    topics: &OutputTopics,
-    metrics: &Metrics,
-    give_up: &CancellationToken,
-) -> bool {
+/// What [`acknowledge`] works with.
+struct Ack<'a> {
+    producers: &'a kafka::OutputProducers,
+    topics: &'a OutputTopics,
+    metrics: &'a Metrics,
+    give_up: &'a CancellationToken,
+    /// `--delivery-timeout`: a record unacknowledged this long is logged as stalled.
+    stall_warn: Duration,
+}
+
+/// Waits until every record of one event is acknowledged. Returns false when `give_up`
+/// fired first.
+///
+/// Issue #19: serve's producers never time a record out (`kafka::SERVE_MESSAGE_TIMEOUT`),
+/// so librdkafka retries transient errors itself, in order; what reaches the loop below is
+/// a permanent refusal (dead-lettered, never retried), a broken producer (renewed, then
+/// the record is re-sent — in acknowledgement order, which is input order) or a local
+/// error (re-sent with backoff).
+async fn acknowledge(deliveries: Vec<Delivery>, ack: &Ack<'_>) -> bool {
+    let Ack {
+        producers,
+        topics,
+        metrics,
+        give_up,
+        stall_warn,
+    } = *ack;
     // Issue #19 hook: a queue, so a permanently refused record's dead-letter stand-in
     // is acknowledged in its place before the next record (and the offset) moves on.
     let mut queue: VecDeque<_> = deliveries
@@ -128,14 +156,25 @@ async fn acknowledge(
         loop {
             let err = match fut.take() {
                 Some(Err(e)) => Some(e),
-                Some(Ok(f)) => tokio::select! {
-                    r = f => match r {
-                        Ok(Ok(_)) => None,
-                        Ok(Err((e, _))) => Some(e),
-                        Err(_) => Some(KafkaError::Canceled),
-                    },
-                    _ = give_up.cancelled() => return false,
-                },
+                Some(Ok(f)) => {
+                    tokio::pin!(f);
+                    let mut waited = Duration::ZERO;
+                    loop {
+                        tokio::select! {
+                            r = &mut f => break match r {
+                                Ok(Ok(_)) => None,
+                                Ok(Err((e, _))) => Some(e),
+                                Err(_) => Some(KafkaError::Canceled),
+                            },
+                            _ = tokio::time::sleep(stall_warn) => {
+                                waited += stall_warn;
+                                tracing::warn!(sink = rec.sink.as_str(), waited_s = waited.as_secs(),
+                                    "record not acknowledged yet; librdkafka keeps retrying it in order");
+                            }
+                            _ = give_up.cancelled() => return false,
+                        }
+                    }
+                }
                 None => Some(KafkaError::Canceled),
             };
             let Some(err) = err else {

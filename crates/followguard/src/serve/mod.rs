@@ -28,9 +28,11 @@
 //! output records (issue #19), await acknowledgement. When that window stays full for a
 //! second (a stalled sink, a broker outage), or the bytes exceed the budget, the input
 //! partitions are paused and polling goes on, so the member stays in its group and /healthz stays up;
-//! they resume once acknowledgements flow. Records the broker does not acknowledge are
-//! re-sent with backoff (a fenced idempotent producer is replaced first); their offsets
-//! are never stored before that succeeds.
+//! they resume once acknowledgements flow. Serve's idempotent producers never time a
+//! record out (issue #19): librdkafka retries transient errors itself, in order per
+//! partition; a record refused for good is dead-lettered, and one whose producer was
+//! fenced is re-sent after the producer is replaced. Offsets are never stored before
+//! every record of the event is acknowledged.
 //!
 //! Files by concern: `consume` (the loop: fetch, chunk, prepare and observe),
 //! `route` (an outcome's metrics, output records, webhook and evidence), `backpressure`
@@ -156,7 +158,7 @@ pub async fn run(
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producers = kafka::OutputProducers::new(&cfg.kafka, cfg.delivery_timeout)?;
+    let producers = kafka::OutputProducers::new(&cfg.kafka)?;
 
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
@@ -213,6 +215,7 @@ pub async fn run(
             give_up: give_up.clone(),
             webhook,
             in_flight_bytes: in_flight_bytes.clone(),
+            stall_warn: cfg.delivery_timeout,
         },
         rx,
     ));
