@@ -58,6 +58,9 @@ pub struct Outcome<'a> {
     pub alerts: Vec<Alert>,
     /// Moderation records for flagged followers of alerted followees.
     pub moderation: Vec<ModerationRecord>,
+    /// Issue #20: the follower scored suspicious but was too new to judge (minutes old
+    /// at the follow); the detector did not count it as suspicious.
+    pub judgment_withheld: bool,
 }
 
 impl Outcome<'_> {
@@ -134,7 +137,11 @@ impl Pipeline {
         let suspicious = score.prob >= self.threshold;
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
-        let Emitted { alerts, moderation } = self.detector.observe(&Observation {
+        let Emitted {
+            alerts,
+            moderation,
+            withheld,
+        } = self.detector.observe(&Observation {
             event_id: &ev.event_id,
             followee_id: &ev.followee_id,
             follower_id: &ev.follower.id,
@@ -161,6 +168,7 @@ impl Pipeline {
             cache_hit,
             alerts,
             moderation,
+            judgment_withheld: withheld > 0,
         }
     }
 
