@@ -75,6 +75,17 @@ pub struct Report {
     pub false_alerts: usize,
     pub false_alerts_on_viral: usize,
     pub false_alerts_on_camouflaged: usize,
+    /// Issue #20: false alerts by kind of the followee's hard negative: suggested-list
+    /// surge, or neither viral nor surge ("other").
+    pub false_alerts_on_surge: usize,
+    pub false_alerts_other: usize,
+    /// Issue #20: moderation records, those about organic humans (follower ids below the
+    /// truth's `bot_id_min`: established humans and newcomers), and their share; follows
+    /// whose verdict was withheld (follower too new to judge).
+    pub moderation_records: usize,
+    pub moderation_organic: usize,
+    pub moderation_organic_share: f64,
+    pub judgment_withheld: usize,
     pub false_alerts_per_100k_followee_days: f64,
     pub alert_precision: f64,
     pub campaigns_linked: usize,
@@ -288,6 +299,8 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
     let mut scored: Vec<(f32, bool)> = Vec::new();
     let mut opens: Vec<OpenRec> = Vec::new();
     let mut linked = std::collections::HashSet::new();
+    // Issue #20: moderation records about organic humans, withheld verdicts.
+    let (mut mod_total, mut mod_organic, mut withheld) = (0usize, 0usize, 0usize);
     let summary = run_lines(
         &mut pipeline,
         input,
@@ -298,6 +311,15 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
                     .parse::<u64>()
                     .is_ok_and(|id| id >= truth.bot_id_min);
                 scored.push((o.score.prob, bot));
+            }
+            withheld += usize::from(o.judgment_withheld);
+            for m in &o.moderation {
+                mod_total += 1;
+                let organic = m
+                    .follower_id
+                    .parse::<u64>()
+                    .is_ok_and(|id| id < truth.bot_id_min);
+                mod_organic += usize::from(organic);
             }
             for al in &o.alerts {
                 if let Some(c) = &al.campaign_id {
@@ -371,6 +393,22 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
     let roc = roc_auc(&mut scored).unwrap_or(f64::NAN);
     let pr = pr_auc(&mut scored).unwrap_or(f64::NAN);
     let followee_days = truth.followees as f64 * f64::from(truth.days);
+    let surge_followees: std::collections::HashSet<&str> = truth
+        .surges
+        .iter()
+        .map(|v| v.followee_id.as_str())
+        .collect();
+    let false_on_surge = false_idx
+        .iter()
+        .filter(|&&i| surge_followees.contains(opens[i].followee_id.as_str()))
+        .count();
+    let false_other = false_idx
+        .iter()
+        .filter(|&&i| {
+            let f = opens[i].followee_id.as_str();
+            !viral_followees.contains(f) && !surge_followees.contains(f)
+        })
+        .count();
     let camo_false = false_idx
         .iter()
         .filter(|&&i| !viral_followees.contains(opens[i].followee_id.as_str()))
@@ -390,6 +428,14 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
         mk(">=1000 within 24h", &in_fast_1k),
         mk(">=200 at >=100/day", &in_200_or_drip),
     ];
+    // Issue #20: fresh-batch campaigns (only in streams that have them).
+    let mut groups = groups;
+    if truth.campaigns.iter().any(|c| c.fresh_batch) {
+        groups.push(mk("fresh-batch", &|c| c.fresh_batch));
+    }
+    if truth.campaigns.iter().any(|c| c.fresh_fast) {
+        groups.push(mk("fresh-batch fast (<1h old)", &|c| c.fresh_fast));
+    }
     let by_size = ["100-199", "200-999", "1k-10k", "10k+"]
         .iter()
         .map(|s| mk(&format!("size {s}"), &|c| size_bucket(c.size) == *s))
@@ -410,6 +456,16 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
         false_alerts,
         false_alerts_on_viral: false_on_viral,
         false_alerts_on_camouflaged: camo_false,
+        false_alerts_on_surge: false_on_surge,
+        false_alerts_other: false_other,
+        moderation_records: mod_total,
+        moderation_organic: mod_organic,
+        moderation_organic_share: if mod_total == 0 {
+            0.0
+        } else {
+            mod_organic as f64 / mod_total as f64
+        },
+        judgment_withheld: withheld,
         false_alerts_per_100k_followee_days: false_alerts as f64 / followee_days * 1e5,
         alert_precision: if opens.is_empty() {
             0.0
@@ -475,6 +531,18 @@ pub fn report_text(r: &Report) -> String {
         r.alert_precision,
         r.campaigns_linked
     ));
+    // Issue #20: false alerts by kind, organic humans among moderation records.
+    s.truncate(s.len() - 1);
+    s.push_str(&format!(
+        "false alerts by kind: viral {}, surge {}, other {}; moderation records {}: organic humans {} ({:.4}); verdicts withheld (too new) {}\n\n",
+        r.false_alerts_on_viral,
+        r.false_alerts_on_surge,
+        r.false_alerts_other,
+        r.moderation_records,
+        r.moderation_organic,
+        r.moderation_organic_share,
+        r.judgment_withheld
+    ));
     s.push_str("| campaigns | n | detected | recall | precision | TTD from 100th median s | p95 s | alerted before 100th | from start median s |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for b in r.groups.iter().chain(&r.by_size).chain(&r.by_speed) {
@@ -526,6 +594,8 @@ mod tests {
             start_ms: start,
             end_ms: end,
             t100_ms: None,
+            fresh_batch: false,
+            fresh_fast: false,
         };
         let day = 86_400_000;
         assert!(in_fast_1k(&c(1000, 0, day)));
@@ -563,8 +633,13 @@ mod tests {
                 start_ms: 1000,
                 end_ms: 2000,
                 t100_ms: Some(2000),
+                fresh_batch: false,
+                fresh_fast: false,
             }],
             viral: vec![],
+            newcomers: 0,
+            newcomer_follows: 0,
+            surges: vec![],
         };
         let rec = |f: &str, t| OpenRec {
             followee_id: f.into(),

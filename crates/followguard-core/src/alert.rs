@@ -167,6 +167,16 @@ pub struct Alert {
     pub campaign_id: Option<String>,
     /// Followees in the linked campaign (1 when unlinked).
     pub campaign_followees: u32,
+    /// Issue #20: flagged follows of this followee by accounts too new to judge
+    /// (minutes old at the follow) while the alert was open: not counted as suspicious,
+    /// no moderation record (see `newcomer.rs`). Omitted when 0.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub withheld_too_new: u32,
+    /// Issue #20: accounts in the tight registration band (newcomers registered within
+    /// minutes of each other) when the newcomer channel opened this `cohort` alert; its
+    /// followers in that band are judged. Omitted when 0 (other triggers).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub newcomer_batch: u32,
     pub model_version: String,
     pub detector_version: &'static str,
 }
@@ -222,6 +232,11 @@ pub fn alert_id(followee_id: &str, burst_start_ms: i64) -> String {
 /// Campaign id derived from the alert id of the campaign's first (root) alert.
 pub fn campaign_id(root_alert_id: &str) -> String {
     format!("fgc-{}", root_alert_id.trim_start_matches("fga-"))
+}
+
+/// Serde helper: `withheld_too_new` is omitted when 0.
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 #[cfg(test)]

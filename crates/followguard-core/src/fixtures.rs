@@ -33,6 +33,8 @@ pub fn alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
         top_reasons: Vec::new(),
         campaign_id: None,
         campaign_followees: 1,
+        withheld_too_new: 0,
+        newcomer_batch: 0,
         model_version: "m".into(),
         detector_version: "d",
     }
@@ -62,5 +64,6 @@ pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<
         cache_hit: false,
         alerts: Vec::new(),
         moderation: Vec::new(),
+        judgment_withheld: false,
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Modules in dependency order (each uses only those above it): [`time`], [`age`],
 //! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`], [`bounds`]; [`features`]; [`model`]; [`alert`];
-//! [`window`]; [`detector`]; [`pipeline`]; [`evidence`].
+//! [`window`]; [`newcomer`]; [`detector`]; [`pipeline`]; [`evidence`].
 
 pub mod age;
 pub mod alert;
@@ -24,6 +24,7 @@ pub mod features;
 pub mod fixtures;
 pub mod keys;
 pub mod model;
+pub mod newcomer;
 pub mod pipeline;
 pub mod time;
 pub mod timeguard;

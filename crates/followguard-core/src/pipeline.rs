@@ -70,6 +70,9 @@ pub struct Outcome<'a> {
     pub alerts: Vec<Alert>,
     /// Moderation records for flagged followers of alerted followees.
     pub moderation: Vec<ModerationRecord>,
+    /// Issue #20: the follower scored suspicious but was too new to judge (minutes old
+    /// at the follow); the detector did not count it as suspicious.
+    pub judgment_withheld: bool,
 }
 
 impl Outcome<'_> {
@@ -176,7 +179,11 @@ impl Pipeline {
         if let Placement::Reanchored { .. } = placement {
             self.detector.drop_partition(partition);
         }
-        let Emitted { alerts, moderation } = self.detector.observe(&Observation {
+        let Emitted {
+            alerts,
+            moderation,
+            withheld,
+        } = self.detector.observe(&Observation {
             event_id: &ev.event_id,
             followee_id: &ev.followee_id,
             follower_id: &ev.follower.id,
@@ -204,6 +211,7 @@ impl Pipeline {
             cache_hit,
             alerts,
             moderation,
+            judgment_withheld: withheld > 0,
         })
     }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// so the benchmark can label follows; the model never sees ids as a feature).
 pub const BOT_ID_MIN: u64 = 9_000_000_000;
 const HUMAN_ID_MIN: u64 = 1_000_000_000;
-const FOLLOWEE_ID_MIN: u64 = 100_000;
+pub(crate) const FOLLOWEE_ID_MIN: u64 = 100_000;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
@@ -44,6 +44,8 @@ pub struct GenConfig {
     pub resell_prob: f64,
     pub camouflage: f64,
     pub unfollow_rate: f64,
+    /// Issue #20 traffic (newcomers, surges, fresh batches); off by default.
+    pub organic: crate::generate_organic::OrganicConfig,
 }
 
 impl Default for GenConfig {
@@ -64,6 +66,7 @@ impl Default for GenConfig {
             resell_prob: 0.3,
             camouflage: 0.05,
             unfollow_rate: 0.03,
+            organic: crate::generate_organic::OrganicConfig::default(),
         }
     }
 }
@@ -494,6 +497,14 @@ pub struct TruthCampaign {
     pub end_ms: i64,
     /// Time of the 100th bought follow (None for campaigns under 100).
     pub t100_ms: Option<i64>,
+    /// Issue #20: a fresh-batch campaign (bots registered together hours to days before
+    /// delivery, newcomer-looking profiles). Absent from today's truth files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_batch: bool,
+    /// Issue #20: a fast fresh batch (delivered 5–50 min after a registration batch of a
+    /// few minutes: every follower under an hour old). Absent unless true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_fast: bool,
 }
 
 /// One organic viral spike (a hard negative).
@@ -524,20 +535,37 @@ pub struct Truth {
     pub unfollows: u64,
     pub campaigns: Vec<TruthCampaign>,
     pub viral: Vec<TruthViral>,
+    /// Issue #20 traffic (absent when off, so today's truth files are unchanged):
+    /// organic sign-ups, their follows, and suggested-list surges (hard negatives).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub newcomers: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub newcomer_follows: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surges: Vec<crate::generate_organic::TruthSurge>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 // ---------------------------------------------------------------------------------------
 // Generation
 
 #[derive(Debug, Clone, Copy)]
-struct Ev {
-    ts: i64,
-    followee: u32,
-    follower: u64,
-    unfollow: bool,
+pub(crate) struct Ev {
+    pub(crate) ts: i64,
+    pub(crate) followee: u32,
+    pub(crate) follower: u64,
+    pub(crate) unfollow: bool,
     /// Cohort-derived creation centre for built-in bots (days), premium flag.
-    cohort_age: f32,
-    premium: bool,
+    pub(crate) cohort_age: f32,
+    pub(crate) premium: bool,
+    /// Issue #20: `generate_organic::KIND_*` (0 = today's traffic); for newcomer-style
+    /// accounts their creation time (epoch s) and friends count at this follow.
+    pub(crate) kind: u8,
+    pub(crate) created_s: i64,
+    pub(crate) friends: u16,
 }
 
 fn poisson(rng: &mut Xoshiro256PlusPlus, lambda: f64) -> u64 {
@@ -609,6 +637,9 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
         unfollow: false,
         cohort_age: 0.0,
         premium: false,
+        kind: 0,
+        created_s: 0,
+        friends: 0,
     };
 
     // Organic follows with a daily cycle (amplitude 0.6), by thinning.
@@ -725,6 +756,9 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
                 unfollow: false,
                 cohort_age: cohort.age_days,
                 premium: cohort.premium,
+                kind: 0,
+                created_s: 0,
+                friends: 0,
             };
             events.push(ev);
             bought += 1;
@@ -763,6 +797,8 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
             start_ms: times.first().copied().unwrap_or(s),
             end_ms: times.last().copied().unwrap_or(s),
             t100_ms: times.get(99).copied(),
+            fresh_batch: false,
+            fresh_fast: false,
         });
     }
 
@@ -790,6 +826,26 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
         .iter()
         .filter(|e| e.unfollow && e.follower >= BOT_ID_MIN)
         .count() as u64;
+    // Issue #20 hook: newcomers, surges, fresh batches (own RNG; nothing when off).
+    let extra = crate::generate_organic::add(
+        &cfg.organic,
+        cfg.seed,
+        &crate::generate_organic::PlanView {
+            rates: &rates,
+            popular: &popular,
+            targets_used: &targets_used,
+            next_bot,
+            first_campaign: campaigns.len(),
+            start,
+            end,
+            warmup,
+            days: cfg.days,
+        },
+        &mut events,
+    );
+    bought += extra.bought_follows;
+    camouflage += extra.camouflage_follows;
+    campaigns.extend(extra.campaigns);
     events.sort_unstable_by_key(|e| (e.ts, e.followee, e.follower, e.unfollow));
 
     Ok(Plan {
@@ -809,6 +865,9 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
             unfollows,
             campaigns,
             viral,
+            newcomers: extra.newcomers,
+            newcomer_follows: extra.newcomer_follows,
+            surges: extra.surges,
         },
         events,
     })
@@ -891,6 +950,10 @@ pub fn generate<W: Write>(
     let mut line = Vec::with_capacity(1024);
     for (i, e) in p.events.iter().enumerate() {
         let t = match profiles {
+            // Issue #20 hook: newcomers and fresh-batch bots have empty new profiles.
+            _ if e.kind != crate::generate_organic::KIND_ORGANIC => {
+                crate::generate_organic::newcomer_template(e, cfg.start_ms)
+            }
             Profiles::Builtin if e.follower >= BOT_ID_MIN => {
                 builtin_bot(e.follower, f64::from(e.cohort_age), e.premium)
             }
@@ -1007,6 +1070,35 @@ pub struct GenerateArgs {
     /// Share of bought follows that also follow a popular (top 5 %) account (camouflage).
     #[arg(long, env = "FOLLOWGUARD_GENERATE_CAMOUFLAGE", default_value_t = 0.05)]
     pub camouflage: f64,
+    /// Issue #20: share of the popular accounts' new followers that are organic
+    /// newcomers (sign-ups following 5–15 suggested popular accounts within minutes,
+    /// empty profiles). 0 = none (today's stream).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_GENERATE_NEWCOMER_SHARE",
+        default_value_t = 0.0
+    )]
+    pub newcomer_share: f64,
+    /// Issue #20: suggested-list surges (an account gets 1 000–6 000 newcomer follows
+    /// over 1–2 days; hard negatives).
+    #[arg(long, env = "FOLLOWGUARD_GENERATE_SURGES", default_value_t = 0)]
+    pub surges: usize,
+    /// Issue #20: fresh-batch campaigns (bots registered together 2 h – 5 days before
+    /// delivery, newcomer-looking profiles), in addition to `--campaigns`.
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_GENERATE_FRESH_CAMPAIGNS",
+        default_value_t = 0
+    )]
+    pub fresh_campaigns: usize,
+    /// Issue #20: fast fresh-batch campaigns (registered within 1–10 min, delivered
+    /// 5–50 min later over 5–30 min: every bot under an hour old at its follow).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_GENERATE_FAST_FRESH_CAMPAIGNS",
+        default_value_t = 0
+    )]
+    pub fast_fresh_campaigns: usize,
 }
 
 /// Runs `generate`: writes events and truth, reports progress and a summary on stderr.
@@ -1028,6 +1120,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         max_campaign: a.max_campaign,
         resell_prob: a.resell,
         camouflage: a.camouflage,
+        organic: crate::generate_organic::OrganicConfig {
+            newcomer_share: a.newcomer_share,
+            surges: a.surges,
+            fresh_campaigns: a.fresh_campaigns,
+            fast_fresh_campaigns: a.fast_fresh_campaigns,
+        },
         ..GenConfig::default()
     };
     let profiles = if a.profiles.is_empty() {

@@ -127,6 +127,15 @@ pub struct DetectorArgs {
     /// arriving far above the usual rate, with partial model support).
     #[arg(long, env = "FOLLOWGUARD_NO_CREATION_TRIGGER")]
     pub no_creation_trigger: bool,
+    /// Issue #20: withhold the verdict on followers younger than this many minutes at
+    /// the follow (organic sign-ups look bought); 0 = judge every follower.
+    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_MAX_AGE_MIN")]
+    pub newcomer_max_age_min: Option<f64>,
+    /// Issue #20: withheld (too-new) followers of one followee registered within one
+    /// 10-minute band open a `cohort` alert from this many (and half of the last 2 h of
+    /// such followers); 0 = off.
+    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_BATCH_MIN")]
+    pub newcomer_batch_min: Option<u32>,
     /// Follower-score cache capacity.
     #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
     pub cache_capacity: usize,
@@ -196,6 +205,17 @@ impl DetectorArgs {
             d.lockstep_min_shared = v;
         }
         d.creation_trigger = !self.no_creation_trigger;
+        if let Some(m) = self.newcomer_max_age_min {
+            if !(m.is_finite() && (0.0..=525_600.0).contains(&m)) {
+                return Err(crate::ConfigError(
+                    "--newcomer-max-age-min must be between 0 and 525600".into(),
+                ));
+            }
+            d.newcomer_max_age_ms = (m * 60_000.0) as i64;
+        }
+        if let Some(n) = self.newcomer_batch_min {
+            d.newcomer_batch_min = n;
+        }
         Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,

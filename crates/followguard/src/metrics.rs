@@ -80,6 +80,8 @@ pub struct Metrics {
     suspicious_follows: IntCounter,
     alerts: IntCounterVec,
     moderation_records: IntCounter,
+    /// Issue #20: flagged follows whose verdict was withheld (follower too new).
+    judgment_withheld: IntCounter,
     dead_letter_records: IntCounterVec,
     processing_duration: Histogram,
     event_age: Histogram,
@@ -298,6 +300,11 @@ impl Metrics {
             "followguard_moderation_records_total",
             "Flagged-follower records emitted to the moderation topic.",
         );
+        let judgment_withheld = counter(
+            r,
+            "followguard_judgment_withheld_total",
+            "Follows scored suspicious whose verdict was withheld because the follower was too new to judge (minutes old at the follow): not counted as suspicious, no moderation record.",
+        );
         let dead_letter_records = counter_vec(
             r,
             "followguard_dead_letter_records_total",
@@ -447,6 +454,7 @@ impl Metrics {
             suspicious_follows,
             alerts,
             moderation_records,
+            judgment_withheld,
             dead_letter_records,
             processing_duration,
             event_age,
@@ -533,6 +541,11 @@ impl Metrics {
 
     pub fn moderation_emitted(&self) {
         self.moderation_records.inc();
+    }
+
+    /// Issue #20: a suspicious-looking follow by a too-new account was not judged.
+    pub fn judgment_withheld(&self) {
+        self.judgment_withheld.inc();
     }
 
     pub fn dead_lettered(&self, kind: &'static str) {

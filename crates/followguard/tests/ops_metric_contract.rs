@@ -70,6 +70,7 @@ fn exercise(m: &Metrics) {
     m.follower_scored(0.9, true);
     m.alert_emitted("burst", "high", "open");
     m.moderation_emitted();
+    m.judgment_withheld();
     m.dead_lettered("invalid_json");
     m.processing_seconds(2e-5);
     m.event_age_seconds(1.5);

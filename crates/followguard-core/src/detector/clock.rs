@@ -61,6 +61,7 @@ impl Detector {
             .collect();
         for k in gone {
             self.open.remove(&u64::from(k));
+            self.newcomers.remove(&k);
             if let Some(id) = self.followees.remove(k) {
                 self.pending.remove(&id);
                 self.last_burst.remove(&id);
@@ -93,6 +94,7 @@ impl Detector {
             let (owner, open) = (w.partition, self.open.contains_key(&u64::from(slot)));
             if owner == partition && !open && seen_ms < cutoff {
                 self.followees.remove(slot);
+                self.newcomers.remove(&slot);
                 evicted += 1;
                 continue;
             }

@@ -60,6 +60,14 @@ pub struct DetectorConfig {
     pub creation_min_followers: u32,
     pub creation_concentration_min: f32,
     pub creation_min_excess: f32,
+    /// Issue #20 (`newcomer.rs`): a follower younger than this at the follow has its
+    /// suspicious verdict withheld (organic sign-ups look bought). 0 = off.
+    pub newcomer_max_age_ms: i64,
+    /// Issue #20 fast-batch signal (`newcomer::NewcomerChannel`): withheld followers of
+    /// one followee whose densest 10-minute creation band holds at least this many (0 =
+    /// off) and this share of the last 2 h of creation times open a `cohort` alert.
+    pub newcomer_batch_min: u32,
+    pub newcomer_batch_share: f32,
     /// Model version stamped on records (set by the pipeline).
     pub model_version: String,
 }
@@ -95,6 +103,9 @@ impl Default for DetectorConfig {
             creation_min_followers: 32,
             creation_concentration_min: 0.8,
             creation_min_excess: 10.0,
+            newcomer_max_age_ms: 3_600_000,
+            newcomer_batch_min: 60,
+            newcomer_batch_share: 0.5,
             model_version: String::new(),
         }
     }

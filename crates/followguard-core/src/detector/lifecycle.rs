@@ -33,6 +33,11 @@ pub(super) struct OpenAlert {
     /// Issue #19: campaign size in this alert's last campaign `update` (rate limit,
     /// `campaign_rate`).
     pub campaign_reported: u32,
+    /// Issue #20: flagged follows by too-new accounts withheld during this alert.
+    pub withheld_too_new: u32,
+    /// Issue #20: accounts in the tight registration band when the newcomer channel
+    /// opened this alert (0 when another trigger did).
+    pub newcomer_batch: u32,
 }
 
 /// What opening an alert needs: the followee's slot, the event that fired (placed at
@@ -86,6 +91,8 @@ impl Detector {
                 campaign_id: None,
                 campaign_followees: 1,
                 campaign_reported: 1,
+                withheld_too_new: 0,
+                newcomer_batch: 0,
             },
         );
         if let Some(w) = self.win_mut(key) {
@@ -190,6 +197,13 @@ impl Detector {
         }
     }
 
+    /// Issue #20: counts a withheld (too-new) follow on followee `key`'s open alert.
+    pub(super) fn note_withheld(&mut self, key: u64, withheld: bool) {
+        if let Some(a) = self.open.get_mut(&key) {
+            a.withheld_too_new = a.withheld_too_new.saturating_add(u32::from(withheld));
+        }
+    }
+
     /// Notes that followee `key`'s open alert was hot at `t`.
     pub(super) fn mark_hot(&mut self, key: u64, t: i64) {
         if let Some(a) = self.open.get_mut(&key) {
@@ -201,7 +215,7 @@ impl Detector {
     pub(super) fn check_resolve(&mut self, key: u64, t: i64, out: &mut Emitted) {
         let eval = triggers::evaluate(&self.cfg, self.win(key), t);
         let resolve_after = self.cfg.resolve_after_ms;
-        let hot = triggers::is_hot(&self.cfg, self.win(key), &eval);
+        let hot = self.is_hot(key, &eval);
         let Some(a) = self.open.get_mut(&key) else {
             return;
         };
@@ -223,6 +237,7 @@ impl Detector {
         if let Some(w) = self.win_mut(key) {
             w.frozen = false;
         }
+        self.newcomer_resolved(key);
     }
 
     /// The record of followee `key`'s open alert at `t`, with the figures `eval`.
@@ -277,6 +292,8 @@ impl Detector {
             top_reasons: top,
             campaign_id: a.campaign_id.clone(),
             campaign_followees: a.campaign_followees,
+            withheld_too_new: a.withheld_too_new,
+            newcomer_batch: a.newcomer_batch,
             model_version: self.cfg.model_version.clone(),
             detector_version: DETECTOR_VERSION,
         })

@@ -28,7 +28,8 @@
 //! records), `pending` (flagged follows before an alert), `moderation` (one record per
 //! follower per period), `lockstep` (campaign links), `campaign_rate` (when a
 //! campaign change earns a member an update: output linear in the input, issue #19), `clock` (partition clocks,
-//! watermark sweep, idle eviction), `memory` (what the state holds).
+//! watermark sweep, idle eviction), `memory` (what the state holds), `newcomer` (issue
+//! #20: verdicts withheld on too-new followers, the newcomer channel's batch alerts).
 
 mod campaign_rate;
 mod clock;
@@ -37,6 +38,7 @@ mod lifecycle;
 mod lockstep;
 mod memory;
 mod moderation;
+mod newcomer;
 mod pending;
 #[cfg(test)]
 mod tests;
@@ -80,6 +82,9 @@ pub struct Observation<'a> {
 pub struct Emitted {
     pub alerts: Vec<Alert>,
     pub moderation: Vec<ModerationRecord>,
+    /// Issue #20: 1 when this follow's suspicious verdict was withheld because the
+    /// follower was too new to judge (`newcomer.rs`).
+    pub withheld: u32,
 }
 
 /// One flagged follow as an open alert takes it in: the event being observed, or one
@@ -125,6 +130,9 @@ pub struct Detector {
     /// Per partition, the followee slots by last-seen time (idle eviction): the sweep
     /// visits what may have expired, not every entry (see `expiry`).
     idle_due: HashMap<i32, crate::expiry::ExpiryIndex<u32>>,
+    /// Issue #20: newcomer channels by followee slot (only followees that had a withheld
+    /// follower); dropped with the followee.
+    newcomers: HashMap<u32, crate::newcomer::NewcomerChannel>,
 }
 
 impl Detector {
@@ -138,6 +146,7 @@ impl Detector {
             lockstep: Lockstep::new(cfg.sweep_interval_ms),
             clocks: HashMap::new(),
             idle_due: HashMap::new(),
+            newcomers: HashMap::new(),
             cfg,
         }
     }
@@ -165,6 +174,8 @@ impl Detector {
         };
         let o = &clamped;
         let mut out = Emitted::default();
+        // Issue #20 hook (newcomer.rs): withhold the verdict on too-new followers.
+        let withheld = self.too_new(o);
         let watermark = self.advance_clock(o.partition, o.ts_ms, &mut out);
         // Late events are placed at the watermark: windows never move backwards.
         let t = o.ts_ms.max(watermark);
@@ -185,14 +196,26 @@ impl Detector {
         let Some(w) = self.followees.get_mut(slot) else {
             return out;
         };
-        if !has_open
+        let idle_reset = !has_open
             && w.last_seen_s != 0
-            && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl)
-        {
+            && i64::from(w.last_seen_s) * 1000 < t.saturating_sub(ttl);
+        if idle_reset {
             // Idle past the TTL: behave exactly as if it had been evicted.
             *w = FolloweeWindow::new(o.partition);
         }
         w.partition = o.partition;
+        // Issue #20 hook (newcomer.rs): withheld followers feed the followee's newcomer
+        // channel; in the band of an alert that channel opened they are judged.
+        let (withheld, batch_fire) = self.newcomer_note(slot, idle_reset, o, t, withheld, has_open);
+        let judged = Observation {
+            suspicious: o.suspicious && !withheld,
+            ..*o
+        };
+        let o = &judged;
+        out.withheld = u32::from(withheld);
+        let Some(w) = self.followees.get_mut(slot) else {
+            return out;
+        };
         if !o.follow {
             w.touch(t);
             if has_open {
@@ -204,9 +227,10 @@ impl Detector {
         let eval = triggers::evaluate(&self.cfg, self.win(key), t);
 
         if has_open {
-            if triggers::is_hot(&self.cfg, self.win(key), &eval) {
+            if self.is_hot(key, &eval) {
                 self.mark_hot(key, t);
             }
+            self.note_withheld(key, withheld);
             if o.suspicious {
                 self.flag_in_alert(key, o, t, &mut out);
                 self.maybe_update(key, t, &eval, &mut out);
@@ -229,7 +253,18 @@ impl Detector {
             }
             self.pending.remember(o, t, self.cfg.pending_cap);
         }
+        if let Some(band) = batch_fire {
+            // Issue #20: a tight registration batch of withheld followers, this one in
+            // its band.
+            self.open_newcomer_batch(key, o, t, band, eval, &mut out);
+        }
         out
+    }
+
+    /// Whether followee `key`'s open alert is still hot at the figures `eval`: the
+    /// trigger rules, or (issue #20) the newcomer channel that opened it.
+    fn is_hot(&self, key: u64, eval: &Eval) -> bool {
+        triggers::is_hot(&self.cfg, self.win(key), eval) || self.newcomer_hot(key, eval)
     }
 
     /// Window of the followee in slot `key`.

@@ -314,3 +314,142 @@ fn indexed_sweeps_free_moved_followees_and_old_state() {
     assert!((100..=300).contains(&lockstep), "{lockstep}");
     assert!(m.expiry_index_bytes < 64 * 1024, "{}", m.expiry_index_bytes);
 }
+
+/// Issue #20: newcomers (minutes old, empty profiles the model flags) on an
+/// onboarding target and in a suggested-list surge never alert or get moderated, and
+/// are reported as withheld; a fresh batch with the same profiles and scores,
+/// registered together hours before its delivery, alerts and is moderated.
+#[test]
+fn onboarding_and_surge_stay_silent_fresh_batch_alerts() {
+    let run = |followee: &str, n: i64, gap_ms: i64, created_lag_s: &dyn Fn(i64) -> i64| {
+        let mut d = Detector::new(cfg());
+        for i in 0..200 {
+            d.observe(&obs(followee, &format!("h{i}"), T0 + i * 600_000, 0.05));
+        }
+        let t1 = T0 + 200 * 600_000;
+        let (mut opens, mut mods, mut withheld) = (0, 0, 0);
+        for i in 0..n {
+            let id = format!("n{i}");
+            let ts = t1 + i * gap_ms;
+            let mut o = obs(followee, &id, ts, 0.95);
+            o.follower_created_s = ts / 1000 - created_lag_s(i);
+            let e = d.observe(&o);
+            opens += e
+                .alerts
+                .iter()
+                .filter(|a| a.status == AlertStatus::Open)
+                .count();
+            mods += e.moderation.len();
+            withheld += e.withheld;
+        }
+        (opens, mods, withheld)
+    };
+    // Steady onboarding: one sign-up a minute for a day, each 1–40 min old.
+    assert_eq!(
+        run("popular", 1440, 60_000, &|i| 60 + (i * 37) % 2340),
+        (0, 0, 1440)
+    );
+    // Surge: 3 000 sign-ups in 10 hours.
+    assert_eq!(
+        run("suggested", 3000, 12_000, &|i| 60 + (i * 37) % 2340),
+        (0, 0, 3000)
+    );
+    // Fresh batch: registered within 2 h, delivered 6 h later, 1 000 in 20 minutes.
+    let (opens, mods, withheld) = run("customer", 1000, 1200, &|i| {
+        6 * 3600 + (i * 7) % 7200 + i * 12 / 10
+    });
+    assert_eq!((opens, withheld), (1, 0));
+    assert!(mods >= 990, "{mods}");
+    // Fast fresh batch: 600 bots registered within 8 minutes, delivered 15 minutes
+    // later over 20 minutes — all under an hour old, so every verdict is withheld;
+    // the newcomer channel sees the tight registration band and opens a `cohort`
+    // alert at the 60th; the rest of the band is judged and moderated.
+    let t1 = T0 + 200 * 600_000;
+    let reg = t1 / 1000 - 15 * 60 - 480;
+    let (opens, mods, withheld) = run("fast", 600, 2000, &|i| {
+        (t1 + i * 2000) / 1000 - (reg + (i * 97) % 480)
+    });
+    assert_eq!(opens, 1);
+    assert!((59..100).contains(&withheld), "{withheld}");
+    assert_eq!(mods as u32, 600 - withheld);
+    // Off: withheld and silent, as before.
+    let mut d = Detector::new(DetectorConfig {
+        newcomer_batch_min: 0,
+        ..cfg()
+    });
+    let mut opened = 0;
+    for i in 0..600i64 {
+        let ts = t1 + i * 2000;
+        let id = format!("b{i}");
+        let mut o = obs("fast", &id, ts, 0.95);
+        o.follower_created_s = reg + (i * 97) % 480;
+        opened += d.observe(&o).alerts.len();
+    }
+    assert_eq!(opened, 0);
+}
+
+/// Issue #20: the alert the newcomer channel opens is a `cohort` alert that reports
+/// the band's size, resolves like any other (once its judged followers leave the 24 h
+/// window and the band the ring), and the channel state is dropped with the followee.
+#[test]
+fn fast_batch_alert_reports_band_and_resolves() {
+    let mut d = Detector::new(cfg());
+    let reg = T0 / 1000;
+    let mut alerts = Vec::new();
+    for i in 0..300i64 {
+        let ts = T0 + 20 * 60_000 + i * 1000;
+        let id = format!("b{i}");
+        let mut o = obs("c", &id, ts, 0.95);
+        o.follower_created_s = reg + (i * 13) % 300;
+        alerts.extend(d.observe(&o).alerts);
+    }
+    let open = &alerts[0];
+    assert_eq!(open.status, AlertStatus::Open);
+    assert_eq!(open.kind, AlertKind::Cohort);
+    assert!(
+        (60..70).contains(&open.newcomer_batch),
+        "{}",
+        open.newcomer_batch
+    );
+    for h in 1..30i64 {
+        alerts.extend(
+            d.observe(&obs("c", &format!("h{h}"), T0 + h * 3_600_000, 0.05))
+                .alerts,
+        );
+    }
+    assert!(alerts.iter().any(|a| a.status == AlertStatus::Resolved));
+    assert_eq!(d.newcomers.len(), 1);
+    d.evict_idle(0, T0 + 30 * 86_400_000);
+    assert!(d.newcomers.is_empty());
+}
+
+/// An open alert counts the withheld follows it saw; with the gate off (0) the same
+/// newcomers are judged like anyone (today's behaviour).
+#[test]
+fn withheld_follows_are_reported_on_the_alert_and_gate_can_be_off() {
+    let mut d = Detector::new(cfg());
+    let mut last = None;
+    for i in 0..200i64 {
+        let id = format!("b{i}");
+        let mut o = obs("c", &id, T0 + i * 1000, 0.95);
+        if i % 2 == 1 {
+            o.follower_created_s = (T0 + i * 1000) / 1000 - 120;
+        }
+        for a in d.observe(&o).alerts {
+            last = Some(a);
+        }
+    }
+    let t = T0 + 400_000;
+    for a in d.observe(&obs("c", "late", t, 0.95)).alerts {
+        last = Some(a);
+    }
+    let a = last.expect("alerted on the aged bots");
+    assert!(a.withheld_too_new >= 50, "{}", a.withheld_too_new);
+    let mut off = Detector::new(DetectorConfig {
+        newcomer_max_age_ms: 0,
+        ..cfg()
+    });
+    let mut o = obs("p", "n", T0, 0.95);
+    o.follower_created_s = T0 / 1000 - 60;
+    assert_eq!(off.observe(&o).withheld, 0);
+}

@@ -74,6 +74,10 @@ impl Service<'_> {
                 webhooks.push(WebhookAlert::from_alert(a));
             }
         }
+        if o.judgment_withheld {
+            // Issue #20: counted where outcomes are counted (see core's newcomer.rs).
+            self.metrics.judgment_withheld();
+        }
         for r in &o.moderation {
             self.metrics.moderation_emitted();
             out.extend(record(Sink::Moderation, r.key(), r, "moderation record"));
