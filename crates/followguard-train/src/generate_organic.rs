@@ -134,6 +134,49 @@ fn pick_popular(
     out
 }
 
+/// One fresh batch's delivery: bots registered within `reg_span` from `registered`,
+/// delivered at `start + [0, dur)`.
+struct Batch {
+    target: usize,
+    first_bot: u64,
+    registered: i64,
+    reg_span: i64,
+    start: i64,
+    dur: i64,
+}
+
+/// Delivers a fresh batch's follows at `times` (one bot each). Camouflage as for today's
+/// campaigns: a fifth of the bots also follow 1–3 popular accounts, spread over the
+/// delivery and the two days after it (a vendor does not point a whole batch at the
+/// popular accounts within the hour, which would itself be a bought-looking burst).
+fn deliver(
+    rng: &mut Xoshiro256PlusPlus,
+    v: &PlanView<'_>,
+    cum: &[f64],
+    b: &Batch,
+    times: &[i64],
+    events: &mut Vec<Ev>,
+    t: &mut OrganicTruth,
+) {
+    for (i, &ts) in times.iter().enumerate() {
+        let bot = b.first_bot + i as u64;
+        let created = b.registered + rng.gen_range(0..b.reg_span);
+        let friends = rng.gen_range(0..12u16);
+        events.push(ev(ts, b.target, bot, KIND_FRESH_BOT, created, friends));
+        t.bought_follows += 1;
+        if rng.gen::<f64>() < 0.2 {
+            let k = rng.gen_range(1..=3);
+            for p in pick_popular(rng, v, cum, k) {
+                let cts = b.start + rng.gen_range(0..b.dur + 2 * DAY_MS);
+                if cts < v.end && cts > created {
+                    events.push(ev(cts, p, bot, KIND_FRESH_BOT, created, friends));
+                    t.camouflage_follows += 1;
+                }
+            }
+        }
+    }
+}
+
 /// A newcomer's follows: `targets` in order, between 1 and 40 minutes after `created`.
 fn sign_up(
     rng: &mut Xoshiro256PlusPlus,
@@ -275,26 +318,15 @@ pub(crate) fn add(
             .filter(|&x| x < v.end)
             .collect();
         times.sort_unstable();
-        for (i, &ts) in times.iter().enumerate() {
-            let bot = next_bot + i as u64;
-            let created = registered + rng.gen_range(0..2 * HOUR_MS);
-            let friends = rng.gen_range(0..12u16);
-            events.push(ev(ts, target, bot, KIND_FRESH_BOT, created, friends));
-            t.bought_follows += 1;
-            // Camouflage as for today's campaigns: spread over the delivery and the
-            // two days after it (a vendor does not point a whole batch at the popular
-            // accounts within the hour, which would itself be a bought-looking burst).
-            if rng.gen::<f64>() < 0.2 {
-                let k = rng.gen_range(1..=3);
-                for p in pick_popular(&mut rng, v, &cum, k) {
-                    let cts = s + rng.gen_range(0..dur + 2 * DAY_MS);
-                    if cts < v.end && cts > created {
-                        events.push(ev(cts, p, bot, KIND_FRESH_BOT, created, friends));
-                        t.camouflage_follows += 1;
-                    }
-                }
-            }
-        }
+        let batch = Batch {
+            target,
+            first_bot: next_bot,
+            registered,
+            reg_span: 2 * HOUR_MS,
+            start: s,
+            dur,
+        };
+        deliver(&mut rng, v, &cum, &batch, &times, events, &mut t);
         next_bot += u64::from(size);
         t.campaigns.push(TruthCampaign {
             campaign: format!("f{:04}", v.first_campaign + c),
@@ -339,23 +371,15 @@ pub(crate) fn add(
             .filter(|&x| x < v.end)
             .collect();
         times.sort_unstable();
-        for (i, &ts) in times.iter().enumerate() {
-            let bot = next_bot + i as u64;
-            let created = registered + rng.gen_range(0..reg_span);
-            let friends = rng.gen_range(0..12u16);
-            events.push(ev(ts, target, bot, KIND_FRESH_BOT, created, friends));
-            t.bought_follows += 1;
-            if rng.gen::<f64>() < 0.2 {
-                let k = rng.gen_range(1..=3);
-                for p in pick_popular(&mut rng, v, &cum, k) {
-                    let cts = s + rng.gen_range(0..dur + 2 * DAY_MS);
-                    if cts < v.end && cts > created {
-                        events.push(ev(cts, p, bot, KIND_FRESH_BOT, created, friends));
-                        t.camouflage_follows += 1;
-                    }
-                }
-            }
-        }
+        let batch = Batch {
+            target,
+            first_bot: next_bot,
+            registered,
+            reg_span,
+            start: s,
+            dur,
+        };
+        deliver(&mut rng, v, &cum, &batch, &times, events, &mut t);
         next_bot += u64::from(size);
         t.campaigns.push(TruthCampaign {
             campaign: format!("f{:04}", v.first_campaign + cfg.fresh_campaigns + c),

@@ -10,21 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_tiny_byte_budget_pauses_input_but_loses_nothing() {
     let Some(env) = env() else { return };
-    let (events, _truth) = env.generate(
-        "budget",
-        &Stream {
-            seed: 3,
-            followees: 150,
-            days: 2,
-            humans: 5000,
-            viral: 0,
-            campaigns: 3,
-            min_campaign: 200,
-            max_campaign: 400,
-            camouflage: false,
-            resell: None,
-        },
-    );
+    let (events, _truth) = env.generate("budget", &Stream::small_campaigns(3));
     let t = Topics::new("budget");
     env.create_topics(&t);
     let group = unique("g");

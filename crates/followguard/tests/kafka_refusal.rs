@@ -19,21 +19,7 @@ fn bot_follow(followee: &str, follower: &str, ts_ms: i64) -> Vec<u8> {
 #[test]
 fn refused_records_never_stall_offsets_and_go_to_the_dead_letter_topic() {
     let Some(env) = env() else { return };
-    let (events, truth) = env.generate(
-        "refusal",
-        &Stream {
-            seed: 11,
-            followees: 150,
-            days: 2,
-            humans: 5000,
-            viral: 0,
-            campaigns: 3,
-            min_campaign: 200,
-            max_campaign: 400,
-            camouflage: false,
-            resell: None,
-        },
-    );
+    let (events, truth) = env.generate("refusal", &Stream::small_campaigns(11));
     let text = std::fs::read(&events).expect("events");
     let mut lines: Vec<Vec<u8>> = text
         .split(|b| *b == b'\n')

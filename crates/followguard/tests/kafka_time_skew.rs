@@ -44,21 +44,7 @@ fn serve_opens(env: &Env, name: &str, lines: &[Vec<u8>]) -> (BTreeSet<String>, S
 #[test]
 fn far_future_follows_do_not_blind_serve() {
     let Some(env) = env() else { return };
-    let (events, _truth) = env.generate(
-        "skew",
-        &Stream {
-            seed: 5,
-            followees: 150,
-            days: 2,
-            humans: 5000,
-            viral: 0,
-            campaigns: 3,
-            min_campaign: 200,
-            max_campaign: 400,
-            camouflage: false,
-            resell: None,
-        },
-    );
+    let (events, _truth) = env.generate("skew", &Stream::small_campaigns(5));
     let text = std::fs::read(&events).expect("events");
     let base: Vec<Vec<u8>> = text
         .split(|b| *b == b'\n')

@@ -746,6 +746,23 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Two days of 150 followees and 5,000 humans with three uncamouflaged campaigns of
+    /// 200–400 bots: the small stream the fault tests (issue #19) inject into.
+    pub fn small_campaigns(seed: u64) -> Stream {
+        Stream {
+            seed,
+            followees: 150,
+            days: 2,
+            humans: 5000,
+            viral: 0,
+            campaigns: 3,
+            min_campaign: 200,
+            max_campaign: 400,
+            camouflage: false,
+            resell: None,
+        }
+    }
+
     fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = [
             ("--seed", self.seed.to_string()),
