@@ -12,9 +12,9 @@
 #              cold and warm follower cache (≈ 1 min)
 #   memory     followguard bench-memory: RSS per tracked followee and per cached score at
 #              1M and 10M, RSS at 10M followees (≈ 2 min, ~3 GB peak)
-#   criterion  cargo bench -p followguard-bench --bench pipeline and --bench model: the core stages and the
-#              classifier bar of issue #2; mean time per event from criterion's estimates
-#              (≈ 5 min)
+#   criterion  cargo bench -p followguard-bench --bench pipeline and --bench model: the
+#              core stages and the classifier bar of issue #2; mean time per event from
+#              criterion's estimates (≈ 5 min)
 #   e2e        scripts/bench-e2e.sh: through a private tansu broker, plain consumer vs
 #              serve, event → alert latency at half load, the live capacity (broker
 #              ingesting) and latency at half of it (≈ 5 min; needs ../shared/data)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): checks formatting and lints, starts a private
 # local broker (scripts/broker.sh, its own port and state dir, so a running demo broker is
-# untouched), runs the whole cargo test suite against it (FOLLOWGUARD_TEST_BROKERS), runs
-# the ops checks (scripts/ops-check.sh), and stops the broker it started.
+# untouched), lints and tests the whole workspace against it (`cargo clippy --workspace
+# --all-targets`, `cargo test --workspace`; FOLLOWGUARD_TEST_BROKERS), runs the ops checks
+# (scripts/ops-check.sh), and stops the broker it started.
 # With arguments, only `cargo test --workspace ARGS` runs (e.g. scripts/test.sh --test kafka_e2e).
 #
 # Set FOLLOWGUARD_TEST_BROKERS yourself to test against another Kafka instead.
