@@ -431,7 +431,7 @@ impl Metrics {
             &["sink", "reason"],
         );
         for s in Sink::ALL {
-            for reason in crate::kafka::refusal::REASONS {
+            for reason in crate::sink::REFUSAL_REASONS {
                 produce_refused.with_label_values(&[s.as_str(), reason]);
             }
         }
@@ -508,7 +508,7 @@ impl Metrics {
         self.event_time_adjustments.with_label_values(&[kind]).inc();
     }
 
-    /// Issue #19: a record refused for good (`reason` from `kafka::refusal::REASONS`).
+    /// Issue #19: a record refused for good (`reason` from `sink::REFUSAL_REASONS`).
     pub fn produce_refused(&self, sink: Sink, reason: &'static str) {
         self.produce_refused
             .with_label_values(&[sink.as_str(), reason])

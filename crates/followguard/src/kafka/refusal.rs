@@ -11,14 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub const HDR_REFUSED_REASON: &str = "refused_reason";
 
 /// Bounded `reason` label values of `followguard_produce_refused_total`.
-pub const REASONS: [&str; 6] = [
-    "too_large",
-    "not_authorized",
-    "unknown_topic",
-    "invalid_record",
-    "invalid_topic",
-    "policy",
-];
+pub use crate::sink::REFUSAL_REASONS as REASONS;
 
 /// The reason a record can never be delivered, or `None` for a transient error.
 pub fn permanent_reason(e: &KafkaError) -> Option<&'static str> {

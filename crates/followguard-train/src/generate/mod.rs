@@ -7,7 +7,10 @@
 //! 7-day drip, bots that also follow popular accounts (camouflage), and cohorts re-sold
 //! to several customers. Profiles come from a built-in parametric generator, or are
 //! sampled from labelled CSVs (`--profiles`): humans for organic traffic, bots for
-//! campaigns. Same config and seed → byte-identical output.
+//! campaigns. Same config and seed → byte-identical output. Issue #20's newcomer traffic
+//! (off by default) is in [`organic`].
+
+pub mod organic;
 
 use crate::dataset::table_time_ms;
 use anyhow::{bail, Context};
@@ -45,7 +48,7 @@ pub struct GenConfig {
     pub camouflage: f64,
     pub unfollow_rate: f64,
     /// Issue #20 traffic (newcomers, surges, fresh batches); off by default.
-    pub organic: crate::generate_organic::OrganicConfig,
+    pub organic: organic::OrganicConfig,
 }
 
 impl Default for GenConfig {
@@ -66,7 +69,7 @@ impl Default for GenConfig {
             resell_prob: 0.3,
             camouflage: 0.05,
             unfollow_rate: 0.03,
-            organic: crate::generate_organic::OrganicConfig::default(),
+            organic: organic::OrganicConfig::default(),
         }
     }
 }
@@ -542,7 +545,7 @@ pub struct Truth {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub newcomer_follows: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub surges: Vec<crate::generate_organic::TruthSurge>,
+    pub surges: Vec<organic::TruthSurge>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -561,7 +564,7 @@ pub(crate) struct Ev {
     /// Cohort-derived creation centre for built-in bots (days), premium flag.
     pub(crate) cohort_age: f32,
     pub(crate) premium: bool,
-    /// Issue #20: `generate_organic::KIND_*` (0 = today's traffic); for newcomer-style
+    /// Issue #20: `organic::KIND_*` (0 = today's traffic); for newcomer-style
     /// accounts their creation time (epoch s) and friends count at this follow.
     pub(crate) kind: u8,
     pub(crate) created_s: i64,
@@ -827,10 +830,10 @@ fn plan(cfg: &GenConfig, profiles_label: &str) -> anyhow::Result<Plan> {
         .filter(|e| e.unfollow && e.follower >= BOT_ID_MIN)
         .count() as u64;
     // Issue #20 hook: newcomers, surges, fresh batches (own RNG; nothing when off).
-    let extra = crate::generate_organic::add(
+    let extra = organic::add(
         &cfg.organic,
         cfg.seed,
-        &crate::generate_organic::PlanView {
+        &organic::PlanView {
             rates: &rates,
             popular: &popular,
             targets_used: &targets_used,
@@ -951,9 +954,7 @@ pub fn generate<W: Write>(
     for (i, e) in p.events.iter().enumerate() {
         let t = match profiles {
             // Issue #20 hook: newcomers and fresh-batch bots have empty new profiles.
-            _ if e.kind != crate::generate_organic::KIND_ORGANIC => {
-                crate::generate_organic::newcomer_template(e, cfg.start_ms)
-            }
+            _ if e.kind != organic::KIND_ORGANIC => organic::newcomer_template(e, cfg.start_ms),
             Profiles::Builtin if e.follower >= BOT_ID_MIN => {
                 builtin_bot(e.follower, f64::from(e.cohort_age), e.premium)
             }
@@ -1120,7 +1121,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         max_campaign: a.max_campaign,
         resell_prob: a.resell,
         camouflage: a.camouflage,
-        organic: crate::generate_organic::OrganicConfig {
+        organic: organic::OrganicConfig {
             newcomer_share: a.newcomer_share,
             surges: a.surges,
             fresh_campaigns: a.fresh_campaigns,

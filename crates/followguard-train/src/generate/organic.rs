@@ -26,7 +26,7 @@
 //! Uses its own random stream (derived from the seed), so turning it on never changes
 //! the rest of the stream's draws.
 
-use crate::generate::{Ev, TruthCampaign, BOT_ID_MIN, FOLLOWEE_ID_MIN};
+use super::{Ev, TruthCampaign, BOT_ID_MIN, FOLLOWEE_ID_MIN};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
