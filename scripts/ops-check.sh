@@ -194,10 +194,11 @@ static_checks() {
                 --config.file=deploy/alertmanager/alertmanager.yml $labels 2>/dev/null), expected $receiver"
         n_routes=$((n_routes + 1))
     done <<'ROUTES'
-trust-and-safety|alertname=FollowerPurchaseSuspected source=followguard severity=high kind=burst
+trust-and-safety|alertname=FollowerPurchaseSuspected source=followguard kind=burst
 trust-and-safety|alertname=FollowerPurchaseAlertsAboveNormal service=followguard team=trust-and-safety severity=warning
 platform-pager|alertname=FollowguardStalled service=followguard severity=critical
 platform-pager|alertname=FollowguardTargetDown service=followguard severity=critical
+platform-pager|alertname=FollowguardAbsent service=followguard severity=critical
 platform-slack|alertname=FollowguardConsumerLagHigh service=followguard severity=warning
 platform-slack|alertname=FollowguardWebhookDropping service=followguard severity=info
 ROUTES
@@ -287,21 +288,52 @@ live_check() {
     fi
 
     local run="ops$$x$RANDOM"
-    local am_port prom_port admin_port
+    local am_port prom_port admin_port tls_port
     am_port="$(free_port)"
     prom_port="$(free_port)"
     admin_port="$(free_port)"
+    tls_port="$(free_port)"
 
     # Alertmanager: deploy/'s routing tree with the notification integrations stripped (the
     # check must not send anything off this machine).
+    # Issue #23: a short resolve_timeout, so an alert can be seen outliving it.
+    local resolve_timeout=4
     opspy am-test-config --in deploy/alertmanager/alertmanager.yml --out "$TMP/alertmanager.yml" \
+        --resolve-timeout "${resolve_timeout}s" \
         || die "could not derive the test Alertmanager config"
     "$ALERTMANAGER" --config.file="$TMP/alertmanager.yml" --storage.path="$TMP/am-data" \
         --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
         >"$TMP/alertmanager.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$am_port/-/ready" 30 alertmanager "${PIDS[-1]}"
-    log "alertmanager on 127.0.0.1:$am_port"
+    log "alertmanager on 127.0.0.1:$am_port (resolve_timeout ${resolve_timeout}s)"
+
+    # Issue #23: the webhook goes over HTTPS (a self-signed certificate the service trusts
+    # through --webhook-ca-file) to a receiver that checks a bearer token and forwards to
+    # Alertmanager; the admin pages need their own token.
+    # A private CA (what --webhook-ca-file is for) and the receiver's certificate signed by
+    # it (webpki refuses a CA certificate as a server's own).
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=followguard ops-check CA" \
+            -keyout "$TMP/ca.key" -out "$TMP/ca.crt" &&
+            openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+                -keyout "$TMP/tls.key" -out "$TMP/tls.csr" &&
+            printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+                "extendedKeyUsage=serverAuth" >"$TMP/tls.ext" &&
+            openssl x509 -req -in "$TMP/tls.csr" -CA "$TMP/ca.crt" -CAkey "$TMP/ca.key" \
+                -CAcreateserial -days 2 -extfile "$TMP/tls.ext" -out "$TMP/tls.crt"
+    } >"$TMP/openssl.log" 2>&1 || die "openssl could not make the test certificates (see $TMP/openssl.log)"
+    python3 -c 'import secrets; print(secrets.token_hex(16))' >"$TMP/webhook.token"
+    python3 -c 'import secrets; print(secrets.token_hex(16))' >"$TMP/admin.token"
+    opspy https-receiver --port "$tls_port" --cert "$TMP/tls.crt" --key "$TMP/tls.key" \
+        --token-file "$TMP/webhook.token" --upstream "http://127.0.0.1:$am_port" \
+        --counts "$TMP/https-counts.json" >"$TMP/https-receiver.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 50); do
+        [[ -f "$TMP/https-counts.json" ]] && break
+        sleep 0.1
+    done
+    log "HTTPS webhook receiver on 127.0.0.1:$tls_port"
 
     # Topics unique to this run, so reruns against a shared broker never mix.
     local input="$run.follows" alerts="$run.alerts" moderation="$run.moderation" dlq="$run.dlq"
@@ -321,7 +353,7 @@ live_check() {
         --seed 5 --followees 300 --days 3 --humans 20000 --viral 1 \
         --campaigns 3 --min-campaign 300 --max-campaign 600 >"$TMP/generate.log" 2>&1 \
         || die "followguard generate failed (see $TMP/generate.log)"
-    opspy cut-stream --events "$TMP/events.jsonl" --truth "$TMP/truth.json" \
+    opspy cut-stream --events "$TMP/events.jsonl" --truth "$TMP/truth.json" --tail "$TMP/tail.jsonl" \
         || die "could not cut the stream after its last campaign"
     printf '%s\n' 'not json at all' '{"schema":"unknown"}' '{"truncated":' >>"$TMP/events.jsonl"
     local n_events
@@ -338,7 +370,12 @@ live_check() {
         FOLLOWGUARD_ADMIN_ADDR="127.0.0.1:$admin_port" \
         FOLLOWGUARD_STATS_INTERVAL=1s \
         FOLLOWGUARD_KAFKA_OPTIONS="$kafka_options" \
-        FOLLOWGUARD_WEBHOOK_URL="http://127.0.0.1:$am_port/api/v2/alerts" \
+        FOLLOWGUARD_WEBHOOK_URL="https://127.0.0.1:$tls_port/api/v2/alerts" \
+        FOLLOWGUARD_WEBHOOK_CA_FILE="$TMP/ca.crt" \
+        FOLLOWGUARD_WEBHOOK_BEARER_TOKEN_FILE="$TMP/webhook.token" \
+        FOLLOWGUARD_WEBHOOK_RESEND_INTERVAL=1s \
+        FOLLOWGUARD_PUBLIC_URL="http://127.0.0.1:$admin_port" \
+        FOLLOWGUARD_ADMIN_TOKEN_FILE="$TMP/admin.token" \
         FOLLOWGUARD_LOG_FORMAT=json \
         RUST_LOG=info \
         "$bin" serve >"$TMP/followguard.log" 2>&1 &
@@ -370,12 +407,25 @@ EOF
 
     opspy live --root "$ROOT" --prometheus "http://127.0.0.1:$prom_port" \
         --alertmanager "http://127.0.0.1:$am_port" --expect-events "$n_events" \
-        --followguard-pid "$fg_pid" || die "live checks failed"
+        --followguard-pid "$fg_pid" --public-url "http://127.0.0.1:$admin_port" \
+        --admin-token-file "$TMP/admin.token" --resolve-timeout-seconds "$resolve_timeout" \
+        --long-lived-out "$TMP/long-lived.json" --https-counts "$TMP/https-counts.json" \
+        || die "live checks failed"
+
+    # The rest of the stream: followguard resolves the bursts that were still open.
+    env "${kafka_env[@]}" timeout 120 "$bin" produce --input "$TMP/tail.jsonl" --topic "$input" \
+        >>"$TMP/produce.log" 2>&1 || die "followguard produce (tail) failed (see $TMP/produce.log)"
+    local n_tail
+    n_tail="$(wc -l <"$TMP/tail.jsonl")"
+    log "produced the $n_tail records after the cut"
+    opspy wait-events --prometheus "http://127.0.0.1:$prom_port" --expect-events "$((n_events + n_tail))" \
+        --followguard-pid "$fg_pid" || die "followguard did not process the tail of the stream"
 
     # What Alertmanager lists must be what the service wrote to its alerts topic.
     env "${kafka_env[@]}" timeout 90 "$bin" watch --json --idle-exit 3s \
         >"$TMP/alerts.jsonl" 2>"$TMP/watch.log" || die "followguard watch failed (see $TMP/watch.log)"
     opspy am-topic --alertmanager "http://127.0.0.1:$am_port" --alerts "$TMP/alerts.jsonl" \
+        --long-lived "$TMP/long-lived.json" \
         || die "Alertmanager's alerts do not match the alerts topic"
 
     # Clean shutdown is part of operating it: SIGTERM must drain and exit 0 within the grace.

@@ -107,10 +107,10 @@ def rules(root):
     return out
 
 
-# Series names a query reads: followguard's own metrics (including its process collector's
-# followguard_process_*), `up`, and the recording rules' outputs (level:metric:operations).
+# Series names a query reads: followguard's own metrics, the standard process collector's
+# process_* (issue #23), `up`, and the recording rules' outputs (level:metric:operations).
 SELECTOR_RE = re.compile(
-    r"(?<![A-Za-z0-9_:\"'])(followguard_[A-Za-z0-9_]*|up|[a-z_]+:followguard_[A-Za-z0-9_:]*)"
+    r"(?<![A-Za-z0-9_:\"'])(followguard_[A-Za-z0-9_]*|process_[a-z_]+|up|[a-z_]+:followguard_[A-Za-z0-9_:]*)"
     r"\s*(\{[^}]*\})?"
 )
 
@@ -180,6 +180,17 @@ def duration_seconds(s):
     return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
+# Issue #23: where docs/runbook.md is published; rules' runbook_url links are absolute
+# under it (as is serve's --runbook-url default, crates/followguard/src/config.rs).
+RUNBOOK_BASE = "https://runbooks.example.com/followguard/runbook"
+# The standard series of the prometheus crate's process collector (feature `process`).
+PROCESS_COLLECTOR = {
+    "process_cpu_seconds_total", "process_open_fds", "process_max_fds",
+    "process_virtual_memory_bytes", "process_resident_memory_bytes",
+    "process_start_time_seconds", "process_threads",
+}
+
+
 def check_static(root):
     src = "\n".join(rust_sources(root))
     defined_metrics = set(re.findall(r'"(followguard_[a-z0-9_]+)"', src))
@@ -217,6 +228,8 @@ def check_static(root):
     for name in sorted(metric_names_in_deploy(root)):
         if ":" in name or name == "up":
             continue
+        if name in PROCESS_COLLECTOR:
+            continue  # the prometheus crate's process collector (metrics.rs registers it)
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         if name not in defined_metrics and base not in defined_metrics:
             fail(f"deploy/ reads {name}, which crates/*/src does not define (renamed or removed?)")
@@ -251,8 +264,9 @@ def check_static(root):
             if not ann.get(key):
                 fail(f"alert {name} has no {key} annotation")
         anchor = ann.get("runbook_url", "").split("#", 1)[-1]
-        if not ann.get("runbook_url", "").startswith("docs/runbook.md#") or anchor not in anchors:
-            fail(f"alert {name}: runbook_url {ann.get('runbook_url')!r} has no section in docs/runbook.md")
+        if not ann.get("runbook_url", "").startswith(RUNBOOK_BASE + "#") or anchor not in anchors:
+            fail(f"alert {name}: runbook_url {ann.get('runbook_url')!r} is not {RUNBOOK_BASE}#<a section "
+                 "of docs/runbook.md>")
         if name not in fired:
             fail(f"alert {name} has no unit test where it fires")
         if name not in quiet:
@@ -368,8 +382,11 @@ def check_serve_env(root, help_text):
 # ------------------------------------------------------------------ alertmanager test config
 
 
-def am_test_config(src, dst):
+def am_test_config(src, dst, resolve_timeout=None):
     cfg = load_yaml(src)
+    if resolve_timeout:
+        # Issue #23: a short resolve_timeout, so the check can show an alert outliving it.
+        cfg.setdefault("global", {})["resolve_timeout"] = resolve_timeout
     # Keep the routing tree and inhibitions; drop every integration so nothing leaves the host.
     cfg["receivers"] = [{"name": r["name"]} for r in cfg.get("receivers", [])]
     with open(dst, "w", encoding="utf-8") as f:
@@ -432,7 +449,8 @@ def wait_for(what, predicate, timeout, pid=None, every=1.0):
     return False
 
 
-def check_live(root, prom, am, expect_events, pid):
+def check_live(root, prom, am, expect_events, pid, public_url=None, admin_token=None,
+               resolve_timeout_s=None, long_lived_out=None, https_log=None):
     # 1. The scenario ran: everything produced was processed and a campaign was alerted.
     wait_for(
         f"Prometheus saw all {expect_events} records processed",
@@ -516,11 +534,19 @@ def check_live(root, prom, am, expect_events, pid):
             labels, ann = a.get("labels", {}), a.get("annotations", {})
             if labels.get("alertname") != "FollowerPurchaseSuspected":
                 fail(f"Alertmanager alert has alertname {labels.get('alertname')!r}")
-            for key in ("alert_id", "kind", "severity", "followee_id"):
+            for key in ("alert_id", "kind", "followee_id"):
                 if not labels.get(key):
                     fail(f"Alertmanager alert lacks label {key}: {labels}")
-            if not ann.get("summary"):
-                fail(f"Alertmanager alert lacks a summary annotation: {ann}")
+            if "severity" in labels:
+                fail(f"severity is a label (a severity change would make a second alert): {labels}")
+            for key in ("summary", "severity", "runbook_url"):
+                if not ann.get(key):
+                    fail(f"Alertmanager alert lacks a {key} annotation: {ann}")
+            if not ann.get("runbook_url", "").startswith("https://"):
+                fail(f"runbook_url annotation is not absolute: {ann.get('runbook_url')!r}")
+            gen = a.get("generatorURL", "")
+            if public_url and gen != f"{public_url}/alerts/{labels.get('alert_id')}":
+                fail(f"generatorURL {gen!r} is not the alert's evidence page under {public_url}")
             if ann.get("status") not in ("open", "update"):
                 fail(f"active Alertmanager alert has status annotation {ann.get('status')!r}")
             receivers = [r.get("name") for r in a.get("receivers", [])]
@@ -530,12 +556,96 @@ def check_live(root, prom, am, expect_events, pid):
         dropped = scalar(prom, "sum(followguard_webhook_dropped_total)")
         if sent < 1 or dropped != 0:
             fail(f"webhook counters: sent {sent}, dropped {dropped} (want >= 1 and 0)")
-        kinds = sorted({(a["labels"].get("kind"), a["labels"].get("severity")) for a in am_alerts})
+        kinds = sorted({(a["labels"].get("kind"), a["annotations"].get("severity")) for a in am_alerts})
         ok(f"Alertmanager lists {len(am_alerts)} followguard alerts {kinds}, routed to trust-and-safety; "
            f"webhook sent {sent:.0f}, dropped {dropped:.0f}")
+        if public_url and admin_token:
+            # Issue #23: the evidence pages refuse a request without the admin token;
+            # the probes and /metrics stay open.
+            for path in ("/alerts", "/api/alerts"):
+                try:
+                    urllib.request.urlopen(public_url + path, timeout=10)
+                    fail(f"{path} answered without the admin token")
+                except urllib.error.HTTPError as e:
+                    if e.code != 401:
+                        fail(f"{path} without the admin token: HTTP {e.code}, want 401")
+            for path in ("/metrics", "/healthz"):
+                try:
+                    urllib.request.urlopen(public_url + path, timeout=10).read()
+                except urllib.error.URLError as e:
+                    fail(f"{path} is not open: {e}")
+            req = urllib.request.Request(public_url + "/api/alerts",
+                                         headers={"Authorization": f"Bearer {admin_token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                n_listed = len(json.loads(r.read().decode("utf-8")).get("alerts", []))
+            ok(f"/alerts and /api/alerts refuse requests without the admin token (401); with it "
+               f"/api/alerts lists {n_listed} alerts; /metrics and /healthz stay open")
+            rss = scalar(prom, 'max(process_resident_memory_bytes{job="followguard"})') or 0
+            fds = scalar(prom, 'max(process_open_fds{job="followguard"})') or 0
+            if rss <= 0 or fds <= 0:
+                fail(f"standard process_* series not scraped (rss {rss}, open fds {fds})")
+            else:
+                ok(f"standard process_* series scraped: resident memory {rss / 2**20:.0f} MiB, "
+                   f"{fds:.0f} open fds")
+            # The generatorURL is the evidence page, served with the admin token.
+            gen = am_alerts[0].get("generatorURL", "")
+            req = urllib.request.Request(gen, headers={"Authorization": f"Bearer {admin_token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    page = r.read().decode("utf-8", "replace")
+                if am_alerts[0]["labels"]["alert_id"] not in page:
+                    fail(f"evidence page {gen} does not name its alert")
+                else:
+                    ok(f"generatorURL {gen} serves the alert's evidence page (with the admin token)")
+            except urllib.error.URLError as e:
+                fail(f"generatorURL {gen}: {e}")
+        if resolve_timeout_s and not FAILURES:
+            check_outlives_resolve_timeout(am, am_alerts, resolve_timeout_s, long_lived_out, pid)
+        if https_log:
+            # The HTTPS receiver in front of Alertmanager checked the bearer token.
+            counts = json.load(open(https_log, encoding="utf-8"))
+            ok_posts = scalar(prom, 'sum(followguard_webhook_requests_total{result="success"})') or 0
+            if counts.get("accepted", 0) < 1 or counts.get("refused", 0) != 0:
+                fail(f"HTTPS receiver counts {counts}: want accepted >= 1 and refused 0")
+            elif ok_posts < counts["accepted"] - 1:
+                fail(f"followguard counted {ok_posts} successful posts, the receiver {counts}")
+            else:
+                ok(f"webhook delivered over HTTPS (self-signed CA via --webhook-ca-file) with a bearer "
+                   f"token the receiver checked: {counts['accepted']} posts accepted, 0 refused")
 
 
-def check_am_matches_topic(am, alerts_path):
+def check_outlives_resolve_timeout(am, first, resolve_timeout_s, out_path, pid):
+    """Issue #23: an alert followguard keeps open stays firing in Alertmanager for longer
+    than its resolve_timeout (the webhook resends it with endsAt ahead), and its endsAt
+    moves forward between resends."""
+    q = urllib.parse.urlencode({"filter": 'source="followguard"'})
+    ids = {a["labels"]["alert_id"]: a for a in first}
+    wait = 3 * resolve_timeout_s
+    time.sleep(wait)
+    if not alive(pid):
+        fail("followguard exited while its alerts were checked")
+        return
+    now = {a["labels"]["alert_id"]: a for a in get_json(f"{am}/api/v2/alerts?{q}")}
+    gone = sorted(set(ids) - set(now))
+    if gone:
+        fail(f"alerts {gone} stopped firing in Alertmanager within {wait:.0f}s "
+             f"(resolve_timeout {resolve_timeout_s:.0f}s) while followguard still had them open")
+        return
+    stale = [i for i in ids if now[i]["endsAt"] <= ids[i]["endsAt"]]
+    if stale:
+        fail(f"alerts {stale}: endsAt did not move forward in {wait:.0f}s (no resend?)")
+        return
+    not_firing = [i for i in ids if now[i]["status"]["state"] not in ("active", "suppressed")]
+    if not_firing:
+        fail(f"alerts {not_firing} not active in Alertmanager after {wait:.0f}s")
+        return
+    ok(f"{len(ids)} open alerts still firing in Alertmanager {wait:.0f}s later (3x its resolve_timeout "
+       f"{resolve_timeout_s:.0f}s); endsAt moved forward with each resend")
+    if out_path:
+        with open(out_path, "w", encoding="utf-8") as f:
+            json.dump(sorted(ids), f)
+
+def check_am_matches_topic(am, alerts_path, long_lived=None):
     """Alertmanager's followguard alerts are exactly the bursts still open on the alerts
     topic, with the same kind, severity and followee (resolved bursts carry an endsAt in
     the past, so Alertmanager no longer lists them as active)."""
@@ -557,8 +667,8 @@ def check_am_matches_topic(am, alerts_path):
         return
     expected = {i: r for i, r in last.items() if r.get("status") != "resolved"}
     q = urllib.parse.urlencode({"filter": 'source="followguard"'})
-    # alert_id -> every Alertmanager alert carrying it. A burst whose severity changed
-    # was posted under two label sets; the older one stays listed until resolve_timeout.
+    # alert_id -> every Alertmanager alert carrying it (one: severity is an annotation, so
+    # a severity change updates the alert instead of adding a label set).
     listed = {}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -571,24 +681,37 @@ def check_am_matches_topic(am, alerts_path):
     if set(listed) != set(expected):
         fail(f"Alertmanager lists alert ids {sorted(listed)}, the alerts topic has open {sorted(expected)}")
         return
-    superseded = 0
     for i, rec in expected.items():
-        want = {k: rec.get(k) for k in ("kind", "severity", "followee_id")}
-        match = [a for a in listed[i] if all(a["labels"].get(k) == v for k, v in want.items())]
-        if not match:
-            fail(f"alert {i}: no Alertmanager alert with {want}; listed {[a['labels'] for a in listed[i]]}")
-        elif match[0]["annotations"].get("status") != rec.get("status"):
-            fail(f"alert {i}: Alertmanager status {match[0]['annotations'].get('status')!r}, topic {rec.get('status')!r}")
-        superseded += len(listed[i]) - len(match)
+        if len(listed[i]) != 1:
+            fail(f"alert {i}: Alertmanager lists {len(listed[i])} alerts for it: {[a['labels'] for a in listed[i]]}")
+            continue
+        a = listed[i][0]
+        got = {k: a["labels"].get(k) for k in ("kind", "followee_id")}
+        got["severity"] = a["annotations"].get("severity")
+        want = {k: rec.get(k) for k in ("kind", "followee_id", "severity")}
+        if got != want:
+            fail(f"alert {i}: Alertmanager has {got}, the topic {want}")
+        elif a["annotations"].get("status") != rec.get("status"):
+            fail(f"alert {i}: Alertmanager status {a['annotations'].get('status')!r}, topic {rec.get('status')!r}")
+        elif rec.get("campaign_id") and a["annotations"].get("campaign_id") != rec["campaign_id"]:
+            fail(f"alert {i}: campaign annotation {a['annotations'].get('campaign_id')!r}, topic {rec['campaign_id']!r}")
     ok(f"Alertmanager's active followguard alerts match the {len(expected)} open bursts on the alerts "
-       f"topic ({len(last) - len(expected)} resolved, not listed; {superseded} superseded severity label sets)")
+       f"topic, one Alertmanager alert each ({len(last) - len(expected)} resolved, not listed)")
+    if long_lived:
+        ids = json.load(open(long_lived, encoding="utf-8"))
+        resolved = [i for i in ids if last.get(i, {}).get("status") == "resolved"]
+        if not resolved:
+            fail(f"none of the long-open alerts {ids} was resolved by followguard after the tail of the stream")
+        else:
+            ok(f"{len(resolved)} of the {len(ids)} alerts that outlived resolve_timeout were resolved by "
+               f"followguard and left Alertmanager's active list")
 
 
-def cut_stream(events_path, truth_path, margin_ms):
+def cut_stream(events_path, truth_path, margin_ms, tail_path=None):
     """Ends the stream shortly after the last injected campaign, so at least that burst is
     still open when the stream stops (a resolution needs an hour of quiet event time) and
     Alertmanager has an active alert to list. Lines keep their order."""
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     truth = json.load(open(truth_path, encoding="utf-8"))
     ends = [c["end_ms"] for c in truth.get("campaigns", [])]
@@ -597,6 +720,7 @@ def cut_stream(events_path, truth_path, margin_ms):
         return
     cutoff = max(ends) + margin_ms
     kept = dropped = 0
+    tail = []
     with open(events_path, encoding="utf-8") as f:
         lines = f.readlines()
     with open(events_path, "w", encoding="utf-8") as f:
@@ -608,9 +732,49 @@ def cut_stream(events_path, truth_path, margin_ms):
                 ms = None
             if ms is not None and ms > cutoff:
                 dropped += 1
+                tail.append(line)
                 continue
             f.write(line)
             kept += 1
+    if tail_path:
+        # The rest of the stream (issue #23), produced later so followguard resolves the
+        # bursts still open at the cut: the cut-off lines, then the stream's campaign-free
+        # first hours again, whole days later (new event ids), so every followee sees a
+        # day of quiet organic traffic after its campaign.
+        def ts_ms(line):
+            try:
+                t = json.loads(line).get("ts")
+                return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
+            except (ValueError, AttributeError, TypeError):
+                return None
+
+        times = [t for t in map(ts_ms, lines) if t is not None]
+        first, last = min(times), max(times)
+        day = 86_400_000
+        shift = -(-(last - first) // day) * day
+        first_campaign = min(c["start_ms"] for c in truth["campaigns"])
+        # A drip campaign stays hot for the detector's 24 h long window, then needs an
+        # hour of quiet: cover 27 h after the stream's end.
+        cover_until = last + 27 * 3_600_000
+        again = 0
+        copy = 0
+        while first + shift < cover_until:
+            copy += 1
+            for line in lines:
+                t = ts_ms(line)
+                if t is None or t >= first_campaign or t + shift > cover_until:
+                    continue
+                rec = json.loads(line)
+                rec["event_id"] = f"{rec.get('event_id')}-again{copy}"
+                when = datetime.fromtimestamp((t + shift) / 1000, tz=timezone.utc)
+                rec["ts"] = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                tail.append(json.dumps(rec, separators=(",", ":")) + "\n")
+                again += 1
+            shift += day
+        with open(tail_path, "w", encoding="utf-8") as f:
+            f.writelines(tail)
+        print(f"tail: {dropped} cut-off events plus {again} quiet ones (the first campaign-free "
+              f"hours again, {copy} days)", file=sys.stderr)
     print(f"kept {kept} events up to 10 minutes after the last campaign, dropped {dropped}", file=sys.stderr)
 
 
@@ -648,6 +812,52 @@ def k8s_kafka_options(root, pod):
     return ""
 
 
+def https_receiver(port, cert, key, token_file, upstream, counts_path):
+    """Issue #23: a TLS endpoint (self-signed certificate) in front of Alertmanager that
+    accepts a webhook post only with `Authorization: Bearer <token>` and forwards it;
+    counts accepted and refused posts into counts_path after each request."""
+    import http.server
+    import ssl
+
+    token = open(token_file, encoding="utf-8").read().strip()
+    counts = {"accepted": 0, "refused": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                counts["refused"] += 1
+                code = 401
+            else:
+                req = urllib.request.Request(upstream + self.path, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        code = r.status
+                except urllib.error.HTTPError as e:
+                    code = e.code
+                except OSError:
+                    code = 502
+                counts["accepted" if code < 300 else "refused"] += 1
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            with open(counts_path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(counts, f)
+            os.replace(counts_path + ".tmp", counts_path)
+
+    with open(counts_path, "w", encoding="utf-8") as f:
+        json.dump(counts, f)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -659,9 +869,22 @@ def main():
     s = sub.add_parser("cut-stream")
     s.add_argument("--events", required=True)
     s.add_argument("--truth", required=True)
+    s.add_argument("--tail")
     s = sub.add_parser("am-topic")
     s.add_argument("--alertmanager", required=True)
     s.add_argument("--alerts", required=True)
+    s.add_argument("--long-lived")
+    s = sub.add_parser("wait-events")
+    s.add_argument("--prometheus", required=True)
+    s.add_argument("--expect-events", type=int, required=True)
+    s.add_argument("--followguard-pid", type=int)
+    s = sub.add_parser("https-receiver")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--cert", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--token-file", required=True)
+    s.add_argument("--upstream", required=True)
+    s.add_argument("--counts", required=True)
     s = sub.add_parser("serve-env")
     s.add_argument("--root", required=True)
     s.add_argument("--help-file", required=True)
@@ -670,12 +893,18 @@ def main():
     s = sub.add_parser("am-test-config")
     s.add_argument("--in", dest="src", required=True)
     s.add_argument("--out", dest="dst", required=True)
+    s.add_argument("--resolve-timeout")
     s = sub.add_parser("live")
     s.add_argument("--root", required=True)
     s.add_argument("--prometheus", required=True)
     s.add_argument("--alertmanager", required=True)
     s.add_argument("--expect-events", type=int, required=True)
     s.add_argument("--followguard-pid", type=int)
+    s.add_argument("--public-url")
+    s.add_argument("--admin-token-file")
+    s.add_argument("--resolve-timeout-seconds", type=float)
+    s.add_argument("--long-lived-out")
+    s.add_argument("--https-counts")
     a = ap.parse_args()
 
     if a.cmd == "static":
@@ -683,9 +912,9 @@ def main():
     elif a.cmd == "k8s-kafka-options":
         print(k8s_kafka_options(a.root, a.pod))
     elif a.cmd == "cut-stream":
-        cut_stream(a.events, a.truth, 600_000)
+        cut_stream(a.events, a.truth, 600_000, a.tail)
     elif a.cmd == "am-topic":
-        check_am_matches_topic(a.alertmanager.rstrip("/"), a.alerts)
+        check_am_matches_topic(a.alertmanager.rstrip("/"), a.alerts, a.long_lived)
     elif a.cmd == "serve-env":
         check_serve_env(a.root, open(a.help_file, encoding="utf-8").read())
     elif a.cmd == "sync-rules":
@@ -693,9 +922,20 @@ def main():
             f.write(prometheusrule_text(a.root))
         print("wrote deploy/k8s/prometheusrule.yaml")
     elif a.cmd == "am-test-config":
-        am_test_config(a.src, a.dst)
+        am_test_config(a.src, a.dst, a.resolve_timeout)
+    elif a.cmd == "wait-events":
+        prom = a.prometheus.rstrip("/")
+        wait_for(f"Prometheus saw all {a.expect_events} records processed",
+                 lambda: (scalar(prom, "sum(followguard_events_total)") or 0) >= a.expect_events,
+                 timeout=120, pid=a.followguard_pid)
+        time.sleep(3)  # a few more scrapes and webhook posts
+    elif a.cmd == "https-receiver":
+        https_receiver(a.port, a.cert, a.key, a.token_file, a.upstream, a.counts)
     elif a.cmd == "live":
-        check_live(a.root, a.prometheus.rstrip("/"), a.alertmanager.rstrip("/"), a.expect_events, a.followguard_pid)
+        token = open(a.admin_token_file, encoding="utf-8").read().strip() if a.admin_token_file else None
+        check_live(a.root, a.prometheus.rstrip("/"), a.alertmanager.rstrip("/"), a.expect_events,
+                   a.followguard_pid, a.public_url, token, a.resolve_timeout_seconds,
+                   a.long_lived_out, a.https_counts)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed:", file=sys.stderr)
         for f in FAILURES:

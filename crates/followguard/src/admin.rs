@@ -2,6 +2,12 @@
 //! loop made progress recently), `/readyz` (model loaded and partitions assigned) and
 //! `/info` (build and model identity), plus the alert evidence pages of `web`. The router is a plain value, testable without a
 //! socket; [`serve_admin`] binds it.
+//!
+//! Issue #23: the evidence pages (`/`, `/alerts…`, `/api/alerts…`) show flagged followers'
+//! ids, names and bios, so with `--admin-token-file` (or FOLLOWGUARD_ADMIN_TOKEN) they
+//! answer only a request carrying the token, as `Authorization: Bearer <token>` or as the
+//! password of HTTP basic auth (any user name; browsers prompt for it). `/metrics`,
+//! `/healthz`, `/readyz` and `/info` stay open for probes and scrapers.
 
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -37,6 +43,8 @@ pub struct AdminState {
     stale_after: Duration,
     /// Alert evidence for the web view (`web`): the consume loop writes, pages read.
     pub evidence: crate::web::SharedEvidence,
+    /// Issue #23: the token the evidence pages require (none: open).
+    admin_token: std::sync::OnceLock<String>,
 }
 
 impl AdminState {
@@ -50,7 +58,29 @@ impl AdminState {
             last_progress: Mutex::new(Instant::now()),
             stale_after,
             evidence: Arc::default(),
+            admin_token: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Requires `token` on the evidence pages from now on (set once, at start).
+    pub fn set_admin_token(&self, token: String) {
+        let _ = self.admin_token.set(token);
+    }
+
+    /// Whether a request's `Authorization` header carries the admin token (always true
+    /// when none is set).
+    fn authorised(&self, authorization: Option<&str>) -> bool {
+        let Some(want) = self.admin_token.get() else {
+            return true;
+        };
+        let given = match authorization {
+            Some(h) if h.starts_with("Bearer ") => h["Bearer ".len()..].trim().to_string(),
+            Some(h) if h.starts_with("Basic ") => {
+                basic_password(h["Basic ".len()..].trim()).unwrap_or_default()
+            }
+            _ => return false,
+        };
+        constant_time_eq(given.as_bytes(), want.as_bytes())
     }
 
     pub fn set_model_loaded(&self) {
@@ -100,9 +130,72 @@ impl AdminState {
     }
 }
 
+/// The password of a basic-auth credential (`base64(user:password)`).
+fn basic_password(b64: &str) -> Option<String> {
+    let bytes = base64_decode(b64)?;
+    let s = String::from_utf8(bytes).ok()?;
+    s.split_once(':').map(|(_, p)| p.to_string())
+}
+
+/// Standard base64 (with or without padding); `None` on any other byte.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// Refuses a request to the evidence pages without the admin token (401 with a basic-auth
+/// challenge, so a browser asks for it).
+async fn require_token(
+    State(s): State<Arc<AdminState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if s.authorised(auth) {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                r#"Basic realm="followguard evidence", charset="UTF-8""#,
+            )],
+            "the evidence pages need the admin token (Authorization: Bearer <token>)\n",
+        )
+            .into_response()
+    }
+}
+
 /// The admin routes, bound to `state`.
 pub fn router(state: Arc<AdminState>) -> Router {
-    let web = crate::web::router(state.evidence.clone());
+    let web = crate::web::router(state.evidence.clone()).layer(
+        axum::middleware::from_fn_with_state(state.clone(), require_token),
+    );
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

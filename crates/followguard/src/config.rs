@@ -330,6 +330,74 @@ pub struct ServeArgs {
     #[arg(long, env = "FOLLOWGUARD_WEBHOOK_QUEUE", default_value_t = 1000)]
     pub webhook_queue: usize,
 
+    /// Every open alert is re-posted this often with `endsAt` four intervals ahead, so
+    /// Alertmanager keeps it firing (keep it below Alertmanager's resolve_timeout).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_RESEND_INTERVAL",
+        default_value = "1m"
+    )]
+    pub webhook_resend_interval: String,
+
+    /// File holding a bearer token for the webhook (`Authorization: Bearer …`; trailing
+    /// newline ignored). Prefer this or FOLLOWGUARD_WEBHOOK_BEARER_TOKEN to a URL password.
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub webhook_bearer_token_file: Option<PathBuf>,
+
+    /// Bearer token for the webhook, from the environment only (not a flag: command lines
+    /// are visible to every local user).
+    #[arg(
+        long = "webhook-bearer-token-env-only",
+        env = "FOLLOWGUARD_WEBHOOK_BEARER_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub webhook_bearer_token: Option<String>,
+
+    /// File holding `user:password` for webhook basic auth (trailing newline ignored).
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub webhook_basic_auth_file: Option<PathBuf>,
+
+    /// PEM file of extra CA certificates the webhook trusts (besides the built-in webpki
+    /// roots), e.g. a private CA or a self-signed receiver.
+    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_CA_FILE", value_name = "FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
+    /// Public base URL of the admin port's evidence pages (e.g.
+    /// https://followguard.example.com); webhook alerts link `<URL>/alerts/<id>` as
+    /// generatorURL. Unset: no generatorURL.
+    #[arg(long, env = "FOLLOWGUARD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// File holding the token the evidence pages (/alerts, /api/alerts, …; flagged
+    /// followers' ids, names and bios) require, as `Authorization: Bearer <token>` or the
+    /// basic-auth password. /metrics, /healthz, /readyz, /info stay open. Unset (and no
+    /// FOLLOWGUARD_ADMIN_TOKEN): the pages are open to whoever reaches the admin port.
+    #[arg(long, env = "FOLLOWGUARD_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The evidence pages' token, from the environment only (see --admin-token-file).
+    #[arg(
+        long = "admin-token-env-only",
+        env = "FOLLOWGUARD_ADMIN_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Runbook link put on webhook alerts (the `runbook_url` annotation).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_RUNBOOK_URL",
+        default_value = DEFAULT_RUNBOOK_URL,
+        value_name = "URL"
+    )]
+    pub runbook_url: String,
+
     /// Log format.
     #[arg(
         long,
@@ -381,13 +449,44 @@ pub struct KafkaConfig {
     pub options: Vec<KafkaOption>,
 }
 
-/// Validated webhook settings. `Debug` redacts credentials in the URL.
+/// Where the runbook is published (issue #23: absolute links; deploy/prometheus/rules.yml
+/// uses the same base, see deploy/README.md to change it).
+pub const DEFAULT_RUNBOOK_URL: &str =
+    "https://runbooks.example.com/followguard/runbook#followerpurchasesuspected";
+
+/// How the webhook authenticates. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WebhookAuth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebhookAuth::None => f.write_str("None"),
+            WebhookAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            WebhookAuth::Basic { user, .. } => write!(f, "Basic({user}:<redacted>)"),
+        }
+    }
+}
+
+/// Validated webhook settings. `Debug` redacts credentials in the URL and the auth.
 #[derive(Clone)]
 pub struct WebhookConfig {
     pub url: String,
     pub timeout: Duration,
     pub retries: u32,
     pub queue: usize,
+    /// Issue #23: open alerts are re-posted this often.
+    pub resend_interval: Duration,
+    pub auth: WebhookAuth,
+    /// Extra trusted CA certificates (PEM), read at start.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `--public-url` without a trailing `/`.
+    pub public_url: Option<String>,
+    pub runbook_url: String,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -397,13 +496,44 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("queue", &self.queue)
+            .field("resend_interval", &self.resend_interval)
+            .field("auth", &self.auth)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("public_url", &self.public_url)
+            .field("runbook_url", &self.runbook_url)
             .finish()
+    }
+}
+
+/// A secret file's contents without the trailing newline; empty or unreadable is an error.
+pub fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, ConfigError> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("--{flag}: reading {}: {e}", path.display())))?;
+    let s = s.trim_end_matches(['\n', '\r']).to_string();
+    if s.is_empty() {
+        return Err(ConfigError(format!(
+            "--{flag}: {} is empty",
+            path.display()
+        )));
+    }
+    Ok(s)
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
 /// Validated `serve` configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// Issue #23: the evidence pages' token (`--admin-token-file` / FOLLOWGUARD_ADMIN_TOKEN).
+    pub admin_token: Option<Secret>,
     pub kafka: KafkaConfig,
     pub input_topic: String,
     pub alerts_topic: String,
@@ -555,6 +685,65 @@ impl TopicArgs {
 }
 
 impl ServeArgs {
+    /// The webhook's credentials: at most one of the bearer token (file or environment)
+    /// and the basic-auth file.
+    fn webhook_auth(&self) -> Result<WebhookAuth, ConfigError> {
+        let env_token = self
+            .webhook_bearer_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let given = [
+            self.webhook_bearer_token_file.is_some(),
+            env_token.is_some(),
+            self.webhook_basic_auth_file.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            return Err(ConfigError(
+                "give one of --webhook-bearer-token-file, FOLLOWGUARD_WEBHOOK_BEARER_TOKEN and \
+                 --webhook-basic-auth-file"
+                    .into(),
+            ));
+        }
+        if let Some(p) = &self.webhook_bearer_token_file {
+            return Ok(WebhookAuth::Bearer(read_secret_file(
+                "webhook-bearer-token-file",
+                p,
+            )?));
+        }
+        if let Some(t) = env_token {
+            return Ok(WebhookAuth::Bearer(t.to_string()));
+        }
+        if let Some(p) = &self.webhook_basic_auth_file {
+            let s = read_secret_file("webhook-basic-auth-file", p)?;
+            let Some((user, password)) = s.split_once(':') else {
+                return Err(ConfigError(format!(
+                    "--webhook-basic-auth-file: {} must hold user:password",
+                    p.display()
+                )));
+            };
+            return Ok(WebhookAuth::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            });
+        }
+        Ok(WebhookAuth::None)
+    }
+
+    /// `--public-url` without its trailing `/`; it must be an http(s) URL.
+    pub fn public_url(&self) -> Result<Option<String>, ConfigError> {
+        match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Ok(Some(u.trim_end_matches('/').to_string()))
+            }
+            Some(u) => Err(ConfigError(format!(
+                "--public-url: {} must start with http:// or https://",
+                redact_url(u)
+            ))),
+        }
+    }
+
     /// Checks every flag and converts it; the first problem found is returned.
     pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
         let kafka = self.kafka.validate()?;
@@ -621,27 +810,53 @@ impl ServeArgs {
                         redact_url(u)
                     )));
                 }
-                if u.starts_with("https://") {
-                    return Err(ConfigError(
-                        "--webhook-url: this build has no TLS client; use http:// to a local \
-                         Alertmanager or a TLS-terminating proxy"
-                            .into(),
-                    ));
-                }
                 if self.webhook_queue == 0 || self.webhook_queue > MAX_WEBHOOK_QUEUE {
                     return Err(ConfigError(format!(
                         "--webhook-queue must be between 1 and {MAX_WEBHOOK_QUEUE}"
                     )));
+                }
+                let resend_interval =
+                    parse_duration("webhook-resend-interval", &self.webhook_resend_interval)?;
+                if resend_interval < Duration::from_millis(100) {
+                    return Err(ConfigError(
+                        "--webhook-resend-interval must be at least 100ms".into(),
+                    ));
                 }
                 Some(WebhookConfig {
                     url: u.to_string(),
                     timeout: parse_duration("webhook-timeout", &self.webhook_timeout)?,
                     retries: self.webhook_retries.max(1),
                     queue: self.webhook_queue,
+                    resend_interval,
+                    auth: self.webhook_auth()?,
+                    ca_pem: match &self.webhook_ca_file {
+                        None => None,
+                        Some(p) => Some(std::fs::read(p).map_err(|e| {
+                            ConfigError(format!("--webhook-ca-file: reading {}: {e}", p.display()))
+                        })?),
+                    },
+                    public_url: self.public_url()?,
+                    runbook_url: self.runbook_url.trim().to_string(),
                 })
             }
         };
+        let env_admin_token = self
+            .admin_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let admin_token = match (&self.admin_token_file, env_admin_token) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "give one of --admin-token-file and FOLLOWGUARD_ADMIN_TOKEN".into(),
+                ))
+            }
+            (Some(p), None) => Some(Secret(read_secret_file("admin-token-file", p)?)),
+            (None, Some(t)) => Some(Secret(t.to_string())),
+            (None, None) => None,
+        };
         Ok(ServeConfig {
+            admin_token,
             kafka,
             pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),

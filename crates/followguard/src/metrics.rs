@@ -40,8 +40,10 @@ impl EventOutcome {
 pub enum WebhookDrop {
     /// The bounded queue was full (the receiver is slower than the alert rate).
     QueueFull,
-    /// Every retry failed (timeout, connection error or non-2xx answer).
+    /// Every retry failed (timeout, connection error, redirect or non-2xx answer).
     Failed,
+    /// Posted once but not kept for resending: `webhook::MAX_TRACKED` alerts already open.
+    Untracked,
 }
 
 impl WebhookDrop {
@@ -49,8 +51,54 @@ impl WebhookDrop {
         match self {
             WebhookDrop::QueueFull => "queue_full",
             WebhookDrop::Failed => "failed",
+            WebhookDrop::Untracked => "untracked",
         }
     }
+    const ALL: [WebhookDrop; 3] = [
+        WebhookDrop::QueueFull,
+        WebhookDrop::Failed,
+        WebhookDrop::Untracked,
+    ];
+}
+
+/// How one webhook HTTP request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookResult {
+    /// A 2xx answer.
+    Success,
+    /// A 3xx answer: redirects are never followed.
+    Redirect,
+    /// A 4xx answer (a wrong token is a 401 or 403).
+    Rejected,
+    /// A 5xx (or other non-2xx) answer.
+    ServerError,
+    Timeout,
+    /// Connection or TLS handshake failed (an untrusted certificate lands here).
+    Connect,
+    Error,
+}
+
+impl WebhookResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::Success => "success",
+            WebhookResult::Redirect => "redirect",
+            WebhookResult::Rejected => "rejected",
+            WebhookResult::ServerError => "server_error",
+            WebhookResult::Timeout => "timeout",
+            WebhookResult::Connect => "connect",
+            WebhookResult::Error => "error",
+        }
+    }
+    pub const ALL: [WebhookResult; 7] = [
+        WebhookResult::Success,
+        WebhookResult::Redirect,
+        WebhookResult::Rejected,
+        WebhookResult::ServerError,
+        WebhookResult::Timeout,
+        WebhookResult::Connect,
+        WebhookResult::Error,
+    ];
 }
 
 /// Partition assignment changes.
@@ -78,6 +126,8 @@ pub struct Metrics {
     rejected: IntCounterVec,
     follower_score: Histogram,
     suspicious_follows: IntCounter,
+    /// Issue #23: follow events (not unfollows), the suspicious share's denominator.
+    follows: IntCounter,
     alerts: IntCounterVec,
     moderation_records: IntCounter,
     /// Issue #20: flagged follows whose verdict was withheld (follower too new).
@@ -97,104 +147,26 @@ pub struct Metrics {
     records_produced: IntCounterVec,
     webhook_drops: IntCounterVec,
     webhook_sent: IntCounter,
+    /// Issue #23: webhook HTTP requests by result, and their duration.
+    webhook_requests: IntCounterVec,
+    webhook_duration: Histogram,
+    /// Issue #23: open alerts the webhook resends.
+    webhook_tracked: IntGauge,
+    /// Issue #23: alerts open in the detector.
+    open_alerts: IntGauge,
+    /// Issue #23: follower-score cache lookups (totals of every cache of the process).
+    score_cache_hits: IntCounter,
+    score_cache_misses: IntCounter,
+    /// Issue #23: errors the Kafka consumer reported, and failed offset commits.
+    consumer_errors: IntCounter,
+    commit_errors: IntCounter,
     last_progress: Gauge,
-    process: ProcessMetrics,
     /// Issue #19: partition-clock decisions (clamped, jumped, reanchored).
     event_time_adjustments: IntCounterVec,
     /// Issue #19: records the broker refused for good, by sink and reason.
     produce_refused: IntCounterVec,
     /// Issue #19: bytes of output records awaiting acknowledgement.
     in_flight_bytes: IntGauge,
-}
-
-/// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
-/// the metrics are rendered. Absent values (non-Linux) leave the series at 0.
-#[derive(Clone)]
-struct ProcessMetrics {
-    cpu_seconds: prometheus::Counter,
-    resident_bytes: Gauge,
-    start_time: Gauge,
-}
-
-/// Linux's user-space clock tick (USER_HZ), fixed at 100 on every mainstream architecture.
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
-
-/// (cpu seconds, start seconds after boot) from `/proc/self/stat`.
-fn proc_stat() -> Option<(f64, f64)> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name (which may contain spaces).
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime, stime and starttime are fields 14, 15 and 22 of the line (1-based).
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    let start: f64 = f.get(19)?.parse().ok()?;
-    Some((
-        (utime + stime) / CLOCK_TICKS_PER_SEC,
-        start / CLOCK_TICKS_PER_SEC,
-    ))
-}
-
-fn proc_rss_bytes() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
-
-fn boot_time_secs() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-impl ProcessMetrics {
-    fn new(r: &Registry) -> ProcessMetrics {
-        let cpu_seconds = prometheus::Counter::new(
-            "followguard_process_cpu_seconds_total",
-            "User and system CPU time spent by the process.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(cpu_seconds.clone()))
-            .expect("metric registered once");
-        let resident_bytes = Gauge::new(
-            "followguard_process_resident_memory_bytes",
-            "Resident memory of the process.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(resident_bytes.clone()))
-            .expect("metric registered once");
-        let start_time = Gauge::new(
-            "followguard_process_start_time_seconds",
-            "Start time of the process since the Unix epoch.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(start_time.clone()))
-            .expect("metric registered once");
-        let p = ProcessMetrics {
-            cpu_seconds,
-            resident_bytes,
-            start_time,
-        };
-        if let (Some((_, start)), Some(boot)) = (proc_stat(), boot_time_secs()) {
-            p.start_time.set(boot + start);
-        }
-        p
-    }
-
-    fn refresh(&self) {
-        if let Some((cpu, _)) = proc_stat() {
-            // A counter only moves forward: add what was spent since the last scrape.
-            let delta = cpu - self.cpu_seconds.get();
-            if delta > 0.0 {
-                self.cpu_seconds.inc_by(delta);
-            }
-        }
-        if let Some(rss) = proc_rss_bytes() {
-            self.resident_bytes.set(rss);
-        }
-    }
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -280,7 +252,7 @@ impl Metrics {
         }
         let follower_score = histogram(
             r,
-            "followguard_follower_score",
+            "followguard_follower_score_ratio",
             "Classifier probability that the follower is a bought account.",
             (1..=20).map(|i| f64::from(i) * 0.05).collect(),
         );
@@ -288,6 +260,11 @@ impl Metrics {
             r,
             "followguard_suspicious_follows_total",
             "Follow events whose follower scored at or above the threshold.",
+        );
+        let follows = counter(
+            r,
+            "followguard_follows_total",
+            "Follow events scored (unfollows not counted): the denominator of the suspicious share.",
         );
         let alerts = counter_vec(
             r,
@@ -403,9 +380,58 @@ impl Metrics {
             "followguard_webhook_sent_total",
             "Alerts the webhook receiver accepted.",
         );
-        for d in [WebhookDrop::QueueFull, WebhookDrop::Failed] {
+        for d in WebhookDrop::ALL {
             webhook_drops.with_label_values(&[d.as_str()]);
         }
+        let webhook_requests = counter_vec(
+            r,
+            "followguard_webhook_requests_total",
+            "Webhook HTTP requests (each retry counts), by result (success, redirect: never \
+             followed, rejected: 4xx such as a wrong token, server_error, timeout, connect: \
+             connection or TLS failure, error).",
+            &["result"],
+        );
+        for res in WebhookResult::ALL {
+            webhook_requests.with_label_values(&[res.as_str()]);
+        }
+        let webhook_duration = histogram(
+            r,
+            "followguard_webhook_request_duration_seconds",
+            "Duration of webhook HTTP requests, whatever their result.",
+            vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        );
+        let webhook_tracked = int_gauge(
+            r,
+            "followguard_webhook_tracked_alerts",
+            "Open alerts the webhook resends every --webhook-resend-interval.",
+        );
+        let open_alerts = int_gauge(
+            r,
+            "followguard_open_alerts",
+            "Bought-follower alerts currently open in the detector (this instance's partitions).",
+        );
+        let score_cache_hits = counter(
+            r,
+            "followguard_score_cache_hits_total",
+            "Follower scores served from the score cache.",
+        );
+        let score_cache_misses = counter(
+            r,
+            "followguard_score_cache_misses_total",
+            "Follower scores computed because the score cache did not hold them.",
+        );
+        let consumer_errors = counter(
+            r,
+            "followguard_consumer_errors_total",
+            "Errors the Kafka consumer returned instead of a record (the loop carries on).",
+        );
+        let commit_errors = counter(
+            r,
+            "followguard_commit_errors_total",
+            "Offset commits or offset stores the broker or client refused.",
+        );
         let last_progress = Gauge::new(
             "followguard_last_progress_timestamp_seconds",
             "Unix time at which the consume loop last made progress.",
@@ -414,7 +440,14 @@ impl Metrics {
         r.register(Box::new(last_progress.clone()))
             .expect("metric registered once");
 
-        let process = ProcessMetrics::new(r);
+        // Issue #23: the standard unprefixed `process_*` series (CPU, resident and virtual
+        // memory, open and maximum file descriptors, threads, start time) from the
+        // prometheus crate's collector, which generic dashboards and rules expect.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("metric registered once");
         let event_time_adjustments = counter_vec(
             r,
             "followguard_event_time_adjustments_total",
@@ -452,6 +485,7 @@ impl Metrics {
             rejected,
             follower_score,
             suspicious_follows,
+            follows,
             alerts,
             moderation_records,
             judgment_withheld,
@@ -470,8 +504,15 @@ impl Metrics {
             records_produced,
             webhook_drops,
             webhook_sent,
+            webhook_requests,
+            webhook_duration,
+            webhook_tracked,
+            open_alerts,
+            score_cache_hits,
+            score_cache_misses,
+            consumer_errors,
+            commit_errors,
             last_progress,
-            process,
             event_time_adjustments,
             produce_refused,
             in_flight_bytes,
@@ -480,7 +521,6 @@ impl Metrics {
 
     /// Prometheus text exposition of every registered metric.
     pub fn render(&self) -> String {
-        self.process.refresh();
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
@@ -525,8 +565,13 @@ impl Metrics {
         self.rejected.with_label_values(&[kind]).inc();
     }
 
-    pub fn follower_scored(&self, prob: f64, suspicious: bool) {
+    /// A scored event: `follow` says whether it was a follow (not an unfollow), and
+    /// `suspicious` whether it was a suspicious follow.
+    pub fn follower_scored(&self, prob: f64, follow: bool, suspicious: bool) {
         self.follower_score.observe(prob);
+        if follow {
+            self.follows.inc();
+        }
         if suspicious {
             self.suspicious_follows.inc();
         }
@@ -623,6 +668,44 @@ impl Metrics {
         self.webhook_sent.inc();
     }
 
+    /// One webhook HTTP request: its result and duration.
+    pub fn webhook_request(&self, result: WebhookResult, secs: f64) {
+        self.webhook_requests
+            .with_label_values(&[result.as_str()])
+            .inc();
+        self.webhook_duration.observe(secs);
+    }
+
+    pub fn set_webhook_tracked(&self, n: usize) {
+        self.webhook_tracked
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_open_alerts(&self, n: usize) {
+        self.open_alerts.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Score-cache totals (hits, misses) of every cache: the counters move up to them.
+    pub fn set_score_cache_totals(&self, hits: u64, misses: u64) {
+        for (c, total) in [
+            (&self.score_cache_hits, hits),
+            (&self.score_cache_misses, misses),
+        ] {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        }
+    }
+
+    pub fn consumer_error(&self) {
+        self.consumer_errors.inc();
+    }
+
+    pub fn commit_error(&self) {
+        self.commit_errors.inc();
+    }
+
     pub fn progress(&self, unix_secs: f64) {
         self.last_progress.set(unix_secs);
     }
@@ -691,7 +774,11 @@ mod tests {
         m.clear_consumer_lag(3);
         assert!(!m.render().contains("partition=\"3\""));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(line.starts_with("followguard_"), "unprefixed: {line}");
+            // Issue #23: only the standard process collector's series are unprefixed.
+            assert!(
+                line.starts_with("followguard_") || line.starts_with("process_"),
+                "unprefixed: {line}"
+            );
         }
     }
 
@@ -703,16 +790,16 @@ mod tests {
         if cfg!(target_os = "linux") {
             burn_cpu_until(|| {
                 text = m.render();
-                sample(&text, "followguard_process_cpu_seconds_total").unwrap_or(0.0) > 0.0
+                sample(&text, "process_cpu_seconds_total").unwrap_or(0.0) > 0.0
             });
         }
         if cfg!(target_os = "linux") {
-            assert!(
-                sample(&text, "followguard_process_resident_memory_bytes").unwrap_or(0.0) > 1e6
-            );
-            let start = sample(&text, "followguard_process_start_time_seconds").unwrap_or(0.0);
+            assert!(sample(&text, "process_resident_memory_bytes").unwrap_or(0.0) > 1e6);
+            let start = sample(&text, "process_start_time_seconds").unwrap_or(0.0);
             assert!(start > 1.6e9, "start time {start}");
-            assert!(sample(&text, "followguard_process_cpu_seconds_total").unwrap_or(0.0) > 0.0);
+            assert!(sample(&text, "process_cpu_seconds_total").unwrap_or(0.0) > 0.0);
+            assert!(sample(&text, "process_open_fds").unwrap_or(0.0) >= 3.0);
+            assert!(sample(&text, "process_threads").unwrap_or(0.0) >= 1.0);
         }
     }
 

@@ -64,6 +64,13 @@ impl Preparer {
         })
     }
 
+    /// The helper threads' score caches' (hits, misses) so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.caches
+            .iter()
+            .fold((0, 0), |(h, m), c| (h + c.hits(), m + c.misses()))
+    }
+
     /// Longest chunk worth passing to [`run`](Self::run).
     pub fn max_chunk(&self) -> usize {
         if self.pool.is_some() {

@@ -1,5 +1,6 @@
 //! The admin server on a real socket: /metrics, /healthz, /readyz and /info answer over
-//! HTTP, readiness follows model and assignment state, and the server stops on cancel.
+//! HTTP, readiness follows model and assignment state, and the server stops on cancel;
+//! with an admin token the evidence pages answer 401 without it (issue #23).
 
 use followguard::admin::{serve_admin, AdminState, Info};
 use followguard::metrics::{EventOutcome, Metrics};
@@ -7,17 +8,22 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let r = reqwest::get(format!("http://{addr}{path}"))
-        .await
-        .expect("admin answers");
+    get_with(addr, path, None).await
+}
+
+/// GET with an optional `Authorization` header value.
+async fn get_with(addr: std::net::SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let r = req.send().await.expect("admin answers");
     let code = r.status().as_u16();
     (code, r.text().await.expect("body"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_over_http() {
-    let metrics = Metrics::new(prometheus::Registry::new(), "m-test", "abc123");
-    let state = AdminState::new(
+fn state(metrics: &Metrics) -> std::sync::Arc<AdminState> {
+    AdminState::new(
         metrics.clone(),
         Info {
             version: env!("CARGO_PKG_VERSION"),
@@ -27,7 +33,69 @@ async fn admin_endpoints_over_http() {
             group_id: "g".into(),
         },
         Duration::from_secs(30),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_pages_need_the_admin_token_probes_do_not() {
+    let metrics = Metrics::new(prometheus::Registry::new(), "m-test", "abc123");
+    let state = state(&metrics);
+    state.set_admin_token("s3cret".into());
+    state.set_model_loaded();
+    state.set_assigned_partitions(1);
+    state.progress();
+    let stop = CancellationToken::new();
+    let (addr, task) = serve_admin("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
+        .await
+        .expect("bind");
+    for path in [
+        "/alerts",
+        "/api/alerts",
+        "/alerts/fga-1",
+        "/api/alerts/fga-1",
+        "/",
+    ] {
+        assert_eq!(get(addr, path).await.0, 401, "{path} without a token");
+        assert_eq!(
+            get_with(addr, path, Some("Bearer wrong")).await.0,
+            401,
+            "{path} with a wrong token"
+        );
+    }
+    let (code, body) = get_with(addr, "/api/alerts", Some("Bearer s3cret")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"alerts\""), "{body}");
+    assert_eq!(
+        get_with(addr, "/alerts", Some("Bearer s3cret")).await.0,
+        200
     );
+    // Basic auth with the token as the password (what a browser sends): "x:s3cret".
+    assert_eq!(
+        get_with(addr, "/alerts", Some("Basic eDpzM2NyZXQ="))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_with(addr, "/alerts/none", Some("Bearer s3cret"))
+            .await
+            .0,
+        404
+    );
+    for path in ["/metrics", "/healthz", "/readyz", "/info"] {
+        assert_eq!(get(addr, path).await.0, 200, "{path} stays open");
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("admin server stops on cancel")
+        .expect("task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_over_http() {
+    let metrics = Metrics::new(prometheus::Registry::new(), "m-test", "abc123");
+    let state = state(&metrics);
     let stop = CancellationToken::new();
     let (addr, task) = serve_admin(
         "127.0.0.1:0".parse().expect("addr"),

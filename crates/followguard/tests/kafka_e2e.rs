@@ -110,7 +110,7 @@ fn campaign_alerts_moderation_dead_letters_metrics_and_clean_exit() {
         metric(&m, "followguard_events_rejected_total{kind=\"bad_type\"}"),
         Some(1.0)
     );
-    assert!(metric(&m, "followguard_follower_score_count").unwrap_or(0.0) >= (n - 3) as f64);
+    assert!(metric(&m, "followguard_follower_score_ratio_count").unwrap_or(0.0) >= (n - 3) as f64);
     assert!(metric(&m, "followguard_suspicious_follows_total").unwrap_or(0.0) > 0.0);
     assert!(metric_sum(&m, "followguard_alerts_total") > 0.0);
     assert!(metric(&m, "followguard_tracked_followees").unwrap_or(0.0) > 0.0);

@@ -4,7 +4,7 @@
 //! version of this check, against a real Prometheus scraping `serve`, is
 //! scripts/ops-check.sh.)
 
-use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, WebhookDrop};
+use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, WebhookDrop, WebhookResult};
 use followguard::sink::Sink;
 use prometheus::Registry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,7 +67,7 @@ fn exercise(m: &Metrics) {
     m.event(EventOutcome::Clean);
     m.event(EventOutcome::Suspicious);
     m.event_rejected("invalid_json");
-    m.follower_scored(0.9, true);
+    m.follower_scored(0.9, true, true);
     m.alert_emitted("burst", "high", "open");
     m.moderation_emitted();
     m.judgment_withheld();
@@ -84,6 +84,68 @@ fn exercise(m: &Metrics) {
     m.webhook_dropped(WebhookDrop::QueueFull);
     m.webhook_sent();
     m.progress(1_700_000_000.0);
+    // Issue #23.
+    m.webhook_request(WebhookResult::Redirect, 0.02);
+    m.set_webhook_tracked(2);
+    m.set_open_alerts(3);
+    m.set_score_cache_totals(5, 2);
+    m.consumer_error();
+    m.commit_error();
+}
+
+/// The value of an unlabelled series (or the sum of a family's children) in a scrape.
+fn value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue #23: every series added for operations moves when its recording method runs,
+/// and the standard process collector's series are exported unprefixed.
+#[test]
+fn issue_23_metrics_move() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    let before = m.render();
+    exercise(&m);
+    let after = m.render();
+    for (name, want) in [
+        ("followguard_webhook_requests_total", 1.0),
+        ("followguard_webhook_request_duration_seconds_count", 1.0),
+        ("followguard_webhook_tracked_alerts", 2.0),
+        ("followguard_open_alerts", 3.0),
+        ("followguard_score_cache_hits_total", 5.0),
+        ("followguard_score_cache_misses_total", 2.0),
+        ("followguard_consumer_errors_total", 1.0),
+        ("followguard_commit_errors_total", 1.0),
+        ("followguard_follows_total", 1.0),
+        ("followguard_follower_score_ratio_count", 1.0),
+    ] {
+        assert_eq!(value(&before, name), 0.0, "{name} before");
+        assert_eq!(value(&after, name), want, "{name} after");
+    }
+    // Totals only move forward: a lower total (a cache replaced) does not count back.
+    m.set_score_cache_totals(1, 9);
+    let again = m.render();
+    assert_eq!(value(&again, "followguard_score_cache_hits_total"), 5.0);
+    assert_eq!(value(&again, "followguard_score_cache_misses_total"), 9.0);
+    if cfg!(target_os = "linux") {
+        for name in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_threads",
+            "process_start_time_seconds",
+            "process_virtual_memory_bytes",
+        ] {
+            assert!(value(&after, name) > 0.0, "{name} exported");
+        }
+        assert!(!after.contains("followguard_process_"));
+    }
 }
 
 #[test]

@@ -429,9 +429,15 @@ impl ConsumerContext for ServiceContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            // Routine during rebalances (the partition moved); the next owner redoes the work.
-            tracing::debug!(error = %e, "offset commit failed");
+        match result {
+            // An auto-commit with nothing new to commit is not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) | Ok(()) => {}
+            Err(e) => {
+                // Routine during rebalances (the partition moved); the next owner redoes
+                // the work. Counted (issue #23): a steady rate means offsets stop moving.
+                self.admin.metrics.commit_error();
+                tracing::debug!(error = %e, "offset commit failed");
+            }
         }
     }
 }

@@ -110,6 +110,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
                 .is_ok()
             {
                 if let Err(e) = consumer.store_offsets(&tpl) {
+                    metrics.commit_error();
                     // The partition was revoked meanwhile; its next owner reprocesses the events.
                     tracing::debug!(error = %e, partition, "offset not stored");
                 }

@@ -47,6 +47,12 @@ impl Service<'_> {
         }
         self.metrics
             .set_tracked_followees(self.pipeline.tracked_followees());
+        // Issue #23: open alerts and the score caches' totals (the pipeline's and the
+        // prepare helpers').
+        self.metrics.set_open_alerts(self.pipeline.open_alerts());
+        let (hits, misses) = self.pipeline.cache_stats();
+        let (h2, m2) = self.helper_cache_stats;
+        self.metrics.set_score_cache_totals(hits + h2, misses + m2);
         let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
         // Issue #19 hook: over the byte budget, pause the input until acks bring it back.
         self.metrics

@@ -43,6 +43,10 @@ pub(super) struct Service<'a> {
     /// Wall clock for event age, refreshed per batch (a clock read per event costs more
     /// than the age histogram's resolution needs).
     pub now_ms: i64,
+    /// Issue #23: the prepare helpers' score-cache (hits, misses), after the last chunk.
+    pub helper_cache_stats: (u64, u64),
+    /// Issue #23: revoked partitions' open alerts are no longer resent.
+    pub webhook: Option<crate::webhook::Webhook>,
 }
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
@@ -95,6 +99,7 @@ impl Service<'_> {
             };
             let m = match msg {
                 Err(e) => {
+                    self.metrics.consumer_error();
                     tracing::warn!(error = %e, "consumer error");
                     continue;
                 }
@@ -114,6 +119,7 @@ impl Service<'_> {
                     }
                     Some(Ok(m)) => chunk.push(m),
                     Some(Err(e)) => {
+                        self.metrics.consumer_error();
                         tracing::warn!(error = %e, "consumer error");
                         break;
                     }
@@ -135,6 +141,7 @@ impl Service<'_> {
                     observed.push(s.observe_one(&chunk[i], result, secs));
                 },
             );
+            self.helper_cache_stats = preparer.cache_stats();
             for o in observed {
                 let pending = self.send_records(o).await;
                 batch.push(pending);
@@ -169,7 +176,7 @@ impl Service<'_> {
         let mut webhooks = Vec::new();
         match result {
             Ok(outcome) => {
-                self.outcome_records(&outcome, &mut records, &mut webhooks);
+                self.outcome_records(&outcome, partition, &mut records, &mut webhooks);
                 self.note_evidence(&outcome, partition);
             }
             Err(e) => {

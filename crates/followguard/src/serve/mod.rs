@@ -147,6 +147,9 @@ pub async fn run(
         cfg.health_stale_after,
     );
     admin_state.set_model_loaded();
+    if let Some(t) = &cfg.admin_token {
+        admin_state.set_admin_token(t.0.clone());
+    }
 
     let rebalances = Arc::new(Mutex::new(VecDeque::new()));
     let consumer: Arc<Consumer_> = Arc::new(
@@ -204,6 +207,7 @@ pub async fn run(
     // Issue #19: the acknowledgement task owns the webhook, so a page is sent only for an
     // alert record the broker acknowledged (never lost between enqueue and ack).
     let webhook_on = webhook.is_some();
+    let webhook_forget = webhook.clone();
     let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
@@ -240,6 +244,8 @@ pub async fn run(
         already_open: HashSet::new(),
         rebuild_window,
         now_ms: now_ms(),
+        helper_cache_stats: (0, 0),
+        webhook: webhook_forget,
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);

@@ -45,6 +45,9 @@ impl Service<'_> {
             match ev {
                 None => return,
                 Some(RebalanceEvent::Revoked(parts)) => {
+                    if let Some(w) = &self.webhook {
+                        w.forget_partitions(parts.clone());
+                    }
                     for p in parts {
                         self.pipeline.drop_partition(p);
                         self.evidence().drop_partition(p);

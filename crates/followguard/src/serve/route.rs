@@ -46,6 +46,7 @@ impl Service<'_> {
     pub(super) fn outcome_records(
         &self,
         o: &Outcome,
+        partition: i32,
         out: &mut Vec<OutRecord>,
         webhooks: &mut Vec<WebhookAlert>,
     ) {
@@ -55,8 +56,11 @@ impl Service<'_> {
         } else {
             EventOutcome::Clean
         });
-        self.metrics
-            .follower_scored(f64::from(o.score.prob), o.suspicious_follow());
+        self.metrics.follower_scored(
+            f64::from(o.score.prob),
+            o.kind == followguard_core::event::EventType::Follow,
+            o.suspicious_follow(),
+        );
         self.metrics
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
         // Issue #19 hook: clamped / clock-jump events counted.
@@ -71,7 +75,7 @@ impl Service<'_> {
                 .alert_emitted(a.kind.as_str(), a.severity.as_str(), a.status.as_str());
             out.extend(record(Sink::Alerts, a.key(), a, "alert"));
             if self.webhook_on {
-                webhooks.push(WebhookAlert::from_alert(a));
+                webhooks.push(WebhookAlert::from_alert(a, partition));
             }
         }
         if o.judgment_withheld {

@@ -4,7 +4,8 @@
 
 use super::escape::esc;
 use super::render::{
-    alert_json, list_json, page, render_alert, render_list, siblings, Links, Sibling,
+    alert_json, list_json_of, page, render_alert, render_list_of, siblings, Links, ListSnapshot,
+    Sibling,
 };
 use super::Filter;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -66,7 +67,10 @@ async fn list_page(State(s): State<SharedEvidence>, Query(f): Query<Filter>) -> 
     match f.parse() {
         Err(msg) => error_page(StatusCode::BAD_REQUEST, &msg),
         Ok((sev, camp)) => {
-            let body = render_list(&lock(&s), sev, camp, Links::Server);
+            // Issue #23: copy under the lock, render after releasing it (the consume loop
+            // takes this lock on every event).
+            let snap = ListSnapshot::of(&lock(&s), sev, camp);
+            let body = render_list_of(&snap, sev, camp, Links::Server);
             html(StatusCode::OK, body)
         }
     }
@@ -97,7 +101,10 @@ async fn list_api(State(s): State<SharedEvidence>, Query(f): Query<Filter>) -> R
             Json(serde_json::json!({ "error": msg })),
         )
             .into_response(),
-        Ok((sev, camp)) => Json(list_json(&lock(&s), sev, camp)).into_response(),
+        Ok((sev, camp)) => {
+            let snap = ListSnapshot::of(&lock(&s), sev, camp);
+            Json(list_json_of(&snap)).into_response()
+        }
     }
 }
 

@@ -127,12 +127,49 @@ pub fn render_list(
     campaign: Option<&str>,
     links: Links,
 ) -> String {
-    let all = store.alerts_newest_first();
-    let shown: Vec<&AlertEvidence> = all
-        .iter()
-        .copied()
-        .filter(|e| matches(e, sev, campaign))
-        .collect();
+    render_list_of(
+        &ListSnapshot::of(store, sev, campaign),
+        sev,
+        campaign,
+        links,
+    )
+}
+
+/// What the list page and `/api/alerts` show, copied out of the store (issue #23: the
+/// server takes it under a short lock and renders after releasing it).
+pub struct ListSnapshot {
+    /// The matching alerts, newest first.
+    pub shown: Vec<AlertEvidence>,
+    /// Alerts kept in all.
+    pub kept: usize,
+    pub evicted: u64,
+    pub max_alerts: usize,
+}
+
+impl ListSnapshot {
+    pub fn of(store: &EvidenceStore, sev: Option<Severity>, campaign: Option<&str>) -> Self {
+        let all = store.alerts_newest_first();
+        ListSnapshot {
+            kept: all.len(),
+            shown: all
+                .into_iter()
+                .filter(|e| matches(e, sev, campaign))
+                .cloned()
+                .collect(),
+            evicted: store.evicted(),
+            max_alerts: store.config().max_alerts,
+        }
+    }
+}
+
+/// The list page of a [`ListSnapshot`].
+pub fn render_list_of(
+    snap: &ListSnapshot,
+    sev: Option<Severity>,
+    campaign: Option<&str>,
+    links: Links,
+) -> String {
+    let shown: Vec<&AlertEvidence> = snap.shown.iter().collect();
     let mut b = String::new();
     b.push_str(&format!(
         r#"<nav><a href="{}">all alerts</a></nav><h1>followguard — alerts</h1>"#,
@@ -176,11 +213,11 @@ pub fn render_list(
         r#"<p class="note" id="count" data-shown="{}">{} of {} alerts kept{}{}. Bounded store: at most {} alerts; {} older ones evicted.</p>"#,
         shown.len(),
         shown.len(),
-        all.len(),
+        snap.kept,
         if filters.is_empty() { "" } else { " matching " },
         filters.join(", "),
-        store.config().max_alerts,
-        store.evicted()
+        snap.max_alerts,
+        snap.evicted
     ));
     b.push_str(r#"<table id="alerts"><thead><tr><th>opened (UTC)</th><th>status</th><th>severity</th><th>kind</th><th>followee</th><th>new followers (peak)</th><th>suspicious</th><th>share</th><th>campaign</th><th></th></tr></thead><tbody>"#);
     for e in &shown {
@@ -415,10 +452,14 @@ pub fn list_json(
     sev: Option<Severity>,
     campaign: Option<&str>,
 ) -> serde_json::Value {
-    let alerts: Vec<serde_json::Value> = store
-        .alerts_newest_first()
-        .into_iter()
-        .filter(|e| matches(e, sev, campaign))
+    list_json_of(&ListSnapshot::of(store, sev, campaign))
+}
+
+/// `/api/alerts` body of a [`ListSnapshot`].
+pub fn list_json_of(snap: &ListSnapshot) -> serde_json::Value {
+    let alerts: Vec<serde_json::Value> = snap
+        .shown
+        .iter()
         .map(|e| {
             serde_json::json!({
                 "alert": e.alert,
@@ -430,9 +471,9 @@ pub fn list_json(
         .collect();
     serde_json::json!({
         "alerts": alerts,
-        "kept": store.len(),
-        "evicted": store.evicted(),
-        "max_alerts": store.config().max_alerts,
+        "kept": snap.kept,
+        "evicted": snap.evicted,
+        "max_alerts": snap.max_alerts,
     })
 }
 
