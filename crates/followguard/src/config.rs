@@ -48,6 +48,61 @@ pub struct KafkaArgs {
         value_name = "KEY=VALUE"
     )]
     pub kafka_options: Vec<String>,
+
+    /// A client.properties-style file of librdkafka properties (`key=value` per line, `#`
+    /// or `!` comments), e.g. SASL settings with their password, so secrets stay out of the
+    /// environment and the command line. Precedence: --kafka-option (and
+    /// FOLLOWGUARD_KAFKA_OPTIONS) over this file over librdkafka's defaults.
+    #[arg(
+        long = "kafka-config",
+        env = "FOLLOWGUARD_KAFKA_CONFIG",
+        value_name = "FILE"
+    )]
+    pub kafka_config: Option<PathBuf>,
+}
+
+/// One `key=value` librdkafka property from `what` (a flag, or a file and line).
+fn parse_kafka_option(raw: &str, what: &str) -> Result<Option<KafkaOption>, ConfigError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let Some((k, v)) = raw.split_once('=') else {
+        return Err(ConfigError(format!(
+            "{what}: expected key=value, got {:?}",
+            raw.split_once(':').map_or(raw, |(k, _)| k)
+        )));
+    };
+    let key = k.trim().to_string();
+    if key.is_empty() {
+        return Err(ConfigError(format!("{what}: empty key")));
+    }
+    if RESERVED_KAFKA_OPTIONS.contains(&key.as_str()) {
+        return Err(ConfigError(format!(
+            "{what}: {key} is set by followguard itself and cannot be overridden \
+             (use the dedicated flag where there is one)"
+        )));
+    }
+    Ok(Some(KafkaOption {
+        key,
+        value: v.trim().to_string(),
+    }))
+}
+
+/// The properties of a `--kafka-config` file, in file order.
+fn read_kafka_config(path: &std::path::Path) -> Result<Vec<KafkaOption>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("--kafka-config: reading {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('#') || t.starts_with('!') {
+            continue;
+        }
+        let what = format!("--kafka-config {} line {}", path.display(), i + 1);
+        out.extend(parse_kafka_option(t, &what)?);
+    }
+    Ok(out)
 }
 
 /// Topic name flags shared by `serve` and `topics`.
@@ -626,32 +681,18 @@ impl KafkaArgs {
         if self.brokers.trim().is_empty() {
             return Err(ConfigError("--brokers must not be empty".into()));
         }
-        let mut options = Vec::new();
+        // The file first; a --kafka-option with the same key replaces its entry.
+        let mut options = match &self.kafka_config {
+            Some(p) => read_kafka_config(p)?,
+            None => Vec::new(),
+        };
         for raw in &self.kafka_options {
-            let raw = raw.trim();
-            if raw.is_empty() {
-                continue;
+            if let Some(o) = parse_kafka_option(raw, "--kafka-option")? {
+                match options.iter_mut().find(|x| x.key == o.key) {
+                    Some(x) => *x = o,
+                    None => options.push(o),
+                }
             }
-            let Some((k, v)) = raw.split_once('=') else {
-                return Err(ConfigError(format!(
-                    "--kafka-option: expected key=value, got {:?}",
-                    raw.split_once(':').map_or(raw, |(k, _)| k)
-                )));
-            };
-            let key = k.trim().to_string();
-            if key.is_empty() {
-                return Err(ConfigError("--kafka-option: empty key".into()));
-            }
-            if RESERVED_KAFKA_OPTIONS.contains(&key.as_str()) {
-                return Err(ConfigError(format!(
-                    "--kafka-option: {key} is set by followguard itself and cannot be overridden \
-                     (use the dedicated flag where there is one)"
-                )));
-            }
-            options.push(KafkaOption {
-                key,
-                value: v.trim().to_string(),
-            });
         }
         Ok(KafkaConfig {
             brokers: self.brokers.trim().to_string(),
@@ -897,6 +938,116 @@ mod tests {
         let mut v = vec!["t"];
         v.extend_from_slice(extra);
         T::try_parse_from(v).expect("flags parse").serve
+    }
+
+    /// Issue #23: a client.properties file; --kafka-option overrides it key by key.
+    #[test]
+    fn kafka_config_file_and_precedence() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("client.properties");
+        std::fs::write(
+            &f,
+            "# SASL\n! also a comment\n\nsecurity.protocol = SASL_SSL\n\
+             sasl.mechanism=SCRAM-SHA-512\nsasl.password=s3cret=with=equals\n\
+             compression.type=zstd\n",
+        )
+        .expect("write");
+        let path = f.to_str().expect("utf-8 path");
+        let cfg = args(&[
+            "--kafka-config",
+            path,
+            "--kafka-option",
+            "compression.type=lz4",
+            "--kafka-option",
+            "client.id=fg",
+        ])
+        .validate()
+        .expect("valid");
+        let got: Vec<(&str, &str)> = cfg
+            .kafka
+            .options
+            .iter()
+            .map(|o| (o.key.as_str(), o.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.password", "s3cret=with=equals"),
+                ("compression.type", "lz4"),
+                ("client.id", "fg"),
+            ]
+        );
+        assert!(!format!("{cfg:?}").contains("s3cret"), "password redacted");
+        // Errors name the file and line; reserved keys are refused there too.
+        std::fs::write(&f, "client.id=a\ngroup.id=x\n").expect("write");
+        let e = args(&["--kafka-config", path])
+            .validate()
+            .expect_err("reserved");
+        assert!(
+            e.0.contains("line 2") && e.0.contains("group.id"),
+            "{}",
+            e.0
+        );
+        std::fs::write(&f, "no separator\n").expect("write");
+        let e = args(&["--kafka-config", path])
+            .validate()
+            .expect_err("bad line");
+        assert!(e.0.contains("line 1"), "{}", e.0);
+        let e = args(&["--kafka-config", "/nonexistent/client.properties"])
+            .validate()
+            .expect_err("missing file");
+        assert!(e.0.contains("--kafka-config"), "{}", e.0);
+    }
+
+    /// Issue #23: webhook credentials from a file or the environment, one at a time;
+    /// the admin token likewise.
+    #[test]
+    fn webhook_auth_and_admin_token() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "abc123\n").expect("write");
+        let basic = dir.path().join("basic");
+        std::fs::write(&basic, "am:pa:ss\n").expect("write");
+        let url = ["--webhook-url", "https://am.example.com/api/v2/alerts"];
+        let t = tok.to_str().expect("path");
+        let b = basic.to_str().expect("path");
+        let w = |extra: &[&str]| {
+            let mut v = url.to_vec();
+            v.extend_from_slice(extra);
+            args(&v).validate()
+        };
+        let cfg = w(&["--webhook-bearer-token-file", t]).expect("bearer");
+        let wh = cfg.webhook.expect("webhook");
+        assert_eq!(wh.auth, WebhookAuth::Bearer("abc123".into()));
+        assert!(!format!("{wh:?}").contains("abc123"));
+        let cfg = w(&["--webhook-basic-auth-file", b]).expect("basic");
+        assert_eq!(
+            cfg.webhook.expect("webhook").auth,
+            WebhookAuth::Basic {
+                user: "am".into(),
+                password: "pa:ss".into()
+            }
+        );
+        assert!(w(&[
+            "--webhook-bearer-token-file",
+            t,
+            "--webhook-basic-auth-file",
+            b
+        ])
+        .is_err());
+        assert!(w(&["--webhook-ca-file", "/nonexistent.pem"]).is_err());
+        assert!(w(&["--webhook-resend-interval", "10ms"]).is_err());
+        let cfg = w(&["--public-url", "https://fg.example.com/"]).expect("public url");
+        assert_eq!(
+            cfg.webhook.expect("webhook").public_url.as_deref(),
+            Some("https://fg.example.com")
+        );
+        assert!(w(&["--public-url", "fg.example.com"]).is_err());
+        let cfg = args(&["--admin-token-file", t]).validate().expect("token");
+        assert_eq!(cfg.admin_token, Some(Secret("abc123".into())));
+        assert!(!format!("{cfg:?}").contains("abc123"));
     }
 
     #[test]
