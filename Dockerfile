@@ -3,6 +3,11 @@
 # a slim Debian runtime with CA certificates, a non-root user, the default model baked in
 # (overridable by path) and `serve` as the default command. Linted by hadolint in
 # scripts/ops-check.sh (there is no Docker engine on the build machines).
+#
+# Issue #23: the `dist` profile (Cargo.toml: release without debug info, stripped), OCI
+# version / revision labels from build arguments, and a HEALTHCHECK with the binary's own
+# probe (the image has no curl):
+#   docker build --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
 
 FROM rust:1.95-bookworm AS chef
 # Build deps for rdkafka's bundled librdkafka (C build with SSL and zlib).
@@ -19,17 +24,21 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: this layer is reused until Cargo.toml / Cargo.lock change.
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+RUN cargo chef cook --profile dist --locked --recipe-path recipe.json
 COPY . .
 # A cargo workspace (crates/*): the service binary, and the benchmark binary that
 # `followguard bench-…` runs from the same directory.
-RUN cargo build --release --locked --bin followguard --bin followguard-bench \
-    && cp target/release/followguard target/release/followguard-bench /usr/local/bin/
+RUN cargo build --profile dist --locked --bin followguard --bin followguard-bench \
+    && cp target/dist/followguard target/dist/followguard-bench /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="followguard" \
       org.opencontainers.image.description="Streaming detection of accounts buying followers" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
@@ -48,5 +57,8 @@ WORKDIR /tmp
 USER 10001:10001
 # Admin HTTP: /metrics /healthz /readyz /info.
 EXPOSE 9464
+# GET /healthz on FOLLOWGUARD_ADMIN_ADDR (0.0.0.0 is probed through loopback); exit 0 / 1.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/followguard", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/followguard"]
 CMD ["serve"]

@@ -33,6 +33,7 @@ pub enum LogFormat {
 
 /// Kafka connection flags shared by `serve`, `produce` and `topics`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma separated (host:port,...).
     #[arg(long, env = "FOLLOWGUARD_BROKERS", default_value = "localhost:9092")]
@@ -107,6 +108,7 @@ fn read_kafka_config(path: &std::path::Path) -> Result<Vec<KafkaOption>, ConfigE
 
 /// Topic name flags shared by `serve` and `topics`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka")]
 pub struct TopicArgs {
     /// Topic the follow events are read from.
     #[arg(long, env = "FOLLOWGUARD_INPUT_TOPIC", default_value = "follows")]
@@ -133,33 +135,45 @@ pub struct TopicArgs {
     pub dlq_topic: String,
 }
 
+/// `--moderation-dedup-hours`' default, from [`DetectorConfig::default`].
+fn default_dedup_hours() -> f32 {
+    DetectorConfig::default().moderation_dedup_ms as f32 / 3_600_000.0
+}
+
+/// `--newcomer-max-age-min`'s default, from [`DetectorConfig::default`].
+fn default_newcomer_max_age_min() -> f64 {
+    DetectorConfig::default().newcomer_max_age_ms as f64 / 60_000.0
+}
+
 /// Detector settings as command-line flags (`serve`, `replay`, `bench-detect`, `bench-pipeline`).
-/// Defaults are [`DetectorConfig::default`], the settings measured in DETECTION.md.
+/// Defaults are [`DetectorConfig::default`], the settings measured in DETECTION.md, and
+/// `--help` shows them (issue #23).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Detector")]
 pub struct DetectorArgs {
     /// Prior share of organic followers that score as suspicious; keep it above the
     /// model's false-positive rate on real humans, or viral spikes will alert.
-    #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
-    pub p_floor: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_P_FLOOR", default_value_t = DetectorConfig::default().p_floor)]
+    pub p_floor: f32,
     /// Pseudo-count (follows per 3 h) pulling a followee's learned suspicious share
     /// towards the floor: lower trusts the followee's own history sooner.
-    #[arg(long, env = "FOLLOWGUARD_PRIOR_WEIGHT")]
-    pub prior_weight: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_PRIOR_WEIGHT", default_value_t = DetectorConfig::default().prior_weight)]
+    pub prior_weight: f32,
     /// Poisson z-score the suspicious excess must reach (higher = fewer, later alerts).
-    #[arg(long, env = "FOLLOWGUARD_Z")]
-    pub z: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_Z", default_value_t = DetectorConfig::default().z)]
+    pub z: f32,
     /// Minimum excess of suspicious follows in the short (6 min) window.
-    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_EXCESS")]
-    pub short_min_excess: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_EXCESS", default_value_t = DetectorConfig::default().short_min_excess)]
+    pub short_min_excess: f32,
     /// Minimum suspicious share in the short window (separates bursts from viral spikes).
-    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_SHARE")]
-    pub short_min_share: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_SHORT_MIN_SHARE", default_value_t = DetectorConfig::default().short_min_share)]
+    pub short_min_share: f32,
     /// Minimum excess of suspicious follows in the long (24 h) window (drip detection).
-    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_EXCESS")]
-    pub long_min_excess: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_EXCESS", default_value_t = DetectorConfig::default().long_min_excess)]
+    pub long_min_excess: f32,
     /// Minimum suspicious share in the long window.
-    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_SHARE")]
-    pub long_min_share: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_LONG_MIN_SHARE", default_value_t = DetectorConfig::default().long_min_share)]
+    pub long_min_share: f32,
     /// Ignore each followee's learned suspicious share; use the floor only.
     #[arg(long, env = "FOLLOWGUARD_NO_OWN_BASELINE")]
     pub no_own_baseline: bool,
@@ -173,24 +187,24 @@ pub struct DetectorArgs {
     #[arg(long, env = "FOLLOWGUARD_NO_BURST")]
     pub no_burst: bool,
     /// A follower gets at most one moderation record per this many hours.
-    #[arg(long, env = "FOLLOWGUARD_MODERATION_DEDUP_HOURS")]
-    pub moderation_dedup_hours: Option<f32>,
+    #[arg(long, env = "FOLLOWGUARD_MODERATION_DEDUP_HOURS", default_value_t = default_dedup_hours())]
+    pub moderation_dedup_hours: f32,
     /// Shared flagged followers that link two alerts into one campaign (0 = off).
-    #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED")]
-    pub lockstep_min_shared: Option<u32>,
+    #[arg(long, env = "FOLLOWGUARD_LOCKSTEP_MIN_SHARED", default_value_t = DetectorConfig::default().lockstep_min_shared)]
+    pub lockstep_min_shared: u32,
     /// Disable the creation-date batching trigger (cohorts created in the same weeks
     /// arriving far above the usual rate, with partial model support).
     #[arg(long, env = "FOLLOWGUARD_NO_CREATION_TRIGGER")]
     pub no_creation_trigger: bool,
     /// Issue #20: withhold the verdict on followers younger than this many minutes at
     /// the follow (organic sign-ups look bought); 0 = judge every follower.
-    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_MAX_AGE_MIN")]
-    pub newcomer_max_age_min: Option<f64>,
+    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_MAX_AGE_MIN", default_value_t = default_newcomer_max_age_min())]
+    pub newcomer_max_age_min: f64,
     /// Issue #20: withheld (too-new) followers of one followee registered within one
     /// 10-minute band open a `cohort` alert from this many (and half of the last 2 h of
     /// such followers); 0 = off.
-    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_BATCH_MIN")]
-    pub newcomer_batch_min: Option<u32>,
+    #[arg(long, env = "FOLLOWGUARD_NEWCOMER_BATCH_MIN", default_value_t = DetectorConfig::default().newcomer_batch_min)]
+    pub newcomer_batch_min: u32,
     /// Follower-score cache capacity.
     #[arg(long, env = "FOLLOWGUARD_CACHE_CAPACITY", default_value_t = 1 << 18)]
     pub cache_capacity: usize,
@@ -223,54 +237,37 @@ impl DetectorArgs {
                 "--cache-capacity must be at most {MAX_CACHE_CAPACITY} (24 bytes per score)"
             )));
         }
-        let mut d = DetectorConfig::default();
-        if let Some(v) = self.p_floor {
-            d.p_floor = v;
+        let m = self.newcomer_max_age_min;
+        if !(m.is_finite() && (0.0..=525_600.0).contains(&m)) {
+            return Err(crate::ConfigError(
+                "--newcomer-max-age-min must be between 0 and 525600".into(),
+            ));
         }
-        if let Some(v) = self.z {
-            d.z = v;
-        }
-        if let Some(v) = self.prior_weight {
-            d.prior_weight = v;
-        }
-        if let Some(v) = self.short_min_excess {
-            d.short_min_excess = v;
-        }
-        if let Some(v) = self.short_min_share {
-            d.short_min_share = v;
-        }
-        if let Some(v) = self.long_min_excess {
-            d.long_min_excess = v;
-        }
-        if let Some(v) = self.long_min_share {
-            d.long_min_share = v;
-        }
-        d.use_own_baseline = !self.no_own_baseline;
-        d.use_rate = self.use_rate;
-        if self.no_drip {
-            d.long_min_excess = f32::INFINITY;
-        }
-        if self.no_burst {
-            d.short_min_excess = f32::INFINITY;
-        }
-        if let Some(h) = self.moderation_dedup_hours {
-            d.moderation_dedup_ms = (h * 3_600_000.0) as i64;
-        }
-        if let Some(v) = self.lockstep_min_shared {
-            d.lockstep_min_shared = v;
-        }
-        d.creation_trigger = !self.no_creation_trigger;
-        if let Some(m) = self.newcomer_max_age_min {
-            if !(m.is_finite() && (0.0..=525_600.0).contains(&m)) {
-                return Err(crate::ConfigError(
-                    "--newcomer-max-age-min must be between 0 and 525600".into(),
-                ));
-            }
-            d.newcomer_max_age_ms = (m * 60_000.0) as i64;
-        }
-        if let Some(n) = self.newcomer_batch_min {
-            d.newcomer_batch_min = n;
-        }
+        let d = DetectorConfig {
+            p_floor: self.p_floor,
+            z: self.z,
+            prior_weight: self.prior_weight,
+            short_min_excess: if self.no_burst {
+                f32::INFINITY
+            } else {
+                self.short_min_excess
+            },
+            short_min_share: self.short_min_share,
+            long_min_excess: if self.no_drip {
+                f32::INFINITY
+            } else {
+                self.long_min_excess
+            },
+            long_min_share: self.long_min_share,
+            use_own_baseline: !self.no_own_baseline,
+            use_rate: self.use_rate,
+            moderation_dedup_ms: (self.moderation_dedup_hours * 3_600_000.0) as i64,
+            lockstep_min_shared: self.lockstep_min_shared,
+            creation_trigger: !self.no_creation_trigger,
+            newcomer_max_age_ms: (m * 60_000.0) as i64,
+            newcomer_batch_min: self.newcomer_batch_min,
+            ..DetectorConfig::default()
+        };
         Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,
@@ -298,23 +295,43 @@ pub struct ServeArgs {
     pub detector: DetectorArgs,
 
     /// Consumer group id; instances with the same id split the input partitions.
-    #[arg(long, env = "FOLLOWGUARD_GROUP_ID", default_value = "followguard")]
+    #[arg(
+        help_heading = "Kafka",
+        long,
+        env = "FOLLOWGUARD_GROUP_ID",
+        default_value = "followguard"
+    )]
     pub group_id: String,
 
     /// Model file to score followers with.
-    #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = "models/default.json")]
+    #[arg(
+        help_heading = "Model",
+        long,
+        env = "FOLLOWGUARD_MODEL",
+        default_value = "models/default.json"
+    )]
     pub model: PathBuf,
 
     /// Refuse to start unless the model file has this sha256 (pins the deployed model).
-    #[arg(long, env = "FOLLOWGUARD_MODEL_SHA256")]
+    #[arg(help_heading = "Model", long, env = "FOLLOWGUARD_MODEL_SHA256")]
     pub model_sha256: Option<String>,
 
     /// Address of the admin HTTP server (/metrics, /healthz, /readyz, /info).
-    #[arg(long, env = "FOLLOWGUARD_ADMIN_ADDR", default_value = "127.0.0.1:9464")]
+    #[arg(
+        help_heading = "Admin HTTP",
+        long,
+        env = "FOLLOWGUARD_ADMIN_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
     pub admin_addr: String,
 
     /// How long shutdown may take (finish event, flush, commit) before the process exits anyway.
-    #[arg(long, env = "FOLLOWGUARD_SHUTDOWN_GRACE", default_value = "10s")]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_SHUTDOWN_GRACE",
+        default_value = "10s"
+    )]
     pub shutdown_grace: String,
 
     /// Events whose output records may be awaiting broker acknowledgement at once; raise for
@@ -322,13 +339,18 @@ pub struct ServeArgs {
     /// full (a stalled sink) the input is paused, not the poll loop blocked. The window
     /// must cover one acknowledgement round trip at full rate (about 1 s of input with
     /// tansu's produce latency; BENCHMARKS.md, end to end).
-    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT", default_value_t = 50_000)]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_MAX_IN_FLIGHT",
+        default_value_t = 50_000
+    )]
     pub max_in_flight: usize,
 
     /// Bytes of output records that may await broker acknowledgement at once (issue #19:
     /// memory bounded in bytes, not only events); above it the input is paused as for
     /// `--max-in-flight`. Keep it well under the pod's memory limit.
-    #[arg(long, env = "FOLLOWGUARD_MAX_IN_FLIGHT_BYTES", default_value_t = 256 << 20)]
+    #[arg(help_heading = "Processing", long, env = "FOLLOWGUARD_MAX_IN_FLIGHT_BYTES", default_value_t = 256 << 20)]
     pub max_in_flight_bytes: usize,
 
     /// Extra threads that parse and score fetched records while serve is behind (the
@@ -336,33 +358,59 @@ pub struct ServeArgs {
     /// They work only when 16+ records are waiting, so at a steady live rate they idle.
     /// Worth 1 where serve has a spare core: catching up, one helper gave 1.96x with a
     /// free core and 1.10x on a 2-vCPU host shared with the broker (BENCHMARKS.md).
-    #[arg(long, env = "FOLLOWGUARD_PREPARE_THREADS", default_value_t = 0)]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_PREPARE_THREADS",
+        default_value_t = 0
+    )]
     pub prepare_threads: usize,
 
     /// How long a produced record may wait for its acknowledgement before serve logs it as
     /// stalled (a warning, repeated at this interval). Records are never timed
     /// out: librdkafka's idempotent producer retries transient errors itself, in order
     /// (issue #19); the input pauses at --max-in-flight meanwhile, the poll loop goes on.
-    #[arg(long, env = "FOLLOWGUARD_DELIVERY_TIMEOUT", default_value = "30s")]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_DELIVERY_TIMEOUT",
+        default_value = "30s"
+    )]
     pub delivery_timeout: String,
 
     /// Interval of librdkafka statistics (consumer lag per partition).
-    #[arg(long, env = "FOLLOWGUARD_STATS_INTERVAL", default_value = "5s")]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_STATS_INTERVAL",
+        default_value = "5s"
+    )]
     pub stats_interval: String,
 
     /// /healthz fails when the consume loop has not made progress for this long.
-    #[arg(long, env = "FOLLOWGUARD_HEALTH_STALE_AFTER", default_value = "60s")]
+    #[arg(
+        help_heading = "Admin HTTP",
+        long,
+        env = "FOLLOWGUARD_HEALTH_STALE_AFTER",
+        default_value = "60s"
+    )]
     pub health_stale_after: String,
 
     /// On partition assignment, re-read this much input (by record time) before the committed
     /// offset with sinks muted, to rebuild detector state. `auto` = the detector's longest
     /// memory (so the rebuilt state equals the lost one); 0s disables the replay.
-    #[arg(long, env = "FOLLOWGUARD_REBUILD_WINDOW", default_value = "auto")]
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_REBUILD_WINDOW",
+        default_value = "auto"
+    )]
     pub rebuild_window: String,
 
     /// Most records re-read per partition when rebuilding state (bounds start-up work when
     /// the broker cannot look offsets up by time).
     #[arg(
+        help_heading = "Processing",
         long,
         env = "FOLLOWGUARD_REBUILD_MAX_RECORDS",
         default_value_t = 200_000
@@ -370,24 +418,40 @@ pub struct ServeArgs {
     pub rebuild_max_records: i64,
 
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_URL")]
+    #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
 
     /// Per-request timeout of the webhook.
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_TIMEOUT", default_value = "5s")]
+    #[arg(
+        help_heading = "Webhook",
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_TIMEOUT",
+        default_value = "5s"
+    )]
     pub webhook_timeout: String,
 
     /// Attempts per alert batch before the webhook drops it.
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_RETRIES", default_value_t = 3)]
+    #[arg(
+        help_heading = "Webhook",
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_RETRIES",
+        default_value_t = 3
+    )]
     pub webhook_retries: u32,
 
     /// Alerts the webhook may have queued; beyond that new alerts are dropped (and counted).
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_QUEUE", default_value_t = 1000)]
+    #[arg(
+        help_heading = "Webhook",
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_QUEUE",
+        default_value_t = 1000
+    )]
     pub webhook_queue: usize,
 
     /// Every open alert is re-posted this often with `endsAt` four intervals ahead, so
     /// Alertmanager keeps it firing (keep it below Alertmanager's resolve_timeout).
     #[arg(
+        help_heading = "Webhook",
         long,
         env = "FOLLOWGUARD_WEBHOOK_RESEND_INTERVAL",
         default_value = "1m"
@@ -397,6 +461,7 @@ pub struct ServeArgs {
     /// File holding a bearer token for the webhook (`Authorization: Bearer …`; trailing
     /// newline ignored). Prefer this or FOLLOWGUARD_WEBHOOK_BEARER_TOKEN to a URL password.
     #[arg(
+        help_heading = "Webhook",
         long,
         env = "FOLLOWGUARD_WEBHOOK_BEARER_TOKEN_FILE",
         value_name = "FILE"
@@ -406,6 +471,7 @@ pub struct ServeArgs {
     /// Bearer token for the webhook, from the environment only (not a flag: command lines
     /// are visible to every local user).
     #[arg(
+        help_heading = "Webhook",
         long = "webhook-bearer-token-env-only",
         env = "FOLLOWGUARD_WEBHOOK_BEARER_TOKEN",
         hide = true,
@@ -414,29 +480,50 @@ pub struct ServeArgs {
     pub webhook_bearer_token: Option<String>,
 
     /// File holding `user:password` for webhook basic auth (trailing newline ignored).
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_BASIC_AUTH_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Webhook",
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_BASIC_AUTH_FILE",
+        value_name = "FILE"
+    )]
     pub webhook_basic_auth_file: Option<PathBuf>,
 
     /// PEM file of extra CA certificates the webhook trusts (besides the built-in webpki
     /// roots), e.g. a private CA or a self-signed receiver.
-    #[arg(long, env = "FOLLOWGUARD_WEBHOOK_CA_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Webhook",
+        long,
+        env = "FOLLOWGUARD_WEBHOOK_CA_FILE",
+        value_name = "FILE"
+    )]
     pub webhook_ca_file: Option<PathBuf>,
 
     /// Public base URL of the admin port's evidence pages (e.g.
     /// https://followguard.example.com); webhook alerts link `<URL>/alerts/<id>` as
     /// generatorURL. Unset: no generatorURL.
-    #[arg(long, env = "FOLLOWGUARD_PUBLIC_URL", value_name = "URL")]
+    #[arg(
+        help_heading = "Admin HTTP",
+        long,
+        env = "FOLLOWGUARD_PUBLIC_URL",
+        value_name = "URL"
+    )]
     pub public_url: Option<String>,
 
     /// File holding the token the evidence pages (/alerts, /api/alerts, …; flagged
     /// followers' ids, names and bios) require, as `Authorization: Bearer <token>` or the
     /// basic-auth password. /metrics, /healthz, /readyz, /info stay open. Unset (and no
     /// FOLLOWGUARD_ADMIN_TOKEN): the pages are open to whoever reaches the admin port.
-    #[arg(long, env = "FOLLOWGUARD_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Admin HTTP",
+        long,
+        env = "FOLLOWGUARD_ADMIN_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     pub admin_token_file: Option<PathBuf>,
 
     /// The evidence pages' token, from the environment only (see --admin-token-file).
     #[arg(
+        help_heading = "Admin HTTP",
         long = "admin-token-env-only",
         env = "FOLLOWGUARD_ADMIN_TOKEN",
         hide = true,
@@ -446,6 +533,7 @@ pub struct ServeArgs {
 
     /// Runbook link put on webhook alerts (the `runbook_url` annotation).
     #[arg(
+        help_heading = "Webhook",
         long,
         env = "FOLLOWGUARD_RUNBOOK_URL",
         default_value = DEFAULT_RUNBOOK_URL,
@@ -455,6 +543,7 @@ pub struct ServeArgs {
 
     /// Log format.
     #[arg(
+        help_heading = "Logging",
         long,
         env = "FOLLOWGUARD_LOG_FORMAT",
         value_enum,
@@ -938,6 +1027,16 @@ mod tests {
         let mut v = vec!["t"];
         v.extend_from_slice(extra);
         T::try_parse_from(v).expect("flags parse").serve
+    }
+
+    /// Issue #23: the detector flags' defaults (shown by --help) are the detector's.
+    #[test]
+    fn detector_flag_defaults_are_the_detector_defaults() {
+        let p = args(&[]).detector.pipeline_config().expect("valid");
+        assert_eq!(
+            format!("{:?}", p.detector),
+            format!("{:?}", DetectorConfig::default())
+        );
     }
 
     /// Issue #23: a client.properties file; --kafka-option overrides it key by key.

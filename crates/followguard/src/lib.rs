@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod healthcheck;
 pub mod inflight;
 pub mod kafka;
 pub mod metrics;

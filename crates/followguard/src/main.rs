@@ -54,6 +54,33 @@ enum Command {
     Lovo(followguard_train::modelcli::LovoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard_train::modelcli::ScoreArgs),
+    /// Probe a running serve's admin port (GET /healthz): exit 0 when healthy, 1 otherwise.
+    /// The image's HEALTHCHECK; needs no curl.
+    Healthcheck(HealthcheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: followguard.1 on stdout, or one page per command into --out-dir.
+    Man {
+        /// Directory for followguard.1 and followguard-COMMAND.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The admin address serve listens on (0.0.0.0 / [::] are probed through loopback).
+    #[arg(long, env = "FOLLOWGUARD_ADMIN_ADDR", default_value = "127.0.0.1:9464")]
+    admin_addr: String,
+    /// Path to GET (/readyz for readiness).
+    #[arg(long, default_value = "/healthz")]
+    path: String,
+    /// Connect and read timeout.
+    #[arg(long, default_value = "3s")]
+    timeout: String,
 }
 
 /// A `bench-*` command's arguments, handed to `followguard-bench` as they are (that
@@ -89,12 +116,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => followguard_train::modelcli::run_eval(a),
         Command::Lovo(a) => followguard_train::modelcli::run_lovo(a),
         Command::Score(a) => followguard_train::modelcli::run_score(a),
+        Command::Healthcheck(a) => healthcheck(&a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "followguard", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out_dir } => man(out_dir.as_deref()),
         // Reached only through clap's own `help` handling: `main` forwards these first.
         Command::BenchDetect(_)
         | Command::BenchPipeline(_)
         | Command::BenchMemory(_)
         | Command::BenchE2e(_) => anyhow::bail!("the bench-* commands run in followguard-bench"),
     }
+}
+
+/// `followguard healthcheck`: Ok when the admin port answers 200.
+fn healthcheck(a: &HealthcheckArgs) -> anyhow::Result<()> {
+    let timeout = followguard::config::parse_duration("timeout", &a.timeout)?;
+    let target =
+        followguard::healthcheck::probe_target(&a.admin_addr).map_err(followguard::ConfigError)?;
+    let (status, body) = followguard::healthcheck::get(target, &a.path, timeout)
+        .map_err(|e| anyhow::anyhow!("{} unhealthy: {e}", a.path))?;
+    if status == 200 {
+        println!("{} {status} {body}", a.path);
+        Ok(())
+    } else {
+        anyhow::bail!("{} unhealthy: HTTP {status} {body}", a.path)
+    }
+}
+
+/// `followguard man`: the top-level page on stdout, or every page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut pages = vec![("followguard".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("followguard-{}", sub.get_name());
+        pages.push((name, sub.clone()));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut f =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        clap_mangen::Man::new(page).title(name).render(&mut f)?;
+    }
+    Ok(())
 }
 
 /// `followguard serve`: validated flags, logging, then the service until a signal.
@@ -132,9 +203,26 @@ fn run_bench(argv0: OsString, command: OsString, args: Vec<OsString>) -> anyhow:
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
-    ExitCode::from(followguard::exit_code(e))
+/// Reports a fatal error on stderr (one JSON line, as the JSON logs are, when `json`) and
+/// maps it to the exit code.
+fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
+    let code = followguard::exit_code(e);
+    if json {
+        let line = serde_json::json!({
+            "timestamp": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| chrono::DateTime::from_timestamp_micros(d.as_micros() as i64))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            "level": "ERROR",
+            "fields": { "message": format!("{e:#}"), "exit_code": code },
+            "target": "followguard",
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("error: {e:#}");
+    }
+    ExitCode::from(code)
 }
 
 fn main() -> ExitCode {
@@ -145,10 +233,15 @@ fn main() -> ExitCode {
         .first()
         .filter(|c| BENCH_COMMANDS.iter().any(|b| *c == *b))
     {
-        return run_bench(argv0, command.clone(), rest[1..].to_vec()).unwrap_or_else(|e| fail(&e));
+        return run_bench(argv0, command.clone(), rest[1..].to_vec())
+            .unwrap_or_else(|e| fail(&e, false));
     }
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Issue #23: fatal errors honour `serve --log-format json`.
+    let json = matches!(&cli.command, Command::Serve(a)
+        if a.log_format == followguard::config::LogFormat::Json);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, json),
     }
 }

@@ -85,11 +85,42 @@ async fn evidence_pages_need_the_admin_token_probes_do_not() {
     for path in ["/metrics", "/healthz", "/readyz", "/info"] {
         assert_eq!(get(addr, path).await.0, 200, "{path} stays open");
     }
+    // Issue #23: the image's HEALTHCHECK, `followguard healthcheck`, probes the same port
+    // (a wildcard address through loopback): 0 when healthy, 1 on another status or no
+    // server.
+    let healthcheck = |admin: String, path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
+            .args(["healthcheck", "--admin-addr", &admin, "--path", path])
+            .output()
+            .expect("run followguard healthcheck")
+    };
+    let wildcard = format!("0.0.0.0:{}", addr.port());
+    let out = tokio::task::spawn_blocking(move || healthcheck(wildcard, "/healthz"))
+        .await
+        .expect("join");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/healthz 200 ok"));
+    let a = addr.to_string();
+    let out = tokio::task::spawn_blocking(move || healthcheck(a, "/alerts"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(1), "401 is unhealthy: {out:?}");
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("admin server stops on cancel")
         .expect("task");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_followguard"))
+        .args([
+            "healthcheck",
+            "--admin-addr",
+            &addr.to_string(),
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .expect("run followguard healthcheck");
+    assert_eq!(out.status.code(), Some(1), "no server: {out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
