@@ -124,3 +124,31 @@ fn malformed_flag_values_exit_64() {
         "--input-topic",
     );
 }
+
+/// Issue #23: SASL mechanisms this build does not carry are refused at start with
+/// librdkafka's reason (deploy/README.md, "Kafka client: what this build speaks").
+#[test]
+fn sasl_mechanisms_not_built_are_config_errors() {
+    let model = model();
+    let m = model.to_str().expect("utf-8 path");
+    assert_exit_64(
+        &[
+            "--model",
+            m,
+            "--kafka-option",
+            "security.protocol=SASL_PLAINTEXT",
+            "--kafka-option",
+            "sasl.mechanism=GSSAPI",
+        ],
+        "No provider for SASL mechanism GSSAPI",
+    );
+    assert_exit_64(
+        &[
+            "--model",
+            m,
+            "--kafka-option",
+            "sasl.oauthbearer.method=oidc",
+        ],
+        "OAuth/OIDC depends on libcurl",
+    );
+}

@@ -1,6 +1,7 @@
 //! Rebalances: a revoked partition's state is dropped; an assigned one's is rebuilt by
 //! re-reading the last `--rebuild-window` of input before its committed offset (sinks
-//! muted; the evidence store still fed), after scanning the alerts topic for the alerts
+//! muted; the evidence store still fed; alerts still open at the end are handed to the
+//! webhook, which resends them from then on), after scanning the alerts topic for the alerts
 //! already announced.
 
 use super::consume::Service;
@@ -145,6 +146,9 @@ impl Service<'_> {
             tpl.add_partition_offset(&topic, *p, Offset::Offset(*start))?;
         }
         let mut total = 0;
+        // Issue #23: the alerts still open at the end of the replay, which this instance
+        // now resends to Alertmanager (their previous owner stopped resending them).
+        let mut adopted: HashMap<String, crate::webhook::WebhookAlert> = HashMap::new();
         if !ranges.is_empty() {
             replay.assign(&tpl)?;
         }
@@ -179,8 +183,26 @@ impl Service<'_> {
                 p,
             ) {
                 self.note_evidence(&o, p);
+                if self.webhook.is_some() {
+                    for a in &o.alerts {
+                        if a.status == followguard_core::alert::AlertStatus::Resolved {
+                            adopted.remove(&a.alert_id);
+                        } else {
+                            let w = crate::webhook::WebhookAlert::from_alert(a, p);
+                            adopted.insert(a.alert_id.clone(), w);
+                        }
+                    }
+                }
             }
             total += 1;
+        }
+        if let Some(w) = &self.webhook {
+            if !adopted.is_empty() {
+                tracing::info!(alerts = adopted.len(), "open alerts adopted for resending");
+            }
+            for a in adopted.into_values() {
+                w.enqueue(a);
+            }
         }
         self.metrics.replayed(total);
         self.metrics
