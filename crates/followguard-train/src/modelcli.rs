@@ -89,6 +89,13 @@ pub struct ForestArgs {
     /// out-of-dataset calibration).
     #[arg(long, env = "FOLLOWGUARD_TARGET_FPR", default_value_t = 0.01)]
     pub target_fpr: f32,
+    /// False-positive rate the burst detector's operating point (`detection_threshold`)
+    /// allows on every human population, measured like --target-fpr's; the detector
+    /// tests an excess over the followee's expected suspicious share, so it affords
+    /// more per-follower false positives than a moderation flag. 0 = none (the detector
+    /// uses the threshold).
+    #[arg(long, env = "FOLLOWGUARD_DETECTION_FPR", default_value_t = 0.05)]
+    pub detection_fpr: f32,
     /// Lowest allowed operating threshold.
     #[arg(long, env = "FOLLOWGUARD_MIN_THRESHOLD", default_value_t = 0.1)]
     pub min_threshold: f32,
@@ -126,6 +133,7 @@ impl ForestArgs {
             min_leaf: self.min_leaf,
             feature_frac: self.feature_frac,
             target_fpr: self.target_fpr,
+            detection_fpr: (self.detection_fpr > 0.0).then_some(self.detection_fpr),
             min_threshold: self.min_threshold,
             blend: self.blend,
             linear_alpha: self.linear_alpha,

@@ -37,6 +37,12 @@ pub struct TrainParams {
     /// Operating threshold is the lowest calibrated probability whose out-of-bag
     /// false-positive rate is at most this on every human group of the training data.
     pub target_fpr: f32,
+    /// Issue 22: the burst detector's operating point (`detection_threshold` in the
+    /// file) is the lowest calibrated probability whose false-positive rate is at most
+    /// this on every human group, measured like the threshold's; never above the
+    /// threshold. None: no separate point (the detector uses the threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_fpr: Option<f32>,
     /// The threshold is never set below this floor. The operating point is a policy
     /// choice: out-of-bag, humans sit near 0 and bots near 1, but an unseen vendor's bots
     /// score lower, so a threshold well under 0.5 buys recall on new vendors at a
@@ -99,6 +105,7 @@ impl Default for TrainParams {
             min_leaf: 5.0,
             feature_frac: 0.6,
             target_fpr: 0.01,
+            detection_fpr: Some(0.05),
             min_threshold: 0.1,
             blend: 0.5,
             linear_alpha: 10.0,
@@ -287,18 +294,25 @@ pub fn train(
     // threshold tuned on the easiest population would flag another one far more often.
     // It is measured on the calibration set: humans scored by a model that never saw them
     // (with `out-of-dataset`, by one that never saw their population).
-    let threshold = human_groups
-        .iter()
-        .map(|g| {
-            let (p, l): (Vec<f32>, Vec<bool>) = cal_prob
-                .iter()
-                .zip(&cal_rows)
-                .filter(|(_, &i)| rows[i].label || rows[i].group == *g)
-                .map(|(&p, &i)| (p, rows[i].label))
-                .unzip();
-            pick_threshold(&p, &l, params.target_fpr, params.min_threshold)
-        })
-        .fold(params.min_threshold, f32::max);
+    let per_population = |fpr: f32| {
+        human_groups
+            .iter()
+            .map(|g| {
+                let (p, l): (Vec<f32>, Vec<bool>) = cal_prob
+                    .iter()
+                    .zip(&cal_rows)
+                    .filter(|(_, &i)| rows[i].label || rows[i].group == *g)
+                    .map(|(&p, &i)| (p, rows[i].label))
+                    .unzip();
+                pick_threshold(&p, &l, fpr, params.min_threshold)
+            })
+            .fold(params.min_threshold, f32::max)
+    };
+    let threshold = per_population(params.target_fpr);
+    // The detector's point, by the same rule at its own budget (never above the flag).
+    let detection_threshold = params
+        .detection_fpr
+        .map(|fpr| per_population(fpr).min(threshold));
     let (probs, labels): (Vec<f32>, Vec<bool>) = oob_prob
         .iter()
         .zip(&y)
@@ -322,6 +336,7 @@ pub fn train(
         model_version: params.model_version.clone(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         threshold,
+        detection_threshold,
         calibration,
         name_model: names,
         forest: Forest { trees },

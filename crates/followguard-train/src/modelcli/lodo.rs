@@ -157,6 +157,10 @@ pub struct HumanFold {
     pub threshold: f32,
     /// Share flagged at that threshold.
     pub fpr: f64,
+    /// Issue 22: that model's detection threshold (the burst detector's operating point)
+    /// and the share of the population it counts as suspicious.
+    pub detection_threshold: f32,
+    pub detection_fpr: f64,
     pub ece: f64,
     pub mean_prob: f64,
     /// Vendor → ROC-AUC of the vendor against this population, both unseen.
@@ -274,7 +278,8 @@ pub fn lodo(
         let m = t.model(&[h], false)?;
         let p = score_rows(&m, &hs.rows);
         let neg = vec![false; p.len()];
-        let flagged = p.iter().filter(|&&x| x >= m.threshold()).count();
+        let share_at =
+            |t: f32| p.iter().filter(|&&x| x >= t).count() as f64 / p.len().max(1) as f64;
         let mut vendor_roc_auc = BTreeMap::new();
         let mut vendor_recall = BTreeMap::new();
         for v in VENDORS.iter().filter(|v| recipe.iter().any(|k| k == *v)) {
@@ -292,7 +297,9 @@ pub fn lodo(
             weak: hs.weak,
             n: p.len(),
             threshold: m.threshold(),
-            fpr: flagged as f64 / p.len().max(1) as f64,
+            fpr: share_at(m.threshold()),
+            detection_threshold: m.detection_threshold(),
+            detection_fpr: share_at(m.detection_threshold()),
             ece: eval::ece(&p, &neg, 10),
             mean_prob: p.iter().map(|&x| f64::from(x)).sum::<f64>() / p.len().max(1) as f64,
             vendor_roc_auc,
@@ -366,8 +373,8 @@ pub fn render(r: &LodoResult) -> String {
         .unwrap_or_default();
     let _ = write!(
         s,
-        "{:<12} {:>6} {:>7} {:>7} {:>7} {:>7}",
-        "held-out H", "n", "thresh", "FPR", "ECE", "mean_p"
+        "{:<12} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "held-out H", "n", "thresh", "FPR", "det-th", "det-FPR", "ECE", "mean_p"
     );
     for v in &vendors {
         let _ = write!(s, " {:>9} {:>9}", format!("AUC {v}"), format!("R@1% {v}"));
@@ -376,7 +383,7 @@ pub fn render(r: &LodoResult) -> String {
     for h in &r.humans {
         let _ = write!(
             s,
-            "{:<12} {:>6} {:>7.4} {:>7.4} {:>7.4} {:>7.4}",
+            "{:<12} {:>6} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4}",
             if h.weak {
                 format!("{} (weak)", h.set)
             } else {
@@ -385,6 +392,8 @@ pub fn render(r: &LodoResult) -> String {
             h.n,
             h.threshold,
             h.fpr,
+            h.detection_threshold,
+            h.detection_fpr,
             h.ece,
             h.mean_prob
         );
