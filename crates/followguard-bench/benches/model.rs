@@ -180,8 +180,13 @@ fn bench_cpu(c: &mut Criterion<CpuTime>) {
 }
 
 fn run<M: Measurement>(c: &mut Criterion<M>, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
-    let model = followguard_train::model_file::load(&path).expect("models/default.json");
+    // FOLLOWGUARD_BENCH_MODEL: another model file, to compare two models in one session.
+    let path = std::env::var_os("FOLLOWGUARD_BENCH_MODEL").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json"),
+        Into::into,
+    );
+    let model = followguard_train::model_file::load(&path).expect("the benchmarked model");
+    eprintln!("model: {} ({})", model.version(), path.display());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let events: Vec<String> = (0..100_000).map(|i| event(i, &mut rng)).collect();
     let mean_len = events.iter().map(String::len).sum::<usize>() / events.len();

@@ -93,6 +93,11 @@ pub struct Report {
     pub pr_auc: f64,
     pub follow_suspicious_rate_humans: f64,
     pub follow_recall_bots: f64,
+    /// Issue 22: the model's detection threshold and the shares of human and bought
+    /// follows the detector counts at it (the flag threshold's are the two above).
+    pub detection_threshold: f32,
+    pub follow_counted_rate_humans: f64,
+    pub follow_counted_bots: f64,
     pub groups: Vec<Bucket>,
     pub by_size: Vec<Bucket>,
     pub by_speed: Vec<Bucket>,
@@ -344,6 +349,7 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
     )?;
     eprintln!();
     let threshold = pipeline.model().threshold();
+    let detection_threshold = pipeline.model().detection_threshold();
     let (detected_at, alert_true) = evaluate(&truth, &opens);
     let mut true_per_campaign = vec![0usize; truth.campaigns.len()];
     {
@@ -386,10 +392,14 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
     }
     let humans: Vec<&(f32, bool)> = scored.iter().filter(|s| !s.1).collect();
     let bots: Vec<&(f32, bool)> = scored.iter().filter(|s| s.1).collect();
-    let human_flag =
-        humans.iter().filter(|s| s.0 >= threshold).count() as f64 / humans.len().max(1) as f64;
-    let bot_flag =
-        bots.iter().filter(|s| s.0 >= threshold).count() as f64 / bots.len().max(1) as f64;
+    let share_at = |of: &[&(f32, bool)], t: f32| {
+        of.iter().filter(|s| s.0 >= t).count() as f64 / of.len().max(1) as f64
+    };
+    let (human_flag, bot_flag) = (share_at(&humans, threshold), share_at(&bots, threshold));
+    let (human_counted, bot_counted) = (
+        share_at(&humans, detection_threshold),
+        share_at(&bots, detection_threshold),
+    );
     let roc = roc_auc(&mut scored).unwrap_or(f64::NAN);
     let pr = pr_auc(&mut scored).unwrap_or(f64::NAN);
     let followee_days = truth.followees as f64 * f64::from(truth.days);
@@ -477,6 +487,9 @@ pub fn run(a: BenchDetectArgs) -> anyhow::Result<()> {
         pr_auc: pr,
         follow_suspicious_rate_humans: human_flag,
         follow_recall_bots: bot_flag,
+        detection_threshold,
+        follow_counted_rate_humans: human_counted,
+        follow_counted_bots: bot_counted,
         groups,
         by_size,
         by_speed,
@@ -517,8 +530,14 @@ pub fn report_text(r: &Report) -> String {
         r.model, r.followees, r.days, r.replay.events, r.replay.events_per_s
     ));
     s.push_str(&format!(
-        "per-follow ROC-AUC {:.4}, PR-AUC {:.4}; flagged at threshold: bots {:.3}, humans {:.4}\n",
-        r.roc_auc, r.pr_auc, r.follow_recall_bots, r.follow_suspicious_rate_humans
+        "per-follow ROC-AUC {:.4}, PR-AUC {:.4}; flagged at threshold: bots {:.3}, humans {:.4}; counted at detection threshold {:.4}: bots {:.3}, humans {:.4}\n",
+        r.roc_auc,
+        r.pr_auc,
+        r.follow_recall_bots,
+        r.follow_suspicious_rate_humans,
+        r.detection_threshold,
+        r.follow_counted_bots,
+        r.follow_counted_rate_humans
     ));
     s.push_str(&format!(
         "alerts opened {}: true {}, false {} ({} on viral-spike followees, {} elsewhere) = {:.2} per 100k followee-days; alert precision {:.3}; {} campaign ids linked\n\n",

@@ -61,6 +61,7 @@ pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<
             }; 3],
         },
         suspicious: flagged,
+        counted: flagged,
         cache_hit: false,
         alerts: Vec::new(),
         moderation: Vec::new(),

@@ -62,8 +62,12 @@ pub struct Outcome<'a> {
     pub follower_screen_name: Cow<'a, str>,
     pub follower_description: Cow<'a, str>,
     pub score: Score,
-    /// `score.prob >= model.threshold()`.
+    /// `score.prob >= model.threshold()`: the per-follower flag (moderation queue,
+    /// flagged-follower metrics, evidence pages).
     pub suspicious: bool,
+    /// `score.prob >= model.detection_threshold()` (issue 22): what the burst detector
+    /// counts in the followee's windows (a lower operating point than the flag).
+    pub counted: bool,
     pub cache_hit: bool,
     /// Alert records (open / update / resolved) caused by this input, possibly about
     /// other followees (resolutions found by the watermark sweep).
@@ -76,10 +80,15 @@ pub struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
-    /// A follow whose follower scored at or above the threshold: what the detector counts
-    /// (a suspicious account's unfollow is not a bought follow).
+    /// A follow whose follower scored at or above the flag threshold (a suspicious
+    /// account's unfollow is not a bought follow).
     pub fn suspicious_follow(&self) -> bool {
         self.suspicious && self.kind == EventType::Follow
+    }
+
+    /// A follow the burst detector counts as suspicious (at the detection threshold).
+    pub fn counted_follow(&self) -> bool {
+        self.counted && self.kind == EventType::Follow
     }
 
     /// Copies the borrowed strings, for an outcome that must outlive its input bytes.
@@ -100,7 +109,9 @@ pub struct Pipeline {
     model: Arc<Model>,
     cache: ScoreCache,
     detector: Detector,
+    /// The model's per-follower flag threshold and the detector's operating point.
     threshold: f32,
+    detection_threshold: f32,
     /// Issue #19 hook: per-partition event-time clocks (see `timeguard`).
     clocks: HashMap<i32, PartitionClock>,
     clock_cfg: ClockConfig,
@@ -111,8 +122,10 @@ impl Pipeline {
     pub fn new(model: Arc<Model>, cfg: PipelineConfig) -> Self {
         let mut dcfg = cfg.detector;
         dcfg.model_version = model.version().to_string();
+        dcfg.flag_threshold = model.threshold();
         Pipeline {
             threshold: model.threshold(),
+            detection_threshold: model.detection_threshold(),
             cache: ScoreCache::new(cfg.cache_capacity),
             detector: Detector::new(dcfg),
             clocks: HashMap::new(),
@@ -166,6 +179,7 @@ impl Pipeline {
             self.max_id_bytes,
         )?;
         let suspicious = score.prob >= self.threshold;
+        let counted = score.prob >= self.detection_threshold;
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
         // Issue #19 hook: the partition clock decides the time the detector counts the
@@ -192,7 +206,7 @@ impl Pipeline {
             partition,
             prob: score.prob,
             // An unfollow never counts as a flagged follow.
-            suspicious: suspicious && follow,
+            suspicious: counted && follow,
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
@@ -208,6 +222,7 @@ impl Pipeline {
             follower_description: ev.follower.description,
             score,
             suspicious,
+            counted,
             cache_hit,
             alerts,
             moderation,

@@ -85,6 +85,15 @@ fn scores_flags_and_cache() {
         .into_owned();
     assert!(!human.suspicious, "{:?}", human.score);
     assert!(bot.suspicious, "{:?}", bot.score);
+    // Issue 22: the detector counts at its own, lower operating point (the flag implies
+    // the count); both verdicts follow the model's two thresholds.
+    let m = p.model();
+    assert!(m.detection_threshold() <= m.threshold());
+    for o in [&human, &bot] {
+        assert_eq!(o.suspicious, o.score.prob >= m.threshold());
+        assert_eq!(o.counted, o.score.prob >= m.detection_threshold());
+    }
+    assert!(bot.counted_follow() && !human.counted_follow());
     assert!(!bot.cache_hit);
     // the same bot following someone else is a cache hit with the same score
     let again = p

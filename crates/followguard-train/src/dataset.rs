@@ -57,12 +57,16 @@ impl Default for Columns {
 }
 
 /// A data argument: `PATH`, or `GROUP:LABEL:PATH` to name the group and give every row
-/// the label (for files such as cresci-2017's, which carry no label column).
-#[derive(Debug, Clone, PartialEq)]
+/// the label (for files such as cresci-2017's, which carry no label column), or
+/// `GROUP:human:PATH` / `GROUP:bot:PATH` to name the group and keep only the rows whose
+/// own label is that (one side of a hand-labelled file holding both).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DataSpec {
     pub path: PathBuf,
     pub group: Option<String>,
     pub label: Option<bool>,
+    /// Keep only rows whose label (from the file) is this.
+    pub keep: Option<bool>,
 }
 
 impl std::str::FromStr for DataSpec {
@@ -75,6 +79,15 @@ impl std::str::FromStr for DataSpec {
                     path: PathBuf::from(p),
                     group: Some(g.to_string()),
                     label: Some(l == "1"),
+                    keep: None,
+                });
+            }
+            if !g.is_empty() && (l == "human" || l == "bot") && !p.is_empty() {
+                return Ok(DataSpec {
+                    path: PathBuf::from(p),
+                    group: Some(g.to_string()),
+                    label: None,
+                    keep: Some(l == "bot"),
                 });
             }
         }
@@ -85,6 +98,7 @@ impl std::str::FromStr for DataSpec {
             path: PathBuf::from(s),
             group: None,
             label: None,
+            keep: None,
         })
     }
 }
@@ -102,14 +116,24 @@ pub fn load(spec: &DataSpec, cols: &Columns) -> anyhow::Result<(Vec<Row>, LoadRe
     let file = std::fs::File::open(&spec.path)
         .with_context(|| format!("cannot open data file {}", spec.path.display()))?;
     let ext = spec.path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if matches!(ext, "jsonl" | "ndjson") {
+    let (mut rows, mut report) = if matches!(ext, "jsonl" | "ndjson") {
         read_jsonl(std::io::BufReader::new(file), spec, cols)
     } else if ext == "json" {
         read_json_array(std::io::BufReader::new(file), spec, cols)
     } else {
         read(file, spec, cols)
     }
-    .with_context(|| format!("reading {}", spec.path.display()))
+    .with_context(|| format!("reading {}", spec.path.display()))?;
+    if let Some(keep) = spec.keep {
+        let before = rows.len();
+        rows.retain(|r| r.label == keep);
+        let other = before - rows.len();
+        if other > 0 {
+            report.skipped.insert("other_label".into(), other);
+        }
+        report.rows = rows.len();
+    }
+    Ok((rows, report))
 }
 
 /// Reads a JSON-lines account dump (`.jsonl` / `.ndjson`): one v1.1 user object per
@@ -628,12 +652,37 @@ mod tests {
         assert_eq!(spec.path, PathBuf::from("/d/genuine_accounts.csv"));
         let plain: DataSpec = "/d/x.csv".parse().unwrap();
         assert_eq!((plain.group, plain.label), (None, None));
+        let side: DataSpec = "gil:human:/d/g.csv".parse().unwrap();
+        assert_eq!(
+            (side.group.as_deref(), side.label, side.keep),
+            (Some("gil"), None, Some(false))
+        );
         let (rows, _) = read_str(
             "9,a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:54:49,,\n",
             "G:1:x.csv",
         );
         assert!(rows[0].label);
         assert_eq!(rows[0].group, "G");
+    }
+
+    #[test]
+    fn keep_spec_takes_one_side_of_a_mixed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.csv");
+        let row = |id: u32, label: u8| {
+            format!("{id},a,a,1,1,1,1,1,Fri Apr 06 10:58:22 +0000 2007,,,,,,,2015-02-14 10:54:49,{label},g\n")
+        };
+        std::fs::write(
+            &path,
+            format!("{HEADER}{}{}{}", row(1, 0), row(2, 1), row(3, 0)),
+        )
+        .unwrap();
+        let spec: DataSpec = format!("gh:human:{}", path.display()).parse().unwrap();
+        let (rows, rep) = load(&spec, &Columns::default()).unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| &*r.profile.id).collect();
+        assert_eq!(ids, ["1", "3"]);
+        assert!(rows.iter().all(|r| !r.label && r.group == "gh"));
+        assert_eq!((rep.rows, rep.skipped["other_label"]), (2, 1));
     }
 
     #[test]

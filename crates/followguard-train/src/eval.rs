@@ -1,6 +1,7 @@
 //! Evaluation metrics for binary scores: ROC-AUC, PR-AUC (average precision), precision /
-//! recall / F1 at a threshold, precision at recall 0.90, expected calibration error and
-//! the confusion matrix, plus per-group breakdowns. Pure functions over slices.
+//! recall / F1 at a threshold, precision at recall 0.90, recall at a fixed false-positive
+//! rate (1 %), expected calibration error and the confusion matrix, plus per-group
+//! breakdowns. Pure functions over slices.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +20,10 @@ pub struct Report {
     pub f1: f64,
     pub false_positive_rate: f64,
     pub precision_at_recall_90: Option<f64>,
+    /// Highest recall among thresholds that flag at most 1 % of the humans (the operating
+    /// point a false-positive budget allows, independent of the model's own threshold).
+    #[serde(default)]
+    pub recall_at_fpr_1pct: Option<f64>,
     /// Expected calibration error, 10 equal-width bins.
     pub ece: f64,
     pub confusion: Confusion,
@@ -56,6 +61,7 @@ impl Report {
             f1,
             false_positive_rate: ratio(c.fp, c.fp + c.tn),
             precision_at_recall_90: precision_at_recall(probs, labels, 0.90),
+            recall_at_fpr_1pct: recall_at_fpr(probs, labels, 0.01),
             ece: ece(probs, labels, 10),
             confusion: c,
         }
@@ -63,15 +69,45 @@ impl Report {
 }
 
 /// Per-group view: share flagged at the threshold (recall for a bot group, FPR for a
-/// human group), mean probability, and the group's ROC-AUC against all humans given.
+/// human group), mean probability, expected calibration error of the group's own rows,
+/// and for a bot group its ROC-AUC and recall at 1 % FPR against all humans given.
+/// A group holding both labels (e.g. a hand-labelled crawl) is reported as two groups,
+/// `<group>:human` and `<group>:bot`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GroupReport {
     pub n: usize,
     pub bots: usize,
     pub flagged_rate: f64,
     pub mean_prob: f64,
+    /// ECE (10 bins) of this group's rows alone: for a human group, how far its
+    /// probabilities sit above the 0 they should average.
+    pub ece: f64,
     /// For a bot group: ROC-AUC of this group against all humans in the evaluation.
     pub roc_auc_vs_humans: Option<f64>,
+    /// For a bot group: recall at the threshold that flags 1 % of all humans given.
+    pub recall_at_fpr_1pct: Option<f64>,
+}
+
+/// Group names for a per-group report: a group holding both labels is split into
+/// `<group>:human` and `<group>:bot`.
+pub fn split_mixed_groups(labels: &[bool], groups: &[String]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for (g, &l) in groups.iter().zip(labels) {
+        let e = seen.entry(g.as_str()).or_default();
+        if l {
+            e.1 = true;
+        } else {
+            e.0 = true;
+        }
+    }
+    groups
+        .iter()
+        .zip(labels)
+        .map(|(g, &l)| match seen.get(g.as_str()) {
+            Some((true, true)) => format!("{g}:{}", if l { "bot" } else { "human" }),
+            _ => g.clone(),
+        })
+        .collect()
 }
 
 pub fn by_group(
@@ -90,14 +126,16 @@ pub fn by_group(
         let bots = idx.iter().filter(|&&i| labels[i]).count();
         let flagged = idx.iter().filter(|&&i| probs[i] >= threshold).count();
         let mean = idx.iter().map(|&i| f64::from(probs[i])).sum::<f64>() / n.max(1) as f64;
-        let auc = (bots > 0).then(|| {
+        let vs_humans = (bots > 0).then(|| {
             let sel: Vec<usize> = (0..probs.len())
                 .filter(|&i| !labels[i] || &groups[i] == g)
                 .collect();
             let p: Vec<f32> = sel.iter().map(|&i| probs[i]).collect();
             let l: Vec<bool> = sel.iter().map(|&i| labels[i]).collect();
-            roc_auc(&p, &l)
+            (roc_auc(&p, &l), recall_at_fpr(&p, &l, 0.01))
         });
+        let own_p: Vec<f32> = idx.iter().map(|&i| probs[i]).collect();
+        let own_l: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
         out.insert(
             g.clone(),
             GroupReport {
@@ -105,7 +143,9 @@ pub fn by_group(
                 bots,
                 flagged_rate: ratio(flagged, n),
                 mean_prob: mean,
-                roc_auc_vs_humans: auc.flatten(),
+                ece: ece(&own_p, &own_l, 10),
+                roc_auc_vs_humans: vs_humans.and_then(|v| v.0),
+                recall_at_fpr_1pct: vs_humans.and_then(|v| v.1),
             },
         );
     }
@@ -218,6 +258,25 @@ pub fn precision_at_recall(probs: &[f32], labels: &[bool], min_recall: f64) -> O
         .reduce(f64::max)
 }
 
+/// Highest recall among the thresholds (flag p ≥ t) whose false-positive rate is at
+/// most `max_fpr`; 0 when even the top score flags too many humans. None when one class
+/// is absent.
+pub fn recall_at_fpr(probs: &[f32], labels: &[bool], max_fpr: f64) -> Option<f64> {
+    let n = probs.len().min(labels.len());
+    let pos = labels[..n].iter().filter(|&&l| l).count();
+    let neg = n - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let best = operating_points(probs, labels)
+        .into_iter()
+        .filter(|&(_, fp)| fp as f64 <= max_fpr * neg as f64 + 1e-9)
+        .map(|(tp, _)| tp)
+        .max()
+        .unwrap_or(0);
+    Some(best as f64 / pos as f64)
+}
+
 /// Expected calibration error with `bins` equal-width probability bins:
 /// Σ_b (n_b / n) · |mean prob_b − bot fraction_b|.
 pub fn ece(probs: &[f32], labels: &[bool], bins: usize) -> f64 {
@@ -272,6 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn recall_at_fpr_by_hand() {
+        // 3 humans: FPR ≤ 1 % allows none, so the cut must sit above 0.85: only 0.95.
+        assert!((recall_at_fpr(&P, &L, 0.01).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        // One human in three allowed: cut at 0.75 → 2 of 3 bots.
+        assert!((recall_at_fpr(&P, &L, 0.34).unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        // The top score is a human: nothing can be flagged.
+        assert_eq!(recall_at_fpr(&[0.9, 0.5], &[false, true], 0.01), Some(0.0));
+        // A tie between a bot and a human cannot be split.
+        assert_eq!(recall_at_fpr(&[0.5, 0.5], &[true, false], 0.01), Some(0.0));
+        assert_eq!(recall_at_fpr(&[0.5], &[true], 0.01), None);
+    }
+
+    #[test]
+    fn mixed_groups_are_split_by_label() {
+        let labels = [true, false, true, false];
+        let groups: Vec<String> = ["g", "g", "v", "h"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            split_mixed_groups(&labels, &groups),
+            vec!["g:bot", "g:human", "v", "h"]
+        );
+    }
+
+    #[test]
     fn ece_by_hand() {
         // One row per bin: |0.95−1| + |0.85−0| + |0.75−1| + |0.35−0| + |0.25−1| + |0.15−0|
         // = 0.05 + 0.85 + 0.25 + 0.35 + 0.75 + 0.15 = 2.4, over 6 rows → 0.4.
@@ -306,5 +388,11 @@ mod tests {
         // Group b's only bot (0.25) beats one of three humans.
         assert!((g["b"].roc_auc_vs_humans.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert!((g["h"].flagged_rate - 1.0 / 3.0).abs() < 1e-12);
+        // Humans at 0.85, 0.35, 0.15: each in its own bin, ECE = their mean.
+        assert!((g["h"].ece - (0.85 + 0.35 + 0.15) / 3.0).abs() < 1e-6);
+        // Group a (0.95, 0.75) against the humans: 1 % FPR allows no human → cut above
+        // 0.85 → 1 of 2.
+        assert_eq!(g["a"].recall_at_fpr_1pct, Some(0.5));
+        assert_eq!(g["h"].recall_at_fpr_1pct, None);
     }
 }

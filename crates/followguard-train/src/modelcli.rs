@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+pub mod lodo;
+
 /// Column-name options for the data files.
 #[derive(Args, Debug, Clone)]
 pub struct ColumnArgs {
@@ -82,9 +84,18 @@ pub struct ForestArgs {
     /// Fraction of features each tree may use.
     #[arg(long, env = "FOLLOWGUARD_FEATURE_FRAC", default_value_t = 0.6)]
     pub feature_frac: f32,
-    /// Out-of-bag false-positive rate on humans the operating threshold aims for.
-    #[arg(long, env = "FOLLOWGUARD_TARGET_FPR", default_value_t = 0.03)]
+    /// False-positive rate the operating threshold allows on every human population of
+    /// the training data, each scored by a model that never saw it (with the default
+    /// out-of-dataset calibration).
+    #[arg(long, env = "FOLLOWGUARD_TARGET_FPR", default_value_t = 0.01)]
     pub target_fpr: f32,
+    /// False-positive rate the burst detector's operating point (`detection_threshold`)
+    /// allows on every human population, measured like --target-fpr's; the detector
+    /// tests an excess over the followee's expected suspicious share, so it affords
+    /// more per-follower false positives than a moderation flag. 0 = none (the detector
+    /// uses the threshold).
+    #[arg(long, env = "FOLLOWGUARD_DETECTION_FPR", default_value_t = 0.05)]
+    pub detection_fpr: f32,
     /// Lowest allowed operating threshold.
     #[arg(long, env = "FOLLOWGUARD_MIN_THRESHOLD", default_value_t = 0.1)]
     pub min_threshold: f32,
@@ -97,15 +108,21 @@ pub struct ForestArgs {
     /// Random seed (bootstrap, feature subsets): same seed and data ⇒ same model.
     #[arg(long, env = "FOLLOWGUARD_SEED", default_value_t = 42)]
     pub seed: u64,
-    /// What the calibration map and threshold are fitted on: out-of-vendor (nested
-    /// leave-one-vendor-out inside the training data) or oob (out-of-bag).
+    /// What the calibration map and threshold are fitted on: out-of-dataset (nested
+    /// leave-one-dataset-out inside the training data: each vendor and each human
+    /// population scored by a model that never saw it), out-of-vendor (vendors left out,
+    /// humans by share) or oob (out-of-bag).
     #[arg(
         long,
         env = "FOLLOWGUARD_CALIBRATION",
         value_enum,
-        default_value = "out-of-vendor"
+        default_value = "out-of-dataset"
     )]
     pub calibration: CalibrationSource,
+    /// Calibrate the probabilities to this share of bots (the calibration rows are
+    /// re-weighted; rankings and flagged rows do not change); 0 = the training mix.
+    #[arg(long, env = "FOLLOWGUARD_CALIBRATION_BOT_SHARE", default_value_t = 0.2)]
+    pub calibration_bot_share: f32,
 }
 
 impl ForestArgs {
@@ -116,11 +133,14 @@ impl ForestArgs {
             min_leaf: self.min_leaf,
             feature_frac: self.feature_frac,
             target_fpr: self.target_fpr,
+            detection_fpr: (self.detection_fpr > 0.0).then_some(self.detection_fpr),
             min_threshold: self.min_threshold,
             blend: self.blend,
             linear_alpha: self.linear_alpha,
             seed: self.seed,
             calibration: self.calibration,
+            calibration_bot_share: (self.calibration_bot_share > 0.0)
+                .then_some(self.calibration_bot_share),
             model_version,
         }
     }
@@ -197,6 +217,60 @@ pub struct LovoArgs {
     /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `followguard lodo`: leave-one-dataset-out — every human population and every bot set
+/// of the data directory held out in turn (see `modelcli::lodo`).
+#[derive(Args, Debug)]
+pub struct LodoArgs {
+    /// Data sets the model is trained on (keys: E13, TFP, g17, gilani-h, feedback-h,
+    /// stock-h, FSF, INT, TWT, sb1, sb2, sb3, gilani-b, feedback-b, pronbots, botwiki,
+    /// political, stock-b). Default: the shipped default's recipe.
+    #[arg(long, value_delimiter = ',', default_value = "E13,TFP,g17,FSF,INT,TWT")]
+    pub train_sets: Vec<String>,
+    /// Human populations held out in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "E13,TFP,g17,gilani-h,feedback-h,stock-h"
+    )]
+    pub human_sets: Vec<String>,
+    /// Bot sets held out in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "FSF,INT,TWT,sb1,sb2,sb3,gilani-b,feedback-b,pronbots,botwiki,political,stock-b"
+    )]
+    pub bot_sets: Vec<String>,
+    /// Fraction of every human population held out of the bot folds' training (their
+    /// reference humans).
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    #[command(flatten)]
+    pub forest: ForestArgs,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Print the tables as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_lodo(a: LodoArgs) -> anyhow::Result<()> {
+    let sets = lodo::load_sets(&dataset::data_dir(), &a.columns.columns())?;
+    let r = lodo::lodo(
+        &sets,
+        &a.train_sets,
+        &a.human_sets,
+        &a.bot_sets,
+        a.holdout,
+        &a.forest.params(String::new()),
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        print!("{}", lodo::render(&r));
+    }
+    Ok(())
 }
 
 /// `followguard score`: JSONL follow events on stdin → one JSON line per event on stdout;
@@ -293,6 +367,7 @@ pub fn evaluate(m: &Model, rows: &[Row]) -> serde_json::Value {
     let probs = score_rows(m, rows);
     let labels: Vec<bool> = rows.iter().map(|r| r.label).collect();
     let groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
+    let groups = eval::split_mixed_groups(&labels, &groups);
     let report = Report::compute(&probs, &labels, m.threshold());
     let per_group = eval::by_group(&probs, &labels, &groups, m.threshold());
     json!({"model": m.version(), "sha256": m.sha256(), "overall": report, "groups": per_group})
@@ -316,10 +391,11 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     );
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     println!(
-        "ROC-AUC {}  PR-AUC {}  precision@recall0.90 {}  ECE {:.4}",
+        "ROC-AUC {}  PR-AUC {}  precision@recall0.90 {}  recall@FPR1% {}  ECE {:.4}",
         f(r.roc_auc),
         f(r.pr_auc),
         f(r.precision_at_recall_90),
+        f(r.recall_at_fpr_1pct),
         r.ece
     );
     println!(
@@ -328,20 +404,21 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     );
     if let Some(groups) = v["groups"].as_object() {
         println!(
-            "{:<12} {:>6} {:>6} {:>9} {:>9} {:>10}",
-            "group", "n", "bots", "flagged", "mean_p", "auc_vs_h"
+            "{:<24} {:>6} {:>6} {:>9} {:>9} {:>7} {:>10} {:>10}",
+            "group", "n", "bots", "flagged", "mean_p", "ECE", "auc_vs_h", "R@1%FPR_h"
         );
+        let opt = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |v| format!("{v:.4}"));
         for (g, gr) in groups {
             println!(
-                "{:<12} {:>6} {:>6} {:>9.4} {:>9.4} {:>10}",
+                "{:<24} {:>6} {:>6} {:>9.4} {:>9.4} {:>7.4} {:>10} {:>10}",
                 g,
                 gr["n"].as_u64().unwrap_or(0),
                 gr["bots"].as_u64().unwrap_or(0),
                 gr["flagged_rate"].as_f64().unwrap_or(0.0),
                 gr["mean_prob"].as_f64().unwrap_or(0.0),
-                gr["roc_auc_vs_humans"]
-                    .as_f64()
-                    .map_or("-".into(), |v| format!("{v:.4}"))
+                gr["ece"].as_f64().unwrap_or(0.0),
+                opt(&gr["roc_auc_vs_humans"]),
+                opt(&gr["recall_at_fpr_1pct"])
             );
         }
     }
@@ -359,6 +436,8 @@ pub struct LovoRow {
     pub pr_auc: Option<f64>,
     pub threshold: f32,
     pub recall: f64,
+    /// Recall at the cut that flags 1 % of the fold's holdout humans.
+    pub recall_at_fpr_1pct: Option<f64>,
     pub holdout_fpr: f64,
     pub ece: f64,
     pub genuine_2017_fpr: Option<f64>,
@@ -452,6 +531,7 @@ pub fn lovo(
             pr_auc: rep.pr_auc,
             threshold: m.threshold(),
             recall: rep.recall,
+            recall_at_fpr_1pct: rep.recall_at_fpr_1pct,
             holdout_fpr: rep.false_positive_rate,
             ece: rep.ece,
             genuine_2017_fpr: gen_fpr,
@@ -476,6 +556,7 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
             path: data,
             group: None,
             label: None,
+            keep: None,
         }],
         &cols,
     )?;
@@ -485,6 +566,7 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
             path: genuine_path,
             group: Some("genuine_2017".into()),
             label: Some(false),
+            keep: None,
         }],
         &cols,
     )?;
@@ -503,6 +585,7 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
                 path: p,
                 group: Some(name.clone()),
                 label: Some(true),
+                keep: None,
             }],
             &cols,
         )?;
@@ -535,18 +618,28 @@ pub fn run_lovo(a: LovoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<6} {:>8} {:>8} {:>7} {:>8} {:>9} {:>7} {:>9} {:>9}  spambots flagged",
-        "vendor", "ROC-AUC", "PR-AUC", "thresh", "recall", "hold-FPR", "ECE", "gen17FPR", "gen17p"
+        "{:<6} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>7} {:>9} {:>9}  spambots flagged",
+        "vendor",
+        "ROC-AUC",
+        "PR-AUC",
+        "thresh",
+        "recall",
+        "R@1%FPR",
+        "hold-FPR",
+        "ECE",
+        "gen17FPR",
+        "gen17p"
     );
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     for r in table {
         println!(
-            "{:<6} {:>8} {:>8} {:>7.4} {:>8.4} {:>9.4} {:>7.4} {:>9} {:>9}  {:?}",
+            "{:<6} {:>8} {:>8} {:>7.4} {:>8.4} {:>8} {:>9.4} {:>7.4} {:>9} {:>9}  {:?}",
             r.vendor,
             f(r.roc_auc),
             f(r.pr_auc),
             r.threshold,
             r.recall,
+            f(r.recall_at_fpr_1pct),
             r.holdout_fpr,
             r.ece,
             f(r.genuine_2017_fpr),

@@ -37,6 +37,12 @@ pub struct TrainParams {
     /// Operating threshold is the lowest calibrated probability whose out-of-bag
     /// false-positive rate is at most this on every human group of the training data.
     pub target_fpr: f32,
+    /// Issue 22: the burst detector's operating point (`detection_threshold` in the
+    /// file) is the lowest calibrated probability whose false-positive rate is at most
+    /// this on every human group, measured like the threshold's; never above the
+    /// threshold. None: no separate point (the detector uses the threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_fpr: Option<f32>,
     /// The threshold is never set below this floor. The operating point is a policy
     /// choice: out-of-bag, humans sit near 0 and bots near 1, but an unseen vendor's bots
     /// score lower, so a threshold well under 0.5 buys recall on new vendors at a
@@ -49,9 +55,16 @@ pub struct TrainParams {
     /// L2 penalty of the logistic regression on standardised features.
     pub linear_alpha: f64,
     pub seed: u64,
-    /// What the calibration map is fitted on: `out_of_vendor` (default) or `oob`.
+    /// What the calibration map is fitted on: `out_of_dataset` (default), `out_of_vendor`
+    /// or `oob`.
     #[serde(default = "default_calibration")]
     pub calibration: CalibrationSource,
+    /// Share of bots the probabilities are calibrated to: the calibration rows are
+    /// weighted so bots carry this share of the weight (humans the rest). None: the
+    /// training mix as it is. A monotone change of the map only: rankings, and which
+    /// rows the threshold flags, do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_bot_share: Option<f32>,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
@@ -62,10 +75,18 @@ pub struct TrainParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationSource {
+    /// Nested leave-one-dataset-out inside the training data: every bot group is scored
+    /// by a model trained without it (out-of-vendor) and every human group by a model
+    /// trained without that whole population (out-of-population). The map and the
+    /// threshold then describe a vendor *and* a human population the model has not seen,
+    /// which is what production meets. With a single human group its humans are scored
+    /// as in `out-of-vendor`; with a single bot group this falls back to `oob`.
+    OutOfDataset,
     /// Nested leave-one-vendor-out inside the training data: for each bot group, a model
     /// trained without it (and without a share of the humans) scores it and the held-back
-    /// humans. The map then describes how the model scores a vendor it has not seen,
-    /// which is what production meets. Falls back to `oob` with a single bot group.
+    /// humans. The map then describes how the model scores a vendor it has not seen.
+    /// Humans are scored by models that saw other humans of their own population.
+    /// Falls back to `oob` with a single bot group.
     OutOfVendor,
     /// Out-of-bag forest votes plus out-of-fold linear predictions: calibrated for
     /// vendors like the training ones (over-confident on an unseen one).
@@ -83,12 +104,14 @@ impl Default for TrainParams {
             max_depth: 6,
             min_leaf: 5.0,
             feature_frac: 0.6,
-            target_fpr: 0.03,
+            target_fpr: 0.01,
+            detection_fpr: Some(0.05),
             min_threshold: 0.1,
             blend: 0.5,
             linear_alpha: 10.0,
             seed: 42,
-            calibration: CalibrationSource::OutOfVendor,
+            calibration: CalibrationSource::OutOfDataset,
+            calibration_bot_share: Some(0.2),
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -149,7 +172,7 @@ pub fn train(
     let y: Vec<bool> = rows.iter().map(|r| r.label).collect();
     let n = rows.len();
 
-    // Nested leave-one-vendor-out for calibration (see `CalibrationSource`).
+    // Nested leave-one-dataset-out for calibration (see `CalibrationSource`).
     let mut vendors: Vec<&str> = rows
         .iter()
         .filter(|r| r.label)
@@ -157,8 +180,25 @@ pub fn train(
         .collect();
     vendors.sort_unstable();
     vendors.dedup();
-    let nested = params.calibration == CalibrationSource::OutOfVendor && vendors.len() >= 2;
-    let total_trees = params.n_trees * if nested { 1 + vendors.len() } else { 1 };
+    let mut human_groups: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.label)
+        .map(|r| r.group.as_str())
+        .collect();
+    human_groups.sort_unstable();
+    human_groups.dedup();
+    let nested = params.calibration != CalibrationSource::Oob && vendors.len() >= 2;
+    // Humans held out by whole population (their own folds) rather than by share.
+    let by_population =
+        nested && params.calibration == CalibrationSource::OutOfDataset && human_groups.len() >= 2;
+    let n_folds = if !nested {
+        0
+    } else if by_population {
+        vendors.len() + human_groups.len()
+    } else {
+        vendors.len()
+    };
+    let total_trees = params.n_trees * (1 + n_folds);
     let mut done = 0usize;
     let mut tick = || {
         done += 1;
@@ -173,30 +213,36 @@ pub fn train(
 
     // Calibration set: (raw score, label, row) from data the scoring model did not see.
     let (cal_x, cal_y, cal_rows): (Vec<f32>, Vec<bool>, Vec<usize>) = if nested {
-        // Humans are dealt into one share per vendor by position, so each human is
-        // scored exactly once, by a model that saw neither it nor the vendor it is
-        // compared with.
+        // Without population folds, humans are dealt into one share per vendor by
+        // position, so each human is scored exactly once, by a model that saw neither it
+        // nor the vendor it is compared with.
         let mut share = vec![usize::MAX; n];
-        let mut k = 0usize;
-        for i in 0..n {
-            if !y[i] {
-                share[i] = k % vendors.len();
-                k += 1;
+        if !by_population {
+            let mut k = 0usize;
+            for i in 0..n {
+                if !y[i] {
+                    share[i] = k % vendors.len();
+                    k += 1;
+                }
             }
         }
         let mut cx = Vec::with_capacity(n);
         let mut cy = Vec::with_capacity(n);
         let mut ci = Vec::with_capacity(n);
-        for (v, vendor) in vendors.iter().enumerate() {
+        for fold in 0..n_folds {
             let held = |i: usize| {
-                if y[i] {
-                    rows[i].group == *vendor
+                if fold < vendors.len() {
+                    if y[i] {
+                        rows[i].group == vendors[fold]
+                    } else {
+                        share[i] == fold
+                    }
                 } else {
-                    share[i] == v
+                    !y[i] && rows[i].group == human_groups[fold - vendors.len()]
                 }
             };
             let fit_rows: Vec<usize> = (0..n).filter(|&i| !held(i)).collect();
-            let seed = params.seed.wrapping_add(1_000_003 * (v as u64 + 1));
+            let seed = params.seed.wrapping_add(1_000_003 * (fold as u64 + 1));
             let sub = fit_raw(&x, &y, &fit_rows, params, seed, &mut tick)?;
             for i in (0..n).filter(|&i| held(i)) {
                 cx.push(raw_score(&sub.trees, &sub.linear, params.blend, &x[i]));
@@ -218,8 +264,23 @@ pub fn train(
         }
         (cx, cy, ci)
     };
-    let mut calibration = isotonic(&cal_x, &cal_y);
-    calibration.method = if nested {
+    let bot_weight = match params.calibration_bot_share {
+        Some(share) => {
+            if !(share > 0.0 && share < 1.0) {
+                return Err(TrainError::Param(
+                    "calibration bot share must be in (0, 1)".into(),
+                ));
+            }
+            let nb = cal_y.iter().filter(|&&l| l).count().max(1) as f64;
+            let nh = (cal_y.len() as f64 - nb).max(1.0);
+            f64::from(share) / (1.0 - f64::from(share)) * nh / nb
+        }
+        None => 1.0,
+    };
+    let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight);
+    calibration.method = if by_population {
+        "isotonic_out_of_dataset".into()
+    } else if nested {
         "isotonic_out_of_vendor".into()
     } else {
         "isotonic_oob".into()
@@ -231,26 +292,27 @@ pub fn train(
         .collect();
     // The false-positive budget holds for every human group, not just pooled: a
     // threshold tuned on the easiest population would flag another one far more often.
-    // It is measured on the calibration set: humans scored by a model that never saw them.
-    let mut human_groups: Vec<&str> = rows
-        .iter()
-        .filter(|r| !r.label)
-        .map(|r| r.group.as_str())
-        .collect();
-    human_groups.sort_unstable();
-    human_groups.dedup();
-    let threshold = human_groups
-        .iter()
-        .map(|g| {
-            let (p, l): (Vec<f32>, Vec<bool>) = cal_prob
-                .iter()
-                .zip(&cal_rows)
-                .filter(|(_, &i)| rows[i].label || rows[i].group == *g)
-                .map(|(&p, &i)| (p, rows[i].label))
-                .unzip();
-            pick_threshold(&p, &l, params.target_fpr, params.min_threshold)
-        })
-        .fold(params.min_threshold, f32::max);
+    // It is measured on the calibration set: humans scored by a model that never saw them
+    // (with `out-of-dataset`, by one that never saw their population).
+    let per_population = |fpr: f32| {
+        human_groups
+            .iter()
+            .map(|g| {
+                let (p, l): (Vec<f32>, Vec<bool>) = cal_prob
+                    .iter()
+                    .zip(&cal_rows)
+                    .filter(|(_, &i)| rows[i].label || rows[i].group == *g)
+                    .map(|(&p, &i)| (p, rows[i].label))
+                    .unzip();
+                pick_threshold(&p, &l, fpr, params.min_threshold)
+            })
+            .fold(params.min_threshold, f32::max)
+    };
+    let threshold = per_population(params.target_fpr);
+    // The detector's point, by the same rule at its own budget (never above the flag).
+    let detection_threshold = params
+        .detection_fpr
+        .map(|fpr| per_population(fpr).min(threshold));
     let (probs, labels): (Vec<f32>, Vec<bool>) = oob_prob
         .iter()
         .zip(&y)
@@ -274,6 +336,7 @@ pub fn train(
         model_version: params.model_version.clone(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         threshold,
+        detection_threshold,
         calibration,
         name_model: names,
         forest: Forest { trees },
@@ -285,7 +348,9 @@ pub fn train(
             rows: n,
             params: serde_json::to_value(params).unwrap_or_default(),
         },
-        evaluation: if nested {
+        evaluation: if by_population {
+            serde_json::json!({ "out_of_bag": oob_report, "out_of_dataset": cal_report })
+        } else if nested {
             serde_json::json!({ "out_of_bag": oob_report, "out_of_vendor": cal_report })
         } else {
             serde_json::json!({ "out_of_bag": oob_report })
@@ -618,12 +683,20 @@ fn leaf_value(tree: &Tree, x: &[f32; N_FEATURES]) -> f32 {
 /// 1001st is human. (Smoothing each block towards ½ instead would lift small blocks
 /// above large pure ones and break monotonicity.)
 pub fn isotonic(raw: &[f32], labels: &[bool]) -> Calibration {
+    isotonic_weighted(raw, labels, 1.0)
+}
+
+/// [`isotonic`] with every bot row weighing `bot_weight` (humans 1): the map then
+/// estimates the bot probability for a mix whose bot share is changed by that factor in
+/// the odds.
+pub fn isotonic_weighted(raw: &[f32], labels: &[bool], bot_weight: f64) -> Calibration {
     let mut idx: Vec<usize> = (0..raw.len()).collect();
     idx.sort_by(|&a, &b| raw[a].total_cmp(&raw[b]));
-    // Blocks: (sum_x, sum_y, n).
+    // Blocks: (sum_wx, sum_wy, sum_w).
     let mut blocks: Vec<(f64, f64, f64)> = Vec::new();
     for &i in &idx {
-        let mut b = (f64::from(raw[i]), f64::from(u8::from(labels[i])), 1.0);
+        let w = if labels[i] { bot_weight } else { 1.0 };
+        let mut b = (w * f64::from(raw[i]), w * f64::from(u8::from(labels[i])), w);
         while let Some(&last) = blocks.last() {
             if last.1 / last.2 >= b.1 / b.2 {
                 blocks.pop();
@@ -810,6 +883,40 @@ mod tests {
         // Re-labelling keeps only the label part before '+'.
         let again = with_content_version(a.file().clone());
         assert_eq!(again.model_version, a.version());
+        // Two human populations: each is scored by a model that never saw it.
+        let mut two = rows.clone();
+        for (i, r) in two.iter_mut().enumerate() {
+            if !r.label && i % 4 == 1 {
+                r.group = "h2".into();
+            }
+        }
+        let d = train(&two, vec![], &params, |_, _| {}).unwrap().model;
+        assert_eq!(d.file().calibration.method, "isotonic_out_of_dataset");
+        assert!(d.file().evaluation.get("out_of_dataset").is_some());
+    }
+
+    #[test]
+    fn bot_share_weighting_lowers_the_map_and_keeps_it_monotone() {
+        let raw = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+        let lab = [false, false, true, false, true, false, true, true];
+        let plain = isotonic(&raw, &lab);
+        // Bots weigh a third: odds of every mixed block fall by 3.
+        let light = isotonic_weighted(&raw, &lab, 1.0 / 3.0);
+        assert!(light.y.windows(2).all(|w| w[0] < w[1]), "{light:?}");
+        for r in [0.35f32, 0.45, 0.55] {
+            assert!(light.apply(r) < plain.apply(r), "{r}");
+        }
+        // The middle block (0.3–0.6: two bots, two humans) is 0.5 plain, centred at 0.45;
+        // with bots at 1/3 it is (2/3) / (8/3) = 0.25, centred at the weighted mean 0.475.
+        let mix = |iso: f32, x: f32| (1.0 - TIE_BREAK) * iso + TIE_BREAK * x;
+        assert!(
+            (plain.apply(0.45) - mix(0.5, 0.45)).abs() < 1e-6,
+            "{plain:?}"
+        );
+        assert!(
+            (light.apply(0.475) - mix(0.25, 0.475)).abs() < 1e-6,
+            "{light:?}"
+        );
     }
 
     #[test]

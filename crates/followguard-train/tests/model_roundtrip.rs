@@ -176,6 +176,37 @@ fn corrupt(
 }
 
 #[test]
+fn detection_threshold_is_trained_below_the_flag_and_optional_in_old_files() {
+    // Issue 22: two operating points. Training sets the detector's below the flag's.
+    let m = small_model();
+    let det = m
+        .file()
+        .detection_threshold
+        .expect("trained with a detection budget");
+    assert!(det <= m.threshold(), "{det} > {}", m.threshold());
+    assert_eq!(m.detection_threshold(), det);
+    // A file made before the field existed loads; its detector uses the threshold.
+    let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+    v.as_object_mut().unwrap().remove("detection_threshold");
+    let old = Model::from_bytes(&serde_json::to_vec(&v).unwrap(), "old.json").unwrap();
+    assert_eq!(old.detection_threshold(), old.threshold());
+    assert_eq!(old.file().detection_threshold, None);
+    assert!(
+        !String::from_utf8(old.to_json())
+            .unwrap()
+            .contains("detection_threshold"),
+        "an old file re-serialises without the field (same content)"
+    );
+    // A detection point above the flag (it would moderate follows it does not count) or
+    // outside [0, 1] is refused, naming the field.
+    for bad in [m.threshold() + 0.01, -0.1] {
+        let err = corrupt(&m, |v| v["detection_threshold"] = bad.into());
+        assert_eq!(err.kind(), "model_invalid");
+        assert!(err.to_string().contains("detection_threshold"), "{err}");
+    }
+}
+
+#[test]
 fn mismatched_feature_list_is_rejected_with_a_clear_error() {
     let m = small_model();
     let err = corrupt(&m, |v| {

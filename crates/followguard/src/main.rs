@@ -52,6 +52,8 @@ enum Command {
     Eval(followguard_train::modelcli::EvalArgs),
     /// Leave-one-vendor-out evaluation on cresci-2015 (the model card's table).
     Lovo(followguard_train::modelcli::LovoArgs),
+    /// Leave-one-dataset-out: every human population and bot set held out in turn.
+    Lodo(followguard_train::modelcli::LodoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard_train::modelcli::ScoreArgs),
     /// Probe a running serve's admin port (GET /healthz): exit 0 when healthy, 1 otherwise.
@@ -115,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => followguard_train::modelcli::run_train(a),
         Command::Eval(a) => followguard_train::modelcli::run_eval(a),
         Command::Lovo(a) => followguard_train::modelcli::run_lovo(a),
+        Command::Lodo(a) => followguard_train::modelcli::run_lodo(a),
         Command::Score(a) => followguard_train::modelcli::run_score(a),
         Command::Healthcheck(a) => healthcheck(&a),
         Command::Completions { shell } => {

@@ -68,6 +68,11 @@ pub struct DetectorConfig {
     /// off) and this share of the last 2 h of creation times open a `cohort` alert.
     pub newcomer_batch_min: u32,
     pub newcomer_batch_share: f32,
+    /// Issue 22: a suspicious follow (counted in the windows at the model's detection
+    /// threshold) is *flagged* — a moderation record, alert evidence (count, mean score,
+    /// reasons, sample) and a lockstep link — only at prob ≥ this. The pipeline sets it
+    /// to the model's per-follower threshold; 0 flags every suspicious follow.
+    pub flag_threshold: f32,
     /// Model version stamped on records (set by the pipeline).
     pub model_version: String,
 }
@@ -106,6 +111,7 @@ impl Default for DetectorConfig {
             newcomer_max_age_ms: 3_600_000,
             newcomer_batch_min: 60,
             newcomer_batch_share: 0.5,
+            flag_threshold: 0.0,
             model_version: String::new(),
         }
     }

@@ -142,14 +142,19 @@ impl Detector {
         self.emit_relinked(relinked, None, t, out);
     }
 
-    /// Takes flagged follow `f` into followee `key`'s open alert: its evidence, its
-    /// moderation record (unless de-duplicated) and the campaign links it adds (the
-    /// followee keys whose campaign membership changed).
+    /// Takes suspicious follow `f` into followee `key`'s open alert when it is flagged
+    /// (prob ≥ `flag_threshold`): its evidence, its moderation record (unless
+    /// de-duplicated) and the campaign links it adds (the followee keys whose campaign
+    /// membership changed).
     fn take_flagged(
         &mut self,
         key: u64,
         f: &FlaggedFollow<'_>,
     ) -> (Option<crate::alert::ModerationRecord>, Vec<u64>) {
+        // Counted by the windows but under the flag threshold: no record, no evidence.
+        if !self.flags(f.prob) {
+            return (None, Vec::new());
+        }
         self.note_flagged(key, f);
         let record = self.moderation_for(key, f);
         (record, self.lockstep_note(key, f.follower_id, f.ts_ms))

@@ -251,7 +251,9 @@ impl Detector {
                 self.open_alert(opening, &mut out);
                 return out;
             }
-            self.pending.remember(o, t, self.cfg.pending_cap);
+            if self.flags(o.prob) {
+                self.pending.remember(o, t, self.cfg.pending_cap);
+            }
         }
         if let Some(band) = batch_fire {
             // Issue #20: a tight registration batch of withheld followers, this one in
@@ -259,6 +261,12 @@ impl Detector {
             self.open_newcomer_batch(key, o, t, band, eval, &mut out);
         }
         out
+    }
+
+    /// Whether a suspicious follow scored `prob` is also flagged (moderated, evidence,
+    /// lockstep), not only counted (issue 22: two operating points).
+    fn flags(&self, prob: f32) -> bool {
+        prob >= self.cfg.flag_threshold
     }
 
     /// Whether followee `key`'s open alert is still hot at the figures `eval`: the

@@ -138,6 +138,54 @@ fn creation_batched_cohort_fires_where_spread_ages_do_not() {
 }
 
 #[test]
+fn counted_follows_under_the_flag_threshold_alert_without_moderation() {
+    // Issue 22: the windows count follows at the detection threshold (0.5 in `obs`);
+    // only those at the flag threshold become moderation records and alert evidence.
+    let mut d = Detector::new(DetectorConfig {
+        flag_threshold: 0.9,
+        ..cfg()
+    });
+    let (mut opens, mut mods, mut samples) = (0, Vec::new(), Vec::new());
+    for i in 0..300 {
+        // Two in three bought followers score between the two thresholds.
+        let p = if i % 3 == 0 { 0.95 } else { 0.7 };
+        let e = d.observe(&obs("buyer", &format!("b{i}"), T0 + i * 1000, p));
+        for a in &e.alerts {
+            opens += usize::from(a.status == AlertStatus::Open);
+            samples.extend(a.sample_follower_ids.clone());
+            assert!(
+                a.mean_score >= 0.95,
+                "evidence holds flagged followers only: {a:?}"
+            );
+        }
+        mods.extend(e.moderation);
+    }
+    assert_eq!(opens, 1, "the burst of counted follows opens one alert");
+    assert_eq!(
+        mods.len(),
+        100,
+        "every flagged follower is moderated, nobody else"
+    );
+    assert!(mods.iter().all(|m| m.score >= 0.9));
+    let flagged = |id: &String| id[1..].parse::<u32>().is_ok_and(|i| i % 3 == 0);
+    assert!(
+        !samples.is_empty() && samples.iter().all(flagged),
+        "{samples:?}"
+    );
+    // With the flag at the detection threshold (the default 0) all of them are.
+    let mut d = Detector::new(cfg());
+    let all: usize = (0..300)
+        .map(|i| {
+            let p = if i % 3 == 0 { 0.95 } else { 0.7 };
+            d.observe(&obs("buyer", &format!("b{i}"), T0 + i * 1000, p))
+                .moderation
+                .len()
+        })
+        .sum();
+    assert_eq!(all, 300);
+}
+
+#[test]
 fn moderation_is_deduplicated_per_follower() {
     let mut d = Detector::new(cfg());
     let mut mods = Vec::new();

@@ -82,8 +82,17 @@ pub struct ModelFile {
     pub format_version: u32,
     pub model_version: String,
     pub feature_names: Vec<String>,
-    /// Operating threshold on the calibrated probability: prob ≥ threshold ⇒ suspicious.
+    /// The per-follower flag threshold on the calibrated probability: prob ≥ threshold ⇒
+    /// suspicious (`score`, the moderation queue, the flagged-follower metrics). Chosen
+    /// for a stated false-positive rate on human populations the model never saw.
     pub threshold: f32,
+    /// The burst detector's operating point (issue 22): a follow counts as suspicious in
+    /// its followee's windows at prob ≥ this. The detector tests an excess of suspicious
+    /// follows over the followee's expected share, so it tolerates a higher per-follower
+    /// false-positive rate than a moderation flag does; must not exceed `threshold`.
+    /// Absent in files made before it existed: the detector then uses `threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_threshold: Option<f32>,
     pub calibration: Calibration,
     pub name_model: NameModel,
     pub forest: Forest,
@@ -323,6 +332,14 @@ impl Model {
                 file.threshold
             )));
         }
+        if let Some(d) = file.detection_threshold {
+            if !(d.is_finite() && (0.0..=file.threshold).contains(&d)) {
+                return Err(invalid(format!(
+                    "detection_threshold {d} is not in [0, threshold = {}]",
+                    file.threshold
+                )));
+            }
+        }
         let cal = &file.calibration;
         if cal.x.len() != cal.y.len() || cal.x.is_empty() {
             return Err(invalid(
@@ -512,8 +529,15 @@ impl Model {
         &self.sha256
     }
 
+    /// The per-follower flag threshold (`score`, moderation records).
     pub fn threshold(&self) -> f32 {
         self.file.threshold
+    }
+
+    /// The burst detector's operating point: `detection_threshold`, or `threshold` for a
+    /// file made before the field existed.
+    pub fn detection_threshold(&self) -> f32 {
+        self.file.detection_threshold.unwrap_or(self.file.threshold)
     }
 
     pub fn file(&self) -> &ModelFile {
