@@ -100,25 +100,27 @@ impl PendingFollows {
         };
         let cost = std::mem::size_of::<Flagged>() + o.follower_id.len() + o.event_id.len();
         let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
-        let key = FolloweeId::new(o.followee_id);
-        if let Some(q) = self.queues.get_mut(&key) {
-            while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
-                self.held_bytes -= q.pop_front().map_or(0, |f| f.cost());
-            }
-        }
-        if self.held_bytes + cost > self.max_bytes {
-            self.refused += 1;
-            return;
-        }
-        self.held_bytes += cost;
         // Most followees hold one or two pending follows: start the queue small.
-        let q = match self.queues.entry(key) {
+        let q = match self.queues.entry(FolloweeId::new(o.followee_id)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 self.due.file(e.key().clone(), t);
                 e.insert(VecDeque::with_capacity(1))
             }
         };
+        while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
+            self.held_bytes -= q.pop_front().map_or(0, |f| f.cost());
+        }
+        if self.held_bytes + cost > self.max_bytes {
+            self.refused += 1;
+            // No empty queue stays behind for a refused follow (its index entry is
+            // skipped by the sweep).
+            if q.is_empty() {
+                self.queues.remove(&FolloweeId::new(o.followee_id));
+            }
+            return;
+        }
+        self.held_bytes += cost;
         let mut ids = String::with_capacity(o.follower_id.len() + o.event_id.len());
         ids.push_str(o.follower_id);
         ids.push_str(o.event_id);
