@@ -33,6 +33,26 @@ pub struct BenchMemoryArgs {
     /// Model file (the scores cached are the real model's).
     #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
+    /// Issue #19, hostile ids: this many follow events, each of a distinct followee whose
+    /// id is `--followee-id-bytes` long, through the whole pipeline (parse, id limit,
+    /// score, detector); 0 to skip.
+    #[arg(long, default_value_t = 0)]
+    pub long_id_followees: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub followee_id_bytes: usize,
+    /// Issue #19, hostile ids: this many suspicious follows by distinct bots whose ids are
+    /// `--bot-id-bytes` long, 50 per followee (every followee alerts), through the whole
+    /// pipeline and the evidence store, every record serialised; 0 to skip.
+    #[arg(long, default_value_t = 0)]
+    pub long_id_bots: usize,
+    #[arg(long, default_value_t = 30 * 1024)]
+    pub bot_id_bytes: usize,
+    /// The pipeline's id limit and record budget in the two hostile-id runs (the
+    /// service's `--max-id-bytes` / `--max-record-bytes`).
+    #[arg(long, default_value_t = followguard_core::bounds::DEFAULT_MAX_ID_BYTES)]
+    pub max_id_bytes: usize,
+    #[arg(long, default_value_t = followguard_core::bounds::DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
     /// Print the figures as one JSON object instead of `bench.memory.*` lines.
     #[arg(long)]
     pub json: bool,
@@ -85,10 +105,20 @@ impl Report {
 
 /// Resident set size of this process, in bytes.
 fn rss_bytes() -> anyhow::Result<usize> {
+    status_kb("VmRSS:")
+}
+
+/// Peak resident set size of this process, in bytes.
+fn peak_rss_bytes() -> anyhow::Result<usize> {
+    status_kb("VmHWM:")
+}
+
+/// A `kB` line of `/proc/self/status`, in bytes.
+fn status_kb(key: &str) -> anyhow::Result<usize> {
     let status = std::fs::read_to_string("/proc/self/status")
         .context("bench-memory reads RSS from /proc/self/status (Linux only)")?;
     for line in status.lines() {
-        if let Some(rest) = line.strip_prefix("VmRSS:") {
+        if let Some(rest) = line.strip_prefix(key) {
             let kb: usize = rest
                 .trim()
                 .trim_end_matches("kB")
@@ -98,7 +128,7 @@ fn rss_bytes() -> anyhow::Result<usize> {
             return Ok(kb * 1024);
         }
     }
-    bail!("no VmRSS line in /proc/self/status")
+    bail!("no {key} line in /proc/self/status")
 }
 
 /// Inserts `n` followees, one follow each, through the detector; RSS before and after.
@@ -294,22 +324,138 @@ fn scores(n: usize, model: &Model, r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one measurement in a fresh child process (`--in-process`) and collects its lines.
-fn in_child(kind: &str, n: usize, model: &std::path::Path, r: &mut Report) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the followguard-bench binary")?;
-    let (followees, flagged, scores) = match kind {
-        "followees" => (n, 0, 0),
-        "flagged" => (0, n, 0),
-        _ => (0, 0, n),
+/// Issue #19's hostile-id runs, through the whole pipeline: `followees` plain follows of
+/// distinct followees with `followee_id_bytes`-byte ids, or `bots` suspicious follows by
+/// distinct bots with `bot_id_bytes`-byte ids, 50 per followee. Every record is
+/// serialised (as serve does before producing) and dropped (acknowledged at once: the
+/// in-flight budget is serve's, measured end to end); an evidence store takes every
+/// outcome. Reports peak RSS, what was rejected (`bad_id`) and the detector's accounting.
+fn hostile_ids(
+    a: &BenchMemoryArgs,
+    bots: bool,
+    model: Model,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    use followguard_core::evidence::EvidenceStore;
+    use followguard_core::pipeline::{Pipeline, PipelineConfig};
+    let (n, id_bytes) = if bots {
+        (a.long_id_bots, a.bot_id_bytes)
+    } else {
+        (a.long_id_followees, a.followee_id_bytes)
     };
+    let what = if bots {
+        format!("bots_{n}_ids_{id_bytes}_max_{}", a.max_id_bytes)
+    } else {
+        format!("followees_{n}_ids_{id_bytes}_max_{}", a.max_id_bytes)
+    };
+    let mut cfg = PipelineConfig {
+        max_id_bytes: a.max_id_bytes,
+        ..PipelineConfig::default()
+    };
+    cfg.detector.max_record_bytes = a.max_record_bytes;
+    let mut p = Pipeline::new(std::sync::Arc::new(model), cfg);
+    let mut evidence = EvidenceStore::default();
+    let before = rss_bytes()?;
+    let start = Instant::now();
+    let (mut accepted, mut bad_id, mut alerts, mut moderation) = (0usize, 0usize, 0usize, 0usize);
+    let (mut largest, mut trimmed) = (0usize, 0u64);
+    let mut line = String::with_capacity(id_bytes + 1024);
+    for i in 0..n {
+        line.clear();
+        if bots {
+            // 50 bots per followee, one second apart: each followee's burst alerts.
+            let (followee, k) = (i / 50, (i % 50) as i64);
+            let ts = T0_MS + followee as i64 * 3_600_000 + k * 1000;
+            let _ = write!(
+                line,
+                r#"{{"event_id":"b{i}","type":"follow","ts":{ts},"followee_id":"{}","follower":{{"id":"{i:0>id_bytes$}","screen_name":"kdjw83920183","name":"kdjw","description":"","created_at":"2026-09-01T00:00:00Z","followers_count":2,"friends_count":1450,"statuses_count":0,"favourites_count":0,"listed_count":0,"default_profile":true,"default_profile_image":true}}}}"#,
+                1_000_000_000 + followee
+            );
+        } else {
+            let _ = write!(
+                line,
+                r#"{{"event_id":"f{i}","type":"follow","ts":{},"followee_id":"{i:0>id_bytes$}","follower":{{"id":"42","screen_name":"follower_account","name":"Follower Account","description":"coffee","created_at":"2014-03-01T00:00:00Z","followers_count":310,"friends_count":280,"statuses_count":5400,"favourites_count":900,"listed_count":3}}}}"#,
+                T0_MS + i as i64
+            );
+        }
+        match p.process(line.as_bytes(), None, 0) {
+            Ok(o) => {
+                accepted += 1;
+                for rec in &o.alerts {
+                    let bytes = serde_json::to_vec(rec)?;
+                    largest = largest.max(bytes.len());
+                    trimmed = trimmed.max(u64::from(rec.samples_truncated));
+                    alerts += 1;
+                }
+                for rec in &o.moderation {
+                    largest = largest.max(serde_json::to_vec(rec)?.len());
+                    moderation += 1;
+                }
+                evidence.observe(&o);
+            }
+            Err(e) if e.kind() == "bad_id" => bad_id += 1,
+            Err(e) => bail!("event {i}: {e}"),
+        }
+        if i > 0 && i % 200_000 == 0 {
+            eprintln!("bench-memory: {i} of {n} events");
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (after, peak) = (rss_bytes()?, peak_rss_bytes()?);
+    let (m, _) = p.memory_report();
+    r.int(&what, "events", n, "events");
+    r.int(&what, "id_bytes", id_bytes, "bytes");
+    r.int(&what, "max_id_bytes", a.max_id_bytes, "bytes");
+    r.int(&what, "max_record_bytes", a.max_record_bytes, "bytes");
+    r.int(&what, "accepted", accepted, "events");
+    r.int(&what, "bad_id", bad_id, "events");
+    r.int(&what, "tracked_followees", m.tracked_followees, "followees");
+    r.int(&what, "alert_records", alerts, "records");
+    r.int(&what, "moderation_records", moderation, "records");
+    r.int(&what, "largest_record", largest, "bytes");
+    r.int(&what, "max_samples_truncated", trimmed as usize, "ids");
+    r.int(&what, "rss_before", before, "bytes");
+    r.int(&what, "rss", after, "bytes");
+    r.int(&what, "peak_rss", peak, "bytes");
+    r.int(&what, "detector_accounted_bytes", m.total_bytes(), "bytes");
+    r.int(&what, "detector_id_bytes", m.id_bytes, "bytes");
+    r.int(
+        &what,
+        "pending_refused",
+        m.pending_refused as usize,
+        "follows",
+    );
+    r.int(
+        &what,
+        "evidence_accounted_bytes",
+        evidence.memory_bytes(),
+        "bytes",
+    );
+    r.add(&what, "seconds", secs, 2, "s");
+    Ok(())
+}
+
+/// Runs one measurement in a fresh child process (`--in-process`) and collects its lines.
+fn in_child(kind: &str, n: usize, a: &BenchMemoryArgs, r: &mut Report) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the followguard-bench binary")?;
+    let count = |k: &str| if kind == k { n } else { 0 };
     let out = std::process::Command::new(exe)
         .arg("bench-memory")
         .arg("--in-process")
-        .arg(format!("--followees={followees}"))
-        .arg(format!("--flagged={flagged}"))
-        .arg(format!("--scores={scores}"))
+        .arg(format!("--followees={}", count("followees")))
+        .arg(format!("--flagged={}", count("flagged")))
+        .arg(format!("--scores={}", count("scores")))
+        .arg(format!(
+            "--long-id-followees={}",
+            count("long_id_followees")
+        ))
+        .arg(format!("--long-id-bots={}", count("long_id_bots")))
+        .arg(format!("--followee-id-bytes={}", a.followee_id_bytes))
+        .arg(format!("--bot-id-bytes={}", a.bot_id_bytes))
+        .arg(format!("--max-id-bytes={}", a.max_id_bytes))
+        .arg(format!("--max-record-bytes={}", a.max_record_bytes))
         .arg("--model")
-        .arg(model)
+        .arg(&a.model)
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running the bench-memory child process")?;
@@ -355,10 +501,21 @@ pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
                 scores(n, &model, &mut r)?;
             }
         }
+        if a.long_id_followees > 0 {
+            eprintln!(
+                "bench-memory: {} followees with long ids",
+                a.long_id_followees
+            );
+            hostile_ids(&a, false, load_model(&a.model)?, &mut r)?;
+        }
+        if a.long_id_bots > 0 {
+            eprintln!("bench-memory: {} bots with long ids", a.long_id_bots);
+            hostile_ids(&a, true, load_model(&a.model)?, &mut r)?;
+        }
         r.print_lines();
         return Ok(());
     }
-    if !score_sizes.is_empty() {
+    if !score_sizes.is_empty() || a.long_id_followees > 0 || a.long_id_bots > 0 {
         // Fail early, before minutes of followee runs, if the model is unusable.
         load_model(&a.model)?;
     }
@@ -385,13 +542,19 @@ pub fn run(a: BenchMemoryArgs) -> anyhow::Result<()> {
         "bytes",
     );
     for n in followee_sizes {
-        in_child("followees", n, &a.model, &mut r)?;
+        in_child("followees", n, &a, &mut r)?;
     }
     for n in flagged_sizes {
-        in_child("flagged", n, &a.model, &mut r)?;
+        in_child("flagged", n, &a, &mut r)?;
     }
     for n in score_sizes {
-        in_child("scores", n, &a.model, &mut r)?;
+        in_child("scores", n, &a, &mut r)?;
+    }
+    if a.long_id_followees > 0 {
+        in_child("long_id_followees", a.long_id_followees, &a, &mut r)?;
+    }
+    if a.long_id_bots > 0 {
+        in_child("long_id_bots", a.long_id_bots, &a, &mut r)?;
     }
     if a.json {
         let obj: serde_json::Map<String, serde_json::Value> = r

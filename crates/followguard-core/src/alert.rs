@@ -162,6 +162,10 @@ pub struct Alert {
     pub creation_concentration: f32,
     /// Up to `sample_size` flagged follower ids, first seen first.
     pub sample_follower_ids: Vec<String>,
+    /// Issue #19: flagged follower ids left out of the sample (while it had room for
+    /// more) because the record would have exceeded `--max-record-bytes`. Omitted when 0.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub samples_truncated: u32,
     pub top_reasons: Vec<ReasonCount>,
     /// Set when lockstep cohorts link this alert with alerts on other followees.
     pub campaign_id: Option<String>,
@@ -252,6 +256,82 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert!(a.starts_with("fga-"));
         assert!(campaign_id(&a).starts_with("fgc-"));
+    }
+
+    /// Issue #19: every field but the ids at its longest stays within
+    /// `bounds::RECORD_FIXED_BYTES`, so `min_record_bytes` and the sample budget hold.
+    #[test]
+    fn fixed_fields_fit_the_record_allowance() {
+        use crate::bounds::{json_str_len, RECORD_FIXED_BYTES};
+        let longest_code = crate::features::REASON_CODES
+            .iter()
+            .flatten()
+            .copied()
+            .max_by_key(|c| c.len())
+            .unwrap();
+        let long_time = crate::time::format_rfc3339_ms(crate::time::MAX_EVENT_TIME_MS);
+        let model_version = "v".repeat(1024 - 2);
+        let a = Alert {
+            schema_version: u32::MAX,
+            alert_id: alert_id("", 0),
+            status: AlertStatus::Resolved,
+            kind: AlertKind::Cohort,
+            severity: Severity::Critical,
+            followee_id: String::new(),
+            event_time: long_time.clone(),
+            event_time_ms: i64::MIN,
+            burst_start: long_time.clone(),
+            window_start: long_time.clone(),
+            window_end: long_time.clone(),
+            new_followers: u32::MAX,
+            baseline_rate_per_hour: -f32::MAX,
+            rate_z: -f32::MIN_POSITIVE,
+            suspicious_count: u32::MAX,
+            expected_suspicious: -f32::MAX,
+            suspicious_share: -f32::MAX,
+            mean_score: -f32::MAX,
+            creation_histogram: [u16::MAX; AGE_BINS],
+            creation_concentration: -f32::MAX,
+            sample_follower_ids: Vec::new(),
+            samples_truncated: u32::MAX,
+            top_reasons: vec![
+                ReasonCount {
+                    code: longest_code,
+                    count: u32::MAX
+                };
+                5
+            ],
+            campaign_id: Some(campaign_id(&alert_id("", 0))),
+            campaign_followees: u32::MAX,
+            withheld_too_new: u32::MAX,
+            newcomer_batch: u32::MAX,
+            model_version: model_version.clone(),
+            detector_version: crate::detector::DETECTOR_VERSION,
+        };
+        let alert_len = serde_json::to_vec(&a).unwrap().len();
+        assert!(alert_len < RECORD_FIXED_BYTES, "{alert_len}");
+        let m = ModerationRecord {
+            schema_version: u32::MAX,
+            follower_id: String::new(),
+            score: -f32::MAX,
+            reasons: vec![
+                ReasonOut {
+                    code: longest_code,
+                    contribution: -f32::MAX
+                };
+                3
+            ],
+            followee_id: String::new(),
+            alert_id: alert_id("", 0),
+            campaign_id: a.campaign_id.clone(),
+            model_version,
+            event_id: String::new(),
+            event_time: long_time,
+            event_time_ms: i64::MIN,
+        };
+        let m_len = serde_json::to_vec(&m).unwrap().len();
+        assert!(m_len < RECORD_FIXED_BYTES, "{m_len}");
+        assert_eq!(json_str_len(""), 2);
     }
 
     #[test]

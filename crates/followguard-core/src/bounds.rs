@@ -4,7 +4,10 @@
 //! and every id-bearing output record (an alert carries at most `sample_size` follower
 //! ids) has a size known in advance; a dead letter carries at most
 //! [`DEAD_LETTER_PREFIX_BYTES`] of the refused payload plus its size and SHA-256, so a
-//! 1 MB input can never make a dead letter the broker refuses in turn.
+//! 1 MB input can never make a dead letter the broker refuses in turn. An output record
+//! is at most `max_record_bytes` ([`DEFAULT_MAX_RECORD_BYTES`]): an alert's sample list
+//! is trimmed to fit (the record says how many ids were left out, `samples_truncated`),
+//! and a moderation record's three ids fit by configuration ([`min_record_bytes`]).
 
 use crate::event::EventError;
 use sha2::{Digest, Sha256};
@@ -15,6 +18,38 @@ pub const DEFAULT_MAX_ID_BYTES: usize = 256;
 
 /// Bytes of an oversized payload kept in its dead letter.
 pub const DEAD_LETTER_PREFIX_BYTES: usize = 16 * 1024;
+
+/// Default largest output record (alert or moderation JSON), in bytes: well under
+/// librdkafka's default `message.max.bytes` (1,000,000), so no record the detector
+/// writes is refused for its size.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Upper bound of a record's bytes besides its account ids: every fixed field at its
+/// longest, five reason codes, a campaign id and a model version of up to 1 KiB (the
+/// alert test in this module checks the worst alert against it).
+pub const RECORD_FIXED_BYTES: usize = 4096;
+
+/// Worst growth of an id in JSON: a control character (1 byte) is written `\u00XX`.
+pub const JSON_ESCAPE_FACTOR: usize = 6;
+
+/// The smallest `max_record_bytes` that holds every record ids of up to `max_id_bytes`
+/// can make: a moderation record carries three ids (follower, followee, event) that
+/// cannot be trimmed; an alert's sample list is trimmed to what is left.
+pub fn min_record_bytes(max_id_bytes: usize) -> usize {
+    RECORD_FIXED_BYTES.saturating_add(max_id_bytes.saturating_mul(3 * JSON_ESCAPE_FACTOR))
+}
+
+/// Bytes `s` takes as a JSON string (quotes included), written as serde_json writes it.
+pub fn json_str_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => JSON_ESCAPE_FACTOR,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
 
 /// Rejects an event whose ids exceed `max` bytes (kind `bad_id`).
 pub fn check_ids(
@@ -95,6 +130,26 @@ mod tests {
             check_ids(&long, "f", "1", 256).unwrap_err().kind(),
             "bad_id"
         );
+    }
+
+    #[test]
+    fn json_lengths_match_serde_json() {
+        for s in [
+            "",
+            "123",
+            "a\"b\\c",
+            "\n\r\t\u{8}\u{c}",
+            "\u{1}\u{1f}x",
+            "é€😀",
+            "\u{7f}/",
+        ] {
+            let written = serde_json::to_string(s).unwrap().len();
+            assert_eq!(json_str_len(s), written, "{s:?}");
+        }
+        let worst = "\u{1}".repeat(256);
+        assert_eq!(json_str_len(&worst), 2 + 256 * JSON_ESCAPE_FACTOR);
+        assert_eq!(min_record_bytes(256), 4096 + 256 * 18);
+        assert!(min_record_bytes(DEFAULT_MAX_ID_BYTES) <= DEFAULT_MAX_RECORD_BYTES);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub fn alert(followee: &str, id: &str, status: AlertStatus, t: i64) -> Alert {
         mean_score: 0.9,
         creation_histogram: [0; AGE_BINS],
         creation_concentration: 0.0,
+        samples_truncated: 0,
         sample_follower_ids: Vec::new(),
         top_reasons: Vec::new(),
         campaign_id: None,

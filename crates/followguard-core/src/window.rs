@@ -8,6 +8,7 @@
 //! so the baseline learns from completed history only.
 
 use crate::age::{age_bin, AGE_BINS};
+use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
@@ -290,29 +291,70 @@ impl FolloweeWindow {
 
 // ---- the followee table ---------------------------------------------------------------
 
-/// A followee's id, kept exactly so two ids never share state whatever their hashes. The
-/// platform's ids are decimal numbers: a canonical decimal id (no sign, no leading zero,
-/// fits in 64 bits) is stored as that number, in place; any other string on the heap.
-/// The mapping is one-to-one, so comparing `FolloweeId`s compares the strings.
+/// A followee's id, as a key of the detector's state. The platform's ids are decimal
+/// numbers: a canonical decimal id (no sign, no leading zero, fits in 64 bits) is stored
+/// as that number, in place; any other string of up to [`ID_DIGEST_ABOVE`] bytes on the
+/// heap, exactly; a longer one (issue #19: memory in bytes, not only counts) by its
+/// digest: `sha256:` and 58 hex digits of its SHA-256, a 65-byte text no kept id can
+/// equal (kept ids are at most 64 bytes) — so a tracked followee costs at most 65 heap
+/// bytes whatever its id's length. Two ids share state only if they are equal or their
+/// SHA-256 digests share 232 bits, so comparing `FolloweeId`s compares the strings.
+/// (Two variants, so the enum stays 16 bytes: a null-pointer niche holds `Num`.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FolloweeId {
     Num(u64),
     Text(Box<str>),
 }
 
+/// Followee ids longer than this many bytes are kept as a digest ([`FolloweeId`]).
+pub const ID_DIGEST_ABOVE: usize = 64;
+
+/// A followee id as the table compares it, computed once per lookup.
+#[derive(Debug, Clone)]
+enum IdKey<'a> {
+    Num(u64),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> IdKey<'a> {
+    fn of(id: &'a str) -> Self {
+        match canonical_u64(id) {
+            Some(n) => IdKey::Num(n),
+            None if id.len() > ID_DIGEST_ABOVE => IdKey::Text(Cow::Owned(id_digest(id))),
+            None => IdKey::Text(Cow::Borrowed(id)),
+        }
+    }
+}
+
+/// The kept form of a long id: `sha256:` and the first 58 hex digits of its SHA-256.
+fn id_digest(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in Sha256::digest(id.as_bytes()) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out.truncate(ID_DIGEST_ABOVE + 1);
+    out
+}
+
 impl FolloweeId {
     pub fn new(id: &str) -> Self {
-        match canonical_u64(id) {
-            Some(n) => FolloweeId::Num(n),
-            None => FolloweeId::Text(id.into()),
+        Self::from_key(IdKey::of(id))
+    }
+
+    fn from_key(k: IdKey<'_>) -> Self {
+        match k {
+            IdKey::Num(n) => FolloweeId::Num(n),
+            IdKey::Text(t) => FolloweeId::Text(t.into()),
         }
     }
 
-    /// Whether this is `id`, given `num = canonical_u64(id)`.
-    fn is(&self, id: &str, num: Option<u64>) -> bool {
-        match (self, num) {
-            (FolloweeId::Num(n), Some(m)) => *n == m,
-            (FolloweeId::Text(t), None) => &**t == id,
+    /// Whether this is the id whose key is `k`.
+    fn is(&self, k: &IdKey<'_>) -> bool {
+        match (self, k) {
+            (FolloweeId::Num(n), IdKey::Num(m)) => n == m,
+            (FolloweeId::Text(t), IdKey::Text(id)) => **t == **id,
             _ => false,
         }
     }
@@ -327,6 +369,7 @@ impl FolloweeId {
 }
 
 impl std::fmt::Display for FolloweeId {
+    /// The id (a long one's digest form, see above).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FolloweeId::Num(n) => write!(f, "{n}"),
@@ -416,22 +459,21 @@ impl FolloweeTable {
         }
     }
 
-    fn hash(hasher: &RandomState, id: &str, num: Option<u64>) -> u64 {
+    fn hash(hasher: &RandomState, k: &IdKey<'_>) -> u64 {
         let mut h = hasher.build_hasher();
-        match num {
-            Some(n) => h.write_u64(n),
-            None => h.write(id.as_bytes()),
+        match k {
+            IdKey::Num(n) => h.write_u64(*n),
+            IdKey::Text(t) => h.write(t.as_bytes()),
         }
         h.finish()
     }
 
     fn hash_id(hasher: &RandomState, id: &FolloweeId) -> u64 {
-        let mut h = hasher.build_hasher();
-        match id {
-            FolloweeId::Num(n) => h.write_u64(*n),
-            FolloweeId::Text(t) => h.write(t.as_bytes()),
-        }
-        h.finish()
+        let k = match id {
+            FolloweeId::Num(n) => IdKey::Num(*n),
+            FolloweeId::Text(t) => IdKey::Text(Cow::Borrowed(t)),
+        };
+        Self::hash(hasher, &k)
     }
 
     /// Number of tracked followees.
@@ -445,14 +487,14 @@ impl FolloweeTable {
 
     /// Slot of `id`, if tracked.
     pub fn find(&self, id: &str) -> Option<u32> {
-        let num = canonical_u64(id);
+        let k = IdKey::of(id);
         let slots = &self.slots;
         self.index
-            .find(Self::hash(&self.hasher, id, num), |&s| {
+            .find(Self::hash(&self.hasher, &k), |&s| {
                 slots
                     .get(s as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|sl| sl.id.is(id, num))
+                    .is_some_and(|sl| sl.id.is(&k))
             })
             .copied()
     }
@@ -477,8 +519,8 @@ impl FolloweeTable {
         id: &str,
         new: impl FnOnce() -> FolloweeWindow,
     ) -> Option<u32> {
-        let num = canonical_u64(id);
-        let hash = Self::hash(&self.hasher, id, num);
+        let k = IdKey::of(id);
+        let hash = Self::hash(&self.hasher, &k);
         let FolloweeTable {
             slots,
             free,
@@ -490,15 +532,12 @@ impl FolloweeTable {
             slots
                 .get(s as usize)
                 .and_then(Option::as_ref)
-                .is_some_and(|sl| sl.id.is(id, num))
+                .is_some_and(|sl| sl.id.is(&k))
         });
         if let Some(&s) = found {
             return Some(s);
         }
-        let id = match num {
-            Some(n) => FolloweeId::Num(n),
-            None => FolloweeId::Text(id.into()),
-        };
+        let id = FolloweeId::from_key(k);
         *text_bytes += id.heap_bytes();
         let slot = Slot { id, win: new() };
         let s = match free.pop() {
@@ -694,6 +733,38 @@ mod tests {
         assert_eq!(t.iter().count(), ids.len());
         let m = t.memory();
         assert_eq!(m.id_heap_bytes, "00042+4218446744073709551616bob".len());
+    }
+
+    /// Issue #19: a followee id longer than `ID_DIGEST_ABOVE` costs 65 heap bytes (its
+    /// digest form), distinct long ids stay distinct, and lookups find them.
+    #[test]
+    fn long_ids_are_kept_as_digests_at_a_fixed_cost() {
+        let mut t = FolloweeTable::new();
+        let long = |i: usize| format!("{i:x>2048}");
+        let slots: Vec<u32> = (0..100)
+            .map(|i| {
+                t.find_or_insert(&long(i), || FolloweeWindow::new(0))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(t.len(), 100);
+        for (i, s) in slots.iter().enumerate() {
+            assert_eq!(t.find(&long(i)), Some(*s));
+            let kept = t.id(*s).unwrap().to_string();
+            assert!(kept.starts_with("sha256:") && kept.len() == 65, "{kept}");
+            assert_eq!(t.find_id(&FolloweeId::new(&long(i))), Some(*s));
+        }
+        assert_eq!(t.memory().id_heap_bytes, 100 * 65, "65 bytes per long id");
+        let exact = "y".repeat(ID_DIGEST_ABOVE);
+        let s = t.find_or_insert(&exact, || FolloweeWindow::new(0)).unwrap();
+        assert_eq!(t.id(s), Some(&FolloweeId::Text(exact.clone().into())));
+        assert_eq!(t.memory().id_heap_bytes, 100 * 65 + ID_DIGEST_ABOVE);
+        assert_eq!(t.find(&format!("{exact}y")), None);
+        // A kept id never equals a digest form: ids of 65+ bytes are digested again.
+        let d = FolloweeId::new(&long(0)).to_string();
+        assert_eq!(FolloweeId::new(&d).to_string().len(), 65);
+        assert_ne!(t.find(&d), t.find(&long(0)));
+        assert_eq!(std::mem::size_of::<FolloweeId>(), 16);
     }
 
     #[test]

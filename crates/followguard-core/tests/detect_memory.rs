@@ -90,3 +90,76 @@ fn evicted_slots_are_reused_and_text_ids_accounted() {
         "new followees reuse the evicted slots"
     );
 }
+
+/// A suspicious follow of `followee` by `follower`.
+fn flagged<'a>(followee: &'a str, follower: &'a str, ts_ms: i64) -> Observation<'a> {
+    Observation {
+        follower_id: follower,
+        prob: 0.99,
+        suspicious: true,
+        reasons: [("young_account", 0.5), ("", 0.0), ("", 0.0)],
+        ..follow(followee, ts_ms)
+    }
+}
+
+/// Issue #19, memory in bytes: long ids are counted wherever they are held and every
+/// holder is bounded in bytes — followee keys by a fixed-size digest, pending flagged
+/// follows by `pending_max_bytes`, an open alert's sample by `max_record_bytes`.
+#[test]
+fn id_bytes_are_counted_and_bounded() {
+    let long = |c: char, i: usize| format!("{i}{}", c.to_string().repeat(2047));
+    let cfg = DetectorConfig {
+        pending_max_bytes: 200_000,
+        max_record_bytes: 16 * 1024,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg.clone());
+    // 1,000 followees with 2 KB ids, each followed once by a bot with a 2 KB id.
+    let (followees, bots): (Vec<String>, Vec<String>) =
+        (0..1000).map(|i| (long('f', i), long('b', i))).unzip();
+    for (i, (f, b)) in followees.iter().zip(&bots).enumerate() {
+        d.observe(&flagged(f, b, T0 + i as i64));
+    }
+    let m = d.memory_report();
+    assert_eq!(m.tracked_followees, 1000);
+    assert_eq!(
+        m.followee_table.id_heap_bytes,
+        1000 * 65,
+        "long followee ids are kept as 65-byte digests"
+    );
+    // The budget holds ~95 flagged follows of 2 KB ids; the rest are refused, counted.
+    assert!(m.pending_budget_bytes <= cfg.pending_max_bytes, "{m:?}");
+    assert!(
+        m.pending_budget_bytes > cfg.pending_max_bytes - 2200,
+        "{m:?}"
+    );
+    assert_eq!(m.pending_flagged as u64 + m.pending_refused, 1000);
+    assert!(
+        m.id_bytes >= m.pending_flagged * 2048,
+        "pending ids counted: {m:?}"
+    );
+    assert!(
+        m.pending_bytes <= cfg.pending_max_bytes + 1000 * 128,
+        "{m:?}"
+    );
+
+    // A burst of 300 bots with 2 KB ids on one followee: its alert's sample holds what
+    // fits a 16 KiB record, and the report counts those ids.
+    let target = long('t', 0);
+    for (i, b) in bots.iter().take(300).enumerate() {
+        d.observe(&flagged(&target, b, T0 + 10_000 + i as i64 * 100));
+    }
+    let m = d.memory_report();
+    assert_eq!(m.open_alerts, 1);
+    let sample_ids = m.open_alert_bytes.saturating_sub(2 * 2048);
+    assert!(
+        m.open_alert_bytes >= 2048 + 4 * 2048,
+        "followee id + 4 sample ids (16 KiB − 4 KiB fixed − 2 KiB followee): {m:?}"
+    );
+    assert!(
+        sample_ids <= 16 * 1024,
+        "sample bounded by the record: {m:?}"
+    );
+    assert!(m.id_bytes >= m.open_alert_bytes / 2, "{m:?}");
+    assert!(m.total_bytes() >= m.id_bytes, "{m:?}");
+}

@@ -223,6 +223,13 @@ pub struct DetectorArgs {
     #[arg(long, env = "FOLLOWGUARD_MAX_ID_BYTES", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(16..=65536))]
     pub max_id_bytes: u32,
+    /// Largest alert or moderation record in bytes (issue #19): an alert's sample of
+    /// follower ids is trimmed to fit (`samples_truncated` says how many were left out).
+    /// Must hold three ids of --max-id-bytes at worst JSON escaping plus 4 KiB (the
+    /// default id limit needs 8,704); keep it under the broker's `message.max.bytes`.
+    #[arg(long, env = "FOLLOWGUARD_MAX_RECORD_BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(4096..=64 << 20))]
+    pub max_record_bytes: u32,
 }
 
 /// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
@@ -235,6 +242,17 @@ impl DetectorArgs {
         if self.cache_capacity > MAX_CACHE_CAPACITY {
             return Err(ConfigError(format!(
                 "--cache-capacity must be at most {MAX_CACHE_CAPACITY} (24 bytes per score)"
+            )));
+        }
+        let max_id_bytes = usize::try_from(self.max_id_bytes)
+            .unwrap_or(followguard_core::bounds::DEFAULT_MAX_ID_BYTES);
+        let max_record_bytes = usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX);
+        let needed = followguard_core::bounds::min_record_bytes(max_id_bytes);
+        if max_record_bytes < needed {
+            return Err(ConfigError(format!(
+                "--max-record-bytes {max_record_bytes} cannot hold a moderation record of \
+                 three {max_id_bytes}-byte ids: raise it to at least {needed} or lower \
+                 --max-id-bytes"
             )));
         }
         let m = self.newcomer_max_age_min;
@@ -266,13 +284,13 @@ impl DetectorArgs {
             creation_trigger: !self.no_creation_trigger,
             newcomer_max_age_ms: (m * 60_000.0) as i64,
             newcomer_batch_min: self.newcomer_batch_min,
+            max_record_bytes,
             ..DetectorConfig::default()
         };
         Ok(PipelineConfig {
             detector: d,
             cache_capacity: self.cache_capacity,
-            max_id_bytes: usize::try_from(self.max_id_bytes)
-                .unwrap_or(followguard_core::bounds::DEFAULT_MAX_ID_BYTES),
+            max_id_bytes,
             clock: followguard_core::timeguard::ClockConfig {
                 max_future_skew_ms: i64::from(self.max_future_skew_secs) * 1000,
                 confirm: usize::from(self.clock_confirm),
@@ -1155,6 +1173,20 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.input_topic, "follows");
         assert!(c.webhook.is_none());
+    }
+
+    /// Issue #19: the record budget must hold a moderation record of the longest ids.
+    #[test]
+    fn record_budget_must_hold_the_longest_ids() {
+        let c = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(c.pipeline.detector.max_record_bytes, 65536);
+        let e = args(&["--max-id-bytes", "32768"]).validate().unwrap_err();
+        assert!(e.0.contains("at least 593920"), "{e}");
+        let c = args(&["--max-id-bytes", "32768", "--max-record-bytes", "600000"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.pipeline.detector.max_record_bytes, 600_000);
+        assert_eq!(c.pipeline.max_id_bytes, 32_768);
     }
 
     #[test]

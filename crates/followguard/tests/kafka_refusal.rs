@@ -1,5 +1,7 @@
 //! Issue #19 on a real broker: a 1.2 MB alert (a campaign of bots with 60 KB ids, allowed
-//! by `--max-id-bytes 65536`) that librdkafka refuses for good and a 1.1 MB input record
+//! by `--max-id-bytes 65536`, and a record budget `--max-record-bytes 4194304` set above
+//! the broker's limit so the detector's own trimming does not prevent the refusal) that
+//! librdkafka refuses for good and a 1.1 MB input record
 //! do not stall the instance: committed offsets reach the end of the input within 60 s,
 //! the dead-letter topic holds what was refused, and the other alerts still arrive.
 
@@ -47,7 +49,11 @@ fn refused_records_never_stall_offsets_and_go_to_the_dead_letter_topic() {
     let t = Topics::new("refusal");
     env.create_topics(&t);
     let group = unique("g");
-    let mut svc = env.serve(&t, &group, &["--max-id-bytes", "65536"]);
+    let mut svc = env.serve(
+        &t,
+        &group,
+        &["--max-id-bytes", "65536", "--max-record-bytes", "4194304"],
+    );
     svc.wait_ready(Duration::from_secs(60));
     env.produce_with(
         &input,

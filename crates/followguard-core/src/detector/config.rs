@@ -45,9 +45,15 @@ pub struct DetectorConfig {
     pub moderation_dedup_ms: i64,
     /// Follower ids kept as a sample in each alert.
     pub sample_size: usize,
+    /// Issue #19: largest alert record in bytes; the sample is trimmed to fit
+    /// (`samples_truncated` counts the ids left out). See `bounds::min_record_bytes`.
+    pub max_record_bytes: usize,
     /// Flagged follows remembered per followee before an alert opens (they become the
     /// alert's first moderation records).
     pub pending_cap: usize,
+    /// Issue #19: bytes (entries and ids) all pending flagged follows may hold; beyond
+    /// it a flagged follow is not remembered (counted in `MemoryReport::pending_refused`).
+    pub pending_max_bytes: usize,
     /// Lockstep: alerts sharing this many flagged followers within the window are linked.
     pub lockstep_min_shared: u32,
     pub lockstep_window_ms: i64,
@@ -101,7 +107,9 @@ impl Default for DetectorConfig {
             sweep_interval_ms: 600_000,
             moderation_dedup_ms: 7 * 86_400_000,
             sample_size: 20,
+            max_record_bytes: crate::bounds::DEFAULT_MAX_RECORD_BYTES,
             pending_cap: 64,
+            pending_max_bytes: 128 << 20,
             lockstep_min_shared: 10,
             lockstep_window_ms: 2 * 86_400_000,
             creation_trigger: true,

@@ -7,6 +7,7 @@ use super::triggers::{self, Eval};
 use super::{Detector, Emitted, FlaggedFollow, Observation, DETECTOR_VERSION};
 use crate::age::AGE_BINS;
 use crate::alert::{self, Alert, AlertKind, AlertStatus, ReasonCount, Severity, SCHEMA_VERSION};
+use crate::bounds::json_str_len;
 use crate::keys::key_of;
 use crate::time::format_rfc3339_ms;
 use crate::window::{FolloweeId, LONG_BUCKET_MS};
@@ -28,6 +29,10 @@ pub(super) struct OpenAlert {
     pub score_sum: f64,
     pub reasons: Vec<ReasonCount>,
     pub sample: Vec<String>,
+    /// Issue #19: JSON bytes of `sample` (ids, quotes, commas), and the ids left out of
+    /// it for the record's byte budget.
+    pub sample_bytes: usize,
+    pub samples_truncated: u32,
     pub campaign_id: Option<String>,
     pub campaign_followees: u32,
     /// Issue #19: campaign size in this alert's last campaign `update` (rate limit,
@@ -88,6 +93,8 @@ impl Detector {
                 score_sum: 0.0,
                 reasons: Vec::new(),
                 sample: Vec::new(),
+                sample_bytes: 0,
+                samples_truncated: 0,
                 campaign_id: None,
                 campaign_followees: 1,
                 campaign_reported: 1,
@@ -163,13 +170,28 @@ impl Detector {
     /// Folds a flagged follower into its open alert's evidence.
     fn note_flagged(&mut self, key: u64, f: &FlaggedFollow<'_>) {
         let sample_size = self.cfg.sample_size;
+        // The fixed part allows a model version of up to 1 KiB; a longer one costs samples.
+        let fixed = crate::bounds::RECORD_FIXED_BYTES
+            + json_str_len(&self.cfg.model_version).saturating_sub(1024);
+        let max_record = self.cfg.max_record_bytes;
         let Some(a) = self.open.get_mut(&key) else {
             return;
         };
         a.flagged += 1;
         a.score_sum += f64::from(f.prob);
         if a.sample.len() < sample_size {
-            a.sample.push(f.follower_id.to_string());
+            // Issue #19: the record stays within `max_record_bytes` (fixed fields, the
+            // followee id, then the sample ids with their commas).
+            let budget = max_record
+                .saturating_sub(fixed)
+                .saturating_sub(json_str_len(&a.followee_id));
+            let need = json_str_len(f.follower_id) + 1;
+            if a.sample_bytes + need <= budget {
+                a.sample.push(f.follower_id.to_string());
+                a.sample_bytes += need;
+            } else {
+                a.samples_truncated = a.samples_truncated.saturating_add(1);
+            }
         }
         for (code, _) in &f.reasons {
             if code.is_empty() {
@@ -294,6 +316,7 @@ impl Detector {
             creation_histogram: hist,
             creation_concentration: w.creation_concentration(),
             sample_follower_ids: a.sample.clone(),
+            samples_truncated: a.samples_truncated,
             top_reasons: top,
             campaign_id: a.campaign_id.clone(),
             campaign_followees: a.campaign_followees,

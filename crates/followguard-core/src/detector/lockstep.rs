@@ -68,6 +68,29 @@ impl Lockstep {
         self.follower_due.heap_bytes() + self.overlap_due.heap_bytes()
     }
 
+    /// Bytes of the maps (entries, their vectors and strings; not the expiry indexes),
+    /// and of those the id bytes (alert and followee ids of the campaign nodes).
+    pub fn bytes(&self) -> (usize, usize) {
+        use std::mem::size_of;
+        let ids: usize = self
+            .links
+            .values()
+            .map(|n| n.alert_id.capacity() + n.followee_id.len())
+            .sum();
+        let links: usize = self
+            .links
+            .values()
+            .map(|n| size_of::<(u64, LinkNode)>() + n.members.capacity() * size_of::<u64>())
+            .sum();
+        let followers: usize = self
+            .follower_alerts
+            .values()
+            .map(|l| size_of::<(u64, Vec<(u64, i64)>)>() + l.capacity() * size_of::<(u64, i64)>())
+            .sum();
+        let overlaps = self.overlaps.len() * size_of::<((u64, u64), Overlap)>();
+        (ids + links + followers + overlaps, ids)
+    }
+
     /// The alert of link `link` resolved at `t`: its campaign may be forgotten once every
     /// member is resolved and quiet.
     pub fn resolved(&mut self, link: u64, t: i64) {

@@ -140,7 +140,7 @@ impl Detector {
         Detector {
             followees: FolloweeTable::new(),
             open: HashMap::new(),
-            pending: PendingFollows::new(cfg.sweep_interval_ms),
+            pending: PendingFollows::new(cfg.sweep_interval_ms, cfg.pending_max_bytes),
             moderated: ModerationDedup::new(cfg.sweep_interval_ms),
             last_burst: HashMap::new(),
             lockstep: Lockstep::new(cfg.sweep_interval_ms),

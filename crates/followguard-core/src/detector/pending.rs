@@ -31,6 +31,16 @@ impl Flagged {
     pub fn event_id(&self) -> &str {
         self.ids.get(self.follower_len as usize..).unwrap_or("")
     }
+
+    /// What it costs against the byte budget: the entry and its ids.
+    fn cost(&self) -> usize {
+        std::mem::size_of::<Flagged>() + self.ids.len()
+    }
+}
+
+/// Bytes of the flagged follows in `q` (entries and ids).
+fn queue_cost<'q>(q: impl IntoIterator<Item = &'q Flagged>) -> usize {
+    q.into_iter().map(Flagged::cost).sum()
 }
 
 /// The pending flagged follows, per followee, with an expiry index by their oldest time.
@@ -44,6 +54,12 @@ pub(super) struct PendingFollows {
     /// Reason codes seen, so a pending flagged follow stores 2-byte indexes instead of
     /// 16-byte string references (the model has a few dozen codes).
     reason_codes: Vec<&'static str>,
+    /// Issue #19: bytes of the entries and their ids held, at most `max_bytes`; flagged
+    /// follows that would exceed it are not remembered (`refused`): their alert, should
+    /// one open, lacks their moderation records, nothing else changes.
+    held_bytes: usize,
+    max_bytes: usize,
+    refused: u64,
 }
 
 /// Index of reason code `c` in `codes`, adding it if new. The codes come from the
@@ -60,12 +76,16 @@ fn intern(codes: &mut Vec<&'static str>, c: &'static str) -> u16 {
 }
 
 impl PendingFollows {
-    /// Empty; the expiry index's buckets are `width_ms` wide (the sweep period).
-    pub fn new(width_ms: i64) -> Self {
+    /// Empty; the expiry index's buckets are `width_ms` wide (the sweep period); at most
+    /// `max_bytes` of entries and ids held.
+    pub fn new(width_ms: i64, max_bytes: usize) -> Self {
         PendingFollows {
             queues: HashMap::new(),
             due: ExpiryIndex::new(width_ms),
             reason_codes: vec![""],
+            held_bytes: 0,
+            max_bytes,
+            refused: 0,
         }
     }
 
@@ -78,6 +98,7 @@ impl PendingFollows {
         let Ok(follower_len) = u32::try_from(o.follower_id.len()) else {
             return;
         };
+        let cost = std::mem::size_of::<Flagged>() + o.follower_id.len() + o.event_id.len();
         let codes = o.reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
         // Most followees hold one or two pending follows: start the queue small.
         let q = match self.queues.entry(FolloweeId::new(o.followee_id)) {
@@ -88,8 +109,18 @@ impl PendingFollows {
             }
         };
         while q.front().is_some_and(|f| f.ts_ms < t - LONG_SPAN_MS) || q.len() >= cap {
-            q.pop_front();
+            self.held_bytes -= q.pop_front().map_or(0, |f| f.cost());
         }
+        if self.held_bytes + cost > self.max_bytes {
+            self.refused += 1;
+            // No empty queue stays behind for a refused follow (its index entry is
+            // skipped by the sweep).
+            if q.is_empty() {
+                self.queues.remove(&FolloweeId::new(o.followee_id));
+            }
+            return;
+        }
+        self.held_bytes += cost;
         let mut ids = String::with_capacity(o.follower_id.len() + o.event_id.len());
         ids.push_str(o.follower_id);
         ids.push_str(o.event_id);
@@ -105,15 +136,18 @@ impl PendingFollows {
 
     /// Forgets the followee's pending follows, handing back those at or after `since`.
     pub fn take(&mut self, followee: &FolloweeId, since: i64) -> Vec<Flagged> {
-        self.queues
-            .remove(followee)
-            .map(|q| q.into_iter().filter(|f| f.ts_ms >= since).collect())
-            .unwrap_or_default()
+        let Some(q) = self.queues.remove(followee) else {
+            return Vec::new();
+        };
+        self.held_bytes -= queue_cost(&q);
+        q.into_iter().filter(|f| f.ts_ms >= since).collect()
     }
 
     /// Forgets the followee's pending follows.
     pub fn remove(&mut self, followee: &FolloweeId) {
-        self.queues.remove(followee);
+        if let Some(q) = self.queues.remove(followee) {
+            self.held_bytes -= queue_cost(&q);
+        }
     }
 
     /// The reason codes and contributions of `f`.
@@ -139,7 +173,7 @@ impl PendingFollows {
             };
             if !elsewhere(&k) {
                 while q.front().is_some_and(|f| f.ts_ms < horizon) {
-                    q.pop_front();
+                    self.held_bytes -= q.pop_front().map_or(0, |f| f.cost());
                 }
             }
             match q.front() {
@@ -172,5 +206,19 @@ impl PendingFollows {
     /// Bytes of the expiry index.
     pub fn index_bytes(&self) -> usize {
         self.due.heap_bytes()
+    }
+
+    /// Bytes held against the budget (entries and ids), and flagged follows refused
+    /// because the budget was full.
+    pub fn budget(&self) -> (usize, u64) {
+        (self.held_bytes, self.refused)
+    }
+
+    /// Id bytes held (follower and event ids, followee keys).
+    pub fn id_bytes(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|(k, q)| k.heap_bytes() + q.iter().map(|f| f.ids.len()).sum::<usize>())
+            .sum()
     }
 }
