@@ -19,6 +19,9 @@ pub struct Report {
     pub f1: f64,
     pub false_positive_rate: f64,
     pub precision_at_recall_90: Option<f64>,
+    /// Issue 24: the best recall at a cut flagging at most 1 % of the humans.
+    #[serde(default)]
+    pub recall_at_fpr_1pct: Option<f64>,
     /// Expected calibration error, 10 equal-width bins.
     pub ece: f64,
     pub confusion: Confusion,
@@ -56,6 +59,7 @@ impl Report {
             f1,
             false_positive_rate: ratio(c.fp, c.fp + c.tn),
             precision_at_recall_90: precision_at_recall(probs, labels, 0.90),
+            recall_at_fpr_1pct: recall_at_fpr(probs, labels, 0.01),
             ece: ece(probs, labels, 10),
             confusion: c,
         }
@@ -218,6 +222,21 @@ pub fn precision_at_recall(probs: &[f32], labels: &[bool], min_recall: f64) -> O
         .reduce(f64::max)
 }
 
+/// The best recall at a cut whose false-positive rate is at most `max_fpr`.
+pub fn recall_at_fpr(probs: &[f32], labels: &[bool], max_fpr: f64) -> Option<f64> {
+    let pos = labels.iter().filter(|&&l| l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    operating_points(probs, labels)
+        .into_iter()
+        .filter(|&(_, fp)| fp as f64 / neg as f64 <= max_fpr)
+        .map(|(tp, _)| tp as f64 / pos as f64)
+        .reduce(f64::max)
+        .or(Some(0.0))
+}
+
 /// Expected calibration error with `bins` equal-width probability bins:
 /// Σ_b (n_b / n) · |mean prob_b − bot fraction_b|.
 pub fn ece(probs: &[f32], labels: &[bool], bins: usize) -> f64 {
@@ -269,6 +288,14 @@ mod tests {
     fn precision_at_recall_by_hand() {
         // Recall ≥ 0.9 needs all 3 bots: cut at 0.25 flags 5 rows, 3 bots → 0.6.
         assert!((precision_at_recall(&P, &L, 0.9).unwrap() - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn recall_at_fpr_by_hand() {
+        // No human may be flagged at 1 %: cut above 0.85 flags one bot of three.
+        assert!((recall_at_fpr(&P, &L, 0.01).unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        // One human of three (33 %) allowed: cut at 0.75 flags two bots.
+        assert!((recall_at_fpr(&P, &L, 0.34).unwrap() - 2.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod dataset;
 pub mod eval;
 pub mod generate;
+pub mod input;
 pub mod model_file;
 pub mod modelcli;
 pub mod train;

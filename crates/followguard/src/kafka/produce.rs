@@ -33,6 +33,15 @@ pub struct ProduceArgs {
     /// Events per second (0 = as fast as the broker takes them); slows a demo to watch it.
     #[arg(long, env = "FOLLOWGUARD_PRODUCE_RATE", default_value_t = 0)]
     pub rate: u32,
+
+    #[command(flatten)]
+    pub format: followguard_train::input::FormatArgs,
+
+    /// The input holds profiles, not follows (issue 24): each line is keyed by its
+    /// account id (Mastodon `uri`, Bluesky `did`, v1.1 `id_str`), for the compacted
+    /// profile topic `serve --profile-topic` reads.
+    #[arg(long, env = "FOLLOWGUARD_PRODUCE_PROFILES")]
+    pub profile_records: bool,
 }
 
 /// Flags of `followguard topics`.
@@ -110,6 +119,7 @@ pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
             .map_err(|e| config_error("producer", e))?;
     let topic = args.topic.clone();
     let rate = args.rate;
+    let (format, profile_records) = (args.format.input_format, args.profile_records);
     let (sent, failed) = runtime()?.block_on(async move {
         let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
         let (mut sent, mut failed) = (0u64, 0u64);
@@ -120,7 +130,16 @@ pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let (key, ts) = key_and_time(line);
+            let (key, ts) = if profile_records {
+                (
+                    followguard_core::adapt::profile_record(None, line)
+                        .ok()
+                        .map(|(id, _)| id),
+                    None,
+                )
+            } else {
+                followguard_core::adapt::key_and_time(format, line)
+            };
             loop {
                 let mut rec = FutureRecord::to(&topic).payload(line);
                 if let Some(k) = &key {
