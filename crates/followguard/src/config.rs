@@ -338,6 +338,39 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// Issue 24: the input's payload format.
+    #[command(flatten)]
+    pub format: followguard_train::input::FormatArgs,
+
+    /// Compacted topic of profiles keyed by account id (the profile table of
+    /// `--input-format activitypub` / `jetstream`). Every instance reads it in full, from
+    /// the beginning, before consuming follows, and keeps reading it (a GlobalKTable:
+    /// profiles are keyed by follower, follows by followee, so they are not
+    /// co-partitioned). A record with no value (tombstone) deletes the account.
+    #[arg(long, env = "FOLLOWGUARD_PROFILE_TOPIC")]
+    pub profile_topic: Option<String>,
+
+    /// How long a follow whose follower's profile is not in the table yet may wait for it,
+    /// in processing time from the record's broker timestamp (the profile comes from
+    /// another producer: its event time says nothing about when it reaches us). Past it
+    /// the follow is dead-lettered as `unknown_profile`. Raise it when the platform
+    /// publishes profiles late; it holds the input while it waits.
+    #[arg(long, env = "FOLLOWGUARD_PROFILE_WAIT", default_value = "2s")]
+    pub profile_wait: String,
+
+    /// Byte budget of the profile table; past it the profiles updated longest ago go.
+    #[arg(long, env = "FOLLOWGUARD_PROFILE_TABLE_BYTES", default_value_t = followguard_core::profiles::DEFAULT_MAX_BYTES)]
+    pub profile_table_bytes: usize,
+}
+
+/// Issue 24: the input format and the profile table of `serve`.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub format: followguard_core::adapt::InputFormat,
+    pub profile_topic: Option<String>,
+    pub profile_wait: Duration,
+    pub profile_table_bytes: usize,
 }
 
 /// A `key=value` librdkafka property; `Debug` redacts the value of secret-looking keys.
@@ -429,6 +462,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
     pub pipeline: PipelineConfig,
+    /// Issue 24: input format and profile table.
+    pub input: InputConfig,
 }
 
 /// Upper bound of `--prepare-threads`.
@@ -641,7 +676,25 @@ impl ServeArgs {
                 })
             }
         };
+        let format = self.format.input_format;
+        let profile_topic = self.profile_topic.clone().filter(|t| !t.trim().is_empty());
+        if let Some(t) = &profile_topic {
+            check_topic("profile-topic", t)?;
+        }
+        if format.needs_profiles() && profile_topic.is_none() {
+            return Err(ConfigError(format!(
+                "--input-format {} carries no profiles: give the profile table with --profile-topic",
+                format.name()
+            )));
+        }
+        let input = InputConfig {
+            format,
+            profile_topic,
+            profile_wait: parse_duration("profile-wait", &self.profile_wait)?,
+            profile_table_bytes: self.profile_table_bytes,
+        };
         Ok(ServeConfig {
+            input,
             kafka,
             pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),

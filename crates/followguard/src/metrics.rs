@@ -105,6 +105,86 @@ pub struct Metrics {
     produce_refused: IntCounterVec,
     /// Issue #19: bytes of output records awaiting acknowledgement.
     in_flight_bytes: IntGauge,
+    /// Issue 24: input formats, the profile table.
+    pub input: InputMetrics,
+}
+
+/// Issue 24: what the input adapters ignored and the profile table's state.
+#[derive(Clone)]
+pub struct InputMetrics {
+    ignored: IntCounterVec,
+    profile_records: IntCounterVec,
+    profile_table_bytes: IntGauge,
+    profile_table_entries: IntGauge,
+    profile_table_evictions: IntGauge,
+    profile_waits: IntCounter,
+}
+
+impl InputMetrics {
+    fn new(r: &Registry) -> InputMetrics {
+        let ignored = counter_vec(
+            r,
+            "followguard_input_ignored_total",
+            "Well-formed input records holding no follow (other activities or collections,              Bluesky deletes…), by reason: counted, not dead-lettered.",
+            &["reason"],
+        );
+        for reason in followguard_core::adapt::IGNORED_REASONS {
+            ignored.with_label_values(&[reason]);
+        }
+        let profile_records = counter_vec(
+            r,
+            "followguard_profile_records_total",
+            "Profile-topic records read into the profile table, by result (applied,              tombstone, rejected).",
+            &["result"],
+        );
+        for k in ["applied", "tombstone", "rejected"] {
+            profile_records.with_label_values(&[k]);
+        }
+        InputMetrics {
+            ignored,
+            profile_records,
+            profile_table_bytes: int_gauge(
+                r,
+                "followguard_profile_table_bytes",
+                "Bytes held by the profile table (bounded by --profile-table-bytes).",
+            ),
+            profile_table_entries: int_gauge(
+                r,
+                "followguard_profile_table_entries",
+                "Accounts in the profile table.",
+            ),
+            profile_table_evictions: int_gauge(
+                r,
+                "followguard_profile_table_evictions",
+                "Profiles dropped from the table to stay within its byte budget, since start.",
+            ),
+            profile_waits: counter(
+                r,
+                "followguard_profile_waits_total",
+                "Input chunks that waited (bounded by --profile-wait) for a follower's                  profile to reach the table.",
+            ),
+        }
+    }
+
+    pub fn ignored(&self, reason: &'static str) {
+        self.ignored.with_label_values(&[reason]).inc();
+    }
+
+    pub fn profile_record(&self, result: &'static str) {
+        self.profile_records.with_label_values(&[result]).inc();
+    }
+
+    pub fn profile_table(&self, bytes: usize, entries: usize, evicted: u64) {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.profile_table_bytes.set(n(bytes));
+        self.profile_table_entries.set(n(entries));
+        self.profile_table_evictions
+            .set(i64::try_from(evicted).unwrap_or(i64::MAX));
+    }
+
+    pub fn profile_wait(&self) {
+        self.profile_waits.inc();
+    }
 }
 
 /// Process CPU, memory and start time (`followguard_process_*`), read from `/proc` when
@@ -444,6 +524,7 @@ impl Metrics {
         for k in ["clamped", "jumped", "reanchored"] {
             event_time_adjustments.with_label_values(&[k]);
         }
+        let input = InputMetrics::new(r);
 
         Metrics {
             registry,
@@ -475,6 +556,7 @@ impl Metrics {
             event_time_adjustments,
             produce_refused,
             in_flight_bytes,
+            input,
         }
     }
 

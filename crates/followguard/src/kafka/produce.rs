@@ -56,6 +56,10 @@ pub struct TopicsArgs {
     /// Partitions per topic (the input's count bounds how many instances share the work).
     #[arg(long, env = "FOLLOWGUARD_PARTITIONS", default_value_t = 4)]
     pub partitions: i32,
+
+    /// Also create this compacted profile topic (issue 24, `serve --profile-topic`).
+    #[arg(long, env = "FOLLOWGUARD_PROFILE_TOPIC")]
+    pub profile_topic: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -79,8 +83,18 @@ pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
         t.moderation_topic.as_str(),
         t.dlq_topic.as_str(),
     ];
-    runtime()?.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
+    let rt = runtime()?;
+    rt.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
     println!("topics ready: {}", names.join(", "));
+    if let Some(t) = args.profile_topic.as_deref().filter(|t| !t.is_empty()) {
+        rt.block_on(crate::kafka::create_topics_with(
+            &kafka,
+            &[t],
+            args.partitions,
+            true,
+        ))?;
+        println!("compacted topic ready: {t}");
+    }
     Ok(())
 }
 

@@ -10,8 +10,10 @@ use crate::config::ServeConfig;
 use crate::kafka::{self, OutputTopics, RebalanceEvent};
 use crate::metrics::Metrics;
 use crate::prepare::Preparer;
+use followguard_core::adapt::InputFormat;
 use followguard_core::event::EventError;
 use followguard_core::pipeline::{Pipeline, Prepared};
+use followguard_core::profiles::{self, ProfileTable, Resolved};
 use rdkafka::message::{BorrowedMessage, Message};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,16 @@ pub(super) struct Service<'a> {
     /// Wall clock for event age, refreshed per batch (a clock read per event costs more
     /// than the age histogram's resolution needs).
     pub now_ms: i64,
+    /// Issue 24: the profile table (`--profile-topic`), for formats without profiles.
+    pub profiles: Option<super::profiles::ProfileFeed>,
+}
+
+/// Issue 24: what one input record became before the pipeline.
+enum Plan {
+    /// Its events are `inputs[from..to]`.
+    Events(usize, usize),
+    Ignored(&'static str),
+    Failed(EventError),
 }
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
@@ -120,27 +132,156 @@ impl Service<'_> {
                     None => break,
                 }
             }
-            let inputs: Vec<(&[u8], Option<i64>)> = chunk
-                .iter()
-                .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
-                .collect();
-            // Detection and output records in input order (parse and score of later
-            // records overlapped on the helpers, if any), then the sends.
-            let mut observed = Vec::with_capacity(chunk.len());
-            preparer.run(
-                self,
-                |s| &mut s.pipeline,
-                &inputs,
-                |s, i, (result, secs)| {
-                    observed.push(s.observe_one(&chunk[i], result, secs));
-                },
-            );
+            let observed = if self.cfg.input.format == InputFormat::Canonical {
+                let inputs: Vec<(&[u8], Option<i64>)> = chunk
+                    .iter()
+                    .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
+                    .collect();
+                // Detection and output records in input order (parse and score of later
+                // records overlapped on the helpers, if any), then the sends.
+                let mut observed = Vec::with_capacity(chunk.len());
+                preparer.run(
+                    self,
+                    |s| &mut s.pipeline,
+                    &inputs,
+                    |s, i, (result, secs)| {
+                        observed.push(s.observe_one(&chunk[i], result, secs));
+                    },
+                );
+                observed
+            } else {
+                self.wait_for_profiles(shutdown, &chunk).await;
+                self.observe_adapted(&chunk, &mut preparer)
+            };
             for o in observed {
                 let pending = self.send_records(o).await;
                 batch.push(pending);
                 if batch.len() >= BATCH && !self.flush(shutdown, &tx, &mut batch).await? {
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Issue 24: a chunk of another format. Each record is adapted (and joined with the
+    /// profile table) into zero or more canonical events, which go through the pipeline
+    /// in input order; a record holding no follow is counted, a malformed one or one
+    /// whose follower has no profile is dead-lettered. Outputs stay in input order, so
+    /// offsets are still stored only after everything before them is acknowledged.
+    fn observe_adapted(
+        &mut self,
+        chunk: &[BorrowedMessage<'_>],
+        preparer: &mut Preparer,
+    ) -> Vec<Observed> {
+        let decoded: Vec<Result<Resolved, EventError>> = chunk
+            .iter()
+            .map(|m| self.resolve(m.payload().unwrap_or_default()))
+            .collect();
+        let mut inputs: Vec<(&[u8], Option<i64>)> = Vec::with_capacity(chunk.len());
+        let mut owner = Vec::with_capacity(chunk.len());
+        let mut plans = Vec::with_capacity(chunk.len());
+        for (i, (m, d)) in chunk.iter().zip(&decoded).enumerate() {
+            plans.push(match d {
+                Ok(Resolved::Events(events)) => {
+                    let from = inputs.len();
+                    for e in events {
+                        inputs.push((e.as_slice(), m.timestamp().to_millis()));
+                        owner.push(i);
+                    }
+                    Plan::Events(from, inputs.len())
+                }
+                Ok(Resolved::Ignored(why)) => Plan::Ignored(why),
+                Err(e) => Plan::Failed(e.clone()),
+            });
+        }
+        let mut by_input = Vec::with_capacity(inputs.len());
+        preparer.run(
+            self,
+            |s| &mut s.pipeline,
+            &inputs,
+            |s, i, (result, secs)| {
+                by_input.push(Some(s.observe_one(&chunk[owner[i]], result, secs)));
+            },
+        );
+        let mut observed = Vec::with_capacity(chunk.len());
+        for (m, plan) in chunk.iter().zip(plans) {
+            match plan {
+                Plan::Events(from, to) => {
+                    observed.extend(by_input[from..to].iter_mut().filter_map(Option::take))
+                }
+                Plan::Ignored(why) => {
+                    self.metrics.input.ignored(why);
+                    observed.push(Observed {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        records: Vec::new(),
+                        webhooks: Vec::new(),
+                    });
+                }
+                Plan::Failed(e) => observed.push(self.observe_one(m, Err(e), 0.0)),
+            }
+        }
+        observed
+    }
+
+    /// Issue 24: the canonical events of one record of another format (none when it
+    /// holds no follow, is malformed or its follower has no profile).
+    pub(super) fn adapted(&self, payload: &[u8]) -> Vec<Vec<u8>> {
+        match self.resolve(payload) {
+            Ok(Resolved::Events(v)) => v,
+            Ok(Resolved::Ignored(_)) | Err(_) => Vec::new(),
+        }
+    }
+
+    /// One record of a non-canonical format adapted and joined with the profile table.
+    fn resolve(&self, payload: &[u8]) -> Result<Resolved, EventError> {
+        let empty = ProfileTable::new(0);
+        let guard = self.profiles.as_ref().and_then(|f| f.table.read().ok());
+        let table = guard.as_deref().unwrap_or(&empty);
+        profiles::resolve(self.cfg.input.format, payload, table)
+    }
+
+    /// Issue 24: waits while a record of `chunk` names a follower the profile table does
+    /// not know yet and its wait (`--profile-wait`, processing time from the record's
+    /// timestamp) has not run out. A record older than the wait (a backlog being caught
+    /// up) is not waited for: its profile had that long already.
+    async fn wait_for_profiles(
+        &mut self,
+        shutdown: &CancellationToken,
+        chunk: &[BorrowedMessage<'_>],
+    ) {
+        let Some(feed) = self.profiles.clone() else {
+            return;
+        };
+        let wait_ms = i64::try_from(self.cfg.input.profile_wait.as_millis()).unwrap_or(i64::MAX);
+        let format = self.cfg.input.format;
+        let mut counted = false;
+        loop {
+            let deadline = {
+                let Ok(table) = feed.table.read() else {
+                    return;
+                };
+                chunk
+                    .iter()
+                    .filter(|m| {
+                        !profiles::profiles_ready(format, m.payload().unwrap_or_default(), &table)
+                    })
+                    .filter_map(|m| m.timestamp().to_millis())
+                    .map(|t| t.saturating_add(wait_ms))
+                    .max()
+            };
+            let now = now_ms();
+            match deadline {
+                Some(d) if d > now && !shutdown.is_cancelled() => {
+                    if !counted {
+                        self.metrics.input.profile_wait();
+                        counted = true;
+                    }
+                    self.admin.progress();
+                    let nap = Duration::from_millis(u64::try_from(d - now).unwrap_or(0).min(20));
+                    tokio::time::sleep(nap).await;
+                }
+                _ => return,
             }
         }
     }

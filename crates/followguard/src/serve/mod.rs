@@ -43,6 +43,7 @@
 mod ack;
 mod backpressure;
 mod consume;
+mod profiles;
 mod rebuild;
 mod route;
 mod shutdown;
@@ -165,6 +166,9 @@ pub async fn run(
         admin::serve_admin(cfg.admin_addr, admin_state.clone(), admin_stop.clone()).await?;
     tracing::info!(addr = %admin_addr, "admin http listening");
 
+    let stop = CancellationToken::new();
+    // Issue 24: the profile table is read in full before the first follow.
+    let profile_feed = profiles::start(&cfg, &metrics, &admin_state, &stop).await?;
     consumer
         .subscribe(&[&cfg.input_topic])
         .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
@@ -175,7 +179,6 @@ pub async fn run(
         "consuming"
     );
 
-    let stop = CancellationToken::new();
     let give_up = CancellationToken::new();
     let requested = {
         let stop = stop.clone();
@@ -240,11 +243,15 @@ pub async fn run(
         already_open: HashSet::new(),
         rebuild_window,
         now_ms: now_ms(),
+        profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);
 
     stop.cancel();
+    if let Some((_, task)) = profile_feed {
+        task.abort();
+    }
     shutdown::drain(shutdown::Parts {
         grace: cfg.shutdown_grace,
         admin: admin_state,

@@ -7,6 +7,7 @@ use super::consume::Service;
 use super::now_ms;
 use crate::kafka::{self, RebalanceEvent};
 use anyhow::Context as _;
+use followguard_core::adapt::InputFormat;
 use followguard_core::pipeline::PipelineConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -170,12 +171,20 @@ impl Service<'_> {
             }
             // Outputs are discarded: they were produced when the record was first seen.
             // The evidence store still takes them, so the web view survives a restart.
-            if let Ok(o) = self.pipeline.process(
-                m.payload().unwrap_or_default(),
-                m.timestamp().to_millis(),
-                p,
-            ) {
-                self.note_evidence(&o, p);
+            let payload = m.payload().unwrap_or_default();
+            if self.cfg.input.format == InputFormat::Canonical {
+                if let Ok(o) = self.pipeline.process(payload, m.timestamp().to_millis(), p) {
+                    self.note_evidence(&o, p);
+                }
+            } else {
+                // Issue 24: adapted and joined as when the record was first seen (a
+                // profile that has changed since gives today's score; the table keeps
+                // only the latest).
+                for event in self.adapted(payload) {
+                    if let Ok(o) = self.pipeline.process(&event, m.timestamp().to_millis(), p) {
+                        self.note_evidence(&o, p);
+                    }
+                }
             }
             total += 1;
         }
