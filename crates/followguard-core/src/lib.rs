@@ -9,13 +9,14 @@
 //!
 //! Modules in dependency order (each uses only those above it): [`time`], [`age`],
 //! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`], [`bounds`]; [`adapt`],
-//! [`profiles`] (issue 24 input formats and the profile table); [`features`]; [`model`]; [`alert`];
+//! [`profiles`] (issue 24 input formats and the profile table); [`decisions`] (moderators' verdicts); [`features`]; [`model`]; [`alert`];
 //! [`window`]; [`newcomer`]; [`detector`]; [`pipeline`]; [`evidence`].
 
 pub mod adapt;
 pub mod age;
 pub mod alert;
 pub mod bounds;
+pub mod decisions;
 pub mod detector;
 pub mod error;
 pub mod event;

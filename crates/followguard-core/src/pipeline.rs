@@ -6,6 +6,8 @@
 //! the outcome to sinks and metrics. Idle-state eviction runs inside [`Pipeline::process`]
 //! by event-time watermark, so drivers need no timers.
 
+use crate::alert::AlertStatus;
+use crate::decisions::{Decision, DecisionBook, DecisionConfig};
 use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observation};
 use crate::event::{self, EventError, EventType};
 use crate::model::{Model, Score, ScoreCache};
@@ -29,6 +31,8 @@ pub struct PipelineConfig {
     pub clock: ClockConfig,
     /// Longest accepted id in bytes (issue #19, `bounds`): longer is `bad_id`.
     pub max_id_bytes: usize,
+    /// Issue 24: how long moderators' verdicts hold and how many are kept.
+    pub decisions: DecisionConfig,
 }
 
 impl Default for PipelineConfig {
@@ -38,6 +42,7 @@ impl Default for PipelineConfig {
             cache_capacity: 1 << 18,
             clock: ClockConfig::default(),
             max_id_bytes: crate::bounds::DEFAULT_MAX_ID_BYTES,
+            decisions: DecisionConfig::default(),
         }
     }
 }
@@ -73,6 +78,33 @@ pub struct Outcome<'a> {
     /// Issue #20: the follower scored suspicious but was too new to judge (minutes old
     /// at the follow); the detector did not count it as suspicious.
     pub judgment_withheld: bool,
+    /// Issue 24: what a moderator's verdict changed about this event.
+    pub decision: DecisionEffect,
+    /// Issue 24: alert and moderation records not emitted because a `false_alert`
+    /// verdict suppressed their burst.
+    pub suppressed_records: u32,
+}
+
+/// Issue 24: a moderator's verdict applied to one event (`decisions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecisionEffect {
+    #[default]
+    None,
+    /// The follower scored suspicious but a moderator cleared it: not flagged.
+    Cleared,
+    /// The follower scored below the threshold but a moderator confirmed it as bought:
+    /// counted as suspicious (its campaign keeps its links).
+    Confirmed,
+}
+
+impl DecisionEffect {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionEffect::None => "none",
+            DecisionEffect::Cleared => "cleared_follower",
+            DecisionEffect::Confirmed => "confirmed_follower",
+        }
+    }
 }
 
 impl Outcome<'_> {
@@ -105,6 +137,8 @@ pub struct Pipeline {
     clocks: HashMap<i32, PartitionClock>,
     clock_cfg: ClockConfig,
     max_id_bytes: usize,
+    /// Issue 24: moderators' verdicts in force.
+    decisions: DecisionBook,
 }
 
 impl Pipeline {
@@ -118,8 +152,20 @@ impl Pipeline {
             clocks: HashMap::new(),
             clock_cfg: cfg.clock,
             max_id_bytes: cfg.max_id_bytes,
+            decisions: DecisionBook::new(cfg.decisions),
             model,
         }
+    }
+
+    /// Issue 24: applies a moderator's verdict to what is flagged from now on.
+    pub fn apply_decision(&mut self, d: &Decision) {
+        self.decisions.apply(d);
+    }
+
+    /// Issue 24: verdicts held (cleared followers, confirmed followers, suppressed
+    /// followees).
+    pub fn decision_sizes(&self) -> (usize, usize, usize) {
+        self.decisions.sizes()
     }
 
     /// One raw input. `fallback_ts_ms`: Kafka record timestamp, used when the payload has
@@ -165,7 +211,17 @@ impl Pipeline {
             &ev.follower.id,
             self.max_id_bytes,
         )?;
-        let suspicious = score.prob >= self.threshold;
+        let mut suspicious = score.prob >= self.threshold;
+        // Issue 24: a moderator's verdict on this follower overrides its score.
+        let decision = if suspicious && self.decisions.cleared(&ev.follower.id, ts) {
+            suspicious = false;
+            DecisionEffect::Cleared
+        } else if !suspicious && self.decisions.confirmed(&ev.follower.id, ts) {
+            suspicious = true;
+            DecisionEffect::Confirmed
+        } else {
+            DecisionEffect::None
+        };
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
         // Issue #19 hook: the partition clock decides the time the detector counts the
@@ -180,8 +236,8 @@ impl Pipeline {
             self.detector.drop_partition(partition);
         }
         let Emitted {
-            alerts,
-            moderation,
+            mut alerts,
+            mut moderation,
             withheld,
         } = self.detector.observe(&Observation {
             event_id: &ev.event_id,
@@ -196,7 +252,14 @@ impl Pipeline {
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
+        let suppressed_records = if alerts.is_empty() && moderation.is_empty() {
+            0
+        } else {
+            self.apply_verdicts(&mut alerts, &mut moderation, placed_ts)
+        };
         Ok(Outcome {
+            decision,
+            suppressed_records,
             event_time_ms: ts,
             placement,
             event_id: ev.event_id,
@@ -213,6 +276,31 @@ impl Pipeline {
             moderation,
             judgment_withheld: withheld > 0,
         })
+    }
+
+    /// Issue 24: drops the records of a burst a `false_alert` verdict suppressed (its
+    /// open, updates, resolution and moderation records) and remembers the flagged
+    /// followers of the others (for a `confirmed` verdict on the alert). Returns how many
+    /// records were dropped.
+    fn apply_verdicts(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        moderation: &mut Vec<ModerationRecord>,
+        ts: i64,
+    ) -> u32 {
+        let before = alerts.len() + moderation.len();
+        let book = &mut self.decisions;
+        for a in alerts.iter() {
+            if a.status == AlertStatus::Open {
+                book.suppress_open(&a.alert_id, &a.followee_id, ts);
+            }
+        }
+        alerts.retain(|a| !book.muted(&a.alert_id, ts, a.status == AlertStatus::Resolved));
+        moderation.retain(|m| !book.muted(&m.alert_id, ts, false));
+        for m in moderation.iter() {
+            book.note_flagged(&m.alert_id, &m.followee_id, &m.follower_id);
+        }
+        u32::try_from(before - alerts.len() - moderation.len()).unwrap_or(u32::MAX)
     }
 
     /// Scores one input's follower into the cache without detection (no window moves, no

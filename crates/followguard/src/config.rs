@@ -82,6 +82,11 @@ pub struct TopicArgs {
 /// Defaults are [`DetectorConfig::default`], the settings measured in DETECTION.md.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectorArgs {
+    /// Issue 24: how long a moderator's verdict holds from its own time (a cleared
+    /// follower is not flagged, a false alert's followee not alerted, a confirmed bot
+    /// counted as bought): accounts change hands, so not forever.
+    #[arg(long, env = "FOLLOWGUARD_DECISION_TTL", default_value = "30d")]
+    pub decision_ttl: String,
     /// Prior share of organic followers that score as suspicious; keep it above the
     /// model's false-positive rate on real humans, or viral spikes will alert.
     #[arg(long, env = "FOLLOWGUARD_P_FLOOR")]
@@ -216,7 +221,12 @@ impl DetectorArgs {
         if let Some(n) = self.newcomer_batch_min {
             d.newcomer_batch_min = n;
         }
+        let ttl = parse_duration("decision-ttl", &self.decision_ttl)?;
         Ok(PipelineConfig {
+            decisions: followguard_core::decisions::DecisionConfig {
+                ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+                ..Default::default()
+            },
             detector: d,
             cache_capacity: self.cache_capacity,
             max_id_bytes: usize::try_from(self.max_id_bytes)
@@ -362,6 +372,14 @@ pub struct ServeArgs {
     /// Byte budget of the profile table; past it the profiles updated longest ago go.
     #[arg(long, env = "FOLLOWGUARD_PROFILE_TABLE_BYTES", default_value_t = followguard_core::profiles::DEFAULT_MAX_BYTES)]
     pub profile_table_bytes: usize,
+
+    /// Topic of moderators' decisions (issue 24): `{"verdict": "human" | "bot" |
+    /// "false_alert" | "confirmed", "follower_id"?, "followee_id"?, "alert_id"?, "who",
+    /// "at"}`. Every instance reads it in full from the beginning and keeps reading it:
+    /// a cleared follower is not flagged again, a false alert's followee is not alerted
+    /// for its next burst, confirmed bots count as bought (`--decision-ttl`).
+    #[arg(long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
+    pub decisions_topic: Option<String>,
 }
 
 /// Issue 24: the input format and the profile table of `serve`.
@@ -371,6 +389,7 @@ pub struct InputConfig {
     pub profile_topic: Option<String>,
     pub profile_wait: Duration,
     pub profile_table_bytes: usize,
+    pub decisions_topic: Option<String>,
 }
 
 /// A `key=value` librdkafka property; `Debug` redacts the value of secret-looking keys.
@@ -687,7 +706,15 @@ impl ServeArgs {
                 format.name()
             )));
         }
+        let decisions_topic = self
+            .decisions_topic
+            .clone()
+            .filter(|t| !t.trim().is_empty());
+        if let Some(t) = &decisions_topic {
+            check_topic("decisions-topic", t)?;
+        }
         let input = InputConfig {
+            decisions_topic,
             format,
             profile_topic,
             profile_wait: parse_duration("profile-wait", &self.profile_wait)?,

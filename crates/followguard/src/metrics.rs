@@ -118,6 +118,9 @@ pub struct InputMetrics {
     profile_table_entries: IntGauge,
     profile_table_evictions: IntGauge,
     profile_waits: IntCounter,
+    decisions: IntCounterVec,
+    decision_effects: IntCounterVec,
+    decisions_held: IntGaugeVec,
 }
 
 impl InputMetrics {
@@ -140,7 +143,43 @@ impl InputMetrics {
         for k in ["applied", "tombstone", "rejected"] {
             profile_records.with_label_values(&[k]);
         }
+        let decisions = counter_vec(
+            r,
+            "followguard_decisions_total",
+            "Moderators' verdicts read from the decisions topic, by verdict (human, bot,              false_alert, confirmed; rejected = unreadable).",
+            &["verdict"],
+        );
+        for (_, v) in followguard_core::decisions::Verdict::ALL {
+            decisions.with_label_values(&[v]);
+        }
+        decisions.with_label_values(&["rejected"]);
+        let decision_effects = counter_vec(
+            r,
+            "followguard_decision_effects_total",
+            "What verdicts changed: cleared_follower (a suspicious follower not flagged),              confirmed_follower (a follower counted as bought despite its score),              suppressed_record (an alert or moderation record of a burst a false_alert              verdict suppressed).",
+            &["effect"],
+        );
+        for e in [
+            "cleared_follower",
+            "confirmed_follower",
+            "suppressed_record",
+        ] {
+            decision_effects.with_label_values(&[e]);
+        }
+        let decisions_held = IntGaugeVec::new(
+            Opts::new(
+                "followguard_decisions_held",
+                "Verdicts in force, by kind (cleared, confirmed, suppressed); each bounded.",
+            ),
+            &["kind"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(decisions_held.clone()))
+            .expect("metric registered once");
         InputMetrics {
+            decisions,
+            decision_effects,
+            decisions_held,
             ignored,
             profile_records,
             profile_table_bytes: int_gauge(
@@ -184,6 +223,41 @@ impl InputMetrics {
 
     pub fn profile_wait(&self) {
         self.profile_waits.inc();
+    }
+
+    /// A verdict read (`verdict` name, or "rejected").
+    pub fn decision(&self, verdict: &'static str) {
+        self.decisions.with_label_values(&[verdict]).inc();
+    }
+
+    /// What verdicts changed about one event.
+    pub fn decision_effect(
+        &self,
+        effect: followguard_core::pipeline::DecisionEffect,
+        suppressed: u32,
+    ) {
+        if effect != followguard_core::pipeline::DecisionEffect::None {
+            self.decision_effects
+                .with_label_values(&[effect.name()])
+                .inc();
+        }
+        if suppressed > 0 {
+            self.decision_effects
+                .with_label_values(&["suppressed_record"])
+                .inc_by(u64::from(suppressed));
+        }
+    }
+
+    pub fn decisions_held(&self, (cleared, confirmed, suppressed): (usize, usize, usize)) {
+        for (k, v) in [
+            ("cleared", cleared),
+            ("confirmed", confirmed),
+            ("suppressed", suppressed),
+        ] {
+            self.decisions_held
+                .with_label_values(&[k])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
     }
 }
 

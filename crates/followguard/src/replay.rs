@@ -225,6 +225,30 @@ pub struct ReplayArgs {
     pub format: FormatArgs,
     #[command(flatten)]
     pub profiles: ProfileFileArgs,
+    /// Moderators' decisions (issue 24; JSON lines as on `serve --decisions-topic`),
+    /// applied before the first event: what the stream would give with those verdicts.
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_DECISIONS")]
+    pub decisions: Option<PathBuf>,
+}
+
+/// Reads a JSON-lines decisions file into `pipeline` (issue 24); returns how many were
+/// applied and how many lines were unreadable.
+pub fn apply_decisions_file(pipeline: &mut Pipeline, path: &Path) -> anyhow::Result<(u64, u64)> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut ok, mut bad) = (0, 0);
+    for line in text.split(|b| *b == b'\n').map(trim_line) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match followguard_core::decisions::parse(line) {
+            Ok(d) => {
+                pipeline.apply_decision(&d);
+                ok += 1;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((ok, bad))
 }
 
 /// Runs `replay`.
@@ -232,6 +256,10 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let decoder = Decoder::open(a.format.input_format, &a.profiles)?;
     let mut pipeline = Pipeline::new(model, a.detector.pipeline_config()?);
+    if let Some(path) = &a.decisions {
+        let (ok, bad) = apply_decisions_file(&mut pipeline, path)?;
+        eprintln!("decisions: {ok} applied, {bad} unreadable");
+    }
     let mut alerts = Sink::open(Some(&a.alerts))?;
     let mut moderation = Sink::open(a.moderation.as_deref())?;
     let mut evidence = a

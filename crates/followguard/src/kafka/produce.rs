@@ -60,6 +60,11 @@ pub struct TopicsArgs {
     /// Also create this compacted profile topic (issue 24, `serve --profile-topic`).
     #[arg(long, env = "FOLLOWGUARD_PROFILE_TOPIC")]
     pub profile_topic: Option<String>,
+
+    /// Also create this compacted decisions topic (issue 24, `serve --decisions-topic`;
+    /// keyed by the judged account, so compaction keeps its latest verdict).
+    #[arg(long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
+    pub decisions_topic: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -86,7 +91,11 @@ pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
     println!("topics ready: {}", names.join(", "));
-    if let Some(t) = args.profile_topic.as_deref().filter(|t| !t.is_empty()) {
+    for t in [&args.profile_topic, &args.decisions_topic]
+        .into_iter()
+        .flatten()
+        .filter(|t| !t.is_empty())
+    {
         rt.block_on(crate::kafka::create_topics_with(
             &kafka,
             &[t],

@@ -47,6 +47,8 @@ pub(super) struct Service<'a> {
     pub now_ms: i64,
     /// Issue 24: the profile table (`--profile-topic`), for formats without profiles.
     pub profiles: Option<super::profiles::ProfileFeed>,
+    /// Issue 24: moderators' decisions waiting to be applied (`--decisions-topic`).
+    pub decisions: Option<super::profiles::DecisionQueue>,
 }
 
 /// Issue 24: what one input record became before the pipeline.
@@ -114,6 +116,7 @@ impl Service<'_> {
             };
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
+            self.apply_decisions();
             // More records already fetched join the chunk, up to a rebalance: a record
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
@@ -284,6 +287,22 @@ impl Service<'_> {
                 _ => return,
             }
         }
+    }
+
+    /// Issue 24: applies the decisions read since the last chunk (between chunks, so
+    /// every event of a chunk sees the same verdicts).
+    fn apply_decisions(&mut self) {
+        let Some(q) = &self.decisions else { return };
+        let pending = match q.lock() {
+            Ok(mut q) if !q.is_empty() => std::mem::take(&mut *q),
+            _ => return,
+        };
+        for d in &pending {
+            self.pipeline.apply_decision(d);
+        }
+        self.metrics
+            .input
+            .decisions_held(self.pipeline.decision_sizes());
     }
 
     fn rebalance_pending(&self) -> bool {

@@ -169,6 +169,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     // Issue 24: the profile table is read in full before the first follow.
     let profile_feed = profiles::start(&cfg, &metrics, &admin_state, &stop).await?;
+    let decision_feed = profiles::start_decisions(&cfg, &metrics, &admin_state, &stop).await?;
     consumer
         .subscribe(&[&cfg.input_topic])
         .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
@@ -244,12 +245,16 @@ pub async fn run(
         rebuild_window,
         now_ms: now_ms(),
         profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
+        decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);
 
     stop.cancel();
     if let Some((_, task)) = profile_feed {
+        task.abort();
+    }
+    if let Some((_, task)) = decision_feed {
         task.abort();
     }
     shutdown::drain(shutdown::Parts {

@@ -61,6 +61,10 @@ impl Service<'_> {
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
         // Issue #19 hook: clamped / clock-jump events counted.
         self.metrics.event_time_placed(o.placement);
+        // Issue 24: what moderators' verdicts changed.
+        self.metrics
+            .input
+            .decision_effect(o.decision, o.suppressed_records);
         for a in &o.alerts {
             if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
                 // Re-processing after a crash: this open is already on the topic.

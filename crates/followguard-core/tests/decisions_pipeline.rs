@@ -1,0 +1,179 @@
+//! Issue 24: moderators' verdicts change what the pipeline flags: a cleared follower gets
+//! no moderation record and does not count towards a burst, a false alert suppresses the
+//! followee's next burst (all its records) and only that one, a confirmed bot counts as
+//! bought even when its profile scores clean.
+
+mod support;
+
+use followguard_core::alert::AlertStatus;
+use followguard_core::decisions;
+use followguard_core::pipeline::{DecisionEffect, Outcome, Pipeline, PipelineConfig};
+use std::sync::Arc;
+
+fn pipeline() -> Pipeline {
+    Pipeline::new(
+        Arc::new(support::shipped_model()),
+        PipelineConfig::default(),
+    )
+}
+
+fn event(followee: &str, follower: &str, ts_s: i64, bot: bool) -> Vec<u8> {
+    let profile = if bot {
+        r#""screen_name": "kdjw83920183", "name": "kdjw", "description": "", "created_at": "2026-09-01T00:00:00Z",
+           "followers_count": 2, "friends_count": 1450, "statuses_count": 0, "favourites_count": 0, "listed_count": 0,
+           "default_profile": true, "default_profile_image": true"#
+    } else {
+        r#""screen_name": "marta_rossi", "name": "Marta Rossi", "description": "Teacher, runner, coffee.", "location": "Roma",
+           "created_at": "Tue Jun 11 11:20:35 +0000 2013", "followers_count": 420, "friends_count": 380,
+           "statuses_count": 5120, "favourites_count": 2210, "listed_count": 7, "default_profile": false"#
+    };
+    format!(
+        r#"{{"event_id": "e-{followee}-{follower}", "type": "follow", "ts": {}, "followee_id": "{followee}", "follower": {{"id": "{follower}", {profile}}}}}"#,
+        1_795_860_000_000 + ts_s * 1000
+    )
+    .into_bytes()
+}
+
+fn decision(json: &str) -> decisions::Decision {
+    decisions::parse(json.as_bytes()).unwrap()
+}
+
+/// 60 bought follows of `followee` from `{who}0..{who}59`, one a second from `t0`.
+fn burst_by(p: &mut Pipeline, who: &str, followee: &str, t0: i64) -> Vec<Outcome<'static>> {
+    (0..60)
+        .map(|i| {
+            p.process(
+                &event(followee, &format!("{who}{i}"), t0 + i, true),
+                None,
+                0,
+            )
+            .unwrap()
+            .into_owned()
+        })
+        .collect()
+}
+
+fn burst(p: &mut Pipeline, followee: &str, t0: i64) -> Vec<Outcome<'static>> {
+    burst_by(p, "b", followee, t0)
+}
+
+fn opens(o: &[Outcome]) -> usize {
+    o.iter()
+        .flat_map(|o| &o.alerts)
+        .filter(|a| a.status == AlertStatus::Open)
+        .count()
+}
+
+#[test]
+fn a_cleared_follower_gets_no_moderation_record() {
+    let mut p = pipeline();
+    p.apply_decision(&decision(
+        r#"{"follower_id": "b7", "verdict": "human", "who": "ana", "at": 1795850000000}"#,
+    ));
+    let out = burst(&mut p, "buyer", 0);
+    assert_eq!(opens(&out), 1, "the burst is still alerted");
+    let flagged: Vec<&str> = out
+        .iter()
+        .flat_map(|o| &o.moderation)
+        .map(|m| m.follower_id.as_str())
+        .collect();
+    assert!(
+        flagged.len() > 10 && !flagged.contains(&"b7"),
+        "{flagged:?}"
+    );
+    assert_eq!(out[7].decision, DecisionEffect::Cleared);
+    assert!(!out[7].suspicious);
+    // The verdict expires (30 days by default): then b7 is flagged again.
+    let mut p = pipeline();
+    p.apply_decision(&decision(
+        r#"{"follower_id": "b7", "verdict": "human", "at": "2026-09-01T00:00:00Z"}"#,
+    ));
+    let out = burst(&mut p, "buyer", 0);
+    assert_eq!(out[7].decision, DecisionEffect::None);
+}
+
+#[test]
+fn a_false_alert_suppresses_the_next_burst_of_that_followee_only() {
+    let run = |verdict: bool| {
+        let mut p = pipeline();
+        if verdict {
+            p.apply_decision(&decision(
+                r#"{"followee_id": "buyer", "alert_id": "x", "verdict": "false_alert", "at": 1795850000000}"#,
+            ));
+        }
+        let mut out = burst(&mut p, "buyer", 0);
+        out.extend(burst_by(&mut p, "c", "other", 0));
+        out.extend(burst_by(&mut p, "d", "buyer", 2 * 86_400));
+        (out, p.decision_sizes())
+    };
+    let (plain, _) = run(false);
+    let (judged, held) = run(true);
+    let first = plain
+        .iter()
+        .flat_map(|o| &o.alerts)
+        .find(|a| a.followee_id == "buyer" && a.status == AlertStatus::Open)
+        .expect("the buyer's burst is alerted without a verdict")
+        .alert_id
+        .clone();
+    // With the verdict: exactly the records of that burst are gone (its open, updates,
+    // resolution and moderation records); the other followee's are untouched.
+    let records = |out: &[Outcome], skip: bool| -> Vec<String> {
+        out.iter()
+            .flat_map(|o| {
+                o.alerts
+                    .iter()
+                    .map(|a| (a.alert_id.clone(), format!("{a:?}")))
+                    .chain(
+                        o.moderation
+                            .iter()
+                            .map(|m| (m.alert_id.clone(), format!("{m:?}"))),
+                    )
+                    .collect::<Vec<_>>()
+            })
+            .filter(|(id, _)| !(skip && *id == first))
+            .map(|(_, r)| r)
+            .collect()
+    };
+    assert_eq!(records(&judged, false), records(&plain, true));
+    let dropped: u32 = judged.iter().map(|o| o.suppressed_records).sum();
+    assert_eq!(
+        dropped as usize,
+        records(&plain, false).len() - records(&plain, true).len()
+    );
+    assert!(dropped > 10, "{dropped}");
+    assert!(records(&judged, false)
+        .iter()
+        .any(|r| r.contains("\"other\"")));
+    assert_eq!(held.2, 0, "the verdict covered one burst and is used up");
+}
+
+#[test]
+fn a_confirmed_bot_counts_as_bought_even_when_it_scores_clean() {
+    let mut p = pipeline();
+    let human = p
+        .process(&event("f", "h1", 0, false), None, 0)
+        .unwrap()
+        .into_owned();
+    assert!(!human.suspicious);
+    p.apply_decision(&decision(
+        r#"{"follower_id": "h1", "verdict": "bot", "at": 1795850000000}"#,
+    ));
+    let again = p
+        .process(&event("g", "h1", 1, false), None, 0)
+        .unwrap()
+        .into_owned();
+    assert!(again.suspicious && again.decision == DecisionEffect::Confirmed);
+    // An alert-level confirmation confirms the alert's flagged followers.
+    let out = burst(&mut p, "buyer", 10);
+    let alert = out
+        .iter()
+        .flat_map(|o| &o.alerts)
+        .find(|a| a.status == AlertStatus::Open)
+        .expect("an alert")
+        .alert_id
+        .clone();
+    p.apply_decision(&decision(&format!(
+        r#"{{"alert_id": "{alert}", "verdict": "confirmed", "at": 1795850000000}}"#
+    )));
+    assert!(p.decision_sizes().1 > 10, "{:?}", p.decision_sizes());
+}
