@@ -10,6 +10,7 @@
 
 pub mod dataset;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod input;
 pub mod model_file;

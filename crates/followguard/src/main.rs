@@ -54,6 +54,9 @@ enum Command {
     Lovo(followguard_train::modelcli::LovoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard_train::modelcli::ScoreArgs),
+    /// Moderators' decisions joined with the profile snapshots they judged, as an account
+    /// table `train` reads (issue 24).
+    ExportTraining(followguard_train::export::ExportArgs),
 }
 
 /// A `bench-*` command's arguments, handed to `followguard-bench` as they are (that
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => followguard_train::modelcli::run_eval(a),
         Command::Lovo(a) => followguard_train::modelcli::run_lovo(a),
         Command::Score(a) => followguard_train::modelcli::run_score(a),
+        Command::ExportTraining(a) => followguard_train::export::run(a),
         // Reached only through clap's own `help` handling: `main` forwards these first.
         Command::BenchDetect(_)
         | Command::BenchPipeline(_)
