@@ -157,6 +157,22 @@ impl Pipeline {
         }
     }
 
+    /// Issue 24: swaps the model (and its operating threshold, or `threshold` when
+    /// given) without touching detector state: windows, open alerts, verdicts and
+    /// partition clocks carry on. The score cache is emptied (its scores are the old
+    /// model's). Records from here on name the new model's version.
+    pub fn replace_model(&mut self, model: Arc<Model>, threshold: Option<f32>) {
+        self.threshold = threshold.unwrap_or(model.threshold());
+        self.cache = ScoreCache::new(self.cache.capacity());
+        self.detector.set_model_version(model.version());
+        self.model = model;
+    }
+
+    /// The operating threshold in force (the model's, or a live override).
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// Issue 24: applies a moderator's verdict to what is flagged from now on.
     pub fn apply_decision(&mut self, d: &Decision) {
         self.decisions.apply(d);

@@ -37,6 +37,16 @@ pub struct AdminState {
     stale_after: Duration,
     /// Alert evidence for the web view (`web`): the consume loop writes, pages read.
     pub evidence: crate::web::SharedEvidence,
+    /// Issue 24: a live reload asked for (`POST /admin/reload` or SIGHUP), with an
+    /// optional operating-threshold override; the consume loop takes it between chunks.
+    reload: Mutex<Option<Reload>>,
+}
+
+/// Issue 24: a requested live reload of the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Reload {
+    /// Operating threshold to use instead of the model file's.
+    pub threshold: Option<f32>,
 }
 
 impl AdminState {
@@ -50,7 +60,21 @@ impl AdminState {
             last_progress: Mutex::new(Instant::now()),
             stale_after,
             evidence: Arc::default(),
+            reload: Mutex::new(None),
         })
+    }
+
+    /// Issue 24: asks the consume loop to reload the model file (a later request
+    /// replaces an earlier one not yet taken).
+    pub fn request_reload(&self, r: Reload) {
+        if let Ok(mut slot) = self.reload.lock() {
+            *slot = Some(r);
+        }
+    }
+
+    /// The pending reload request, if any (taken: the loop acts on it once).
+    pub fn take_reload(&self) -> Option<Reload> {
+        self.reload.lock().ok().and_then(|mut s| s.take())
     }
 
     pub fn set_model_loaded(&self) {
@@ -108,8 +132,32 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
+        .route("/admin/reload", axum::routing::post(reload))
         .with_state(state)
         .merge(web)
+}
+
+/// `POST /admin/reload[?threshold=0.6]` (issue 24): reload the model file, and
+/// optionally override its operating threshold, without a restart; answered at once
+/// (202), applied by the consume loop before its next chunk. The outcome shows in
+/// `followguard_model_reloads_total{result}` and `followguard_model_info`.
+async fn reload(
+    State(s): State<Arc<AdminState>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let threshold = match q.get("threshold").map(|t| t.parse::<f32>()) {
+        None => None,
+        Some(Ok(t)) if (0.0..=1.0).contains(&t) => Some(t),
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "threshold must be a number in [0, 1]\n",
+            )
+                .into_response()
+        }
+    };
+    s.request_reload(Reload { threshold });
+    (StatusCode::ACCEPTED, "reload requested\n").into_response()
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {

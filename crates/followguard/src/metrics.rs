@@ -107,6 +107,8 @@ pub struct Metrics {
     in_flight_bytes: IntGauge,
     /// Issue 24: input formats, the profile table.
     pub input: InputMetrics,
+    /// The model identity gauge (relabelled on a live reload, issue 24).
+    model_info: GaugeVec,
 }
 
 /// Issue 24: what the input adapters ignored and the profile table's state.
@@ -121,6 +123,7 @@ pub struct InputMetrics {
     decisions: IntCounterVec,
     decision_effects: IntCounterVec,
     decisions_held: IntGaugeVec,
+    model_reloads: IntCounterVec,
 }
 
 impl InputMetrics {
@@ -176,7 +179,18 @@ impl InputMetrics {
         .expect("static metric definition");
         r.register(Box::new(decisions_held.clone()))
             .expect("metric registered once");
+        let model_reloads = counter_vec(
+            r,
+            "followguard_model_reloads_total",
+            "Live reloads of the model file (POST /admin/reload or SIGHUP), by result (ok; \
+             failed = the file could not be loaded, the running model stays).",
+            &["result"],
+        );
+        for k in ["ok", "failed"] {
+            model_reloads.with_label_values(&[k]);
+        }
         InputMetrics {
+            model_reloads,
             decisions,
             decision_effects,
             decisions_held,
@@ -223,6 +237,11 @@ impl InputMetrics {
 
     pub fn profile_wait(&self) {
         self.profile_waits.inc();
+    }
+
+    /// A live model reload: `ok` or `failed` (the old model stays).
+    pub fn model_reload(&self, result: &'static str) {
+        self.model_reloads.with_label_values(&[result]).inc();
     }
 
     /// A verdict read (`verdict` name, or "rejected").
@@ -631,7 +650,16 @@ impl Metrics {
             produce_refused,
             in_flight_bytes,
             input,
+            model_info,
         }
+    }
+
+    /// Issue 24: after a live reload, `followguard_model_info` names the new model only.
+    pub fn set_model(&self, version: &str, sha256: &str) {
+        self.model_info.reset();
+        self.model_info
+            .with_label_values(&[version, sha256])
+            .set(1.0);
     }
 
     /// Prometheus text exposition of every registered metric.

@@ -151,6 +151,11 @@ impl Detector {
         }
     }
 
+    /// Issue 24: the model version records name, after a live model reload.
+    pub fn set_model_version(&mut self, version: &str) {
+        self.cfg.model_version = version.to_string();
+    }
+
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
     }

@@ -95,6 +95,7 @@ impl Service<'_> {
                         return Ok(());
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.apply_reload();
                     let r = tokio::select! {
                         biased;
                         _ = shutdown.cancelled() => return Ok(()),
@@ -117,6 +118,7 @@ impl Service<'_> {
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
             self.apply_decisions();
+            self.apply_reload();
             // More records already fetched join the chunk, up to a rebalance: a record
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
@@ -285,6 +287,33 @@ impl Service<'_> {
                     tokio::time::sleep(nap).await;
                 }
                 _ => return,
+            }
+        }
+    }
+
+    /// Issue 24: a requested live reload, between chunks: the model file is read again
+    /// and swapped in with the detector state kept (no event is dropped or re-read: the
+    /// loop simply prepares its next chunk with the new model). A file that does not
+    /// load (or does not match `--model-sha256`) leaves the running model in place.
+    fn apply_reload(&mut self) {
+        let Some(r) = self.admin.take_reload() else {
+            return;
+        };
+        match super::load_model(self.cfg) {
+            Ok(m) => {
+                tracing::info!(
+                    version = m.version(),
+                    sha256 = m.sha256(),
+                    threshold = r.threshold.unwrap_or(m.threshold()),
+                    "model reloaded"
+                );
+                self.metrics.set_model(m.version(), m.sha256());
+                self.pipeline.replace_model(Arc::new(m), r.threshold);
+                self.metrics.input.model_reload("ok");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "model reload failed; the running model stays");
+                self.metrics.input.model_reload("failed");
             }
         }
     }

@@ -161,6 +161,19 @@ pub async fn run(
     );
     let producers = kafka::OutputProducers::new(&cfg.kafka)?;
 
+    // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
+    let hup = {
+        let admin = admin_state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                admin.request_reload(crate::admin::Reload::default());
+            }
+        })
+    };
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
         admin::serve_admin(cfg.admin_addr, admin_state.clone(), admin_stop.clone()).await?;
@@ -270,6 +283,7 @@ pub async fn run(
     })
     .await;
     requested.abort();
+    hup.abort();
     loop_result?;
     tracing::info!("shutdown complete");
     Ok(())
