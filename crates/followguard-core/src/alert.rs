@@ -202,6 +202,10 @@ pub struct ModerationRecord {
     pub event_id: String,
     pub event_time: String,
     pub event_time_ms: i64,
+    /// Issue 24: the shadow model's score of this follower (`--shadow-model`), when one
+    /// runs; left out of the record otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_score: Option<f32>,
 }
 
 impl ModerationRecord {

@@ -67,5 +67,6 @@ pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<
         judgment_withheld: false,
         decision: Default::default(),
         suppressed_records: 0,
+        shadow_prob: None,
     }
 }

@@ -83,6 +83,9 @@ pub struct Outcome<'a> {
     /// Issue 24: alert and moderation records not emitted because a `false_alert`
     /// verdict suppressed their burst.
     pub suppressed_records: u32,
+    /// Issue 24: the shadow model's probability for this follower (`--shadow-model`):
+    /// reported, never acted on.
+    pub shadow_prob: Option<f32>,
 }
 
 /// Issue 24: a moderator's verdict applied to one event (`decisions`).
@@ -139,6 +142,8 @@ pub struct Pipeline {
     max_id_bytes: usize,
     /// Issue 24: moderators' verdicts in force.
     decisions: DecisionBook,
+    /// Issue 24: a model scored beside the live one, for comparison only.
+    shadow: Option<Arc<Model>>,
 }
 
 impl Pipeline {
@@ -153,8 +158,21 @@ impl Pipeline {
             clock_cfg: cfg.clock,
             max_id_bytes: cfg.max_id_bytes,
             decisions: DecisionBook::new(cfg.decisions),
+            shadow: None,
             model,
         }
+    }
+
+    /// Issue 24: scores every follower with `shadow` too (its probability in each
+    /// outcome and on moderation records); it never flags, alerts or moderates.
+    pub fn with_shadow(mut self, shadow: Arc<Model>) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
+    /// The shadow model, if one runs.
+    pub fn shadow(&self) -> Option<&Model> {
+        self.shadow.as_deref()
     }
 
     /// Issue 24: swaps the model (and its operating threshold, or `threshold` when
@@ -273,7 +291,22 @@ impl Pipeline {
         } else {
             self.apply_verdicts(&mut alerts, &mut moderation, placed_ts)
         };
+        // Issue 24: the shadow model's view of the same snapshot, at the same instant
+        // as the live score (the event day's midpoint), uncached.
+        let shadow_prob = self
+            .shadow
+            .as_ref()
+            .map(|m| m.score(&ev.follower, crate::model::score_time(ts)).prob);
+        if let Some(p) = shadow_prob {
+            for m in moderation
+                .iter_mut()
+                .filter(|m| m.follower_id == *ev.follower.id)
+            {
+                m.shadow_score = Some(p);
+            }
+        }
         Ok(Outcome {
+            shadow_prob,
             decision,
             suppressed_records,
             event_time_ms: ts,

@@ -177,3 +177,50 @@ fn a_confirmed_bot_counts_as_bought_even_when_it_scores_clean() {
     )));
     assert!(p.decision_sizes().1 > 10, "{:?}", p.decision_sizes());
 }
+
+/// Issue 24: a shadow model is scored beside the live one and only reported: the same
+/// alerts and moderation records as without it, each carrying the shadow's score.
+#[test]
+fn a_shadow_model_reports_and_never_acts() {
+    let shadow = Arc::new(
+        followguard_core::model::Model::from_bytes(
+            include_bytes!("../../../models/lovo-TWT.json"),
+            "lovo-TWT",
+        )
+        .unwrap(),
+    );
+    let mut plain = pipeline();
+    let mut shadowed = pipeline().with_shadow(shadow.clone());
+    let a = burst(&mut plain, "buyer", 0);
+    let b = burst(&mut shadowed, "buyer", 0);
+    let records = |out: &[Outcome]| -> Vec<String> {
+        out.iter()
+            .flat_map(|o| {
+                o.alerts
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .chain(o.moderation.iter().map(|m| {
+                        let mut m = m.clone();
+                        m.shadow_score = None;
+                        format!("{m:?}")
+                    }))
+            })
+            .collect()
+    };
+    assert_eq!(records(&a), records(&b));
+    assert!(a.iter().all(|o| o.shadow_prob.is_none()));
+    for o in &b {
+        let p = o.shadow_prob.expect("scored by the shadow");
+        assert!((0.0..=1.0).contains(&p));
+        for m in o
+            .moderation
+            .iter()
+            .filter(|m| m.follower_id == *o.follower_id)
+        {
+            assert_eq!(m.shadow_score, Some(p));
+        }
+    }
+    assert!(b
+        .iter()
+        .any(|o| o.moderation.iter().any(|m| m.shadow_score.is_some())));
+}

@@ -380,6 +380,14 @@ pub struct ServeArgs {
     /// for its next burst, confirmed bots count as bought (`--decision-ttl`).
     #[arg(long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
     pub decisions_topic: Option<String>,
+
+    /// A candidate model scored beside the live one (issue 24): its score goes on
+    /// moderation records (`shadow_score`) and into
+    /// `followguard_shadow_follows_total{live,shadow}` (where the two agree and where
+    /// they do not); it never flags, alerts or moderates. Costs one more (uncached)
+    /// score per event on the consume loop.
+    #[arg(long, env = "FOLLOWGUARD_SHADOW_MODEL")]
+    pub shadow_model: Option<PathBuf>,
 }
 
 /// Issue 24: the input format and the profile table of `serve`.
@@ -390,6 +398,7 @@ pub struct InputConfig {
     pub profile_wait: Duration,
     pub profile_table_bytes: usize,
     pub decisions_topic: Option<String>,
+    pub shadow_model: Option<PathBuf>,
 }
 
 /// A `key=value` librdkafka property; `Debug` redacts the value of secret-looking keys.
@@ -714,6 +723,7 @@ impl ServeArgs {
             check_topic("decisions-topic", t)?;
         }
         let input = InputConfig {
+            shadow_model: self.shadow_model.clone(),
             decisions_topic,
             format,
             profile_topic,

@@ -124,6 +124,8 @@ pub struct InputMetrics {
     decision_effects: IntCounterVec,
     decisions_held: IntGaugeVec,
     model_reloads: IntCounterVec,
+    shadow_follows: IntCounterVec,
+    shadow_info: GaugeVec,
 }
 
 impl InputMetrics {
@@ -189,7 +191,26 @@ impl InputMetrics {
         for k in ["ok", "failed"] {
             model_reloads.with_label_values(&[k]);
         }
+        let shadow_follows = counter_vec(
+            r,
+            "followguard_shadow_follows_total",
+            "Follows scored by both the live and the shadow model (--shadow-model), by \
+             each one's verdict at its own threshold (live, shadow: flag or pass).",
+            &["live", "shadow"],
+        );
+        let shadow_info = GaugeVec::new(
+            Opts::new(
+                "followguard_shadow_model_info",
+                "Always 1 while a shadow model runs; labels say which file.",
+            ),
+            &["version", "sha256"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(shadow_info.clone()))
+            .expect("metric registered once");
         InputMetrics {
+            shadow_follows,
+            shadow_info,
             model_reloads,
             decisions,
             decision_effects,
@@ -237,6 +258,26 @@ impl InputMetrics {
 
     pub fn profile_wait(&self) {
         self.profile_waits.inc();
+    }
+
+    /// The shadow model in use (issue 24).
+    pub fn set_shadow(&self, version: &str, sha256: &str) {
+        self.shadow_info
+            .with_label_values(&[version, sha256])
+            .set(1.0);
+        for live in ["flag", "pass"] {
+            for shadow in ["flag", "pass"] {
+                self.shadow_follows.with_label_values(&[live, shadow]);
+            }
+        }
+    }
+
+    /// One follow scored by both models.
+    pub fn shadow_follow(&self, live: bool, shadow: bool) {
+        let v = |b: bool| if b { "flag" } else { "pass" };
+        self.shadow_follows
+            .with_label_values(&[v(live), v(shadow)])
+            .inc();
     }
 
     /// A live model reload: `ok` or `failed` (the old model stays).

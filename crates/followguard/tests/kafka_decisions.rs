@@ -41,7 +41,18 @@ fn human_verdict_stops_moderation_records_and_false_alert_suppresses_the_next_bu
         .output()
         .expect("topics");
     let group = unique("g");
-    let mut svc = env.serve_in_process(&t, &group, &["--decisions-topic", &decisions]);
+    // A shadow model runs beside the live one (reported only).
+    let shadow = model_path().with_file_name("lovo-TWT.json");
+    let mut svc = env.serve_in_process(
+        &t,
+        &group,
+        &[
+            "--decisions-topic",
+            &decisions,
+            "--shadow-model",
+            shadow.to_str().unwrap(),
+        ],
+    );
     svc.wait_ready(Duration::from_secs(60));
 
     // A first burst: b5 is flagged on the moderation topic.
@@ -108,6 +119,12 @@ fn human_verdict_stops_moderation_records_and_false_alert_suppresses_the_next_bu
         metric(&m, "followguard_decisions_held{kind=\"cleared\"}"),
         Some(1.0)
     );
+    // The shadow model scored every follow; it flags and alerts nothing by itself.
+    assert_eq!(
+        metric_sum(&m, "followguard_shadow_follows_total"),
+        60.0 + second.len() as f64
+    );
+    assert!(m.contains("followguard_shadow_model_info{sha256="));
 
     let moderation = read_topic(
         &env.brokers,
@@ -124,6 +141,11 @@ fn human_verdict_stops_moderation_records_and_false_alert_suppresses_the_next_bu
             .map(|j| j["follower_id"].as_str().unwrap_or_default().to_string())
             .collect()
     };
+    // Records of follows flagged after the alert opened carry the shadow's score
+    // (those flagged before it, emitted when it opens, were scored earlier: none).
+    assert!(moderation.iter().any(|r| r.json()["shadow_score"]
+        .as_f64()
+        .is_some_and(|p| (0.0..=1.0).contains(&p))));
     let buyer3 = of("buyer3");
     assert!(buyer3.len() > 10, "the new burst is moderated: {buyer3:?}");
     assert!(

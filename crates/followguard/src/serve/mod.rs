@@ -242,7 +242,19 @@ pub async fn run(
         .rebuild_window
         .unwrap_or_else(|| rebuild::state_horizon(&pipeline_cfg));
     let preparer = Preparer::new(cfg.prepare_threads, pipeline_cfg.cache_capacity)?;
-    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    let mut pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    if let Some(path) = &cfg.input.shadow_model {
+        // Issue 24: a candidate scored beside the live model; same refusal rules.
+        let shadow = followguard_train::model_file::load(path)
+            .map_err(|e| ConfigError(format!("--shadow-model {}: {e}", path.display())))?;
+        tracing::info!(
+            version = shadow.version(),
+            sha256 = shadow.sha256(),
+            "shadow model loaded"
+        );
+        metrics.input.set_shadow(shadow.version(), shadow.sha256());
+        pipeline = pipeline.with_shadow(Arc::new(shadow));
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
