@@ -29,17 +29,7 @@ fn human_verdict_stops_moderation_records_and_false_alert_suppresses_the_next_bu
     let t = Topics::new("dec");
     env.create_topics(&t);
     let decisions = unique("decisions");
-    std::process::Command::new(&env.bin)
-        .args([
-            "topics",
-            "--brokers",
-            &env.brokers,
-            "--decisions-topic",
-            &decisions,
-        ])
-        .args(t.args())
-        .output()
-        .expect("topics");
+    env.create_table_topic(&t, "--decisions-topic", &decisions);
     let group = unique("g");
     // A shadow model runs beside the live one (reported only).
     let shadow = model_path().with_file_name("lovo-TWT.json");

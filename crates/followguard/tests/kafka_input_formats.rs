@@ -40,17 +40,7 @@ fn jetstream_follows_joined_with_the_profile_topic() {
     let t = Topics::new("jet");
     env.create_topics(&t);
     let profiles_topic = unique("profiles");
-    std::process::Command::new(&env.bin)
-        .args([
-            "topics",
-            "--brokers",
-            &env.brokers,
-            "--profile-topic",
-            &profiles_topic,
-        ])
-        .args(t.args())
-        .output()
-        .expect("topics");
+    env.create_table_topic(&t, "--profile-topic", &profiles_topic);
 
     let n = 60;
     let bots: Vec<String> = (0..n).map(|i| format!("did:plc:bot{i:04}")).collect();

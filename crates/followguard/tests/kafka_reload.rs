@@ -6,22 +6,7 @@
 mod kafka_support;
 
 use kafka_support::*;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-/// Blocking HTTP POST on loopback; the status code.
-fn http_post(port: u16, path: &str) -> Option<u16> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split(' ').nth(1)?.parse().ok()
-}
 
 #[test]
 fn model_and_threshold_reload_under_load_loses_no_event() {
@@ -62,6 +47,7 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
         env.write_lines("part3.jsonl", &lines[2 * third..]),
     ];
     let port = svc.port;
+    let post = |path: &str| http_post(port, path).map(|(status, _)| status);
     let reloads = |result: &str| {
         metric(
             &svc.metrics(),
@@ -88,17 +74,17 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
         });
         wait_for(&|| metric_sum(&svc.metrics(), "followguard_events_total") >= (n / 10) as f64);
         // The same file with a threshold override; a bad override is refused.
-        assert_eq!(http_post(port, "/admin/reload?threshold=7"), Some(400));
-        assert_eq!(http_post(port, "/admin/reload?threshold=0.6"), Some(202));
+        assert_eq!(post("/admin/reload?threshold=7"), Some(400));
+        assert_eq!(post("/admin/reload?threshold=0.6"), Some(202));
         wait_for(&|| reloads("ok") >= 1.0);
         events_at_reload.push(metric_sum(&svc.metrics(), "followguard_events_total"));
         // A file that does not load: the running model stays.
         std::fs::write(&model, b"{not a model").unwrap();
-        assert_eq!(http_post(port, "/admin/reload"), Some(202));
+        assert_eq!(post("/admin/reload"), Some(202));
         wait_for(&|| reloads("failed") >= 1.0);
         // A different model.
         std::fs::copy(&other, &model).unwrap();
-        assert_eq!(http_post(port, "/admin/reload"), Some(202));
+        assert_eq!(post("/admin/reload"), Some(202));
         wait_for(&|| reloads("ok") >= 2.0);
         events_at_reload.push(metric_sum(&svc.metrics(), "followguard_events_total"));
         let _ = go.send(());
