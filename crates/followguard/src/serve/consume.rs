@@ -142,18 +142,7 @@ impl Service<'_> {
                     .iter()
                     .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
                     .collect();
-                // Detection and output records in input order (parse and score of later
-                // records overlapped on the helpers, if any), then the sends.
-                let mut observed = Vec::with_capacity(chunk.len());
-                preparer.run(
-                    self,
-                    |s| &mut s.pipeline,
-                    &inputs,
-                    |s, i, (result, secs)| {
-                        observed.push(s.observe_one(&chunk[i], result, secs));
-                    },
-                );
-                observed
+                self.prepare_and_observe(&mut preparer, &chunk, &inputs, |i| i)
             } else {
                 self.wait_for_profiles(shutdown, &chunk).await;
                 self.observe_adapted(&chunk, &mut preparer)
@@ -199,15 +188,11 @@ impl Service<'_> {
                 Err(e) => Plan::Failed(e.clone()),
             });
         }
-        let mut by_input = Vec::with_capacity(inputs.len());
-        preparer.run(
-            self,
-            |s| &mut s.pipeline,
-            &inputs,
-            |s, i, (result, secs)| {
-                by_input.push(Some(s.observe_one(&chunk[owner[i]], result, secs)));
-            },
-        );
+        let mut by_input: Vec<Option<Observed>> = self
+            .prepare_and_observe(preparer, chunk, &inputs, |i| owner[i])
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut observed = Vec::with_capacity(chunk.len());
         for (m, plan) in chunk.iter().zip(plans) {
             match plan {
@@ -226,6 +211,27 @@ impl Service<'_> {
                 Plan::Failed(e) => observed.push(self.observe_one(m, Err(e), 0.0)),
             }
         }
+        observed
+    }
+
+    /// Detection and output records in input order (parse and score of later inputs
+    /// overlapped on the helpers, if any); input `i` came from `chunk[owner(i)]`.
+    fn prepare_and_observe(
+        &mut self,
+        preparer: &mut Preparer,
+        chunk: &[BorrowedMessage<'_>],
+        inputs: &[(&[u8], Option<i64>)],
+        owner: impl Fn(usize) -> usize,
+    ) -> Vec<Observed> {
+        let mut observed = Vec::with_capacity(inputs.len());
+        preparer.run(
+            self,
+            |s| &mut s.pipeline,
+            inputs,
+            |s, i, (result, secs)| {
+                observed.push(s.observe_one(&chunk[owner(i)], result, secs));
+            },
+        );
         observed
     }
 
