@@ -95,7 +95,7 @@ impl Service<'_> {
                         return Ok(());
                     }
                     self.apply_rebalances(shutdown).await;
-                    self.apply_reload();
+                    self.apply_reload(&mut preparer);
                     let r = tokio::select! {
                         biased;
                         _ = shutdown.cancelled() => return Ok(()),
@@ -118,7 +118,7 @@ impl Service<'_> {
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
             self.apply_decisions();
-            self.apply_reload();
+            self.apply_reload(&mut preparer);
             // More records already fetched join the chunk, up to a rebalance: a record
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
@@ -301,7 +301,7 @@ impl Service<'_> {
     /// and swapped in with the detector state kept (no event is dropped or re-read: the
     /// loop simply prepares its next chunk with the new model). A file that does not
     /// load (or does not match `--model-sha256`) leaves the running model in place.
-    fn apply_reload(&mut self) {
+    fn apply_reload(&mut self, preparer: &mut Preparer) {
         let Some(r) = self.admin.take_reload() else {
             return;
         };
@@ -315,6 +315,7 @@ impl Service<'_> {
                 );
                 self.metrics.set_model(m.version(), m.sha256());
                 self.pipeline.replace_model(Arc::new(m), r.threshold);
+                preparer.clear_caches();
                 self.metrics.input.model_reload("ok");
             }
             Err(e) => {
