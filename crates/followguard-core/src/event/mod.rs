@@ -514,6 +514,32 @@ mod tests {
     }
 
     #[test]
+    fn fields_a_platform_lacks_are_named_and_left_to_serde() {
+        let compact: String = SAMPLE.split('\n').collect::<Vec<_>>().join("");
+        let s = compact.replace(
+            r#""protected": false}"#,
+            r#""protected": false, "missing": ["location", "url", "newer_field"]}"#,
+        );
+        assert!(
+            scan::raw_event(s.as_bytes()).is_none(),
+            "the scanner declines"
+        );
+        let p = parse(s.as_bytes()).unwrap().follower;
+        assert!(p.lacks(Profile::UNKNOWN_LOCATION) && p.lacks(Profile::UNKNOWN_URL));
+        assert!(
+            !p.lacks(Profile::UNKNOWN_DEFAULT_PROFILE),
+            "unknown names are ignored"
+        );
+        assert_same(s.as_bytes());
+        assert_eq!(parse(compact.as_bytes()).unwrap().follower.unknown, 0);
+        let bad = compact.replace(
+            r#""protected": false}"#,
+            r#""protected": false, "missing": "url"}"#,
+        );
+        assert_eq!(parse(bad.as_bytes()).unwrap_err().kind(), "invalid_json");
+    }
+
+    #[test]
     fn missing_ts_is_left_to_the_source() {
         let s = SAMPLE.replace(r#""ts": "2026-11-28T10:15:00.123Z","#, "");
         assert_eq!(parse(s.as_bytes()).unwrap().ts_ms, None);
