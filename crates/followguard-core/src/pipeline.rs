@@ -170,6 +170,11 @@ impl Pipeline {
         self
     }
 
+    /// Replaces the shadow model (a live reload, issue 24).
+    pub fn set_shadow(&mut self, shadow: Arc<Model>) {
+        self.shadow = Some(shadow);
+    }
+
     /// The shadow model, if one runs.
     pub fn shadow(&self) -> Option<&Model> {
         self.shadow.as_deref()

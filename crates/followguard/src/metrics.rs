@@ -262,6 +262,7 @@ impl InputMetrics {
 
     /// The shadow model in use (issue 24).
     pub fn set_shadow(&self, version: &str, sha256: &str) {
+        self.shadow_info.reset();
         self.shadow_info
             .with_label_values(&[version, sha256])
             .set(1.0);

@@ -23,11 +23,23 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
     std::fs::copy(&shipped, &model).unwrap();
     env.model = model.clone();
     let other = shipped.with_file_name("lovo-TWT.json");
+    // A shadow model too, reloaded with the live one.
+    let shadow = env.tmp.path().join("shadow-model.json");
+    std::fs::copy(shipped.with_file_name("lovo-INT.json"), &shadow).unwrap();
 
     let t = Topics::new("reload");
     env.create_topics(&t);
     let group = unique("g");
-    let mut svc = env.serve_in_process(&t, &group, &["--prepare-threads", "1"]);
+    let mut svc = env.serve_in_process(
+        &t,
+        &group,
+        &[
+            "--prepare-threads",
+            "1",
+            "--shadow-model",
+            shadow.to_str().unwrap(),
+        ],
+    );
     svc.wait_ready(Duration::from_secs(60));
     let before = svc.metrics();
     let first_version = http_get(svc.port, "/info").unwrap().1;
@@ -82,8 +94,9 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
         std::fs::write(&model, b"{not a model").unwrap();
         assert_eq!(post("/admin/reload"), Some(202));
         wait_for(&|| reloads("failed") >= 1.0);
-        // A different model.
+        // A different model, and a different shadow.
         std::fs::copy(&other, &model).unwrap();
+        std::fs::copy(shipped.with_file_name("lovo-FSF.json"), &shadow).unwrap();
         assert_eq!(post("/admin/reload"), Some(202));
         wait_for(&|| reloads("ok") >= 2.0);
         events_at_reload.push(metric_sum(&svc.metrics(), "followguard_events_total"));
@@ -114,6 +127,13 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
         .collect();
     assert_eq!(info.len(), 1, "{info:?}");
     assert!(info[0].contains("fg-rf-lovo-TWT"), "{info:?}");
+    let shadow_info: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("followguard_shadow_model_info{"))
+        .collect();
+    assert_eq!(shadow_info.len(), 1, "{shadow_info:?}");
+    assert!(shadow_info[0].contains("fg-rf-lovo-FSF"), "{shadow_info:?}");
+    assert!(metric_sum(&m, "followguard_shadow_follows_total") > 0.0);
     assert!(before.contains("followguard_model_info{"));
     // Detector state carried on: the campaigns are alerted, none opened twice.
     let alerts = read_topic(

@@ -317,9 +317,28 @@ impl Service<'_> {
                 self.pipeline.replace_model(Arc::new(m), r.threshold);
                 preparer.clear_caches();
                 self.metrics.input.model_reload("ok");
+                self.reload_shadow();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "model reload failed; the running model stays");
+                self.metrics.input.model_reload("failed");
+            }
+        }
+    }
+
+    /// Issue 24: the shadow model file is reloaded with the live one (a file that does
+    /// not load keeps the running shadow; counted as a failed reload).
+    fn reload_shadow(&mut self) {
+        let Some(path) = &self.cfg.input.shadow_model else {
+            return;
+        };
+        match followguard_train::model_file::load(path) {
+            Ok(m) => {
+                self.metrics.input.set_shadow(m.version(), m.sha256());
+                self.pipeline.set_shadow(Arc::new(m));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shadow model reload failed; the running shadow stays");
                 self.metrics.input.model_reload("failed");
             }
         }
