@@ -191,6 +191,12 @@ impl Pipeline {
         self.model = model;
     }
 
+    /// Issue 24: changes a detector trigger threshold live (see `Detector::retune`);
+    /// windows and open alerts are kept. False for an unknown name or a bad value.
+    pub fn retune(&mut self, name: &str, value: f32) -> bool {
+        self.detector.retune(name, value)
+    }
+
     /// The operating threshold in force (the model's, or a live override).
     pub fn threshold(&self) -> f32 {
         self.threshold

@@ -216,3 +216,18 @@ fn a_shadow_model_reports_and_never_acts() {
         .iter()
         .any(|o| o.moderation.iter().any(|m| m.shadow_score.is_some())));
 }
+
+/// Issue 24: detector thresholds changed live apply to the next evaluation, with the
+/// windows kept; unknown names and bad values change nothing.
+#[test]
+fn retuned_detector_thresholds_apply_live() {
+    let mut p = pipeline();
+    assert!(!p.retune("no_such_threshold", 1.0));
+    assert!(!p.retune("z", -1.0));
+    assert!(!p.retune("z", f32::NAN));
+    assert!(p.retune("z", 1000.0));
+    assert_eq!(p.detector_config().z, 1000.0);
+    assert_eq!(opens(&burst(&mut p, "buyer", 0)), 0, "nothing reaches z = 1000");
+    assert!(p.retune("z", 5.0));
+    assert_eq!(opens(&burst_by(&mut p, "c", "buyer2", 100)), 1);
+}

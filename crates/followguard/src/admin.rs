@@ -43,10 +43,12 @@ pub struct AdminState {
 }
 
 /// Issue 24: a requested live reload of the model file.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reload {
     /// Operating threshold to use instead of the model file's.
     pub threshold: Option<f32>,
+    /// Detector trigger thresholds to change (`Detector::RETUNABLE` names).
+    pub detector: Vec<(&'static str, f32)>,
 }
 
 impl AdminState {
@@ -137,8 +139,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(web)
 }
 
-/// `POST /admin/reload[?threshold=0.6]` (issue 24): reload the model file, and
-/// optionally override its operating threshold, without a restart; answered at once
+/// `POST /admin/reload[?threshold=0.6&z=6…]` (issue 24): reload the model file, and
+/// optionally override its operating threshold and detector trigger thresholds
+/// (`Detector::RETUNABLE`), without a restart; answered at once
 /// (202), applied by the consume loop before its next chunk. The outcome shows in
 /// `followguard_model_reloads_total{result}` and `followguard_model_info`.
 async fn reload(
@@ -156,7 +159,32 @@ async fn reload(
                 .into_response()
         }
     };
-    s.request_reload(Reload { threshold });
+    let mut detector = Vec::new();
+    for (k, v) in &q {
+        if k == "threshold" {
+            continue;
+        }
+        let name = followguard_core::detector::Detector::RETUNABLE
+            .iter()
+            .find(|n| **n == k.as_str());
+        match (name, v.parse::<f32>()) {
+            (Some(n), Ok(v)) if v.is_finite() && v >= 0.0 => detector.push((*n, v)),
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{k}: not a non-negative number for one of threshold, {}\n",
+                        followguard_core::detector::Detector::RETUNABLE.join(", ")
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+    s.request_reload(Reload {
+        threshold,
+        detector,
+    });
     (StatusCode::ACCEPTED, "reload requested\n").into_response()
 }
 

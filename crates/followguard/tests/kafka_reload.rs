@@ -87,7 +87,8 @@ fn model_and_threshold_reload_under_load_loses_no_event() {
         wait_for(&|| metric_sum(&svc.metrics(), "followguard_events_total") >= (n / 10) as f64);
         // The same file with a threshold override; a bad override is refused.
         assert_eq!(post("/admin/reload?threshold=7"), Some(400));
-        assert_eq!(post("/admin/reload?threshold=0.6"), Some(202));
+        assert_eq!(post("/admin/reload?zz=1"), Some(400));
+        assert_eq!(post("/admin/reload?threshold=0.6&z=5&p_floor=0.06"), Some(202));
         wait_for(&|| reloads("ok") >= 1.0);
         events_at_reload.push(metric_sum(&svc.metrics(), "followguard_events_total"));
         // A file that does not load: the running model stays.

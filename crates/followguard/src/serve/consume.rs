@@ -305,6 +305,12 @@ impl Service<'_> {
         let Some(r) = self.admin.take_reload() else {
             return;
         };
+        // Detector thresholds apply whatever becomes of the model file.
+        for (name, value) in &r.detector {
+            if self.pipeline.retune(name, *value) {
+                tracing::info!(name, value, "detector threshold changed");
+            }
+        }
         match super::load_model(self.cfg) {
             Ok(m) => {
                 tracing::info!(
