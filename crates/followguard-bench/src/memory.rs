@@ -253,15 +253,16 @@ fn profile(id: &str, k: u64) -> Profile<'_> {
         url: None,
         location: Cow::Borrowed(""),
         created_at_s: 1_500_000_000 + (k % 100_000) as i64 * 3_000,
-        followers_count: k % 5_000,
-        friends_count: (k * 7) % 3_000,
-        statuses_count: (k * 13) % 40_000,
-        favourites_count: (k * 3) % 2_000,
-        listed_count: k % 7,
+        followers_count: Some(k % 5_000),
+        friends_count: Some((k * 7) % 3_000),
+        statuses_count: Some((k * 13) % 40_000),
+        favourites_count: Some((k * 3) % 2_000),
+        listed_count: Some(k % 7),
         default_profile: k % 3 == 0,
         default_profile_image: k % 11 == 0,
         profile_use_background_image: true,
         protected: false,
+        unknown: 0,
     }
 }
 

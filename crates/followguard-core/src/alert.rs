@@ -206,6 +206,10 @@ pub struct ModerationRecord {
     pub event_id: String,
     pub event_time: String,
     pub event_time_ms: i64,
+    /// Issue 24: the shadow model's score of this follower (`--shadow-model`), when one
+    /// runs; left out of the record otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_score: Option<f32>,
 }
 
 impl ModerationRecord {
@@ -328,6 +332,7 @@ mod tests {
             event_id: String::new(),
             event_time: long_time,
             event_time_ms: i64::MIN,
+            shadow_score: Some(-f32::MAX),
         };
         let m_len = serde_json::to_vec(&m).unwrap().len();
         assert!(m_len < RECORD_FIXED_BYTES, "{m_len}");

@@ -202,32 +202,49 @@ fn len_and_digit_frac(s: &str) -> (f32, f32) {
 /// Number of Cresci et al. (2015) "class A" checks of a genuine-looking profile that fail:
 /// no bio, no location, no URL, fewer than 30 followers, fewer than 50 tweets, and
 /// following at least 50× as many accounts as follow it. Counting failures gives one
-/// robust summary instead of six brittle booleans.
-pub fn class_a_failures(p: &Profile<'_>) -> u32 {
+/// robust summary instead of six brittle booleans. `None` when a count it needs
+/// (followers, friends, statuses) is missing: an unknown count neither passes nor fails.
+pub fn class_a_failures(p: &Profile<'_>) -> Option<u32> {
+    let (fo, fr, st) = (p.followers_count?, p.friends_count?, p.statuses_count?);
+    if p.lacks(Profile::UNKNOWN_LOCATION | Profile::UNKNOWN_URL) {
+        return None;
+    }
     let checks = [
         p.description.trim().is_empty(),
         p.location.trim().is_empty(),
         p.url.is_none(),
-        p.followers_count < 30,
-        p.statuses_count < 50,
-        p.friends_count >= p.followers_count.max(1).saturating_mul(50),
+        fo < 30,
+        st < 50,
+        fr >= fo.max(1).saturating_mul(50),
     ];
-    checks.iter().filter(|&&c| c).count() as u32
+    Some(checks.iter().filter(|&&c| c).count() as u32)
+}
+
+/// `v`, or `NaN` when the platform lacks the field behind it.
+fn known(p: &Profile<'_>, bit: u8, v: f32) -> f32 {
+    if p.lacks(bit) {
+        f32::NAN
+    } else {
+        v
+    }
 }
 
 /// Computes the feature vector of a profile at time `now_ms` (the event time; in
-/// training, the crawl time of the dataset row). Never panics, never allocates.
+/// training, the crawl time of the dataset row). Never panics, never allocates. A feature
+/// that needs a missing count is `NaN` (issue 24): the model treats it as unknown
+/// (`model::Model::raw`), never as zero.
 pub fn extract(p: &Profile<'_>, now_ms: i64, names: &NameModel) -> [f32; N_FEATURES] {
     let age_days =
         ((now_ms as f64 - p.created_at_s as f64 * 1000.0) / MS_PER_DAY).max(MIN_AGE_DAYS);
-    let per_day = |c: u64| ln1p(c as f64 / age_days);
+    let per_day = |c: Option<u64>| c.map_or(f32::NAN, |c| ln1p(c as f64 / age_days));
     // Five logs, for the ratios (ln((a+1)/(b+1)) = ln(a+1) − ln(b+1)): logs are most of
-    // this function's cost.
-    let st = ln1p(p.statuses_count as f64);
-    let fo = ln1p(p.followers_count as f64);
-    let fr = ln1p(p.friends_count as f64);
-    let fav = ln1p(p.favourites_count as f64);
-    let li = ln1p(p.listed_count as f64);
+    // this function's cost. A missing count's log is NaN, and so is every ratio using it.
+    let log = |c: Option<u64>| c.map_or(f32::NAN, |c| ln1p(c as f64));
+    let st = log(p.statuses_count);
+    let fo = log(p.followers_count);
+    let fr = log(p.friends_count);
+    let fav = log(p.favourites_count);
+    let li = log(p.listed_count);
     let (sn_len, sn_digits) = len_and_digit_frac(&p.screen_name);
     let (name_len, name_digits) = len_and_digit_frac(&p.name);
     let desc_len = p.description.trim().chars().count() as f64;
@@ -242,10 +259,14 @@ pub fn extract(p: &Profile<'_>, now_ms: i64, names: &NameModel) -> [f32; N_FEATU
         per_day(p.friends_count),
         per_day(p.favourites_count),
         ln1p(desc_len),
-        flag(p.url.is_some()),
-        flag(!p.location.trim().is_empty()),
-        flag(p.default_profile),
-        class_a_failures(p) as f32,
+        known(p, Profile::UNKNOWN_URL, flag(p.url.is_some())),
+        known(
+            p,
+            Profile::UNKNOWN_LOCATION,
+            flag(!p.location.trim().is_empty()),
+        ),
+        known(p, Profile::UNKNOWN_DEFAULT_PROFILE, flag(p.default_profile)),
+        class_a_failures(p).map_or(f32::NAN, |n| n as f32),
         sn_len,
         sn_digits,
         name_len,
@@ -268,11 +289,11 @@ mod tests {
             url: None,
             location: Cow::Borrowed(""),
             created_at_s: 0,
-            followers_count: 9,
-            friends_count: 99,
-            statuses_count: 19,
-            favourites_count: 0,
-            listed_count: 0,
+            followers_count: Some(9),
+            friends_count: Some(99),
+            statuses_count: Some(19),
+            favourites_count: Some(0),
+            listed_count: Some(0),
             default_profile: true,
             ..Profile::default()
         }
@@ -340,8 +361,8 @@ mod tests {
     fn creation_after_now_and_huge_counts_stay_finite() {
         let mut p = profile();
         p.created_at_s = i64::MAX / 1000;
-        p.followers_count = u64::MAX;
-        p.statuses_count = u64::MAX;
+        p.followers_count = Some(u64::MAX);
+        p.statuses_count = Some(u64::MAX);
         let f = extract(&p, i64::MIN, &NameModel::fit([]));
         assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
         // Age clamps to one day: the rate is ln(1 + count).
@@ -350,6 +371,42 @@ mod tests {
             ln1p(u64::MAX as f64),
             "statuses per day on a 'future' account"
         );
+    }
+
+    #[test]
+    fn missing_counts_are_nan_features_never_zero() {
+        let names = NameModel::fit(["abc"]);
+        let now_ms = 9 * 86_400_000;
+        let full = extract(&profile(), now_ms, &names);
+        // Mastodon: no listed count. Only the listed ratio is unknown.
+        let mut p = profile();
+        p.listed_count = None;
+        let f = extract(&p, now_ms, &names);
+        for i in 0..N_FEATURES {
+            assert_eq!(f[i].is_nan(), i == 3, "{}", FEATURE_NAMES[i]);
+            if i != 3 {
+                assert_eq!(f[i], full[i], "{}", FEATURE_NAMES[i]);
+            }
+        }
+        // Bluesky: no favourites. The favourites ratio and rate are unknown.
+        let mut p = profile();
+        p.favourites_count = None;
+        let f = extract(&p, now_ms, &names);
+        let nan: Vec<_> = (0..N_FEATURES).filter(|&i| f[i].is_nan()).collect();
+        assert_eq!(nan, vec![2, 7]);
+        // No followers count: its ratios, its rate and the class-A rules are unknown.
+        let mut p = profile();
+        p.followers_count = None;
+        let f = extract(&p, now_ms, &names);
+        let nan: Vec<_> = (0..N_FEATURES).filter(|&i| f[i].is_nan()).collect();
+        assert_eq!(nan, vec![0, 1, 3, 5, 12]);
+        assert_eq!(class_a_failures(&p), None);
+        // Mastodon / Bluesky: no location field; Bluesky no website either.
+        let mut p = profile();
+        p.unknown = Profile::UNKNOWN_LOCATION | Profile::UNKNOWN_URL;
+        let f = extract(&p, now_ms, &names);
+        let nan: Vec<_> = (0..N_FEATURES).filter(|&i| f[i].is_nan()).collect();
+        assert_eq!(nan, vec![9, 10, 12]);
     }
 
     #[test]

@@ -67,5 +67,8 @@ pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<
         alerts: Vec::new(),
         moderation: Vec::new(),
         judgment_withheld: false,
+        decision: Default::default(),
+        suppressed_records: 0,
+        shadow_prob: None,
     }
 }

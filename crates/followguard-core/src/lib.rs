@@ -8,12 +8,15 @@
 //! `clippy.toml` bans clocks, files and the environment. ARCHITECTURE.md has the map.
 //!
 //! Modules in dependency order (each uses only those above it): [`time`], [`age`],
-//! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`], [`bounds`]; [`features`]; [`model`]; [`alert`];
+//! [`keys`], [`error`], [`expiry`], [`timeguard`]; [`event`], [`bounds`]; [`adapt`],
+//! [`profiles`] (issue 24 input formats and the profile table); [`decisions`] (moderators' verdicts); [`features`]; [`model`]; [`alert`];
 //! [`window`]; [`newcomer`]; [`detector`]; [`pipeline`]; [`evidence`].
 
+pub mod adapt;
 pub mod age;
 pub mod alert;
 pub mod bounds;
+pub mod decisions;
 pub mod detector;
 pub mod error;
 pub mod event;
@@ -26,6 +29,7 @@ pub mod keys;
 pub mod model;
 pub mod newcomer;
 pub mod pipeline;
+pub mod profiles;
 pub mod time;
 pub mod timeguard;
 pub mod window;

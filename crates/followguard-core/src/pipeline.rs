@@ -6,6 +6,8 @@
 //! the outcome to sinks and metrics. Idle-state eviction runs inside [`Pipeline::process`]
 //! by event-time watermark, so drivers need no timers.
 
+use crate::alert::AlertStatus;
+use crate::decisions::{Decision, DecisionBook, DecisionConfig};
 use crate::detector::{Detector, DetectorConfig, Emitted, MemoryReport, Observation};
 use crate::event::{self, EventError, EventType};
 use crate::model::{Model, Score, ScoreCache};
@@ -29,6 +31,8 @@ pub struct PipelineConfig {
     pub clock: ClockConfig,
     /// Longest accepted id in bytes (issue #19, `bounds`): longer is `bad_id`.
     pub max_id_bytes: usize,
+    /// Issue 24: how long moderators' verdicts hold and how many are kept.
+    pub decisions: DecisionConfig,
 }
 
 impl Default for PipelineConfig {
@@ -38,6 +42,7 @@ impl Default for PipelineConfig {
             cache_capacity: 1 << 18,
             clock: ClockConfig::default(),
             max_id_bytes: crate::bounds::DEFAULT_MAX_ID_BYTES,
+            decisions: DecisionConfig::default(),
         }
     }
 }
@@ -77,6 +82,36 @@ pub struct Outcome<'a> {
     /// Issue #20: the follower scored suspicious but was too new to judge (minutes old
     /// at the follow); the detector did not count it as suspicious.
     pub judgment_withheld: bool,
+    /// Issue 24: what a moderator's verdict changed about this event.
+    pub decision: DecisionEffect,
+    /// Issue 24: alert and moderation records not emitted because a `false_alert`
+    /// verdict suppressed their burst.
+    pub suppressed_records: u32,
+    /// Issue 24: the shadow model's probability for this follower (`--shadow-model`):
+    /// reported, never acted on.
+    pub shadow_prob: Option<f32>,
+}
+
+/// Issue 24: a moderator's verdict applied to one event (`decisions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecisionEffect {
+    #[default]
+    None,
+    /// The follower scored suspicious but a moderator cleared it: not flagged.
+    Cleared,
+    /// The follower scored below the threshold but a moderator confirmed it as bought:
+    /// counted as suspicious (its campaign keeps its links).
+    Confirmed,
+}
+
+impl DecisionEffect {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionEffect::None => "none",
+            DecisionEffect::Cleared => "cleared_follower",
+            DecisionEffect::Confirmed => "confirmed_follower",
+        }
+    }
 }
 
 impl Outcome<'_> {
@@ -116,6 +151,10 @@ pub struct Pipeline {
     clocks: HashMap<i32, PartitionClock>,
     clock_cfg: ClockConfig,
     max_id_bytes: usize,
+    /// Issue 24: moderators' verdicts in force.
+    decisions: DecisionBook,
+    /// Issue 24: a model scored beside the live one, for comparison only.
+    shadow: Option<Arc<Model>>,
 }
 
 impl Pipeline {
@@ -131,8 +170,63 @@ impl Pipeline {
             clocks: HashMap::new(),
             clock_cfg: cfg.clock,
             max_id_bytes: cfg.max_id_bytes,
+            decisions: DecisionBook::new(cfg.decisions),
+            shadow: None,
             model,
         }
+    }
+
+    /// Issue 24: scores every follower with `shadow` too (its probability in each
+    /// outcome and on moderation records); it never flags, alerts or moderates.
+    pub fn with_shadow(mut self, shadow: Arc<Model>) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
+    /// Replaces the shadow model (a live reload, issue 24).
+    pub fn set_shadow(&mut self, shadow: Arc<Model>) {
+        self.shadow = Some(shadow);
+    }
+
+    /// The shadow model, if one runs.
+    pub fn shadow(&self) -> Option<&Model> {
+        self.shadow.as_deref()
+    }
+
+    /// Issue 24: swaps the model (and its operating threshold, or `threshold` when
+    /// given) without touching detector state: windows, open alerts, verdicts and
+    /// partition clocks carry on. The score cache is emptied (its scores are the old
+    /// model's). Records from here on name the new model's version.
+    pub fn replace_model(&mut self, model: Arc<Model>, threshold: Option<f32>) {
+        self.threshold = threshold.unwrap_or(model.threshold());
+        // Issue 22: the detector's operating point never sits above the flag.
+        self.detection_threshold = model.detection_threshold().min(self.threshold);
+        self.detector.set_flag_threshold(self.threshold);
+        self.cache = ScoreCache::new(self.cache.capacity());
+        self.detector.set_model_version(model.version());
+        self.model = model;
+    }
+
+    /// Issue 24: changes a detector trigger threshold live (see `Detector::retune`);
+    /// windows and open alerts are kept. False for an unknown name or a bad value.
+    pub fn retune(&mut self, name: &str, value: f32) -> bool {
+        self.detector.retune(name, value)
+    }
+
+    /// The operating threshold in force (the model's, or a live override).
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Issue 24: applies a moderator's verdict to what is flagged from now on.
+    pub fn apply_decision(&mut self, d: &Decision) {
+        self.decisions.apply(d);
+    }
+
+    /// Issue 24: verdicts held (cleared followers, confirmed followers, suppressed
+    /// followees).
+    pub fn decision_sizes(&self) -> (usize, usize, usize) {
+        self.decisions.sizes()
     }
 
     /// One raw input. `fallback_ts_ms`: Kafka record timestamp, used when the payload has
@@ -178,8 +272,21 @@ impl Pipeline {
             &ev.follower.id,
             self.max_id_bytes,
         )?;
-        let suspicious = score.prob >= self.threshold;
-        let counted = score.prob >= self.detection_threshold;
+        let mut suspicious = score.prob >= self.threshold;
+        let mut counted = score.prob >= self.detection_threshold;
+        // Issue 24: a moderator's verdict on this follower overrides its score: a cleared
+        // follower is neither flagged nor counted, a confirmed one is counted as bought.
+        let decision = if counted && self.decisions.cleared(&ev.follower.id, ts) {
+            suspicious = false;
+            counted = false;
+            DecisionEffect::Cleared
+        } else if !suspicious && self.decisions.confirmed(&ev.follower.id, ts) {
+            suspicious = true;
+            counted = true;
+            DecisionEffect::Confirmed
+        } else {
+            DecisionEffect::None
+        };
         let follow = ev.kind == EventType::Follow;
         let reasons = score.reasons.map(|r| (r.code(), r.contribution));
         // Issue #19 hook: the partition clock decides the time the detector counts the
@@ -194,8 +301,8 @@ impl Pipeline {
             self.detector.drop_partition(partition);
         }
         let Emitted {
-            alerts,
-            moderation,
+            mut alerts,
+            mut moderation,
             withheld,
         } = self.detector.observe(&Observation {
             event_id: &ev.event_id,
@@ -210,7 +317,29 @@ impl Pipeline {
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
+        let suppressed_records = if alerts.is_empty() && moderation.is_empty() {
+            0
+        } else {
+            self.apply_verdicts(&mut alerts, &mut moderation, placed_ts)
+        };
+        // Issue 24: the shadow model's view of the same snapshot, at the same instant
+        // as the live score (the event day's midpoint), uncached.
+        let shadow_prob = self
+            .shadow
+            .as_ref()
+            .map(|m| m.score(&ev.follower, crate::model::score_time(ts)).prob);
+        if let Some(p) = shadow_prob {
+            for m in moderation
+                .iter_mut()
+                .filter(|m| m.follower_id == *ev.follower.id)
+            {
+                m.shadow_score = Some(p);
+            }
+        }
         Ok(Outcome {
+            shadow_prob,
+            decision,
+            suppressed_records,
             event_time_ms: ts,
             placement,
             event_id: ev.event_id,
@@ -228,6 +357,31 @@ impl Pipeline {
             moderation,
             judgment_withheld: withheld > 0,
         })
+    }
+
+    /// Issue 24: drops the records of a burst a `false_alert` verdict suppressed (its
+    /// open, updates, resolution and moderation records) and remembers the flagged
+    /// followers of the others (for a `confirmed` verdict on the alert). Returns how many
+    /// records were dropped.
+    fn apply_verdicts(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        moderation: &mut Vec<ModerationRecord>,
+        ts: i64,
+    ) -> u32 {
+        let before = alerts.len() + moderation.len();
+        let book = &mut self.decisions;
+        for a in alerts.iter() {
+            if a.status == AlertStatus::Open {
+                book.suppress_open(&a.alert_id, &a.followee_id, ts);
+            }
+        }
+        alerts.retain(|a| !book.muted(&a.alert_id, ts, a.status == AlertStatus::Resolved));
+        moderation.retain(|m| !book.muted(&m.alert_id, ts, false));
+        for m in moderation.iter() {
+            book.note_flagged(&m.alert_id, &m.followee_id, &m.follower_id);
+        }
+        u32::try_from(before - alerts.len() - moderation.len()).unwrap_or(u32::MAX)
     }
 
     /// Scores one input's follower into the cache without detection (no window moves, no

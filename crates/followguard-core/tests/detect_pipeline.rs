@@ -18,15 +18,7 @@ fn pipeline() -> Pipeline {
 /// A bought-looking follower (young, no tweets, many friends) or a human-looking one.
 fn event(kind: &str, followee: &str, follower: &str, ts: Option<&str>, bot: bool) -> Vec<u8> {
     let ts = ts.map(|t| format!(r#""ts": "{t}","#)).unwrap_or_default();
-    let profile = if bot {
-        r#""screen_name": "kdjw83920183", "name": "kdjw", "description": "", "created_at": "2026-09-01T00:00:00Z",
-           "followers_count": 2, "friends_count": 1450, "statuses_count": 0, "favourites_count": 0, "listed_count": 0,
-           "default_profile": true, "default_profile_image": true"#
-    } else {
-        r#""screen_name": "marta_rossi", "name": "Marta Rossi", "description": "Teacher, runner, coffee.", "location": "Roma",
-           "created_at": "Tue Jun 11 11:20:35 +0000 2013", "followers_count": 420, "friends_count": 380,
-           "statuses_count": 5120, "favourites_count": 2210, "listed_count": 7, "default_profile": false"#
-    };
+    let profile = support::profile_fields(bot);
     format!(
         r#"{{"event_id": "e-{follower}", "type": "{kind}", {ts} "followee_id": "{followee}", "follower": {{"id": "{follower}", {profile}}}}}"#
     )

@@ -211,6 +211,12 @@ fn read_records(
             followguard_core::event::parse_profile(account).map(|p| (p, None))
         };
         let (profile, event_ts) = match parsed {
+            // A labelled table row needs every count (issue 24 made absent counts missing
+            // values in events): an unknown count is skipped, never read as zero.
+            Ok((p, _)) if !complete(&p) => {
+                skip("missing_field");
+                continue;
+            }
             Ok((p, ts)) => (p.into_owned(), ts),
             Err(e) => {
                 skip(e.kind());
@@ -405,16 +411,17 @@ pub fn read<R: std::io::Read>(
             url: (!url.is_empty()).then(|| Cow::Owned(url.to_string())),
             location: owned(c_loc),
             created_at_s: created_ms.div_euclid(1000),
-            followers_count: n[0],
-            friends_count: n[1],
-            statuses_count: n[2],
-            favourites_count: n[3],
-            listed_count: n[4],
+            followers_count: Some(n[0]),
+            friends_count: Some(n[1]),
+            statuses_count: Some(n[2]),
+            favourites_count: Some(n[3]),
+            listed_count: Some(n[4]),
             default_profile: parse_bool(get(c_dp)),
             default_profile_image: parse_bool(get(c_dpi)),
             // Absent column: the platform default (true), as for an event without it.
             profile_use_background_image: c_bg.is_none_or(|_| parse_bool(get(c_bg))),
             protected: parse_bool(get(c_prot)),
+            unknown: 0,
         };
         rows.push(Row {
             profile,
@@ -529,6 +536,19 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("FOLLOWGUARD_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// Whether every count of a profile is known (a training row needs them all).
+pub fn complete(p: &Profile<'_>) -> bool {
+    [
+        p.followers_count,
+        p.friends_count,
+        p.statuses_count,
+        p.favourites_count,
+        p.listed_count,
+    ]
+    .iter()
+    .all(Option::is_some)
 }
 
 #[cfg(test)]
@@ -711,10 +731,13 @@ mod tests {
         assert_eq!(rows.len(), 2, "{:?}", rep.skipped);
         assert_eq!(rows[0].profile.id, "1502026416");
         assert_eq!(rows[0].profile.created_at_s, 1_370_949_635);
-        assert_eq!(rows[0].profile.statuses_count, 2177);
+        assert_eq!(rows[0].profile.statuses_count, Some(2177));
         assert_eq!((rows[0].now_ms, rows[0].label), (1_559_347_200_000, false));
         assert_eq!(rows[0].group, "g19");
-        assert_eq!((rows[1].profile.friends_count, rows[1].label), (900, true));
+        assert_eq!(
+            (rows[1].profile.friends_count, rows[1].label),
+            (Some(900), true)
+        );
         assert_eq!(
             rows[1].now_ms, 1_559_347_200_000,
             "an event's ts is its capture time"

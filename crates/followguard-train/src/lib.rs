@@ -10,7 +10,9 @@
 
 pub mod dataset;
 pub mod eval;
+pub mod export;
 pub mod generate;
+pub mod input;
 pub mod model_file;
 pub mod modelcli;
 pub mod train;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use followguard_core::event;
 use followguard_core::model::{Model, Score};
+use followguard_core::profiles::Decoded;
 use followguard_core::ConfigError;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -182,6 +183,10 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate on a platform's field set (issue 24): the fields that platform's
+    /// profiles lack become missing values in every row.
+    #[arg(long, value_enum, default_value = "x")]
+    pub mask_platform: crate::input::PlatformMask,
 }
 
 /// `followguard lovo`: the leave-one-vendor-out protocol on cresci-2015.
@@ -287,6 +292,10 @@ pub struct ScoreArgs {
     pub accounts: Vec<DataSpec>,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub format: crate::input::FormatArgs,
+    #[command(flatten)]
+    pub profiles: crate::input::ProfileFileArgs,
 }
 
 /// The reasons of a score as the `score` command prints them.
@@ -375,7 +384,10 @@ pub fn evaluate(m: &Model, rows: &[Row]) -> serde_json::Value {
 
 pub fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let m = load_model(&a.model)?;
-    let rows = dataset::load_all(&a.data, &a.columns.columns())?;
+    let mut rows = dataset::load_all(&a.data, &a.columns.columns())?;
+    for r in &mut rows {
+        a.mask_platform.apply(&mut r.profile);
+    }
     let v = evaluate(&m, &rows);
     if a.json {
         println!("{v}");
@@ -722,6 +734,7 @@ pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
     if !a.accounts.is_empty() {
         return score_accounts(&m, &a);
     }
+    let decoder = crate::input::Decoder::open(a.format.input_format, &a.profiles)?;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let stdout = std::io::stdout();
@@ -738,13 +751,20 @@ pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        n += 1;
-        let v = score_line(&m, line);
-        if v.get("error").is_some() {
-            errors += 1;
+        // Issue 24: a payload of another format may hold several follows, or none.
+        let lines = match decoder.decode(line) {
+            Err(e) => vec![json!({"error": e.kind(), "message": e.to_string()})],
+            Ok(Decoded::Ignored(why)) => vec![json!({"ignored": why})],
+            Ok(d) => d.events().into_iter().map(|e| score_line(&m, e)).collect(),
+        };
+        for v in lines {
+            n += 1;
+            if v.get("error").is_some() {
+                errors += 1;
+            }
+            serde_json::to_writer(&mut out, &v)?;
+            out.write_all(b"\n")?;
         }
-        serde_json::to_writer(&mut out, &v)?;
-        out.write_all(b"\n")?;
     }
     out.flush()?;
     eprintln!("scored {} events, {errors} malformed", n - errors);

@@ -620,6 +620,10 @@ fn fit_tree(
             parent.map_or(0.5, |p| tree.value[p])
         };
     }
+    // Issue 24: the share of in-bag weight reaching each node, so inference can descend
+    // both sides of a split on a missing feature in the proportions training saw.
+    let total = cnt.first().copied().unwrap_or(0.0).max(f64::MIN_POSITIVE);
+    tree.coverage = cnt.iter().map(|&c| (c / total) as f32).collect();
     Ok(tree)
 }
 
@@ -843,9 +847,11 @@ mod tests {
                     profile: followguard_core::event::Profile {
                         id: format!("{i}").into(),
                         screen_name: if bot { "abc12345" } else { "anna" }.into(),
-                        followers_count: if bot { 3 } else { 300 + i },
-                        friends_count: if bot { 900 } else { 200 },
-                        statuses_count: if bot { 2 } else { 1000 + 7 * i },
+                        followers_count: Some(if bot { 3 } else { 300 + i }),
+                        friends_count: Some(if bot { 900 } else { 200 }),
+                        statuses_count: Some(if bot { 2 } else { 1000 + 7 * i }),
+                        favourites_count: Some(0),
+                        listed_count: Some(0),
                         ..Default::default()
                     },
                     now_ms: 400 * 86_400_000,

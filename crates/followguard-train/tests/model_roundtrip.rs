@@ -52,11 +52,11 @@ fn profile(i: usize, bot: bool, rng: &mut Rng) -> Profile<'static> {
             "Roma".into()
         }),
         created_at_s: NOW_MS / 1000 - 86_400 * (30 + rng.next(2000) as i64),
-        followers_count: fo,
-        friends_count: fr,
-        statuses_count: st,
-        favourites_count: if bot { rng.next(3) } else { rng.next(3000) },
-        listed_count: if bot { 0 } else { rng.next(20) },
+        followers_count: Some(fo),
+        friends_count: Some(fr),
+        statuses_count: Some(st),
+        favourites_count: Some(if bot { rng.next(3) } else { rng.next(3000) }),
+        listed_count: Some(if bot { 0 } else { rng.next(20) }),
         default_profile: bot || rng.next(4) == 0,
         ..Profile::default()
     }
@@ -116,6 +116,53 @@ fn save_load_round_trip_gives_identical_scores() {
             loaded.score(&r.profile, r.now_ms)
         );
     }
+}
+
+/// Issue 24: `train` records each node's training coverage, the file keeps it, and a
+/// missing count is scored by descending both sides in those proportions: the model
+/// still separates the synthetic task with favourites and listed counts unknown, and
+/// coverage changes the scores (it is used), unlike the ½-½ split of older files.
+#[test]
+fn trained_coverage_is_saved_and_scores_missing_counts() {
+    let m = small_model();
+    for t in &m.file().forest.trees {
+        assert_eq!(t.coverage.len(), t.feature.len());
+        assert_eq!(t.coverage[0], 1.0);
+        for i in 0..t.feature.len() {
+            if t.feature[i] >= 0 {
+                let (l, r) = (t.left[i] as usize, t.right[i] as usize);
+                assert!((t.coverage[l] + t.coverage[r] - t.coverage[i]).abs() < 1e-4);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    model_file::save(&m, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    assert_eq!(loaded.file().forest, m.file().forest);
+    let mut without = m.file().clone();
+    for t in &mut without.forest.trees {
+        t.coverage.clear();
+    }
+    let without = Model::from_file(without, String::new(), "no coverage").unwrap();
+    let test = rows(400, 4321);
+    let labels: Vec<bool> = test.iter().map(|r| r.label).collect();
+    let mut differ = 0;
+    let probs: Vec<f32> = test
+        .iter()
+        .map(|r| {
+            let mut p = r.profile.clone();
+            p.favourites_count = None;
+            p.listed_count = None;
+            let s = loaded.score(&p, r.now_ms);
+            differ += usize::from(s.prob != without.score(&p, r.now_ms).prob);
+            assert!(s.prob.is_finite());
+            s.prob
+        })
+        .collect();
+    let auc = followguard_train::eval::roc_auc(&probs, &labels).unwrap();
+    assert!(auc > 0.95, "missing favourites and listed: auc {auc}");
+    assert!(differ > 0, "coverage is what weighs a missing split");
 }
 
 #[test]
@@ -317,7 +364,7 @@ fn score_cache_hits_misses_and_stays_bounded() {
     );
     // Changed counts or a later day: a fresh score, not a stale one.
     let mut changed = last.profile.clone();
-    changed.followers_count += 1000;
+    changed.followers_count = changed.followers_count.map(|c| c + 1000);
     assert_eq!(
         cache.get_or_score(&m, &changed, last.now_ms),
         ScoreCache::quantise(&m.score(&changed, score_time(last.now_ms)))

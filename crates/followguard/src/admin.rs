@@ -45,6 +45,18 @@ pub struct AdminState {
     pub evidence: crate::web::SharedEvidence,
     /// Issue #23: the token the evidence pages require (none: open).
     admin_token: std::sync::OnceLock<String>,
+    /// Issue 24: a live reload asked for (`POST /admin/reload` or SIGHUP), with an
+    /// optional operating-threshold override; the consume loop takes it between chunks.
+    reload: Mutex<Option<Reload>>,
+}
+
+/// Issue 24: a requested live reload of the model file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reload {
+    /// Operating threshold to use instead of the model file's.
+    pub threshold: Option<f32>,
+    /// Detector trigger thresholds to change (`Detector::RETUNABLE` names).
+    pub detector: Vec<(&'static str, f32)>,
 }
 
 impl AdminState {
@@ -59,6 +71,7 @@ impl AdminState {
             stale_after,
             evidence: Arc::default(),
             admin_token: std::sync::OnceLock::new(),
+            reload: Mutex::new(None),
         })
     }
 
@@ -81,6 +94,19 @@ impl AdminState {
             _ => return false,
         };
         constant_time_eq(given.as_bytes(), want.as_bytes())
+    }
+
+    /// Issue 24: asks the consume loop to reload the model file (a later request
+    /// replaces an earlier one not yet taken).
+    pub fn request_reload(&self, r: Reload) {
+        if let Ok(mut slot) = self.reload.lock() {
+            *slot = Some(r);
+        }
+    }
+
+    /// The pending reload request, if any (taken: the loop acts on it once).
+    pub fn take_reload(&self) -> Option<Reload> {
+        self.reload.lock().ok().and_then(|mut s| s.take())
     }
 
     pub fn set_model_loaded(&self) {
@@ -185,7 +211,7 @@ async fn require_token(
                 header::WWW_AUTHENTICATE,
                 r#"Basic realm="followguard evidence", charset="UTF-8""#,
             )],
-            "the evidence pages need the admin token (Authorization: Bearer <token>)\n",
+            "the evidence pages and /admin/reload need the admin token (Authorization: Bearer <token>)\n",
         )
             .into_response()
     }
@@ -196,6 +222,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let web = crate::web::router(state.evidence.clone()).layer(
         axum::middleware::from_fn_with_state(state.clone(), require_token),
     );
+    // The reload endpoint changes what is flagged: behind the same token as the pages.
+    let admin = Router::new()
+        .route("/admin/reload", axum::routing::post(reload))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        .with_state(state.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -203,6 +237,56 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/info", get(info))
         .with_state(state)
         .merge(web)
+        .merge(admin)
+}
+
+/// `POST /admin/reload[?threshold=0.6&z=6…]` (issue 24): reload the model file, and
+/// optionally override its operating threshold and detector trigger thresholds
+/// (`Detector::RETUNABLE`), without a restart; answered at once
+/// (202), applied by the consume loop before its next chunk. The outcome shows in
+/// `followguard_model_reloads_total{result}` and `followguard_model_info`.
+async fn reload(
+    State(s): State<Arc<AdminState>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let threshold = match q.get("threshold").map(|t| t.parse::<f32>()) {
+        None => None,
+        Some(Ok(t)) if (0.0..=1.0).contains(&t) => Some(t),
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "threshold must be a number in [0, 1]\n",
+            )
+                .into_response()
+        }
+    };
+    let mut detector = Vec::new();
+    for (k, v) in &q {
+        if k == "threshold" {
+            continue;
+        }
+        let name = followguard_core::detector::Detector::RETUNABLE
+            .iter()
+            .find(|n| **n == k.as_str());
+        match (name, v.parse::<f32>()) {
+            (Some(n), Ok(v)) if v.is_finite() && v >= 0.0 => detector.push((*n, v)),
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{k}: not a non-negative number for one of threshold, {}\n",
+                        followguard_core::detector::Detector::RETUNABLE.join(", ")
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+    s.request_reload(Reload {
+        threshold,
+        detector,
+    });
+    (StatusCode::ACCEPTED, "reload requested\n").into_response()
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {

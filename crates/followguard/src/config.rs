@@ -151,6 +151,11 @@ fn default_newcomer_max_age_min() -> f64 {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Detector")]
 pub struct DetectorArgs {
+    /// Issue 24: how long a moderator's verdict holds from its own time (a cleared
+    /// follower is not flagged, a false alert's followee not alerted, a confirmed bot
+    /// counted as bought): accounts change hands, so not forever.
+    #[arg(long, env = "FOLLOWGUARD_DECISION_TTL", default_value = "30d")]
+    pub decision_ttl: String,
     /// Prior share of organic followers that score as suspicious; keep it above the
     /// model's false-positive rate on real humans, or viral spikes will alert.
     #[arg(long, env = "FOLLOWGUARD_P_FLOOR", default_value_t = DetectorConfig::default().p_floor)]
@@ -287,7 +292,12 @@ impl DetectorArgs {
             max_record_bytes,
             ..DetectorConfig::default()
         };
+        let ttl = parse_duration("decision-ttl", &self.decision_ttl)?;
         Ok(PipelineConfig {
+            decisions: followguard_core::decisions::DecisionConfig {
+                ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+                ..Default::default()
+            },
             detector: d,
             cache_capacity: self.cache_capacity,
             max_id_bytes,
@@ -568,6 +578,62 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// Issue 24: the input's payload format.
+    #[command(flatten)]
+    pub format: followguard_train::input::FormatArgs,
+
+    /// Compacted topic of profiles keyed by account id (the profile table of
+    /// `--input-format activitypub` / `jetstream`). Every instance reads it in full, from
+    /// the beginning, before consuming follows, and keeps reading it (a GlobalKTable:
+    /// profiles are keyed by follower, follows by followee, so they are not
+    /// co-partitioned). A record with no value (tombstone) deletes the account.
+    #[arg(help_heading = "Input", long, env = "FOLLOWGUARD_PROFILE_TOPIC")]
+    pub profile_topic: Option<String>,
+
+    /// How long a follow whose follower's profile is not in the table yet may wait for it,
+    /// in processing time from the record's broker timestamp (the profile comes from
+    /// another producer: its event time says nothing about when it reaches us). Past it
+    /// the follow is dead-lettered as `unknown_profile`. Raise it when the platform
+    /// publishes profiles late; it holds the input while it waits.
+    #[arg(
+        help_heading = "Input",
+        long,
+        env = "FOLLOWGUARD_PROFILE_WAIT",
+        default_value = "2s"
+    )]
+    pub profile_wait: String,
+
+    /// Byte budget of the profile table; past it the profiles updated longest ago go.
+    #[arg(help_heading = "Input", long, env = "FOLLOWGUARD_PROFILE_TABLE_BYTES", default_value_t = followguard_core::profiles::DEFAULT_MAX_BYTES)]
+    pub profile_table_bytes: usize,
+
+    /// Topic of moderators' decisions (issue 24): `{"verdict": "human" | "bot" |
+    /// "false_alert" | "confirmed", "follower_id"?, "followee_id"?, "alert_id"?, "who",
+    /// "at"}`. Every instance reads it in full from the beginning and keeps reading it:
+    /// a cleared follower is not flagged again, a false alert's followee is not alerted
+    /// for its next burst, confirmed bots count as bought (`--decision-ttl`).
+    #[arg(help_heading = "Input", long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
+    pub decisions_topic: Option<String>,
+
+    /// A candidate model scored beside the live one (issue 24): its score goes on
+    /// moderation records (`shadow_score`) and into
+    /// `followguard_shadow_follows_total{live,shadow}` (where the two agree and where
+    /// they do not); it never flags, alerts or moderates. Costs one more (uncached)
+    /// score per event on the consume loop.
+    #[arg(help_heading = "Model", long, env = "FOLLOWGUARD_SHADOW_MODEL")]
+    pub shadow_model: Option<PathBuf>,
+}
+
+/// Issue 24: the input format and the profile table of `serve`.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub format: followguard_core::adapt::InputFormat,
+    pub profile_topic: Option<String>,
+    pub profile_wait: Duration,
+    pub profile_table_bytes: usize,
+    pub decisions_topic: Option<String>,
+    pub shadow_model: Option<PathBuf>,
 }
 
 /// A `key=value` librdkafka property; `Debug` redacts the value of secret-looking keys.
@@ -721,6 +787,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
     pub pipeline: PipelineConfig,
+    /// Issue 24: input format and profile table.
+    pub input: InputConfig,
 }
 
 /// Upper bound of `--prepare-threads`.
@@ -1003,8 +1071,35 @@ impl ServeArgs {
             (None, Some(t)) => Some(Secret(t.to_string())),
             (None, None) => None,
         };
+        let format = self.format.input_format;
+        let profile_topic = self.profile_topic.clone().filter(|t| !t.trim().is_empty());
+        if let Some(t) = &profile_topic {
+            check_topic("profile-topic", t)?;
+        }
+        if format.needs_profiles() && profile_topic.is_none() {
+            return Err(ConfigError(format!(
+                "--input-format {} carries no profiles: give the profile table with --profile-topic",
+                format.name()
+            )));
+        }
+        let decisions_topic = self
+            .decisions_topic
+            .clone()
+            .filter(|t| !t.trim().is_empty());
+        if let Some(t) = &decisions_topic {
+            check_topic("decisions-topic", t)?;
+        }
+        let input = InputConfig {
+            shadow_model: self.shadow_model.clone(),
+            decisions_topic,
+            format,
+            profile_topic,
+            profile_wait: parse_duration("profile-wait", &self.profile_wait)?,
+            profile_table_bytes: self.profile_table_bytes,
+        };
         Ok(ServeConfig {
             admin_token,
+            input,
             kafka,
             pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),

@@ -56,6 +56,9 @@ enum Command {
     Lodo(followguard_train::modelcli::LodoArgs),
     /// Score JSONL follow events from stdin: one JSON line per event on stdout.
     Score(followguard_train::modelcli::ScoreArgs),
+    /// Moderators' decisions joined with the profile snapshots they judged, as an account
+    /// table `train` reads (issue 24).
+    ExportTraining(followguard_train::export::ExportArgs),
     /// Probe a running serve's admin port (GET /healthz): exit 0 when healthy, 1 otherwise.
     /// The image's HEALTHCHECK; needs no curl.
     Healthcheck(HealthcheckArgs),
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Man { out_dir } => man(out_dir.as_deref()),
+        Command::ExportTraining(a) => followguard_train::export::run(a),
         // Reached only through clap's own `help` handling: `main` forwards these first.
         Command::BenchDetect(_)
         | Command::BenchPipeline(_)

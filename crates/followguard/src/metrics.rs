@@ -167,6 +167,221 @@ pub struct Metrics {
     produce_refused: IntCounterVec,
     /// Issue #19: bytes of output records awaiting acknowledgement.
     in_flight_bytes: IntGauge,
+    /// Issue 24: input formats, the profile table.
+    pub input: InputMetrics,
+    /// The model identity gauge (relabelled on a live reload, issue 24).
+    model_info: GaugeVec,
+}
+
+/// Issue 24: what the input adapters ignored and the profile table's state.
+#[derive(Clone)]
+pub struct InputMetrics {
+    ignored: IntCounterVec,
+    profile_records: IntCounterVec,
+    profile_table_bytes: IntGauge,
+    profile_table_entries: IntGauge,
+    profile_table_evictions: IntGauge,
+    profile_waits: IntCounter,
+    decisions: IntCounterVec,
+    decision_effects: IntCounterVec,
+    decisions_held: IntGaugeVec,
+    model_reloads: IntCounterVec,
+    shadow_follows: IntCounterVec,
+    shadow_info: GaugeVec,
+}
+
+impl InputMetrics {
+    fn new(r: &Registry) -> InputMetrics {
+        let ignored = counter_vec(
+            r,
+            "followguard_input_ignored_total",
+            "Well-formed input records holding no follow (other activities or collections,              Bluesky deletes…), by reason: counted, not dead-lettered.",
+            &["reason"],
+        );
+        for reason in followguard_core::adapt::IGNORED_REASONS {
+            ignored.with_label_values(&[reason]);
+        }
+        let profile_records = counter_vec(
+            r,
+            "followguard_profile_records_total",
+            "Profile-topic records read into the profile table, by result (applied,              tombstone, rejected).",
+            &["result"],
+        );
+        for k in ["applied", "tombstone", "rejected"] {
+            profile_records.with_label_values(&[k]);
+        }
+        let decisions = counter_vec(
+            r,
+            "followguard_decisions_total",
+            "Moderators' verdicts read from the decisions topic, by verdict (human, bot,              false_alert, confirmed; rejected = unreadable).",
+            &["verdict"],
+        );
+        for (_, v) in followguard_core::decisions::Verdict::ALL {
+            decisions.with_label_values(&[v]);
+        }
+        decisions.with_label_values(&["rejected"]);
+        let decision_effects = counter_vec(
+            r,
+            "followguard_decision_effects_total",
+            "What verdicts changed: cleared_follower (a suspicious follower not flagged),              confirmed_follower (a follower counted as bought despite its score),              suppressed_record (an alert or moderation record of a burst a false_alert              verdict suppressed).",
+            &["effect"],
+        );
+        for e in [
+            "cleared_follower",
+            "confirmed_follower",
+            "suppressed_record",
+        ] {
+            decision_effects.with_label_values(&[e]);
+        }
+        let decisions_held = IntGaugeVec::new(
+            Opts::new(
+                "followguard_decisions_held",
+                "Verdicts in force, by kind (cleared, confirmed, suppressed); each bounded.",
+            ),
+            &["kind"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(decisions_held.clone()))
+            .expect("metric registered once");
+        let model_reloads = counter_vec(
+            r,
+            "followguard_model_reloads_total",
+            "Live reloads of the model file (POST /admin/reload or SIGHUP), by result (ok; \
+             failed = the file could not be loaded, the running model stays).",
+            &["result"],
+        );
+        for k in ["ok", "failed"] {
+            model_reloads.with_label_values(&[k]);
+        }
+        let shadow_follows = counter_vec(
+            r,
+            "followguard_shadow_follows_total",
+            "Follows scored by both the live and the shadow model (--shadow-model), by \
+             each one's verdict at its own threshold (live, shadow: flag or pass).",
+            &["live", "shadow"],
+        );
+        let shadow_info = GaugeVec::new(
+            Opts::new(
+                "followguard_shadow_model_info",
+                "Always 1 while a shadow model runs; labels say which file.",
+            ),
+            &["version", "sha256"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(shadow_info.clone()))
+            .expect("metric registered once");
+        InputMetrics {
+            shadow_follows,
+            shadow_info,
+            model_reloads,
+            decisions,
+            decision_effects,
+            decisions_held,
+            ignored,
+            profile_records,
+            profile_table_bytes: int_gauge(
+                r,
+                "followguard_profile_table_bytes",
+                "Bytes held by the profile table (bounded by --profile-table-bytes).",
+            ),
+            profile_table_entries: int_gauge(
+                r,
+                "followguard_profile_table_entries",
+                "Accounts in the profile table.",
+            ),
+            profile_table_evictions: int_gauge(
+                r,
+                "followguard_profile_table_evictions",
+                "Profiles dropped from the table to stay within its byte budget, since start.",
+            ),
+            profile_waits: counter(
+                r,
+                "followguard_profile_waits_total",
+                "Input chunks that waited (bounded by --profile-wait) for a follower's                  profile to reach the table.",
+            ),
+        }
+    }
+
+    pub fn ignored(&self, reason: &'static str) {
+        self.ignored.with_label_values(&[reason]).inc();
+    }
+
+    pub fn profile_record(&self, result: &'static str) {
+        self.profile_records.with_label_values(&[result]).inc();
+    }
+
+    pub fn profile_table(&self, bytes: usize, entries: usize, evicted: u64) {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.profile_table_bytes.set(n(bytes));
+        self.profile_table_entries.set(n(entries));
+        self.profile_table_evictions
+            .set(i64::try_from(evicted).unwrap_or(i64::MAX));
+    }
+
+    pub fn profile_wait(&self) {
+        self.profile_waits.inc();
+    }
+
+    /// The shadow model in use (issue 24).
+    pub fn set_shadow(&self, version: &str, sha256: &str) {
+        self.shadow_info.reset();
+        self.shadow_info
+            .with_label_values(&[version, sha256])
+            .set(1.0);
+        for live in ["flag", "pass"] {
+            for shadow in ["flag", "pass"] {
+                self.shadow_follows.with_label_values(&[live, shadow]);
+            }
+        }
+    }
+
+    /// One follow scored by both models.
+    pub fn shadow_follow(&self, live: bool, shadow: bool) {
+        let v = |b: bool| if b { "flag" } else { "pass" };
+        self.shadow_follows
+            .with_label_values(&[v(live), v(shadow)])
+            .inc();
+    }
+
+    /// A live model reload: `ok` or `failed` (the old model stays).
+    pub fn model_reload(&self, result: &'static str) {
+        self.model_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// A verdict read (`verdict` name, or "rejected").
+    pub fn decision(&self, verdict: &'static str) {
+        self.decisions.with_label_values(&[verdict]).inc();
+    }
+
+    /// What verdicts changed about one event.
+    pub fn decision_effect(
+        &self,
+        effect: followguard_core::pipeline::DecisionEffect,
+        suppressed: u32,
+    ) {
+        if effect != followguard_core::pipeline::DecisionEffect::None {
+            self.decision_effects
+                .with_label_values(&[effect.name()])
+                .inc();
+        }
+        if suppressed > 0 {
+            self.decision_effects
+                .with_label_values(&["suppressed_record"])
+                .inc_by(u64::from(suppressed));
+        }
+    }
+
+    pub fn decisions_held(&self, (cleared, confirmed, suppressed): (usize, usize, usize)) {
+        for (k, v) in [
+            ("cleared", cleared),
+            ("confirmed", confirmed),
+            ("suppressed", suppressed),
+        ] {
+            self.decisions_held
+                .with_label_values(&[k])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -477,6 +692,7 @@ impl Metrics {
         for k in ["clamped", "jumped", "reanchored"] {
             event_time_adjustments.with_label_values(&[k]);
         }
+        let input = InputMetrics::new(r);
 
         Metrics {
             registry,
@@ -516,7 +732,17 @@ impl Metrics {
             event_time_adjustments,
             produce_refused,
             in_flight_bytes,
+            input,
+            model_info,
         }
+    }
+
+    /// Issue 24: after a live reload, `followguard_model_info` names the new model only.
+    pub fn set_model(&self, version: &str, sha256: &str) {
+        self.model_info.reset();
+        self.model_info
+            .with_label_values(&[version, sha256])
+            .set(1.0);
     }
 
     /// Prometheus text exposition of every registered metric.

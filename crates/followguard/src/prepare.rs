@@ -71,6 +71,14 @@ impl Preparer {
             .fold((0, 0), |(h, m), c| (h + c.hits(), m + c.misses()))
     }
 
+    /// Empties the helpers' score caches: after a live model reload (issue 24) their
+    /// scores are the old model's (the key is the profile and the day, not the model).
+    pub fn clear_caches(&mut self) {
+        for c in &mut self.caches {
+            *c = ScoreCache::new(c.capacity());
+        }
+    }
+
     /// Longest chunk worth passing to [`run`](Self::run).
     pub fn max_chunk(&self) -> usize {
         if self.pool.is_some() {
@@ -316,6 +324,44 @@ mod tests {
                     .iter()
                     .map(|c| c.hits() + c.misses())
                     .sum::<u64>();
+            }
+            // Issue 24: after a live model reload no helper serves the old model's score.
+            if threads > 0 {
+                let other = Arc::new(
+                    followguard_train::model_file::load(
+                        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("../../models/lovo-TWT.json"),
+                    )
+                    .expect("models/lovo-TWT.json loads"),
+                );
+                let mut preparer = Preparer::new(threads, 1 << 12).unwrap();
+                let mut p = Pipeline::new(model.clone(), PipelineConfig::default());
+                let part = &lines[..CHUNK];
+                let inputs: Vec<_> = part.iter().map(|l| (*l, Some(0))).collect();
+                preparer.run(
+                    &mut p,
+                    |p| p,
+                    &inputs,
+                    |p, _, (r, _)| {
+                        let _ = r.and_then(|prep| p.observe(prep, 0));
+                    },
+                );
+                p.replace_model(other.clone(), None);
+                preparer.clear_caches();
+                let mut fresh = Pipeline::new(other.clone(), PipelineConfig::default());
+                preparer.run(
+                    &mut p,
+                    |p| p,
+                    &inputs,
+                    |_, i, (r, _)| {
+                        let want = fresh.process(part[i], Some(0), 0).map(|o| o.score.prob);
+                        let got = r.map(|prep| {
+                            let mut q = Pipeline::new(other.clone(), PipelineConfig::default());
+                            q.observe(prep, 0).map(|o| o.score.prob)
+                        });
+                        assert_eq!(got.ok().and_then(Result::ok), want.ok(), "input {i}");
+                    },
+                );
             }
             // Which thread claims a block depends on scheduling, but over ~40 calls the
             // helpers always take part (and with none, nothing else scores).

@@ -8,6 +8,8 @@ use followguard_core::alert::AlertStatus;
 use followguard_core::event::EventType;
 use followguard_core::model::Model;
 use followguard_core::pipeline::{Outcome, Pipeline};
+use followguard_core::profiles::Decoded;
+use followguard_train::input::{Decoder, FormatArgs, ProfileFileArgs};
 use followguard_train::model_file::{self, DEFAULT_MODEL_PATH};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +34,9 @@ pub struct ReplaySummary {
     pub unfollows: u64,
     pub suspicious_follows: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Issue 24: well-formed payloads holding no follow (other activities, Bluesky
+    /// deletes…), by reason; counted, not rejected.
+    pub ignored: BTreeMap<&'static str, u64>,
     pub alerts_open: u64,
     pub alerts_update: u64,
     pub alerts_resolved: u64,
@@ -48,6 +53,18 @@ pub struct ReplaySummary {
 /// (the sinks). `progress` is called every 100k lines.
 pub fn run_lines<R: BufRead>(
     pipeline: &mut Pipeline,
+    input: R,
+    on_outcome: impl FnMut(&Outcome) -> anyhow::Result<()>,
+    progress: impl FnMut(&ReplaySummary),
+) -> anyhow::Result<ReplaySummary> {
+    run_lines_as(pipeline, &Decoder::default(), input, on_outcome, progress)
+}
+
+/// [`run_lines`] for any input format (issue 24): each line is decoded (adapted and
+/// joined with the decoder's profile table) into zero or more canonical events.
+pub fn run_lines_as<R: BufRead>(
+    pipeline: &mut Pipeline,
+    decoder: &Decoder,
     mut input: R,
     mut on_outcome: impl FnMut(&Outcome) -> anyhow::Result<()>,
     mut progress: impl FnMut(&ReplaySummary),
@@ -66,6 +83,47 @@ pub fn run_lines<R: BufRead>(
             continue;
         }
         s.lines += 1;
+        let decoded = match decoder.decode(line) {
+            Ok(Decoded::Ignored(why)) => {
+                *s.ignored.entry(why).or_default() += 1;
+                continue;
+            }
+            Ok(d) => d,
+            Err(e) => {
+                *s.rejected.entry(e.kind()).or_default() += 1;
+                continue;
+            }
+        };
+        for event in decoded.events() {
+            observe_one(pipeline, event, &mut s, &mut on_outcome)?;
+        }
+        if s.lines % 100_000 == 0 {
+            s.elapsed_s = started.elapsed().as_secs_f64();
+            progress(&s);
+        }
+    }
+    let (hits, misses) = pipeline.cache_stats();
+    s.cache_hits = hits;
+    s.cache_misses = misses;
+    s.tracked_followees = pipeline.tracked_followees();
+    s.followee_bytes_per_tracked = pipeline.memory_report().0.followee_bytes_per_tracked;
+    s.elapsed_s = started.elapsed().as_secs_f64();
+    s.events_per_s = if s.elapsed_s > 0.0 {
+        s.lines as f64 / s.elapsed_s
+    } else {
+        0.0
+    };
+    Ok(s)
+}
+
+/// One canonical event through the pipeline, counted into `s`.
+fn observe_one(
+    pipeline: &mut Pipeline,
+    line: &[u8],
+    s: &mut ReplaySummary,
+    on_outcome: &mut impl FnMut(&Outcome) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    {
         match pipeline.process(line, None, 0) {
             Ok(o) => {
                 s.events += 1;
@@ -88,23 +146,8 @@ pub fn run_lines<R: BufRead>(
             }
             Err(e) => *s.rejected.entry(e.kind()).or_default() += 1,
         }
-        if s.lines % 100_000 == 0 {
-            s.elapsed_s = started.elapsed().as_secs_f64();
-            progress(&s);
-        }
     }
-    let (hits, misses) = pipeline.cache_stats();
-    s.cache_hits = hits;
-    s.cache_misses = misses;
-    s.tracked_followees = pipeline.tracked_followees();
-    s.followee_bytes_per_tracked = pipeline.memory_report().0.followee_bytes_per_tracked;
-    s.elapsed_s = started.elapsed().as_secs_f64();
-    s.events_per_s = if s.elapsed_s > 0.0 {
-        s.lines as f64 / s.elapsed_s
-    } else {
-        0.0
-    };
-    Ok(s)
+    Ok(())
 }
 
 fn trim_line(b: &[u8]) -> &[u8] {
@@ -178,12 +221,45 @@ pub struct ReplayArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub detector: DetectorArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub profiles: ProfileFileArgs,
+    /// Moderators' decisions (issue 24; JSON lines as on `serve --decisions-topic`),
+    /// applied before the first event: what the stream would give with those verdicts.
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_DECISIONS")]
+    pub decisions: Option<PathBuf>,
+}
+
+/// Reads a JSON-lines decisions file into `pipeline` (issue 24); returns how many were
+/// applied and how many lines were unreadable.
+pub fn apply_decisions_file(pipeline: &mut Pipeline, path: &Path) -> anyhow::Result<(u64, u64)> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut ok, mut bad) = (0, 0);
+    for line in text.split(|b| *b == b'\n').map(trim_line) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match followguard_core::decisions::parse(line) {
+            Ok(d) => {
+                pipeline.apply_decision(&d);
+                ok += 1;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((ok, bad))
 }
 
 /// Runs `replay`.
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
+    let decoder = Decoder::open(a.format.input_format, &a.profiles)?;
     let mut pipeline = Pipeline::new(model, a.detector.pipeline_config()?);
+    if let Some(path) = &a.decisions {
+        let (ok, bad) = apply_decisions_file(&mut pipeline, path)?;
+        eprintln!("decisions: {ok} applied, {bad} unreadable");
+    }
     let mut alerts = Sink::open(Some(&a.alerts))?;
     let mut moderation = Sink::open(a.moderation.as_deref())?;
     let mut evidence = a
@@ -199,8 +275,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", a.input.display()))?,
         ))
     };
-    let s = run_lines(
+    let s = run_lines_as(
         &mut pipeline,
+        &decoder,
         input,
         |o| {
             for r in &o.alerts {
@@ -253,7 +330,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
 pub fn summary_text(s: &ReplaySummary) -> String {
     let rejected: u64 = s.rejected.values().sum();
     let kinds: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
+    let ignored: Vec<String> = s.ignored.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let text = format!(
         "replay summary: {} events ({} follows, {} unfollows, {} suspicious follows); rejected {}{}; \
          alerts: {} opened, {} updates, {} resolved; {} flagged followers (moderation records); \
          cache {} hits / {} misses; {} followees tracked ({} B each incl. table); {:.1}s, {:.0} events/s",
@@ -273,5 +351,10 @@ pub fn summary_text(s: &ReplaySummary) -> String {
         s.followee_bytes_per_tracked,
         s.elapsed_s,
         s.events_per_s
-    )
+    );
+    if ignored.is_empty() {
+        text
+    } else {
+        format!("{text}; ignored {}", ignored.join(", "))
+    }
 }

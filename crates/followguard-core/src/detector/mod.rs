@@ -151,6 +151,47 @@ impl Detector {
         }
     }
 
+    /// Issue 24: changes alert-trigger thresholds live (the scalar settings read when a
+    /// window is evaluated: `p_floor`, `z`, the short and long minimum excess and share).
+    /// Returns false, changing nothing, for another name or a negative or non-finite value.
+    pub fn retune(&mut self, name: &str, value: f32) -> bool {
+        if !(value.is_finite() && value >= 0.0) {
+            return false;
+        }
+        let slot = match name {
+            "p_floor" => &mut self.cfg.p_floor,
+            "z" => &mut self.cfg.z,
+            "short_min_excess" => &mut self.cfg.short_min_excess,
+            "short_min_share" => &mut self.cfg.short_min_share,
+            "long_min_excess" => &mut self.cfg.long_min_excess,
+            "long_min_share" => &mut self.cfg.long_min_share,
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
+
+    /// The names [`retune`](Self::retune) accepts.
+    pub const RETUNABLE: [&'static str; 6] = [
+        "p_floor",
+        "z",
+        "short_min_excess",
+        "short_min_share",
+        "long_min_excess",
+        "long_min_share",
+    ];
+
+    /// Issue 24: the model version records name, after a live model reload.
+    pub fn set_model_version(&mut self, version: &str) {
+        self.cfg.model_version = version.to_string();
+    }
+
+    /// The per-follower flag threshold from now on (a live model reload or threshold
+    /// override); windows and open alerts are kept.
+    pub fn set_flag_threshold(&mut self, threshold: f32) {
+        self.cfg.flag_threshold = threshold;
+    }
+
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
     }

@@ -95,6 +95,7 @@ impl Detector {
             event_id: f.event_id.to_string(),
             event_time: format_rfc3339_ms(f.ts_ms),
             event_time_ms: f.ts_ms,
+            shadow_score: None,
         })
     }
 }

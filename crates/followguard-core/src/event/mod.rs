@@ -48,18 +48,44 @@ pub struct Profile<'a> {
     pub location: Cow<'a, str>,
     /// Account creation time, seconds since the Unix epoch.
     pub created_at_s: i64,
-    pub followers_count: u64,
-    pub friends_count: u64,
-    pub statuses_count: u64,
-    pub favourites_count: u64,
-    pub listed_count: u64,
+    /// The counts. `None` is a missing value (absent or `null` on the wire, or a field the
+    /// platform does not have: Mastodon has no `listed_count`, Bluesky no favourites):
+    /// features and model treat it as unknown, never as zero (issue 24).
+    pub followers_count: Option<u64>,
+    pub friends_count: Option<u64>,
+    pub statuses_count: Option<u64>,
+    pub favourites_count: Option<u64>,
+    pub listed_count: Option<u64>,
     pub default_profile: bool,
     pub default_profile_image: bool,
     pub profile_use_background_image: bool,
     pub protected: bool,
+    /// Issue 24: fields the follower's platform does not have (bits
+    /// [`Profile::UNKNOWN_LOCATION`], [`Profile::UNKNOWN_URL`],
+    /// [`Profile::UNKNOWN_DEFAULT_PROFILE`]; on the wire the follower's `"missing"` list).
+    /// Their features are missing values, not "empty" or "false". 0 for v1.1 profiles.
+    pub unknown: u8,
 }
 
 impl Profile<'_> {
+    /// The platform has no location field (Mastodon, Bluesky).
+    pub const UNKNOWN_LOCATION: u8 = 1;
+    /// The platform has no website field (Bluesky).
+    pub const UNKNOWN_URL: u8 = 2;
+    /// The platform has no notion of an un-customised profile.
+    pub const UNKNOWN_DEFAULT_PROFILE: u8 = 4;
+    /// The names used in the follower's `"missing"` list, with their bits.
+    pub const UNKNOWN_FIELDS: [(&'static str, u8); 3] = [
+        ("location", Profile::UNKNOWN_LOCATION),
+        ("url", Profile::UNKNOWN_URL),
+        ("default_profile", Profile::UNKNOWN_DEFAULT_PROFILE),
+    ];
+
+    /// Whether the platform lacks the field(s) of `bit`.
+    pub fn lacks(&self, bit: u8) -> bool {
+        self.unknown & bit != 0
+    }
+
     /// Converts borrowed strings into owned ones, for values that outlive the input buffer.
     pub fn into_owned(self) -> Profile<'static> {
         Profile {
@@ -113,6 +139,10 @@ pub enum EventError {
     BadCount(&'static str),
     #[error("field `{0}` must be a boolean (true/false; 1/0 and \"1\"/\"0\"/\"\"/\"true\"/\"false\" are also accepted)")]
     BadFlag(&'static str),
+    /// Issue 24: a follow of a format without an embedded profile (ActivityPub, Bluesky)
+    /// whose follower has no entry in the profile table (after the bounded wait).
+    #[error("no profile for follower {0:?} in the profile table")]
+    UnknownProfile(String),
 }
 
 impl EventError {
@@ -127,11 +157,12 @@ impl EventError {
             EventError::BadId(_) | EventError::IdTooLong { .. } => "bad_id",
             EventError::BadCount(_) => "bad_count",
             EventError::BadFlag(_) => "bad_flag",
+            EventError::UnknownProfile(_) => "unknown_profile",
         }
     }
 
     /// Every kind, for pre-binding metric label values.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "invalid_json",
         "too_large",
         "missing_field",
@@ -140,6 +171,7 @@ impl EventError {
         "bad_id",
         "bad_count",
         "bad_flag",
+        "unknown_profile",
     ];
 }
 
@@ -233,6 +265,9 @@ struct RawProfile<'a> {
     profile_use_background_image: Option<RawFlag>,
     #[serde(default)]
     protected: Option<RawFlag>,
+    /// Issue 24: names of fields the platform does not have (see `Profile::unknown`).
+    #[serde(default, borrow)]
+    missing: Option<Vec<Cow<'a, str>>>,
 }
 
 /// A timestamp as it appears on the wire: a string (RFC 3339 or Twitter's format) or
@@ -321,6 +356,13 @@ impl<'a> RawProfile<'a> {
                 true,
             )?,
             protected: flag(self.protected, "follower.protected", false)?,
+            // Names this build does not know are ignored (a newer producer's list).
+            unknown: self.missing.iter().flatten().fold(0, |bits, name| {
+                Profile::UNKNOWN_FIELDS
+                    .iter()
+                    .find(|(n, _)| *n == name.as_ref())
+                    .map_or(bits, |(_, b)| bits | b)
+            }),
         })
     }
 }
@@ -333,10 +375,11 @@ fn non_empty<'a>(v: Option<Cow<'a, str>>, field: &'static str) -> Result<Cow<'a,
     }
 }
 
-fn count(v: Option<RawCount>, field: &'static str) -> Result<u64, EventError> {
+/// An absent or `null` count is a missing value (`None`), never zero.
+fn count(v: Option<RawCount>, field: &'static str) -> Result<Option<u64>, EventError> {
     match v {
-        None => Err(EventError::MissingField(field)),
-        Some(RawCount::Ok(n)) => Ok(n),
+        None => Ok(None),
+        Some(RawCount::Ok(n)) => Ok(Some(n)),
         Some(RawCount::Invalid) => Err(EventError::BadCount(field)),
     }
 }
@@ -398,7 +441,7 @@ mod tests {
         assert_eq!(e.follower.id, "1502026416");
         assert_eq!(e.follower.screen_name, "0918Bask");
         assert_eq!(e.follower.created_at_s, 1_370_949_635);
-        assert_eq!(e.follower.statuses_count, 2177);
+        assert_eq!(e.follower.statuses_count, Some(2177));
         assert_eq!(e.follower.url, None);
         assert!(
             matches!(e.followee_id, Cow::Borrowed(_)),
@@ -447,7 +490,6 @@ mod tests {
                 r#""created_at": "Tue Jun 11 11:20:35 +0000 2013","#,
                 "follower.created_at",
             ),
-            (r#""statuses_count": 2177,"#, "follower.statuses_count"),
         ];
         for (cut, field) in cases {
             let s = SAMPLE.replace(cut, "");
@@ -457,6 +499,44 @@ mod tests {
                 "{field}"
             );
         }
+    }
+
+    #[test]
+    fn absent_or_null_counts_are_missing_values_not_zero() {
+        let absent = SAMPLE.replace(r#""statuses_count": 2177,"#, "");
+        let null = SAMPLE.replace(r#""listed_count": 1,"#, r#""listed_count": null,"#);
+        let a = parse(absent.as_bytes()).unwrap().follower;
+        assert_eq!((a.statuses_count, a.listed_count), (None, Some(1)));
+        let n = parse(null.as_bytes()).unwrap().follower;
+        assert_eq!((n.statuses_count, n.listed_count), (Some(2177), None));
+        assert_same(absent.as_bytes());
+        assert_same(null.as_bytes());
+    }
+
+    #[test]
+    fn fields_a_platform_lacks_are_named_and_left_to_serde() {
+        let compact: String = SAMPLE.split('\n').collect::<Vec<_>>().join("");
+        let s = compact.replace(
+            r#""protected": false}"#,
+            r#""protected": false, "missing": ["location", "url", "newer_field"]}"#,
+        );
+        assert!(
+            scan::raw_event(s.as_bytes()).is_none(),
+            "the scanner declines"
+        );
+        let p = parse(s.as_bytes()).unwrap().follower;
+        assert!(p.lacks(Profile::UNKNOWN_LOCATION) && p.lacks(Profile::UNKNOWN_URL));
+        assert!(
+            !p.lacks(Profile::UNKNOWN_DEFAULT_PROFILE),
+            "unknown names are ignored"
+        );
+        assert_same(s.as_bytes());
+        assert_eq!(parse(compact.as_bytes()).unwrap().follower.unknown, 0);
+        let bad = compact.replace(
+            r#""protected": false}"#,
+            r#""protected": false, "missing": "url"}"#,
+        );
+        assert_eq!(parse(bad.as_bytes()).unwrap_err().kind(), "invalid_json");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::borrow::Cow;
 const MAX_DEPTH: u32 = 64;
 
 /// Field names of the follower object, in the order producers write them.
-const PROFILE_FIELDS: [&[u8]; 16] = [
+/// `missing` (issue 24, platforms without some fields) is left to serde_json.
+const PROFILE_FIELDS: [&[u8]; 17] = [
     b"id",
     b"screen_name",
     b"name",
@@ -30,6 +31,7 @@ const PROFILE_FIELDS: [&[u8]; 16] = [
     b"default_profile_image",
     b"profile_use_background_image",
     b"protected",
+    b"missing",
 ];
 /// Field names of the event object, in the order producers write them.
 const EVENT_FIELDS: [&[u8]; 5] = [b"event_id", b"type", b"ts", b"followee_id", b"follower"];
@@ -435,6 +437,7 @@ impl<'a> Scan<'a> {
             default_profile_image: None,
             profile_use_background_image: None,
             protected: None,
+            missing: None,
         };
         if self.peek()? == b'}' {
             self.i += 1;
@@ -510,6 +513,7 @@ impl<'a> Scan<'a> {
                     p.protected = self.flag()?;
                     15
                 }
+                Some(16) => return None,
                 _ => {
                     self.skip(1)?;
                     if self.next_member()? {

@@ -231,17 +231,31 @@ fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
 /// The id hash, everything [`features::extract`] reads, and the event day.
 fn fingerprint(id_hash: u64, p: &Profile<'_>, now_ms: i64) -> u64 {
     let mut h = id_hash;
-    for v in [
+    let counts = [
         p.followers_count,
         p.friends_count,
         p.statuses_count,
         p.favourites_count,
         p.listed_count,
+    ];
+    // Which counts are missing (issue 24): a missing count is not a zero one.
+    let missing = counts
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, c)| m | u64::from(c.is_none()) << (3 + i));
+    for v in [
+        counts[0].unwrap_or(0),
+        counts[1].unwrap_or(0),
+        counts[2].unwrap_or(0),
+        counts[3].unwrap_or(0),
+        counts[4].unwrap_or(0),
         p.created_at_s as u64,
         now_ms.div_euclid(86_400_000) as u64,
         u64::from(p.default_profile)
             | u64::from(p.url.is_some()) << 1
-            | u64::from(p.location.trim().is_empty()) << 2,
+            | u64::from(p.location.trim().is_empty()) << 2
+            | missing
+            | u64::from(p.unknown) << 8,
     ] {
         h = mix(h, v);
     }

@@ -163,6 +163,12 @@ pub struct Tree {
     pub right: Vec<u32>,
     /// Fraction of bot rows among the in-bag training rows reaching the node.
     pub value: Vec<f32>,
+    /// Issue 24: share of the in-bag training weight reaching each node (root = 1), so a
+    /// split on a missing feature descends both sides in the proportions training saw.
+    /// Optional (empty in files written before it: both sides then weigh the same), and
+    /// left out of the file when empty so older models serialise byte for byte as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<f32>,
 }
 
 /// Logistic regression on the first `weight.len()` features (raw feature units):
@@ -270,6 +276,9 @@ pub struct Model {
     file: ModelFile,
     sha256: String,
     nodes: Vec<Node>,
+    /// Per flattened node: the weights of its left and right child when its feature is
+    /// missing (issue 24; from `Tree::coverage`, else ½ each). Read only off the fast path.
+    missing_split: Vec<[f32; 2]>,
     roots: Vec<u32>,
     /// Deepest leaf over all trees: the fixed number of walk steps.
     depth: usize,
@@ -377,6 +386,7 @@ impl Model {
             return Err(invalid("forest has no trees".into()));
         }
         let mut nodes = Vec::new();
+        let mut missing_split = Vec::new();
         let mut roots = Vec::with_capacity(file.forest.trees.len());
         let mut depth = 0usize;
         for (t, tree) in file.forest.trees.iter().enumerate() {
@@ -431,6 +441,14 @@ impl Model {
                     return Err(invalid(format!("tree {t} node {i}: threshold is NaN")));
                 }
             }
+            if !tree.coverage.is_empty()
+                && (tree.coverage.len() != n
+                    || tree.coverage.iter().any(|c| !(c.is_finite() && *c >= 0.0)))
+            {
+                return Err(invalid(format!(
+                    "tree {t}: coverage has the wrong length or a negative or non-finite share"
+                )));
+            }
             // Re-lay out breadth-first with siblings adjacent (nodes unreachable from the
             // root are dropped). Leaves become absorbing (`x[0] > +inf` is never true, so
             // the walk stays put and adds a zero contribution): every tree is then walked
@@ -439,6 +457,7 @@ impl Model {
             let mut order = vec![(0usize, 0usize)];
             let mut head = 0;
             nodes.push(ABSORBING);
+            missing_split.push([0.5; 2]);
             while head < order.len() {
                 let (i, d) = order[head];
                 let at = base as usize + head;
@@ -463,6 +482,9 @@ impl Model {
                 order.push((tree.right[i] as usize, d + 1));
                 nodes.push(ABSORBING);
                 nodes.push(ABSORBING);
+                missing_split.push([0.5; 2]);
+                missing_split.push([0.5; 2]);
+                missing_split[at] = missing_weights(tree, i);
                 let value = tree.value[i];
                 nodes[at] = Node {
                     feature: feature as u32,
@@ -488,6 +510,7 @@ impl Model {
         Ok(Model {
             sha256,
             nodes,
+            missing_split,
             roots,
             depth,
             z0,
@@ -566,7 +589,16 @@ impl Model {
     /// vote (Saabas contributions along each decision path) and the linear part's
     /// probability (its change from the training-mean profile split over features in
     /// proportion to their logit terms, so contributions add up exactly).
+    ///
+    /// A `NaN` feature is a missing value (issue 24): at a split on it both sides are
+    /// descended, weighted by the training coverage, so the forest votes the expected leaf
+    /// value over what the feature could be; the linear part takes the feature's training
+    /// mean. A missing feature's reason contribution is then about zero: it neither
+    /// accuses nor clears. Complete vectors never leave the fast walk below.
     pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+        if x.iter().any(|v| v.is_nan()) {
+            return self.raw_missing(x);
+        }
         let mut sum = 0.0f32;
         // Eight trees in lockstep: their walks are independent chains of loads, so the
         // CPU overlaps them instead of waiting on one node at a time. Each lane credits
@@ -599,6 +631,67 @@ impl Model {
                 *c += r;
             }
         }
+        self.finish(sum, contrib, x)
+    }
+
+    /// [`raw`](Self::raw) for a vector with missing (`NaN`) features: every tree walked
+    /// recursively, both children of a split on a missing feature taken with the node's
+    /// coverage weights (each node is visited at most once, so the work is bounded by the
+    /// tree's size); the linear part sees the training mean in place of a missing value.
+    fn raw_missing(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+        let mut contrib = [0.0f32; N_FEATURES];
+        let sum: f32 = self
+            .roots
+            .iter()
+            .map(|&r| self.walk_missing(r as usize, 1.0, x, &mut contrib))
+            .sum();
+        let mut filled = *x;
+        let lin = &self.file.linear;
+        for (v, m) in filled.iter_mut().zip(&lin.mean) {
+            if v.is_nan() {
+                *v = *m;
+            }
+        }
+        self.finish(sum, contrib, &filled)
+    }
+
+    /// Weighted leaf value below node `i` reached with weight `w`, crediting each split's
+    /// value change to its feature (Saabas, weighted, so contributions still add up).
+    fn walk_missing(
+        &self,
+        i: usize,
+        w: f32,
+        x: &[f32; N_FEATURES],
+        c: &mut [f32; N_FEATURES],
+    ) -> f32 {
+        let Some(node) = self.nodes.get(i) else {
+            return 0.0;
+        };
+        if node.left as usize == i {
+            return w * node.value;
+        }
+        let f = node.feature as usize;
+        let v = x.get(f).copied().unwrap_or(f32::NAN);
+        if v.is_nan() {
+            let [wl, wr] = self.missing_split.get(i).copied().unwrap_or([0.5; 2]);
+            c[f] += w * (wl * node.delta[0] + wr * node.delta[1]);
+            let left = node.left as usize;
+            self.walk_missing(left, w * wl, x, c) + self.walk_missing(left + 1, w * wr, x, c)
+        } else {
+            let side = usize::from(v > node.threshold);
+            c[f] += w * node.delta[side];
+            self.walk_missing(node.left as usize + side, w, x, c)
+        }
+    }
+
+    /// The blend of the forest's summed leaf values and the linear part (shared by the
+    /// fast walk and the missing-value walk).
+    fn finish(
+        &self,
+        sum: f32,
+        mut contrib: [f32; N_FEATURES],
+        x: &[f32; N_FEATURES],
+    ) -> (f32, [f32; N_FEATURES]) {
         let wf = self.file.blend * self.inv_trees;
         for c in &mut contrib {
             *c *= wf;
@@ -653,6 +746,16 @@ impl Model {
             prob,
             reasons: top3(&contrib, sign),
         }
+    }
+}
+
+/// The weights of node `i`'s left and right child when its feature is missing: the
+/// children's training coverage, normalised; ½ each without coverage (issue 24).
+fn missing_weights(tree: &Tree, i: usize) -> [f32; 2] {
+    let cov = |j: u32| tree.coverage.get(j as usize).copied();
+    match (cov(tree.left[i]), cov(tree.right[i])) {
+        (Some(l), Some(r)) if l + r > 0.0 => [l / (l + r), r / (l + r)],
+        _ => [0.5; 2],
     }
 }
 

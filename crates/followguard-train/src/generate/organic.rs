@@ -481,12 +481,12 @@ mod tests {
             if (super::NEWCOMER_ID_MIN..t.bot_id_min).contains(&id) {
                 newcomer += 1;
                 assert!((0..=40 * 60_000 + 1000).contains(&age_ms), "{age_ms}");
-                assert_eq!(e.follower.statuses_count, 0);
+                assert_eq!(e.follower.statuses_count, Some(0));
                 assert!(e.follower.default_profile_image);
             } else if fresh.contains(&*e.followee_id) && id >= t.bot_id_min {
                 fresh_bots += 1;
                 assert!(age_ms >= 2 * 3_600_000, "{age_ms}");
-                assert_eq!(e.follower.statuses_count, 0);
+                assert_eq!(e.follower.statuses_count, Some(0));
             } else if fast.contains(&*e.followee_id) && id >= t.bot_id_min {
                 fast_bots += 1;
                 assert!((5 * 60_000..90 * 60_000).contains(&age_ms), "{age_ms}");

@@ -613,12 +613,30 @@ pub async fn create_topics(
     names: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
+    create_topics_with(kafka, names, partitions, false).await
+}
+
+/// [`create_topics`], compacted (`cleanup.policy=compact`) when `compact`: tables keyed
+/// by id, such as the profile and decision topics (issue 24), keep each key's latest.
+pub async fn create_topics_with(
+    kafka: &KafkaConfig,
+    names: &[&str],
+    partitions: i32,
+    compact: bool,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(kafka)
         .create()
         .map_err(|e| config_error("admin client", e))?;
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .map(|n| {
+            let t = NewTopic::new(n, partitions, TopicReplication::Fixed(1));
+            if compact {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin

@@ -33,6 +33,15 @@ pub struct ProduceArgs {
     /// Events per second (0 = as fast as the broker takes them); slows a demo to watch it.
     #[arg(long, env = "FOLLOWGUARD_PRODUCE_RATE", default_value_t = 0)]
     pub rate: u32,
+
+    #[command(flatten)]
+    pub format: followguard_train::input::FormatArgs,
+
+    /// The input holds profiles, not follows (issue 24): each line is keyed by its
+    /// account id (Mastodon `uri`, Bluesky `did`, v1.1 `id_str`), for the compacted
+    /// profile topic `serve --profile-topic` reads.
+    #[arg(long, env = "FOLLOWGUARD_PRODUCE_PROFILES")]
+    pub profile_records: bool,
 }
 
 /// Flags of `followguard topics`.
@@ -47,6 +56,15 @@ pub struct TopicsArgs {
     /// Partitions per topic (the input's count bounds how many instances share the work).
     #[arg(long, env = "FOLLOWGUARD_PARTITIONS", default_value_t = 4)]
     pub partitions: i32,
+
+    /// Also create this compacted profile topic (issue 24, `serve --profile-topic`).
+    #[arg(long, env = "FOLLOWGUARD_PROFILE_TOPIC")]
+    pub profile_topic: Option<String>,
+
+    /// Also create this compacted decisions topic (issue 24, `serve --decisions-topic`;
+    /// keyed by the judged account, so compaction keeps its latest verdict).
+    #[arg(long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
+    pub decisions_topic: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -70,8 +88,22 @@ pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
         t.moderation_topic.as_str(),
         t.dlq_topic.as_str(),
     ];
-    runtime()?.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
+    let rt = runtime()?;
+    rt.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
     println!("topics ready: {}", names.join(", "));
+    for t in [&args.profile_topic, &args.decisions_topic]
+        .into_iter()
+        .flatten()
+        .filter(|t| !t.is_empty())
+    {
+        rt.block_on(crate::kafka::create_topics_with(
+            &kafka,
+            &[t],
+            args.partitions,
+            true,
+        ))?;
+        println!("compacted topic ready: {t}");
+    }
     Ok(())
 }
 
@@ -110,6 +142,7 @@ pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
             .map_err(|e| config_error("producer", e))?;
     let topic = args.topic.clone();
     let rate = args.rate;
+    let (format, profile_records) = (args.format.input_format, args.profile_records);
     let (sent, failed) = runtime()?.block_on(async move {
         let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
         let (mut sent, mut failed) = (0u64, 0u64);
@@ -120,7 +153,16 @@ pub fn produce_main(args: ProduceArgs) -> anyhow::Result<()> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let (key, ts) = key_and_time(line);
+            let (key, ts) = if profile_records {
+                (
+                    followguard_core::adapt::profile_record(None, line)
+                        .ok()
+                        .map(|(id, _)| id),
+                    None,
+                )
+            } else {
+                followguard_core::adapt::key_and_time(format, line)
+            };
             loop {
                 let mut rec = FutureRecord::to(&topic).payload(line);
                 if let Some(k) = &key {

@@ -10,8 +10,10 @@ use crate::config::ServeConfig;
 use crate::kafka::{self, OutputTopics, RebalanceEvent};
 use crate::metrics::Metrics;
 use crate::prepare::Preparer;
+use followguard_core::adapt::InputFormat;
 use followguard_core::event::EventError;
 use followguard_core::pipeline::{Pipeline, Prepared};
+use followguard_core::profiles::{self, ProfileTable, Resolved};
 use rdkafka::message::{BorrowedMessage, Message};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,18 @@ pub(super) struct Service<'a> {
     pub helper_cache_stats: (u64, u64),
     /// Issue #23: revoked partitions' open alerts are no longer resent.
     pub webhook: Option<crate::webhook::Webhook>,
+    /// Issue 24: the profile table (`--profile-topic`), for formats without profiles.
+    pub profiles: Option<super::profiles::ProfileFeed>,
+    /// Issue 24: moderators' decisions waiting to be applied (`--decisions-topic`).
+    pub decisions: Option<super::profiles::DecisionQueue>,
+}
+
+/// Issue 24: what one input record became before the pipeline.
+enum Plan {
+    /// Its events are `inputs[from..to]`.
+    Events(usize, usize),
+    Ignored(&'static str),
+    Failed(EventError),
 }
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
@@ -85,6 +99,7 @@ impl Service<'_> {
                         return Ok(());
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.apply_reload(&mut preparer);
                     let r = tokio::select! {
                         biased;
                         _ = shutdown.cancelled() => return Ok(()),
@@ -107,6 +122,8 @@ impl Service<'_> {
             };
             // A rebalance may have been served inside recv(); state must match first.
             self.apply_rebalances(shutdown).await;
+            self.apply_decisions();
+            self.apply_reload(&mut preparer);
             // More records already fetched join the chunk, up to a rebalance: a record
             // returned by the poll that served one belongs after it.
             let mut chunk = vec![m];
@@ -126,21 +143,16 @@ impl Service<'_> {
                     None => break,
                 }
             }
-            let inputs: Vec<(&[u8], Option<i64>)> = chunk
-                .iter()
-                .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
-                .collect();
-            // Detection and output records in input order (parse and score of later
-            // records overlapped on the helpers, if any), then the sends.
-            let mut observed = Vec::with_capacity(chunk.len());
-            preparer.run(
-                self,
-                |s| &mut s.pipeline,
-                &inputs,
-                |s, i, (result, secs)| {
-                    observed.push(s.observe_one(&chunk[i], result, secs));
-                },
-            );
+            let observed = if self.cfg.input.format == InputFormat::Canonical {
+                let inputs: Vec<(&[u8], Option<i64>)> = chunk
+                    .iter()
+                    .map(|m| (m.payload().unwrap_or_default(), m.timestamp().to_millis()))
+                    .collect();
+                self.prepare_and_observe(&mut preparer, &chunk, &inputs, |i| i)
+            } else {
+                self.wait_for_profiles(shutdown, &chunk).await;
+                self.observe_adapted(&chunk, &mut preparer)
+            };
             self.helper_cache_stats = preparer.cache_stats();
             for o in observed {
                 let pending = self.send_records(o).await;
@@ -150,6 +162,215 @@ impl Service<'_> {
                 }
             }
         }
+    }
+
+    /// Issue 24: a chunk of another format. Each record is adapted (and joined with the
+    /// profile table) into zero or more canonical events, which go through the pipeline
+    /// in input order; a record holding no follow is counted, a malformed one or one
+    /// whose follower has no profile is dead-lettered. Outputs stay in input order, so
+    /// offsets are still stored only after everything before them is acknowledged.
+    fn observe_adapted(
+        &mut self,
+        chunk: &[BorrowedMessage<'_>],
+        preparer: &mut Preparer,
+    ) -> Vec<Observed> {
+        let decoded: Vec<Result<Resolved, EventError>> = chunk
+            .iter()
+            .map(|m| self.resolve(m.payload().unwrap_or_default()))
+            .collect();
+        let mut inputs: Vec<(&[u8], Option<i64>)> = Vec::with_capacity(chunk.len());
+        let mut owner = Vec::with_capacity(chunk.len());
+        let mut plans = Vec::with_capacity(chunk.len());
+        for (i, (m, d)) in chunk.iter().zip(&decoded).enumerate() {
+            plans.push(match d {
+                Ok(Resolved::Events(events)) => {
+                    let from = inputs.len();
+                    for e in events {
+                        inputs.push((e.as_slice(), m.timestamp().to_millis()));
+                        owner.push(i);
+                    }
+                    Plan::Events(from, inputs.len())
+                }
+                Ok(Resolved::Ignored(why)) => Plan::Ignored(why),
+                Err(e) => Plan::Failed(e.clone()),
+            });
+        }
+        let mut by_input: Vec<Option<Observed>> = self
+            .prepare_and_observe(preparer, chunk, &inputs, |i| owner[i])
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut observed = Vec::with_capacity(chunk.len());
+        for (m, plan) in chunk.iter().zip(plans) {
+            match plan {
+                Plan::Events(from, to) => {
+                    observed.extend(by_input[from..to].iter_mut().filter_map(Option::take))
+                }
+                Plan::Ignored(why) => {
+                    self.metrics.input.ignored(why);
+                    observed.push(Observed {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        records: Vec::new(),
+                        webhooks: Vec::new(),
+                    });
+                }
+                Plan::Failed(e) => observed.push(self.observe_one(m, Err(e), 0.0)),
+            }
+        }
+        observed
+    }
+
+    /// Detection and output records in input order (parse and score of later inputs
+    /// overlapped on the helpers, if any); input `i` came from `chunk[owner(i)]`.
+    fn prepare_and_observe(
+        &mut self,
+        preparer: &mut Preparer,
+        chunk: &[BorrowedMessage<'_>],
+        inputs: &[(&[u8], Option<i64>)],
+        owner: impl Fn(usize) -> usize,
+    ) -> Vec<Observed> {
+        let mut observed = Vec::with_capacity(inputs.len());
+        preparer.run(
+            self,
+            |s| &mut s.pipeline,
+            inputs,
+            |s, i, (result, secs)| {
+                observed.push(s.observe_one(&chunk[owner(i)], result, secs));
+            },
+        );
+        observed
+    }
+
+    /// Issue 24: the canonical events of one record of another format (none when it
+    /// holds no follow, is malformed or its follower has no profile).
+    pub(super) fn adapted(&self, payload: &[u8]) -> Vec<Vec<u8>> {
+        match self.resolve(payload) {
+            Ok(Resolved::Events(v)) => v,
+            Ok(Resolved::Ignored(_)) | Err(_) => Vec::new(),
+        }
+    }
+
+    /// One record of a non-canonical format adapted and joined with the profile table.
+    fn resolve(&self, payload: &[u8]) -> Result<Resolved, EventError> {
+        let empty = ProfileTable::new(0);
+        let guard = self.profiles.as_ref().and_then(|f| f.table.read().ok());
+        let table = guard.as_deref().unwrap_or(&empty);
+        profiles::resolve(self.cfg.input.format, payload, table)
+    }
+
+    /// Issue 24: waits while a record of `chunk` names a follower the profile table does
+    /// not know yet and its wait (`--profile-wait`, processing time from the record's
+    /// timestamp) has not run out. A record older than the wait (a backlog being caught
+    /// up) is not waited for: its profile had that long already.
+    async fn wait_for_profiles(
+        &mut self,
+        shutdown: &CancellationToken,
+        chunk: &[BorrowedMessage<'_>],
+    ) {
+        let Some(feed) = self.profiles.clone() else {
+            return;
+        };
+        let wait_ms = i64::try_from(self.cfg.input.profile_wait.as_millis()).unwrap_or(i64::MAX);
+        let format = self.cfg.input.format;
+        let mut counted = false;
+        loop {
+            let deadline = {
+                let Ok(table) = feed.table.read() else {
+                    return;
+                };
+                chunk
+                    .iter()
+                    .filter(|m| {
+                        !profiles::profiles_ready(format, m.payload().unwrap_or_default(), &table)
+                    })
+                    .filter_map(|m| m.timestamp().to_millis())
+                    .map(|t| t.saturating_add(wait_ms))
+                    .max()
+            };
+            let now = now_ms();
+            match deadline {
+                Some(d) if d > now && !shutdown.is_cancelled() => {
+                    if !counted {
+                        self.metrics.input.profile_wait();
+                        counted = true;
+                    }
+                    self.admin.progress();
+                    let nap = Duration::from_millis(u64::try_from(d - now).unwrap_or(0).min(20));
+                    tokio::time::sleep(nap).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Issue 24: a requested live reload, between chunks: the model file is read again
+    /// and swapped in with the detector state kept (no event is dropped or re-read: the
+    /// loop simply prepares its next chunk with the new model). A file that does not
+    /// load (or does not match `--model-sha256`) leaves the running model in place.
+    fn apply_reload(&mut self, preparer: &mut Preparer) {
+        let Some(r) = self.admin.take_reload() else {
+            return;
+        };
+        // Detector thresholds apply whatever becomes of the model file.
+        for (name, value) in &r.detector {
+            if self.pipeline.retune(name, *value) {
+                tracing::info!(name, value, "detector threshold changed");
+            }
+        }
+        match super::load_model(self.cfg) {
+            Ok(m) => {
+                tracing::info!(
+                    version = m.version(),
+                    sha256 = m.sha256(),
+                    threshold = r.threshold.unwrap_or(m.threshold()),
+                    "model reloaded"
+                );
+                self.metrics.set_model(m.version(), m.sha256());
+                self.pipeline.replace_model(Arc::new(m), r.threshold);
+                preparer.clear_caches();
+                self.metrics.input.model_reload("ok");
+                self.reload_shadow();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "model reload failed; the running model stays");
+                self.metrics.input.model_reload("failed");
+            }
+        }
+    }
+
+    /// Issue 24: the shadow model file is reloaded with the live one (a file that does
+    /// not load keeps the running shadow; counted as a failed reload).
+    fn reload_shadow(&mut self) {
+        let Some(path) = &self.cfg.input.shadow_model else {
+            return;
+        };
+        match followguard_train::model_file::load(path) {
+            Ok(m) => {
+                self.metrics.input.set_shadow(m.version(), m.sha256());
+                self.pipeline.set_shadow(Arc::new(m));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shadow model reload failed; the running shadow stays");
+                self.metrics.input.model_reload("failed");
+            }
+        }
+    }
+
+    /// Issue 24: applies the decisions read since the last chunk (between chunks, so
+    /// every event of a chunk sees the same verdicts).
+    fn apply_decisions(&mut self) {
+        let Some(q) = &self.decisions else { return };
+        let pending = match q.lock() {
+            Ok(mut q) if !q.is_empty() => std::mem::take(&mut *q),
+            _ => return,
+        };
+        for d in &pending {
+            self.pipeline.apply_decision(d);
+        }
+        self.metrics
+            .input
+            .decisions_held(self.pipeline.decision_sizes());
     }
 
     fn rebalance_pending(&self) -> bool {

@@ -43,6 +43,7 @@
 mod ack;
 mod backpressure;
 mod consume;
+mod profiles;
 mod rebuild;
 mod route;
 mod shutdown;
@@ -163,11 +164,28 @@ pub async fn run(
     );
     let producers = kafka::OutputProducers::new(&cfg.kafka)?;
 
+    // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
+    let hup = {
+        let admin = admin_state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                admin.request_reload(crate::admin::Reload::default());
+            }
+        })
+    };
     let admin_stop = CancellationToken::new();
     let (admin_addr, admin_task) =
         admin::serve_admin(cfg.admin_addr, admin_state.clone(), admin_stop.clone()).await?;
     tracing::info!(addr = %admin_addr, "admin http listening");
 
+    let stop = CancellationToken::new();
+    // Issue 24: the profile table is read in full before the first follow.
+    let profile_feed = profiles::start(&cfg, &metrics, &admin_state, &stop).await?;
+    let decision_feed = profiles::start_decisions(&cfg, &metrics, &admin_state, &stop).await?;
     consumer
         .subscribe(&[&cfg.input_topic])
         .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
@@ -178,7 +196,6 @@ pub async fn run(
         "consuming"
     );
 
-    let stop = CancellationToken::new();
     let give_up = CancellationToken::new();
     let requested = {
         let stop = stop.clone();
@@ -229,7 +246,19 @@ pub async fn run(
         .rebuild_window
         .unwrap_or_else(|| rebuild::state_horizon(&pipeline_cfg));
     let preparer = Preparer::new(cfg.prepare_threads, pipeline_cfg.cache_capacity)?;
-    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    let mut pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    if let Some(path) = &cfg.input.shadow_model {
+        // Issue 24: a candidate scored beside the live model; same refusal rules.
+        let shadow = followguard_train::model_file::load(path)
+            .map_err(|e| ConfigError(format!("--shadow-model {}: {e}", path.display())))?;
+        tracing::info!(
+            version = shadow.version(),
+            sha256 = shadow.sha256(),
+            "shadow model loaded"
+        );
+        metrics.input.set_shadow(shadow.version(), shadow.sha256());
+        pipeline = pipeline.with_shadow(Arc::new(shadow));
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -246,11 +275,19 @@ pub async fn run(
         now_ms: now_ms(),
         helper_cache_stats: (0, 0),
         webhook: webhook_forget,
+        profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
+        decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);
 
     stop.cancel();
+    if let Some((_, task)) = profile_feed {
+        task.abort();
+    }
+    if let Some((_, task)) = decision_feed {
+        task.abort();
+    }
     shutdown::drain(shutdown::Parts {
         grace: cfg.shutdown_grace,
         admin: admin_state,
@@ -264,6 +301,7 @@ pub async fn run(
     })
     .await;
     requested.abort();
+    hup.abort();
     loop_result?;
     tracing::info!("shutdown complete");
     Ok(())

@@ -8,6 +8,7 @@ use super::consume::Service;
 use super::now_ms;
 use crate::kafka::{self, RebalanceEvent};
 use anyhow::Context as _;
+use followguard_core::adapt::InputFormat;
 use followguard_core::pipeline::PipelineConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -177,11 +178,24 @@ impl Service<'_> {
             }
             // Outputs are discarded: they were produced when the record was first seen.
             // The evidence store still takes them, so the web view survives a restart.
-            if let Ok(o) = self.pipeline.process(
-                m.payload().unwrap_or_default(),
-                m.timestamp().to_millis(),
-                p,
-            ) {
+            let payload = m.payload().unwrap_or_default();
+            let ts = m.timestamp().to_millis();
+            // Issue 24: other formats are adapted and joined as when the record was first
+            // seen (a profile that has changed since gives today's score; the table keeps
+            // only the latest).
+            let events: Vec<std::borrow::Cow<'_, [u8]>> =
+                if self.cfg.input.format == InputFormat::Canonical {
+                    vec![std::borrow::Cow::Borrowed(payload)]
+                } else {
+                    self.adapted(payload)
+                        .into_iter()
+                        .map(std::borrow::Cow::Owned)
+                        .collect()
+                };
+            for event in &events {
+                let Ok(o) = self.pipeline.process(event, ts, p) else {
+                    continue;
+                };
                 self.note_evidence(&o, p);
                 if self.webhook.is_some() {
                     for a in &o.alerts {

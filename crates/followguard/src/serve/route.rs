@@ -9,6 +9,7 @@ use crate::metrics::EventOutcome;
 use crate::sink::Sink;
 use crate::webhook::WebhookAlert;
 use followguard_core::alert::AlertStatus;
+use followguard_core::event::EventType;
 use followguard_core::evidence::EvidenceStore;
 use followguard_core::pipeline::Outcome;
 
@@ -65,6 +66,17 @@ impl Service<'_> {
             .event_age_seconds((self.now_ms - o.event_time_ms) as f64 / 1000.0);
         // Issue #19 hook: clamped / clock-jump events counted.
         self.metrics.event_time_placed(o.placement);
+        // Issue 24: what moderators' verdicts changed; the shadow model's verdict.
+        self.metrics
+            .input
+            .decision_effect(o.decision, o.suppressed_records);
+        if let (Some(p), Some(shadow), EventType::Follow) =
+            (o.shadow_prob, self.pipeline.shadow(), o.kind)
+        {
+            self.metrics
+                .input
+                .shadow_follow(o.suspicious, p >= shadow.threshold());
+        }
         for a in &o.alerts {
             if a.status == AlertStatus::Open && self.already_open.contains(&a.alert_id) {
                 // Re-processing after a crash: this open is already on the topic.

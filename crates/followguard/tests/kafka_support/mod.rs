@@ -158,6 +158,19 @@ impl Env {
         );
     }
 
+    /// Creates a compacted table topic with `followguard topics FLAG NAME` (issue 24:
+    /// `--profile-topic`, `--decisions-topic`).
+    #[allow(dead_code)] // only the issue-24 tests have table topics
+    pub fn create_table_topic(&self, t: &Topics, flag: &str, name: &str) {
+        run_ok(
+            Command::new(&self.bin)
+                .args(["topics", "--brokers", &self.brokers, flag, name])
+                .args(t.args())
+                .args(["--partitions", &PARTITIONS.to_string()]),
+            "followguard topics",
+        );
+    }
+
     /// Generates a stream with `followguard generate`; returns (events file, truth JSON).
     pub fn generate(&self, name: &str, stream: &Stream) -> (PathBuf, serde_json::Value) {
         let events = self.tmp.path().join(format!("{name}.jsonl"));
@@ -356,12 +369,22 @@ impl std::fmt::Display for Exit {
 
 /// Blocking HTTP GET on loopback (status, body); no client crate needed.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path)
+}
+
+/// Blocking HTTP POST with an empty body on loopback (status, body).
+#[allow(dead_code)] // not every broker test posts
+pub fn http_post(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "POST", path)
+}
+
+fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = String::new();
