@@ -1,6 +1,7 @@
 //! The admin server on a real socket: /metrics, /healthz, /readyz and /info answer over
 //! HTTP, readiness follows model and assignment state, and the server stops on cancel;
-//! with an admin token the evidence pages answer 401 without it (issue #23).
+//! with an admin token the evidence pages (issue #23) and the live reload (issue 24) answer
+//! 401 without it.
 
 use followguard::admin::{serve_admin, AdminState, Info};
 use followguard::metrics::{EventOutcome, Metrics};
@@ -45,6 +46,7 @@ async fn evidence_pages_need_the_admin_token_probes_do_not() {
     state.set_assigned_partitions(1);
     state.progress();
     let stop = CancellationToken::new();
+    let state_for_reload = state.clone();
     let (addr, task) = serve_admin("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
         .await
         .expect("bind");
@@ -85,6 +87,37 @@ async fn evidence_pages_need_the_admin_token_probes_do_not() {
     for path in ["/metrics", "/healthz", "/readyz", "/info"] {
         assert_eq!(get(addr, path).await.0, 200, "{path} stays open");
     }
+    // Issue 24's live reload changes what is flagged: behind the same token, and a
+    // refused request queues nothing.
+    let post = |auth: Option<&'static str>| {
+        let mut req =
+            reqwest::Client::new().post(format!("http://{addr}/admin/reload?threshold=0.7"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.expect("admin answers").status().as_u16() }
+    };
+    assert_eq!(post(None).await, 401, "reload without a token");
+    assert_eq!(
+        post(Some("Bearer wrong")).await,
+        401,
+        "reload with a wrong token"
+    );
+    assert_eq!(
+        state_for_reload.take_reload(),
+        None,
+        "a refused reload is not queued"
+    );
+    assert_eq!(
+        post(Some("Bearer s3cret")).await,
+        202,
+        "reload with the token"
+    );
+    assert_eq!(
+        state_for_reload.take_reload().and_then(|r| r.threshold),
+        Some(0.7),
+        "the accepted reload is queued with its threshold"
+    );
     // Issue #23: the image's HEALTHCHECK, `followguard healthcheck`, probes the same port
     // (a wildcard address through loopback): 0 when healthy, 1 on another status or no
     // server.

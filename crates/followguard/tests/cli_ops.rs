@@ -34,9 +34,20 @@ fn serve_help_is_grouped_and_shows_detector_defaults() {
             "Admin HTTP:",
             "Processing:",
             "Webhook:",
-            "Logging:"
+            "Logging:",
+            "Input:"
         ]
     );
+    // Issue 24's input flags sit under their own heading.
+    let input = help.split("\nInput:\n").nth(1).unwrap_or_default();
+    for flag in [
+        "--input-format",
+        "--profile-topic",
+        "--profile-wait",
+        "--decisions-topic",
+    ] {
+        assert!(input.contains(flag), "{flag} under Input:\n{input}");
+    }
     // Every detector flag that takes a value shows its default.
     let detector = help
         .split("Detector:")
