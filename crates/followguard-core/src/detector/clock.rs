@@ -63,6 +63,10 @@ impl Detector {
             self.open.remove(&u64::from(k));
             self.newcomers.remove(&k);
             if let Some(id) = self.followees.remove(k) {
+                // Issue 21: the new owner holds this state now; never tombstone it.
+                if let Some(d) = self.dirty.as_mut() {
+                    d.remove(&id);
+                }
                 self.pending.remove(&id);
                 self.last_burst.remove(&id);
             }
@@ -93,6 +97,7 @@ impl Detector {
             let seen_ms = i64::from(w.last_seen_s) * 1000;
             let (owner, open) = (w.partition, self.open.contains_key(&u64::from(slot)));
             if owner == partition && !open && seen_ms < cutoff {
+                self.note_dirty_slot(slot);
                 self.followees.remove(slot);
                 self.newcomers.remove(&slot);
                 evicted += 1;
@@ -125,6 +130,9 @@ impl Detector {
             x.alert_id.cmp(&y.alert_id)
         });
         for k in keys {
+            if let Ok(slot) = u32::try_from(k) {
+                self.note_dirty_slot(slot);
+            }
             self.check_resolve(k, watermark, out);
         }
         self.evict_idle(partition, watermark);
@@ -142,5 +150,21 @@ impl Detector {
             .prune(watermark.saturating_sub(self.cfg.lockstep_window_ms));
         self.last_burst
             .retain(|_, &mut (_, resolved)| resolved >= watermark - LONG_SPAN_MS);
+    }
+}
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+impl PartClock {
+    /// `(newest event time, next sweep time)`.
+    pub(super) fn parts(&self) -> (i64, i64) {
+        (self.max_ts, self.next_sweep_ms)
+    }
+
+    pub(super) fn from_parts(max_ts: i64, next_sweep_ms: i64) -> Self {
+        PartClock {
+            max_ts,
+            next_sweep_ms,
+        }
     }
 }

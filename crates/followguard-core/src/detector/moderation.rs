@@ -98,3 +98,21 @@ impl Detector {
         })
     }
 }
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+impl ModerationDedup {
+    /// `(follower key, last record time)`, sorted by key.
+    pub fn export(&self) -> Vec<(u64, i64)> {
+        let mut v: Vec<(u64, i64)> = self.last.iter().map(|(&k, &t)| (k, t)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Remembers follower `fk`'s last record time (the later one if it is known).
+    pub fn import(&mut self, fk: u64, last_ms: i64) {
+        let t = self.last.get(&fk).map_or(last_ms, |&o| o.max(last_ms));
+        self.last.insert(fk, t);
+        self.due.file(fk, t);
+    }
+}

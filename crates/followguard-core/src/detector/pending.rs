@@ -174,3 +174,60 @@ impl PendingFollows {
         self.due.heap_bytes()
     }
 }
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+/// One pending flagged follow as plain values: (follower id, event id, probability bits,
+/// time, reasons as (code, contribution bits)).
+pub(super) type FlaggedParts = (String, String, u32, i64, [(&'static str, u32); 3]);
+
+impl PendingFollows {
+    /// Followees with pending follows.
+    pub fn followees(&self) -> impl Iterator<Item = &FolloweeId> {
+        self.queues.keys()
+    }
+
+    /// The pending follows of `followee`, oldest first.
+    pub fn export(&self, followee: &FolloweeId) -> Vec<FlaggedParts> {
+        let Some(q) = self.queues.get(followee) else {
+            return Vec::new();
+        };
+        q.iter()
+            .map(|f| {
+                let r = self.reasons(f);
+                (
+                    f.follower_id().to_owned(),
+                    f.event_id().to_owned(),
+                    f.prob.to_bits(),
+                    f.ts_ms,
+                    r.map(|(c, x)| (c, x.to_bits())),
+                )
+            })
+            .collect()
+    }
+
+    /// Replaces the pending follows of `followee` (oldest first); an empty list forgets
+    /// them. Follows whose ids do not fit are skipped.
+    pub fn import(&mut self, followee: FolloweeId, follows: &[FlaggedParts]) {
+        self.queues.remove(&followee);
+        let mut q = VecDeque::with_capacity(follows.len());
+        for (follower, event, prob, ts_ms, reasons) in follows {
+            let Ok(follower_len) = u32::try_from(follower.len()) else {
+                continue;
+            };
+            let codes = reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
+            q.push_back(Flagged {
+                ids: format!("{follower}{event}").into_boxed_str(),
+                follower_len,
+                prob: f32::from_bits(*prob),
+                ts_ms: *ts_ms,
+                codes,
+                contributions: reasons.map(|(_, x)| f32::from_bits(x)),
+            });
+        }
+        if let Some(first) = q.front() {
+            self.due.file(followee.clone(), first.ts_ms);
+            self.queues.insert(followee, q);
+        }
+    }
+}
