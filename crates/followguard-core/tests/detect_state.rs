@@ -10,7 +10,8 @@
 mod support;
 
 use followguard_core::detector::state::{
-    DetectorState, FolloweeState, PartitionState, SharedState, StateError, STATE_VERSION,
+    DetectorState, FolloweeState, ModerationEntry, PartitionState, SharedState, StateError,
+    STATE_VERSION,
 };
 use followguard_core::detector::{Detector, DetectorConfig, Emitted, Observation};
 use followguard_core::features::REASON_CODES;
@@ -166,6 +167,8 @@ fn uninterrupted(evs: &[Ev]) -> Vec<Emitted> {
 struct Changelog {
     followees: BTreeMap<String, Vec<u8>>,
     clocks: BTreeMap<i32, Vec<u8>>,
+    moderation: BTreeMap<u64, Vec<u8>>,
+    /// The lockstep maps (shared state without per-key tracking yet), whole.
     shared: Vec<u8>,
 }
 
@@ -184,7 +187,15 @@ impl Changelog {
                 self.clocks.insert(p, c.to_bytes());
             }
         }
-        self.shared = d.export_shared().to_bytes();
+        for m in d.take_dirty_moderation() {
+            match m.last_ms {
+                Some(_) => self.moderation.insert(m.follower_key, m.to_bytes()),
+                None => self.moderation.remove(&m.follower_key),
+            };
+        }
+        let mut shared = d.export_shared();
+        shared.moderation.clear();
+        self.shared = shared.to_bytes();
     }
 
     fn restore(&self) -> Detector {
@@ -195,6 +206,10 @@ impl Changelog {
         }
         if !self.shared.is_empty() {
             d.import_shared(&SharedState::from_bytes(&self.shared).unwrap())
+                .unwrap();
+        }
+        for b in self.moderation.values() {
+            d.import_moderation(&ModerationEntry::from_bytes(b).unwrap())
                 .unwrap();
         }
         for b in self.followees.values() {
@@ -451,4 +466,46 @@ fn golden_stream_pipeline_roundtrip_at_several_cuts() {
         run(&mut second, &lines[cut..], &mut got);
         assert_eq!(got, want, "cut at line {cut}");
     }
+}
+
+/// A follower moderated before the restart is not moderated again after it (within the
+/// dedup period), when another followee's alert flags it.
+#[test]
+fn moderation_dedup_survives_a_changelog_restore() {
+    let burst = |followee| -> Vec<Ev> {
+        (0..120)
+            .map(|i| Ev {
+                followee,
+                follower: i,
+                gap_ms: 2_000,
+                jitter_ms: 0,
+                prob: 0.95,
+                follow: true,
+                fresh: false,
+            })
+            .collect()
+    };
+    let fl = followers();
+    let mut d = Detector::new(cfg());
+    d.track_dirty(true);
+    let mut log = Changelog::default();
+    let mut before = Vec::new();
+    let t = feed(&mut d, &burst(0), T0, &fl, &mut before);
+    log.write_batch(&mut d);
+    let moderated: usize = before.iter().map(|e| e.moderation.len()).sum();
+    assert!(
+        moderated > 50,
+        "alice's alert moderated its followers ({moderated})"
+    );
+    let mut restored = log.restore();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    feed(&mut restored, &burst(1), t, &fl, &mut got);
+    feed(&mut d, &burst(1), t, &fl, &mut want);
+    assert!(
+        want.iter().any(|e| !e.alerts.is_empty()),
+        "bob's alert opens"
+    );
+    assert_eq!(first_diff(&got, &want), None);
+    let again: usize = got.iter().map(|e| e.moderation.len()).sum();
+    assert_eq!(again, 0, "no follower moderated twice");
 }

@@ -137,6 +137,9 @@ pub struct Detector {
     newcomers: HashMap<u32, crate::newcomer::NewcomerChannel>,
     /// Issue 21: followees changed since `take_dirty` (`None`: not tracked; `state.rs`).
     dirty: Option<std::collections::HashSet<FolloweeId>>,
+    /// Issue 21: moderation dedup entries (follower keys) changed since
+    /// `take_dirty_moderation`.
+    dirty_moderation: Option<std::collections::HashSet<u64>>,
 }
 
 impl Detector {
@@ -152,6 +155,7 @@ impl Detector {
             idle_due: HashMap::new(),
             newcomers: HashMap::new(),
             dirty: None,
+            dirty_moderation: None,
             cfg,
         }
     }

@@ -74,8 +74,13 @@ impl Detector {
         f: &FlaggedFollow<'_>,
     ) -> Option<ModerationRecord> {
         let period = self.cfg.moderation_dedup_ms;
-        if !self.moderated.admit(key_of(f.follower_id), f.ts_ms, period) {
+        let fk = key_of(f.follower_id);
+        if !self.moderated.admit(fk, f.ts_ms, period) {
             return None;
+        }
+        // Issue 21 hook (state.rs): a changed dedup entry.
+        if let Some(d) = self.dirty_moderation.as_mut() {
+            d.insert(fk);
         }
         let a = self.open.get(&key)?;
         Some(ModerationRecord {
@@ -107,6 +112,11 @@ impl ModerationDedup {
         let mut v: Vec<(u64, i64)> = self.last.iter().map(|(&k, &t)| (k, t)).collect();
         v.sort_unstable();
         v
+    }
+
+    /// Follower `fk`'s last record time, if remembered.
+    pub fn get(&self, fk: u64) -> Option<i64> {
+        self.last.get(&fk).copied()
     }
 
     /// Remembers follower `fk`'s last record time (the later one if it is known).

@@ -125,6 +125,15 @@ pub struct SharedState {
     pub lockstep: LockstepState,
 }
 
+/// One moderation dedup entry: the changelog value of key `m/<follower key, hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationEntry {
+    pub v: u32,
+    pub follower_key: u64,
+    /// `None`: no longer held.
+    pub last_ms: Option<i64>,
+}
+
 /// A whole detector's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorState {
@@ -166,6 +175,7 @@ macro_rules! codec {
 codec!(FolloweeState);
 codec!(PartitionState);
 codec!(SharedState);
+codec!(ModerationEntry);
 codec!(DetectorState);
 
 /// `code` as the model's own `&'static str` (the codes in `features::REASON_CODES`, or
@@ -298,6 +308,36 @@ impl Detector {
     /// drivers without a changelog pay nothing.
     pub fn track_dirty(&mut self, on: bool) {
         self.dirty = on.then(HashSet::new);
+        self.dirty_moderation = on.then(HashSet::new);
+    }
+
+    /// Moderation dedup entries changed since the last call, sorted by follower key:
+    /// `(key, Some(last record time))`, or `None` for one no longer held (a tombstone).
+    pub fn take_dirty_moderation(&mut self) -> Vec<ModerationEntry> {
+        let Some(d) = self.dirty_moderation.as_mut() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<u64> = d.drain().collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|k| ModerationEntry {
+                v: STATE_VERSION,
+                follower_key: k,
+                last_ms: self.moderated.get(k),
+            })
+            .collect()
+    }
+
+    /// Restores one moderation dedup entry (a `None` time is a tombstone: nothing to do,
+    /// the entry expires by itself).
+    pub fn import_moderation(&mut self, e: &ModerationEntry) -> Result<(), StateError> {
+        if e.v != STATE_VERSION {
+            return Err(StateError::Version(e.v));
+        }
+        if let Some(t) = e.last_ms {
+            self.moderated.import(e.follower_key, t);
+        }
+        Ok(())
     }
 
     /// Followees whose state changed since the last call, sorted: export each with
