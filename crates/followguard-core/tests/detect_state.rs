@@ -176,7 +176,7 @@ impl Changelog {
     /// What the service writes after a batch: the dirty followees (a tombstone for those
     /// with no state left), the partitions' clocks and the shared maps.
     fn write_batch(&mut self, d: &mut Detector) {
-        for id in d.take_dirty() {
+        for (id, _) in d.take_dirty() {
             match d.export_followee(&id) {
                 Some(s) => self.followees.insert(id.to_string(), s.to_bytes()),
                 None => self.followees.remove(&id.to_string()),
@@ -187,7 +187,7 @@ impl Changelog {
                 self.clocks.insert(p, c.to_bytes());
             }
         }
-        for m in d.take_dirty_moderation() {
+        for (m, _) in d.take_dirty_moderation() {
             match m.last_ms {
                 Some(_) => self.moderation.insert(m.follower_key, m.to_bytes()),
                 None => self.moderation.remove(&m.follower_key),
@@ -310,7 +310,7 @@ fn burst_state() -> (Detector, FolloweeState) {
     let mut out = Vec::new();
     feed(&mut d, &evs, T0, &followers(), &mut out);
     assert_eq!(d.open_alerts(), 1, "the burst opened an alert");
-    assert_eq!(d.take_dirty(), vec![FolloweeId::new("alice")]);
+    assert_eq!(d.take_dirty(), vec![(FolloweeId::new("alice"), 0)]);
     assert!(d.take_dirty().is_empty(), "take_dirty drains");
     let s = d.export_followee(&FolloweeId::new("alice")).unwrap();
     (d, s)
@@ -412,7 +412,7 @@ fn eviction_is_a_tombstone_and_revoke_is_not() {
     // "alice" idle past the TTL on partition 0: evicted by the sweep → dirty, no state.
     feed(&mut d, &[one(2, 7 * 3_600_000)], t, &followers(), &mut out);
     let dirty = d.take_dirty();
-    assert!(dirty.contains(&FolloweeId::new("alice")), "{dirty:?}");
+    assert!(dirty.contains(&(FolloweeId::new("alice"), 0)), "{dirty:?}");
     assert_eq!(d.export_followee(&FolloweeId::new("alice")), None);
 }
 

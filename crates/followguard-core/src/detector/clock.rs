@@ -138,12 +138,24 @@ impl Detector {
         self.evict_idle(partition, watermark);
         let horizon = watermark - LONG_SPAN_MS;
         let followees = &self.followees;
-        self.pending.expire(horizon, |id| {
-            followees
-                .find_id(id)
-                .and_then(|s| followees.get(s))
-                .is_some_and(|w| w.partition != partition)
-        });
+        // Issue 21: followees whose pending follows expire are dirty (state.rs).
+        let mut expired = Vec::new();
+        let noting = self.dirty.is_some().then_some(&mut expired);
+        self.pending.expire(
+            horizon,
+            |id| {
+                followees
+                    .find_id(id)
+                    .and_then(|s| followees.get(s))
+                    .is_some_and(|w| w.partition != partition)
+            },
+            noting,
+        );
+        if let Some(d) = self.dirty.as_mut() {
+            for id in expired {
+                d.insert(id, partition);
+            }
+        }
         self.moderated
             .expire(watermark.saturating_sub(self.cfg.moderation_dedup_ms));
         self.lockstep

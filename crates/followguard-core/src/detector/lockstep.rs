@@ -272,8 +272,12 @@ impl Detector {
             }
             done.push(node.followee_id.clone());
             // Issue 21: this member's open alert may take a new campaign (state.rs).
-            if let Some(d) = self.dirty.as_mut() {
-                d.insert(crate::window::FolloweeId::new(&node.followee_id));
+            let part = u32::try_from(fk)
+                .ok()
+                .and_then(|s| self.followees.get(s))
+                .map(|w| w.partition);
+            if let (Some(d), Some(part)) = (self.dirty.as_mut(), part) {
+                d.insert(crate::window::FolloweeId::new(&node.followee_id), part);
             }
             let root = self.lockstep.find(link);
             let Some(r) = self.lockstep.links.get(&root) else {

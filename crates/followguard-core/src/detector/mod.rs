@@ -136,10 +136,10 @@ pub struct Detector {
     /// follower); dropped with the followee.
     newcomers: HashMap<u32, crate::newcomer::NewcomerChannel>,
     /// Issue 21: followees changed since `take_dirty` (`None`: not tracked; `state.rs`).
-    dirty: Option<std::collections::HashSet<FolloweeId>>,
+    dirty: Option<HashMap<FolloweeId, i32>>,
     /// Issue 21: moderation dedup entries (follower keys) changed since
     /// `take_dirty_moderation`.
-    dirty_moderation: Option<std::collections::HashSet<u64>>,
+    dirty_moderation: Option<HashMap<u64, i32>>,
 }
 
 impl Detector {
@@ -184,7 +184,7 @@ impl Detector {
         let o = &clamped;
         let mut out = Emitted::default();
         // Issue 21 hook (state.rs): this followee's state may change.
-        self.note_dirty(o.followee_id);
+        self.note_dirty(o.followee_id, o.partition);
         // Issue #20 hook (newcomer.rs): withhold the verdict on too-new followers.
         let withheld = self.too_new(o);
         let watermark = self.advance_clock(o.partition, o.ts_ms, &mut out);

@@ -79,8 +79,9 @@ impl Detector {
             return None;
         }
         // Issue 21 hook (state.rs): a changed dedup entry.
+        let partition = self.win(key).map_or(0, |w| w.partition);
         if let Some(d) = self.dirty_moderation.as_mut() {
-            d.insert(fk);
+            d.insert(fk, partition);
         }
         let a = self.open.get(&key)?;
         Some(ModerationRecord {

@@ -131,15 +131,27 @@ impl PendingFollows {
 
     /// Drops follows older than `horizon` from the queues filed up to it, except the
     /// queues of followees `elsewhere` says another partition owns (that partition's
-    /// sweep expires them); empty queues go.
-    pub fn expire(&mut self, horizon: i64, elsewhere: impl Fn(&FolloweeId) -> bool) {
+    /// sweep expires them); empty queues go. Issue 21: the followees whose follows it
+    /// dropped are pushed onto `changed`.
+    pub fn expire(
+        &mut self,
+        horizon: i64,
+        elsewhere: impl Fn(&FolloweeId) -> bool,
+        mut changed: Option<&mut Vec<FolloweeId>>,
+    ) {
         for k in self.due.due(horizon) {
             let Some(q) = self.queues.get_mut(&k) else {
                 continue;
             };
             if !elsewhere(&k) {
+                let before = q.len();
                 while q.front().is_some_and(|f| f.ts_ms < horizon) {
                     q.pop_front();
+                }
+                if q.len() != before {
+                    if let Some(c) = changed.as_deref_mut() {
+                        c.push(k.clone());
+                    }
                 }
             }
             match q.front() {

@@ -20,7 +20,7 @@ use crate::features::REASON_CODES;
 use crate::newcomer::{NewcomerChannel, NewcomerState};
 use crate::window::{FolloweeId, FolloweeWindow, Ring};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// Version of the serialized state; a record of another version is refused.
 pub const STATE_VERSION: u32 = 1;
@@ -307,23 +307,27 @@ impl Detector {
     /// Starts (or stops) recording which followees change (`take_dirty`). Off by default:
     /// drivers without a changelog pay nothing.
     pub fn track_dirty(&mut self, on: bool) {
-        self.dirty = on.then(HashSet::new);
-        self.dirty_moderation = on.then(HashSet::new);
+        self.dirty = on.then(HashMap::new);
+        self.dirty_moderation = on.then(HashMap::new);
     }
 
     /// Moderation dedup entries changed since the last call, sorted by follower key:
     /// `(key, Some(last record time))`, or `None` for one no longer held (a tombstone).
-    pub fn take_dirty_moderation(&mut self) -> Vec<ModerationEntry> {
+    /// Each with the partition of the alert that last moderated the follower.
+    pub fn take_dirty_moderation(&mut self) -> Vec<(ModerationEntry, i32)> {
         let Some(d) = self.dirty_moderation.as_mut() else {
             return Vec::new();
         };
-        let mut keys: Vec<u64> = d.drain().collect();
+        let mut keys: Vec<(u64, i32)> = d.drain().collect();
         keys.sort_unstable();
         keys.into_iter()
-            .map(|k| ModerationEntry {
-                v: STATE_VERSION,
-                follower_key: k,
-                last_ms: self.moderated.get(k),
+            .map(|(k, p)| {
+                let e = ModerationEntry {
+                    v: STATE_VERSION,
+                    follower_key: k,
+                    last_ms: self.moderated.get(k),
+                };
+                (e, p)
             })
             .collect()
     }
@@ -340,26 +344,31 @@ impl Detector {
         Ok(())
     }
 
-    /// Followees whose state changed since the last call, sorted: export each with
+    /// Followees whose state changed since the last call, with the partition they were
+    /// last seen on (where their changelog record goes), sorted: export each with
     /// [`Detector::export_followee`] (`None` → a tombstone).
-    pub fn take_dirty(&mut self) -> Vec<FolloweeId> {
+    pub fn take_dirty(&mut self) -> Vec<(FolloweeId, i32)> {
         let Some(d) = self.dirty.as_mut() else {
             return Vec::new();
         };
-        let mut v: Vec<FolloweeId> = d.drain().collect();
+        let mut v: Vec<(FolloweeId, i32)> = d.drain().collect();
         v.sort_unstable();
         v
     }
 
-    pub(super) fn note_dirty(&mut self, id: &str) {
+    pub(super) fn note_dirty(&mut self, id: &str, partition: i32) {
         if let Some(d) = self.dirty.as_mut() {
-            d.insert(FolloweeId::new(id));
+            d.insert(FolloweeId::new(id), partition);
         }
     }
 
     pub(super) fn note_dirty_slot(&mut self, slot: u32) {
-        if let (Some(d), Some(id)) = (self.dirty.as_mut(), self.followees.id_of(slot)) {
-            d.insert(id.clone());
+        if let (Some(d), Some(id), Some(w)) = (
+            self.dirty.as_mut(),
+            self.followees.id_of(slot),
+            self.followees.get(slot),
+        ) {
+            d.insert(id.clone(), w.partition);
         }
     }
 
