@@ -167,6 +167,39 @@ pub struct Metrics {
     produce_refused: IntCounterVec,
     /// Issue #19: bytes of output records awaiting acknowledgement.
     in_flight_bytes: IntGauge,
+    /// Issue #21: state restore from the changelog topic.
+    changelog: ChangelogMetrics,
+}
+
+/// Issue #21: restoring detector state from the changelog topic (`changelog`).
+#[derive(Clone)]
+struct ChangelogMetrics {
+    restore_records: IntCounter,
+    restore_seconds: Histogram,
+    corrupt: IntCounter,
+}
+
+impl ChangelogMetrics {
+    fn new(r: &Registry) -> Self {
+        ChangelogMetrics {
+            restore_records: counter(
+                r,
+                "followguard_restore_records_total",
+                "Changelog records read to restore detector state after an assignment.",
+            ),
+            restore_seconds: histogram(
+                r,
+                "followguard_restore_seconds",
+                "Time to restore one assignment's detector state from the changelog topic.",
+                vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            ),
+            corrupt: counter(
+                r,
+                "followguard_changelog_corrupt_total",
+                "Changelog records skipped because they could not be decoded or imported.",
+            ),
+        }
+    }
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -478,6 +511,7 @@ impl Metrics {
             event_time_adjustments.with_label_values(&[k]);
         }
 
+        let changelog = ChangelogMetrics::new(r);
         Metrics {
             registry,
             events,
@@ -516,6 +550,7 @@ impl Metrics {
             event_time_adjustments,
             produce_refused,
             in_flight_bytes,
+            changelog,
         }
     }
 
@@ -630,6 +665,17 @@ impl Metrics {
 
     pub fn rebalance(&self, kind: RebalanceKind) {
         self.rebalances.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Issue #21: `n` changelog records read in a restore that took `seconds`.
+    pub fn restored(&self, n: u64, seconds: f64) {
+        self.changelog.restore_records.inc_by(n);
+        self.changelog.restore_seconds.observe(seconds);
+    }
+
+    /// Issue #21: a changelog record skipped (undecodable or refused on import).
+    pub fn changelog_corrupt(&self) {
+        self.changelog.corrupt.inc();
     }
 
     pub fn replayed(&self, n: u64) {

@@ -1,0 +1,203 @@
+//! Issue 21 (partial) on a real broker: detector state written to a changelog topic as
+//! the service will write it (the dirty keys of each batch, tombstones included) and
+//! restored into a fresh pipeline by reading the changelog partitions to their end. The
+//! restored pipeline holds the same followee, clock and moderation dedup state and goes
+//! on to emit the same alert and moderation records as the pipeline that wrote it; a
+//! corrupt record and an unknown key are counted and skipped, never a crash.
+
+mod kafka_support;
+
+use followguard::changelog::{self, Record};
+use followguard::config::KafkaConfig;
+use followguard::kafka;
+use followguard::metrics::Metrics;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use kafka_support::*;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use std::sync::Arc;
+
+/// Alert (id, status) and moderation (follower, alert) records of `lines`, in order.
+fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
+    for l in lines {
+        if let Ok(o) = p.process(l, None, 0) {
+            for a in &o.alerts {
+                out.push(format!("alert {} {:?}", a.alert_id, a.status));
+            }
+            for m in &o.moderation {
+                out.push(format!("moderation {} {}", m.follower_id, m.alert_id));
+            }
+        }
+    }
+}
+
+#[test]
+fn state_restored_from_the_changelog_continues_as_the_writer() {
+    let Some(env) = env() else { return };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("followguard=info")
+        .with_test_writer()
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Two days of 150 followees with three campaigns (re-sold cohorts: campaign links).
+    let mut stream = Stream::small_campaigns(21);
+    stream.resell = Some(0.5);
+    let (file, _) = env.generate("changelog", &stream);
+    let bytes = std::fs::read(file).unwrap();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let model =
+        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    let new = || Pipeline::new(model.clone(), PipelineConfig::default());
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let topic = unique("changelog");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap();
+
+    // The writer: the first 60 % of the stream in batches of 256, each batch's dirty
+    // state produced (and acknowledged) before the next.
+    let cut = lines.len() * 3 / 5;
+    let mut writer = new();
+    writer.detector_mut().track_dirty(true);
+    let mut written = 0usize;
+    let mut tombstones = 0usize;
+    let mut want = Vec::new();
+    rt.block_on(async {
+        kafka::create_topics(&kafka_cfg, &[&topic], 2)
+            .await
+            .unwrap();
+        for batch in lines[..cut].chunks(256) {
+            run(&mut writer, batch, &mut want);
+            let recs = changelog::dirty_records(&mut writer);
+            written += recs.len();
+            tombstones += recs.iter().filter(|r| r.value.is_none()).count();
+            changelog::produce(&producer, &topic, &recs).await.unwrap();
+        }
+        // A corrupt value and an unknown key, as a bad deploy or a foreign writer might
+        // leave them.
+        let bad = [
+            Record {
+                partition: 0,
+                key: changelog::followee_key("garbage"),
+                value: Some(b"{\"v\":1,\"followee_id\":".to_vec()),
+            },
+            Record {
+                partition: 0,
+                key: "x/unknown".into(),
+                value: Some(b"{}".to_vec()),
+            },
+        ];
+        changelog::produce(&producer, &topic, &bad).await.unwrap();
+    });
+    assert!(
+        written > writer.tracked_followees(),
+        "state records written: {written}"
+    );
+    assert!(writer.open_alerts() + want.iter().filter(|r| r.contains("Resolved")).count() > 0);
+
+    // The restorer: a fresh pipeline, state read back from both changelog partitions
+    // (partition 1 is empty).
+    let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
+    let mut restored = new();
+    let reader = {
+        let _rt = rt.enter();
+        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+    };
+    let mut ticks = 0u64;
+    let r = rt
+        .block_on(changelog::restore(
+            reader,
+            &topic,
+            &[0, 1],
+            &mut restored,
+            &metrics,
+            || ticks += 1,
+        ))
+        .unwrap();
+    assert_eq!(
+        r.records as usize,
+        written + 2,
+        "every record read: {r:?}, written {written}, tombstones {tombstones}"
+    );
+    assert_eq!(r.corrupt, 2, "{r:?}");
+    assert!(ticks >= r.records);
+    let text = metrics.render();
+    assert_eq!(
+        metric(&text, "followguard_restore_records_total"),
+        Some((written + 2) as f64)
+    );
+    assert_eq!(
+        metric(&text, "followguard_changelog_corrupt_total"),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&text, "followguard_restore_seconds_count"),
+        Some(1.0)
+    );
+
+    let (a, b) = (writer.export_state(), restored.export_state());
+    assert_eq!(a.partitions, b.partitions, "clocks");
+    assert_eq!(
+        a.followees.len(),
+        b.followees.len(),
+        "followees (tombstones: {tombstones})"
+    );
+    for (x, y) in a.followees.iter().zip(&b.followees) {
+        assert_eq!(x, y, "followee state");
+    }
+    assert_eq!(a.shared.moderation, b.shared.moderation, "moderation dedup");
+    assert_eq!(restored.open_alerts(), writer.open_alerts());
+
+    // Both go on with the rest of the stream. Without a snapshot the campaign links
+    // (lockstep) are not in the changelog, so campaign `update`s may differ; every
+    // open, resolve and moderation record is the same.
+    let core = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|r| !r.ends_with("Update"))
+            .cloned()
+            .collect()
+    };
+    let (mut got, mut rest) = (Vec::new(), Vec::new());
+    let mut writer_copy = new();
+    writer_copy.import_state(&writer.export_state()).unwrap();
+    run(&mut restored, &lines[cut..], &mut got);
+    run(&mut writer_copy, &lines[cut..], &mut rest);
+    assert!(
+        rest.iter().any(|r| r.ends_with("Open")),
+        "the rest opens alerts"
+    );
+    assert_eq!(core(&got), core(&rest));
+
+    // With a snapshot of the partition (its lockstep state included) written after the
+    // dirty records, a restore continues exactly as the writer, updates included.
+    let mut restored = new();
+    let snap = changelog::snapshot_records(&writer, 0);
+    assert!(snap.iter().any(|r| r.key == changelog::lockstep_key(0)));
+    let reader = {
+        let _rt = rt.enter();
+        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+    };
+    let r = rt
+        .block_on(async {
+            changelog::produce(&producer, &topic, &snap).await.unwrap();
+            changelog::restore(reader, &topic, &[0, 1], &mut restored, &metrics, || {}).await
+        })
+        .unwrap();
+    assert_eq!(r.records as usize, written + 2 + snap.len());
+    let (mut got, mut rest) = (Vec::new(), Vec::new());
+    run(&mut restored, &lines[cut..], &mut got);
+    run(&mut writer, &lines[cut..], &mut rest);
+    assert_eq!(got, rest);
+}
