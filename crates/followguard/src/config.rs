@@ -417,6 +417,14 @@ pub struct ServeArgs {
     )]
     pub rebuild_max_records: i64,
 
+    /// Issue 21 (partial): compacted changelog topic of detector state, with as many
+    /// partitions as the input. When set, each batch's state changes are produced to it
+    /// before the batch's offsets can be stored, and an assigned partition's state is
+    /// restored from it (falling back to the input rebuild when it holds nothing).
+    /// docs/state.md.
+    #[arg(help_heading = "Processing", long, env = "FOLLOWGUARD_CHANGELOG_TOPIC")]
+    pub changelog_topic: Option<String>,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -699,6 +707,8 @@ pub struct ServeConfig {
     /// `None` = `auto` (the detector's state horizon, decided by `serve`).
     pub rebuild_window: Option<Duration>,
     pub rebuild_max_records: i64,
+    /// Issue 21: `--changelog-topic`.
+    pub changelog_topic: Option<String>,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -894,6 +904,9 @@ impl ServeArgs {
                 ));
             }
         }
+        if let Some(t) = &self.changelog_topic {
+            check_topic("changelog-topic", t)?;
+        }
         if self.rebuild_max_records < 0 {
             return Err(ConfigError(
                 "--rebuild-max-records must not be negative".into(),
@@ -1006,6 +1019,7 @@ impl ServeArgs {
             health_stale_after,
             rebuild_window,
             rebuild_max_records: self.rebuild_max_records,
+            changelog_topic: self.changelog_topic.clone(),
             webhook,
             log_format: self.log_format,
         })

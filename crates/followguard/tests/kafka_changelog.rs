@@ -16,7 +16,10 @@ use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use kafka_support::*;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Alert (id, status) and moderation (follower, alert) records of `lines`, in order.
 fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
@@ -200,4 +203,182 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     run(&mut restored, &lines[cut..], &mut got);
     run(&mut writer, &lines[cut..], &mut rest);
     assert_eq!(got, rest);
+}
+
+/// `serve --changelog-topic` killed (SIGKILL, no drain) mid-stream and restarted in the
+/// same group with a rebuild cap far below the input it missed (`--rebuild-max-records
+/// 10`): the state comes back from the changelog, not from the input. No alert id is
+/// opened twice, the alert ids are those of an uninterrupted run, and every alert open at
+/// the kill that the uninterrupted run resolves is resolved under its id.
+#[test]
+fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
+    let Some(env) = env() else { return };
+    let (events, _) = env.generate("cl-restart", &Stream::small_campaigns(23));
+    let input_lines: Vec<Vec<u8>> = std::fs::read(&events)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let n = input_lines.len();
+    let t = Topics::new("cl-restart");
+    env.create_topics(&t);
+    let reference_topics = t.with_new_outputs("cl-restart-ref");
+    env.create_topics(&reference_topics);
+    let cl = unique("cl-restart-changelog");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&cl], PARTITIONS))
+        .unwrap();
+    let group = unique("g");
+    let flags = [
+        "--changelog-topic",
+        cl.as_str(),
+        "--rebuild-max-records",
+        "10",
+    ];
+
+    let mut first = env.serve(&t, &group, &flags);
+    assert!(first.wait_ready(Duration::from_secs(60)));
+    let mut producer = Command::new(&env.bin)
+        .arg("produce")
+        .args([
+            "--brokers",
+            &env.brokers,
+            "--topic",
+            &t.input,
+            "--rate",
+            "3000",
+        ])
+        .arg("--input")
+        .arg(&events)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("produce");
+    let start = Instant::now();
+    loop {
+        let done = metric_sum(&first.metrics(), "followguard_events_total");
+        if done >= n as f64 * 0.5 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "first instance too slow: {done}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill9();
+    let before = read_topic(
+        &env.brokers,
+        &t.alerts,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let mut open_at_kill: BTreeSet<String> = BTreeSet::new();
+    for r in &before {
+        let a = r.json();
+        let id = a["alert_id"].as_str().unwrap().to_string();
+        match a["status"].as_str() {
+            Some("open") => {
+                open_at_kill.insert(id);
+            }
+            Some("resolved") => {
+                open_at_kill.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    assert!(!open_at_kill.is_empty(), "alerts open at the kill");
+
+    let mut second = env.serve(&t, &group, &flags);
+    assert!(second.wait_ready(Duration::from_secs(60)));
+    let mut reference = env.serve(&reference_topics, &unique("gref"), &[]);
+    assert!(reference.wait_ready(Duration::from_secs(60)));
+    assert!(producer.wait().expect("produce").success());
+    let input_recs = env.read_all(&t.input, n);
+    let ends = end_offsets(&input_recs);
+    let start = Instant::now();
+    while committed(&env.brokers, &group, &t.input) != ends {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "restarted instance did not commit the whole input:\n{}",
+            second.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    reference.wait_events(n as f64, Duration::from_secs(120));
+    let m2 = second.metrics();
+    assert!(
+        metric(&m2, "followguard_restore_records_total").unwrap_or(0.0) > 0.0,
+        "state restored from the changelog:\n{}",
+        second.log_text()
+    );
+    assert!(metric(&m2, "followguard_restore_seconds_count").unwrap_or(0.0) >= 1.0);
+    assert_eq!(
+        metric(&m2, "followguard_replayed_events_total"),
+        Some(0.0),
+        "no input rebuild"
+    );
+    assert_eq!(
+        metric(&m2, "followguard_changelog_corrupt_total"),
+        Some(0.0)
+    );
+
+    let alerts = read_topic(
+        &env.brokers,
+        &t.alerts,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let ref_alerts = read_topic(
+        &env.brokers,
+        &reference_topics.alerts,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let (ids, dup) = opened(&alerts);
+    let (ref_ids, ref_dup) = opened(&ref_alerts);
+    assert_eq!(ref_dup, 0);
+    assert_eq!(dup, 0, "an alert id was opened twice across the kill");
+    assert_eq!(
+        ids.keys().collect::<Vec<_>>(),
+        ref_ids.keys().collect::<Vec<_>>(),
+        "alert ids differ from an uninterrupted run"
+    );
+    let resolved = |recs: &[Rec]| -> BTreeSet<String> {
+        recs.iter()
+            .map(Rec::json)
+            .filter(|a| a["status"] == "resolved")
+            .map(|a| a["alert_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (ours, theirs) = (resolved(&alerts), resolved(&ref_alerts));
+    for id in &open_at_kill {
+        if theirs.contains(id) {
+            assert!(
+                ours.contains(id),
+                "{id}, open at the kill, never resolved after the restart"
+            );
+        }
+    }
+    eprintln!(
+        "changelog restart: {n} events, {} alerts open at the kill, {} re-opens suppressed, {} restore records in {:.3}s",
+        open_at_kill.len(),
+        metric(&m2, "followguard_duplicate_alert_opens_suppressed_total").unwrap_or(0.0),
+        metric(&m2, "followguard_restore_records_total").unwrap_or(0.0),
+        metric(&m2, "followguard_restore_seconds_sum").unwrap_or(0.0),
+    );
+    for svc in [&mut second, &mut reference] {
+        svc.sigterm();
+        svc.wait_exit(Duration::from_secs(15));
+    }
 }

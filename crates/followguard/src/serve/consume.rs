@@ -47,6 +47,8 @@ pub(super) struct Service<'a> {
     pub helper_cache_stats: (u64, u64),
     /// Issue #23: revoked partitions' open alerts are no longer resent.
     pub webhook: Option<crate::webhook::Webhook>,
+    /// Issue 21: the detector-state changelog, when `--changelog-topic` is set.
+    pub changelog: Option<super::state::ChangelogSink>,
 }
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
@@ -73,6 +75,8 @@ impl Service<'_> {
         let mut carry: Option<BorrowedMessage<'_>> = None;
         loop {
             if shutdown.is_cancelled() {
+                // Issue 21 hook (state.rs): the batch's state travels with it.
+                self.attach_state(&mut batch);
                 super::backpressure::hand_over_late(&tx, batch);
                 return Ok(());
             }

@@ -46,6 +46,7 @@ mod consume;
 mod rebuild;
 mod route;
 mod shutdown;
+mod state;
 
 use crate::admin::{self, AdminState, Info};
 use crate::config::{LogFormat, ServeConfig};
@@ -209,6 +210,7 @@ pub async fn run(
     let webhook_on = webhook.is_some();
     let webhook_forget = webhook.clone();
     let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
+    let changelog = state::ChangelogSink::new(&cfg)?;
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
@@ -220,6 +222,7 @@ pub async fn run(
             webhook,
             in_flight_bytes: in_flight_bytes.clone(),
             stall_warn: cfg.delivery_timeout,
+            changelog: changelog.clone(),
         },
         rx,
     ));
@@ -229,7 +232,11 @@ pub async fn run(
         .rebuild_window
         .unwrap_or_else(|| rebuild::state_horizon(&pipeline_cfg));
     let preparer = Preparer::new(cfg.prepare_threads, pipeline_cfg.cache_capacity)?;
-    let pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    let mut pipeline = Pipeline::new(Arc::new(model), pipeline_cfg);
+    // Issue 21: with a changelog, the detector records what each batch changes.
+    if changelog.is_some() {
+        pipeline.detector_mut().track_dirty(true);
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -246,6 +253,7 @@ pub async fn run(
         now_ms: now_ms(),
         helper_cache_stats: (0, 0),
         webhook: webhook_forget,
+        changelog,
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);

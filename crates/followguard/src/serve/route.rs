@@ -108,6 +108,7 @@ impl Service<'_> {
             deliveries,
             webhooks: o.webhooks,
             bytes,
+            state: Vec::new(),
         }
     }
 

@@ -1,0 +1,123 @@
+//! Issue 21 (partial): `serve`'s side of the changelog (docs/state.md, `crate::changelog`).
+//! The state each batch changed is exported when the batch is handed over and travels
+//! with it; the acknowledgement task produces it once every output record of the batch is
+//! acknowledged, and stores the batch's offsets only once the state is acknowledged too:
+//! outputs, then state, then offsets. So a restored state never runs ahead of the outputs
+//! it implies (an alert resolved in the state was announced as resolved), and no offset is
+//! stored before the state it produced is durable (at-least-once). On assignment, the
+//! partitions' state is restored from their changelog partitions, `/readyz` not ready
+//! meanwhile.
+
+use super::consume::Service;
+use crate::changelog;
+use crate::kafka;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The alert scan stops when nothing arrives for this long (or at end of partition).
+const SCAN_IDLE: Duration = Duration::from_secs(1);
+
+/// Where and through what the changelog is written.
+#[derive(Clone)]
+pub(super) struct ChangelogSink {
+    pub topic: String,
+    pub producer: kafka::Producer,
+}
+
+impl ChangelogSink {
+    /// The changelog of `cfg`, if one is configured (its producer is idempotent and never
+    /// times a record out, as the output producers).
+    pub fn new(cfg: &crate::config::ServeConfig) -> anyhow::Result<Option<ChangelogSink>> {
+        let Some(topic) = cfg.changelog_topic.clone() else {
+            return Ok(None);
+        };
+        let producer = kafka::producer_config(&cfg.kafka, kafka::SERVE_MESSAGE_TIMEOUT)
+            .create_with_context(kafka::LogContext)
+            .map_err(|e| kafka::config_error("changelog producer", e))?;
+        Ok(Some(ChangelogSink { topic, producer }))
+    }
+
+    /// Produces `records` and waits for their acknowledgement (the producer retries
+    /// transient errors itself). Returns false when `give_up` fired first, or on a
+    /// permanent refusal (logged): the caller then stores no more offsets, and the
+    /// service stops with its acknowledgement task.
+    pub async fn log(&self, records: &[changelog::Record], give_up: &CancellationToken) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        tokio::select! {
+            r = changelog::produce(&self.producer, &self.topic, records) => match r {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), topic = %self.topic,
+                        "changelog record refused; no more offsets are stored");
+                    false
+                }
+            },
+            () = give_up.cancelled() => false,
+        }
+    }
+}
+
+impl Service<'_> {
+    /// Attaches the state the batch changed to its last event: the ack task produces it
+    /// after the batch's output records are acknowledged and before storing its offsets.
+    pub(super) fn attach_state(&mut self, batch: &mut super::ack::Batch) {
+        if self.changelog.is_none() {
+            return;
+        }
+        let records = changelog::dirty_records(&mut self.pipeline);
+        if let Some(last) = batch.last_mut() {
+            last.state = records;
+        }
+    }
+
+    /// Restores `parts`' state from the changelog. Returns the keys restored (0: nothing
+    /// logged yet, the caller rebuilds from the input instead).
+    pub(super) async fn restore_state(&mut self, parts: &[i32]) -> anyhow::Result<u64> {
+        let Some(sink) = &self.changelog else {
+            return Ok(0);
+        };
+        let topic = sink.topic.clone();
+        let reader = Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.kafka,
+            &format!("{}.changelog", self.cfg.group_id),
+        ))?);
+        self.admin.set_restoring(true);
+        // Outputs are acknowledged before the state they imply is logged, so events
+        // re-processed after a crash may open an alert the restored state does not hold
+        // yet: suppress the opens the alerts topic already has, as the rebuild does.
+        let horizon = if self.rebuild_window.is_zero() {
+            super::rebuild::state_horizon(&self.cfg.pipeline)
+        } else {
+            self.rebuild_window
+        };
+        let since =
+            super::now_ms().saturating_sub(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
+        match kafka::scan_opened_alerts(&reader, &self.cfg.alerts_topic, since, SCAN_IDLE).await {
+            Ok(ids) => self.already_open = ids,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+            }
+        }
+        let admin = self.admin.clone();
+        let r = changelog::restore(
+            reader,
+            &topic,
+            parts,
+            &mut self.pipeline,
+            &self.metrics,
+            || admin.progress(),
+        )
+        .await;
+        self.admin.set_restoring(false);
+        // What the import added is the logged state itself, not a change to log again.
+        self.pipeline.detector_mut().take_dirty();
+        self.pipeline.detector_mut().take_dirty_moderation();
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+        self.metrics.set_open_alerts(self.pipeline.open_alerts());
+        Ok(r?.keys)
+    }
+}
