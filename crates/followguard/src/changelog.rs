@@ -51,6 +51,22 @@ pub fn lockstep_key(partition: i32) -> String {
     format!("l/{partition}")
 }
 
+/// Key of the input offset a partition's logged state reflects.
+pub fn offset_key(partition: i32) -> String {
+    format!("o/{partition}")
+}
+
+/// The record saying that the state logged for `partition` reflects every input record
+/// before `next_offset` (logged after that state; restore skips those records, so a
+/// restored state never counts an event twice).
+pub fn offset_record(partition: i32, next_offset: i64) -> Record {
+    Record {
+        partition,
+        key: offset_key(partition),
+        value: Some(next_offset.to_string().into_bytes()),
+    }
+}
+
 /// Key of a partition's clocks.
 pub fn clock_key(partition: i32) -> String {
     format!("p/{partition}")
@@ -162,6 +178,9 @@ pub struct Restored {
     /// Records skipped: undecodable, unknown key or refused on import.
     pub corrupt: u64,
     pub seconds: f64,
+    /// Per partition, the input offset the restored state reflects (`o/` records):
+    /// input records before it are already in the state.
+    pub offsets: BTreeMap<i32, i64>,
 }
 
 /// Reads changelog partitions `partitions` of `topic` from their start to their end
@@ -265,6 +284,15 @@ pub async fn restore(
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
             Some("p") => PartitionState::from_bytes(value).and_then(|s| pipeline.import_clock(&s)),
+            Some("o") => std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|o| {
+                    out.offsets.insert(*p, o);
+                })
+                .ok_or(followguard_core::detector::state::StateError::Malformed(
+                    "offset record",
+                )),
             Some("l") => SharedState::from_bytes(value)
                 .and_then(|s| pipeline.detector_mut().import_shared(&s)),
             Some("m") => ModerationEntry::from_bytes(value)

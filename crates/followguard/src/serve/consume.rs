@@ -49,6 +49,8 @@ pub(super) struct Service<'a> {
     pub webhook: Option<crate::webhook::Webhook>,
     /// Issue 21: the detector-state changelog, when `--changelog-topic` is set.
     pub changelog: Option<super::state::ChangelogSink>,
+    /// Issue 21: per partition, the input offset the restored state reflects.
+    pub in_state: std::collections::HashMap<i32, i64>,
 }
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
@@ -172,6 +174,15 @@ impl Service<'_> {
         prep_secs: f64,
     ) -> Observed {
         let (partition, offset) = (m.partition(), m.offset());
+        // Issue 21 hook (state.rs): already counted in the restored state.
+        if self.already_in_state(partition, offset) {
+            return Observed {
+                partition,
+                offset,
+                records: Vec::new(),
+                webhooks: Vec::new(),
+            };
+        }
         let started = Instant::now();
         let result = prepared.and_then(|p| self.pipeline.observe(p, partition));
         self.metrics

@@ -254,6 +254,7 @@ pub async fn run(
         helper_cache_stats: (0, 0),
         webhook: webhook_forget,
         changelog,
+        in_state: std::collections::HashMap::new(),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);

@@ -50,6 +50,7 @@ impl Service<'_> {
                         w.forget_partitions(parts.clone());
                     }
                     for p in parts {
+                        self.in_state.remove(&p);
                         self.pipeline.drop_partition(p);
                         self.evidence().drop_partition(p);
                     }

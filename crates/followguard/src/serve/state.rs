@@ -61,13 +61,34 @@ impl ChangelogSink {
 }
 
 impl Service<'_> {
+    /// Whether input record `offset` of `partition` is already in the restored state
+    /// (logged before the crash, its offset not yet committed): it is skipped, not
+    /// counted twice. Its offset is still stored in order.
+    pub(super) fn already_in_state(&self, partition: i32, offset: i64) -> bool {
+        self.in_state
+            .get(&partition)
+            .is_some_and(|&next| offset < next)
+    }
+
     /// Attaches the state the batch changed to its last event: the ack task produces it
     /// after the batch's output records are acknowledged and before storing its offsets.
     pub(super) fn attach_state(&mut self, batch: &mut super::ack::Batch) {
         if self.changelog.is_none() {
             return;
         }
-        let records = changelog::dirty_records(&mut self.pipeline);
+        let mut records = changelog::dirty_records(&mut self.pipeline);
+        // After the state: the input offsets it reflects.
+        let mut next: Vec<(i32, i64)> = Vec::new();
+        for p in batch.iter() {
+            match next.iter_mut().find(|(q, _)| *q == p.partition) {
+                Some(n) => n.1 = n.1.max(p.offset + 1),
+                None => next.push((p.partition, p.offset + 1)),
+            }
+        }
+        records.extend(
+            next.into_iter()
+                .map(|(p, o)| changelog::offset_record(p, o)),
+        );
         if let Some(last) = batch.last_mut() {
             last.state = records;
         }
@@ -112,6 +133,11 @@ impl Service<'_> {
         )
         .await;
         self.admin.set_restoring(false);
+        if let Ok(r) = &r {
+            for (&p, &o) in &r.offsets {
+                self.in_state.insert(p, o);
+            }
+        }
         // What the import added is the logged state itself, not a change to log again.
         self.pipeline.detector_mut().take_dirty();
         self.pipeline.detector_mut().take_dirty_moderation();
