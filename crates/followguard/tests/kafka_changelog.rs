@@ -370,6 +370,32 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
             );
         }
     }
+    // The moderation dedup survived: the same (follower, alert) pairs as the
+    // uninterrupted run (records re-sent after the kill repeat a pair, never add one).
+    let pairs = |topic: &str| -> BTreeSet<(String, String)> {
+        read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
+        .iter()
+        .map(Rec::json)
+        .map(|m| {
+            (
+                m["follower_id"].as_str().unwrap().to_string(),
+                m["alert_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+    };
+    let (ours, theirs) = (pairs(&t.moderation), pairs(&reference_topics.moderation));
+    assert!(!theirs.is_empty());
+    assert_eq!(
+        ours, theirs,
+        "moderation records differ from an uninterrupted run"
+    );
     eprintln!(
         "changelog restart: {n} events, {} alerts open at the kill, {} re-opens suppressed, {} restore records in {:.3}s",
         open_at_kill.len(),
