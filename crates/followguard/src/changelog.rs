@@ -214,6 +214,9 @@ pub async fn restore(
     }
     let total: i64 = ends.values().sum();
     let mut latest: BTreeMap<(i32, String), Option<Vec<u8>>> = BTreeMap::new();
+    // The lockstep state is a whole copy of the writer's in each partition's snapshot:
+    // only the newest copy (by record time) is imported.
+    let mut newest_links: Option<(i64, Vec<u8>)> = None;
     let mut out = Restored::default();
     if !ends.is_empty() {
         reader.assign(&tpl)?;
@@ -243,6 +246,14 @@ pub async fn restore(
         // record.
         out.records += 1;
         match m.key().map(std::str::from_utf8) {
+            Some(Ok(k)) if k.starts_with("l/") => {
+                let ts = m.timestamp().to_millis().unwrap_or(0);
+                if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
+                    if newest_links.as_ref().is_none_or(|(t, _)| ts >= *t) {
+                        newest_links = Some((ts, v.to_vec()));
+                    }
+                }
+            }
             Some(Ok(k)) => {
                 let v = m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
                 latest.insert((p, k.to_string()), v);
@@ -269,6 +280,9 @@ pub async fn restore(
         }
     }
     reader.unassign().ok();
+    if let Some((_, v)) = newest_links {
+        latest.insert((-1, "l/newest".to_string()), Some(v));
+    }
     // Clocks first (imports file expiry by them), then dedup entries, then followees.
     let rank = |k: &str| match k.split_once('/').map(|(kind, _)| kind) {
         Some("p") => 0,

@@ -425,6 +425,17 @@ pub struct ServeArgs {
     #[arg(help_heading = "Processing", long, env = "FOLLOWGUARD_CHANGELOG_TOPIC")]
     pub changelog_topic: Option<String>,
 
+    /// Issue 21: how often each partition's full state (every followee, its clocks and
+    /// the campaign links) is written to the changelog besides the changes of each batch;
+    /// `0s`: with every batch (tests). docs/state.md, "Snapshot cadence".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CHANGELOG_SNAPSHOT_EVERY",
+        default_value = "10m"
+    )]
+    pub changelog_snapshot_every: String,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -709,6 +720,8 @@ pub struct ServeConfig {
     pub rebuild_max_records: i64,
     /// Issue 21: `--changelog-topic`.
     pub changelog_topic: Option<String>,
+    /// Issue 21: `--changelog-snapshot-every`.
+    pub changelog_snapshot_every: Duration,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -1020,6 +1033,10 @@ impl ServeArgs {
             rebuild_window,
             rebuild_max_records: self.rebuild_max_records,
             changelog_topic: self.changelog_topic.clone(),
+            changelog_snapshot_every: parse_duration(
+                "changelog-snapshot-every",
+                &self.changelog_snapshot_every,
+            )?,
             webhook,
             log_format: self.log_format,
         })

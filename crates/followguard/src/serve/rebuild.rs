@@ -51,6 +51,9 @@ impl Service<'_> {
                     }
                     for p in parts {
                         self.in_state.remove(&p);
+                        if let Some(c) = self.changelog.as_mut() {
+                            c.snapshots.remove(&p);
+                        }
                         self.pipeline.drop_partition(p);
                         self.evidence().drop_partition(p);
                     }

@@ -23,6 +23,10 @@ const SCAN_IDLE: Duration = Duration::from_secs(1);
 pub(super) struct ChangelogSink {
     pub topic: String,
     pub producer: kafka::Producer,
+    /// `--changelog-snapshot-every`, and when each partition's last snapshot was taken
+    /// (the consume loop's copy; the ack task's is unused).
+    pub snapshot_every: std::time::Duration,
+    pub snapshots: std::collections::HashMap<i32, std::time::Instant>,
 }
 
 impl ChangelogSink {
@@ -35,7 +39,12 @@ impl ChangelogSink {
         let producer = kafka::producer_config(&cfg.kafka, kafka::SERVE_MESSAGE_TIMEOUT)
             .create_with_context(kafka::LogContext)
             .map_err(|e| kafka::config_error("changelog producer", e))?;
-        Ok(Some(ChangelogSink { topic, producer }))
+        Ok(Some(ChangelogSink {
+            topic,
+            producer,
+            snapshot_every: cfg.changelog_snapshot_every,
+            snapshots: std::collections::HashMap::new(),
+        }))
     }
 
     /// Produces `records` and waits for their acknowledgement (the producer retries
@@ -76,8 +85,6 @@ impl Service<'_> {
         if self.changelog.is_none() {
             return;
         }
-        let mut records = changelog::dirty_records(&mut self.pipeline);
-        // After the state: the input offsets it reflects.
         let mut next: Vec<(i32, i64)> = Vec::new();
         for p in batch.iter() {
             match next.iter_mut().find(|(q, _)| *q == p.partition) {
@@ -85,6 +92,23 @@ impl Service<'_> {
                 None => next.push((p.partition, p.offset + 1)),
             }
         }
+        // Snapshots of the batch's partitions that are due, then the batch's changes,
+        // then the input offsets the state reflects.
+        let mut records = Vec::new();
+        if let Some(sink) = self.changelog.as_mut() {
+            let now = std::time::Instant::now();
+            for &(p, _) in &next {
+                let due = sink
+                    .snapshots
+                    .get(&p)
+                    .is_none_or(|t| now.duration_since(*t) >= sink.snapshot_every);
+                if due {
+                    sink.snapshots.insert(p, now);
+                    records.extend(changelog::snapshot_records(&self.pipeline, p));
+                }
+            }
+        }
+        records.extend(changelog::dirty_records(&mut self.pipeline));
         records.extend(
             next.into_iter()
                 .map(|(p, o)| changelog::offset_record(p, o)),
