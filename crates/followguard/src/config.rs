@@ -1188,6 +1188,30 @@ mod tests {
         assert!(c.webhook.is_none());
     }
 
+    /// Issue 21: the changelog flags.
+    #[test]
+    fn changelog_flags() {
+        let c = args(&[]).validate().expect("defaults");
+        assert_eq!(c.changelog_topic, None);
+        assert_eq!(c.changelog_snapshot_every, Duration::from_secs(600));
+        let c = args(&[
+            "--changelog-topic",
+            "follows-changelog",
+            "--changelog-snapshot-every",
+            "0s",
+        ])
+        .validate()
+        .expect("changelog flags");
+        assert_eq!(c.changelog_topic.as_deref(), Some("follows-changelog"));
+        assert_eq!(c.changelog_snapshot_every, Duration::ZERO);
+        assert!(args(&["--changelog-topic", "bad topic"])
+            .validate()
+            .is_err());
+        assert!(args(&["--changelog-snapshot-every", "soon"])
+            .validate()
+            .is_err());
+    }
+
     #[test]
     fn durations_parse() {
         assert_eq!(
