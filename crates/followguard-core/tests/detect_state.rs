@@ -324,6 +324,17 @@ fn a_restored_open_alert_keeps_its_id_and_resolves_later() {
     fresh.import_clock(&d.export_clock(0).unwrap()).unwrap();
     fresh.import_followee(&s).unwrap();
     assert_eq!(fresh.open_alerts(), 1);
+    // What a restored instance hands its webhook: the open alert, as an update.
+    let adopted = fresh.open_alert_records(0);
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].alert_id, id);
+    assert_eq!(adopted[0].status.as_str(), "update");
+    assert_eq!(
+        adopted,
+        d.open_alert_records(0),
+        "as the writer would describe it"
+    );
+    assert!(fresh.open_alert_records(1).is_empty());
     // Two days of quiet organic traffic on another followee of partition 0 move the
     // watermark past the long window.
     let evs: Vec<Ev> = (0..48)

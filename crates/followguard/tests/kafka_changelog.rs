@@ -16,7 +16,7 @@ use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use kafka_support::*;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -435,4 +435,134 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
         svc.sigterm();
         svc.wait_exit(Duration::from_secs(15));
     }
+}
+
+/// Posts of each alert id a receiver got with a status other than `resolved`.
+fn open_posts(r: &AlertReceiver) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for a in r.alerts() {
+        if a["annotations"]["status"] != "resolved" {
+            if let Some(id) = a["labels"]["alert_id"].as_str() {
+                *n.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Issue #23's resend contract with state restored from the changelog instead of
+/// rebuilt: the next owner resends the alerts still open, with no new input.
+#[test]
+fn the_next_owner_resends_the_restored_open_alerts() {
+    let Some(env) = env() else { return };
+    let (events, truth) = env.generate("cl-adopt", &Stream::small_campaigns(41));
+    // Cut the stream at the end of its last campaign, so that burst is still open.
+    let last_end = truth["campaigns"]
+        .as_array()
+        .expect("campaigns")
+        .iter()
+        .filter_map(|c| c["end_ms"].as_i64())
+        .max()
+        .expect("a campaign");
+    let lines: Vec<Vec<u8>> = std::fs::read(&events)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            serde_json::from_slice::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| {
+                    v["ts"]
+                        .as_str()
+                        .and_then(followguard_core::time::parse_time_ms)
+                })
+                .is_some_and(|t| t <= last_end)
+        })
+        .map(<[u8]>::to_vec)
+        .collect();
+    let input = env.write_lines("cl-adopt-cut.jsonl", &lines);
+    let t = Topics::new("cl-adopt");
+    env.create_topics(&t);
+    let cl = unique("cl-adopt-changelog");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&cl], PARTITIONS))
+        .unwrap();
+    let group = unique("g");
+    let flags = |url: &str| {
+        vec![
+            "--webhook-url".to_string(),
+            url.to_string(),
+            "--webhook-resend-interval".to_string(),
+            "300ms".to_string(),
+            "--changelog-topic".to_string(),
+            cl.clone(),
+        ]
+    };
+    let first = AlertReceiver::start();
+    let a_flags = flags(&first.url);
+    let a_flags: Vec<&str> = a_flags.iter().map(String::as_str).collect();
+    let mut a = env.serve(&t, &group, &a_flags);
+    assert!(a.wait_ready(Duration::from_secs(60)));
+    env.produce(&input, &t.input);
+    let m = a.wait_events(lines.len() as f64, Duration::from_secs(120));
+    let n_alerts = metric_sum(&m, "followguard_alerts_total") as usize;
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for r in env.read_all(&t.alerts, n_alerts) {
+        let v = r.json();
+        last.insert(
+            v["alert_id"].as_str().unwrap().to_string(),
+            v["status"].as_str().unwrap().to_string(),
+        );
+    }
+    let open: BTreeSet<String> = last
+        .into_iter()
+        .filter(|(_, s)| s != "resolved")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!open.is_empty(), "the cut stream leaves bursts open");
+    a.sigterm();
+    assert!(a
+        .wait_exit(Duration::from_secs(20))
+        .is_some_and(|e| e.success()));
+
+    let second = AlertReceiver::start();
+    let b_flags = flags(&second.url);
+    let b_flags: Vec<&str> = b_flags.iter().map(String::as_str).collect();
+    let mut b = env.serve(&t, &group, &b_flags);
+    assert!(b.wait_ready(Duration::from_secs(60)));
+    let start = Instant::now();
+    loop {
+        let posted = open_posts(&second);
+        if open
+            .iter()
+            .all(|id| posted.get(id).copied().unwrap_or(0) >= 2)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the next owner resent {posted:?}, want every one of {open:?} twice\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = b.metrics();
+    assert!(metric(&m, "followguard_restore_records_total").unwrap_or(0.0) > 0.0);
+    assert_eq!(
+        metric(&m, "followguard_replayed_events_total"),
+        Some(0.0),
+        "no rebuild"
+    );
+    assert!(b.log_text().contains("open alerts adopted for resending"));
+    b.sigterm();
+    assert!(b
+        .wait_exit(Duration::from_secs(20))
+        .is_some_and(|e| e.success()));
 }

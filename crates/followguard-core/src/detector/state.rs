@@ -482,6 +482,27 @@ impl Detector {
         Ok(())
     }
 
+    /// The open alerts of `partition` as `update` records at its watermark, sorted by id:
+    /// what a restored instance hands to its webhook for resending (never output).
+    pub fn open_alert_records(&self, partition: i32) -> Vec<crate::alert::Alert> {
+        let mut keys: Vec<u64> = self
+            .open
+            .keys()
+            .copied()
+            .filter(|&k| self.win(k).is_some_and(|w| w.partition == partition))
+            .collect();
+        keys.sort_by(|a, b| self.open[a].alert_id.cmp(&self.open[b].alert_id));
+        keys.into_iter()
+            .filter_map(|k| {
+                let t = self
+                    .watermark(partition)
+                    .unwrap_or(self.open[&k].last_hot_ms);
+                let eval = super::triggers::evaluate(&self.cfg, self.win(k), t);
+                self.build_alert(k, crate::alert::AlertStatus::Update, t, &eval)
+            })
+            .collect()
+    }
+
     /// Partition `p`'s clock.
     pub fn export_clock(&self, partition: i32) -> Option<PartitionState> {
         self.clocks.get(&partition).map(|c| {

@@ -162,6 +162,20 @@ impl Service<'_> {
                 self.in_state.insert(p, o);
             }
         }
+        // Issue #23 parity with the rebuild: the open alerts restored are resent by this
+        // instance's webhook from now on (their previous owner stopped resending them).
+        if let (Some(w), Ok(_)) = (&self.webhook, &r) {
+            let mut n = 0;
+            for &p in parts {
+                for a in self.pipeline.detector().open_alert_records(p) {
+                    w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                tracing::info!(alerts = n, "open alerts adopted for resending");
+            }
+        }
         // What the import added is the logged state itself, not a change to log again.
         self.pipeline.detector_mut().take_dirty();
         self.pipeline.detector_mut().take_dirty_moderation();
