@@ -330,3 +330,79 @@ pub async fn restore(
         corrupt = out.corrupt, seconds = out.seconds, "state restored from the changelog");
     Ok(out)
 }
+
+/// Partitions of `topic` the broker reports (0: the topic does not exist).
+async fn partition_count(reader: &Arc<Reader>, topic: &str) -> usize {
+    let (r, t) = (reader.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        r.fetch_metadata(Some(&t), READ_TIMEOUT)
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .iter()
+                    .find(|mt| mt.name() == t && mt.error().is_none())
+                    .map(|mt| mt.partitions().len())
+            })
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0)
+}
+
+/// Creates the changelog topic when it does not exist: as many partitions as
+/// `input_topic` (restore reads changelog partition *p* for input partition *p*) and
+/// `cleanup.policy=compact`. An existing changelog with fewer partitions than the input is
+/// an error. Nothing is done while the input topic does not exist yet (logged).
+pub async fn ensure_topic(
+    kafka_cfg: &crate::config::KafkaConfig,
+    topic: &str,
+    input_topic: &str,
+) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let reader = Arc::new(crate::kafka::reader(&crate::kafka::replay_config(
+        kafka_cfg,
+        "followguard.changelog-setup",
+    ))?);
+    let input = partition_count(&reader, input_topic).await;
+    if input == 0 {
+        tracing::warn!(
+            topic,
+            input_topic,
+            "input topic not found; changelog topic not checked"
+        );
+        return Ok(());
+    }
+    let have = partition_count(&reader, topic).await;
+    if have > 0 {
+        anyhow::ensure!(
+            have >= input,
+            "changelog topic {topic} has {have} partitions, fewer than the {input} of {input_topic}"
+        );
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        crate::kafka::producer_config(kafka_cfg, crate::kafka::SERVE_MESSAGE_TIMEOUT)
+            .create()
+            .map_err(|e| crate::kafka::config_error("admin client", e))?;
+    let partitions = i32::try_from(input).unwrap_or(i32::MAX);
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(READ_TIMEOUT));
+    for r in admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating changelog topic {topic}: {e}"))?
+    {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating changelog topic {name}: {code}"),
+        }
+    }
+    tracing::info!(
+        topic,
+        partitions,
+        "changelog topic created (cleanup.policy=compact)"
+    );
+    Ok(())
+}

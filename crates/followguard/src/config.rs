@@ -418,7 +418,7 @@ pub struct ServeArgs {
     pub rebuild_max_records: i64,
 
     /// Issue 21 (partial): compacted changelog topic of detector state, with as many
-    /// partitions as the input. When set, each batch's state changes are produced to it
+    /// partitions as the input (created so at start when missing). When set, each batch's state changes are produced to it
     /// before the batch's offsets can be stored, and an assigned partition's state is
     /// restored from it (falling back to the input rebuild when it holds nothing).
     /// docs/state.md.

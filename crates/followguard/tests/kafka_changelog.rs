@@ -230,17 +230,8 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
     env.create_topics(&t);
     let reference_topics = t.with_new_outputs("cl-restart-ref");
     env.create_topics(&reference_topics);
+    // Not created here: serve creates it, with the input's partitions.
     let cl = unique("cl-restart-changelog");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
-    rt.block_on(kafka::create_topics(&kafka_cfg, &[&cl], PARTITIONS))
-        .unwrap();
     let group = unique("g");
     // Snapshots with every batch: the campaign links are logged as often as the rest.
     let flags = [
@@ -282,6 +273,17 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
         std::thread::sleep(Duration::from_millis(50));
     }
     first.kill9();
+    let meta: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap();
+    let md = rdkafka::consumer::Consumer::fetch_metadata(&meta, Some(&cl), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        md.topics()[0].partitions().len(),
+        PARTITIONS as usize,
+        "serve created the changelog with the input's partitions"
+    );
     let before = read_topic(
         &env.brokers,
         &t.alerts,

@@ -211,6 +211,9 @@ pub async fn run(
     let webhook_forget = webhook.clone();
     let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
     let changelog = state::ChangelogSink::new(&cfg)?;
+    if let Some(t) = &cfg.changelog_topic {
+        crate::changelog::ensure_topic(&cfg.kafka, t, &cfg.input_topic).await?;
+    }
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
