@@ -220,6 +220,48 @@ pub fn band_contains(lo: u32, created_s: i64) -> bool {
     c.saturating_add(1) >= lo && c <= lo.saturating_add(BAND)
 }
 
+// ---- issue 21: state export / import (detector/state.rs) ------------------------------
+
+/// A [`NewcomerChannel`] as plain, serializable values (floats as bit patterns, so a
+/// round trip through JSON is exact).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewcomerState {
+    pub ring: Vec<u16>,
+    pub head: u32,
+    pub base_bits: u32,
+    pub history: u16,
+    pub cur: u32,
+    pub cur_count: u32,
+    pub band: Option<u32>,
+}
+
+impl NewcomerChannel {
+    pub fn to_state(&self) -> NewcomerState {
+        NewcomerState {
+            ring: self.ring.to_vec(),
+            head: self.head,
+            base_bits: self.base.to_bits(),
+            history: self.history,
+            cur: self.cur,
+            cur_count: self.cur_count,
+            band: self.band,
+        }
+    }
+
+    /// The channel `s` describes; `None` when its ring has the wrong length.
+    pub fn from_state(s: &NewcomerState) -> Option<Self> {
+        Some(NewcomerChannel {
+            ring: s.ring.as_slice().try_into().ok()?,
+            head: s.head,
+            base: f32::from_bits(s.base_bits),
+            history: s.history,
+            cur: s.cur,
+            cur_count: s.cur_count,
+            band: s.band,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

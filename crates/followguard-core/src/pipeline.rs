@@ -485,3 +485,62 @@ fn event_time(ts_ms: Option<i64>, fallback_ts_ms: Option<i64>) -> Result<i64, Ev
     }
     Ok(ts)
 }
+
+// ---- issue 21: state export / import (detector/state.rs) ------------------------------
+
+impl Pipeline {
+    /// The detector (its state export: `detector::state`).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// The detector, to import state or take its dirty followees.
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
+    /// Partition `p`'s clocks: the detector's and the event-time guard's.
+    pub fn export_clock(&self, partition: i32) -> Option<crate::detector::state::PartitionState> {
+        let mut s = self.detector.export_clock(partition)?;
+        s.timeguard = self.clocks.get(&partition).map(PartitionClock::to_state);
+        Some(s)
+    }
+
+    /// Restores partition clocks exported by [`Pipeline::export_clock`].
+    pub fn import_clock(
+        &mut self,
+        s: &crate::detector::state::PartitionState,
+    ) -> Result<(), crate::detector::state::StateError> {
+        self.detector.import_clock(s)?;
+        if let Some(g) = &s.timeguard {
+            self.clocks
+                .insert(s.partition, PartitionClock::from_state(g, &self.clock_cfg));
+        }
+        Ok(())
+    }
+
+    /// The whole state: the detector's, with each partition's event-time guard.
+    pub fn export_state(&self) -> crate::detector::state::DetectorState {
+        let mut s = self.detector.export();
+        for p in &mut s.partitions {
+            p.timeguard = self.clocks.get(&p.partition).map(PartitionClock::to_state);
+        }
+        s
+    }
+
+    /// Adds state exported by [`Pipeline::export_state`]; returns the records refused.
+    pub fn import_state(
+        &mut self,
+        s: &crate::detector::state::DetectorState,
+    ) -> Result<Vec<(String, crate::detector::state::StateError)>, crate::detector::state::StateError>
+    {
+        let refused = self.detector.import(s)?;
+        for p in &s.partitions {
+            if let Some(g) = &p.timeguard {
+                self.clocks
+                    .insert(p.partition, PartitionClock::from_state(g, &self.clock_cfg));
+            }
+        }
+        Ok(refused)
+    }
+}

@@ -146,6 +146,40 @@ impl PartitionClock {
     }
 }
 
+// ---- issue 21: state export / import (detector/state.rs) ------------------------------
+
+/// A [`PartitionClock`] as plain, serializable values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeguardState {
+    pub now: Option<i64>,
+    pub support: usize,
+    pub run: Vec<i64>,
+    pub run_ahead: bool,
+}
+
+impl PartitionClock {
+    pub fn to_state(&self) -> TimeguardState {
+        TimeguardState {
+            now: self.now,
+            support: self.support,
+            run: self.run.clone(),
+            run_ahead: self.run_ahead,
+        }
+    }
+
+    /// The clock `s` describes; its run is cut to `confirm` times (the bound `admit`
+    /// keeps), so a corrupt record cannot make it unbounded.
+    pub fn from_state(s: &TimeguardState, cfg: &ClockConfig) -> Self {
+        let confirm = cfg.confirm.max(1);
+        PartitionClock {
+            now: s.now,
+            support: s.support.min(confirm),
+            run: s.run.iter().copied().take(confirm).collect(),
+            run_ahead: s.run_ahead,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

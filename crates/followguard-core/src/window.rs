@@ -614,6 +614,40 @@ impl FolloweeTable {
     }
 }
 
+// ---- issue 21: state export / import (detector/state.rs) ------------------------------
+
+impl<F: Counter, S: Counter, const N: usize> Ring<F, S, N> {
+    /// The buckets (follows, suspicious), slot by slot, for exporting state.
+    pub fn parts(&self) -> (&[F; N], &[S; N]) {
+        (&self.follows, &self.suspicious)
+    }
+
+    /// A ring with these buckets (the inverse of [`Ring::parts`]).
+    pub fn from_parts(follows: [F; N], suspicious: [S; N]) -> Self {
+        Ring {
+            follows,
+            suspicious,
+        }
+    }
+}
+
+impl FolloweeTable {
+    /// Tracks `id` (if it is not already) and sets its window; returns its slot, or
+    /// `None` when the table is full. Used when importing state.
+    pub fn put(&mut self, id: &str, win: FolloweeWindow) -> Option<u32> {
+        let slot = self.find_or_insert(id, || win.clone())?;
+        if let Some(w) = self.get_mut(slot) {
+            *w = win;
+        }
+        Some(slot)
+    }
+
+    /// The id tracked in `slot`.
+    pub fn id_of(&self, slot: u32) -> Option<&FolloweeId> {
+        self.slots.get(slot as usize)?.as_ref().map(|s| &s.id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,8 @@ pub struct AdminState {
     assigned_partitions: AtomicUsize,
     /// Set when shutdown starts: a draining instance should get no new traffic.
     draining: AtomicBool,
+    /// Issue 21: partitions' state is being restored from the changelog.
+    restoring: AtomicBool,
     last_progress: Mutex<Instant>,
     stale_after: Duration,
     /// Alert evidence for the web view (`web`): the consume loop writes, pages read.
@@ -67,6 +69,7 @@ impl AdminState {
             model_loaded: AtomicBool::new(false),
             assigned_partitions: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            restoring: AtomicBool::new(false),
             last_progress: Mutex::new(Instant::now()),
             stale_after,
             evidence: Arc::default(),
@@ -118,6 +121,11 @@ impl AdminState {
         self.metrics.set_assigned_partitions(n);
     }
 
+    /// Issue 21: not ready while assigned partitions' state is restored.
+    pub fn set_restoring(&self, on: bool) {
+        self.restoring.store(on, Ordering::Release);
+    }
+
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
@@ -141,6 +149,8 @@ impl AdminState {
             Some("model not loaded")
         } else if self.draining.load(Ordering::Acquire) {
             Some("shutting down")
+        } else if self.restoring.load(Ordering::Acquire) {
+            Some("restoring state from the changelog")
         } else if self.assigned_partitions.load(Ordering::Acquire) == 0 {
             Some("no partitions assigned")
         } else {
@@ -400,6 +410,13 @@ mod tests {
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("no partitions"));
         s.set_assigned_partitions(2);
+        assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
+        // Issue 21: not ready while restoring state from the changelog.
+        s.set_restoring(true);
+        let (code, body) = get(&s, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("restoring"), "{body}");
+        s.set_restoring(false);
         assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
         s.set_draining();
         assert_eq!(get(&s, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);

@@ -445,6 +445,25 @@ pub struct ServeArgs {
     )]
     pub rebuild_max_records: i64,
 
+    /// Issue 21 (partial): compacted changelog topic of detector state, with as many
+    /// partitions as the input (created so at start when missing). When set, each batch's state changes are produced to it
+    /// before the batch's offsets can be stored, and an assigned partition's state is
+    /// restored from it (falling back to the input rebuild when it holds nothing).
+    /// docs/state.md.
+    #[arg(help_heading = "Processing", long, env = "FOLLOWGUARD_CHANGELOG_TOPIC")]
+    pub changelog_topic: Option<String>,
+
+    /// Issue 21: how often each partition's full state (every followee, its clocks and
+    /// the campaign links) is written to the changelog besides the changes of each batch;
+    /// `0s`: with every batch (tests). docs/state.md, "Snapshot cadence".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CHANGELOG_SNAPSHOT_EVERY",
+        default_value = "10m"
+    )]
+    pub changelog_snapshot_every: String,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -783,6 +802,10 @@ pub struct ServeConfig {
     /// `None` = `auto` (the detector's state horizon, decided by `serve`).
     pub rebuild_window: Option<Duration>,
     pub rebuild_max_records: i64,
+    /// Issue 21: `--changelog-topic`.
+    pub changelog_topic: Option<String>,
+    /// Issue 21: `--changelog-snapshot-every`.
+    pub changelog_snapshot_every: Duration,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -980,6 +1003,9 @@ impl ServeArgs {
                 ));
             }
         }
+        if let Some(t) = &self.changelog_topic {
+            check_topic("changelog-topic", t)?;
+        }
         if self.rebuild_max_records < 0 {
             return Err(ConfigError(
                 "--rebuild-max-records must not be negative".into(),
@@ -1119,6 +1145,11 @@ impl ServeArgs {
             health_stale_after,
             rebuild_window,
             rebuild_max_records: self.rebuild_max_records,
+            changelog_topic: self.changelog_topic.clone(),
+            changelog_snapshot_every: parse_duration(
+                "changelog-snapshot-every",
+                &self.changelog_snapshot_every,
+            )?,
             webhook,
             log_format: self.log_format,
         })
@@ -1282,6 +1313,30 @@ mod tests {
             .expect("valid");
         assert_eq!(c.pipeline.detector.max_record_bytes, 600_000);
         assert_eq!(c.pipeline.max_id_bytes, 32_768);
+    }
+
+    /// Issue 21: the changelog flags.
+    #[test]
+    fn changelog_flags() {
+        let c = args(&[]).validate().expect("defaults");
+        assert_eq!(c.changelog_topic, None);
+        assert_eq!(c.changelog_snapshot_every, Duration::from_secs(600));
+        let c = args(&[
+            "--changelog-topic",
+            "follows-changelog",
+            "--changelog-snapshot-every",
+            "0s",
+        ])
+        .validate()
+        .expect("changelog flags");
+        assert_eq!(c.changelog_topic.as_deref(), Some("follows-changelog"));
+        assert_eq!(c.changelog_snapshot_every, Duration::ZERO);
+        assert!(args(&["--changelog-topic", "bad topic"])
+            .validate()
+            .is_err());
+        assert!(args(&["--changelog-snapshot-every", "soon"])
+            .validate()
+            .is_err());
     }
 
     #[test]

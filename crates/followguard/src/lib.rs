@@ -9,6 +9,8 @@
 //! `followguard-bench`. ARCHITECTURE.md has the crate graph and the code map.
 
 pub mod admin;
+/// Issue 21 (partial): the detector-state changelog (docs/state.md).
+pub mod changelog;
 pub mod config;
 pub mod healthcheck;
 pub mod inflight;

@@ -167,6 +167,8 @@ pub struct Metrics {
     produce_refused: IntCounterVec,
     /// Issue #19: bytes of output records awaiting acknowledgement.
     in_flight_bytes: IntGauge,
+    /// Issue #21: state restore from the changelog topic.
+    changelog: ChangelogMetrics,
     /// Issue 24: input formats, the profile table.
     pub input: InputMetrics,
     /// The model identity gauge (relabelled on a live reload, issue 24).
@@ -380,6 +382,37 @@ impl InputMetrics {
             self.decisions_held
                 .with_label_values(&[k])
                 .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Issue #21: restoring detector state from the changelog topic (`changelog`).
+#[derive(Clone)]
+struct ChangelogMetrics {
+    restore_records: IntCounter,
+    restore_seconds: Histogram,
+    corrupt: IntCounter,
+}
+
+impl ChangelogMetrics {
+    fn new(r: &Registry) -> Self {
+        ChangelogMetrics {
+            restore_records: counter(
+                r,
+                "followguard_restore_records_total",
+                "Changelog records read to restore detector state after an assignment.",
+            ),
+            restore_seconds: histogram(
+                r,
+                "followguard_restore_seconds",
+                "Time to restore one assignment's detector state from the changelog topic.",
+                vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            ),
+            corrupt: counter(
+                r,
+                "followguard_changelog_corrupt_total",
+                "Changelog records skipped because they could not be decoded or imported.",
+            ),
         }
     }
 }
@@ -694,6 +727,7 @@ impl Metrics {
         }
         let input = InputMetrics::new(r);
 
+        let changelog = ChangelogMetrics::new(r);
         Metrics {
             registry,
             events,
@@ -734,6 +768,7 @@ impl Metrics {
             in_flight_bytes,
             input,
             model_info,
+            changelog,
         }
     }
 
@@ -856,6 +891,17 @@ impl Metrics {
 
     pub fn rebalance(&self, kind: RebalanceKind) {
         self.rebalances.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Issue #21: `n` changelog records read in a restore that took `seconds`.
+    pub fn restored(&self, n: u64, seconds: f64) {
+        self.changelog.restore_records.inc_by(n);
+        self.changelog.restore_seconds.observe(seconds);
+    }
+
+    /// Issue #21: a changelog record skipped (undecodable or refused on import).
+    pub fn changelog_corrupt(&self) {
+        self.changelog.corrupt.inc();
     }
 
     pub fn replayed(&self, n: u64) {

@@ -63,6 +63,10 @@ impl Detector {
             self.open.remove(&u64::from(k));
             self.newcomers.remove(&k);
             if let Some(id) = self.followees.remove(k) {
+                // Issue 21: the new owner holds this state now; never tombstone it.
+                if let Some(d) = self.dirty.as_mut() {
+                    d.remove(&id);
+                }
                 self.pending.remove(&id);
                 self.last_burst.remove(&id);
             }
@@ -93,6 +97,7 @@ impl Detector {
             let seen_ms = i64::from(w.last_seen_s) * 1000;
             let (owner, open) = (w.partition, self.open.contains_key(&u64::from(slot)));
             if owner == partition && !open && seen_ms < cutoff {
+                self.note_dirty_slot(slot);
                 self.followees.remove(slot);
                 self.newcomers.remove(&slot);
                 evicted += 1;
@@ -125,22 +130,53 @@ impl Detector {
             x.alert_id.cmp(&y.alert_id)
         });
         for k in keys {
+            if let Ok(slot) = u32::try_from(k) {
+                self.note_dirty_slot(slot);
+            }
             self.check_resolve(k, watermark, out);
         }
         self.evict_idle(partition, watermark);
         let horizon = watermark - LONG_SPAN_MS;
         let followees = &self.followees;
-        self.pending.expire(horizon, |id| {
-            followees
-                .find_id(id)
-                .and_then(|s| followees.get(s))
-                .is_some_and(|w| w.partition != partition)
-        });
+        // Issue 21: followees whose pending follows expire are dirty (state.rs).
+        let mut expired = Vec::new();
+        let noting = self.dirty.is_some().then_some(&mut expired);
+        self.pending.expire(
+            horizon,
+            |id| {
+                followees
+                    .find_id(id)
+                    .and_then(|s| followees.get(s))
+                    .is_some_and(|w| w.partition != partition)
+            },
+            noting,
+        );
+        if let Some(d) = self.dirty.as_mut() {
+            for id in expired {
+                d.insert(id, partition);
+            }
+        }
         self.moderated
             .expire(watermark.saturating_sub(self.cfg.moderation_dedup_ms));
         self.lockstep
             .prune(watermark.saturating_sub(self.cfg.lockstep_window_ms));
         self.last_burst
             .retain(|_, &mut (_, resolved)| resolved >= watermark - LONG_SPAN_MS);
+    }
+}
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+impl PartClock {
+    /// `(newest event time, next sweep time)`.
+    pub(super) fn parts(&self) -> (i64, i64) {
+        (self.max_ts, self.next_sweep_ms)
+    }
+
+    pub(super) fn from_parts(max_ts: i64, next_sweep_ms: i64) -> Self {
+        PartClock {
+            max_ts,
+            next_sweep_ms,
+        }
     }
 }

@@ -294,6 +294,14 @@ impl Detector {
                 continue;
             }
             done.push(node.followee_id.clone());
+            // Issue 21: this member's open alert may take a new campaign (state.rs).
+            let part = u32::try_from(fk)
+                .ok()
+                .and_then(|s| self.followees.get(s))
+                .map(|w| w.partition);
+            if let (Some(d), Some(part)) = (self.dirty.as_mut(), part) {
+                d.insert(crate::window::FolloweeId::new(&node.followee_id), part);
+            }
             let root = self.lockstep.find(link);
             let Some(r) = self.lockstep.links.get(&root) else {
                 continue;
@@ -355,6 +363,112 @@ impl Detector {
                     m.campaign_id = cid.clone();
                 }
             }
+        }
+    }
+}
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+/// Lockstep state as plain, serializable values, every list sorted by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockstepState {
+    /// Follower key → (alert link key, time) in the order they were noted.
+    pub follower_alerts: Vec<(u64, Vec<(u64, i64)>)>,
+    /// Alert pair → (shared followers, last time).
+    pub overlaps: Vec<((u64, u64), u32, i64)>,
+    pub links: Vec<LinkState>,
+}
+
+/// One campaign union-find node. The followee's slot is not exported: import finds it
+/// again from `followee_id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkState {
+    pub link: u64,
+    pub parent: u64,
+    pub alert_id: String,
+    pub burst_start_ms: i64,
+    pub followee_id: String,
+    pub last_ms: i64,
+    pub open: bool,
+    pub members: Vec<u64>,
+}
+
+/// Slot that no followee has: a node whose followee is no longer tracked finds no open
+/// alert, exactly as when its slot was reused.
+pub(super) const NO_SLOT: u64 = u64::MAX;
+
+impl Lockstep {
+    pub fn export(&self) -> LockstepState {
+        let mut follower_alerts: Vec<(u64, Vec<(u64, i64)>)> = self
+            .follower_alerts
+            .iter()
+            .map(|(&k, v)| (k, v.clone()))
+            .collect();
+        follower_alerts.sort_unstable();
+        let mut overlaps: Vec<((u64, u64), u32, i64)> = self
+            .overlaps
+            .iter()
+            .map(|(&k, o)| (k, o.shared, o.last_ms))
+            .collect();
+        overlaps.sort_unstable();
+        let mut links: Vec<LinkState> = self
+            .links
+            .iter()
+            .map(|(&k, n)| LinkState {
+                link: k,
+                parent: n.parent,
+                alert_id: n.alert_id.clone(),
+                burst_start_ms: n.burst_start_ms,
+                followee_id: n.followee_id.to_string(),
+                last_ms: n.last_ms,
+                open: n.open,
+                members: n.members.clone(),
+            })
+            .collect();
+        links.sort_unstable_by_key(|l| l.link);
+        LockstepState {
+            follower_alerts,
+            overlaps,
+            links,
+        }
+    }
+
+    /// Adds `s` (replacing entries with the same keys); `slot_of` finds a followee's
+    /// current slot.
+    pub fn import(&mut self, s: &LockstepState, slot_of: impl Fn(&str) -> Option<u32>) {
+        for (k, v) in &s.follower_alerts {
+            if let Some(oldest) = v.iter().map(|&(_, t)| t).min() {
+                self.follower_due.file(*k, oldest);
+                self.follower_alerts.insert(*k, v.clone());
+            }
+        }
+        for &(pair, shared, last_ms) in &s.overlaps {
+            self.overlap_due.file(pair, last_ms);
+            self.overlaps.insert(pair, Overlap { shared, last_ms });
+        }
+        for l in &s.links {
+            let followee_key = slot_of(&l.followee_id).map_or(NO_SLOT, u64::from);
+            self.links.insert(
+                l.link,
+                LinkNode {
+                    parent: l.parent,
+                    alert_id: l.alert_id.clone(),
+                    burst_start_ms: l.burst_start_ms,
+                    followee_key,
+                    followee_id: l.followee_id.as_str().into(),
+                    last_ms: l.last_ms,
+                    open: l.open,
+                    members: l.members.clone(),
+                },
+            );
+        }
+    }
+
+    /// Points link `link`'s node at followee slot `slot` (a followee imported after the
+    /// lockstep state).
+    pub fn set_slot(&mut self, link: u64, slot: u32) {
+        if let Some(n) = self.links.get_mut(&link) {
+            n.followee_key = u64::from(slot);
         }
     }
 }

@@ -40,6 +40,8 @@ mod memory;
 mod moderation;
 mod newcomer;
 mod pending;
+/// Issue 21: exported / imported state, dirty followees (docs/state.md).
+pub mod state;
 #[cfg(test)]
 mod tests;
 mod triggers;
@@ -133,6 +135,11 @@ pub struct Detector {
     /// Issue #20: newcomer channels by followee slot (only followees that had a withheld
     /// follower); dropped with the followee.
     newcomers: HashMap<u32, crate::newcomer::NewcomerChannel>,
+    /// Issue 21: followees changed since `take_dirty` (`None`: not tracked; `state.rs`).
+    dirty: Option<HashMap<FolloweeId, i32>>,
+    /// Issue 21: moderation dedup entries (follower keys) changed since
+    /// `take_dirty_moderation`.
+    dirty_moderation: Option<HashMap<u64, i32>>,
 }
 
 impl Detector {
@@ -147,6 +154,8 @@ impl Detector {
             clocks: HashMap::new(),
             idle_due: HashMap::new(),
             newcomers: HashMap::new(),
+            dirty: None,
+            dirty_moderation: None,
             cfg,
         }
     }
@@ -215,6 +224,8 @@ impl Detector {
         };
         let o = &clamped;
         let mut out = Emitted::default();
+        // Issue 21 hook (state.rs): this followee's state may change.
+        self.note_dirty(o.followee_id, o.partition);
         // Issue #20 hook (newcomer.rs): withhold the verdict on too-new followers.
         let withheld = self.too_new(o);
         let watermark = self.advance_clock(o.partition, o.ts_ms, &mut out);

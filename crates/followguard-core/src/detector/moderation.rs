@@ -74,8 +74,14 @@ impl Detector {
         f: &FlaggedFollow<'_>,
     ) -> Option<ModerationRecord> {
         let period = self.cfg.moderation_dedup_ms;
-        if !self.moderated.admit(key_of(f.follower_id), f.ts_ms, period) {
+        let fk = key_of(f.follower_id);
+        if !self.moderated.admit(fk, f.ts_ms, period) {
             return None;
+        }
+        // Issue 21 hook (state.rs): a changed dedup entry.
+        let partition = self.win(key).map_or(0, |w| w.partition);
+        if let Some(d) = self.dirty_moderation.as_mut() {
+            d.insert(fk, partition);
         }
         let a = self.open.get(&key)?;
         Some(ModerationRecord {
@@ -97,5 +103,28 @@ impl Detector {
             event_time_ms: f.ts_ms,
             shadow_score: None,
         })
+    }
+}
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+impl ModerationDedup {
+    /// `(follower key, last record time)`, sorted by key.
+    pub fn export(&self) -> Vec<(u64, i64)> {
+        let mut v: Vec<(u64, i64)> = self.last.iter().map(|(&k, &t)| (k, t)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Follower `fk`'s last record time, if remembered.
+    pub fn get(&self, fk: u64) -> Option<i64> {
+        self.last.get(&fk).copied()
+    }
+
+    /// Remembers follower `fk`'s last record time (the later one if it is known).
+    pub fn import(&mut self, fk: u64, last_ms: i64) {
+        let t = self.last.get(&fk).map_or(last_ms, |&o| o.max(last_ms));
+        self.last.insert(fk, t);
+        self.due.file(fk, t);
     }
 }

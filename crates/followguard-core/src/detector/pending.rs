@@ -165,15 +165,27 @@ impl PendingFollows {
 
     /// Drops follows older than `horizon` from the queues filed up to it, except the
     /// queues of followees `elsewhere` says another partition owns (that partition's
-    /// sweep expires them); empty queues go.
-    pub fn expire(&mut self, horizon: i64, elsewhere: impl Fn(&FolloweeId) -> bool) {
+    /// sweep expires them); empty queues go. Issue 21: the followees whose follows it
+    /// dropped are pushed onto `changed`.
+    pub fn expire(
+        &mut self,
+        horizon: i64,
+        elsewhere: impl Fn(&FolloweeId) -> bool,
+        mut changed: Option<&mut Vec<FolloweeId>>,
+    ) {
         for k in self.due.due(horizon) {
             let Some(q) = self.queues.get_mut(&k) else {
                 continue;
             };
             if !elsewhere(&k) {
+                let before = q.len();
                 while q.front().is_some_and(|f| f.ts_ms < horizon) {
                     self.held_bytes -= q.pop_front().map_or(0, |f| f.cost());
+                }
+                if q.len() != before {
+                    if let Some(c) = changed.as_deref_mut() {
+                        c.push(k.clone());
+                    }
                 }
             }
             match q.front() {
@@ -220,5 +232,69 @@ impl PendingFollows {
             .iter()
             .map(|(k, q)| k.heap_bytes() + q.iter().map(|f| f.ids.len()).sum::<usize>())
             .sum()
+    }
+}
+
+// ---- issue 21: state export / import (state.rs) ---------------------------------------
+
+/// One pending flagged follow as plain values: (follower id, event id, probability bits,
+/// time, reasons as (code, contribution bits)).
+pub(super) type FlaggedParts = (String, String, u32, i64, [(&'static str, u32); 3]);
+
+impl PendingFollows {
+    /// Followees with pending follows.
+    pub fn followees(&self) -> impl Iterator<Item = &FolloweeId> {
+        self.queues.keys()
+    }
+
+    /// The pending follows of `followee`, oldest first.
+    pub fn export(&self, followee: &FolloweeId) -> Vec<FlaggedParts> {
+        let Some(q) = self.queues.get(followee) else {
+            return Vec::new();
+        };
+        q.iter()
+            .map(|f| {
+                let r = self.reasons(f);
+                (
+                    f.follower_id().to_owned(),
+                    f.event_id().to_owned(),
+                    f.prob.to_bits(),
+                    f.ts_ms,
+                    r.map(|(c, x)| (c, x.to_bits())),
+                )
+            })
+            .collect()
+    }
+
+    /// Replaces the pending follows of `followee` (oldest first); an empty list forgets
+    /// them. Follows whose ids do not fit, or that would exceed the byte budget (issue
+    /// #19), are skipped (the latter counted as refused, as when first seen).
+    pub fn import(&mut self, followee: FolloweeId, follows: &[FlaggedParts]) {
+        self.remove(&followee);
+        let mut q = VecDeque::with_capacity(follows.len());
+        for (follower, event, prob, ts_ms, reasons) in follows {
+            let Ok(follower_len) = u32::try_from(follower.len()) else {
+                continue;
+            };
+            let cost = std::mem::size_of::<Flagged>() + follower.len() + event.len();
+            if self.held_bytes + cost > self.max_bytes {
+                self.refused += 1;
+                continue;
+            }
+            self.held_bytes += cost;
+            let codes = reasons.map(|(c, _)| intern(&mut self.reason_codes, c));
+            q.push_back(Flagged {
+                ids: format!("{follower}{event}").into_boxed_str(),
+                follower_len,
+                prob: f32::from_bits(*prob),
+                ts_ms: *ts_ms,
+                codes,
+                contributions: reasons.map(|(_, x)| f32::from_bits(x)),
+            });
+        }
+        if let Some(first) = q.front() {
+            self.due.file(followee.clone(), first.ts_ms);
+            self.queues.insert(followee, q);
+        }
     }
 }

@@ -40,6 +40,10 @@ pub(super) struct Pending {
     pub webhooks: Vec<WebhookAlert>,
     /// Issue #19: bytes `deliveries` hold (released by the ack task).
     pub bytes: usize,
+    /// Issue #21: detector-state changelog records of the batch this event ends (empty
+    /// otherwise), produced once every output record of the batch is acknowledged and
+    /// acknowledged before its offsets are stored.
+    pub state: Vec<crate::changelog::Record>,
 }
 
 /// What the acknowledgement task works with.
@@ -58,6 +62,8 @@ pub(super) struct Acker {
     pub in_flight_bytes: InFlightBytes,
     /// `--delivery-timeout`: a record unacknowledged this long is logged as stalled.
     pub stall_warn: Duration,
+    /// Issue #21: the detector-state changelog, when configured.
+    pub changelog: Option<super::state::ChangelogSink>,
 }
 
 /// Waits for each event's records in input order (see [`acknowledge`]), then pages the webhook for them and stores the offsets the batch reached (per
@@ -75,12 +81,16 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         webhook,
         in_flight_bytes,
         stall_warn,
+        changelog,
     } = a;
     // Next offset to store per partition, for the batch in hand.
     let mut reached: Vec<(i32, i64)> = Vec::new();
+    let mut state: Vec<crate::changelog::Record> = Vec::new();
     while let Some(batch) = rx.recv().await {
         reached.clear();
-        for p in batch {
+        state.clear();
+        for mut p in batch {
+            state.append(&mut p.state);
             let ack = Ack {
                 producers: &producers,
                 topics: &topics,
@@ -101,6 +111,13 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
             match reached.iter_mut().find(|(q, _)| *q == p.partition) {
                 Some(r) => r.1 = r.1.max(p.offset + 1),
                 None => reached.push((p.partition, p.offset + 1)),
+            }
+        }
+        // Issue #21 hook (state.rs): the state the batch produced, after its outputs and
+        // before its offsets (a restored state never runs ahead of delivered outputs).
+        if let Some(cl) = &changelog {
+            if !cl.log(&state, &give_up).await {
+                return;
             }
         }
         for &(partition, next) in &reached {

@@ -53,7 +53,9 @@ impl Service<'_> {
         let (hits, misses) = self.pipeline.cache_stats();
         let (h2, m2) = self.helper_cache_stats;
         self.metrics.set_score_cache_totals(hits + h2, misses + m2);
-        let b = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        let mut b = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        // Issue 21 hook (state.rs): the state this batch changed travels with it.
+        self.attach_state(&mut b);
         // Issue #19 hook: over the byte budget, pause the input until acks bring it back.
         self.metrics
             .set_in_flight_bytes(self.in_flight_bytes.held());

@@ -49,6 +49,10 @@ pub(super) struct Service<'a> {
     pub helper_cache_stats: (u64, u64),
     /// Issue #23: revoked partitions' open alerts are no longer resent.
     pub webhook: Option<crate::webhook::Webhook>,
+    /// Issue 21: the detector-state changelog, when `--changelog-topic` is set.
+    pub changelog: Option<super::state::ChangelogSink>,
+    /// Issue 21: per partition, the input offset the restored state reflects.
+    pub in_state: std::collections::HashMap<i32, i64>,
     /// Issue 24: the profile table (`--profile-topic`), for formats without profiles.
     pub profiles: Option<super::profiles::ProfileFeed>,
     /// Issue 24: moderators' decisions waiting to be applied (`--decisions-topic`).
@@ -87,6 +91,8 @@ impl Service<'_> {
         let mut carry: Option<BorrowedMessage<'_>> = None;
         loop {
             if shutdown.is_cancelled() {
+                // Issue 21 hook (state.rs): the batch's state travels with it.
+                self.attach_state(&mut batch);
                 super::backpressure::hand_over_late(&tx, batch);
                 return Ok(());
             }
@@ -389,6 +395,15 @@ impl Service<'_> {
         prep_secs: f64,
     ) -> Observed {
         let (partition, offset) = (m.partition(), m.offset());
+        // Issue 21 hook (state.rs): already counted in the restored state.
+        if self.already_in_state(partition, offset) {
+            return Observed {
+                partition,
+                offset,
+                records: Vec::new(),
+                webhooks: Vec::new(),
+            };
+        }
         let started = Instant::now();
         let result = prepared.and_then(|p| self.pipeline.observe(p, partition));
         self.metrics

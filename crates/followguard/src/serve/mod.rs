@@ -47,6 +47,7 @@ mod profiles;
 mod rebuild;
 mod route;
 mod shutdown;
+mod state;
 
 use crate::admin::{self, AdminState, Info};
 use crate::config::{LogFormat, ServeConfig};
@@ -226,6 +227,10 @@ pub async fn run(
     let webhook_on = webhook.is_some();
     let webhook_forget = webhook.clone();
     let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
+    let changelog = state::ChangelogSink::new(&cfg)?;
+    if let Some(t) = &cfg.changelog_topic {
+        crate::changelog::ensure_topic(&cfg.kafka, t, &cfg.input_topic).await?;
+    }
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
@@ -237,6 +242,7 @@ pub async fn run(
             webhook,
             in_flight_bytes: in_flight_bytes.clone(),
             stall_warn: cfg.delivery_timeout,
+            changelog: changelog.clone(),
         },
         rx,
     ));
@@ -259,6 +265,10 @@ pub async fn run(
         metrics.input.set_shadow(shadow.version(), shadow.sha256());
         pipeline = pipeline.with_shadow(Arc::new(shadow));
     }
+    // Issue 21: with a changelog, the detector records what each batch changes.
+    if changelog.is_some() {
+        pipeline.detector_mut().track_dirty(true);
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -277,6 +287,8 @@ pub async fn run(
         webhook: webhook_forget,
         profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
         decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),
+        changelog,
+        in_state: std::collections::HashMap::new(),
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     drop(service);

@@ -51,6 +51,10 @@ impl Service<'_> {
                         w.forget_partitions(parts.clone());
                     }
                     for p in parts {
+                        self.in_state.remove(&p);
+                        if let Some(c) = self.changelog.as_mut() {
+                            c.snapshots.remove(&p);
+                        }
                         self.pipeline.drop_partition(p);
                         self.evidence().drop_partition(p);
                     }
@@ -58,7 +62,28 @@ impl Service<'_> {
                         .set_tracked_followees(self.pipeline.tracked_followees());
                 }
                 Some(RebalanceEvent::Assigned(parts)) => {
-                    if !self.rebuild_window.is_zero() && !parts.is_empty() {
+                    // Issue 21 hook (state.rs): restore from the changelog; the input
+                    // rebuild only when it holds nothing for these partitions.
+                    let mut restored = false;
+                    if self.changelog.is_some() && !parts.is_empty() {
+                        let r = tokio::select! {
+                            r = self.restore_state(&parts) => r,
+                            _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
+                        };
+                        match r {
+                            Ok(0) => {
+                                tracing::info!(partitions = ?parts, "changelog holds no state for these partitions; rebuilding from the input")
+                            }
+                            Ok(keys) => {
+                                restored = true;
+                                tracing::info!(partitions = ?parts, keys, "partition state restored from the changelog");
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not restored from the changelog; rebuilding from the input")
+                            }
+                        }
+                    }
+                    if !restored && !self.rebuild_window.is_zero() && !parts.is_empty() {
                         let r = tokio::select! {
                             r = self.rebuild(&parts) => r,
                             _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),

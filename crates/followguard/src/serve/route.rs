@@ -120,6 +120,7 @@ impl Service<'_> {
             deliveries,
             webhooks: o.webhooks,
             bytes,
+            state: Vec::new(),
         }
     }
 

@@ -1,0 +1,522 @@
+//! Issue 21: detector state exported mid-stream and imported into a fresh detector gives
+//! exactly the records of an uninterrupted run — whole-detector snapshots, and the
+//! changelog the service will write (dirty followees per batch, tombstones, clocks and
+//! the shared maps), both through their JSON bytes. Corrupt records are errors, never
+//! panics; serialization is deterministic.
+
+// The golden-stream test reads its fixture file; the library may not.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use followguard_core::detector::state::{
+    DetectorState, FolloweeState, ModerationEntry, PartitionState, SharedState, StateError,
+    STATE_VERSION,
+};
+use followguard_core::detector::{Detector, DetectorConfig, Emitted, Observation};
+use followguard_core::features::REASON_CODES;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use followguard_core::window::FolloweeId;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const T0: i64 = 1_795_000_000_000;
+const FOLLOWEES: [&str; 5] = ["alice", "bob", "carol", "1234", "dave"];
+
+#[derive(Debug, Clone)]
+struct Ev {
+    followee: usize,
+    follower: usize,
+    gap_ms: i64,
+    jitter_ms: i64,
+    prob: f32,
+    follow: bool,
+    /// The follower registered minutes before the follow (issue #20's newcomer channel).
+    fresh: bool,
+}
+
+fn ev_strategy() -> impl Strategy<Value = Ev> {
+    (
+        0usize..FOLLOWEES.len(),
+        0usize..200,
+        prop_oneof![8 => 0i64..20_000, 1 => 0i64..7_200_000, 1 => 0i64..(2 * 86_400_000)],
+        0i64..120_000,
+        prop_oneof![3 => 0.0f32..0.3, 2 => 0.7f32..1.0],
+        prop_oneof![9 => Just(true), 1 => Just(false)],
+        prop_oneof![9 => Just(false), 1 => Just(true)],
+    )
+        .prop_map(
+            |(followee, follower, gap_ms, jitter_ms, prob, follow, fresh)| Ev {
+                followee,
+                follower,
+                gap_ms,
+                jitter_ms,
+                prob,
+                follow,
+                fresh,
+            },
+        )
+}
+
+fn cfg() -> DetectorConfig {
+    DetectorConfig {
+        // small thresholds and short periods so random streams exercise the lifecycle,
+        // pending follows, lockstep and the dedup
+        short_min_excess: 5.0,
+        long_min_excess: 8.0,
+        z: 2.0,
+        idle_ttl_ms: 6 * 3_600_000,
+        resolve_after_ms: 600_000,
+        lockstep_min_shared: 3,
+        moderation_dedup_ms: 3_600_000,
+        newcomer_batch_min: 4,
+        model_version: "state".into(),
+        ..DetectorConfig::default()
+    }
+}
+
+fn reasons() -> [(&'static str, f32); 3] {
+    [
+        (REASON_CODES[0][0], 0.2),
+        (REASON_CODES[1][1], -0.1),
+        ("", 0.0),
+    ]
+}
+
+/// Feeds events `evs` (times continuing from `t`) into `d`; returns the new time.
+fn feed(
+    d: &mut Detector,
+    evs: &[Ev],
+    mut t: i64,
+    followers: &[String],
+    out: &mut Vec<Emitted>,
+) -> i64 {
+    for e in evs {
+        t += e.gap_ms;
+        let ts = t - e.jitter_ms;
+        // independent of where a run is cut
+        let event_id = format!("e{ts}-{}", e.follower);
+        let o = Observation {
+            event_id: &event_id,
+            followee_id: FOLLOWEES[e.followee],
+            follower_id: &followers[e.follower],
+            follow: e.follow,
+            ts_ms: ts,
+            partition: (e.followee % 2) as i32,
+            prob: e.prob,
+            suspicious: e.prob >= 0.5,
+            follower_created_s: if e.fresh {
+                ts / 1000 - 600 - (e.follower as i64 % 7) * 60
+            } else {
+                T0 / 1000 - 100 * 86_400
+            },
+            reasons: reasons(),
+        };
+        out.push(d.observe(&o));
+    }
+    t
+}
+
+/// The first event whose records differ: (index, got, wanted).
+fn first_diff(
+    got: &[Emitted],
+    want: &[Emitted],
+) -> Option<(usize, Option<String>, Option<String>)> {
+    (0..got.len().max(want.len()))
+        .find(|&i| got.get(i) != want.get(i))
+        .map(|i| (i, got.get(i).cloned(), want.get(i).cloned()))
+        .map(|(i, g, w)| {
+            let brief = |e: Option<Emitted>| {
+                e.map(|e| {
+                    let a: Vec<_> = e
+                        .alerts
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{}:{:?}:{}:{:?}",
+                                a.alert_id, a.status, a.followee_id, a.campaign_id
+                            )
+                        })
+                        .collect();
+                    let m: Vec<_> = e
+                        .moderation
+                        .iter()
+                        .map(|m| format!("{}>{}", m.follower_id, m.followee_id))
+                        .collect();
+                    format!("{a:?} {m:?} w{}", e.withheld)
+                })
+            };
+            (i, brief(g), brief(w))
+        })
+}
+
+fn followers() -> Vec<String> {
+    (0..200).map(|i| format!("u{i}")).collect()
+}
+
+fn uninterrupted(evs: &[Ev]) -> Vec<Emitted> {
+    let mut d = Detector::new(cfg());
+    let mut out = Vec::new();
+    feed(&mut d, evs, T0, &followers(), &mut out);
+    out
+}
+
+/// The changelog as a compacted topic would hold it: last value per key.
+#[derive(Default)]
+struct Changelog {
+    followees: BTreeMap<String, Vec<u8>>,
+    clocks: BTreeMap<i32, Vec<u8>>,
+    moderation: BTreeMap<u64, Vec<u8>>,
+    /// The lockstep maps (shared state without per-key tracking yet), whole.
+    shared: Vec<u8>,
+}
+
+impl Changelog {
+    /// What the service writes after a batch: the dirty followees (a tombstone for those
+    /// with no state left), the partitions' clocks and the shared maps.
+    fn write_batch(&mut self, d: &mut Detector) {
+        for (id, _) in d.take_dirty() {
+            match d.export_followee(&id) {
+                Some(s) => self.followees.insert(id.to_string(), s.to_bytes()),
+                None => self.followees.remove(&id.to_string()),
+            };
+        }
+        for p in [0, 1] {
+            if let Some(c) = d.export_clock(p) {
+                self.clocks.insert(p, c.to_bytes());
+            }
+        }
+        for (m, _) in d.take_dirty_moderation() {
+            match m.last_ms {
+                Some(_) => self.moderation.insert(m.follower_key, m.to_bytes()),
+                None => self.moderation.remove(&m.follower_key),
+            };
+        }
+        let mut shared = d.export_shared();
+        shared.moderation.clear();
+        self.shared = shared.to_bytes();
+    }
+
+    fn restore(&self) -> Detector {
+        let mut d = Detector::new(cfg());
+        for b in self.clocks.values() {
+            d.import_clock(&PartitionState::from_bytes(b).unwrap())
+                .unwrap();
+        }
+        if !self.shared.is_empty() {
+            d.import_shared(&SharedState::from_bytes(&self.shared).unwrap())
+                .unwrap();
+        }
+        for b in self.moderation.values() {
+            d.import_moderation(&ModerationEntry::from_bytes(b).unwrap())
+                .unwrap();
+        }
+        for b in self.followees.values() {
+            d.import_followee(&FolloweeState::from_bytes(b).unwrap())
+                .unwrap();
+        }
+        d
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Export everything mid-stream, through JSON, into a fresh detector: the rest of the
+    /// stream gives exactly the records of an uninterrupted run, and the state exported
+    /// again right after the import is byte-identical.
+    #[test]
+    fn snapshot_roundtrip_continues_identically(
+        evs in prop::collection::vec(ev_strategy(), 1..700),
+        cut in 0.0f64..1.0,
+    ) {
+        let want = uninterrupted(&evs);
+        let k = ((evs.len() as f64) * cut) as usize;
+        let fl = followers();
+        let mut d = Detector::new(cfg());
+        let mut got = Vec::new();
+        let t = feed(&mut d, &evs[..k], T0, &fl, &mut got);
+        let bytes = d.export().to_bytes();
+        prop_assert_eq!(&bytes, &d.export().to_bytes(), "export is deterministic");
+        let state = DetectorState::from_bytes(&bytes).unwrap();
+        let mut fresh = Detector::new(cfg());
+        let refused = fresh.import(&state).unwrap();
+        prop_assert!(refused.is_empty(), "refused {:?}", refused);
+        prop_assert_eq!(&fresh.export().to_bytes(), &bytes, "export ∘ import is the identity");
+        prop_assert_eq!(fresh.open_alerts(), d.open_alerts());
+        prop_assert_eq!(fresh.tracked_followees(), d.tracked_followees());
+        drop(d);
+        feed(&mut fresh, &evs[k..], t, &fl, &mut got);
+        prop_assert_eq!(first_diff(&got, &want), None);
+    }
+
+    /// The changelog path: dirty followees written per batch (tombstones for evicted
+    /// ones), restored into a fresh detector at a random batch boundary, gives exactly
+    /// the records of an uninterrupted run.
+    #[test]
+    fn changelog_restore_continues_identically(
+        evs in prop::collection::vec(ev_strategy(), 1..700),
+        batch in 1usize..64,
+        cut in 0.0f64..1.0,
+    ) {
+        let want = uninterrupted(&evs);
+        let fl = followers();
+        let batches: Vec<&[Ev]> = evs.chunks(batch).collect();
+        let k = ((batches.len() as f64) * cut) as usize;
+        let mut d = Detector::new(cfg());
+        d.track_dirty(true);
+        let mut log = Changelog::default();
+        let mut got = Vec::new();
+        let mut t = T0;
+        for b in &batches[..k] {
+            t = feed(&mut d, b, t, &fl, &mut got);
+            log.write_batch(&mut d);
+        }
+        let mut restored = log.restore();
+        drop(d);
+        for b in &batches[k..] {
+            t = feed(&mut restored, b, t, &fl, &mut got);
+        }
+        prop_assert_eq!(first_diff(&got, &want), None);
+    }
+
+    /// Arbitrary bytes never panic the decoder or the import.
+    #[test]
+    fn arbitrary_bytes_are_errors_not_panics(b in prop::collection::vec(any::<u8>(), 0..400)) {
+        let mut d = Detector::new(cfg());
+        if let Ok(s) = FolloweeState::from_bytes(&b) {
+            let _ = d.import_followee(&s);
+        }
+        let _ = DetectorState::from_bytes(&b);
+    }
+}
+
+/// A followee state with an open alert, from a real burst.
+fn burst_state() -> (Detector, FolloweeState) {
+    let mut d = Detector::new(cfg());
+    d.track_dirty(true);
+    let evs: Vec<Ev> = (0..120)
+        .map(|i| Ev {
+            followee: 0,
+            follower: i,
+            gap_ms: 2_000,
+            jitter_ms: 0,
+            prob: 0.95,
+            follow: true,
+            fresh: false,
+        })
+        .collect();
+    let mut out = Vec::new();
+    feed(&mut d, &evs, T0, &followers(), &mut out);
+    assert_eq!(d.open_alerts(), 1, "the burst opened an alert");
+    assert_eq!(d.take_dirty(), vec![(FolloweeId::new("alice"), 0)]);
+    assert!(d.take_dirty().is_empty(), "take_dirty drains");
+    let s = d.export_followee(&FolloweeId::new("alice")).unwrap();
+    (d, s)
+}
+
+#[test]
+fn a_restored_open_alert_keeps_its_id_and_resolves_later() {
+    let (mut d, s) = burst_state();
+    let id = s.open.as_ref().unwrap().alert_id.clone();
+    let mut fresh = Detector::new(cfg());
+    fresh.import_clock(&d.export_clock(0).unwrap()).unwrap();
+    fresh.import_followee(&s).unwrap();
+    assert_eq!(fresh.open_alerts(), 1);
+    // What a restored instance hands its webhook: the open alert, as an update.
+    let adopted = fresh.open_alert_records(0);
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].alert_id, id);
+    assert_eq!(adopted[0].status.as_str(), "update");
+    assert_eq!(
+        adopted,
+        d.open_alert_records(0),
+        "as the writer would describe it"
+    );
+    assert!(fresh.open_alert_records(1).is_empty());
+    // Two days of quiet organic traffic on another followee of partition 0 move the
+    // watermark past the long window.
+    let evs: Vec<Ev> = (0..48)
+        .map(|i| Ev {
+            followee: 2,
+            follower: i,
+            gap_ms: 3_600_000,
+            jitter_ms: 0,
+            prob: 0.05,
+            follow: true,
+            fresh: false,
+        })
+        .collect();
+    let (mut out, mut want) = (Vec::new(), Vec::new());
+    feed(&mut fresh, &evs, T0 + 240_000, &followers(), &mut out);
+    feed(&mut d, &evs, T0 + 240_000, &followers(), &mut want);
+    assert_eq!(first_diff(&out, &want), None, "as if never restarted");
+    let alerts: Vec<_> = out.iter().flat_map(|e| e.alerts.iter()).collect();
+    assert!(
+        alerts.iter().all(|a| a.alert_id == id),
+        "no other alert: {alerts:?}"
+    );
+    assert_eq!(
+        alerts.last().map(|a| a.status.as_str()),
+        Some("resolved"),
+        "the restored alert resolves under its id"
+    );
+    assert_eq!(fresh.open_alerts(), 0);
+}
+
+#[test]
+fn corrupt_records_are_refused_not_imported() {
+    let (_, s) = burst_state();
+    let mut d = Detector::new(cfg());
+    let mut wrong_version = s.clone();
+    wrong_version.v = STATE_VERSION + 1;
+    assert_eq!(
+        d.import_followee(&wrong_version),
+        Err(StateError::Version(STATE_VERSION + 1))
+    );
+    let mut short_ring = s.clone();
+    short_ring.window.as_mut().unwrap().short_follows.pop();
+    assert!(matches!(
+        d.import_followee(&short_ring),
+        Err(StateError::Malformed(_))
+    ));
+    let mut bad_kind = s.clone();
+    bad_kind.open.as_mut().unwrap().kind = "surge".into();
+    assert!(matches!(
+        d.import_followee(&bad_kind),
+        Err(StateError::Malformed(_))
+    ));
+    let mut orphan_alert = s.clone();
+    orphan_alert.window = None;
+    assert!(d.import_followee(&orphan_alert).is_err());
+    assert_eq!(d.tracked_followees(), 0, "nothing was imported");
+    assert!(matches!(
+        FolloweeState::from_bytes(b"{\"v\":1,"),
+        Err(StateError::Decode(_))
+    ));
+    // A valid record of the same followee still imports.
+    d.import_followee(&s).unwrap();
+    assert_eq!((d.tracked_followees(), d.open_alerts()), (1, 1));
+}
+
+#[test]
+fn eviction_is_a_tombstone_and_revoke_is_not() {
+    let mut d = Detector::new(cfg());
+    d.track_dirty(true);
+    let one = |followee, gap_ms| Ev {
+        followee,
+        follower: 1,
+        gap_ms,
+        jitter_ms: 0,
+        prob: 0.05,
+        follow: true,
+        fresh: false,
+    };
+    let mut out = Vec::new();
+    let t = feed(&mut d, &[one(0, 0), one(1, 0)], T0, &followers(), &mut out);
+    assert_eq!(d.take_dirty().len(), 2);
+    // Partition 1 revoked: its followee is not dirty (the new owner holds its state).
+    feed(&mut d, &[one(3, 0)], t, &followers(), &mut out);
+    d.drop_partition(1);
+    assert!(d.take_dirty().is_empty());
+    // "alice" idle past the TTL on partition 0: evicted by the sweep → dirty, no state.
+    feed(&mut d, &[one(2, 7 * 3_600_000)], t, &followers(), &mut out);
+    let dirty = d.take_dirty();
+    assert!(dirty.contains(&(FolloweeId::new("alice"), 0)), "{dirty:?}");
+    assert_eq!(d.export_followee(&FolloweeId::new("alice")), None);
+}
+
+/// The golden stream (real model, real reason codes, a campaign) through `Pipeline`: the
+/// state exported at several points, through JSON, into a fresh pipeline, gives exactly
+/// the alert and moderation records of an uninterrupted run.
+#[test]
+fn golden_stream_pipeline_roundtrip_at_several_cuts() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/small.jsonl");
+    let bytes = std::fs::read(path).expect("golden input");
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let model = Arc::new(support::shipped_model());
+    let new = || Pipeline::new(model.clone(), PipelineConfig::default());
+    let run = |p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>| {
+        for l in lines {
+            if let Ok(o) = p.process(l, None, 0) {
+                for a in &o.alerts {
+                    out.push(serde_json::to_string(a).unwrap());
+                }
+                for m in &o.moderation {
+                    out.push(serde_json::to_string(m).unwrap());
+                }
+            }
+        }
+    };
+    let mut want = Vec::new();
+    run(&mut new(), &lines, &mut want);
+    assert!(
+        want.iter().any(|r| r.contains("\"status\":\"open\"")),
+        "the golden stream opens alerts"
+    );
+    for cut in [
+        lines.len() / 5,
+        lines.len() / 3,
+        lines.len() / 2,
+        lines.len() * 4 / 5,
+    ] {
+        let mut first = new();
+        let mut got = Vec::new();
+        run(&mut first, &lines[..cut], &mut got);
+        let bytes = first.export_state().to_bytes();
+        let mut second = new();
+        let refused = second
+            .import_state(&DetectorState::from_bytes(&bytes).unwrap())
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(second.export_state().to_bytes(), bytes);
+        run(&mut second, &lines[cut..], &mut got);
+        assert_eq!(got, want, "cut at line {cut}");
+    }
+}
+
+/// A follower moderated before the restart is not moderated again after it (within the
+/// dedup period), when another followee's alert flags it.
+#[test]
+fn moderation_dedup_survives_a_changelog_restore() {
+    let burst = |followee| -> Vec<Ev> {
+        (0..120)
+            .map(|i| Ev {
+                followee,
+                follower: i,
+                gap_ms: 2_000,
+                jitter_ms: 0,
+                prob: 0.95,
+                follow: true,
+                fresh: false,
+            })
+            .collect()
+    };
+    let fl = followers();
+    let mut d = Detector::new(cfg());
+    d.track_dirty(true);
+    let mut log = Changelog::default();
+    let mut before = Vec::new();
+    let t = feed(&mut d, &burst(0), T0, &fl, &mut before);
+    log.write_batch(&mut d);
+    let moderated: usize = before.iter().map(|e| e.moderation.len()).sum();
+    assert!(
+        moderated > 50,
+        "alice's alert moderated its followers ({moderated})"
+    );
+    let mut restored = log.restore();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    feed(&mut restored, &burst(1), t, &fl, &mut got);
+    feed(&mut d, &burst(1), t, &fl, &mut want);
+    assert!(
+        want.iter().any(|e| !e.alerts.is_empty()),
+        "bob's alert opens"
+    );
+    assert_eq!(first_diff(&got, &want), None);
+    let again: usize = got.iter().map(|e| e.moderation.len()).sum();
+    assert_eq!(again, 0, "no follower moderated twice");
+}

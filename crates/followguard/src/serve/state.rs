@@ -1,0 +1,187 @@
+//! Issue 21 (partial): `serve`'s side of the changelog (docs/state.md, `crate::changelog`).
+//! The state each batch changed is exported when the batch is handed over and travels
+//! with it; the acknowledgement task produces it once every output record of the batch is
+//! acknowledged, and stores the batch's offsets only once the state is acknowledged too:
+//! outputs, then state, then offsets. So a restored state never runs ahead of the outputs
+//! it implies (an alert resolved in the state was announced as resolved), and no offset is
+//! stored before the state it produced is durable (at-least-once). On assignment, the
+//! partitions' state is restored from their changelog partitions, `/readyz` not ready
+//! meanwhile.
+
+use super::consume::Service;
+use crate::changelog;
+use crate::kafka;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The alert scan stops when nothing arrives for this long (or at end of partition).
+const SCAN_IDLE: Duration = Duration::from_secs(1);
+
+/// Where and through what the changelog is written.
+#[derive(Clone)]
+pub(super) struct ChangelogSink {
+    pub topic: String,
+    pub producer: kafka::Producer,
+    /// `--changelog-snapshot-every`, and when each partition's last snapshot was taken
+    /// (the consume loop's copy; the ack task's is unused).
+    pub snapshot_every: std::time::Duration,
+    pub snapshots: std::collections::HashMap<i32, std::time::Instant>,
+}
+
+impl ChangelogSink {
+    /// The changelog of `cfg`, if one is configured (its producer is idempotent and never
+    /// times a record out, as the output producers).
+    pub fn new(cfg: &crate::config::ServeConfig) -> anyhow::Result<Option<ChangelogSink>> {
+        let Some(topic) = cfg.changelog_topic.clone() else {
+            return Ok(None);
+        };
+        let producer = kafka::producer_config(&cfg.kafka, kafka::SERVE_MESSAGE_TIMEOUT)
+            .create_with_context(kafka::LogContext)
+            .map_err(|e| kafka::config_error("changelog producer", e))?;
+        Ok(Some(ChangelogSink {
+            topic,
+            producer,
+            snapshot_every: cfg.changelog_snapshot_every,
+            snapshots: std::collections::HashMap::new(),
+        }))
+    }
+
+    /// Produces `records` and waits for their acknowledgement (the producer retries
+    /// transient errors itself). Returns false when `give_up` fired first, or on a
+    /// permanent refusal (logged): the caller then stores no more offsets, and the
+    /// service stops with its acknowledgement task.
+    pub async fn log(&self, records: &[changelog::Record], give_up: &CancellationToken) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        tokio::select! {
+            r = changelog::produce(&self.producer, &self.topic, records) => match r {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), topic = %self.topic,
+                        "changelog record refused; no more offsets are stored");
+                    false
+                }
+            },
+            () = give_up.cancelled() => false,
+        }
+    }
+}
+
+impl Service<'_> {
+    /// Whether input record `offset` of `partition` is already in the restored state
+    /// (logged before the crash, its offset not yet committed): it is skipped, not
+    /// counted twice. Its offset is still stored in order.
+    pub(super) fn already_in_state(&self, partition: i32, offset: i64) -> bool {
+        self.in_state
+            .get(&partition)
+            .is_some_and(|&next| offset < next)
+    }
+
+    /// Attaches the state the batch changed to its last event: the ack task produces it
+    /// after the batch's output records are acknowledged and before storing its offsets.
+    pub(super) fn attach_state(&mut self, batch: &mut super::ack::Batch) {
+        if self.changelog.is_none() {
+            return;
+        }
+        let mut next: Vec<(i32, i64)> = Vec::new();
+        for p in batch.iter() {
+            match next.iter_mut().find(|(q, _)| *q == p.partition) {
+                Some(n) => n.1 = n.1.max(p.offset + 1),
+                None => next.push((p.partition, p.offset + 1)),
+            }
+        }
+        // Snapshots of the batch's partitions that are due, then the batch's changes,
+        // then the input offsets the state reflects.
+        let mut records = Vec::new();
+        if let Some(sink) = self.changelog.as_mut() {
+            let now = std::time::Instant::now();
+            for &(p, _) in &next {
+                let due = sink
+                    .snapshots
+                    .get(&p)
+                    .is_none_or(|t| now.duration_since(*t) >= sink.snapshot_every);
+                if due {
+                    sink.snapshots.insert(p, now);
+                    records.extend(changelog::snapshot_records(&self.pipeline, p));
+                }
+            }
+        }
+        records.extend(changelog::dirty_records(&mut self.pipeline));
+        records.extend(
+            next.into_iter()
+                .map(|(p, o)| changelog::offset_record(p, o)),
+        );
+        if let Some(last) = batch.last_mut() {
+            last.state = records;
+        }
+    }
+
+    /// Restores `parts`' state from the changelog. Returns the keys restored (0: nothing
+    /// logged yet, the caller rebuilds from the input instead).
+    pub(super) async fn restore_state(&mut self, parts: &[i32]) -> anyhow::Result<u64> {
+        let Some(sink) = &self.changelog else {
+            return Ok(0);
+        };
+        let topic = sink.topic.clone();
+        let reader = Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.kafka,
+            &format!("{}.changelog", self.cfg.group_id),
+        ))?);
+        self.admin.set_restoring(true);
+        // Outputs are acknowledged before the state they imply is logged, so events
+        // re-processed after a crash may open an alert the restored state does not hold
+        // yet: suppress the opens the alerts topic already has, as the rebuild does.
+        let horizon = if self.rebuild_window.is_zero() {
+            super::rebuild::state_horizon(&self.cfg.pipeline)
+        } else {
+            self.rebuild_window
+        };
+        let since =
+            super::now_ms().saturating_sub(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
+        match kafka::scan_opened_alerts(&reader, &self.cfg.alerts_topic, since, SCAN_IDLE).await {
+            Ok(ids) => self.already_open = ids,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+            }
+        }
+        let admin = self.admin.clone();
+        let r = changelog::restore(
+            reader,
+            &topic,
+            parts,
+            &mut self.pipeline,
+            &self.metrics,
+            || admin.progress(),
+        )
+        .await;
+        self.admin.set_restoring(false);
+        if let Ok(r) = &r {
+            for (&p, &o) in &r.offsets {
+                self.in_state.insert(p, o);
+            }
+        }
+        // Issue #23 parity with the rebuild: the open alerts restored are resent by this
+        // instance's webhook from now on (their previous owner stopped resending them).
+        if let (Some(w), Ok(_)) = (&self.webhook, &r) {
+            let mut n = 0;
+            for &p in parts {
+                for a in self.pipeline.detector().open_alert_records(p) {
+                    w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                tracing::info!(alerts = n, "open alerts adopted for resending");
+            }
+        }
+        // What the import added is the logged state itself, not a change to log again.
+        self.pipeline.detector_mut().take_dirty();
+        self.pipeline.detector_mut().take_dirty_moderation();
+        self.metrics
+            .set_tracked_followees(self.pipeline.tracked_followees());
+        self.metrics.set_open_alerts(self.pipeline.open_alerts());
+        Ok(r?.keys)
+    }
+}
