@@ -235,6 +235,13 @@ pub struct DetectorArgs {
     #[arg(long, env = "FOLLOWGUARD_MAX_RECORD_BYTES", default_value_t = 65536,
           value_parser = clap::value_parser!(u32).range(4096..=64 << 20))]
     pub max_record_bytes: u32,
+    /// Bytes (entries and ids) every pending flagged follow together may hold (issue
+    /// #19); beyond it a flagged follow is not remembered, so it cannot join a later
+    /// burst's alert (counted in `followguard_pending_refused_total`).
+    #[arg(long, env = "FOLLOWGUARD_PENDING_MAX_BYTES",
+          default_value_t = DetectorConfig::default().pending_max_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub pending_max_bytes: u64,
 }
 
 /// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
@@ -290,6 +297,7 @@ impl DetectorArgs {
             newcomer_max_age_ms: (m * 60_000.0) as i64,
             newcomer_batch_min: self.newcomer_batch_min,
             max_record_bytes,
+            pending_max_bytes: usize::try_from(self.pending_max_bytes).unwrap_or(usize::MAX),
             ..DetectorConfig::default()
         };
         let ttl = parse_duration("decision-ttl", &self.decision_ttl)?;
@@ -1282,6 +1290,17 @@ mod tests {
             .expect("valid");
         assert_eq!(c.pipeline.detector.max_record_bytes, 600_000);
         assert_eq!(c.pipeline.max_id_bytes, 32_768);
+    }
+
+    #[test]
+    fn pending_byte_budget_is_a_flag() {
+        let c = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(c.pipeline.detector.pending_max_bytes, 128 << 20);
+        let c = args(&["--pending-max-bytes", "4096"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.pipeline.detector.pending_max_bytes, 4096);
+        assert!(T::try_parse_from(["t", "--pending-max-bytes", "0"]).is_err());
     }
 
     #[test]

@@ -274,6 +274,8 @@ pub async fn run(
         rebuild_window,
         now_ms: now_ms(),
         helper_cache_stats: (0, 0),
+        helper_cache_bytes: 0,
+        state_reported_ms: 0,
         webhook: webhook_forget,
         profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
         decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),
