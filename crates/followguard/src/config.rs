@@ -339,6 +339,13 @@ pub struct ServeArgs {
     )]
     pub group_id: String,
 
+    /// Kafka bootstrap servers of the output topics (alerts, moderation, dead letters),
+    /// when they live on another cluster than the input (issue #19): an outage of the
+    /// output cluster then pauses input without stopping it at its source. The same
+    /// --kafka-option / --kafka-config settings apply to both. Default: --brokers.
+    #[arg(help_heading = "Kafka", long, env = "FOLLOWGUARD_OUTPUT_BROKERS")]
+    pub output_brokers: Option<String>,
+
     /// Model file to score followers with.
     #[arg(
         help_heading = "Model",
@@ -771,6 +778,9 @@ pub struct ServeConfig {
     /// Issue #23: the evidence pages' token (`--admin-token-file` / FOLLOWGUARD_ADMIN_TOKEN).
     pub admin_token: Option<Secret>,
     pub kafka: KafkaConfig,
+    /// Issue #19: the cluster of the output topics (`--output-brokers`; by default the
+    /// input's), with the same client options.
+    pub output_kafka: KafkaConfig,
     pub input_topic: String,
     pub alerts_topic: String,
     pub moderation_topic: String,
@@ -971,6 +981,14 @@ impl ServeArgs {
     /// Checks every flag and converts it; the first problem found is returned.
     pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
         let kafka = self.kafka.validate()?;
+        let output_kafka = match self.output_brokers.as_deref().map(str::trim) {
+            None => kafka.clone(),
+            Some("") => return Err(ConfigError("--output-brokers must not be empty".into())),
+            Some(b) => KafkaConfig {
+                brokers: b.to_string(),
+                options: kafka.options.clone(),
+            },
+        };
         self.topics.validate()?;
         if self.group_id.trim().is_empty() {
             return Err(ConfigError("--group-id must not be empty".into()));
@@ -1109,6 +1127,7 @@ impl ServeArgs {
             admin_token,
             input,
             kafka,
+            output_kafka,
             pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),
             alerts_topic: self.topics.alerts_topic.clone(),
@@ -1290,6 +1309,29 @@ mod tests {
             .expect("valid");
         assert_eq!(c.pipeline.detector.max_record_bytes, 600_000);
         assert_eq!(c.pipeline.max_id_bytes, 32_768);
+    }
+
+    #[test]
+    fn output_brokers_default_to_the_input_brokers() {
+        let c = args(&["--brokers", "in:9092", "--kafka-option", "client.id=x"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.output_kafka.brokers, "in:9092");
+        let c = args(&[
+            "--brokers",
+            "in:9092",
+            "--output-brokers",
+            " out:9092,out2:9092 ",
+            "--kafka-option",
+            "client.id=x",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(c.kafka.brokers, "in:9092");
+        assert_eq!(c.output_kafka.brokers, "out:9092,out2:9092");
+        assert_eq!(c.output_kafka.options.len(), c.kafka.options.len());
+        let e = args(&["--output-brokers", " "]).validate().unwrap_err();
+        assert!(e.0.contains("--output-brokers"), "{e}");
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub async fn run(
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producers = kafka::OutputProducers::new(&cfg.kafka)?;
+    let producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
 
     // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
     let hup = {
@@ -191,6 +191,7 @@ pub async fn run(
         .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
     tracing::info!(
         brokers = %cfg.kafka.brokers,
+        output_brokers = %cfg.output_kafka.brokers,
         topic = %cfg.input_topic,
         group = %cfg.group_id,
         "consuming"

@@ -105,8 +105,17 @@ impl Service<'_> {
         // Alerts already announced (record time = when they were produced, wall clock).
         let since = now_ms()
             .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        // Issue #19: the alerts topic may live on another cluster (`--output-brokers`).
+        let alerts_reader = if self.cfg.output_kafka.brokers == self.cfg.kafka.brokers {
+            replay.clone()
+        } else {
+            Arc::new(kafka::reader(&kafka::replay_config(
+                &self.cfg.output_kafka,
+                &self.cfg.group_id,
+            ))?)
+        };
         self.already_open = match kafka::scan_opened_alerts(
-            &replay,
+            &alerts_reader,
             &self.cfg.alerts_topic,
             since,
             SCAN_IDLE,
