@@ -163,6 +163,11 @@ impl Service<'_> {
                 },
                 r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
                     self.admin.progress();
+                    // The stored-state gauges stay fresh while paused (a rebuild may run).
+                    self.now_ms = now_ms();
+                    if self.now_ms - self.state_reported_ms >= STATE_REPORT_EVERY_MS {
+                        self.report_state_bytes();
+                    }
                     if let Ok(Ok(m)) = r {
                         // From a partition assigned after the pause: read it again later.
                         let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
