@@ -235,6 +235,13 @@ pub struct DetectorArgs {
     #[arg(long, env = "FOLLOWGUARD_MAX_RECORD_BYTES", default_value_t = 65536,
           value_parser = clap::value_parser!(u32).range(4096..=64 << 20))]
     pub max_record_bytes: u32,
+    /// Bytes (entries and ids) every pending flagged follow together may hold (issue
+    /// #19); beyond it a flagged follow is not remembered, so it cannot join a later
+    /// burst's alert (counted in `followguard_pending_refused_total`).
+    #[arg(long, env = "FOLLOWGUARD_PENDING_MAX_BYTES",
+          default_value_t = DetectorConfig::default().pending_max_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub pending_max_bytes: u64,
 }
 
 /// Largest `--cache-capacity`: 2^28 scores (6.4 GB of slots) — more is a typo, and the
@@ -290,6 +297,7 @@ impl DetectorArgs {
             newcomer_max_age_ms: (m * 60_000.0) as i64,
             newcomer_batch_min: self.newcomer_batch_min,
             max_record_bytes,
+            pending_max_bytes: usize::try_from(self.pending_max_bytes).unwrap_or(usize::MAX),
             ..DetectorConfig::default()
         };
         let ttl = parse_duration("decision-ttl", &self.decision_ttl)?;
@@ -330,6 +338,13 @@ pub struct ServeArgs {
         default_value = "followguard"
     )]
     pub group_id: String,
+
+    /// Kafka bootstrap servers of the output topics (alerts, moderation, dead letters),
+    /// when they live on another cluster than the input (issue #19): an outage of the
+    /// output cluster then pauses input without stopping it at its source. The same
+    /// --kafka-option / --kafka-config settings apply to both. Default: --brokers.
+    #[arg(help_heading = "Kafka", long, env = "FOLLOWGUARD_OUTPUT_BROKERS")]
+    pub output_brokers: Option<String>,
 
     /// Model file to score followers with.
     #[arg(
@@ -782,6 +797,9 @@ pub struct ServeConfig {
     /// Issue #23: the evidence pages' token (`--admin-token-file` / FOLLOWGUARD_ADMIN_TOKEN).
     pub admin_token: Option<Secret>,
     pub kafka: KafkaConfig,
+    /// Issue #19: the cluster of the output topics (`--output-brokers`; by default the
+    /// input's), with the same client options.
+    pub output_kafka: KafkaConfig,
     pub input_topic: String,
     pub alerts_topic: String,
     pub moderation_topic: String,
@@ -986,6 +1004,14 @@ impl ServeArgs {
     /// Checks every flag and converts it; the first problem found is returned.
     pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
         let kafka = self.kafka.validate()?;
+        let output_kafka = match self.output_brokers.as_deref().map(str::trim) {
+            None => kafka.clone(),
+            Some("") => return Err(ConfigError("--output-brokers must not be empty".into())),
+            Some(b) => KafkaConfig {
+                brokers: b.to_string(),
+                options: kafka.options.clone(),
+            },
+        };
         self.topics.validate()?;
         if self.group_id.trim().is_empty() {
             return Err(ConfigError("--group-id must not be empty".into()));
@@ -1127,6 +1153,7 @@ impl ServeArgs {
             admin_token,
             input,
             kafka,
+            output_kafka,
             pipeline: self.detector.pipeline_config()?,
             input_topic: self.topics.input_topic.clone(),
             alerts_topic: self.topics.alerts_topic.clone(),
@@ -1337,6 +1364,40 @@ mod tests {
         assert!(args(&["--changelog-snapshot-every", "soon"])
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn output_brokers_default_to_the_input_brokers() {
+        let c = args(&["--brokers", "in:9092", "--kafka-option", "client.id=x"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.output_kafka.brokers, "in:9092");
+        let c = args(&[
+            "--brokers",
+            "in:9092",
+            "--output-brokers",
+            " out:9092,out2:9092 ",
+            "--kafka-option",
+            "client.id=x",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(c.kafka.brokers, "in:9092");
+        assert_eq!(c.output_kafka.brokers, "out:9092,out2:9092");
+        assert_eq!(c.output_kafka.options.len(), c.kafka.options.len());
+        let e = args(&["--output-brokers", " "]).validate().unwrap_err();
+        assert!(e.0.contains("--output-brokers"), "{e}");
+    }
+
+    #[test]
+    fn pending_byte_budget_is_a_flag() {
+        let c = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(c.pipeline.detector.pending_max_bytes, 128 << 20);
+        let c = args(&["--pending-max-bytes", "4096"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.pipeline.detector.pending_max_bytes, 4096);
+        assert!(T::try_parse_from(["t", "--pending-max-bytes", "0"]).is_err());
     }
 
     #[test]

@@ -101,6 +101,32 @@ impl WebhookResult {
     ];
 }
 
+/// Issue #19: bytes held by each store of state, for `followguard_state_bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateBytes {
+    /// The detector (`MemoryReport::total_bytes`, id bytes included).
+    pub detector: usize,
+    /// The web view's evidence store.
+    pub evidence: usize,
+    /// Every follower-score cache (the pipeline's and the prepare helpers').
+    pub score_cache: usize,
+    /// The profile table (`--profile-topic`; 0 without one).
+    pub profiles: usize,
+}
+
+impl StateBytes {
+    pub const STORES: [&'static str; 4] = ["detector", "evidence", "score_cache", "profiles"];
+
+    fn by_store(self) -> [(&'static str, usize); 4] {
+        [
+            ("detector", self.detector),
+            ("evidence", self.evidence),
+            ("score_cache", self.score_cache),
+            ("profiles", self.profiles),
+        ]
+    }
+}
+
 /// Partition assignment changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebalanceKind {
@@ -169,6 +195,10 @@ pub struct Metrics {
     in_flight_bytes: IntGauge,
     /// Issue #21: state restore from the changelog topic.
     changelog: ChangelogMetrics,
+    /// Issue #19: bytes of stored state by store, and flagged follows not remembered
+    /// because the pending-follows byte budget was full.
+    state_bytes: IntGaugeVec,
+    pending_refused: IntCounter,
     /// Issue 24: input formats, the profile table.
     pub input: InputMetrics,
     /// The model identity gauge (relabelled on a live reload, issue 24).
@@ -725,6 +755,28 @@ impl Metrics {
         for k in ["clamped", "jumped", "reanchored"] {
             event_time_adjustments.with_label_values(&[k]);
         }
+        let state_bytes = IntGaugeVec::new(
+            Opts::new(
+                "followguard_state_bytes",
+                "Bytes of stored state by store (detector: followee windows, pending \
+                 flagged follows, open alerts, campaign links, ids; evidence: the web \
+                 view's evidence store; score_cache: every follower-score cache; profiles: \
+                 the profile table), refreshed every few seconds.",
+            ),
+            &["store"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(state_bytes.clone()))
+            .expect("metric registered once");
+        for s in StateBytes::STORES {
+            state_bytes.with_label_values(&[s]);
+        }
+        let pending_refused = counter(
+            r,
+            "followguard_pending_refused_total",
+            "Flagged follows not remembered because the pending-follows byte budget \
+             (pending_max_bytes) was full: they cannot join a later burst's alert.",
+        );
         let input = InputMetrics::new(r);
 
         let changelog = ChangelogMetrics::new(r);
@@ -766,6 +818,8 @@ impl Metrics {
             event_time_adjustments,
             produce_refused,
             in_flight_bytes,
+            state_bytes,
+            pending_refused,
             input,
             model_info,
             changelog,
@@ -967,6 +1021,24 @@ impl Metrics {
             if total > now {
                 c.inc_by(total - now);
             }
+        }
+    }
+
+    /// Issue #19: bytes of stored state, by store.
+    pub fn set_state_bytes(&self, b: StateBytes) {
+        for (store, v) in b.by_store() {
+            self.state_bytes
+                .with_label_values(&[store])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Issue #19: the detector's total of refused pending follows; the counter moves up
+    /// to it (never back).
+    pub fn set_pending_refused_total(&self, total: u64) {
+        let now = self.pending_refused.get();
+        if total > now {
+            self.pending_refused.inc_by(total - now);
         }
     }
 

@@ -71,6 +71,11 @@ impl Preparer {
             .fold((0, 0), |(h, m), c| (h + c.hits(), m + c.misses()))
     }
 
+    /// Bytes held by the helpers' score caches (fixed at construction).
+    pub fn cache_bytes(&self) -> usize {
+        self.caches.iter().map(ScoreCache::memory_bytes).sum()
+    }
+
     /// Empties the helpers' score caches: after a live model reload (issue 24) their
     /// scores are the old model's (the key is the profile and the day, not the model).
     pub fn clear_caches(&mut self) {

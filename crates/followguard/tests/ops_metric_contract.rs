@@ -4,7 +4,9 @@
 //! version of this check, against a real Prometheus scraping `serve`, is
 //! scripts/ops-check.sh.)
 
-use followguard::metrics::{EventOutcome, Metrics, RebalanceKind, WebhookDrop, WebhookResult};
+use followguard::metrics::{
+    EventOutcome, Metrics, RebalanceKind, StateBytes, WebhookDrop, WebhookResult,
+};
 use followguard::sink::Sink;
 use prometheus::Registry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +93,14 @@ fn exercise(m: &Metrics) {
     m.set_score_cache_totals(5, 2);
     m.consumer_error();
     m.commit_error();
+    // Issue #19.
+    m.set_state_bytes(StateBytes {
+        detector: 1000,
+        evidence: 200,
+        score_cache: 30,
+        profiles: 4,
+    });
+    m.set_pending_refused_total(6);
 }
 
 /// The value of an unlabelled series (or the sum of a family's children) in a scrape.
@@ -146,6 +156,50 @@ fn issue_23_metrics_move() {
         }
         assert!(!after.contains("followguard_process_"));
     }
+}
+
+/// Issue #19: the stored-state byte gauges (one per store, present from the start) and
+/// the refused-pending counter move with what serve measures, and the counter never
+/// counts back.
+#[test]
+fn issue_19_state_byte_metrics_move() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    let before = m.render();
+    for store in StateBytes::STORES {
+        let series = format!("followguard_state_bytes{{store=\"{store}\"}}");
+        assert!(
+            before.contains(&format!("{series} 0")),
+            "{series} exported at 0"
+        );
+    }
+    assert_eq!(value(&before, "followguard_pending_refused_total"), 0.0);
+    exercise(&m);
+    let after = m.render();
+    for (store, want) in [
+        ("detector", 1000.0),
+        ("evidence", 200.0),
+        ("score_cache", 30.0),
+        ("profiles", 4.0),
+    ] {
+        let series = format!("followguard_state_bytes{{store=\"{store}\"}}");
+        assert!(
+            after.contains(&format!("{series} {want}")),
+            "{series}: {after}"
+        );
+    }
+    assert_eq!(value(&after, "followguard_state_bytes"), 1234.0);
+    assert_eq!(value(&after, "followguard_pending_refused_total"), 6.0);
+    // Gauges follow the state down; the counter only moves forward.
+    m.set_state_bytes(StateBytes {
+        detector: 10,
+        ..StateBytes::default()
+    });
+    m.set_pending_refused_total(2);
+    let again = m.render();
+    assert_eq!(value(&again, "followguard_state_bytes"), 10.0);
+    assert_eq!(value(&again, "followguard_pending_refused_total"), 6.0);
+    m.set_pending_refused_total(9);
+    assert_eq!(value(&m.render(), "followguard_pending_refused_total"), 9.0);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use super::ack::Batch;
 use super::consume::{Service, IDLE_TICK};
 use super::{now_ms, Consumer_, BATCH};
+use crate::metrics::StateBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -13,6 +14,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// How often the stored-state byte gauges are refreshed: measuring walks the detector's
+/// and the evidence store's maps, far too dear per batch, cheap every few seconds.
+const STATE_REPORT_EVERY_MS: i64 = 5_000;
 
 /// How long the in-flight window may stay full before the input is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
@@ -32,6 +37,27 @@ pub(super) fn hand_over_late(tx: &mpsc::Sender<Batch>, batch: Batch) {
 }
 
 impl Service<'_> {
+    /// Issue #19: bytes of stored state by store, and the pending follows the detector
+    /// refused for its byte budget (`followguard_state_bytes`,
+    /// `followguard_pending_refused_total`).
+    pub(super) fn report_state_bytes(&mut self) {
+        self.state_reported_ms = self.now_ms;
+        let (detector, cache) = self.pipeline.memory_report();
+        let profiles = self
+            .profiles
+            .as_ref()
+            .and_then(|p| p.table.read().ok().map(|t| t.bytes()))
+            .unwrap_or(0);
+        self.metrics.set_state_bytes(StateBytes {
+            detector: detector.total_bytes(),
+            evidence: self.evidence().memory_bytes(),
+            score_cache: cache + self.helper_cache_bytes,
+            profiles,
+        });
+        self.metrics
+            .set_pending_refused_total(detector.pending_refused);
+    }
+
     /// Hands the batch to the acknowledgement task and does the per-batch bookkeeping
     /// (health, tracked followees, wall clock). Returns false on shutdown.
     pub(super) async fn flush(
@@ -42,6 +68,9 @@ impl Service<'_> {
     ) -> anyhow::Result<bool> {
         self.admin.progress();
         self.now_ms = now_ms();
+        if self.now_ms - self.state_reported_ms >= STATE_REPORT_EVERY_MS {
+            self.report_state_bytes();
+        }
         if batch.is_empty() {
             return Ok(true);
         }
@@ -136,6 +165,11 @@ impl Service<'_> {
                 },
                 r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
                     self.admin.progress();
+                    // The stored-state gauges stay fresh while paused (a rebuild may run).
+                    self.now_ms = now_ms();
+                    if self.now_ms - self.state_reported_ms >= STATE_REPORT_EVERY_MS {
+                        self.report_state_bytes();
+                    }
                     if let Ok(Ok(m)) = r {
                         // From a partition assigned after the pause: read it again later.
                         let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());

@@ -47,6 +47,10 @@ pub(super) struct Service<'a> {
     pub now_ms: i64,
     /// Issue #23: the prepare helpers' score-cache (hits, misses), after the last chunk.
     pub helper_cache_stats: (u64, u64),
+    /// Issue #19: the prepare helpers' score-cache bytes, and when the stored-state
+    /// gauges were last refreshed (wall clock, ms).
+    pub helper_cache_bytes: usize,
+    pub state_reported_ms: i64,
     /// Issue #23: revoked partitions' open alerts are no longer resent.
     pub webhook: Option<crate::webhook::Webhook>,
     /// Issue 21: the detector-state changelog, when `--changelog-topic` is set.
@@ -160,6 +164,7 @@ impl Service<'_> {
                 self.observe_adapted(&chunk, &mut preparer)
             };
             self.helper_cache_stats = preparer.cache_stats();
+            self.helper_cache_bytes = preparer.cache_bytes();
             for o in observed {
                 let pending = self.send_records(o).await;
                 batch.push(pending);

@@ -163,7 +163,7 @@ pub async fn run(
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producers = kafka::OutputProducers::new(&cfg.kafka)?;
+    let producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
 
     // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
     let hup = {
@@ -192,6 +192,7 @@ pub async fn run(
         .with_context(|| format!("subscribing to {}", cfg.input_topic))?;
     tracing::info!(
         brokers = %cfg.kafka.brokers,
+        output_brokers = %cfg.output_kafka.brokers,
         topic = %cfg.input_topic,
         group = %cfg.group_id,
         "consuming"
@@ -284,6 +285,8 @@ pub async fn run(
         rebuild_window,
         now_ms: now_ms(),
         helper_cache_stats: (0, 0),
+        helper_cache_bytes: 0,
+        state_reported_ms: 0,
         webhook: webhook_forget,
         profiles: profile_feed.as_ref().map(|(f, _)| f.clone()),
         decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),

@@ -37,6 +37,22 @@ pub(super) fn state_horizon(cfg: &PipelineConfig) -> Duration {
 }
 
 impl Service<'_> {
+    /// A reader of the alerts topic: `input_reader` itself, or one on the output cluster
+    /// when the outputs live elsewhere (issue #19, `--output-brokers`).
+    pub(super) fn alerts_reader(
+        &self,
+        input_reader: &Arc<kafka::Reader>,
+        group: &str,
+    ) -> anyhow::Result<Arc<kafka::Reader>> {
+        if self.cfg.output_kafka.brokers == self.cfg.kafka.brokers {
+            return Ok(input_reader.clone());
+        }
+        Ok(Arc::new(kafka::reader(&kafka::replay_config(
+            &self.cfg.output_kafka,
+            group,
+        ))?))
+    }
+
     /// Applies revokes (drop state) and assigns (rebuild state) queued by the context.
     pub(super) async fn apply_rebalances(&mut self, shutdown: &CancellationToken) {
         loop {
@@ -130,8 +146,9 @@ impl Service<'_> {
         // Alerts already announced (record time = when they were produced, wall clock).
         let since = now_ms()
             .saturating_sub(i64::try_from(self.rebuild_window.as_millis()).unwrap_or(i64::MAX));
+        let alerts_reader = self.alerts_reader(&replay, &self.cfg.group_id)?;
         self.already_open = match kafka::scan_opened_alerts(
-            &replay,
+            &alerts_reader,
             &self.cfg.alerts_topic,
             since,
             SCAN_IDLE,

@@ -129,6 +129,8 @@ impl Service<'_> {
             &self.cfg.kafka,
             &format!("{}.changelog", self.cfg.group_id),
         ))?);
+        let alerts_reader =
+            self.alerts_reader(&reader, &format!("{}.changelog", self.cfg.group_id))?;
         self.admin.set_restoring(true);
         // Outputs are acknowledged before the state they imply is logged, so events
         // re-processed after a crash may open an alert the restored state does not hold
@@ -140,7 +142,9 @@ impl Service<'_> {
         };
         let since =
             super::now_ms().saturating_sub(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
-        match kafka::scan_opened_alerts(&reader, &self.cfg.alerts_topic, since, SCAN_IDLE).await {
+        match kafka::scan_opened_alerts(&alerts_reader, &self.cfg.alerts_topic, since, SCAN_IDLE)
+            .await
+        {
             Ok(ids) => self.already_open = ids,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
