@@ -439,19 +439,6 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
     }
 }
 
-/// Posts of each alert id a receiver got with a status other than `resolved`.
-fn open_posts(r: &AlertReceiver) -> BTreeMap<String, usize> {
-    let mut n = BTreeMap::new();
-    for a in r.alerts() {
-        if a["annotations"]["status"] != "resolved" {
-            if let Some(id) = a["labels"]["alert_id"].as_str() {
-                *n.entry(id.to_string()).or_insert(0) += 1;
-            }
-        }
-    }
-    n
-}
-
 /// Issue #23's resend contract with state restored from the changelog instead of
 /// rebuilt: the next owner resends the alerts still open, with no new input.
 #[test]
@@ -459,29 +446,7 @@ fn the_next_owner_resends_the_restored_open_alerts() {
     let Some(env) = env() else { return };
     let (events, truth) = env.generate("cl-adopt", &Stream::small_campaigns(41));
     // Cut the stream at the end of its last campaign, so that burst is still open.
-    let last_end = truth["campaigns"]
-        .as_array()
-        .expect("campaigns")
-        .iter()
-        .filter_map(|c| c["end_ms"].as_i64())
-        .max()
-        .expect("a campaign");
-    let lines: Vec<Vec<u8>> = std::fs::read(&events)
-        .unwrap()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter(|l| {
-            serde_json::from_slice::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v["ts"]
-                        .as_str()
-                        .and_then(followguard_core::time::parse_time_ms)
-                })
-                .is_some_and(|t| t <= last_end)
-        })
-        .map(<[u8]>::to_vec)
-        .collect();
+    let lines = lines_until_last_campaign_end(&events, &truth);
     let input = env.write_lines("cl-adopt-cut.jsonl", &lines);
     let t = Topics::new("cl-adopt");
     env.create_topics(&t);
@@ -541,7 +506,7 @@ fn the_next_owner_resends_the_restored_open_alerts() {
     assert!(b.wait_ready(Duration::from_secs(60)));
     let start = Instant::now();
     loop {
-        let posted = open_posts(&second);
+        let posted = second.open_posts();
         if open
             .iter()
             .all(|id| posted.get(id).copied().unwrap_or(0) >= 2)

@@ -24,47 +24,12 @@ fn still_open(records: &[Rec]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Posts of each alert id the receiver got with a status other than `resolved`.
-fn open_posts(r: &AlertReceiver) -> BTreeMap<String, usize> {
-    let mut n = BTreeMap::new();
-    for a in r.alerts() {
-        if a["annotations"]["status"] != "resolved" {
-            if let Some(id) = a["labels"]["alert_id"].as_str() {
-                *n.entry(id.to_string()).or_insert(0) += 1;
-            }
-        }
-    }
-    n
-}
-
 #[test]
 fn the_next_owner_resends_the_alerts_still_open() {
     let Some(env) = env() else { return };
     let (events, truth) = env.generate("adopt", &Stream::small_campaigns(41));
     // The stream ends with the last campaign, so its bursts are still open.
-    let last_end = truth["campaigns"]
-        .as_array()
-        .expect("campaigns")
-        .iter()
-        .filter_map(|c| c["end_ms"].as_i64())
-        .max()
-        .expect("a campaign");
-    let lines: Vec<Vec<u8>> = std::fs::read(&events)
-        .expect("events")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter(|l| {
-            serde_json::from_slice::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v["ts"]
-                        .as_str()
-                        .and_then(followguard_core::time::parse_time_ms)
-                })
-                .is_some_and(|t| t <= last_end)
-        })
-        .map(<[u8]>::to_vec)
-        .collect();
+    let lines = lines_until_last_campaign_end(&events, &truth);
     let input = env.write_lines("adopt-cut.jsonl", &lines);
 
     let t = Topics::new("adopt");
@@ -90,7 +55,7 @@ fn the_next_owner_resends_the_alerts_still_open() {
     assert!(!open.is_empty(), "the cut stream leaves bursts open");
     // The first instance resends them on its timer.
     std::thread::sleep(Duration::from_secs(1));
-    let posted = open_posts(&first);
+    let posted = first.open_posts();
     for id in &open {
         assert!(
             posted.get(id).copied().unwrap_or(0) >= 2,
@@ -110,7 +75,7 @@ fn the_next_owner_resends_the_alerts_still_open() {
     b.wait_ready(Duration::from_secs(60));
     let start = Instant::now();
     loop {
-        let posted = open_posts(&second);
+        let posted = second.open_posts();
         if open
             .iter()
             .all(|id| posted.get(id).copied().unwrap_or(0) >= 2)

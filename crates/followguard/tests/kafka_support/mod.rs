@@ -713,6 +713,19 @@ impl AlertReceiver {
     }
 
     /// Every alert posted so far (the bodies are arrays of alerts).
+    /// Posts of each alert id received with a status other than `resolved`.
+    pub fn open_posts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut n = std::collections::BTreeMap::new();
+        for a in self.alerts() {
+            if a["annotations"]["status"] != "resolved" {
+                if let Some(id) = a["labels"]["alert_id"].as_str() {
+                    *n.entry(id.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        n
+    }
+
     pub fn alerts(&self) -> Vec<serde_json::Value> {
         self.bodies
             .lock()
@@ -827,4 +840,35 @@ pub fn with_malformed(events: &Path, every: usize) -> Vec<Vec<u8>> {
         lines.push(l.to_vec());
     }
     lines
+}
+
+/// The lines of a generated stream up to the end of its last campaign (that burst is
+/// then still open when the input stops): the webhook-adoption tests' input.
+pub fn lines_until_last_campaign_end(
+    events: &std::path::Path,
+    truth: &serde_json::Value,
+) -> Vec<Vec<u8>> {
+    let last_end = truth["campaigns"]
+        .as_array()
+        .expect("campaigns")
+        .iter()
+        .filter_map(|c| c["end_ms"].as_i64())
+        .max()
+        .expect("a campaign");
+    std::fs::read(events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            serde_json::from_slice::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| {
+                    v["ts"]
+                        .as_str()
+                        .and_then(followguard_core::time::parse_time_ms)
+                })
+                .is_some_and(|t| t <= last_end)
+        })
+        .map(<[u8]>::to_vec)
+        .collect()
 }
