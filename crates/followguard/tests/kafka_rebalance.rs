@@ -1,0 +1,380 @@
+//! Issue 21, rebalance behaviour on a real broker (tansu): `serve --changelog-topic`
+//! instances in one consumer group hand revoked partitions' state over (logged and
+//! acknowledged, offsets committed) before releasing them, and restore assigned ones from
+//! the changelog before processing their input.
+//!
+//! - Three instances under cooperative-sticky with rolling restarts (a kill -9 and two
+//!   SIGTERMs, each instance restarted) and a fourth member joining and leaving, all while
+//!   the input is produced, end with the outcome of one undisturbed instance on the same
+//!   input: the same alert ids, no id opened twice, the same alerts resolved, the same
+//!   followers moderated.
+//! - Static membership (`group.instance.id`) under an eager strategy (range): a member
+//!   restarted with its instance id gets its partitions back and restores their state.
+//!   tansu cannot test static membership with cooperative-sticky (partitions are never
+//!   reassigned: /work/notes/tansu-probe.md, deploy/README.md).
+
+mod kafka_support;
+
+use kafka_support::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a run wrote, compared between a group and one instance. Campaign ids are
+/// collected too (issue 21's link stage makes them comparable; reported until then).
+#[derive(Debug, Default)]
+struct Outcome {
+    opened: BTreeSet<String>,
+    duplicate_opens: usize,
+    resolved: BTreeSet<String>,
+    campaigns: BTreeSet<String>,
+    moderated: BTreeSet<String>,
+}
+
+fn outcome(env: &Env, t: &Topics) -> Outcome {
+    let read = |topic: &str| {
+        read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
+    };
+    let alerts = read(&t.alerts);
+    let (opened, duplicate_opens) = opened(&alerts);
+    let mut o = Outcome {
+        opened: opened.into_keys().collect(),
+        duplicate_opens,
+        ..Outcome::default()
+    };
+    for a in alerts.iter().map(Rec::json) {
+        if a["status"] == "resolved" {
+            o.resolved
+                .insert(a["alert_id"].as_str().unwrap_or_default().to_string());
+        }
+        if let Some(c) = a["campaign_id"].as_str() {
+            o.campaigns.insert(c.to_string());
+        }
+    }
+    o.moderated = read(&t.moderation)
+        .iter()
+        .map(Rec::json)
+        .filter_map(|m| m["follower_id"].as_str().map(str::to_string))
+        .collect();
+    o
+}
+
+/// `followguard produce` of `events` at `rate` events/s, in the background.
+fn produce_at(env: &Env, events: &Path, topic: &str, rate: u32) -> Child {
+    Command::new(&env.bin)
+        .arg("produce")
+        .args([
+            "--brokers",
+            &env.brokers,
+            "--topic",
+            topic,
+            "--rate",
+            &rate.to_string(),
+        ])
+        .arg("--input")
+        .arg(events)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("produce")
+}
+
+fn lines(events: &Path) -> usize {
+    std::fs::read(events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+}
+
+/// Waits until the group has committed the end of every input partition.
+fn wait_committed(env: &Env, group: &str, t: &Topics, n: usize, members: &[&Svc]) {
+    let ends = end_offsets(&env.read_all(&t.input, n));
+    let start = Instant::now();
+    while committed(&env.brokers, group, &t.input) != ends {
+        if start.elapsed() > Duration::from_secs(120) {
+            let logs: Vec<String> = members.iter().map(|m| m.log_text()).collect();
+            panic!(
+                "the group did not commit the whole input: {:?} of {ends:?}\n{}",
+                committed(&env.brokers, group, &t.input),
+                logs.join("\n-----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn sleep_until(t0: Instant, at: Duration) {
+    if let Some(d) = at.checked_sub(t0.elapsed()) {
+        std::thread::sleep(d);
+    }
+}
+
+fn stop(svc: &mut Svc) {
+    svc.sigterm();
+    let exit = svc.wait_exit(Duration::from_secs(30));
+    assert!(
+        exit.as_ref().is_some_and(Exit::success),
+        "member did not stop cleanly ({exit:?}):\n{}",
+        svc.log_text()
+    );
+}
+
+/// Sum of a metric over the given members' current processes.
+fn total(members: &[&Svc], name: &str) -> f64 {
+    members.iter().map(|m| metric_sum(&m.metrics(), name)).sum()
+}
+
+#[test]
+fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_one() {
+    let Some(env) = env() else { return };
+    // Three days of 300 followees, re-sold cohorts (campaigns link across followees).
+    let (events, _) = env.generate(
+        "rolling",
+        &Stream {
+            seed: 31,
+            followees: 300,
+            days: 3,
+            humans: 20000,
+            viral: 3,
+            campaigns: 5,
+            min_campaign: 300,
+            max_campaign: 800,
+            camouflage: false,
+            resell: Some(0.5),
+        },
+    );
+    let n = lines(&events);
+    let one_t = Topics::new("rolling-one");
+    env.create_topics(&one_t);
+    let group_t = one_t.with_new_outputs("rolling-group");
+    env.create_topics(&group_t);
+    let changelog = unique("rolling-changelog");
+    let group = unique("grolling");
+    // State must come from the changelog: the input rebuild is capped at 10 records.
+    let flags = [
+        "--changelog-topic",
+        changelog.as_str(),
+        "--rebuild-max-records",
+        "10",
+        "--kafka-option",
+        "partition.assignment.strategy=cooperative-sticky",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+    ];
+    let mut one = env.serve(&one_t, &unique("gone"), &[]);
+    let start_member = || env.serve(&group_t, &group, &flags);
+    let (mut a, mut b, mut c) = (start_member(), start_member(), start_member());
+    for s in [&mut one, &mut a, &mut b, &mut c] {
+        s.wait_ready(Duration::from_secs(60));
+    }
+
+    // ~40 s of input; a restart or a membership change every 6-8 s meanwhile.
+    let mut producer = produce_at(&env, &events, &one_t.input, 250);
+    let t0 = Instant::now();
+    let mut revokes = 0.0;
+    let mut count_revokes = |s: &Svc| {
+        revokes += metric(
+            &s.metrics(),
+            "followguard_rebalance_partitions_total{kind=\"revoke\"}",
+        )
+        .unwrap_or(0.0);
+    };
+    sleep_until(t0, Duration::from_secs(6));
+    a.kill9();
+    a = start_member();
+    sleep_until(t0, Duration::from_secs(13));
+    count_revokes(&b);
+    stop(&mut b);
+    b = start_member();
+    sleep_until(t0, Duration::from_secs(20));
+    count_revokes(&c);
+    stop(&mut c);
+    c = start_member();
+    sleep_until(t0, Duration::from_secs(26));
+    let mut d = start_member();
+    sleep_until(t0, Duration::from_secs(36));
+    count_revokes(&d);
+    stop(&mut d);
+    assert!(producer.wait().expect("produce").success());
+    let produced_s = t0.elapsed().as_secs_f64();
+
+    wait_committed(&env, &group, &one_t, n, &[&a, &b, &c]);
+    one.wait_events(n as f64, Duration::from_secs(120));
+    let settled_s = t0.elapsed().as_secs_f64();
+    let members = [&a, &b, &c];
+    for s in members {
+        count_revokes(s);
+    }
+    assert!(
+        revokes >= 1.0,
+        "partitions were revoked from running members"
+    );
+    assert!(
+        total(&members, "followguard_rebalance_partitions_total") >= 4.0,
+        "the restarted members were assigned partitions"
+    );
+    let restored = total(&members, "followguard_restore_records_total");
+    assert!(
+        restored > 0.0,
+        "state restored from the changelog:\n{}",
+        a.log_text()
+    );
+    assert!(total(&members, "followguard_revoke_flush_seconds_count") >= 1.0);
+    assert_eq!(
+        total(&members, "followguard_changelog_corrupt_total"),
+        0.0,
+        "corrupt changelog records"
+    );
+
+    let want = outcome(&env, &one_t);
+    let got = outcome(&env, &group_t);
+    assert!(!want.opened.is_empty(), "the stream opens alerts");
+    assert_eq!(want.duplicate_opens, 0);
+    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
+    assert_eq!(
+        got.opened, want.opened,
+        "alert ids differ from one instance"
+    );
+    assert_eq!(
+        got.resolved, want.resolved,
+        "alerts resolved differ from one instance"
+    );
+    assert_eq!(
+        got.moderated, want.moderated,
+        "moderated followers differ from one instance"
+    );
+    eprintln!(
+        "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
+         {} alerts ({} resolved, {} still open in both), {revokes} partitions revoked from \
+         running members, {restored} changelog records restored, {} moderated followers; \
+         campaign ids: group {} vs one {} (equal: {})",
+        got.opened.len(),
+        got.resolved.len(),
+        want.opened.difference(&want.resolved).count(),
+        got.moderated.len(),
+        got.campaigns.len(),
+        want.campaigns.len(),
+        got.campaigns == want.campaigns,
+    );
+    for s in [&mut one, &mut a, &mut b, &mut c] {
+        s.sigterm();
+        s.wait_exit(Duration::from_secs(20));
+    }
+}
+
+/// `text` without terminal colour codes (the service's log may carry them).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The partitions named in a member's last "partitions assigned" log line.
+fn last_assignment(svc: &Svc) -> Option<BTreeSet<i32>> {
+    let log = strip_ansi(&svc.log_text());
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("partitions assigned"))?;
+    let list = line.split("partitions=[").nth(1)?.split(']').next()?;
+    Some(
+        list.split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect(),
+    )
+}
+
+#[test]
+fn a_static_member_restarted_gets_its_partitions_back_and_restores_them() {
+    let Some(env) = env() else { return };
+    let (events, _) = env.generate("static", &Stream::small_campaigns(33));
+    let n = lines(&events);
+    let t = Topics::new("static");
+    env.create_topics(&t);
+    let changelog = unique("static-changelog");
+    let group = unique("gstatic");
+    let flags = |id: &str| {
+        [
+            "--changelog-topic".to_string(),
+            changelog.clone(),
+            "--rebuild-max-records".to_string(),
+            "10".to_string(),
+            "--kafka-option".to_string(),
+            "partition.assignment.strategy=range".to_string(),
+            "--kafka-option".to_string(),
+            format!("group.instance.id={id}"),
+        ]
+    };
+    let member = |id: &str| {
+        let f = flags(id);
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        env.serve(&t, &group, &f)
+    };
+    let (mut a, mut b) = (member("fg-a"), member("fg-b"));
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let start = Instant::now();
+    let before = loop {
+        let (pa, pb) = (last_assignment(&a), last_assignment(&b));
+        if let (Some(pa), Some(pb)) = (&pa, &pb) {
+            if !pa.is_empty() && pa.len() + pb.len() == PARTITIONS as usize {
+                break pa.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "partitions not split: {pa:?} {pb:?}\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    env.produce(&events, &t.input);
+    wait_committed(&env, &group, &t, n, &[&a, &b]);
+
+    stop(&mut a);
+    let restart = Instant::now();
+    a = member("fg-a");
+    a.wait_ready(Duration::from_secs(60));
+    let back_s = restart.elapsed().as_secs_f64();
+    let after = last_assignment(&a).unwrap_or_default();
+    assert_eq!(after, before, "the restarted static member's partitions");
+    let m = a.metrics();
+    assert!(
+        metric(&m, "followguard_restore_records_total").unwrap_or(0.0) > 0.0,
+        "its state restored from the changelog:\n{}",
+        a.log_text()
+    );
+    assert_eq!(metric(&m, "followguard_replayed_events_total"), Some(0.0));
+    eprintln!(
+        "static (range): partitions {before:?} back to the restarted member, ready {back_s:.1}s \
+         after its restart; B revoked {} partitions meanwhile",
+        metric(
+            &b.metrics(),
+            "followguard_rebalance_partitions_total{kind=\"revoke\"}"
+        )
+        .unwrap_or(0.0)
+    );
+    for s in [&mut a, &mut b] {
+        s.sigterm();
+        s.wait_exit(Duration::from_secs(20));
+    }
+}
