@@ -46,13 +46,13 @@ impl HandOver {
     }
 
     /// Waits until every batch handed over is acknowledged (a held one cannot be until
-    /// the window frees: it is not waited for). Returns false after [`REVOKE_FLUSH_TIMEOUT`]
-    /// or when the acknowledgement task stopped.
-    async fn settled(&mut self) -> bool {
+    /// the window frees: it is not waited for). Returns false after `timeout`, when the
+    /// acknowledgement task stopped, or when a batch is held (its state is not logged).
+    async fn settled(&self, timeout: Duration) -> bool {
         let target = self.handed.saturating_sub(u64::from(self.holding));
         let mut rx = self.acked.clone();
         matches!(
-            tokio::time::timeout(REVOKE_FLUSH_TIMEOUT, rx.wait_for(|&n| n >= target)).await,
+            tokio::time::timeout(timeout, rx.wait_for(|&n| n >= target)).await,
             Ok(Ok(_))
         ) && !self.holding
     }
@@ -68,7 +68,7 @@ impl Service<'_> {
     /// state and releases them.
     pub(super) async fn hand_over_revoked(&mut self, parts: &[i32]) {
         let started = Instant::now();
-        let mut complete = self.hand_over.settled().await;
+        let mut complete = self.hand_over.settled(REVOKE_FLUSH_TIMEOUT).await;
         if complete {
             let c = self.consumer.clone();
             let commit =
@@ -140,5 +140,39 @@ impl Service<'_> {
     /// Records assigned partitions as owned (their state is restored or rebuilt next).
     pub(super) fn take_ownership(&mut self, parts: &[i32]) {
         self.owned.extend(parts.iter().copied());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_revoke_waits_for_every_batch_handed_over() {
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let mut h = HandOver::new(rx);
+        let short = Duration::from_millis(30);
+        assert!(h.settled(short).await, "nothing handed over yet");
+        h.handed = 2;
+        tx.send_replace(1);
+        assert!(!h.settled(short).await, "one batch still unacknowledged");
+        // Acknowledged while the revoke waits.
+        let waiter = tokio::spawn(async move {
+            let ok = h.settled(Duration::from_secs(5)).await;
+            (h, ok)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.send_replace(2);
+        let (mut h, ok) = waiter.await.unwrap();
+        assert!(ok);
+        // A batch held back by the in-flight budget is not handed over: incomplete.
+        h.handed = 3;
+        h.holding = true;
+        assert!(!h.settled(short).await);
+        // The acknowledgement task ended: incomplete, and no hang.
+        h.holding = false;
+        h.handed = 4;
+        drop(tx);
+        assert!(!h.settled(Duration::from_secs(5)).await);
     }
 }
