@@ -15,10 +15,18 @@
 
 mod kafka_support;
 
+use followguard::changelog;
+use followguard::config::KafkaConfig;
+use followguard::kafka;
+use followguard::metrics::Metrics;
+use followguard_core::detector::state::FolloweeState;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use kafka_support::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a run wrote, compared between a group and one instance. Campaign ids are
@@ -83,6 +91,55 @@ fn produce_at(env: &Env, events: &Path, topic: &str, rate: u32) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("produce")
+}
+
+/// The per-followee detector state a changelog ends with, as a restore into a fresh
+/// pipeline reads it. Campaign fields are blanked: campaign links are instance-local until
+/// the link stage (the ids are compared through [`Outcome::campaigns`] instead).
+fn final_state(env: &Env, topic: &str) -> BTreeMap<String, FolloweeState> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let model = Model::from_bytes(&std::fs::read(model_path()).expect("model"), "model")
+        .expect("model loads");
+    let mut pipeline = Pipeline::new(Arc::new(model), PipelineConfig::default());
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let reader = {
+        let _rt = rt.enter();
+        Arc::new(
+            kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("final"))).expect("reader"),
+        )
+    };
+    let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
+    let parts: Vec<i32> = (0..PARTITIONS).collect();
+    let r = rt
+        .block_on(changelog::restore(
+            reader,
+            topic,
+            &parts,
+            &mut pipeline,
+            &metrics,
+            || {},
+        ))
+        .expect("restore");
+    assert_eq!(r.corrupt, 0, "{r:?}");
+    pipeline
+        .export_state()
+        .followees
+        .into_iter()
+        .map(|mut f| {
+            if let Some(o) = f.open.as_mut() {
+                o.campaign_id = None;
+                o.campaign_followees = 0;
+                o.campaign_reported = 0;
+            }
+            (f.followee_id.clone(), f)
+        })
+        .collect()
 }
 
 fn lines(events: &Path) -> usize {
@@ -168,7 +225,13 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
         "--kafka-option",
         "heartbeat.interval.ms=500",
     ];
-    let mut one = env.serve(&one_t, &unique("gone"), &[]);
+    // The single instance logs its state too, to compare the group's final state with.
+    let one_changelog = unique("rolling-one-changelog");
+    let mut one = env.serve(
+        &one_t,
+        &unique("gone"),
+        &["--changelog-topic", &one_changelog],
+    );
     let start_member = || env.serve(&group_t, &group, &flags);
     let (mut a, mut b, mut c) = (start_member(), start_member(), start_member());
     for s in [&mut one, &mut a, &mut b, &mut c] {
@@ -249,6 +312,30 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
     assert_eq!(
         got.moderated, want.moderated,
         "moderated followers differ from one instance"
+    );
+    // Every event counted exactly once across kills, restarts, hand-overs and restores:
+    // the followee state the group's changelog ends with is the single instance's.
+    let (ours, theirs) = (
+        final_state(&env, &changelog),
+        final_state(&env, &one_changelog),
+    );
+    assert!(!theirs.is_empty());
+    let differing: Vec<&String> = theirs
+        .iter()
+        .filter(|(id, f)| ours.get(*id) != Some(*f))
+        .map(|(id, _)| id)
+        .chain(ours.keys().filter(|id| !theirs.contains_key(*id)))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} of {} followees end with another state than one instance's, e.g. {:?}",
+        differing.len(),
+        theirs.len(),
+        differing.first().map(|id| (ours.get(*id), theirs.get(*id)))
+    );
+    eprintln!(
+        "rolling: {} followees' final state identical to one instance's",
+        theirs.len()
     );
     eprintln!(
         "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
