@@ -191,16 +191,18 @@ fn total(members: &[&Svc], name: &str) -> f64 {
 #[test]
 fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_one() {
     let Some(env) = env() else { return };
-    // Three days of 300 followees, re-sold cohorts (campaigns link across followees).
+    // Four days of 2,000 followees (~79k events), re-sold cohorts (campaigns link across
+    // followees), produced at 2,000 events/s: the members are busy when partitions move,
+    // so a revoke finds records in hand.
     let (events, _) = env.generate(
         "rolling",
         &Stream {
             seed: 31,
-            followees: 300,
-            days: 3,
-            humans: 20000,
-            viral: 3,
-            campaigns: 5,
+            followees: 2000,
+            days: 4,
+            humans: 100_000,
+            viral: 4,
+            campaigns: 10,
             min_campaign: 300,
             max_campaign: 800,
             camouflage: false,
@@ -239,7 +241,7 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
     }
 
     // ~40 s of input; a restart or a membership change every 6-8 s meanwhile.
-    let mut producer = produce_at(&env, &events, &one_t.input, 250);
+    let mut producer = produce_at(&env, &events, &one_t.input, 2000);
     let t0 = Instant::now();
     let mut revokes = 0.0;
     let mut count_revokes = |s: &Svc| {
