@@ -195,6 +195,8 @@ pub struct Metrics {
     in_flight_bytes: IntGauge,
     /// Issue #21: state restore from the changelog topic.
     changelog: ChangelogMetrics,
+    /// Issue #21: partitions moved by rebalances, and revoked partitions' state flush.
+    moves: RebalanceMetrics,
     /// Issue #19: bytes of stored state by store, and flagged follows not remembered
     /// because the pending-follows byte budget was full.
     state_bytes: IntGaugeVec,
@@ -412,6 +414,44 @@ impl InputMetrics {
             self.decisions_held
                 .with_label_values(&[k])
                 .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Issue #21: partitions moved by rebalances (incremental assignments count only the
+/// partitions added or removed), and how long a revoke took to hand its partitions' state
+/// over (outputs and changelog acknowledged, offsets committed) before they were released.
+#[derive(Clone)]
+struct RebalanceMetrics {
+    partitions: IntCounterVec,
+    flush_seconds: Histogram,
+    flush_incomplete: IntCounter,
+}
+
+impl RebalanceMetrics {
+    fn new(r: &Registry) -> Self {
+        let partitions = counter_vec(
+            r,
+            "followguard_rebalance_partitions_total",
+            "Input partitions assigned to or revoked from this instance, by kind (assign, revoke).",
+            &["kind"],
+        );
+        for k in [RebalanceKind::Assign, RebalanceKind::Revoke] {
+            partitions.with_label_values(&[k.as_str()]);
+        }
+        RebalanceMetrics {
+            partitions,
+            flush_seconds: histogram(
+                r,
+                "followguard_revoke_flush_seconds",
+                "Time from a revoke to releasing the partitions: their outputs and changelog state acknowledged and offsets committed.",
+                vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0],
+            ),
+            flush_incomplete: counter(
+                r,
+                "followguard_revoke_flush_incomplete_total",
+                "Revokes that released their partitions before everything handed over was acknowledged (the flush timed out or the service was stopping).",
+            ),
         }
     }
 }
@@ -780,6 +820,7 @@ impl Metrics {
         let input = InputMetrics::new(r);
 
         let changelog = ChangelogMetrics::new(r);
+        let moves = RebalanceMetrics::new(r);
         Metrics {
             registry,
             events,
@@ -823,6 +864,7 @@ impl Metrics {
             input,
             model_info,
             changelog,
+            moves,
         }
     }
 
@@ -945,6 +987,23 @@ impl Metrics {
 
     pub fn rebalance(&self, kind: RebalanceKind) {
         self.rebalances.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Issue #21: `n` input partitions assigned or revoked by one rebalance.
+    pub fn rebalance_partitions(&self, kind: RebalanceKind, n: usize) {
+        self.moves
+            .partitions
+            .with_label_values(&[kind.as_str()])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// Issue #21: a revoke released its partitions after `seconds`; `complete` is false
+    /// when it did so before everything handed over was acknowledged.
+    pub fn revoke_flushed(&self, seconds: f64, complete: bool) {
+        self.moves.flush_seconds.observe(seconds);
+        if !complete {
+            self.moves.flush_incomplete.inc();
+        }
     }
 
     /// Issue #21: `n` changelog records read in a restore that took `seconds`.

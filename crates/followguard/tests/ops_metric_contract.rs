@@ -80,6 +80,9 @@ fn exercise(m: &Metrics) {
     m.set_consumer_lag(0, 7);
     m.set_assigned_partitions(4);
     m.rebalance(RebalanceKind::Assign);
+    // Issue 21.
+    m.rebalance_partitions(RebalanceKind::Revoke, 2);
+    m.revoke_flushed(0.02, false);
     m.replayed(10);
     m.delivery_failed(Sink::Alerts);
     m.delivered(Sink::Moderation);
@@ -134,6 +137,10 @@ fn issue_23_metrics_move() {
         ("followguard_commit_errors_total", 1.0),
         ("followguard_follows_total", 1.0),
         ("followguard_follower_score_ratio_count", 1.0),
+        // Issue 21: rebalances.
+        ("followguard_rebalance_partitions_total", 2.0),
+        ("followguard_revoke_flush_seconds_count", 1.0),
+        ("followguard_revoke_flush_incomplete_total", 1.0),
     ] {
         assert_eq!(value(&before, name), 0.0, "{name} before");
         assert_eq!(value(&after, name), want, "{name} after");

@@ -12,15 +12,17 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::Offset;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -184,9 +186,16 @@ pub fn config_error(what: &str, e: KafkaError) -> anyhow::Error {
 
 /// Partition assignment changes seen by the consumer context, handled by the consume loop
 /// (which owns the detector state) before it processes the next record.
+/// With cooperative-sticky the lists name only the partitions added or removed; with an
+/// eager strategy a revoke names every partition held and an assign the whole new set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceEvent {
+    /// Revoked and already released by the callback (the loop was not running).
     Revoked(Vec<i32>),
+    /// Issue 21: revoked but still assigned: the consume loop hands their state over
+    /// (outputs and changelog acknowledged, offsets committed), drops it, and only then
+    /// releases them ([`release_revoked`]), so the next owner restores what was logged.
+    Revoking(Vec<i32>),
     Assigned(Vec<i32>),
 }
 
@@ -195,6 +204,34 @@ pub struct ServiceContext {
     pub admin: Arc<AdminState>,
     pub input_topic: String,
     pub events: Arc<Mutex<VecDeque<RebalanceEvent>>>,
+    /// Issue 21: while set (the consume loop runs), a revoke is not completed inside the
+    /// callback but queued as [`RebalanceEvent::Revoking`] for the loop to finish.
+    pub defer_revoke: Arc<AtomicBool>,
+    /// Issue 21: assigned partitions are restored from a changelog: `/readyz` reports
+    /// "restoring" from the assignment on, until the loop has restored them.
+    pub restores: bool,
+}
+
+/// Issue 21: completes a revoke the context deferred: `incremental_unassign` of `parts`
+/// under a cooperative protocol, `unassign` (everything) under an eager one. librdkafka
+/// waits for this call before it goes on with the rebalance (the member rejoins after it).
+pub fn release_revoked<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+    parts: &[i32],
+) -> KafkaResult<()> {
+    if matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        for &p in parts {
+            tpl.add_partition(topic, p);
+        }
+        consumer.incremental_unassign(&tpl)
+    } else {
+        consumer.unassign()
+    }
 }
 
 fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
@@ -396,18 +433,69 @@ impl ClientContext for ServiceContext {
     }
 }
 
+impl ServiceContext {
+    /// A revoke's bookkeeping (counted, lag forgotten, logged, queued for the loop).
+    fn revoked(&self, tpl: &TopicPartitionList, deferred: bool) {
+        let parts = partitions_of(tpl, &self.input_topic);
+        self.admin.metrics.rebalance(RebalanceKind::Revoke);
+        self.admin
+            .metrics
+            .rebalance_partitions(RebalanceKind::Revoke, parts.len());
+        for p in &parts {
+            self.admin.metrics.clear_consumer_lag(*p);
+        }
+        tracing::info!(partitions = ?parts, deferred, "partitions revoked");
+        if let Ok(mut q) = self.events.lock() {
+            q.push_back(if deferred {
+                RebalanceEvent::Revoking(parts)
+            } else {
+                RebalanceEvent::Revoked(parts)
+            });
+        }
+    }
+}
+
 impl ConsumerContext for ServiceContext {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let parts = partitions_of(tpl, &self.input_topic);
-            self.admin.metrics.rebalance(RebalanceKind::Revoke);
-            for p in &parts {
-                self.admin.metrics.clear_consumer_lag(*p);
+    /// As rust-rdkafka's default (pre-rebalance, (incremental) assign or unassign,
+    /// post-rebalance), except that a revoke while the consume loop runs is left for the
+    /// loop to complete (issue 21: [`RebalanceEvent::Revoking`], [`release_revoked`]).
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let r = if cooperative {
+                    c.incremental_assign(tpl)
+                } else {
+                    c.assign(tpl)
+                };
+                self.post_rebalance(c, &Rebalance::Assign(tpl));
+                r
             }
-            tracing::info!(partitions = ?parts, "partitions revoked");
-            if let Ok(mut q) = self.events.lock() {
-                q.push_back(RebalanceEvent::Revoked(parts));
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // A lost assignment (session timed out) may have a new owner already:
+                // nothing of it is handed over, it is released at once.
+                if self.defer_revoke.load(Ordering::Acquire) && !c.assignment_lost() {
+                    self.revoked(tpl, true);
+                    return;
+                }
+                self.revoked(tpl, false);
+                let r = if cooperative {
+                    c.incremental_unassign(tpl)
+                } else {
+                    c.unassign()
+                };
+                self.post_rebalance(c, &Rebalance::Revoke(tpl));
+                r
             }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                let r = c.unassign();
+                self.post_rebalance(c, &Rebalance::Error(KafkaError::Rebalance(code)));
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying a rebalance failed");
         }
     }
 
@@ -416,6 +504,12 @@ impl ConsumerContext for ServiceContext {
             Rebalance::Assign(tpl) => {
                 let parts = partitions_of(tpl, &self.input_topic);
                 self.admin.metrics.rebalance(RebalanceKind::Assign);
+                self.admin
+                    .metrics
+                    .rebalance_partitions(RebalanceKind::Assign, parts.len());
+                if self.restores && !parts.is_empty() {
+                    self.admin.set_restoring(true);
+                }
                 tracing::info!(partitions = ?parts, "partitions assigned");
                 if let Ok(mut q) = self.events.lock() {
                     q.push_back(RebalanceEvent::Assigned(parts));

@@ -64,6 +64,9 @@ pub(super) struct Acker {
     pub stall_warn: Duration,
     /// Issue #21: the detector-state changelog, when configured.
     pub changelog: Option<super::state::ChangelogSink>,
+    /// Issue #21: batches finished (outputs and state acknowledged, offsets stored), for
+    /// a revoke to wait on (rebalance.rs).
+    pub acked: tokio::sync::watch::Sender<u64>,
 }
 
 /// Waits for each event's records in input order (see [`acknowledge`]), then pages the webhook for them and stores the offsets the batch reached (per
@@ -82,6 +85,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         in_flight_bytes,
         stall_warn,
         changelog,
+        acked,
     } = a;
     // Next offset to store per partition, for the batch in hand.
     let mut reached: Vec<(i32, i64)> = Vec::new();
@@ -133,6 +137,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
                 }
             }
         }
+        acked.send_modify(|n| *n += 1);
     }
 }
 

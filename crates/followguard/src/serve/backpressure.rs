@@ -85,6 +85,8 @@ impl Service<'_> {
         let mut b = std::mem::replace(batch, Vec::with_capacity(BATCH));
         // Issue 21 hook (state.rs): the state this batch changed travels with it.
         self.attach_state(&mut b);
+        // Issue 21 hook (rebalance.rs): a revoke waits for every batch handed over.
+        self.hand_over.handed += 1;
         // Issue #19 hook: over the byte budget, pause the input until acks bring it back.
         self.metrics
             .set_in_flight_bytes(self.in_flight_bytes.held());
@@ -150,6 +152,7 @@ impl Service<'_> {
         );
         self.metrics.input_paused();
         pause(&consumer, &mut paused);
+        self.hand_over.holding = true;
         let permit = loop {
             // Issue #19: room means a free batch slot *and* bytes back under the budget.
             let bytes_ok = !self.in_flight_bytes.over_budget_besides(own);
@@ -184,6 +187,7 @@ impl Service<'_> {
             }
         };
         permit.send(pending);
+        self.hand_over.holding = false;
         let mut tpl = TopicPartitionList::new();
         for p in &paused {
             tpl.add_partition(&self.cfg.input_topic, *p);

@@ -61,6 +61,12 @@ pub(super) struct Service<'a> {
     pub profiles: Option<super::profiles::ProfileFeed>,
     /// Issue 24: moderators' decisions waiting to be applied (`--decisions-topic`).
     pub decisions: Option<super::profiles::DecisionQueue>,
+    /// Issue 21 (rebalance.rs): input partitions assigned and not revoked, the batches
+    /// handed to the acknowledgement task and how far it got, and the context's switch
+    /// for leaving revokes to the loop.
+    pub owned: HashSet<i32>,
+    pub hand_over: super::rebalance::HandOver,
+    pub defer_revoke: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Issue 24: what one input record became before the pipeline.
@@ -130,8 +136,16 @@ impl Service<'_> {
                 }
                 Ok(m) => m,
             };
-            // A rebalance may have been served inside recv(); state must match first.
+            // A rebalance may have been served inside recv(); state must match first,
+            // and a revoke hands over what is done before it drops anything (issue 21).
+            if self.rebalance_pending() && !self.flush(shutdown, &tx, &mut batch).await? {
+                return Ok(());
+            }
             self.apply_rebalances(shutdown).await;
+            if !self.owns(m.partition()) {
+                // Fetched before a revoke: its next owner reads it from the committed offset.
+                continue;
+            }
             self.apply_decisions();
             self.apply_reload(&mut preparer);
             // More records already fetched join the chunk, up to a rebalance: a record

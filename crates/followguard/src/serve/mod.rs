@@ -9,7 +9,11 @@
 //! record the event caused — alerts, moderation records or its dead-letter copy — has been
 //! acknowledged by the broker, and offsets are stored in input order per partition.
 //!
-//! Rebalance choice: on revoke, the partition's detector state is dropped; on assign, the
+//! Rebalance choice: on revoke, what the loop holds is handed over first (outputs and,
+//! with `--changelog-topic`, the partition's state acknowledged, offsets committed), then
+//! the partition's detector state is dropped and only then is it released to the group
+//! (`rebalance`; incremental under cooperative-sticky: only the partitions named). On
+//! assign, the partition's state is restored from the changelog (`state`), or else the
 //! last `--rebuild-window` of the partition (by record time, found with
 //! `offsets_for_times`) up to the committed offset is re-read by a separate, group-less
 //! consumer and fed to the pipeline with sinks muted. Alert ids depend only on the input,
@@ -38,12 +42,14 @@
 //! `route` (an outcome's metrics, output records, webhook and evidence), `backpressure`
 //! (handing batches over, pausing the input while the window is full), `ack`
 //! (acknowledgement in input order, re-sends, webhook pages, offset storage), `rebuild` (revokes and
-//! assigns: dropping and rebuilding partition state), `shutdown` (the drain sequence).
+//! assigns: dropping and rebuilding partition state), `rebalance` (revokes handed over
+//! before release), `state` (the changelog), `shutdown` (the drain sequence).
 
 mod ack;
 mod backpressure;
 mod consume;
 mod profiles;
+mod rebalance;
 mod rebuild;
 mod route;
 mod shutdown;
@@ -154,12 +160,16 @@ pub async fn run(
     }
 
     let rebalances = Arc::new(Mutex::new(VecDeque::new()));
+    // Issue 21: revokes are left to the consume loop while it runs (rebalance.rs).
+    let defer_revoke = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let consumer: Arc<Consumer_> = Arc::new(
         kafka::consumer_config(&cfg.kafka, &cfg.group_id, cfg.stats_interval)
             .create_with_context(ServiceContext {
                 admin: admin_state.clone(),
                 input_topic: cfg.input_topic.clone(),
                 events: rebalances.clone(),
+                defer_revoke: defer_revoke.clone(),
+                restores: cfg.changelog_topic.is_some(),
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
@@ -223,6 +233,7 @@ pub async fn run(
         dead_letter: cfg.dlq_topic.clone(),
     };
     let (tx, rx) = mpsc::channel((cfg.max_in_flight / BATCH).max(1));
+    let (acked, acked_rx) = tokio::sync::watch::channel(0u64);
     // Issue #19: the acknowledgement task owns the webhook, so a page is sent only for an
     // alert record the broker acknowledged (never lost between enqueue and ack).
     let webhook_on = webhook.is_some();
@@ -244,6 +255,7 @@ pub async fn run(
             in_flight_bytes: in_flight_bytes.clone(),
             stall_warn: cfg.delivery_timeout,
             changelog: changelog.clone(),
+            acked,
         },
         rx,
     ));
@@ -292,8 +304,12 @@ pub async fn run(
         decisions: decision_feed.as_ref().map(|(q, _)| q.clone()),
         changelog,
         in_state: std::collections::HashMap::new(),
+        owned: HashSet::new(),
+        hand_over: rebalance::HandOver::new(acked_rx),
+        defer_revoke,
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
+    service.release_unfinished_revokes();
     drop(service);
 
     stop.cancel();

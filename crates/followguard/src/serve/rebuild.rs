@@ -1,4 +1,5 @@
-//! Rebalances: a revoked partition's state is dropped; an assigned one's is rebuilt by
+//! Rebalances: a revoked partition's state is handed over and dropped (`rebalance.rs`); an
+//! assigned one's is restored from the changelog (`state.rs`) or rebuilt by
 //! re-reading the last `--rebuild-window` of input before its committed offset (sinks
 //! muted; the evidence store still fed; alerts still open at the end are handed to the
 //! webhook, which resends them from then on), after scanning the alerts topic for the alerts
@@ -62,22 +63,11 @@ impl Service<'_> {
             };
             match ev {
                 None => return,
-                Some(RebalanceEvent::Revoked(parts)) => {
-                    if let Some(w) = &self.webhook {
-                        w.forget_partitions(parts.clone());
-                    }
-                    for p in parts {
-                        self.in_state.remove(&p);
-                        if let Some(c) = self.changelog.as_mut() {
-                            c.snapshots.remove(&p);
-                        }
-                        self.pipeline.drop_partition(p);
-                        self.evidence().drop_partition(p);
-                    }
-                    self.metrics
-                        .set_tracked_followees(self.pipeline.tracked_followees());
-                }
+                // Issue 21 (rebalance.rs): handed over, dropped, then released.
+                Some(RebalanceEvent::Revoking(parts)) => self.hand_over_revoked(&parts).await,
+                Some(RebalanceEvent::Revoked(parts)) => self.drop_partitions(&parts),
                 Some(RebalanceEvent::Assigned(parts)) => {
+                    self.take_ownership(&parts);
                     // Issue 21 hook (state.rs): restore from the changelog; the input
                     // rebuild only when it holds nothing for these partitions.
                     let mut restored = false;
@@ -99,6 +89,8 @@ impl Service<'_> {
                             }
                         }
                     }
+                    // Set at the assignment by the consumer context.
+                    self.admin.set_restoring(false);
                     if !restored && !self.rebuild_window.is_zero() && !parts.is_empty() {
                         let r = tokio::select! {
                             r = self.rebuild(&parts) => r,

@@ -1,0 +1,516 @@
+//! Issue 21, rebalance behaviour on a real broker (tansu): `serve --changelog-topic`
+//! instances in one consumer group hand revoked partitions' state over (logged and
+//! acknowledged, offsets committed) before releasing them, and restore assigned ones from
+//! the changelog before processing their input.
+//!
+//! - Three instances under cooperative-sticky with rolling restarts (a kill -9 and two
+//!   SIGTERMs, each instance restarted) and a fourth member joining and leaving, all while
+//!   the input is produced, end with the outcome of one undisturbed instance on the same
+//!   input: the same alert ids, no id opened twice, the same alerts resolved, the same
+//!   followers moderated.
+//! - Static membership (`group.instance.id`), under an eager strategy (range) and under
+//!   cooperative-sticky (the shipped deploy settings): a member stopped and restarted
+//!   with its instance id gets its partitions back and restores their state. What tansu
+//!   cannot show (a departed static member's partitions taken over by the survivors, a
+//!   restart without any rebalance) is listed in docs/state.md, "Rebalance behaviour".
+
+mod kafka_support;
+
+use followguard::changelog;
+use followguard::config::KafkaConfig;
+use followguard::kafka;
+use followguard::metrics::Metrics;
+use followguard_core::detector::state::FolloweeState;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use kafka_support::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a run wrote, compared between a group and one instance. Campaign ids are
+/// collected too (issue 21's link stage makes them comparable; reported until then).
+#[derive(Debug, Default)]
+struct Outcome {
+    opened: BTreeSet<String>,
+    duplicate_opens: usize,
+    resolved: BTreeSet<String>,
+    campaigns: BTreeSet<String>,
+    moderated: BTreeSet<String>,
+}
+
+fn outcome(env: &Env, t: &Topics) -> Outcome {
+    let read = |topic: &str| {
+        read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
+    };
+    let alerts = read(&t.alerts);
+    let (opened, duplicate_opens) = opened(&alerts);
+    let mut o = Outcome {
+        opened: opened.into_keys().collect(),
+        duplicate_opens,
+        ..Outcome::default()
+    };
+    for a in alerts.iter().map(Rec::json) {
+        if a["status"] == "resolved" {
+            o.resolved
+                .insert(a["alert_id"].as_str().unwrap_or_default().to_string());
+        }
+        if let Some(c) = a["campaign_id"].as_str() {
+            o.campaigns.insert(c.to_string());
+        }
+    }
+    o.moderated = read(&t.moderation)
+        .iter()
+        .map(Rec::json)
+        .filter_map(|m| m["follower_id"].as_str().map(str::to_string))
+        .collect();
+    o
+}
+
+/// `followguard produce` of `events` at `rate` events/s, in the background.
+fn produce_at(env: &Env, events: &Path, topic: &str, rate: u32) -> Child {
+    Command::new(&env.bin)
+        .arg("produce")
+        .args([
+            "--brokers",
+            &env.brokers,
+            "--topic",
+            topic,
+            "--rate",
+            &rate.to_string(),
+        ])
+        .arg("--input")
+        .arg(events)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("produce")
+}
+
+/// The per-followee detector state a changelog ends with, as a restore into a fresh
+/// pipeline reads it. Campaign fields are blanked: campaign links are instance-local until
+/// the link stage (the ids are compared through [`Outcome::campaigns`] instead).
+fn final_state(env: &Env, topic: &str) -> BTreeMap<String, FolloweeState> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let model = Model::from_bytes(&std::fs::read(model_path()).expect("model"), "model")
+        .expect("model loads");
+    let mut pipeline = Pipeline::new(Arc::new(model), PipelineConfig::default());
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let reader = {
+        let _rt = rt.enter();
+        Arc::new(
+            kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("final"))).expect("reader"),
+        )
+    };
+    let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
+    let parts: Vec<i32> = (0..PARTITIONS).collect();
+    let r = rt
+        .block_on(changelog::restore(
+            reader,
+            topic,
+            &parts,
+            &mut pipeline,
+            &metrics,
+            || {},
+        ))
+        .expect("restore");
+    assert_eq!(r.corrupt, 0, "{r:?}");
+    pipeline
+        .export_state()
+        .followees
+        .into_iter()
+        .map(|mut f| {
+            if let Some(o) = f.open.as_mut() {
+                o.campaign_id = None;
+                o.campaign_followees = 0;
+                o.campaign_reported = 0;
+            }
+            (f.followee_id.clone(), f)
+        })
+        .collect()
+}
+
+fn lines(events: &Path) -> usize {
+    std::fs::read(events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+}
+
+/// Waits until the group has committed the end of every input partition.
+fn wait_committed(env: &Env, group: &str, t: &Topics, n: usize, members: &[&Svc]) {
+    let ends = end_offsets(&env.read_all(&t.input, n));
+    let start = Instant::now();
+    while committed(&env.brokers, group, &t.input) != ends {
+        if start.elapsed() > Duration::from_secs(120) {
+            let logs: Vec<String> = members.iter().map(|m| m.log_text()).collect();
+            panic!(
+                "the group did not commit the whole input: {:?} of {ends:?}\n{}",
+                committed(&env.brokers, group, &t.input),
+                logs.join("\n-----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn sleep_until(t0: Instant, at: Duration) {
+    if let Some(d) = at.checked_sub(t0.elapsed()) {
+        std::thread::sleep(d);
+    }
+}
+
+fn stop(svc: &mut Svc) {
+    svc.sigterm();
+    let exit = svc.wait_exit(Duration::from_secs(30));
+    assert!(
+        exit.as_ref().is_some_and(Exit::success),
+        "member did not stop cleanly ({exit:?}):\n{}",
+        svc.log_text()
+    );
+}
+
+/// Sum of a metric over the given members' current processes.
+fn total(members: &[&Svc], name: &str) -> f64 {
+    members.iter().map(|m| metric_sum(&m.metrics(), name)).sum()
+}
+
+#[test]
+fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_one() {
+    let Some(env) = env() else { return };
+    // Four days of 2,000 followees (~79k events), re-sold cohorts (campaigns link across
+    // followees), produced at 2,000 events/s: the members are busy when partitions move,
+    // so a revoke finds records in hand.
+    let (events, _) = env.generate(
+        "rolling",
+        &Stream {
+            seed: 31,
+            followees: 2000,
+            days: 4,
+            humans: 100_000,
+            viral: 4,
+            campaigns: 10,
+            min_campaign: 300,
+            max_campaign: 800,
+            camouflage: false,
+            resell: Some(0.5),
+        },
+    );
+    let n = lines(&events);
+    let one_t = Topics::new("rolling-one");
+    env.create_topics(&one_t);
+    let group_t = one_t.with_new_outputs("rolling-group");
+    env.create_topics(&group_t);
+    let changelog = unique("rolling-changelog");
+    let group = unique("grolling");
+    // State must come from the changelog: the input rebuild is capped at 10 records.
+    let flags = [
+        "--changelog-topic",
+        changelog.as_str(),
+        "--rebuild-max-records",
+        "10",
+        "--kafka-option",
+        "partition.assignment.strategy=cooperative-sticky",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+    ];
+    // The single instance logs its state too, to compare the group's final state with.
+    let one_changelog = unique("rolling-one-changelog");
+    let mut one = env.serve(
+        &one_t,
+        &unique("gone"),
+        &["--changelog-topic", &one_changelog],
+    );
+    let start_member = || env.serve(&group_t, &group, &flags);
+    let (mut a, mut b, mut c) = (start_member(), start_member(), start_member());
+    for s in [&mut one, &mut a, &mut b, &mut c] {
+        s.wait_ready(Duration::from_secs(60));
+    }
+
+    // ~40 s of input. Meanwhile a fourth member joins the settled group and, once it owns
+    // partitions (taken from busy running members: revokes they hand over), leaves again;
+    // then each of the three is killed or stopped and restarted in turn, 6 s apart.
+    let mut producer = produce_at(&env, &events, &one_t.input, 2000);
+    let t0 = Instant::now();
+    // Members replaced so far (their logs are read at the end), and the revoke-flush
+    // count each had reached when it was stopped.
+    let mut past: Vec<Svc> = Vec::new();
+    let mut past_flushes = 0.0;
+    let flushes =
+        |s: &Svc| metric(&s.metrics(), "followguard_revoke_flush_seconds_count").unwrap_or(0.0);
+    sleep_until(t0, Duration::from_secs(2));
+    let mut d = start_member();
+    let joined = Instant::now();
+    while metric(&d.metrics(), "followguard_assigned_partitions").unwrap_or(0.0) < 1.0 {
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "the joining member got no partitions:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let d_owned_s = joined.elapsed().as_secs_f64();
+    d.wait_ready(Duration::from_secs(60));
+    past_flushes += flushes(&a) + flushes(&b) + flushes(&c);
+    stop(&mut d);
+    past.push(d);
+    let t1 = Instant::now();
+    sleep_until(t1, Duration::from_secs(3));
+    past_flushes += flushes(&a);
+    a.kill9();
+    past.push(std::mem::replace(&mut a, start_member()));
+    sleep_until(t1, Duration::from_secs(9));
+    past_flushes += flushes(&b);
+    stop(&mut b);
+    past.push(std::mem::replace(&mut b, start_member()));
+    sleep_until(t1, Duration::from_secs(15));
+    past_flushes += flushes(&c);
+    stop(&mut c);
+    past.push(std::mem::replace(&mut c, start_member()));
+    assert!(producer.wait().expect("produce").success());
+    let produced_s = t0.elapsed().as_secs_f64();
+
+    wait_committed(&env, &group, &one_t, n, &[&a, &b, &c]);
+    one.wait_events(n as f64, Duration::from_secs(120));
+    let settled_s = t0.elapsed().as_secs_f64();
+    let members = [&a, &b, &c];
+    // Revokes handed over by a running member (not its own shutdown), in every process.
+    let logs: Vec<String> = past
+        .iter()
+        .chain(members)
+        .map(|s| strip_ansi(&s.log_text()))
+        .collect();
+    let count = |what: &str| -> usize { logs.iter().map(|l| l.matches(what).count()).sum() };
+    let handed_over = count("revoked partitions handed over and released");
+    let incomplete = count("complete=false");
+    eprintln!(
+        "rolling: {handed_over} revokes handed over by running members ({incomplete} incomplete), \
+         {} assignments; the joining member owned partitions {d_owned_s:.1}s after it started",
+        count("partitions assigned")
+    );
+    assert!(
+        handed_over >= 1,
+        "partitions were revoked from running members"
+    );
+    // Counted by the metric too (a member may be replaced before its count is read, so
+    // at least once, not exactly).
+    assert!(
+        past_flushes + total(&members, "followguard_revoke_flush_seconds_count") >= 1.0,
+        "followguard_revoke_flush_seconds moved"
+    );
+    assert!(
+        total(&members, "followguard_rebalance_partitions_total") >= 4.0,
+        "the restarted members were assigned partitions"
+    );
+    let restored = total(&members, "followguard_restore_records_total");
+    assert!(
+        restored > 0.0,
+        "state restored from the changelog:\n{}",
+        a.log_text()
+    );
+    assert_eq!(
+        total(&members, "followguard_changelog_corrupt_total"),
+        0.0,
+        "corrupt changelog records"
+    );
+
+    let want = outcome(&env, &one_t);
+    let got = outcome(&env, &group_t);
+    assert!(!want.opened.is_empty(), "the stream opens alerts");
+    assert_eq!(want.duplicate_opens, 0);
+    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
+    assert_eq!(
+        got.opened, want.opened,
+        "alert ids differ from one instance"
+    );
+    assert_eq!(
+        got.resolved, want.resolved,
+        "alerts resolved differ from one instance"
+    );
+    assert_eq!(
+        got.moderated, want.moderated,
+        "moderated followers differ from one instance"
+    );
+    // The followee state the group's changelog ends with, against the single instance's:
+    // reported, not asserted. Identical in most runs here; in some, the followees of a
+    // partition whose owner was killed (-9) or whose restore was interrupted by a stop
+    // differ in window history / baseline (alerts unaffected): docs/state.md, "Rebalance
+    // behaviour", open findings.
+    let (ours, theirs) = (
+        final_state(&env, &changelog),
+        final_state(&env, &one_changelog),
+    );
+    assert!(!theirs.is_empty());
+    let differing: Vec<&String> = theirs
+        .iter()
+        .filter(|(id, f)| ours.get(*id) != Some(*f))
+        .map(|(id, _)| id)
+        .chain(ours.keys().filter(|id| !theirs.contains_key(*id)))
+        .collect();
+    let partitions_differing: BTreeSet<Option<i32>> = differing
+        .iter()
+        .map(|id| theirs.get(*id).and_then(|f| f.partition))
+        .collect();
+    eprintln!(
+        "rolling: final followee state: {} of {} differ from one instance's (partitions {:?})",
+        differing.len(),
+        theirs.len(),
+        partitions_differing
+    );
+    eprintln!(
+        "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
+         {} alerts ({} resolved, {} still open in both), {restored} changelog records restored, {} moderated followers; \
+         campaign ids: group {} vs one {} (equal: {})",
+        got.opened.len(),
+        got.resolved.len(),
+        want.opened.difference(&want.resolved).count(),
+        got.moderated.len(),
+        got.campaigns.len(),
+        want.campaigns.len(),
+        got.campaigns == want.campaigns,
+    );
+    for s in [&mut one, &mut a, &mut b, &mut c] {
+        s.sigterm();
+        s.wait_exit(Duration::from_secs(20));
+    }
+}
+
+/// `text` without terminal colour codes (the service's log may carry them).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The partitions named in a member's last "partitions assigned" log line.
+fn last_assignment(svc: &Svc) -> Option<BTreeSet<i32>> {
+    let log = strip_ansi(&svc.log_text());
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("partitions assigned"))?;
+    let list = line.split("partitions=[").nth(1)?.split(']').next()?;
+    Some(
+        list.split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect(),
+    )
+}
+
+#[test]
+fn a_static_member_restarted_gets_its_partitions_back_and_restores_them() {
+    static_member_restart("range");
+}
+
+/// The shipped deploy settings (deploy/k8s, deploy/compose.yaml): static membership with
+/// cooperative-sticky. A stop and a restart with the same instance id works on tansu
+/// (what tansu gets wrong is a departed static member's partitions, which it never gives
+/// to the survivors: not tested here).
+#[test]
+fn a_static_member_restarted_gets_its_partitions_back_under_cooperative_sticky() {
+    static_member_restart("cooperative-sticky");
+}
+
+/// Two static members (`group.instance.id`) under `strategy`; A is stopped and
+/// restarted with its instance id: it gets the same partitions back, restored from the
+/// changelog.
+fn static_member_restart(strategy: &str) {
+    let Some(env) = env() else { return };
+    let (events, _) = env.generate("static", &Stream::small_campaigns(33));
+    let n = lines(&events);
+    let t = Topics::new("static");
+    env.create_topics(&t);
+    let changelog = unique("static-changelog");
+    let group = unique("gstatic");
+    let flags = |id: &str| {
+        [
+            "--changelog-topic".to_string(),
+            changelog.clone(),
+            "--rebuild-max-records".to_string(),
+            "10".to_string(),
+            "--kafka-option".to_string(),
+            format!("partition.assignment.strategy={strategy}"),
+            "--kafka-option".to_string(),
+            format!("group.instance.id={id}"),
+        ]
+    };
+    let member = |id: &str| {
+        let f = flags(id);
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        env.serve(&t, &group, &f)
+    };
+    let (mut a, mut b) = (member("fg-a"), member("fg-b"));
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let start = Instant::now();
+    let before = loop {
+        let (pa, pb) = (last_assignment(&a), last_assignment(&b));
+        if let (Some(pa), Some(pb)) = (&pa, &pb) {
+            if !pa.is_empty() && pa.len() + pb.len() == PARTITIONS as usize {
+                break pa.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "partitions not split: {pa:?} {pb:?}\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    env.produce(&events, &t.input);
+    wait_committed(&env, &group, &t, n, &[&a, &b]);
+
+    stop(&mut a);
+    let restart = Instant::now();
+    a = member("fg-a");
+    a.wait_ready(Duration::from_secs(60));
+    let back_s = restart.elapsed().as_secs_f64();
+    let after = last_assignment(&a).unwrap_or_default();
+    assert_eq!(after, before, "the restarted static member's partitions");
+    let m = a.metrics();
+    assert!(
+        metric(&m, "followguard_restore_records_total").unwrap_or(0.0) > 0.0,
+        "its state restored from the changelog:\n{}",
+        a.log_text()
+    );
+    assert_eq!(metric(&m, "followguard_replayed_events_total"), Some(0.0));
+    eprintln!(
+        "static ({strategy}): partitions {before:?} back to the restarted member, ready {back_s:.1}s \
+         after its restart; B revoked {} partitions meanwhile",
+        metric(
+            &b.metrics(),
+            "followguard_rebalance_partitions_total{kind=\"revoke\"}"
+        )
+        .unwrap_or(0.0)
+    );
+    for s in [&mut a, &mut b] {
+        s.sigterm();
+        s.wait_exit(Duration::from_secs(20));
+    }
+}
