@@ -124,6 +124,14 @@ pub struct ForestArgs {
     /// re-weighted; rankings and flagged rows do not change); 0 = the training mix.
     #[arg(long, env = "FOLLOWGUARD_CALIBRATION_BOT_SHARE", default_value_t = 0.2)]
     pub calibration_bot_share: f32,
+    /// Experiment (issue 22): each tree is a specialist fitted on the humans and one
+    /// bot group in turn; the forest averages the specialists (not shipped; MODEL_CARD).
+    #[arg(long, env = "FOLLOWGUARD_SPECIALISTS")]
+    pub specialists: bool,
+    /// Experiment (issue 22): bootstrap so every group of a class carries equal weight
+    /// (no vendor or human population dominates the trees; not shipped; MODEL_CARD).
+    #[arg(long, env = "FOLLOWGUARD_BALANCE_GROUPS")]
+    pub balance_groups: bool,
 }
 
 impl ForestArgs {
@@ -142,6 +150,8 @@ impl ForestArgs {
             calibration: self.calibration,
             calibration_bot_share: (self.calibration_bot_share > 0.0)
                 .then_some(self.calibration_bot_share),
+            specialists: self.specialists,
+            balance_groups: self.balance_groups,
             model_version,
         }
     }

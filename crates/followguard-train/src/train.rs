@@ -65,6 +65,19 @@ pub struct TrainParams {
     /// rows the threshold flags, do not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration_bot_share: Option<f32>,
+    /// Issue 22 experiment (Sayyadiharikandeh et al., CIKM 2020): specialised trees.
+    /// Each tree is fitted on the humans and *one* bot group (tree t on the t-th group in
+    /// turn), so the forest is an ensemble of per-vendor specialists whose votes are
+    /// averaged (the mean combination: the file format and scoring are unchanged, and
+    /// the number of trees, so the speed, too). The linear part stays shared.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialists: bool,
+    /// Issue 22 experiment: re-weighting. Each tree's bootstrap draws rows with
+    /// probability such that every group of a class (each vendor, each human
+    /// population) carries the same total weight, so no single vendor or population
+    /// dominates the trees. The linear part is unweighted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balance_groups: bool,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
@@ -112,6 +125,8 @@ impl Default for TrainParams {
             seed: 42,
             calibration: CalibrationSource::OutOfDataset,
             calibration_bot_share: Some(0.2),
+            specialists: false,
+            balance_groups: false,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -171,6 +186,12 @@ pub fn train(
     let x = cross_fitted_features(rows);
     let y: Vec<bool> = rows.iter().map(|r| r.label).collect();
     let n = rows.len();
+    let group_ids = group_ids(rows);
+    let fitting = Fitting {
+        x: &x,
+        y: &y,
+        group: &group_ids,
+    };
 
     // Nested leave-one-dataset-out for calibration (see `CalibrationSource`).
     let mut vendors: Vec<&str> = rows
@@ -206,7 +227,7 @@ pub fn train(
     };
 
     let all: Vec<usize> = (0..n).collect();
-    let main = fit_raw(&x, &y, &all, params, params.seed, &mut tick)?;
+    let main = fit_raw(&fitting, &all, params, params.seed, &mut tick)?;
     let trees = main.trees;
     let linear = main.linear;
     let oob_raw = main.oob_raw;
@@ -243,7 +264,7 @@ pub fn train(
             };
             let fit_rows: Vec<usize> = (0..n).filter(|&i| !held(i)).collect();
             let seed = params.seed.wrapping_add(1_000_003 * (fold as u64 + 1));
-            let sub = fit_raw(&x, &y, &fit_rows, params, seed, &mut tick)?;
+            let sub = fit_raw(&fitting, &fit_rows, params, seed, &mut tick)?;
             for i in (0..n).filter(|&i| held(i)) {
                 cx.push(raw_score(&sub.trees, &sub.linear, params.blend, &x[i]));
                 cy.push(y[i]);
@@ -393,40 +414,132 @@ struct RawFit {
     oob_raw: Vec<Option<f32>>,
 }
 
+/// The training rows as the fits see them.
+struct Fitting<'a> {
+    x: &'a [[f32; N_FEATURES]],
+    y: &'a [bool],
+    /// Per row: index of its group (for specialists and group balancing).
+    group: &'a [u32],
+}
+
+/// Index of each row's group (sorted group names, so the indices are deterministic).
+fn group_ids(rows: &[Row]) -> Vec<u32> {
+    let mut names: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    rows.iter()
+        .map(|r| names.binary_search(&r.group.as_str()).unwrap_or(0) as u32)
+        .collect()
+}
+
+/// The rows each tree bootstraps from: the whole subset, or with
+/// `TrainParams::specialists` one pool per bot group (its bots and every human of the
+/// subset), used by the trees in turn.
+fn tree_pools(d: &Fitting<'_>, subset: &[usize], params: &TrainParams) -> Vec<Vec<usize>> {
+    let mut bot_groups: Vec<u32> = subset
+        .iter()
+        .filter(|&&i| d.y[i])
+        .map(|&i| d.group[i])
+        .collect();
+    bot_groups.sort_unstable();
+    bot_groups.dedup();
+    if !params.specialists || bot_groups.len() < 2 {
+        return vec![subset.to_vec()];
+    }
+    bot_groups
+        .iter()
+        .map(|&g| {
+            subset
+                .iter()
+                .copied()
+                .filter(|&i| !d.y[i] || d.group[i] == g)
+                .collect()
+        })
+        .collect()
+}
+
+/// Cumulative sampling weights of a pool: uniform, or with
+/// `TrainParams::balance_groups` equal total weight per group within each class (the
+/// class totals stay the pool's class counts).
+fn pool_cumulative(d: &Fitting<'_>, pool: &[usize], params: &TrainParams) -> Vec<f64> {
+    let mut count = std::collections::BTreeMap::<(bool, u32), usize>::new();
+    if params.balance_groups {
+        for &i in pool {
+            *count.entry((d.y[i], d.group[i])).or_default() += 1;
+        }
+    }
+    let class_rows = |l: bool| pool.iter().filter(|&&i| d.y[i] == l).count() as f64;
+    let class_groups = |l: bool| count.keys().filter(|(c, _)| *c == l).count() as f64;
+    let (rows_h, rows_b) = (class_rows(false), class_rows(true));
+    let (groups_h, groups_b) = (class_groups(false), class_groups(true));
+    let mut acc = 0.0;
+    pool.iter()
+        .map(|&i| {
+            acc += match count.get(&(d.y[i], d.group[i])) {
+                Some(&c) => {
+                    let (rows, groups) = if d.y[i] {
+                        (rows_b, groups_b)
+                    } else {
+                        (rows_h, groups_h)
+                    };
+                    rows / (groups * c as f64)
+                }
+                None => 1.0,
+            };
+            acc
+        })
+        .collect()
+}
+
 /// Fits `n_trees` bagged trees and the linear part on the rows in `subset`.
 fn fit_raw(
-    x: &[[f32; N_FEATURES]],
-    y: &[bool],
+    d: &Fitting<'_>,
     subset: &[usize],
     params: &TrainParams,
     seed: u64,
     tick: &mut dyn FnMut(),
 ) -> Result<RawFit, TrainError> {
+    let (x, y) = (d.x, d.y);
     let n = x.len();
-    let m = subset.len();
-    if m == 0 {
+    if subset.is_empty() {
         return Err(TrainError::Param("empty training subset".into()));
     }
     let mut in_subset = vec![false; n];
     for &i in subset {
         in_subset[i] = true;
     }
+    let pools = tree_pools(d, subset, params);
+    let cumulative: Vec<Vec<f64>> = pools
+        .iter()
+        .map(|p| pool_cumulative(d, p, params))
+        .collect();
     let k = ((params.feature_frac * N_FEATURES as f32).round() as usize).clamp(1, N_FEATURES);
     let mut trees = Vec::with_capacity(params.n_trees);
     let mut oob_sum = vec![0.0f64; n];
     let mut oob_n = vec![0u32; n];
     for t in 0..params.n_trees {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(t as u64 * 7919));
+        let (pool, cum) = (&pools[t % pools.len()], &cumulative[t % pools.len()]);
+        let m = pool.len();
         let mut mult = vec![0u32; n];
-        for _ in 0..m {
-            mult[subset[rng.gen_range(0..m)]] += 1;
+        if params.balance_groups {
+            let total = cum.last().copied().unwrap_or(0.0);
+            for _ in 0..m {
+                let u = rng.gen::<f64>() * total;
+                let j = cum.partition_point(|&c| c <= u).min(m - 1);
+                mult[pool[j]] += 1;
+            }
+        } else {
+            for _ in 0..m {
+                mult[pool[rng.gen_range(0..m)]] += 1;
+            }
         }
         let mut feats: Vec<usize> = (0..N_FEATURES).collect();
         feats.shuffle(&mut rng);
         feats.truncate(k);
         feats.sort_unstable();
         let tree = fit_tree(x, y, &mult, &feats, params)?;
-        for &i in subset {
+        for &i in pool {
             if mult[i] == 0 {
                 oob_sum[i] += f64::from(leaf_value(&tree, &x[i]));
                 oob_n[i] += 1;
@@ -899,6 +1012,20 @@ mod tests {
         let d = train(&two, vec![], &params, |_, _| {}).unwrap().model;
         assert_eq!(d.file().calibration.method, "isotonic_out_of_dataset");
         assert!(d.file().evaluation.get("out_of_dataset").is_some());
+        // The issue-22 experiments train the same kind of file, record their switches
+        // and give another version; with both off the file is the one above.
+        let exp = TrainParams {
+            specialists: true,
+            balance_groups: true,
+            ..params.clone()
+        };
+        let e = train(&two, vec![], &exp, |_, _| {}).unwrap().model;
+        assert_ne!(e.version(), d.version());
+        assert_eq!(e.n_trees(), d.n_trees());
+        let recorded = &e.file().training.params;
+        assert_eq!(recorded["specialists"], true, "{recorded}");
+        assert_eq!(recorded["balance_groups"], true, "{recorded}");
+        assert!(d.file().training.params.get("specialists").is_none());
     }
 
     #[test]
@@ -923,6 +1050,63 @@ mod tests {
             (light.apply(0.475) - mix(0.25, 0.475)).abs() < 1e-6,
             "{light:?}"
         );
+    }
+
+    #[test]
+    fn specialist_pools_hold_every_human_and_one_bot_group() {
+        let x = vec![[0.0f32; N_FEATURES]; 7];
+        let y = [false, true, true, false, true, false, true];
+        let group = [0u32, 1, 2, 3, 1, 0, 2];
+        let d = Fitting {
+            x: &x,
+            y: &y,
+            group: &group,
+        };
+        let subset: Vec<usize> = (0..7).collect();
+        let plain = TrainParams::default();
+        assert_eq!(tree_pools(&d, &subset, &plain), vec![subset.clone()]);
+        let spec = TrainParams {
+            specialists: true,
+            ..TrainParams::default()
+        };
+        // Bot groups 1 and 2: each pool has its bots and all three humans.
+        assert_eq!(
+            tree_pools(&d, &subset, &spec),
+            vec![vec![0, 1, 3, 4, 5], vec![0, 2, 3, 5, 6]]
+        );
+        // One bot group left in the subset (a nested fold): one pool, the whole subset.
+        let sub = [0, 1, 3, 4];
+        assert_eq!(tree_pools(&d, &sub, &spec), vec![sub.to_vec()]);
+    }
+
+    #[test]
+    fn balanced_bootstrap_weights_equalise_groups_within_each_class() {
+        let x = vec![[0.0f32; N_FEATURES]; 8];
+        // Humans: group 0 ×3, group 1 ×1; bots: group 2 ×3, group 3 ×1.
+        let y = [false, false, false, false, true, true, true, true];
+        let group = [0u32, 0, 0, 1, 2, 2, 2, 3];
+        let d = Fitting {
+            x: &x,
+            y: &y,
+            group: &group,
+        };
+        let pool: Vec<usize> = (0..8).collect();
+        let uniform = pool_cumulative(&d, &pool, &TrainParams::default());
+        assert_eq!(uniform, (1..=8).map(f64::from).collect::<Vec<_>>());
+        let params = TrainParams {
+            balance_groups: true,
+            ..TrainParams::default()
+        };
+        let cum = pool_cumulative(&d, &pool, &params);
+        let w: Vec<f64> = (0..8)
+            .map(|i| cum[i] - if i == 0 { 0.0 } else { cum[i - 1] })
+            .collect();
+        let total = |g: u32| -> f64 { (0..8).filter(|&i| group[i] == g).map(|i| w[i]).sum() };
+        // Each class keeps its row count (4), split equally over its two groups.
+        for g in 0..4 {
+            assert!((total(g) - 2.0).abs() < 1e-12, "group {g}: {}", total(g));
+        }
+        assert!((cum[7] - 8.0).abs() < 1e-12);
     }
 
     #[test]
