@@ -43,6 +43,8 @@
 mod ack;
 mod backpressure;
 mod consume;
+/// Issue 21: the follower-keyed link stage (cross-instance campaigns).
+mod links;
 mod profiles;
 mod rebuild;
 mod route;
@@ -163,7 +165,11 @@ pub async fn run(
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
+    let mut producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
+    if cfg.links.is_some() {
+        // Issue 21: the link stage's internal topics live on the input cluster.
+        producers = producers.with_internal(&cfg.kafka)?;
+    }
 
     // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
     let hup = {
@@ -221,6 +227,13 @@ pub async fn run(
         alerts: cfg.alerts_topic.clone(),
         moderation: cfg.moderation_topic.clone(),
         dead_letter: cfg.dlq_topic.clone(),
+        links: cfg.links.as_ref().map(|l| l.links_topic.clone()).unwrap_or_default(),
+        pairs: cfg.links.as_ref().map(|l| l.pairs_topic.clone()).unwrap_or_default(),
+        campaigns: cfg
+            .links
+            .as_ref()
+            .map(|l| l.campaigns_topic.clone())
+            .unwrap_or_default(),
     };
     let (tx, rx) = mpsc::channel((cfg.max_in_flight / BATCH).max(1));
     // Issue #19: the acknowledgement task owns the webhook, so a page is sent only for an
@@ -232,6 +245,31 @@ pub async fn run(
     if let Some(t) = &cfg.changelog_topic {
         crate::changelog::ensure_topic(&cfg.kafka, t, &cfg.input_topic).await?;
     }
+    // Issue 21: the link stage, a second member of the group on the internal topics.
+    let link_stage = match &cfg.links {
+        Some(l) => {
+            links::ensure_topics(&cfg.kafka, l, &cfg.input_topic).await?;
+            let d = &cfg.pipeline.detector;
+            Some(tokio::spawn(links::run(links::Parts {
+                kafka: cfg.kafka.clone(),
+                group_id: cfg.group_id.clone(),
+                links: l.clone(),
+                stage: followguard_core::links::LinkConfig {
+                    min_shared: d.lockstep_min_shared,
+                    window_ms: d.lockstep_window_ms,
+                    max_bytes: l.max_bytes,
+                    ..Default::default()
+                },
+                producers: producers.clone(),
+                topics: topics.clone(),
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+                give_up: give_up.clone(),
+                stall_warn: cfg.delivery_timeout,
+            })))
+        }
+        None => None,
+    };
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
@@ -270,6 +308,10 @@ pub async fn run(
     if changelog.is_some() {
         pipeline.detector_mut().track_dirty(true);
     }
+    // Issue 21: flagged follows for the link stage.
+    if cfg.links.is_some() {
+        pipeline.detector_mut().emit_links(true);
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -297,6 +339,14 @@ pub async fn run(
     drop(service);
 
     stop.cancel();
+    if let Some(task) = link_stage {
+        // It stops at `stop` after acknowledging its round (or at `give_up`).
+        match tokio::time::timeout(cfg.shutdown_grace, task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "link stage failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("link stage did not stop within the grace period"),
+        }
+    }
     if let Some((_, task)) = profile_feed {
         task.abort();
     }

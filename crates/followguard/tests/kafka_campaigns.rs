@@ -1,0 +1,258 @@
+//! Issue 21, cross-instance campaigns on a real broker: flagged follows re-keyed by
+//! follower through `--links-topic`, the link stage run by the same consumer group, and
+//! campaign records on `--campaigns-topic`. Two instances splitting the input partitions
+//! give a cohort re-sold to followees owned by different instances one campaign id — the
+//! same as one instance on the same input.
+
+mod kafka_support;
+
+use kafka_support::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Alert id → campaign id: each record names its members; a record's `merged` ids are
+/// retired into its own (followed transitively), so the answer does not depend on the
+/// order records of different campaigns are read in.
+fn campaign_of(records: &[Rec]) -> BTreeMap<String, String> {
+    let mut named = BTreeMap::new();
+    let mut retired: BTreeMap<String, String> = BTreeMap::new();
+    for r in records.iter().map(Rec::json) {
+        let cid = r["campaign_id"].as_str().unwrap_or_default().to_string();
+        for m in r["merged"].as_array().into_iter().flatten() {
+            retired.insert(m.as_str().unwrap_or_default().to_string(), cid.clone());
+        }
+        for a in r["alerts"].as_array().into_iter().flatten() {
+            let id = a["alert_id"].as_str().unwrap_or_default().to_string();
+            // Records of one campaign are read in order (its key's partition); a
+            // member only ever moves to an older root, never back.
+            named.insert(id, cid.clone());
+        }
+    }
+    named
+        .into_iter()
+        .map(|(a, mut c)| {
+            for _ in 0..retired.len() {
+                match retired.get(&c) {
+                    Some(n) if *n != c => c = n.clone(),
+                    _ => break,
+                }
+            }
+            (a, c)
+        })
+        .collect()
+}
+
+/// The input partitions `svc`'s main consumer owns, from its last assignment log line.
+fn owned(svc: &Svc) -> BTreeSet<i32> {
+    // Without the terminal colour codes.
+    let mut log = String::new();
+    let mut in_escape = false;
+    for c in svc.log_text().chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            c => log.push(c),
+        }
+    }
+    let Some(line) = log
+        .lines()
+        .filter(|l| l.contains("partitions assigned") && !l.contains("link stage"))
+        .next_back()
+    else {
+        return BTreeSet::new();
+    };
+    let Some(list) = line
+        .split("partitions=[")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+    else {
+        return BTreeSet::new();
+    };
+    list.split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+fn links_args(t: &Topics) -> Vec<String> {
+    vec![
+        "--links-topic".into(),
+        format!("{}.links", t.alerts),
+        "--campaigns-topic".into(),
+        format!("{}.campaigns", t.alerts),
+    ]
+}
+
+/// Waits until the group has committed every links record and every pair count the
+/// members produced (the link stage is done), then reads the campaigns topic.
+fn settle(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Rec> {
+    let links_topic = format!("{}.links", t.alerts);
+    let start = Instant::now();
+    loop {
+        let links = read_topic(
+            &env.brokers,
+            &links_topic,
+            1,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        );
+        let pairs: f64 = svcs
+            .iter()
+            .map(|s| metric(&s.metrics(), "followguard_records_produced_total{sink=\"pairs\"}").unwrap_or(0.0))
+            .sum();
+        let done_links = committed(&env.brokers, group, &links_topic) == end_offsets(&links);
+        let done_pairs = committed(&env.brokers, group, &format!("{links_topic}-pairs"))
+            .get(&0)
+            .copied()
+            .unwrap_or(0) as f64
+            >= pairs;
+        if done_links && done_pairs && pairs > 0.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "link stage not done: links {done_links}, pairs {done_pairs} ({pairs})\n{}",
+            svcs.iter().map(|s| s.log_text()).collect::<Vec<_>>().join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    read_topic(
+        &env.brokers,
+        &format!("{}.campaigns", t.alerts),
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+}
+
+#[test]
+fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() {
+    let Some(env) = env() else { return };
+    // Six campaigns, most of them cohorts re-sold to another followee.
+    let stream = Stream {
+        campaigns: 6,
+        resell: Some(0.9),
+        ..Stream::small_campaigns(31)
+    };
+    let (events, _) = env.generate("campaigns", &stream);
+    let n = std::fs::read(&events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let single_topics = Topics::new("camp-single");
+    env.create_topics(&single_topics);
+    let pair_topics = single_topics.with_new_outputs("camp-pair");
+    env.create_topics(&pair_topics);
+
+    let (g1, g2) = (unique("gcamp1"), unique("gcamp2"));
+    let a1 = links_args(&single_topics);
+    let a2 = links_args(&pair_topics);
+    let args1: Vec<&str> = a1.iter().map(String::as_str).collect();
+    let args2: Vec<&str> = a2.iter().map(String::as_str).collect();
+    let mut single = env.serve(&single_topics, &g1, &args1);
+    let mut a = env.serve(&pair_topics, &g2, &args2);
+    let mut b = env.serve(&pair_topics, &g2, &args2);
+    for s in [&mut single, &mut a, &mut b] {
+        s.wait_ready(Duration::from_secs(60));
+    }
+    // The pair splits the input partitions (each owns some, together all).
+    let start = Instant::now();
+    loop {
+        let (oa, ob) = (owned(&a), owned(&b));
+        if !oa.is_empty() && !ob.is_empty() && oa.len() + ob.len() == PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "partitions not split: {oa:?} {ob:?}\n{}\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    env.produce(&events, &single_topics.input);
+    single.wait_events(n as f64, Duration::from_secs(120));
+    let start = Instant::now();
+    while metric_sum(&a.metrics(), "followguard_events_total")
+        + metric_sum(&b.metrics(), "followguard_events_total")
+        < n as f64
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "pair too slow");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let one = campaign_of(&settle(&env, &single_topics, &g1, &[&single]));
+    let two_recs = settle(&env, &pair_topics, &g2, &[&a, &b]);
+    let two = campaign_of(&two_recs);
+    let ids: BTreeSet<&String> = one.values().collect();
+    assert!(!one.is_empty(), "re-sold cohorts should form campaigns");
+    eprintln!(
+        "campaigns: {} alerts in {} campaigns (one instance); {} records (pair)",
+        one.len(),
+        ids.len(),
+        two_recs.len()
+    );
+    assert_eq!(one, two, "the pair must give every alert the single instance's campaign id");
+
+    // Some campaign spans followees whose input partitions different instances own.
+    let (oa, ob) = (owned(&a), owned(&b));
+    let input = env.read_all(&single_topics.input, n);
+    let mut part_of: BTreeMap<String, i32> = BTreeMap::new();
+    for r in &input {
+        if let Some(f) = r.json()["followee_id"].as_str() {
+            part_of.insert(f.to_string(), r.partition);
+        }
+    }
+    let alerts = read_topic(
+        &env.brokers,
+        &pair_topics.alerts,
+        1,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    );
+    let followee_of: BTreeMap<String, String> = alerts
+        .iter()
+        .map(Rec::json)
+        .filter_map(|j| {
+            Some((
+                j["alert_id"].as_str()?.to_string(),
+                j["followee_id"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut by_campaign: BTreeMap<&String, BTreeSet<i32>> = BTreeMap::new();
+    for (alert, cid) in &two {
+        if let Some(p) = followee_of.get(alert).and_then(|f| part_of.get(f)) {
+            by_campaign.entry(cid).or_default().insert(*p);
+        }
+    }
+    let across = by_campaign
+        .values()
+        .filter(|ps| ps.iter().any(|p| oa.contains(p)) && ps.iter().any(|p| ob.contains(p)))
+        .count();
+    assert!(
+        across > 0,
+        "no campaign spans both instances: {by_campaign:?} (a owns {oa:?}, b {ob:?})"
+    );
+
+    // The link-stage metrics moved on the members that ran it.
+    let (ma, mb) = (a.metrics(), b.metrics());
+    let both = |series: &str| metric(&ma, series).unwrap_or(0.0) + metric(&mb, series).unwrap_or(0.0);
+    let sum = |name: &str| metric_sum(&ma, name) + metric_sum(&mb, name);
+    assert!(both("followguard_link_records_total{topic=\"links\"}") > 0.0);
+    assert!(both("followguard_link_records_total{topic=\"pairs\"}") > 0.0);
+    assert!(sum("followguard_campaign_records_total") > 0.0);
+    assert!(both("followguard_link_state_bytes{store=\"followers\"}") > 0.0);
+    assert!(both("followguard_link_state_bytes{store=\"graph\"}") > 0.0);
+    assert!(both("followguard_records_produced_total{sink=\"links\"}") > 0.0);
+    assert!(both("followguard_records_produced_total{sink=\"campaigns\"}") > 0.0);
+    for svc in [&mut single, &mut a, &mut b] {
+        svc.sigterm();
+        assert!(svc
+            .wait_exit(Duration::from_secs(20))
+            .expect("exits")
+            .success());
+    }
+}
