@@ -1426,6 +1426,38 @@ mod tests {
             .is_err());
     }
 
+    /// Issue 21: the link-stage flags (both topics or neither; the pairs topic derived).
+    #[test]
+    fn links_flags() {
+        assert_eq!(args(&[]).validate().expect("defaults").links, None);
+        let c = args(&[
+            "--links-topic",
+            "follows-links",
+            "--campaigns-topic",
+            "campaigns",
+            "--links-max-bytes",
+            "4096",
+        ])
+        .validate()
+        .expect("links flags");
+        assert_eq!(
+            c.links,
+            Some(LinksConfig {
+                links_topic: "follows-links".into(),
+                pairs_topic: "follows-links-pairs".into(),
+                campaigns_topic: "campaigns".into(),
+                max_bytes: 4096,
+            })
+        );
+        assert!(T::try_parse_from(["t", "--links-topic", "l"]).is_err());
+        assert!(T::try_parse_from(["t", "--campaigns-topic", "c"]).is_err());
+        assert!(
+            args(&["--links-topic", "bad topic", "--campaigns-topic", "c"])
+                .validate()
+                .is_err()
+        );
+    }
+
     #[test]
     fn output_brokers_default_to_the_input_brokers() {
         let c = args(&["--brokers", "in:9092", "--kafka-option", "client.id=x"])

@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 /// retired into its own (followed transitively), so the answer does not depend on the
 /// order records of different campaigns are read in.
 fn campaign_of(records: &[Rec]) -> BTreeMap<String, String> {
+    campaign_of_json(records.iter().map(Rec::json))
+}
+
+fn campaign_of_json(records: impl Iterator<Item = serde_json::Value>) -> BTreeMap<String, String> {
     let mut named = BTreeMap::new();
     let mut retired: BTreeMap<String, String> = BTreeMap::new();
-    for r in records.iter().map(Rec::json) {
+    for r in records {
         let cid = r["campaign_id"].as_str().unwrap_or_default().to_string();
         for m in r["merged"].as_array().into_iter().flatten() {
             retired.insert(m.as_str().unwrap_or_default().to_string(), cid.clone());
@@ -57,8 +61,7 @@ fn owned(svc: &Svc) -> BTreeSet<i32> {
     }
     let Some(line) = log
         .lines()
-        .filter(|l| l.contains("partitions assigned") && !l.contains("link stage"))
-        .next_back()
+        .rfind(|l| l.contains("partitions assigned") && !l.contains("link stage"))
     else {
         return BTreeSet::new();
     };
@@ -108,7 +111,10 @@ fn settle(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Rec> {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "link stage not done: links {done_links}, pairs {done_pairs}\n{}",
-            svcs.iter().map(|s| s.log_text()).collect::<Vec<_>>().join("\n----\n")
+            svcs.iter()
+                .map(|s| s.log_text())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
         );
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -196,7 +202,11 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     // The survivor owns every input partition again (its link stage rejoins too).
     let start = Instant::now();
     while owned(&a).len() < PARTITIONS as usize {
-        assert!(start.elapsed() < Duration::from_secs(60), "no takeover\n{}", a.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no takeover\n{}",
+            a.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     env.produce(&second, &single_topics.input);
@@ -205,7 +215,10 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     let ends = end_offsets(&input);
     let start = Instant::now();
     while committed(&env.brokers, &g2, &single_topics.input) != ends {
-        assert!(start.elapsed() < Duration::from_secs(120), "survivor too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "survivor too slow"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -220,7 +233,33 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         ids.len(),
         two_recs.len()
     );
-    assert_eq!(one, two, "the pair must give every alert the single instance's campaign id");
+    assert_eq!(
+        one, two,
+        "the pair must give every alert the single instance's campaign id"
+    );
+
+    // `replay --campaigns` runs the same link stage in-process: the same ids.
+    let out = env.tmp.path().join("replay-campaigns.jsonl");
+    let status = std::process::Command::new(&env.bin)
+        .arg("replay")
+        .arg("--input")
+        .arg(&events)
+        .arg("--model")
+        .arg(&env.model)
+        .arg("--alerts")
+        .arg(env.tmp.path().join("replay-alerts.jsonl"))
+        .arg("--campaigns")
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("replay");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("replay campaigns");
+    let replayed = campaign_of_json(
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("campaign record")),
+    );
+    assert_eq!(replayed, one, "replay and serve give the same campaign ids");
 
     assert!(!before.is_empty(), "campaigns formed before the kill");
     // The survivor continued the link state it took over, not a fresh one: no record
@@ -231,13 +270,18 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         for j in before_recs.iter().map(Rec::json) {
             let k = j["alert_count"].as_i64().unwrap_or(0);
             for a in j["alerts"].as_array().into_iter().flatten() {
-                let e = m.entry(a["alert_id"].as_str().unwrap_or_default().to_string()).or_insert(0);
+                let e = m
+                    .entry(a["alert_id"].as_str().unwrap_or_default().to_string())
+                    .or_insert(0);
                 *e = k.max(*e);
             }
         }
         m
     };
-    let seen: BTreeSet<(i32, i64)> = before_recs.iter().map(|r| (r.partition, r.offset)).collect();
+    let seen: BTreeSet<(i32, i64)> = before_recs
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
     for j in two_recs
         .iter()
         .filter(|r| !seen.contains(&(r.partition, r.offset)))
@@ -246,7 +290,10 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         let k = j["alert_count"].as_i64().unwrap_or(0);
         for a in j["alerts"].as_array().into_iter().flatten() {
             let known = size_before.get(a["alert_id"].as_str().unwrap_or_default());
-            assert!(known.is_none_or(|&b| k >= b), "after the kill {j} announces fewer alerts than the {known:?} before");
+            assert!(
+                known.is_none_or(|&b| k >= b),
+                "after the kill {j} announces fewer alerts than the {known:?} before"
+            );
         }
     }
     // Some campaign spans followees whose input partitions different instances owned.

@@ -106,7 +106,11 @@ struct Stages {
 
 impl Stages {
     fn counts(&self) -> StageCounts {
-        let mut c = self.graph.as_ref().map(CampaignGraph::counts).unwrap_or_default();
+        let mut c = self
+            .graph
+            .as_ref()
+            .map(CampaignGraph::counts)
+            .unwrap_or_default();
         for s in self.followers.values() {
             let s = s.counts();
             c.duplicates += s.duplicates;
@@ -130,10 +134,9 @@ impl Stages {
         self.reported = now;
         let followers: usize = self.followers.values().map(FollowerStage::bytes).sum();
         metrics.links.set_bytes("followers", followers);
-        metrics.links.set_bytes(
-            "graph",
-            self.graph.as_ref().map_or(0, CampaignGraph::bytes),
-        );
+        metrics
+            .links
+            .set_bytes("graph", self.graph.as_ref().map_or(0, CampaignGraph::bytes));
     }
 }
 
@@ -144,7 +147,7 @@ enum Topic {
     Pairs,
 }
 
-/// One record through its stage: the records it produces (none when `muted`).
+/// One record through its stage: the records it produces (a rebuild discards them).
 fn process(
     stages: &mut Stages,
     topic: Topic,
@@ -235,7 +238,11 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
                 Err(_) => break,
             }
         }
-        for (topic, part) in revoked.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default() {
+        for (topic, part) in revoked
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
+        {
             if topic == p.links.links_topic {
                 stages.followers.remove(&part);
             } else if topic == p.links.pairs_topic {
@@ -269,7 +276,13 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
                 Topic::Links => "links",
                 Topic::Pairs => "pairs",
             });
-            let out = process(&mut stages, topic, part, m.payload().unwrap_or(&[]), &p.metrics);
+            let out = process(
+                &mut stages,
+                topic,
+                part,
+                m.payload().unwrap_or(&[]),
+                &p.metrics,
+            );
             for rec in out {
                 if rec.sink == Sink::Campaigns {
                     p.metrics.links.campaign();

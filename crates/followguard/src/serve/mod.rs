@@ -227,8 +227,16 @@ pub async fn run(
         alerts: cfg.alerts_topic.clone(),
         moderation: cfg.moderation_topic.clone(),
         dead_letter: cfg.dlq_topic.clone(),
-        links: cfg.links.as_ref().map(|l| l.links_topic.clone()).unwrap_or_default(),
-        pairs: cfg.links.as_ref().map(|l| l.pairs_topic.clone()).unwrap_or_default(),
+        links: cfg
+            .links
+            .as_ref()
+            .map(|l| l.links_topic.clone())
+            .unwrap_or_default(),
+        pairs: cfg
+            .links
+            .as_ref()
+            .map(|l| l.pairs_topic.clone())
+            .unwrap_or_default(),
         campaigns: cfg
             .links
             .as_ref()
