@@ -32,6 +32,7 @@
 
 use crate::alert::campaign_id;
 use crate::expiry::ExpiryIndex;
+use crate::keys::key_of;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -158,9 +159,11 @@ pub struct StageCounts {
     pub over_budget: u64,
 }
 
-#[derive(Debug, Clone)]
+/// One flag of a follower: its alert's key (`key_of(alert_id)`), burst start and time.
+#[derive(Debug, Clone, Copy)]
 struct Seen {
-    alert: AlertRef,
+    alert: u64,
+    burst_start_ms: i64,
     ts_ms: i64,
 }
 
@@ -170,7 +173,7 @@ struct PairSeen {
     last_ms: i64,
 }
 
-/// Ordered pair key: `a` precedes `b` by [`AlertRef::order`].
+/// Ordered pair key of the graph: `a` precedes `b` by [`AlertRef::order`].
 type PairKey = (String, String);
 
 fn ordered<'x>(x: &'x AlertRef, y: &'x AlertRef) -> (&'x AlertRef, &'x AlertRef) {
@@ -181,15 +184,25 @@ fn ordered<'x>(x: &'x AlertRef, y: &'x AlertRef) -> (&'x AlertRef, &'x AlertRef)
     }
 }
 
-/// Stage one for one link partition: follower → alerts, per-pair counts.
+/// Bytes of one follower entry (map slot and its vector's header) and of one flag.
+const FOLLOWER_BYTES: usize = 64;
+const SEEN_BYTES: usize = std::mem::size_of::<Seen>();
+/// Bytes of one pair entry.
+const PAIR_BYTES: usize = 48;
+
+/// Stage one for one link partition: follower → alerts, per-pair counts. Followers,
+/// alerts and pairs are keyed by 64-bit hashes of their ids (`keys::key_of`, as the
+/// detector's lockstep); each alert's ids are kept once.
 #[derive(Debug)]
 pub struct FollowerStage {
     cfg: LinkConfig,
     partition: i32,
-    followers: HashMap<String, Vec<Seen>>,
-    pairs: HashMap<PairKey, PairSeen>,
-    follower_due: ExpiryIndex<String>,
-    pair_due: ExpiryIndex<PairKey>,
+    followers: HashMap<u64, Vec<Seen>>,
+    alerts: HashMap<u64, (AlertRef, i64)>,
+    pairs: HashMap<(u64, u64), PairSeen>,
+    follower_due: ExpiryIndex<u64>,
+    alert_due: ExpiryIndex<u64>,
+    pair_due: ExpiryIndex<(u64, u64)>,
     watermark: i64,
     bytes: usize,
     counts: StageCounts,
@@ -202,8 +215,10 @@ impl FollowerStage {
             cfg,
             partition,
             followers: HashMap::new(),
+            alerts: HashMap::new(),
             pairs: HashMap::new(),
             follower_due: ExpiryIndex::new(width),
+            alert_due: ExpiryIndex::new(width),
             pair_due: ExpiryIndex::new(width),
             watermark: i64::MIN,
             bytes: 0,
@@ -223,77 +238,95 @@ impl FollowerStage {
         if t < self.watermark.saturating_sub(retain) {
             return Vec::new();
         }
-        let list = self.followers.get(&l.follower_id);
-        if list.is_some_and(|v| v.iter().any(|s| s.alert.alert_id == l.alert_id)) {
+        let (fk, ak) = (key_of(&l.follower_id), key_of(&l.alert_id));
+        let list = self.followers.get(&fk);
+        if list.is_some_and(|v| v.iter().any(|s| s.alert == ak)) {
             self.counts.duplicates += 1;
             return Vec::new();
         }
-        let me = l.alert();
-        let entry = me.bytes() + l.follower_id.len() + 48;
-        if self.bytes + entry > self.cfg.max_bytes {
+        let new_alert = !self.alerts.contains_key(&ak);
+        let need = SEEN_BYTES
+            + if list.is_none() { FOLLOWER_BYTES } else { 0 }
+            + if new_alert { l.alert().bytes() } else { 0 };
+        if self.bytes + need > self.cfg.max_bytes {
             self.counts.over_budget += 1;
             return Vec::new();
         }
-        let others: Vec<(AlertRef, i64)> = list
+        let window = self.cfg.window_ms.unsigned_abs();
+        let others: Vec<Seen> = list
             .into_iter()
             .flatten()
-            .filter(|s| {
-                s.alert.burst_start_ms.abs_diff(l.burst_start_ms)
-                    <= self.cfg.window_ms.unsigned_abs()
-            })
-            .map(|s| (s.alert.clone(), s.ts_ms))
+            .filter(|s| s.burst_start_ms.abs_diff(l.burst_start_ms) <= window)
+            .copied()
             .collect();
-        let list = self.followers.entry(l.follower_id.clone()).or_default();
-        if list.len() < self.cfg.max_alerts_per_follower {
-            let newest = list.iter().map(|s| s.ts_ms).max().unwrap_or(i64::MIN);
-            list.push(Seen {
-                alert: me.clone(),
-                ts_ms: t,
-            });
-            self.bytes += entry;
-            if t > newest {
-                self.follower_due.file(l.follower_id.clone(), t);
+        // The alert's ids, once per stage (they expire with their last flag). Expiry
+        // indexes are filed on insertion only: a key that falls due while still live is
+        // re-filed at its newest time then (`prune`).
+        match self.alerts.get_mut(&ak) {
+            Some(a) => a.1 = a.1.max(t),
+            None => {
+                self.alerts.insert(ak, (l.alert(), t));
+                self.alert_due.file(ak, t);
             }
         }
+        let list = self.followers.entry(fk).or_default();
+        if list.len() < self.cfg.max_alerts_per_follower {
+            if list.is_empty() {
+                self.follower_due.file(fk, t);
+            }
+            list.push(Seen {
+                alert: ak,
+                burst_start_ms: l.burst_start_ms,
+                ts_ms: t,
+            });
+            self.bytes += need;
+        } else if new_alert {
+            self.bytes += l.alert().bytes();
+        }
         let mut out = Vec::new();
-        for (other, other_ts) in others {
-            let (a, b) = ordered(&me, &other);
-            let key = (a.alert_id.clone(), b.alert_id.clone());
-            let pair_bytes = key.0.len() + key.1.len() + 64;
+        for other in others {
+            let key = (ak.min(other.alert), ak.max(other.alert));
             let p = match self.pairs.get_mut(&key) {
                 Some(p) => p,
-                None if self.bytes + pair_bytes > self.cfg.max_bytes => {
+                None if self.bytes + PAIR_BYTES > self.cfg.max_bytes => {
                     self.counts.over_budget += 1;
                     continue;
                 }
                 None => {
-                    self.bytes += pair_bytes;
-                    self.pairs.entry(key.clone()).or_insert(PairSeen {
+                    self.bytes += PAIR_BYTES;
+                    self.pair_due.file(key, t);
+                    self.pairs.entry(key).or_insert(PairSeen {
                         shared: 0,
-                        last_ms: i64::MIN,
+                        last_ms: t,
                     })
                 }
             };
             p.shared = p.shared.saturating_add(1);
-            if t > p.last_ms {
-                p.last_ms = t;
-                self.pair_due.file(key, t);
+            p.last_ms = p.last_ms.max(t);
+            if p.shared > self.cfg.min_shared {
+                continue;
             }
-            if p.shared <= self.cfg.min_shared {
-                out.push(PairCount {
-                    v: LINKS_VERSION,
-                    a: a.clone(),
-                    b: b.clone(),
-                    link_partition: self.partition,
-                    shared: p.shared,
-                    ts_ms: t.max(other_ts),
-                });
-            }
+            let shared = p.shared;
+            let (Some((me, _)), Some((them, _))) =
+                (self.alerts.get(&ak), self.alerts.get(&other.alert))
+            else {
+                continue;
+            };
+            let (a, b) = ordered(me, them);
+            out.push(PairCount {
+                v: LINKS_VERSION,
+                a: a.clone(),
+                b: b.clone(),
+                link_partition: self.partition,
+                shared,
+                ts_ms: t.max(other.ts_ms),
+            });
         }
         out
     }
 
-    /// Forgets followers and pairs older than twice the window behind the watermark.
+    /// Forgets followers, pairs and alerts older than twice the window behind the
+    /// watermark.
     fn prune(&mut self) {
         let cutoff = self
             .watermark
@@ -303,7 +336,7 @@ impl FollowerStage {
                 continue;
             };
             if list.iter().all(|s| s.ts_ms < cutoff) {
-                let freed: usize = list.iter().map(|s| s.alert.bytes() + f.len() + 48).sum();
+                let freed = FOLLOWER_BYTES + list.len() * SEEN_BYTES;
                 self.bytes = self.bytes.saturating_sub(freed);
                 self.followers.remove(&f);
             } else if let Some(newest) = list.iter().map(|s| s.ts_ms).max() {
@@ -313,10 +346,21 @@ impl FollowerStage {
         for k in self.pair_due.due(cutoff) {
             match self.pairs.get(&k) {
                 Some(p) if p.last_ms < cutoff => {
-                    self.bytes = self.bytes.saturating_sub(k.0.len() + k.1.len() + 64);
+                    self.bytes = self.bytes.saturating_sub(PAIR_BYTES);
                     self.pairs.remove(&k);
                 }
                 Some(p) => self.pair_due.file(k, p.last_ms),
+                None => {}
+            }
+        }
+        // An alert's last flag is older than every follower entry naming it.
+        for k in self.alert_due.due(cutoff) {
+            match self.alerts.get(&k) {
+                Some((a, last)) if *last < cutoff => {
+                    self.bytes = self.bytes.saturating_sub(a.bytes());
+                    self.alerts.remove(&k);
+                }
+                Some((_, last)) => self.alert_due.file(k, *last),
                 None => {}
             }
         }
@@ -421,10 +465,11 @@ impl CampaignGraph {
             Some((_, n)) => *n = c.shared,
             None => p.by_partition.push((c.link_partition, c.shared)),
         }
-        if new || c.ts_ms > p.last_ms {
+        if new {
             p.last_ms = c.ts_ms;
             self.pair_due.file(key.clone(), c.ts_ms);
         }
+        p.last_ms = p.last_ms.max(c.ts_ms);
         if p.linked || p.sum() < self.cfg.min_shared {
             // Keep the members' activity fresh so a live campaign is not forgotten.
             self.touch(a, c.ts_ms);
@@ -440,10 +485,8 @@ impl CampaignGraph {
     /// Adds node `a` if new (within the budget) and refreshes its last activity.
     fn touch(&mut self, a: &AlertRef, t: i64) {
         if let Some(n) = self.nodes.get_mut(&a.alert_id) {
-            if t > n.last_ms {
-                n.last_ms = t;
-                self.node_due.file(a.alert_id.clone(), t);
-            }
+            // Filed once, at insertion; `prune` re-files a live one.
+            n.last_ms = n.last_ms.max(t);
             return;
         }
         let need = a.bytes() * 2 + 64;
@@ -564,11 +607,9 @@ impl CampaignGraph {
                 .max()
                 .unwrap_or(i64::MIN);
             if newest >= cutoff {
-                if let Some(n) = self.nodes.get(&id) {
-                    if n.last_ms < cutoff {
-                        // Kept with its live campaign; looked at again later.
-                        self.node_due.file(id, newest);
-                    }
+                // Kept with its live campaign; looked at again later.
+                if self.nodes.contains_key(&id) {
+                    self.node_due.file(id, newest);
                 }
                 continue;
             }

@@ -249,6 +249,17 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
                 stages.graph = None;
             }
         }
+        // Records of a partition revoked meanwhile are left to its next owner (state
+        // built for them here would go stale if the partition came back later).
+        let owned: std::collections::HashSet<(String, i32)> = consumer
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut deliveries = Vec::new();
         let mut reached: Vec<(String, i32, i64)> = Vec::new();
         for m in batch {
@@ -265,6 +276,9 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
                 Topic::Pairs
             };
             let (part, offset) = (m.partition(), m.offset());
+            if !owned.contains(&(m.topic().to_string(), part)) {
+                continue;
+            }
             let fresh = match topic {
                 Topic::Links => !stages.followers.contains_key(&part),
                 Topic::Pairs => stages.graph.is_none(),

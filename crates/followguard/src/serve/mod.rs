@@ -347,21 +347,27 @@ pub async fn run(
     drop(service);
 
     stop.cancel();
-    if let Some(task) = link_stage {
-        // It stops at `stop` after acknowledging its round (or at `give_up`).
-        match tokio::time::timeout(cfg.shutdown_grace, task).await {
-            Ok(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "link stage failed"),
-            Ok(_) => {}
-            Err(_) => tracing::warn!("link stage did not stop within the grace period"),
-        }
-    }
     if let Some((_, task)) = profile_feed {
         task.abort();
     }
     if let Some((_, task)) = decision_feed {
         task.abort();
     }
-    shutdown::drain(shutdown::Parts {
+    // Issue 21: the link stage stops at `stop` after acknowledging its round, alongside
+    // the drain and within the same grace period (then `give_up` ends its wait).
+    let (link_give_up, grace) = (give_up.clone(), cfg.shutdown_grace);
+    let link_done = async move {
+        let Some(task) = link_stage else { return };
+        match tokio::time::timeout(grace, task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "link stage failed"),
+            Ok(_) => {}
+            Err(_) => {
+                link_give_up.cancel();
+                tracing::warn!("link stage did not stop within the grace period");
+            }
+        }
+    };
+    let drained = shutdown::drain(shutdown::Parts {
         grace: cfg.shutdown_grace,
         admin: admin_state,
         acker,
@@ -371,8 +377,8 @@ pub async fn run(
         webhook_task,
         admin_stop,
         admin_task,
-    })
-    .await;
+    });
+    tokio::join!(drained, link_done);
     requested.abort();
     hup.abort();
     loop_result?;
