@@ -51,8 +51,9 @@ pub struct LinkConfig {
     /// not depend on which of a follower's repeated flags arrives first. State is kept
     /// for twice this behind the stage's watermark (by flag time).
     pub window_ms: i64,
-    /// Alerts remembered per follower (the first to arrive; later ones still pair with
-    /// them).
+    /// Alerts per follower that pair with later ones (the first to arrive; later ones
+    /// still pair with them). Up to 16 times as many more are remembered only to ignore
+    /// their re-delivery.
     pub max_alerts_per_follower: usize,
     /// Members named in one campaign record (the count is always exact).
     pub max_members_per_record: usize,
@@ -256,6 +257,7 @@ impl FollowerStage {
         let others: Vec<Seen> = list
             .into_iter()
             .flatten()
+            .take(self.cfg.max_alerts_per_follower)
             .filter(|s| s.burst_start_ms.abs_diff(l.burst_start_ms) <= window)
             .copied()
             .collect();
@@ -270,7 +272,9 @@ impl FollowerStage {
             }
         }
         let list = self.followers.entry(fk).or_default();
-        if list.len() < self.cfg.max_alerts_per_follower {
+        // Beyond the first `max_alerts_per_follower` (which pair), flags are kept only to
+        // recognise their re-delivery, up to 16 times as many.
+        if list.len() < self.cfg.max_alerts_per_follower.saturating_mul(16) {
             if list.is_empty() {
                 self.follower_due.file(fk, t);
             }
@@ -767,6 +771,26 @@ mod tests {
         }
         assert!(g.counts().duplicates >= 2);
         assert_eq!(g.campaign_of("fga-x-0"), None);
+    }
+
+    #[test]
+    fn over_the_pairing_cap_redelivery_is_still_recognised() {
+        let mut c = cfg();
+        c.max_alerts_per_follower = 2;
+        let mut st = FollowerStage::new(c, 0);
+        let fes = ["a", "b", "c", "d", "e"];
+        let first: usize = fes
+            .iter()
+            .map(|fe| st.observe(&link("bot", fe, 0, 0)).len())
+            .sum();
+        // a, b pair with what follows: 0 + 1 + 2 + 2 + 2.
+        assert_eq!(first, 7);
+        let again: usize = fes
+            .iter()
+            .map(|fe| st.observe(&link("bot", fe, 0, 0)).len())
+            .sum();
+        assert_eq!(again, 0);
+        assert_eq!(st.counts().duplicates, 5);
     }
 
     #[test]
