@@ -72,11 +72,7 @@ impl ClientContext for LinkContext {
 impl ConsumerContext for LinkContext {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let parts: Vec<(String, i32)> = tpl
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect();
+            let parts = topic_partitions(tpl);
             tracing::info!(partitions = ?parts, "link stage: partitions revoked");
             if let Ok(mut q) = self.revoked.lock() {
                 q.extend(parts);
@@ -85,14 +81,18 @@ impl ConsumerContext for LinkContext {
     }
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let parts: Vec<(String, i32)> = tpl
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect();
+            let parts = topic_partitions(tpl);
             tracing::info!(partitions = ?parts, "link stage: partitions assigned");
         }
     }
+}
+
+/// (topic, partition) of every element of `tpl`.
+fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 /// The two stages' state for the partitions this member owns.
@@ -253,12 +253,7 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         // built for them here would go stale if the partition came back later).
         let owned: std::collections::HashSet<(String, i32)> = consumer
             .assignment()
-            .map(|a| {
-                a.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect()
-            })
+            .map(|a| topic_partitions(&a).into_iter().collect())
             .unwrap_or_default();
         let mut deliveries = Vec::new();
         let mut reached: Vec<(String, i32, i64)> = Vec::new();
