@@ -258,7 +258,7 @@ pub async fn run(
         Some(l) => {
             links::ensure_topics(&cfg.kafka, l, &cfg.input_topic).await?;
             let d = &cfg.pipeline.detector;
-            Some(tokio::spawn(links::run(links::Parts {
+            let parts = links::Parts {
                 kafka: cfg.kafka.clone(),
                 group_id: cfg.group_id.clone(),
                 links: l.clone(),
@@ -274,7 +274,16 @@ pub async fn run(
                 stop: stop.clone(),
                 give_up: give_up.clone(),
                 stall_warn: cfg.delivery_timeout,
-            })))
+            };
+            Some(tokio::spawn(async move {
+                // Logged when it happens: the member's link stage leaves the group and
+                // the others take over its partitions (serve itself goes on).
+                let r = links::run(parts).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %format!("{e:#}"), "link stage stopped");
+                }
+                r
+            }))
         }
         None => None,
     };
@@ -359,7 +368,7 @@ pub async fn run(
     let link_done = async move {
         let Some(task) = link_stage else { return };
         match tokio::time::timeout(grace, task).await {
-            Ok(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "link stage failed"),
+            // An error was logged when it happened.
             Ok(_) => {}
             Err(_) => {
                 link_give_up.cancel();
