@@ -66,6 +66,7 @@ pub fn outcome(followee: &str, follower: u64, t: i64, flagged: bool) -> Outcome<
         cache_hit: false,
         alerts: Vec::new(),
         moderation: Vec::new(),
+        links: Vec::new(),
         judgment_withheld: false,
         decision: Default::default(),
         suppressed_records: 0,

@@ -26,6 +26,8 @@ pub mod features;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 pub mod keys;
+/// Issue 21: cross-instance campaigns, the follower-keyed link stage (docs/state.md).
+pub mod links;
 pub mod model;
 pub mod newcomer;
 pub mod pipeline;

@@ -82,6 +82,9 @@ pub struct Outcome<'a> {
     /// Issue #20: the follower scored suspicious but was too new to judge (minutes old
     /// at the follow); the detector did not count it as suspicious.
     pub judgment_withheld: bool,
+    /// Issue 21: flagged follows of open alerts for the follower-keyed link stage
+    /// (collected only after `Detector::emit_links(true)`).
+    pub links: Vec<crate::links::FlaggedLink>,
     /// Issue 24: what a moderator's verdict changed about this event.
     pub decision: DecisionEffect,
     /// Issue 24: alert and moderation records not emitted because a `false_alert`
@@ -317,11 +320,16 @@ impl Pipeline {
             follower_created_s: ev.follower.created_at_s,
             reasons,
         });
+        let mut links = self.detector.take_links();
         let suppressed_records = if alerts.is_empty() && moderation.is_empty() {
             0
         } else {
             self.apply_verdicts(&mut alerts, &mut moderation, placed_ts)
         };
+        if !links.is_empty() {
+            // Issue 21: a suppressed burst links no campaign either.
+            links.retain(|l| !self.decisions.muted(&l.alert_id, placed_ts, false));
+        }
         // Issue 24: the shadow model's view of the same snapshot, at the same instant
         // as the live score (the event day's midpoint), uncached.
         let shadow_prob = self
@@ -355,6 +363,7 @@ impl Pipeline {
             cache_hit,
             alerts,
             moderation,
+            links,
             judgment_withheld: withheld > 0,
         })
     }

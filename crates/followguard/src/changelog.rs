@@ -332,7 +332,8 @@ pub async fn restore(
 }
 
 /// Partitions of `topic` the broker reports (0: the topic does not exist).
-async fn partition_count(reader: &Arc<Reader>, topic: &str) -> usize {
+/// Partitions of `topic` (0: unknown); also used by the link stage's topic setup.
+pub(crate) async fn partition_count(reader: &Arc<Reader>, topic: &str) -> usize {
     let (r, t) = (reader.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         r.fetch_metadata(Some(&t), READ_TIMEOUT)

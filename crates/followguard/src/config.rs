@@ -479,6 +479,38 @@ pub struct ServeArgs {
     )]
     pub changelog_snapshot_every: String,
 
+    /// Issue 21: cross-instance campaigns. Internal topic of flagged follows keyed by
+    /// follower id (created at start with the input's partition count; its pair stage
+    /// uses `<links-topic>-pairs`, one partition). The same consumer group runs the link
+    /// stage on its partitions and writes campaign records to `--campaigns-topic`.
+    /// docs/state.md, "Cross-instance campaigns".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_LINKS_TOPIC",
+        requires = "campaigns_topic"
+    )]
+    pub links_topic: Option<String>,
+
+    /// Issue 21: output topic of campaign records (with `--links-topic`).
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CAMPAIGNS_TOPIC",
+        requires = "links_topic"
+    )]
+    pub campaigns_topic: Option<String>,
+
+    /// Issue 21: byte budget of each link-stage state (the follower stage of each link
+    /// partition, the campaign graph); what would exceed it is dropped and counted.
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_LINKS_MAX_BYTES",
+        default_value_t = 64 << 20
+    )]
+    pub links_max_bytes: usize,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -791,6 +823,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Issue 21: the link stage's topics and budget (`serve --links-topic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinksConfig {
+    pub links_topic: String,
+    /// `<links-topic>-pairs`: the pair counts, one partition.
+    pub pairs_topic: String,
+    pub campaigns_topic: String,
+    pub max_bytes: usize,
+}
+
 /// Validated `serve` configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -824,6 +866,9 @@ pub struct ServeConfig {
     pub changelog_topic: Option<String>,
     /// Issue 21: `--changelog-snapshot-every`.
     pub changelog_snapshot_every: Duration,
+    /// Issue 21: `--links-topic`, `--campaigns-topic` (both or neither) and
+    /// `--links-max-bytes`.
+    pub links: Option<LinksConfig>,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -1032,6 +1077,12 @@ impl ServeArgs {
         if let Some(t) = &self.changelog_topic {
             check_topic("changelog-topic", t)?;
         }
+        if let Some(t) = &self.links_topic {
+            check_topic("links-topic", t)?;
+        }
+        if let Some(t) = &self.campaigns_topic {
+            check_topic("campaigns-topic", t)?;
+        }
         if self.rebuild_max_records < 0 {
             return Err(ConfigError(
                 "--rebuild-max-records must not be negative".into(),
@@ -1177,6 +1228,15 @@ impl ServeArgs {
                 "changelog-snapshot-every",
                 &self.changelog_snapshot_every,
             )?,
+            links: match (&self.links_topic, &self.campaigns_topic) {
+                (Some(l), Some(c)) => Some(LinksConfig {
+                    links_topic: l.clone(),
+                    pairs_topic: format!("{l}-pairs"),
+                    campaigns_topic: c.clone(),
+                    max_bytes: self.links_max_bytes,
+                }),
+                _ => None,
+            },
             webhook,
             log_format: self.log_format,
         })
@@ -1364,6 +1424,38 @@ mod tests {
         assert!(args(&["--changelog-snapshot-every", "soon"])
             .validate()
             .is_err());
+    }
+
+    /// Issue 21: the link-stage flags (both topics or neither; the pairs topic derived).
+    #[test]
+    fn links_flags() {
+        assert_eq!(args(&[]).validate().expect("defaults").links, None);
+        let c = args(&[
+            "--links-topic",
+            "follows-links",
+            "--campaigns-topic",
+            "campaigns",
+            "--links-max-bytes",
+            "4096",
+        ])
+        .validate()
+        .expect("links flags");
+        assert_eq!(
+            c.links,
+            Some(LinksConfig {
+                links_topic: "follows-links".into(),
+                pairs_topic: "follows-links-pairs".into(),
+                campaigns_topic: "campaigns".into(),
+                max_bytes: 4096,
+            })
+        );
+        assert!(T::try_parse_from(["t", "--links-topic", "l"]).is_err());
+        assert!(T::try_parse_from(["t", "--campaigns-topic", "c"]).is_err());
+        assert!(
+            args(&["--links-topic", "bad topic", "--campaigns-topic", "c"])
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -203,8 +203,100 @@ pub struct Metrics {
     pending_refused: IntCounter,
     /// Issue 24: input formats, the profile table.
     pub input: InputMetrics,
+    /// Issue 21: the follower-keyed link stage (cross-instance campaigns).
+    pub links: LinkMetrics,
     /// The model identity gauge (relabelled on a live reload, issue 24).
     model_info: GaugeVec,
+}
+
+/// Issue 21: the link stage (serve/links.rs): what it read, emitted, dropped and holds.
+#[derive(Clone)]
+pub struct LinkMetrics {
+    consumed: IntCounterVec,
+    campaigns: IntCounter,
+    dropped: IntCounterVec,
+    rebuilt: IntCounter,
+    bytes: IntGaugeVec,
+}
+
+impl LinkMetrics {
+    /// Link-stage topics by label value.
+    pub const TOPICS: [&'static str; 2] = ["links", "pairs"];
+    /// Why a link-stage record was dropped.
+    pub const DROPPED: [&'static str; 3] = ["duplicate", "over_budget", "corrupt"];
+    /// Link-stage stores.
+    pub const STORES: [&'static str; 2] = ["followers", "graph"];
+
+    fn new(r: &Registry) -> LinkMetrics {
+        let consumed = counter_vec(
+            r,
+            "followguard_link_records_total",
+            "Records the link stage processed, by topic (links: flagged follows keyed by \
+             follower; pairs: alert-pair counts).",
+            &["topic"],
+        );
+        for t in Self::TOPICS {
+            consumed.with_label_values(&[t]);
+        }
+        let dropped = counter_vec(
+            r,
+            "followguard_link_dropped_total",
+            "Link-stage records not counted, by reason (duplicate: re-delivered; \
+             over_budget: the stage's byte budget was full; corrupt: undecodable).",
+            &["reason"],
+        );
+        for d in Self::DROPPED {
+            dropped.with_label_values(&[d]);
+        }
+        let bytes = IntGaugeVec::new(
+            Opts::new(
+                "followguard_link_state_bytes",
+                "Bytes held by the link stage, by store (followers: follower -> alerts and \
+                 pair counts of the owned link partitions; graph: the campaign graph).",
+            ),
+            &["store"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(bytes.clone()))
+            .expect("metric registered once");
+        for s in Self::STORES {
+            bytes.with_label_values(&[s]);
+        }
+        LinkMetrics {
+            consumed,
+            campaigns: counter(
+                r,
+                "followguard_campaign_records_total",
+                "Campaign records the link stage emitted (a campaign formed, grew or merged).",
+            ),
+            dropped,
+            rebuilt: counter(
+                r,
+                "followguard_link_rebuilt_records_total",
+                "Link-stage records re-read to rebuild the state of a newly assigned \
+                 link-stage partition.",
+            ),
+            bytes,
+        }
+    }
+
+    pub fn consumed(&self, topic: &str) {
+        self.consumed.with_label_values(&[topic]).inc();
+    }
+    pub fn campaign(&self) {
+        self.campaigns.inc();
+    }
+    pub fn dropped(&self, reason: &str, n: u64) {
+        self.dropped.with_label_values(&[reason]).inc_by(n);
+    }
+    pub fn rebuilt(&self, n: u64) {
+        self.rebuilt.inc_by(n);
+    }
+    pub fn set_bytes(&self, store: &str, bytes: usize) {
+        self.bytes
+            .with_label_values(&[store])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
 }
 
 /// Issue 24: what the input adapters ignored and the profile table's state.
@@ -818,6 +910,7 @@ impl Metrics {
              (pending_max_bytes) was full: they cannot join a later burst's alert.",
         );
         let input = InputMetrics::new(r);
+        let links = LinkMetrics::new(r);
 
         let changelog = ChangelogMetrics::new(r);
         let moves = RebalanceMetrics::new(r);
@@ -862,6 +955,7 @@ impl Metrics {
             state_bytes,
             pending_refused,
             input,
+            links,
             model_info,
             changelog,
             moves,

@@ -209,6 +209,11 @@ pub struct ReplayArgs {
     /// Where moderation records go (a file or `-`); discarded when not given.
     #[arg(long, env = "FOLLOWGUARD_REPLAY_MODERATION")]
     pub moderation: Option<PathBuf>,
+    /// Issue 21: where campaign records go (a file or `-`): the follower-keyed link stage
+    /// run in-process on the flagged follows, as `serve --campaigns-topic` does across
+    /// instances (same ids). Not run when not given.
+    #[arg(long, env = "FOLLOWGUARD_REPLAY_CAMPAIGNS")]
+    pub campaigns: Option<PathBuf>,
     /// Model file.
     #[arg(long, env = "FOLLOWGUARD_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
@@ -262,6 +267,21 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     }
     let mut alerts = Sink::open(Some(&a.alerts))?;
     let mut moderation = Sink::open(a.moderation.as_deref())?;
+    let mut campaigns = Sink::open(a.campaigns.as_deref())?;
+    // Issue 21: the link stage in-process (one link partition: the ids do not depend
+    // on the spread, core `links`).
+    let mut link_stage = a.campaigns.as_ref().map(|_| {
+        pipeline.detector_mut().emit_links(true);
+        let d = pipeline.detector_config();
+        followguard_core::links::InProcessLinks::new(
+            followguard_core::links::LinkConfig {
+                min_shared: d.lockstep_min_shared,
+                window_ms: d.lockstep_window_ms,
+                ..Default::default()
+            },
+            1,
+        )
+    });
     let mut evidence = a
         .report
         .as_ref()
@@ -286,6 +306,13 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             for r in &o.moderation {
                 moderation.write(r)?;
             }
+            if let Some(stage) = link_stage.as_mut() {
+                for l in &o.links {
+                    for c in stage.observe(l) {
+                        campaigns.write(&c)?;
+                    }
+                }
+            }
             if let Some(e) = evidence.as_mut() {
                 e.observe(o);
             }
@@ -302,6 +329,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     )?;
     alerts.flush()?;
     moderation.flush()?;
+    campaigns.flush()?;
     if s.lines >= 100_000 {
         eprintln!();
     }

@@ -1,4 +1,4 @@
-//! The service's three outputs: where a produced record goes, and why one can be refused
+//! The service's outputs (three, plus issue 21's link-stage topics): where a produced record goes, and why one can be refused
 //! for good. Shared by the Kafka edge (which producer and topic) and the metrics (the
 //! `sink` and `reason` labels).
 
@@ -8,6 +8,12 @@ pub enum Sink {
     Alerts,
     Moderation,
     DeadLetter,
+    /// Issue 21: flagged follows keyed by follower id (internal).
+    Links,
+    /// Issue 21: the link stage's alert-pair counts (internal).
+    Pairs,
+    /// Issue 21: campaign records.
+    Campaigns,
 }
 
 impl Sink {
@@ -16,9 +22,19 @@ impl Sink {
             Sink::Alerts => "alerts",
             Sink::Moderation => "moderation",
             Sink::DeadLetter => "dead_letter",
+            Sink::Links => "links",
+            Sink::Pairs => "pairs",
+            Sink::Campaigns => "campaigns",
         }
     }
-    pub const ALL: [Sink; 3] = [Sink::Alerts, Sink::Moderation, Sink::DeadLetter];
+    pub const ALL: [Sink; 6] = [
+        Sink::Alerts,
+        Sink::Moderation,
+        Sink::DeadLetter,
+        Sink::Links,
+        Sink::Pairs,
+        Sink::Campaigns,
+    ];
 }
 
 /// Why the broker refused a record for good (issue #19; `kafka::refusal` classifies the

@@ -104,6 +104,33 @@ fn exercise(m: &Metrics) {
         profiles: 4,
     });
     m.set_pending_refused_total(6);
+    // Issue 21: the link stage.
+    m.links.consumed("links");
+    m.links.campaign();
+    m.links.dropped("duplicate", 2);
+    m.links.rebuilt(7);
+    m.links.set_bytes("graph", 512);
+}
+
+/// Issue 21: the link stage's series move when their recording methods run.
+#[test]
+fn issue_21_link_metrics_move() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    let before = m.render();
+    exercise(&m);
+    m.delivered(Sink::Links);
+    let after = m.render();
+    for (name, want) in [
+        ("followguard_link_records_total", 1.0),
+        ("followguard_campaign_records_total", 1.0),
+        ("followguard_link_dropped_total", 2.0),
+        ("followguard_link_rebuilt_records_total", 7.0),
+        ("followguard_link_state_bytes", 512.0),
+    ] {
+        assert_eq!(value(&before, name), 0.0, "{name} before");
+        assert_eq!(value(&after, name), want, "{name} after");
+    }
+    assert!(after.contains("followguard_records_produced_total{sink=\"links\"} 1"));
 }
 
 /// The value of an unlabelled series (or the sum of a family's children) in a scrape.

@@ -163,6 +163,7 @@ impl Detector {
             return (None, Vec::new());
         }
         self.note_flagged(key, f);
+        self.note_link(key, f);
         let record = self.moderation_for(key, f);
         (record, self.lockstep_note(key, f.follower_id, f.ts_ms))
     }

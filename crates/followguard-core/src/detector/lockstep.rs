@@ -472,3 +472,37 @@ impl Lockstep {
         }
     }
 }
+
+// ---- issue 21: flagged follows for the follower-keyed link stage (links.rs) ----------
+
+impl Detector {
+    /// Starts (or stops) collecting the flagged follows of open alerts for
+    /// [`take_links`](Self::take_links). Off by default: drivers without a link stage pay
+    /// nothing.
+    pub fn emit_links(&mut self, on: bool) {
+        self.links_out = on.then(Vec::new);
+    }
+
+    /// Flagged follows collected since the last call, in the order they were flagged.
+    pub fn take_links(&mut self) -> Vec<crate::links::FlaggedLink> {
+        self.links_out
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Collects follower `f`'s flag in followee `key`'s open alert.
+    pub(super) fn note_link(&mut self, key: u64, f: &super::FlaggedFollow<'_>) {
+        let (Some(out), Some(a)) = (self.links_out.as_mut(), self.open.get(&key)) else {
+            return;
+        };
+        out.push(crate::links::FlaggedLink {
+            v: crate::links::LINKS_VERSION,
+            follower_id: f.follower_id.to_string(),
+            followee_id: a.followee_id.clone(),
+            alert_id: a.alert_id.clone(),
+            burst_start_ms: a.burst_start_ms,
+            ts_ms: f.ts_ms,
+        });
+    }
+}

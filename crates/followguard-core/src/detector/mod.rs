@@ -140,6 +140,9 @@ pub struct Detector {
     /// Issue 21: moderation dedup entries (follower keys) changed since
     /// `take_dirty_moderation`.
     dirty_moderation: Option<HashMap<u64, i32>>,
+    /// Issue 21: flagged follows of open alerts for the follower-keyed link stage
+    /// (`None`: not collected; `take_links`).
+    links_out: Option<Vec<crate::links::FlaggedLink>>,
 }
 
 impl Detector {
@@ -156,6 +159,7 @@ impl Detector {
             newcomers: HashMap::new(),
             dirty: None,
             dirty_moderation: None,
+            links_out: None,
             cfg,
         }
     }

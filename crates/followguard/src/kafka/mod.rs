@@ -362,6 +362,9 @@ impl SharedProducer {
 pub struct OutputProducers {
     alerts: SharedProducer,
     bulk: SharedProducer,
+    /// Issue 21: the link stage's internal topics (links, pairs) live on the input
+    /// cluster, where its consumer group reads them (`with_internal`).
+    internal: Option<SharedProducer>,
 }
 
 impl OutputProducers {
@@ -375,21 +378,34 @@ impl OutputProducers {
                 SERVE_MESSAGE_TIMEOUT,
                 BULK_LINGER_MS,
             ))?,
+            internal: None,
         })
+    }
+
+    /// Issue 21: adds the producer of the link stage's internal topics, on `kafka` (the
+    /// input cluster).
+    pub fn with_internal(mut self, kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        self.internal = Some(SharedProducer::new(producer_config_lingering(
+            kafka,
+            SERVE_MESSAGE_TIMEOUT,
+            BULK_LINGER_MS,
+        ))?);
+        Ok(self)
     }
 
     /// The producer that writes `sink`'s records.
     pub fn for_sink(&self, sink: Sink) -> &SharedProducer {
         match sink {
             Sink::Alerts => &self.alerts,
-            Sink::Moderation | Sink::DeadLetter => &self.bulk,
+            Sink::Moderation | Sink::DeadLetter | Sink::Campaigns => &self.bulk,
+            Sink::Links | Sink::Pairs => self.internal.as_ref().unwrap_or(&self.bulk),
         }
     }
 
     /// Flushes both producers within `timeout` overall (blocking).
     pub fn flush(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
-        for p in [&self.alerts, &self.bulk] {
+        for p in [&self.alerts, &self.bulk].into_iter().chain(&self.internal) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let _ = p.get().flush(left);
         }
@@ -551,6 +567,10 @@ pub struct OutputTopics {
     pub alerts: String,
     pub moderation: String,
     pub dead_letter: String,
+    /// Issue 21: the link stage's topics (empty without `--links-topic`).
+    pub links: String,
+    pub pairs: String,
+    pub campaigns: String,
 }
 
 impl OutputTopics {
@@ -559,6 +579,9 @@ impl OutputTopics {
             Sink::Alerts => &self.alerts,
             Sink::Moderation => &self.moderation,
             Sink::DeadLetter => &self.dead_letter,
+            Sink::Links => &self.links,
+            Sink::Pairs => &self.pairs,
+            Sink::Campaigns => &self.campaigns,
         }
     }
 }

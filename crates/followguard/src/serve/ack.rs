@@ -141,14 +141,14 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
     }
 }
 
-/// What [`acknowledge`] works with.
-struct Ack<'a> {
-    producers: &'a kafka::OutputProducers,
-    topics: &'a OutputTopics,
-    metrics: &'a Metrics,
-    give_up: &'a CancellationToken,
+/// What [`acknowledge`] works with (also the link stage's, issue 21).
+pub(super) struct Ack<'a> {
+    pub producers: &'a kafka::OutputProducers,
+    pub topics: &'a OutputTopics,
+    pub metrics: &'a Metrics,
+    pub give_up: &'a CancellationToken,
     /// `--delivery-timeout`: a record unacknowledged this long is logged as stalled.
-    stall_warn: Duration,
+    pub stall_warn: Duration,
 }
 
 /// Waits until every record of one event is acknowledged. Returns false when `give_up`
@@ -159,7 +159,7 @@ struct Ack<'a> {
 /// a permanent refusal (dead-lettered, never retried), a broken producer (renewed, then
 /// the record is re-sent — in acknowledgement order, which is input order) or a local
 /// error (re-sent with backoff).
-async fn acknowledge(deliveries: Vec<Delivery>, ack: &Ack<'_>) -> bool {
+pub(super) async fn acknowledge(deliveries: Vec<Delivery>, ack: &Ack<'_>) -> bool {
     let Ack {
         producers,
         topics,

@@ -48,6 +48,8 @@
 mod ack;
 mod backpressure;
 mod consume;
+/// Issue 21: the follower-keyed link stage (cross-instance campaigns).
+mod links;
 mod profiles;
 mod rebalance;
 mod rebuild;
@@ -173,7 +175,11 @@ pub async fn run(
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
-    let producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
+    let mut producers = kafka::OutputProducers::new(&cfg.output_kafka)?;
+    if cfg.links.is_some() {
+        // Issue 21: the link stage's internal topics live on the input cluster.
+        producers = producers.with_internal(&cfg.kafka)?;
+    }
 
     // Issue 24: SIGHUP asks for a live model reload, as POST /admin/reload does.
     let hup = {
@@ -231,6 +237,21 @@ pub async fn run(
         alerts: cfg.alerts_topic.clone(),
         moderation: cfg.moderation_topic.clone(),
         dead_letter: cfg.dlq_topic.clone(),
+        links: cfg
+            .links
+            .as_ref()
+            .map(|l| l.links_topic.clone())
+            .unwrap_or_default(),
+        pairs: cfg
+            .links
+            .as_ref()
+            .map(|l| l.pairs_topic.clone())
+            .unwrap_or_default(),
+        campaigns: cfg
+            .links
+            .as_ref()
+            .map(|l| l.campaigns_topic.clone())
+            .unwrap_or_default(),
     };
     let (tx, rx) = mpsc::channel((cfg.max_in_flight / BATCH).max(1));
     let (acked, acked_rx) = tokio::sync::watch::channel(0u64);
@@ -243,6 +264,40 @@ pub async fn run(
     if let Some(t) = &cfg.changelog_topic {
         crate::changelog::ensure_topic(&cfg.kafka, t, &cfg.input_topic).await?;
     }
+    // Issue 21: the link stage, a second member of the group on the internal topics.
+    let link_stage = match &cfg.links {
+        Some(l) => {
+            links::ensure_topics(&cfg.kafka, l, &cfg.input_topic).await?;
+            let d = &cfg.pipeline.detector;
+            let parts = links::Parts {
+                kafka: cfg.kafka.clone(),
+                group_id: cfg.group_id.clone(),
+                links: l.clone(),
+                stage: followguard_core::links::LinkConfig {
+                    min_shared: d.lockstep_min_shared,
+                    window_ms: d.lockstep_window_ms,
+                    max_bytes: l.max_bytes,
+                    ..Default::default()
+                },
+                producers: producers.clone(),
+                topics: topics.clone(),
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+                give_up: give_up.clone(),
+                stall_warn: cfg.delivery_timeout,
+            };
+            Some(tokio::spawn(async move {
+                // Logged when it happens: the member's link stage leaves the group and
+                // the others take over its partitions (serve itself goes on).
+                let r = links::run(parts).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %format!("{e:#}"), "link stage stopped");
+                }
+                r
+            }))
+        }
+        None => None,
+    };
     let acker = tokio::spawn(ack::ack_loop(
         ack::Acker {
             consumer: consumer.clone(),
@@ -282,6 +337,10 @@ pub async fn run(
     if changelog.is_some() {
         pipeline.detector_mut().track_dirty(true);
     }
+    // Issue 21: flagged follows for the link stage.
+    if cfg.links.is_some() {
+        pipeline.detector_mut().emit_links(true);
+    }
     let mut service = Service {
         cfg: &cfg,
         consumer: consumer.clone(),
@@ -319,7 +378,21 @@ pub async fn run(
     if let Some((_, task)) = decision_feed {
         task.abort();
     }
-    shutdown::drain(shutdown::Parts {
+    // Issue 21: the link stage stops at `stop` after acknowledging its round, alongside
+    // the drain and within the same grace period (then `give_up` ends its wait).
+    let (link_give_up, grace) = (give_up.clone(), cfg.shutdown_grace);
+    let link_done = async move {
+        let Some(task) = link_stage else { return };
+        match tokio::time::timeout(grace, task).await {
+            // An error was logged when it happened.
+            Ok(_) => {}
+            Err(_) => {
+                link_give_up.cancel();
+                tracing::warn!("link stage did not stop within the grace period");
+            }
+        }
+    };
+    let drained = shutdown::drain(shutdown::Parts {
         grace: cfg.shutdown_grace,
         admin: admin_state,
         acker,
@@ -329,8 +402,8 @@ pub async fn run(
         webhook_task,
         admin_stop,
         admin_task,
-    })
-    .await;
+    });
+    tokio::join!(drained, link_done);
     requested.abort();
     hup.abort();
     loop_result?;

@@ -98,6 +98,12 @@ impl Service<'_> {
             self.metrics.moderation_emitted();
             out.extend(record(Sink::Moderation, r.key(), r, "moderation record"));
         }
+        // Issue 21: flagged follows, keyed by follower, for the link stage (links.rs).
+        if self.cfg.links.is_some() {
+            for l in &o.links {
+                out.extend(record(Sink::Links, &l.follower_id, l, "flagged link"));
+            }
+        }
     }
 
     /// Hands an input record's output records to the producer; the deliveries to await
