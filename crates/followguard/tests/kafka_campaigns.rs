@@ -10,42 +10,6 @@ use kafka_support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Alert id → campaign id: each record names its members; a record's `merged` ids are
-/// retired into its own (followed transitively), so the answer does not depend on the
-/// order records of different campaigns are read in.
-fn campaign_of(records: &[Rec]) -> BTreeMap<String, String> {
-    campaign_of_json(records.iter().map(Rec::json))
-}
-
-fn campaign_of_json(records: impl Iterator<Item = serde_json::Value>) -> BTreeMap<String, String> {
-    let mut named = BTreeMap::new();
-    let mut retired: BTreeMap<String, String> = BTreeMap::new();
-    for r in records {
-        let cid = r["campaign_id"].as_str().unwrap_or_default().to_string();
-        for m in r["merged"].as_array().into_iter().flatten() {
-            retired.insert(m.as_str().unwrap_or_default().to_string(), cid.clone());
-        }
-        for a in r["alerts"].as_array().into_iter().flatten() {
-            let id = a["alert_id"].as_str().unwrap_or_default().to_string();
-            // Records of one campaign are read in order (its key's partition); a
-            // member only ever moves to an older root, never back.
-            named.insert(id, cid.clone());
-        }
-    }
-    named
-        .into_iter()
-        .map(|(a, mut c)| {
-            for _ in 0..retired.len() {
-                match retired.get(&c) {
-                    Some(n) if *n != c => c = n.clone(),
-                    _ => break,
-                }
-            }
-            (a, c)
-        })
-        .collect()
-}
-
 /// The input partitions `svc`'s main consumer owns, from its last assignment log line.
 fn owned(svc: &Svc) -> BTreeSet<i32> {
     // Without the terminal colour codes.
@@ -75,56 +39,6 @@ fn owned(svc: &Svc) -> BTreeSet<i32> {
     list.split(',')
         .filter_map(|p| p.trim().parse().ok())
         .collect()
-}
-
-fn links_args(t: &Topics) -> Vec<String> {
-    vec![
-        "--links-topic".into(),
-        format!("{}.links", t.alerts),
-        "--campaigns-topic".into(),
-        format!("{}.campaigns", t.alerts),
-    ]
-}
-
-/// Waits until the group has committed every record of the links topic and of the
-/// pairs topic (the link stage is done), then reads the campaigns topic.
-fn settle(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Rec> {
-    let links_topic = format!("{}.links", t.alerts);
-    let pairs_topic = format!("{links_topic}-pairs");
-    let start = Instant::now();
-    loop {
-        let read = |topic: &str| {
-            end_offsets(&read_topic(
-                &env.brokers,
-                topic,
-                1,
-                Duration::from_millis(500),
-                Duration::from_secs(30),
-            ))
-        };
-        let (links, pairs) = (read(&links_topic), read(&pairs_topic));
-        let done_links = committed(&env.brokers, group, &links_topic) == links;
-        let done_pairs = committed(&env.brokers, group, &pairs_topic).get(&0) == pairs.get(&0);
-        if done_links && done_pairs && !pairs.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "link stage not done: links {done_links}, pairs {done_pairs}\n{}",
-            svcs.iter()
-                .map(|s| s.log_text())
-                .collect::<Vec<_>>()
-                .join("\n----\n")
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    read_topic(
-        &env.brokers,
-        &format!("{}.campaigns", t.alerts),
-        1,
-        Duration::from_secs(2),
-        Duration::from_secs(30),
-    )
 }
 
 #[test]
@@ -195,7 +109,7 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         assert!(start.elapsed() < Duration::from_secs(120), "pair too slow");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let before_recs = settle(&env, &pair_topics, &g2, &[&a, &b]);
+    let before_recs = settle_links(&env, &pair_topics, &g2, &[&a, &b]);
     let before = campaign_of(&before_recs);
     let (oa, ob) = (owned(&a), owned(&b));
     b.kill9();
@@ -222,8 +136,8 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let one = campaign_of(&settle(&env, &single_topics, &g1, &[&single]));
-    let two_recs = settle(&env, &pair_topics, &g2, &[&a]);
+    let one = campaign_of(&settle_links(&env, &single_topics, &g1, &[&single]));
+    let two_recs = settle_links(&env, &pair_topics, &g2, &[&a]);
     let two = campaign_of(&two_recs);
     let ids: BTreeSet<&String> = one.values().collect();
     assert!(!one.is_empty(), "re-sold cohorts should form campaigns");

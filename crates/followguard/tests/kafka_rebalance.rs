@@ -191,6 +191,22 @@ fn total(members: &[&Svc], name: &str) -> f64 {
 
 #[test]
 fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_one() {
+    rolling(false);
+}
+
+/// The same with the link stage (`--links-topic`): the alert -> campaign map the link
+/// stages announce equals one instance's. Not in the CI run: each `serve` is then two
+/// members of the group, and in 1 of 3 runs here tansu left two input partitions
+/// unassigned for over two minutes after the restarts (the restarted members never got a
+/// partition); the 2 others passed in 86 s with the same campaigns as one instance.
+/// `scripts/test.sh --test kafka_rebalance -- --ignored --nocapture`.
+#[test]
+#[ignore = "six group members under cooperative-sticky: tansu sometimes stops assigning (docs/state.md)"]
+fn three_instances_with_the_link_stage_match_one_instance_campaigns_included() {
+    rolling(true);
+}
+
+fn rolling(links: bool) {
     let Some(env) = env() else { return };
     // Four days of 2,000 followees (~79k events), re-sold cohorts (campaigns link across
     // followees), produced at 2,000 events/s: the members are busy when partitions move,
@@ -218,7 +234,9 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
     let changelog = unique("rolling-changelog");
     let group = unique("grolling");
     // State must come from the changelog: the input rebuild is capped at 10 records.
-    let flags = [
+    // Campaigns come from the link stage (`--links-topic`), whose ids do not depend on
+    // which instance owns which followee.
+    let mut flags: Vec<String> = [
         "--changelog-topic",
         changelog.as_str(),
         "--rebuild-max-records",
@@ -227,14 +245,22 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
         "partition.assignment.strategy=cooperative-sticky",
         "--kafka-option",
         "heartbeat.interval.ms=500",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    if links {
+        flags.extend(links_args(&group_t));
+    }
     // The single instance logs its state too, to compare the group's final state with.
     let one_changelog = unique("rolling-one-changelog");
-    let mut one = env.serve(
-        &one_t,
-        &unique("gone"),
-        &["--changelog-topic", &one_changelog],
-    );
+    let one_group = unique("gone");
+    let mut one_flags = vec!["--changelog-topic".to_string(), one_changelog.clone()];
+    if links {
+        one_flags.extend(links_args(&one_t));
+    }
+    let one_flags: Vec<&str> = one_flags.iter().map(String::as_str).collect();
+    let mut one = env.serve(&one_t, &one_group, &one_flags);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let start_member = || env.serve(&group_t, &group, &flags);
     let (mut a, mut b, mut c) = (start_member(), start_member(), start_member());
     for s in [&mut one, &mut a, &mut b, &mut c] {
@@ -314,7 +340,12 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
     );
     assert!(
         total(&members, "followguard_rebalance_partitions_total") >= 4.0,
-        "the restarted members were assigned partitions"
+        "the restarted members were assigned partitions: {:?}\n{}",
+        members
+            .iter()
+            .map(|m| metric_sum(&m.metrics(), "followguard_rebalance_partitions_total"))
+            .collect::<Vec<_>>(),
+        c.log_text()
     );
     let restored = total(&members, "followguard_restore_records_total");
     assert!(
@@ -330,6 +361,22 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
 
     let want = outcome(&env, &one_t);
     let got = outcome(&env, &group_t);
+    // Alert id -> campaign id, as the link stages announced them.
+    let got_campaigns = if links {
+        let want_campaigns = campaign_of(&settle_links(&env, &one_t, &one_group, &[&one]));
+        let got_campaigns = campaign_of(&settle_links(&env, &group_t, &group, &members));
+        assert!(
+            !want_campaigns.is_empty(),
+            "the re-sold cohorts make campaigns"
+        );
+        assert_eq!(
+            got_campaigns, want_campaigns,
+            "campaigns (alert id -> campaign id) differ from one instance"
+        );
+        got_campaigns
+    } else {
+        BTreeMap::new()
+    };
     assert!(!want.opened.is_empty(), "the stream opens alerts");
     assert_eq!(want.duplicate_opens, 0);
     assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
@@ -374,7 +421,7 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
     eprintln!(
         "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
          {} alerts ({} resolved, {} still open in both), {restored} changelog records restored, {} moderated followers; \
-         campaign ids: group {} vs one {} (equal: {})",
+         campaign ids: group {} vs one {} (equal: {}); link-stage campaigns: {} alerts in {} campaigns",
         got.opened.len(),
         got.resolved.len(),
         want.opened.difference(&want.resolved).count(),
@@ -382,6 +429,8 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
         got.campaigns.len(),
         want.campaigns.len(),
         got.campaigns == want.campaigns,
+        got_campaigns.len(),
+        got_campaigns.values().collect::<BTreeSet<_>>().len(),
     );
     for s in [&mut one, &mut a, &mut b, &mut c] {
         s.sigterm();

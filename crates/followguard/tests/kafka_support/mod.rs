@@ -872,3 +872,93 @@ pub fn lines_until_last_campaign_end(
         .map(<[u8]>::to_vec)
         .collect()
 }
+
+// Issue 21, cross-instance campaigns: the link stage's topics and its campaign records.
+
+/// Alert id → campaign id: each record names its members; a record's `merged` ids are
+/// retired into its own (followed transitively), so the answer does not depend on the
+/// order records of different campaigns are read in.
+pub fn campaign_of(records: &[Rec]) -> BTreeMap<String, String> {
+    campaign_of_json(records.iter().map(Rec::json))
+}
+
+pub fn campaign_of_json(
+    records: impl Iterator<Item = serde_json::Value>,
+) -> BTreeMap<String, String> {
+    let mut named = BTreeMap::new();
+    let mut retired: BTreeMap<String, String> = BTreeMap::new();
+    for r in records {
+        let cid = r["campaign_id"].as_str().unwrap_or_default().to_string();
+        for m in r["merged"].as_array().into_iter().flatten() {
+            retired.insert(m.as_str().unwrap_or_default().to_string(), cid.clone());
+        }
+        for a in r["alerts"].as_array().into_iter().flatten() {
+            let id = a["alert_id"].as_str().unwrap_or_default().to_string();
+            // Records of one campaign are read in order (its key's partition); a
+            // member only ever moves to an older root, never back.
+            named.insert(id, cid.clone());
+        }
+    }
+    named
+        .into_iter()
+        .map(|(a, mut c)| {
+            for _ in 0..retired.len() {
+                match retired.get(&c) {
+                    Some(n) if *n != c => c = n.clone(),
+                    _ => break,
+                }
+            }
+            (a, c)
+        })
+        .collect()
+}
+
+pub fn links_args(t: &Topics) -> Vec<String> {
+    vec![
+        "--links-topic".into(),
+        format!("{}.links", t.alerts),
+        "--campaigns-topic".into(),
+        format!("{}.campaigns", t.alerts),
+    ]
+}
+
+/// Waits until the group has committed every record of the links topic and of the
+/// pairs topic (the link stage is done), then reads the campaigns topic.
+pub fn settle_links(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Rec> {
+    let links_topic = format!("{}.links", t.alerts);
+    let pairs_topic = format!("{links_topic}-pairs");
+    let start = Instant::now();
+    loop {
+        let read = |topic: &str| {
+            end_offsets(&read_topic(
+                &env.brokers,
+                topic,
+                1,
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            ))
+        };
+        let (links, pairs) = (read(&links_topic), read(&pairs_topic));
+        let done_links = committed(&env.brokers, group, &links_topic) == links;
+        let done_pairs = committed(&env.brokers, group, &pairs_topic).get(&0) == pairs.get(&0);
+        if done_links && done_pairs && !pairs.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "link stage not done: links {done_links}, pairs {done_pairs}\n{}",
+            svcs.iter()
+                .map(|s| s.log_text())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    read_topic(
+        &env.brokers,
+        &format!("{}.campaigns", t.alerts),
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+}
