@@ -16,7 +16,7 @@ use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use kafka_support::*;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +76,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     writer.detector_mut().track_dirty(true);
     let mut written = 0usize;
     let mut tombstones = 0usize;
+    let mut logged = HashMap::new();
     let mut want = Vec::new();
     rt.block_on(async {
         kafka::create_topics(&kafka_cfg, &[&topic], 2)
@@ -84,6 +85,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         for batch in lines[..cut].chunks(256) {
             run(&mut writer, batch, &mut want);
             let recs = changelog::dirty_records(&mut writer);
+            changelog::note_moderation(&mut logged, &recs);
             written += recs.len();
             tombstones += recs.iter().filter(|r| r.value.is_none()).count();
             changelog::produce(&producer, &topic, &recs).await.unwrap();
@@ -129,17 +131,20 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
             || ticks += 1,
         ))
         .unwrap();
+    // No snapshot: the backward search reads back to the start and finds none, and the
+    // restore reads every record.
+    assert_eq!(r.from.get(&0), Some(&0));
     assert_eq!(
-        r.records as usize,
+        (r.records - r.scanned) as usize,
         written + 2,
         "every record read: {r:?}, written {written}, tombstones {tombstones}"
     );
     assert_eq!(r.corrupt, 2, "{r:?}");
-    assert!(ticks >= r.records);
+    assert!(ticks >= r.records - r.scanned);
     let text = metrics.render();
     assert_eq!(
         metric(&text, "followguard_restore_records_total"),
-        Some((written + 2) as f64)
+        Some(r.records as f64)
     );
     assert_eq!(
         metric(&text, "followguard_changelog_corrupt_total"),
@@ -183,11 +188,19 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     );
     assert_eq!(core(&got), core(&rest));
 
-    // With a snapshot of the partition (its lockstep state included) written after the
-    // dirty records, a restore continues exactly as the writer, updates included.
+    // With a snapshot of the partition (its lockstep state and the moderation entries
+    // it logged included) written after the dirty records, a restore reads from the
+    // snapshot's begin marker only and continues exactly as the writer, updates included.
     let mut restored = new();
-    let snap = changelog::snapshot_records(&writer, 0);
+    let snap = changelog::snapshot_records(
+        &writer,
+        0,
+        1,
+        None,
+        &logged.get(&0).cloned().unwrap_or_default(),
+    );
     assert!(snap.iter().any(|r| r.key == changelog::lockstep_key(0)));
+    assert!(snap.iter().any(|r| r.key.starts_with("m/")));
     let reader = {
         let _rt = rt.enter();
         Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
@@ -198,11 +211,194 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
             changelog::restore(reader, &topic, &[0, 1], &mut restored, &metrics, || {}).await
         })
         .unwrap();
-    assert_eq!(r.records as usize, written + 2 + snap.len());
+    assert_eq!(r.from.get(&0), Some(&((written + 2) as i64)), "{r:?}");
+    assert!(r.records as usize >= snap.len());
     let (mut got, mut rest) = (Vec::new(), Vec::new());
     run(&mut restored, &lines[cut..], &mut got);
     run(&mut writer, &lines[cut..], &mut rest);
     assert_eq!(got, rest);
+}
+
+/// Bounded restore on a broker that never compacts (tansu keeps every record): the
+/// writer logs each batch's changes and, every 2 batches, a full snapshot between
+/// `s/<partition>` markers (tombstones for moderation entries that expired since it
+/// logged them); at the end a snapshot is cut by a "crash" (begin marker, half its
+/// records, no end marker). The restore starts at the begin marker of the latest
+/// *complete* snapshot, reads about one snapshot plus what came after it (counted by
+/// `followguard_restore_records_total`) though the partition holds many earlier
+/// snapshots, shows its progress per partition, and the restored pipeline holds the
+/// writer's state and goes on as it does.
+#[test]
+fn restore_reads_from_the_latest_complete_snapshot() {
+    let Some(env) = env() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stream = Stream::small_campaigns(22);
+    stream.resell = Some(0.5);
+    let (file, _) = env.generate("changelog-snap", &stream);
+    let bytes = std::fs::read(file).unwrap();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let model =
+        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    // A short moderation dedup, so entries expire within the stream (snapshot tombstones).
+    let mut cfg = PipelineConfig::default();
+    cfg.detector.moderation_dedup_ms = 6 * 3_600_000;
+    let new = || Pipeline::new(model.clone(), cfg.clone());
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let topic = unique("changelog-snap");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap();
+    let cut = lines.len() * 3 / 5;
+    let mut writer = new();
+    writer.detector_mut().track_dirty(true);
+    let mut logged = HashMap::new();
+    // Changelog offsets: one writer, so partition 0's offsets are the records in order.
+    let mut offset = 0i64;
+    let mut begins = Vec::new();
+    let mut snapshot_tombstones = 0usize;
+    let mut sink = Vec::new();
+    rt.block_on(async {
+        kafka::create_topics(&kafka_cfg, &[&topic], 1)
+            .await
+            .unwrap();
+        let size = (cut / 200).max(1);
+        for (i, batch) in lines[..cut].chunks(size).enumerate() {
+            run(&mut writer, batch, &mut sink);
+            let mut recs = Vec::new();
+            if i % 2 == 1 {
+                let snap = changelog::snapshot_records(
+                    &writer,
+                    0,
+                    i as u64,
+                    Some(((i + 1) * size) as i64),
+                    &logged.get(&0).cloned().unwrap_or_default(),
+                );
+                snapshot_tombstones += snap
+                    .iter()
+                    .filter(|r| r.key.starts_with("m/") && r.value.is_none())
+                    .count();
+                changelog::note_moderation(&mut logged, &snap);
+                begins.push((offset, snap.len()));
+                recs.extend(snap);
+            }
+            let dirty = changelog::dirty_records(&mut writer);
+            changelog::note_moderation(&mut logged, &dirty);
+            recs.extend(dirty);
+            offset += recs.len() as i64;
+            changelog::produce(&producer, &topic, &recs).await.unwrap();
+        }
+        // The crash: a snapshot cut after its begin marker and half its records.
+        let snap = changelog::snapshot_records(&writer, 0, u64::MAX, None, &BTreeSet::new());
+        offset += (snap.len() / 2) as i64;
+        changelog::produce(&producer, &topic, &snap[..snap.len() / 2])
+            .await
+            .unwrap();
+    });
+    assert!(begins.len() >= 10, "snapshots written: {}", begins.len());
+    assert!(
+        snapshot_tombstones > 0,
+        "expired moderation entries tombstoned"
+    );
+    let (last_begin, last_len) = *begins.last().unwrap();
+
+    let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
+    let mut restored = new();
+    let reader = {
+        let _rt = rt.enter();
+        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+    };
+    let mut pending_seen: Option<f64> = None;
+    let r = rt
+        .block_on(changelog::restore(
+            reader,
+            &topic,
+            &[0],
+            &mut restored,
+            &metrics,
+            || {
+                if pending_seen.is_none() {
+                    pending_seen = metric(
+                        &metrics.render(),
+                        "followguard_restore_pending_records{partition=\"0\"}",
+                    );
+                }
+            },
+        ))
+        .unwrap();
+    let after = offset - last_begin;
+    eprintln!(
+        "bounded restore: partition holds {offset} records in {} snapshots; restore read {} \
+         from offset {:?} (latest complete snapshot: {last_len} records at {last_begin}, \
+         {after} records from it to the end) in {:.3}s; {snapshot_tombstones} snapshot tombstones",
+        begins.len(),
+        r.records,
+        r.from.get(&0),
+        r.seconds
+    );
+    assert_eq!(r.from.get(&0), Some(&last_begin), "{r:?}");
+    // The restore reads from the begin marker to the end; the backward search before it
+    // read its first chunk (from the end offset the broker reports, which tansu may
+    // report short by up to a produce batch) and the begin marker.
+    assert_eq!(r.records - r.scanned, after as u64, "{r:?}");
+    assert!(
+        r.scanned as i64 <= 2 * changelog::SCAN_CHUNK,
+        "searched {} records",
+        r.scanned
+    );
+    assert!(
+        r.records as i64 * 5 < offset,
+        "read {} of {offset} records",
+        r.records
+    );
+    assert_eq!(r.corrupt, 0);
+    let text = metrics.render();
+    assert_eq!(
+        metric(&text, "followguard_restore_records_total"),
+        Some(r.records as f64)
+    );
+    let pending_seen = pending_seen.expect("pending records shown while restoring");
+    // (an estimate from the reported end offset, which tansu may report short)
+    assert!(
+        pending_seen > 0.0 && pending_seen <= after as f64,
+        "pending {pending_seen}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "followguard_restore_pending_records{partition=\"0\"}"
+        ),
+        Some(0.0)
+    );
+
+    let (a, b) = (writer.export_state(), restored.export_state());
+    assert_eq!(a.partitions, b.partitions, "clocks");
+    assert_eq!(a.followees, b.followees, "followee state");
+    assert_eq!(a.shared.moderation, b.shared.moderation, "moderation dedup");
+    // Both go on with the rest of the stream: the same opens, resolves and moderation
+    // records (campaign links made after the latest snapshot are not logged per batch
+    // yet, docs/state.md, so campaign updates may differ).
+    let core = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|r| !r.ends_with("Update"))
+            .cloned()
+            .collect()
+    };
+    let (mut got, mut rest) = (Vec::new(), Vec::new());
+    run(&mut restored, &lines[cut..], &mut got);
+    run(&mut writer, &lines[cut..], &mut rest);
+    assert!(rest.iter().any(|r| r.ends_with("Open")));
+    assert_eq!(core(&got), core(&rest));
 }
 
 /// `serve --changelog-topic` killed (SIGKILL, no drain) mid-stream and restarted in the

@@ -335,15 +335,18 @@ impl Detector {
         let mut keys: Vec<(u64, i32)> = d.drain().collect();
         keys.sort_unstable();
         keys.into_iter()
-            .map(|(k, p)| {
-                let e = ModerationEntry {
-                    v: STATE_VERSION,
-                    follower_key: k,
-                    last_ms: self.moderated.get(k),
-                };
-                (e, p)
-            })
+            .map(|(k, p)| (self.moderation_entry(k), p))
             .collect()
+    }
+
+    /// The moderation dedup entry of `follower_key` as held now (`last_ms: None`: not
+    /// held, a tombstone). Snapshots write the entries a partition logged with it.
+    pub fn moderation_entry(&self, follower_key: u64) -> ModerationEntry {
+        ModerationEntry {
+            v: STATE_VERSION,
+            follower_key,
+            last_ms: self.moderated.get(follower_key),
+        }
     }
 
     /// Restores one moderation dedup entry (a `None` time is a tombstone: nothing to do,

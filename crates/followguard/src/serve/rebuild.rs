@@ -69,7 +69,7 @@ impl Service<'_> {
                     for p in parts {
                         self.in_state.remove(&p);
                         if let Some(c) = self.changelog.as_mut() {
-                            c.snapshots.remove(&p);
+                            c.forget(p);
                         }
                         self.pipeline.drop_partition(p);
                         self.evidence().drop_partition(p);
