@@ -11,7 +11,8 @@ use crate::kafka::Reader;
 use crate::metrics::Metrics;
 use anyhow::Context as _;
 use followguard_core::detector::state::{
-    FolloweeState, ModerationEntry, PartitionState, SharedState, STATE_VERSION,
+    FolloweeState, LockstepChange, LockstepKey, ModerationEntry, PartitionState, SharedState,
+    STATE_VERSION,
 };
 use followguard_core::pipeline::Pipeline;
 use rdkafka::consumer::Consumer;
@@ -53,6 +54,16 @@ pub fn moderation_key(follower_key: u64) -> String {
 /// Key of the lockstep (campaign link) state written with a snapshot of `partition`.
 pub fn lockstep_key(partition: i32) -> String {
     format!("l/{partition}")
+}
+
+/// Key of one lockstep (campaign link) entry: a flagged follower, an alert pair or a
+/// campaign node.
+pub fn link_key(k: LockstepKey) -> String {
+    match k {
+        LockstepKey::Follower(f) => format!("k/f/{f:016x}"),
+        LockstepKey::Pair(a, b) => format!("k/p/{a:016x}-{b:016x}"),
+        LockstepKey::Link(l) => format!("k/l/{l:016x}"),
+    }
 }
 
 /// Key of the input offset a partition's logged state reflects.
@@ -124,13 +135,23 @@ pub fn clock_key(partition: i32) -> String {
 
 /// The records for the state changed since the last call (the pipeline's detector must
 /// track dirty state: `detector_mut().track_dirty(true)`): one per dirty followee (its
-/// state, or a tombstone), one per changed moderation dedup entry, and the clocks of
-/// every partition involved.
-pub fn dirty_records(p: &mut Pipeline) -> Vec<Record> {
+/// state, or a tombstone), one per changed moderation dedup entry, one per changed
+/// lockstep key (campaign links; `order`: the writer's order of this batch, increasing,
+/// the order of the snapshots' markers too), and the clocks of every partition involved.
+pub fn dirty_records(p: &mut Pipeline, order: u64) -> Vec<Record> {
     let dirty = p.detector_mut().take_dirty();
     let moderation = p.detector_mut().take_dirty_moderation();
+    let links = p.detector_mut().take_dirty_lockstep();
     let mut parts = BTreeSet::new();
-    let mut out = Vec::with_capacity(dirty.len() + moderation.len() + 1);
+    let mut out = Vec::with_capacity(dirty.len() + moderation.len() + links.len() + 1);
+    for (mut c, partition) in links {
+        c.n = order;
+        out.push(Record {
+            partition,
+            key: link_key(c.key),
+            value: Some(c.to_bytes()),
+        });
+    }
     for (id, partition) in dirty {
         parts.insert(partition);
         out.push(Record {
@@ -432,8 +453,11 @@ pub async fn restore(
     out.records = out.scanned;
     let mut latest: BTreeMap<(i32, String), Option<Vec<u8>>> = BTreeMap::new();
     // The lockstep state is a whole copy of the writer's in each partition's snapshot:
-    // only the newest copy (by record time) is imported.
-    let mut newest_links: Option<(i64, Vec<u8>)> = None;
+    // only the newest copy (by the order of its snapshot's begin marker) is imported,
+    // then the per-key lockstep changes (`k/`) not older than it, the newest per key.
+    let mut newest_links: Option<(u64, Vec<u8>)> = None;
+    let mut link_changes: HashMap<String, (u64, Vec<u8>)> = HashMap::new();
+    let mut snapshot_order: HashMap<i32, u64> = HashMap::new();
     if !ends.is_empty() {
         reader.assign(&tpl)?;
     }
@@ -466,12 +490,32 @@ pub async fn restore(
         at.insert(p, m.offset() + 1);
         out.records += 1;
         match m.key().map(std::str::from_utf8) {
-            Some(Ok(k)) if k.starts_with("s/") => {}
+            Some(Ok(k)) if k.starts_with("s/") => {
+                if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
+                    snapshot_order.insert(p, mk.seq);
+                }
+            }
             Some(Ok(k)) if k.starts_with("l/") => {
-                let ts = m.timestamp().to_millis().unwrap_or(0);
+                let n = snapshot_order.get(&p).copied().unwrap_or(0);
                 if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
-                    if newest_links.as_ref().is_none_or(|(t, _)| ts >= *t) {
-                        newest_links = Some((ts, v.to_vec()));
+                    if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
+                        newest_links = Some((n, v.to_vec()));
+                    }
+                }
+            }
+            Some(Ok(k)) if k.starts_with("k/") => {
+                let v = m.payload().unwrap_or_default();
+                match LockstepChange::from_bytes(v) {
+                    Ok(c) => {
+                        if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
+                            link_changes.insert(k.to_string(), (c.n, v.to_vec()));
+                        }
+                    }
+                    Err(e) => {
+                        out.corrupt += 1;
+                        metrics.changelog_corrupt();
+                        tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
+                            "changelog record skipped");
                     }
                 }
             }
@@ -500,14 +544,22 @@ pub async fn restore(
         }
     }
     reader.unassign().ok();
+    let copy_order = newest_links.as_ref().map_or(0, |(n, _)| *n);
     if let Some((_, v)) = newest_links {
         latest.insert((-1, "l/newest".to_string()), Some(v));
+    }
+    // Changes of the copy's own batch are in it (equal values); older ones are not used.
+    for (k, (n, v)) in link_changes {
+        if n >= copy_order {
+            latest.insert((-1, k), Some(v));
+        }
     }
     // Clocks first (imports file expiry by them), then dedup entries, then followees.
     let rank = |k: &str| match k.split_once('/').map(|(kind, _)| kind) {
         Some("p") => 0,
         Some("m") | Some("l") => 1,
-        _ => 2,
+        Some("k") => 2,
+        _ => 3,
     };
     let mut live: Vec<(&(i32, String), &Vec<u8>)> = latest
         .iter()
@@ -529,6 +581,8 @@ pub async fn restore(
                 )),
             Some("l") => SharedState::from_bytes(value)
                 .and_then(|s| pipeline.detector_mut().import_shared(&s)),
+            Some("k") => LockstepChange::from_bytes(value)
+                .and_then(|c| pipeline.detector_mut().import_lockstep_change(&c)),
             Some("m") => ModerationEntry::from_bytes(value).and_then(|s| {
                 out.moderation.entry(*p).or_default().insert(s.follower_key);
                 pipeline.detector_mut().import_moderation(&s)

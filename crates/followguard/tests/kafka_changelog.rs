@@ -82,9 +82,9 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         kafka::create_topics(&kafka_cfg, &[&topic], 2)
             .await
             .unwrap();
-        for batch in lines[..cut].chunks(256) {
+        for (n, batch) in lines[..cut].chunks(256).enumerate() {
             run(&mut writer, batch, &mut want);
-            let recs = changelog::dirty_records(&mut writer);
+            let recs = changelog::dirty_records(&mut writer, n as u64 + 1);
             changelog::note_moderation(&mut logged, &recs);
             written += recs.len();
             tombstones += recs.iter().filter(|r| r.value.is_none()).count();
@@ -168,15 +168,14 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     assert_eq!(a.shared.moderation, b.shared.moderation, "moderation dedup");
     assert_eq!(restored.open_alerts(), writer.open_alerts());
 
-    // Both go on with the rest of the stream. Without a snapshot the campaign links
-    // (lockstep) are not in the changelog, so campaign `update`s may differ; every
-    // open, resolve and moderation record is the same.
-    let core = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .filter(|r| !r.ends_with("Update"))
-            .cloned()
-            .collect()
-    };
+    // The campaign links came back key by key (`k/` records; no snapshot was written).
+    assert_eq!(a.shared.lockstep, b.shared.lockstep, "campaign links");
+    assert!(
+        !a.shared.lockstep.links.is_empty(),
+        "the stream links alerts"
+    );
+    // Both go on with the rest of the stream, with the same records, campaign updates
+    // included.
     let (mut got, mut rest) = (Vec::new(), Vec::new());
     let mut writer_copy = new();
     writer_copy.import_state(&writer.export_state()).unwrap();
@@ -186,7 +185,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         rest.iter().any(|r| r.ends_with("Open")),
         "the rest opens alerts"
     );
-    assert_eq!(core(&got), core(&rest));
+    assert_eq!(got, rest);
 
     // With a snapshot of the partition (its lockstep state and the moderation entries
     // it logged included) written after the dirty records, a restore reads from the
@@ -195,7 +194,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     let snap = changelog::snapshot_records(
         &writer,
         0,
-        1,
+        u64::MAX,
         None,
         &logged.get(&0).cloned().unwrap_or_default(),
     );
@@ -280,7 +279,7 @@ fn restore_reads_from_the_latest_complete_snapshot() {
                 let snap = changelog::snapshot_records(
                     &writer,
                     0,
-                    i as u64,
+                    i as u64 + 1,
                     Some(((i + 1) * size) as i64),
                     &logged.get(&0).cloned().unwrap_or_default(),
                 );
@@ -292,14 +291,14 @@ fn restore_reads_from_the_latest_complete_snapshot() {
                 begins.push((offset, snap.len()));
                 recs.extend(snap);
             }
-            let dirty = changelog::dirty_records(&mut writer);
+            let dirty = changelog::dirty_records(&mut writer, i as u64 + 1);
             changelog::note_moderation(&mut logged, &dirty);
             recs.extend(dirty);
             offset += recs.len() as i64;
             changelog::produce(&producer, &topic, &recs).await.unwrap();
         }
         // The crash: a snapshot cut after its begin marker and half its records.
-        let snap = changelog::snapshot_records(&writer, 0, u64::MAX, None, &BTreeSet::new());
+        let snap = changelog::snapshot_records(&writer, 0, 1_000_000, None, &BTreeSet::new());
         offset += (snap.len() / 2) as i64;
         changelog::produce(&producer, &topic, &snap[..snap.len() / 2])
             .await
@@ -385,20 +384,14 @@ fn restore_reads_from_the_latest_complete_snapshot() {
     assert_eq!(a.partitions, b.partitions, "clocks");
     assert_eq!(a.followees, b.followees, "followee state");
     assert_eq!(a.shared.moderation, b.shared.moderation, "moderation dedup");
-    // Both go on with the rest of the stream: the same opens, resolves and moderation
-    // records (campaign links made after the latest snapshot are not logged per batch
-    // yet, docs/state.md, so campaign updates may differ).
-    let core = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .filter(|r| !r.ends_with("Update"))
-            .cloned()
-            .collect()
-    };
+    assert_eq!(a.shared.lockstep, b.shared.lockstep, "campaign links");
+    // Both go on with the rest of the stream with the same records, campaign updates
+    // included.
     let (mut got, mut rest) = (Vec::new(), Vec::new());
     run(&mut restored, &lines[cut..], &mut got);
     run(&mut writer, &lines[cut..], &mut rest);
     assert!(rest.iter().any(|r| r.ends_with("Open")));
-    assert_eq!(core(&got), core(&rest));
+    assert_eq!(got, rest);
 }
 
 /// `serve --changelog-topic` killed (SIGKILL, no drain) mid-stream and restarted in the

@@ -40,8 +40,9 @@ pub(super) struct ChangelogSink {
     /// Per partition, the moderation dedup keys logged with a value: each snapshot writes
     /// them again, or their tombstones once expired.
     pub moderation: HashMap<i32, BTreeSet<u64>>,
-    /// Snapshot sequence numbers (markers): start at the wall clock in µs at start-up, so
-    /// a restarted writer never reuses one.
+    /// The writer's order: one step per batch, in the snapshot markers and the lockstep
+    /// changes of the batch (a restore uses the newest). Starts at the wall clock in µs,
+    /// so a restarted writer goes on above its predecessor.
     pub seq: u64,
 }
 
@@ -140,11 +141,11 @@ impl Service<'_> {
             return;
         };
         let now = std::time::Instant::now();
+        sink.seq += 1;
         for &(p, o) in &next {
             if sink.snapshot_due(p, now) {
                 sink.snapshots.insert(p, now);
                 sink.since_snapshot.insert(p, 0);
-                sink.seq += 1;
                 let logged = sink.moderation.remove(&p).unwrap_or_default();
                 let snap =
                     changelog::snapshot_records(&self.pipeline, p, sink.seq, Some(o), &logged);
@@ -154,7 +155,7 @@ impl Service<'_> {
             }
         }
         let changes = records.len();
-        records.extend(changelog::dirty_records(&mut self.pipeline));
+        records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
         records.extend(
             next.into_iter()
                 .map(|(p, o)| changelog::offset_record(p, o)),
