@@ -717,6 +717,11 @@ fn the_next_owner_resends_the_restored_open_alerts() {
         "no rebuild"
     );
     assert!(b.log_text().contains("open alerts adopted for resending"));
+    // The web view shows the restored open alerts again.
+    for id in &open {
+        let (code, body) = b.get(&format!("/api/alerts/{id}")).expect("web view");
+        assert_eq!(code, 200, "{id} in the web view after the restore: {body}");
+    }
     b.sigterm();
     assert!(b
         .wait_exit(Duration::from_secs(20))

@@ -245,13 +245,18 @@ impl Service<'_> {
             }
         }
         // Issue #23 parity with the rebuild: the open alerts restored are resent by this
-        // instance's webhook from now on (their previous owner stopped resending them).
-        if let (Some(w), Ok(_)) = (&self.webhook, &r) {
+        // instance's webhook from now on (their previous owner stopped resending them),
+        // and shown by the web view again (their figures now, follows from now on: the
+        // follows before the restore are not in the changelog).
+        if r.is_ok() {
             let mut n = 0;
             for &p in parts {
                 for a in self.pipeline.detector().open_alert_records(p) {
-                    w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
-                    n += 1;
+                    self.evidence().record_partition(&a, p);
+                    if let Some(w) = &self.webhook {
+                        w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
+                        n += 1;
+                    }
                 }
             }
             if n > 0 {
