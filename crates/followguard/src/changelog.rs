@@ -73,13 +73,74 @@ pub fn offset_key(partition: i32) -> String {
 
 /// The record saying that the state logged for `partition` reflects every input record
 /// before `next_offset` (logged after that state; restore skips those records, so a
-/// restored state never counts an event twice).
+/// restored state never counts an event twice). Value: `"<next offset>"`;
+/// [`Pointers::stamp`] appends `" <seq> <back>"`: the partition's latest complete snapshot
+/// began `back` records before this one, so a restore finds it from the partition's last
+/// records.
 pub fn offset_record(partition: i32, next_offset: i64) -> Record {
     Record {
         partition,
         key: offset_key(partition),
         value: Some(next_offset.to_string().into_bytes()),
     }
+}
+
+/// Per partition, the latest snapshot this writer logged: `(seq, records logged since its
+/// begin marker, its end marker logged)`. One writer per partition, records logged in
+/// order, so a record's distance to the begin marker is known when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct Pointers(HashMap<i32, (u64, u64, bool)>);
+
+impl Pointers {
+    /// Notes `records` as the next ones logged, in order, and stamps every `o/` record
+    /// that follows a complete snapshot with `(seq, back)`.
+    pub fn stamp(&mut self, records: &mut [Record]) {
+        for r in records.iter_mut() {
+            if r.key.starts_with("s/") {
+                let marker = r
+                    .value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice::<Marker>(v).ok());
+                match marker {
+                    Some(m) if m.snapshot == "begin" => {
+                        self.0.insert(r.partition, (m.seq, 0, false));
+                    }
+                    Some(m) if m.snapshot == "end" => {
+                        if let Some(e) = self.0.get_mut(&r.partition).filter(|e| e.0 == m.seq) {
+                            e.2 = true;
+                        }
+                    }
+                    _ => {}
+                }
+            } else if r.key.starts_with("o/") {
+                if let (Some(&(seq, back, true)), Some(v)) =
+                    (self.0.get(&r.partition), r.value.as_mut())
+                {
+                    v.extend_from_slice(format!(" {seq} {back}").as_bytes());
+                }
+            }
+            if let Some(e) = self.0.get_mut(&r.partition) {
+                e.1 += 1;
+            }
+        }
+    }
+
+    /// Forgets a partition (revoked: its next writer snapshots it first).
+    pub fn forget(&mut self, partition: i32) {
+        self.0.remove(&partition);
+    }
+}
+
+/// `(next offset, snapshot (seq, back))` of an `o/` value.
+fn parse_offset_value(v: &[u8]) -> Option<(i64, Option<(u64, u64)>)> {
+    let text = std::str::from_utf8(v).ok()?;
+    let mut it = text.split(' ');
+    let next = it.next()?.parse().ok()?;
+    let snapshot = match (it.next(), it.next()) {
+        (Some(seq), Some(back)) => Some((seq.parse().ok()?, back.parse().ok()?)),
+        _ => None,
+    };
+    Some((next, snapshot))
 }
 
 /// Key of a partition's snapshot markers.
@@ -312,6 +373,7 @@ async fn last_end_marker(
     until: Option<i64>,
     read: &mut u64,
 ) -> anyhow::Result<Option<(i64, Marker)>> {
+    let okey = offset_key(partition);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
     reader.assign(&tpl)?;
@@ -335,6 +397,22 @@ async fn last_end_marker(
         *read += 1;
         if let Some(mk) = Marker::of(&m, partition).filter(|mk| mk.snapshot == "end") {
             last = Some((o, mk));
+        }
+        // An offset record pointing back at its snapshot's begin marker stands for that
+        // snapshot's end (it is written after the snapshot's last record).
+        if m.key() == Some(okey.as_bytes()) {
+            if let Some((_, Some((seq, back)))) = m.payload().and_then(parse_offset_value) {
+                let records = back.saturating_sub(1);
+                last = Some((
+                    o,
+                    Marker {
+                        v: STATE_VERSION,
+                        snapshot: "end".into(),
+                        seq,
+                        records,
+                    },
+                ));
+            }
         }
         if until.is_some_and(|u| o + 1 >= u) {
             break;
@@ -570,10 +648,8 @@ pub async fn restore(
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
             Some("p") => PartitionState::from_bytes(value).and_then(|s| pipeline.import_clock(&s)),
-            Some("o") => std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|o| {
+            Some("o") => parse_offset_value(value)
+                .map(|(o, _)| {
                     out.offsets.insert(*p, o);
                 })
                 .ok_or(followguard_core::detector::state::StateError::Malformed(

@@ -44,6 +44,8 @@ pub(super) struct ChangelogSink {
     /// changes of the batch (a restore uses the newest). Starts at the wall clock in µs,
     /// so a restarted writer goes on above its predecessor.
     pub seq: u64,
+    /// Where each partition's latest snapshot began (stamped on the `o/` records).
+    pub pointers: changelog::Pointers,
 }
 
 impl ChangelogSink {
@@ -67,6 +69,7 @@ impl ChangelogSink {
             seq: u64::try_from(super::now_ms())
                 .unwrap_or(0)
                 .saturating_mul(1000),
+            pointers: changelog::Pointers::default(),
         }))
     }
 
@@ -75,6 +78,7 @@ impl ChangelogSink {
         self.snapshots.remove(&partition);
         self.since_snapshot.remove(&partition);
         self.moderation.remove(&partition);
+        self.pointers.forget(partition);
     }
 
     /// Whether `partition` is due a snapshot: never taken since its assignment, its
@@ -164,6 +168,7 @@ impl Service<'_> {
         for r in &records[changes..] {
             *sink.since_snapshot.entry(r.partition).or_default() += 1;
         }
+        sink.pointers.stamp(&mut records);
         if let Some(last) = batch.last_mut() {
             last.state = records;
         }
