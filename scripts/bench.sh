@@ -22,7 +22,8 @@
 #   changelog  issue 21: the cost of `serve --changelog-topic`, both ways in one run: the
 #              cold pipeline case without and with `bench-pipeline --changelog`
 #              (bench.changelog.{off,on}.pipeline.*), and scripts/bench-e2e.sh --no-live
-#              without and with --changelog-topic (bench.changelog.{off,on}.e2e.*) (≈ 8 min)
+#              without and with --changelog (serve --changelog-topic, one changelog per
+#              phase's input topic) (bench.changelog.{off,on}.e2e.*) (≈ 8 min)
 #
 # Environment (optional): FOLLOWGUARD_BENCH_EVENTS (pipeline events, default 1000000),
 # FOLLOWGUARD_BENCH_OUT (where logs and criterion output go, default a temp dir), and
@@ -94,7 +95,7 @@ EOF
             done
             for mode in off on; do
                 flag=()
-                [[ $mode == on ]] && flag=(--serve-arg=--changelog-topic=follows-changelog)
+                [[ $mode == on ]] && flag=(--changelog)
                 FOLLOWGUARD_BIN="$BIN" scripts/bench-e2e.sh --no-live "${flag[@]}" \
                     2>"$OUT/changelog-$mode-e2e.log" |
                     sed "s/^bench\.e2e\./bench.changelog.$mode.e2e./"

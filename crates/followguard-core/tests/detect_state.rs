@@ -316,19 +316,8 @@ proptest! {
 fn burst_state() -> (Detector, FolloweeState) {
     let mut d = Detector::new(cfg());
     d.track_dirty(true);
-    let evs: Vec<Ev> = (0..120)
-        .map(|i| Ev {
-            followee: 0,
-            follower: i,
-            gap_ms: 2_000,
-            jitter_ms: 0,
-            prob: 0.95,
-            follow: true,
-            fresh: false,
-        })
-        .collect();
     let mut out = Vec::new();
-    feed(&mut d, &evs, T0, &followers(), &mut out);
+    feed(&mut d, &burst(0), T0, &followers(), &mut out);
     assert_eq!(d.open_alerts(), 1, "the burst opened an alert");
     assert_eq!(d.take_dirty(), vec![(FolloweeId::new("alice"), 0)]);
     assert!(d.take_dirty().is_empty(), "take_dirty drains");
@@ -499,23 +488,25 @@ fn golden_stream_pipeline_roundtrip_at_several_cuts() {
     }
 }
 
+/// The same 120 flagged followers following `followee` every 2 s: a cohort's burst.
+fn burst(followee: usize) -> Vec<Ev> {
+    (0..120)
+        .map(|i| Ev {
+            followee,
+            follower: i,
+            gap_ms: 2_000,
+            jitter_ms: 0,
+            prob: 0.95,
+            follow: true,
+            fresh: false,
+        })
+        .collect()
+}
+
 /// A follower moderated before the restart is not moderated again after it (within the
 /// dedup period), when another followee's alert flags it.
 #[test]
 fn moderation_dedup_survives_a_changelog_restore() {
-    let burst = |followee| -> Vec<Ev> {
-        (0..120)
-            .map(|i| Ev {
-                followee,
-                follower: i,
-                gap_ms: 2_000,
-                jitter_ms: 0,
-                prob: 0.95,
-                follow: true,
-                fresh: false,
-            })
-            .collect()
-    };
     let fl = followers();
     let mut d = Detector::new(cfg());
     d.track_dirty(true);
@@ -547,19 +538,6 @@ fn moderation_dedup_survives_a_changelog_restore() {
 /// cohort's next target, carol, joins the same campaign exactly as without the restore.
 #[test]
 fn campaign_links_after_the_last_snapshot_survive_a_restore() {
-    let burst = |followee| -> Vec<Ev> {
-        (0..120)
-            .map(|i| Ev {
-                followee,
-                follower: i,
-                gap_ms: 2_000,
-                jitter_ms: 0,
-                prob: 0.95,
-                follow: true,
-                fresh: false,
-            })
-            .collect()
-    };
     let fl = followers();
     let mut d = Detector::new(cfg());
     d.track_dirty(true);

@@ -3,9 +3,10 @@
 //! `o/<partition>`; a null value is a tombstone) and the full partition snapshots between
 //! `s/<partition>` begin / end markers, producing them, and restoring the state of
 //! assigned partitions: from the begin marker of each partition's latest complete
-//! snapshot (found by reading backwards from the partition's end) to the partition's
-//! end, so a restore reads about one snapshot plus what was logged after it, on a broker
-//! that never compacts too. `serve/state.rs` is the service's side.
+//! snapshot (found from the partition's last records: the `o/` record every batch ends
+//! with points back at it; else by searching backwards for an end marker) to the
+//! partition's end, so a restore reads about one snapshot plus what was logged after it,
+//! on a broker that never compacts too. `serve/state.rs` is the service's side.
 
 use crate::kafka::Reader;
 use crate::metrics::Metrics;
@@ -424,8 +425,9 @@ async fn last_end_marker(
 /// The offset to restore `partition` from: the begin marker of its latest complete
 /// snapshot, found by reading backwards from the partition's end (`high`, which may be
 /// short: the first step reads to the end of partition) in chunks growing 4× until an
-/// end marker turns up; its begin marker must sit where the end marker says, with the
-/// same `seq`. A snapshot cut by a crash has no end marker and is never chosen (its
+/// end marker, or an `o/` record pointing at a complete snapshot, turns up (the first
+/// chunk holds the last batch's `o/` record); the begin marker must sit where it says,
+/// with the same `seq`. A snapshot cut by a crash has no end marker and is never chosen (its
 /// records are read as ordinary changes after the complete one). No snapshot, or a
 /// begin marker not where it should be: `low` (everything is read).
 async fn snapshot_start(

@@ -35,6 +35,53 @@ fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
     }
 }
 
+/// What the pipeline-level tests share: a runtime, a generated stream of two days of
+/// 150 followees with three campaigns whose cohorts are re-sold (campaign links), the
+/// model, the broker's client config and a producer.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    bytes: Vec<u8>,
+    model: Arc<Model>,
+    kafka_cfg: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl Setup {
+    fn new(env: &Env, name: &str, seed: u64) -> Setup {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut stream = Stream::small_campaigns(seed);
+        stream.resell = Some(0.5);
+        let (file, _) = env.generate(name, &stream);
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &env.brokers)
+            .create()
+            .unwrap();
+        Setup {
+            rt,
+            bytes: std::fs::read(file).unwrap(),
+            model: Arc::new(
+                Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap(),
+            ),
+            kafka_cfg: KafkaConfig {
+                brokers: env.brokers.clone(),
+                options: Vec::new(),
+            },
+            producer,
+        }
+    }
+
+    fn lines(&self) -> Vec<&[u8]> {
+        self.bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
 #[test]
 fn state_restored_from_the_changelog_continues_as_the_writer() {
     let Some(env) = env() else { return };
@@ -42,32 +89,12 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         .with_env_filter("followguard=info")
         .with_test_writer()
         .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // Two days of 150 followees with three campaigns (re-sold cohorts: campaign links).
-    let mut stream = Stream::small_campaigns(21);
-    stream.resell = Some(0.5);
-    let (file, _) = env.generate("changelog", &stream);
-    let bytes = std::fs::read(file).unwrap();
-    let lines: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    let model =
-        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    let setup = Setup::new(&env, "changelog", 21);
+    let (rt, model, kafka_cfg, producer) =
+        (&setup.rt, &setup.model, &setup.kafka_cfg, &setup.producer);
+    let lines = setup.lines();
     let new = || Pipeline::new(model.clone(), PipelineConfig::default());
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
     let topic = unique("changelog");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .create()
-        .unwrap();
 
     // The writer: the first 60 % of the stream in batches of 256, each batch's dirty
     // state produced (and acknowledged) before the next.
@@ -79,16 +106,14 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     let mut logged = HashMap::new();
     let mut want = Vec::new();
     rt.block_on(async {
-        kafka::create_topics(&kafka_cfg, &[&topic], 2)
-            .await
-            .unwrap();
+        kafka::create_topics(kafka_cfg, &[&topic], 2).await.unwrap();
         for (n, batch) in lines[..cut].chunks(256).enumerate() {
             run(&mut writer, batch, &mut want);
             let recs = changelog::dirty_records(&mut writer, n as u64 + 1);
             changelog::note_moderation(&mut logged, &recs);
             written += recs.len();
             tombstones += recs.iter().filter(|r| r.value.is_none()).count();
-            changelog::produce(&producer, &topic, &recs).await.unwrap();
+            changelog::produce(producer, &topic, &recs).await.unwrap();
         }
         // A corrupt value and an unknown key, as a bad deploy or a foreign writer might
         // leave them.
@@ -104,7 +129,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
                 value: Some(b"{}".to_vec()),
             },
         ];
-        changelog::produce(&producer, &topic, &bad).await.unwrap();
+        changelog::produce(producer, &topic, &bad).await.unwrap();
     });
     assert!(
         written > writer.tracked_followees(),
@@ -118,7 +143,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     let mut restored = new();
     let reader = {
         let _rt = rt.enter();
-        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+        Arc::new(kafka::reader(&kafka::replay_config(kafka_cfg, &unique("restore"))).unwrap())
     };
     let mut ticks = 0u64;
     let r = rt
@@ -202,11 +227,11 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     assert!(snap.iter().any(|r| r.key.starts_with("m/")));
     let reader = {
         let _rt = rt.enter();
-        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+        Arc::new(kafka::reader(&kafka::replay_config(kafka_cfg, &unique("restore"))).unwrap())
     };
     let r = rt
         .block_on(async {
-            changelog::produce(&producer, &topic, &snap).await.unwrap();
+            changelog::produce(producer, &topic, &snap).await.unwrap();
             changelog::restore(reader, &topic, &[0, 1], &mut restored, &metrics, || {}).await
         })
         .unwrap();
@@ -230,34 +255,15 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
 #[test]
 fn restore_reads_from_the_latest_complete_snapshot() {
     let Some(env) = env() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut stream = Stream::small_campaigns(22);
-    stream.resell = Some(0.5);
-    let (file, _) = env.generate("changelog-snap", &stream);
-    let bytes = std::fs::read(file).unwrap();
-    let lines: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    let model =
-        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    let setup = Setup::new(&env, "changelog-snap", 22);
+    let (rt, model, kafka_cfg, producer) =
+        (&setup.rt, &setup.model, &setup.kafka_cfg, &setup.producer);
+    let lines = setup.lines();
     // A short moderation dedup, so entries expire within the stream (snapshot tombstones).
     let mut cfg = PipelineConfig::default();
     cfg.detector.moderation_dedup_ms = 6 * 3_600_000;
     let new = || Pipeline::new(model.clone(), cfg.clone());
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
     let topic = unique("changelog-snap");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .create()
-        .unwrap();
     let cut = lines.len() * 3 / 5;
     let mut writer = new();
     writer.detector_mut().track_dirty(true);
@@ -269,9 +275,7 @@ fn restore_reads_from_the_latest_complete_snapshot() {
     let mut sink = Vec::new();
     let mut pointers = changelog::Pointers::default();
     rt.block_on(async {
-        kafka::create_topics(&kafka_cfg, &[&topic], 1)
-            .await
-            .unwrap();
+        kafka::create_topics(kafka_cfg, &[&topic], 1).await.unwrap();
         let size = (cut / 200).max(1);
         for (i, batch) in lines[..cut].chunks(size).enumerate() {
             run(&mut writer, batch, &mut sink);
@@ -300,12 +304,12 @@ fn restore_reads_from_the_latest_complete_snapshot() {
             recs.push(changelog::offset_record(0, ((i + 1) * size) as i64));
             pointers.stamp(&mut recs);
             offset += recs.len() as i64;
-            changelog::produce(&producer, &topic, &recs).await.unwrap();
+            changelog::produce(producer, &topic, &recs).await.unwrap();
         }
         // The crash: a snapshot cut after its begin marker and half its records.
         let snap = changelog::snapshot_records(&writer, 0, 1_000_000, None, &BTreeSet::new());
         offset += (snap.len() / 2) as i64;
-        changelog::produce(&producer, &topic, &snap[..snap.len() / 2])
+        changelog::produce(producer, &topic, &snap[..snap.len() / 2])
             .await
             .unwrap();
     });
@@ -320,7 +324,7 @@ fn restore_reads_from_the_latest_complete_snapshot() {
     let mut restored = new();
     let reader = {
         let _rt = rt.enter();
-        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("restore"))).unwrap())
+        Arc::new(kafka::reader(&kafka::replay_config(kafka_cfg, &unique("restore"))).unwrap())
     };
     let mut pending_seen: Option<f64> = None;
     let r = rt
@@ -428,16 +432,7 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         .unwrap()
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_slice::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v["ts"]
-                        .as_str()
-                        .and_then(followguard_core::time::parse_time_ms)
-                })
-                .unwrap_or(0)
-        })
+        .map(|l| event_time_ms(l).unwrap_or(0))
         .collect();
     let n = times.len();
     let t = Topics::new(run.name);
@@ -525,7 +520,15 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         }
     }
     assert!(!open_at_kill.is_empty(), "alerts open at the kill");
-    let moderation_at_kill = read(&t.moderation).len();
+    // (May be empty yet: no minimum to wait for.)
+    let moderation_at_kill = read_topic(
+        &env.brokers,
+        &t.moderation,
+        0,
+        Duration::from_secs(2),
+        Duration::from_secs(120),
+    )
+    .len();
 
     let restart = Instant::now();
     let mut second = env.serve(&t, &group, &flags);

@@ -455,6 +455,22 @@ pub struct LinkState {
     pub members: Vec<u64>,
 }
 
+impl LinkNode {
+    /// This node (of link key `link`) as its serializable state.
+    fn state(&self, link: u64) -> LinkState {
+        LinkState {
+            link,
+            parent: self.parent,
+            alert_id: self.alert_id.clone(),
+            burst_start_ms: self.burst_start_ms,
+            followee_id: self.followee_id.to_string(),
+            last_ms: self.last_ms,
+            open: self.open,
+            members: self.members.clone(),
+        }
+    }
+}
+
 /// Slot that no followee has: a node whose followee is no longer tracked finds no open
 /// alert, exactly as when its slot was reused.
 pub(super) const NO_SLOT: u64 = u64::MAX;
@@ -473,20 +489,7 @@ impl Lockstep {
             .map(|(&k, o)| (k, o.shared, o.last_ms))
             .collect();
         overlaps.sort_unstable();
-        let mut links: Vec<LinkState> = self
-            .links
-            .iter()
-            .map(|(&k, n)| LinkState {
-                link: k,
-                parent: n.parent,
-                alert_id: n.alert_id.clone(),
-                burst_start_ms: n.burst_start_ms,
-                followee_id: n.followee_id.to_string(),
-                last_ms: n.last_ms,
-                open: n.open,
-                members: n.members.clone(),
-            })
-            .collect();
+        let mut links: Vec<LinkState> = self.links.iter().map(|(&k, n)| n.state(k)).collect();
         links.sort_unstable_by_key(|l| l.link);
         LockstepState {
             follower_alerts,
@@ -547,18 +550,7 @@ impl Lockstep {
                 .overlaps
                 .get(&(a, b))
                 .map(|o| LockstepValue::Pair(o.shared, o.last_ms)),
-            LockstepKey::Link(l) => self.links.get(&l).map(|n| {
-                LockstepValue::Link(LinkState {
-                    link: l,
-                    parent: n.parent,
-                    alert_id: n.alert_id.clone(),
-                    burst_start_ms: n.burst_start_ms,
-                    followee_id: n.followee_id.to_string(),
-                    last_ms: n.last_ms,
-                    open: n.open,
-                    members: n.members.clone(),
-                })
-            }),
+            LockstepKey::Link(l) => self.links.get(&l).map(|n| LockstepValue::Link(n.state(l))),
         }
     }
 
