@@ -503,17 +503,24 @@ fn burst(followee: usize) -> Vec<Ev> {
         .collect()
 }
 
+/// A detector tracking its changes after a cohort's burst on alice, the changelog holding
+/// it (a snapshot batch), the records, and the time reached.
+fn alice_burst_logged(fl: &[String]) -> (Detector, Changelog, Vec<Emitted>, i64) {
+    let mut d = Detector::new(cfg());
+    d.track_dirty(true);
+    let mut log = Changelog::default();
+    let mut before = Vec::new();
+    let t = feed(&mut d, &burst(0), T0, fl, &mut before);
+    log.write_batch(&mut d, 1, true);
+    (d, log, before, t)
+}
+
 /// A follower moderated before the restart is not moderated again after it (within the
 /// dedup period), when another followee's alert flags it.
 #[test]
 fn moderation_dedup_survives_a_changelog_restore() {
     let fl = followers();
-    let mut d = Detector::new(cfg());
-    d.track_dirty(true);
-    let mut log = Changelog::default();
-    let mut before = Vec::new();
-    let t = feed(&mut d, &burst(0), T0, &fl, &mut before);
-    log.write_batch(&mut d, 1, true);
+    let (mut d, log, before, t) = alice_burst_logged(&fl);
     let moderated: usize = before.iter().map(|e| e.moderation.len()).sum();
     assert!(
         moderated > 50,
@@ -539,12 +546,7 @@ fn moderation_dedup_survives_a_changelog_restore() {
 #[test]
 fn campaign_links_after_the_last_snapshot_survive_a_restore() {
     let fl = followers();
-    let mut d = Detector::new(cfg());
-    d.track_dirty(true);
-    let mut log = Changelog::default();
-    let mut before = Vec::new();
-    let t = feed(&mut d, &burst(0), T0, &fl, &mut before);
-    log.write_batch(&mut d, 1, true);
+    let (mut d, mut log, mut before, t) = alice_burst_logged(&fl);
     let t = feed(&mut d, &burst(1), t, &fl, &mut before);
     log.write_batch(&mut d, 2, false);
     let campaigns = |out: &[Emitted]| -> std::collections::BTreeSet<String> {
