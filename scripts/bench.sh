@@ -6,7 +6,8 @@
 # on stdout (progress and tool chatter go to stderr, and to $OUT/*.log). CI does not gate
 # on these figures: the machines are shared and noisy, so compare ratios within one run.
 #
-# Usage: scripts/bench.sh [pipeline] [memory] [criterion] [e2e]   (no argument: all four)
+# Usage: scripts/bench.sh [pipeline] [memory] [criterion] [e2e] [changelog]
+#        (no argument: the first four)
 #
 #   pipeline   followguard bench-pipeline: in-process events/s and per-event latency,
 #              cold and warm follower cache (≈ 1 min)
@@ -18,6 +19,11 @@
 #   e2e        scripts/bench-e2e.sh: through a private tansu broker, plain consumer vs
 #              serve, event → alert latency at half load, the live capacity (broker
 #              ingesting) and latency at half of it (≈ 5 min; needs ../shared/data)
+#   changelog  issue 21: the cost of `serve --changelog-topic`, both ways in one run: the
+#              cold pipeline case without and with `bench-pipeline --changelog`
+#              (bench.changelog.{off,on}.pipeline.*), and scripts/bench-e2e.sh --no-live
+#              without and with --changelog (serve --changelog-topic, one changelog per
+#              phase's input topic) (bench.changelog.{off,on}.e2e.*) (≈ 8 min)
 #
 # Environment (optional): FOLLOWGUARD_BENCH_EVENTS (pipeline events, default 1000000),
 # FOLLOWGUARD_BENCH_OUT (where logs and criterion output go, default a temp dir), and
@@ -29,9 +35,9 @@ areas=("$@")
 [[ ${#areas[@]} -eq 0 ]] && areas=(pipeline memory criterion e2e)
 for a in "${areas[@]}"; do
     case "$a" in
-        pipeline | memory | criterion | e2e) ;;
+        pipeline | memory | criterion | e2e | changelog) ;;
         *)
-            echo "bench.sh: unknown benchmark '$a' (pipeline, memory, criterion, e2e)" >&2
+            echo "bench.sh: unknown benchmark '$a' (pipeline, memory, criterion, e2e, changelog)" >&2
             exit 2
             ;;
     esac
@@ -78,6 +84,22 @@ EOF
             ;;
         e2e)
             FOLLOWGUARD_BIN="$BIN" scripts/bench-e2e.sh 2>"$OUT/e2e.log"
+            ;;
+        changelog)
+            for mode in off on; do
+                flag=()
+                [[ $mode == on ]] && flag=(--changelog)
+                "$BIN" bench-pipeline --events "${FOLLOWGUARD_BENCH_EVENTS:-1000000}" \
+                    --cases cold "${flag[@]}" 2>"$OUT/changelog-$mode-pipeline.log" |
+                    sed "s/^bench\.pipeline\./bench.changelog.$mode.pipeline./"
+            done
+            for mode in off on; do
+                flag=()
+                [[ $mode == on ]] && flag=(--changelog)
+                FOLLOWGUARD_BIN="$BIN" scripts/bench-e2e.sh --no-live "${flag[@]}" \
+                    2>"$OUT/changelog-$mode-e2e.log" |
+                    sed "s/^bench\.e2e\./bench.changelog.$mode.e2e./"
+            done
             ;;
     esac
 done

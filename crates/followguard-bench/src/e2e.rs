@@ -80,6 +80,11 @@ pub struct BenchE2eArgs {
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
 
+    /// Issue 21: run serve with `--changelog-topic <input topic>.changelog` (one changelog
+    /// per phase's input topic, as a deployment pairs them): what logging state costs.
+    #[arg(long)]
+    pub changelog: bool,
+
     /// linger.ms of the latency phase's input producer (the upstream application; 5 is
     /// librdkafka's default). It is inside the measured latency. 0 sends nearly every
     /// record in its own request, which at half load costs tansu most of a core of the
@@ -582,6 +587,9 @@ impl Serve {
             .args(["--stats-interval", "1s"]);
         for o in &kafka.options {
             cmd.args(["--kafka-option", &format!("{}={}", o.key, o.value)]);
+        }
+        if a.changelog {
+            cmd.args(["--changelog-topic", &format!("{}.changelog", topics.input)]);
         }
         cmd.args(&a.serve_args)
             .stdin(Stdio::null())

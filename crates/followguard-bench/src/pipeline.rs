@@ -61,9 +61,21 @@ pub struct BenchPipelineArgs {
     /// events/s (per-event latency is not defined there). Text output only.
     #[arg(long, value_delimiter = ',')]
     pub prepare_threads: Vec<usize>,
+    /// Issue 21: also do what `serve --changelog-topic` adds on the consume loop: dirty
+    /// tracking, and every 256 events (a batch) the changed state's changelog records
+    /// (exported and serialized, counted in the sink bytes), plus a partition snapshot
+    /// once 200,000 records were logged (`--changelog-snapshot-records`'s default). The
+    /// producing itself runs on serve's acknowledgement task (bench-e2e measures it).
+    #[arg(long)]
+    pub changelog: bool,
     #[command(flatten)]
     pub detector: DetectorArgs,
 }
+
+/// Issue 21 (`--changelog`): events per changelog batch, and records logged between
+/// snapshots (serve's `--changelog-snapshot-records` default).
+const CHANGELOG_BATCH: usize = 256;
+const CHANGELOG_SNAPSHOT_RECORDS: usize = 200_000;
 
 /// Follower-cache state of a measured run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -382,6 +394,8 @@ pub fn run_case(
         cfg.cache_capacity = cfg.cache_capacity.max(1 << 16);
     }
     let mut p = Pipeline::new(model.clone(), cfg);
+    p.detector_mut().track_dirty(a.changelog);
+    let mut logged = 0usize;
     let mut sinks = MemSinks::new(!a.no_evidence);
     let mut lat: Vec<u32> = Vec::with_capacity(stream.len());
     let mut rejected = 0u64;
@@ -403,6 +417,24 @@ pub fn run_case(
                 sinks.take(&o)?;
             }
             Err(_) => rejected += 1,
+        }
+        if a.changelog && (i + 1) % CHANGELOG_BATCH == 0 {
+            let mut records = followguard::changelog::dirty_records(&mut p, i as u64);
+            logged += records.len();
+            if logged >= CHANGELOG_SNAPSHOT_RECORDS {
+                logged = 0;
+                records.extend(followguard::changelog::snapshot_records(
+                    &p,
+                    0,
+                    i as u64,
+                    Some(i as i64),
+                    &std::collections::BTreeSet::new(),
+                ));
+            }
+            sinks.bytes += records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, Vec::len) as u64)
+                .sum::<u64>();
         }
         lat.push(u32::try_from(s.elapsed().as_nanos()).unwrap_or(u32::MAX));
     }

@@ -342,6 +342,13 @@ impl EvidenceStore {
         self.record_in(a, 0);
     }
 
+    /// [`record`](Self::record) for an alert of source partition `partition` (issue 21:
+    /// an open alert restored from the changelog, shown again with the follows seen from
+    /// then on).
+    pub fn record_partition(&mut self, a: &Alert, partition: i32) {
+        self.record_in(a, partition);
+    }
+
     fn record_in(&mut self, a: &Alert, partition: i32) {
         let key = key_of(&a.followee_id);
         let rp = RecordPoint {

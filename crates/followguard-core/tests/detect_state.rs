@@ -10,8 +10,8 @@
 mod support;
 
 use followguard_core::detector::state::{
-    DetectorState, FolloweeState, ModerationEntry, PartitionState, SharedState, StateError,
-    STATE_VERSION,
+    DetectorState, FolloweeState, LockstepChange, LockstepKey, ModerationEntry, PartitionState,
+    SharedState, StateError, STATE_VERSION,
 };
 use followguard_core::detector::{Detector, DetectorConfig, Emitted, Observation};
 use followguard_core::features::REASON_CODES;
@@ -168,14 +168,26 @@ struct Changelog {
     followees: BTreeMap<String, Vec<u8>>,
     clocks: BTreeMap<i32, Vec<u8>>,
     moderation: BTreeMap<u64, Vec<u8>>,
-    /// The lockstep maps (shared state without per-key tracking yet), whole.
-    shared: Vec<u8>,
+    /// The lockstep maps, whole, as a snapshot writes them, with the writer's order.
+    shared: (u64, Vec<u8>),
+    /// The lockstep keys changed since (campaign links), per key, with their order.
+    lockstep: BTreeMap<LockstepKey, (u64, Vec<u8>)>,
 }
 
 impl Changelog {
-    /// What the service writes after a batch: the dirty followees (a tombstone for those
-    /// with no state left), the partitions' clocks and the shared maps.
-    fn write_batch(&mut self, d: &mut Detector) {
+    /// What the service writes after a batch (its `n`th): with a snapshot, the lockstep
+    /// maps whole; then the dirty followees (a tombstone for those with no state left),
+    /// the partitions' clocks, the changed moderation entries and lockstep keys.
+    fn write_batch(&mut self, d: &mut Detector, n: u64, snapshot: bool) {
+        if snapshot {
+            let mut shared = d.export_shared();
+            shared.moderation.clear();
+            self.shared = (n, shared.to_bytes());
+        }
+        for (mut c, _) in d.take_dirty_lockstep() {
+            c.n = n;
+            self.lockstep.insert(c.key, (n, c.to_bytes()));
+        }
         for (id, _) in d.take_dirty() {
             match d.export_followee(&id) {
                 Some(s) => self.followees.insert(id.to_string(), s.to_bytes()),
@@ -193,9 +205,6 @@ impl Changelog {
                 None => self.moderation.remove(&m.follower_key),
             };
         }
-        let mut shared = d.export_shared();
-        shared.moderation.clear();
-        self.shared = shared.to_bytes();
     }
 
     fn restore(&self) -> Detector {
@@ -204,9 +213,17 @@ impl Changelog {
             d.import_clock(&PartitionState::from_bytes(b).unwrap())
                 .unwrap();
         }
-        if !self.shared.is_empty() {
-            d.import_shared(&SharedState::from_bytes(&self.shared).unwrap())
+        let (copy_n, shared) = &self.shared;
+        if !shared.is_empty() {
+            d.import_shared(&SharedState::from_bytes(shared).unwrap())
                 .unwrap();
+        }
+        // Changes not older than the whole copy (those of its own batch are in it).
+        for (n, b) in self.lockstep.values() {
+            if n >= copy_n {
+                d.import_lockstep_change(&LockstepChange::from_bytes(b).unwrap())
+                    .unwrap();
+            }
         }
         for b in self.moderation.values() {
             d.import_moderation(&ModerationEntry::from_bytes(b).unwrap())
@@ -251,14 +268,17 @@ proptest! {
         prop_assert_eq!(first_diff(&got, &want), None);
     }
 
-    /// The changelog path: dirty followees written per batch (tombstones for evicted
-    /// ones), restored into a fresh detector at a random batch boundary, gives exactly
-    /// the records of an uninterrupted run.
+    /// The changelog path: dirty followees, moderation entries and lockstep keys written
+    /// per batch (tombstones for evicted / pruned ones), the lockstep maps whole only
+    /// every `snapshot_every` batches, restored into a fresh detector at a random batch
+    /// boundary, gives exactly the records of an uninterrupted run (campaign updates
+    /// included: links made after the last whole copy are in the per-key changes).
     #[test]
     fn changelog_restore_continues_identically(
         evs in prop::collection::vec(ev_strategy(), 1..700),
         batch in 1usize..64,
         cut in 0.0f64..1.0,
+        snapshot_every in 1usize..12,
     ) {
         let want = uninterrupted(&evs);
         let fl = followers();
@@ -269,9 +289,9 @@ proptest! {
         let mut log = Changelog::default();
         let mut got = Vec::new();
         let mut t = T0;
-        for b in &batches[..k] {
+        for (i, b) in batches[..k].iter().enumerate() {
             t = feed(&mut d, b, t, &fl, &mut got);
-            log.write_batch(&mut d);
+            log.write_batch(&mut d, i as u64 + 1, i % snapshot_every == 0);
         }
         let mut restored = log.restore();
         drop(d);
@@ -296,19 +316,8 @@ proptest! {
 fn burst_state() -> (Detector, FolloweeState) {
     let mut d = Detector::new(cfg());
     d.track_dirty(true);
-    let evs: Vec<Ev> = (0..120)
-        .map(|i| Ev {
-            followee: 0,
-            follower: i,
-            gap_ms: 2_000,
-            jitter_ms: 0,
-            prob: 0.95,
-            follow: true,
-            fresh: false,
-        })
-        .collect();
     let mut out = Vec::new();
-    feed(&mut d, &evs, T0, &followers(), &mut out);
+    feed(&mut d, &burst(0), T0, &followers(), &mut out);
     assert_eq!(d.open_alerts(), 1, "the burst opened an alert");
     assert_eq!(d.take_dirty(), vec![(FolloweeId::new("alice"), 0)]);
     assert!(d.take_dirty().is_empty(), "take_dirty drains");
@@ -479,30 +488,39 @@ fn golden_stream_pipeline_roundtrip_at_several_cuts() {
     }
 }
 
-/// A follower moderated before the restart is not moderated again after it (within the
-/// dedup period), when another followee's alert flags it.
-#[test]
-fn moderation_dedup_survives_a_changelog_restore() {
-    let burst = |followee| -> Vec<Ev> {
-        (0..120)
-            .map(|i| Ev {
-                followee,
-                follower: i,
-                gap_ms: 2_000,
-                jitter_ms: 0,
-                prob: 0.95,
-                follow: true,
-                fresh: false,
-            })
-            .collect()
-    };
-    let fl = followers();
+/// The same 120 flagged followers following `followee` every 2 s: a cohort's burst.
+fn burst(followee: usize) -> Vec<Ev> {
+    (0..120)
+        .map(|i| Ev {
+            followee,
+            follower: i,
+            gap_ms: 2_000,
+            jitter_ms: 0,
+            prob: 0.95,
+            follow: true,
+            fresh: false,
+        })
+        .collect()
+}
+
+/// A detector tracking its changes after a cohort's burst on alice, the changelog holding
+/// it (a snapshot batch), the records, and the time reached.
+fn alice_burst_logged(fl: &[String]) -> (Detector, Changelog, Vec<Emitted>, i64) {
     let mut d = Detector::new(cfg());
     d.track_dirty(true);
     let mut log = Changelog::default();
     let mut before = Vec::new();
-    let t = feed(&mut d, &burst(0), T0, &fl, &mut before);
-    log.write_batch(&mut d);
+    let t = feed(&mut d, &burst(0), T0, fl, &mut before);
+    log.write_batch(&mut d, 1, true);
+    (d, log, before, t)
+}
+
+/// A follower moderated before the restart is not moderated again after it (within the
+/// dedup period), when another followee's alert flags it.
+#[test]
+fn moderation_dedup_survives_a_changelog_restore() {
+    let fl = followers();
+    let (mut d, log, before, t) = alice_burst_logged(&fl);
     let moderated: usize = before.iter().map(|e| e.moderation.len()).sum();
     assert!(
         moderated > 50,
@@ -519,4 +537,39 @@ fn moderation_dedup_survives_a_changelog_restore() {
     assert_eq!(first_diff(&got, &want), None);
     let again: usize = got.iter().map(|e| e.moderation.len()).sum();
     assert_eq!(again, 0, "no follower moderated twice");
+}
+
+/// Campaign links made after the last whole lockstep copy survive a restore: a cohort
+/// hits alice (whole copy written), then bob (linked into one campaign; only per-key
+/// lockstep changes written), the detector is restored from the changelog, and the
+/// cohort's next target, carol, joins the same campaign exactly as without the restore.
+#[test]
+fn campaign_links_after_the_last_snapshot_survive_a_restore() {
+    let fl = followers();
+    let (mut d, mut log, mut before, t) = alice_burst_logged(&fl);
+    let t = feed(&mut d, &burst(1), t, &fl, &mut before);
+    log.write_batch(&mut d, 2, false);
+    let campaigns = |out: &[Emitted]| -> std::collections::BTreeSet<String> {
+        out.iter()
+            .flat_map(|e| &e.alerts)
+            .filter_map(|a| a.campaign_id.clone())
+            .collect()
+    };
+    assert_eq!(campaigns(&before).len(), 1, "alice and bob linked");
+    assert!(!log.lockstep.is_empty(), "links logged per key");
+    let mut restored = log.restore();
+    assert_eq!(
+        restored.export_shared(),
+        d.export_shared(),
+        "the lockstep maps restored"
+    );
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    feed(&mut restored, &burst(2), t, &fl, &mut got);
+    feed(&mut d, &burst(2), t, &fl, &mut want);
+    assert_eq!(
+        campaigns(&want),
+        campaigns(&before),
+        "carol joins the campaign"
+    );
+    assert_eq!(first_diff(&got, &want), None);
 }

@@ -1,16 +1,19 @@
-//! Issue 21 (partial): the changelog topic of detector state (docs/state.md). Building
-//! the records a batch's state changes make (`f/<followee>`, `m/<follower key>`,
-//! `p/<partition>`; a null value is a tombstone), producing them, and restoring the
-//! state of assigned partitions by reading their changelog partitions to the end.
-//!
-//! Not yet wired into `serve` (the ack path and the assignment hook are the next step,
-//! docs/state.md "Missing"); `tests/kafka_changelog.rs` runs it against the broker.
+//! Issue 21: the changelog topic of detector state (docs/state.md). Building the records
+//! a batch's state changes make (`f/<followee>`, `m/<follower key>`, `p/<partition>`,
+//! `o/<partition>`; a null value is a tombstone) and the full partition snapshots between
+//! `s/<partition>` begin / end markers, producing them, and restoring the state of
+//! assigned partitions: from the begin marker of each partition's latest complete
+//! snapshot (found from the partition's last records: the `o/` record every batch ends
+//! with points back at it; else by searching backwards for an end marker) to the
+//! partition's end, so a restore reads about one snapshot plus what was logged after it,
+//! on a broker that never compacts too. `serve/state.rs` is the service's side.
 
 use crate::kafka::Reader;
 use crate::metrics::Metrics;
 use anyhow::Context as _;
 use followguard_core::detector::state::{
-    FolloweeState, ModerationEntry, PartitionState, SharedState,
+    FolloweeState, LockstepChange, LockstepKey, ModerationEntry, PartitionState, SharedState,
+    STATE_VERSION,
 };
 use followguard_core::pipeline::Pipeline;
 use rdkafka::consumer::Consumer;
@@ -26,6 +29,9 @@ use std::time::{Duration, Instant};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Progress is logged at most this often during a restore.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Records read in the first step of the backward search for the latest snapshot end
+/// marker; each further step reads 4× more.
+pub const SCAN_CHUNK: i64 = 1024;
 
 /// One changelog record: partition = the input partition the state belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +57,16 @@ pub fn lockstep_key(partition: i32) -> String {
     format!("l/{partition}")
 }
 
+/// Key of one lockstep (campaign link) entry: a flagged follower, an alert pair or a
+/// campaign node.
+pub fn link_key(k: LockstepKey) -> String {
+    match k {
+        LockstepKey::Follower(f) => format!("k/f/{f:016x}"),
+        LockstepKey::Pair(a, b) => format!("k/p/{a:016x}-{b:016x}"),
+        LockstepKey::Link(l) => format!("k/l/{l:016x}"),
+    }
+}
+
 /// Key of the input offset a partition's logged state reflects.
 pub fn offset_key(partition: i32) -> String {
     format!("o/{partition}")
@@ -58,12 +74,119 @@ pub fn offset_key(partition: i32) -> String {
 
 /// The record saying that the state logged for `partition` reflects every input record
 /// before `next_offset` (logged after that state; restore skips those records, so a
-/// restored state never counts an event twice).
+/// restored state never counts an event twice). Value: `"<next offset>"`;
+/// [`Pointers::stamp`] appends `" <seq> <back>"`: the partition's latest complete snapshot
+/// began `back` records before this one, so a restore finds it from the partition's last
+/// records.
 pub fn offset_record(partition: i32, next_offset: i64) -> Record {
     Record {
         partition,
         key: offset_key(partition),
         value: Some(next_offset.to_string().into_bytes()),
+    }
+}
+
+/// Per partition, the latest snapshot this writer logged: `(seq, records logged since its
+/// begin marker, its end marker logged)`. One writer per partition, records logged in
+/// order, so a record's distance to the begin marker is known when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct Pointers(HashMap<i32, (u64, u64, bool)>);
+
+impl Pointers {
+    /// Notes `records` as the next ones logged, in order, and stamps every `o/` record
+    /// that follows a complete snapshot with `(seq, back)`.
+    pub fn stamp(&mut self, records: &mut [Record]) {
+        for r in records.iter_mut() {
+            if r.key.starts_with("s/") {
+                let marker = r
+                    .value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice::<Marker>(v).ok());
+                match marker {
+                    Some(m) if m.snapshot == "begin" => {
+                        self.0.insert(r.partition, (m.seq, 0, false));
+                    }
+                    Some(m) if m.snapshot == "end" => {
+                        if let Some(e) = self.0.get_mut(&r.partition).filter(|e| e.0 == m.seq) {
+                            e.2 = true;
+                        }
+                    }
+                    _ => {}
+                }
+            } else if r.key.starts_with("o/") {
+                if let (Some(&(seq, back, true)), Some(v)) =
+                    (self.0.get(&r.partition), r.value.as_mut())
+                {
+                    v.extend_from_slice(format!(" {seq} {back}").as_bytes());
+                }
+            }
+            if let Some(e) = self.0.get_mut(&r.partition) {
+                e.1 += 1;
+            }
+        }
+    }
+
+    /// Forgets a partition (revoked: its next writer snapshots it first).
+    pub fn forget(&mut self, partition: i32) {
+        self.0.remove(&partition);
+    }
+}
+
+/// `(next offset, snapshot (seq, back))` of an `o/` value.
+fn parse_offset_value(v: &[u8]) -> Option<(i64, Option<(u64, u64)>)> {
+    let text = std::str::from_utf8(v).ok()?;
+    let mut it = text.split(' ');
+    let next = it.next()?.parse().ok()?;
+    let snapshot = match (it.next(), it.next()) {
+        (Some(seq), Some(back)) => Some((seq.parse().ok()?, back.parse().ok()?)),
+        _ => None,
+    };
+    Some((next, snapshot))
+}
+
+/// Key of a partition's snapshot markers.
+pub fn snapshot_key(partition: i32) -> String {
+    format!("s/{partition}")
+}
+
+/// The value of a snapshot marker (`s/<partition>`). A snapshot is the records between a
+/// `begin` and the `end` of the same `seq`; `end` counts them, so the begin marker's
+/// offset is `end offset - records - 1` (one writer per partition) and is checked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    pub v: u32,
+    /// `"begin"` or `"end"`.
+    pub snapshot: String,
+    pub seq: u64,
+    /// In an `end` marker: records of the snapshot between its two markers.
+    #[serde(default)]
+    pub records: u64,
+}
+
+impl Marker {
+    fn record(partition: i32, snapshot: &str, seq: u64, records: u64) -> Record {
+        let m = Marker {
+            v: STATE_VERSION,
+            snapshot: snapshot.to_string(),
+            seq,
+            records,
+        };
+        Record {
+            partition,
+            key: snapshot_key(partition),
+            value: serde_json::to_vec(&m).ok(),
+        }
+    }
+
+    /// The marker `m` holds, if it is one of `partition`'s.
+    fn of(m: &impl Message, partition: i32) -> Option<Marker> {
+        let key = std::str::from_utf8(m.key()?).ok()?;
+        if key != snapshot_key(partition) {
+            return None;
+        }
+        serde_json::from_slice::<Marker>(m.payload()?)
+            .ok()
+            .filter(|m| m.v == STATE_VERSION)
     }
 }
 
@@ -74,13 +197,23 @@ pub fn clock_key(partition: i32) -> String {
 
 /// The records for the state changed since the last call (the pipeline's detector must
 /// track dirty state: `detector_mut().track_dirty(true)`): one per dirty followee (its
-/// state, or a tombstone), one per changed moderation dedup entry, and the clocks of
-/// every partition involved.
-pub fn dirty_records(p: &mut Pipeline) -> Vec<Record> {
+/// state, or a tombstone), one per changed moderation dedup entry, one per changed
+/// lockstep key (campaign links; `order`: the writer's order of this batch, increasing,
+/// the order of the snapshots' markers too), and the clocks of every partition involved.
+pub fn dirty_records(p: &mut Pipeline, order: u64) -> Vec<Record> {
     let dirty = p.detector_mut().take_dirty();
     let moderation = p.detector_mut().take_dirty_moderation();
+    let links = p.detector_mut().take_dirty_lockstep();
     let mut parts = BTreeSet::new();
-    let mut out = Vec::with_capacity(dirty.len() + moderation.len() + 1);
+    let mut out = Vec::with_capacity(dirty.len() + moderation.len() + links.len() + 1);
+    for (mut c, partition) in links {
+        c.n = order;
+        out.push(Record {
+            partition,
+            key: link_key(c.key),
+            value: Some(c.to_bytes()),
+        });
+    }
     for (id, partition) in dirty {
         parts.insert(partition);
         out.push(Record {
@@ -109,21 +242,26 @@ pub fn dirty_records(p: &mut Pipeline) -> Vec<Record> {
     out
 }
 
-/// A full snapshot of `partition`: its clocks, every followee it tracks, and the
-/// instance's lockstep state (campaign links are not tracked key by key yet: between
-/// snapshots their changes are not logged; docs/state.md). The snapshot cadence of
-/// docs/state.md; tombstones for keys no longer held are the caller's.
-pub fn snapshot_records(p: &Pipeline, partition: i32) -> Vec<Record> {
+/// A full snapshot of `partition` between `s/<partition>` begin / end markers (`seq`):
+/// every followee it tracks, its clocks, the instance's lockstep state (`l/`), the
+/// moderation dedup entries logged for the partition (`moderation`: each as held now, a
+/// tombstone for one no longer held), and the input offset the state reflects. A restore
+/// that starts at the begin marker needs nothing written before it.
+pub fn snapshot_records(
+    p: &Pipeline,
+    partition: i32,
+    seq: u64,
+    next_offset: Option<i64>,
+    moderation: &BTreeSet<u64>,
+) -> Vec<Record> {
     let snap = p.detector().export_partition(partition);
-    let mut out: Vec<Record> = snap
-        .followees
-        .iter()
-        .map(|f| Record {
-            partition,
-            key: followee_key(&f.followee_id),
-            value: Some(f.to_bytes()),
-        })
-        .collect();
+    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 5);
+    out.push(Marker::record(partition, "begin", seq, 0));
+    out.extend(snap.followees.iter().map(|f| Record {
+        partition,
+        key: followee_key(&f.followee_id),
+        value: Some(f.to_bytes()),
+    }));
     if let Some(c) = p.export_clock(partition) {
         out.push(Record {
             partition,
@@ -138,7 +276,41 @@ pub fn snapshot_records(p: &Pipeline, partition: i32) -> Vec<Record> {
         key: lockstep_key(partition),
         value: Some(shared.to_bytes()),
     });
+    for &k in moderation {
+        let e = p.detector().moderation_entry(k);
+        out.push(Record {
+            partition,
+            key: moderation_key(k),
+            value: e.last_ms.map(|_| e.to_bytes()),
+        });
+    }
+    if let Some(o) = next_offset {
+        out.push(offset_record(partition, o));
+    }
+    let records = out.len() as u64 - 1;
+    out.push(Marker::record(partition, "end", seq, records));
     out
+}
+
+/// Keeps `logged` (per partition, the moderation dedup keys whose last changelog record
+/// holds a value) up to date with `records` as they are logged: the keys a snapshot
+/// writes again, or tombstones once they are no longer held.
+pub fn note_moderation(logged: &mut HashMap<i32, BTreeSet<u64>>, records: &[Record]) {
+    for r in records {
+        let Some(k) = r
+            .key
+            .strip_prefix("m/")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        let set = logged.entry(r.partition).or_default();
+        if r.value.is_some() {
+            set.insert(k);
+        } else {
+            set.remove(&k);
+        }
+    }
 }
 
 /// Produces `records` to `topic` and waits until the broker acknowledged every one.
@@ -171,8 +343,11 @@ pub async fn produce<C: ClientContext + 'static>(
 /// What a restore read and imported.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Restored {
-    /// Records read (every version of every key).
+    /// Records read (every version of every key, and the records the search for the
+    /// latest snapshot read).
     pub records: u64,
+    /// Of `records`, those the search for the latest snapshot read.
+    pub scanned: u64,
     /// Keys holding state at the end (after tombstones), imported or refused.
     pub keys: u64,
     /// Records skipped: undecodable, unknown key or refused on import.
@@ -181,13 +356,141 @@ pub struct Restored {
     /// Per partition, the input offset the restored state reflects (`o/` records):
     /// input records before it are already in the state.
     pub offsets: BTreeMap<i32, i64>,
+    /// Per partition, the changelog offset the restore read from: the begin marker of
+    /// its latest complete snapshot, or the partition's start when it has none.
+    pub from: BTreeMap<i32, i64>,
+    /// Per partition, the moderation dedup keys restored (a snapshot logs them again).
+    pub moderation: BTreeMap<i32, BTreeSet<u64>>,
 }
 
-/// Reads changelog partitions `partitions` of `topic` from their start to their end
-/// (end of partition) and imports the last value of each key into `pipeline`
-/// — clocks, then moderation dedup entries, then followees. A record that cannot be
-/// decoded or imported is logged, counted (`followguard_changelog_corrupt_total`) and
-/// skipped. `progress` is called after every record (health bookkeeping).
+/// Reads records `[from, until)` of `topic`/`partition` (`until: None`: to the
+/// partition's end) and returns the offset and value of the last snapshot end marker
+/// among them. Every record read is counted in `read`.
+async fn last_end_marker(
+    reader: &Reader,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    until: Option<i64>,
+    read: &mut u64,
+) -> anyhow::Result<Option<(i64, Marker)>> {
+    let okey = offset_key(partition);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    reader.assign(&tpl)?;
+    let mut last = None;
+    loop {
+        let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
+            .await
+            .context("changelog read timed out")?
+        {
+            Err(KafkaError::PartitionEOF(p)) if p == partition => break,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            r => r?,
+        };
+        let o = m.offset();
+        if m.partition() != partition || o < from {
+            continue;
+        }
+        if until.is_some_and(|u| o >= u) {
+            break;
+        }
+        *read += 1;
+        if let Some(mk) = Marker::of(&m, partition).filter(|mk| mk.snapshot == "end") {
+            last = Some((o, mk));
+        }
+        // An offset record pointing back at its snapshot's begin marker stands for that
+        // snapshot's end (it is written after the snapshot's last record).
+        if m.key() == Some(okey.as_bytes()) {
+            if let Some((_, Some((seq, back)))) = m.payload().and_then(parse_offset_value) {
+                let records = back.saturating_sub(1);
+                last = Some((
+                    o,
+                    Marker {
+                        v: STATE_VERSION,
+                        snapshot: "end".into(),
+                        seq,
+                        records,
+                    },
+                ));
+            }
+        }
+        if until.is_some_and(|u| o + 1 >= u) {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// The offset to restore `partition` from: the begin marker of its latest complete
+/// snapshot, found by reading backwards from the partition's end (`high`, which may be
+/// short: the first step reads to the end of partition) in chunks growing 4× until an
+/// end marker, or an `o/` record pointing at a complete snapshot, turns up (the first
+/// chunk holds the last batch's `o/` record); the begin marker must sit where it says,
+/// with the same `seq`. A snapshot cut by a crash has no end marker and is never chosen (its
+/// records are read as ordinary changes after the complete one). No snapshot, or a
+/// begin marker not where it should be: `low` (everything is read).
+async fn snapshot_start(
+    reader: &Reader,
+    topic: &str,
+    partition: i32,
+    (low, high): (i64, i64),
+    read: &mut u64,
+) -> anyhow::Result<i64> {
+    let mut until = None;
+    let mut chunk = SCAN_CHUNK;
+    let mut from = high.saturating_sub(chunk).max(low);
+    loop {
+        if let Some((end, mk)) =
+            last_end_marker(reader, topic, partition, from, until, read).await?
+        {
+            let begin = end - i64::try_from(mk.records).unwrap_or(i64::MAX) - 1;
+            if begin >= low {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(topic, partition, Offset::Offset(begin))?;
+                reader.assign(&tpl)?;
+                loop {
+                    let m = tokio::time::timeout(READ_TIMEOUT, reader.recv())
+                        .await
+                        .context("changelog read timed out")??;
+                    if m.partition() != partition || m.offset() < begin {
+                        continue;
+                    }
+                    *read += 1;
+                    let ok = m.offset() == begin
+                        && Marker::of(&m, partition)
+                            .is_some_and(|b| b.snapshot == "begin" && b.seq == mk.seq);
+                    if ok {
+                        return Ok(begin);
+                    }
+                    break;
+                }
+            }
+            tracing::warn!(
+                topic,
+                partition,
+                end,
+                seq = mk.seq,
+                "snapshot begin marker not where its end marker says; restoring from the start"
+            );
+            return Ok(low);
+        }
+        if from <= low {
+            return Ok(low);
+        }
+        until = Some(from);
+        chunk = chunk.saturating_mul(4);
+        from = from.saturating_sub(chunk).max(low);
+    }
+}
+
+/// Reads changelog partitions `partitions` of `topic` from the begin marker of their
+/// latest complete snapshot (or their start) to their end (end of partition) and imports
+/// the last value of each key into `pipeline` — clocks, then moderation dedup entries,
+/// then followees. A record that cannot be decoded or imported is logged, counted
+/// (`followguard_changelog_corrupt_total`) and skipped. `progress` is called after every
+/// record (health bookkeeping); `followguard_restore_pending_records{partition}` and a
+/// log line every 5 s show each partition's progress.
 pub async fn restore(
     reader: Arc<Reader>,
     topic: &str,
@@ -197,7 +500,9 @@ pub async fn restore(
     mut progress: impl FnMut(),
 ) -> anyhow::Result<Restored> {
     let started = Instant::now();
+    let mut out = Restored::default();
     let mut ends: HashMap<i32, i64> = HashMap::new();
+    let mut at: BTreeMap<i32, i64> = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         let (r, t) = (reader.clone(), topic.to_string());
@@ -207,17 +512,32 @@ pub async fn restore(
                 .context("watermark task")?
                 .with_context(|| format!("changelog watermarks of {topic}/{p}"))?;
         tracing::debug!(topic, partition = p, low, high, "changelog partition range");
+        metrics.restore_pending(p, high - low);
         if high > low {
+            let from = snapshot_start(&reader, topic, p, (low, high), &mut out.scanned).await?;
+            tracing::info!(
+                topic,
+                partition = p,
+                from,
+                end = high,
+                skipped = from - low,
+                "restoring partition from its latest complete snapshot"
+            );
+            metrics.restore_pending(p, high - from);
+            out.from.insert(p, from);
             ends.insert(p, high);
-            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+            at.insert(p, from);
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
         }
     }
-    let total: i64 = ends.values().sum();
+    out.records = out.scanned;
     let mut latest: BTreeMap<(i32, String), Option<Vec<u8>>> = BTreeMap::new();
     // The lockstep state is a whole copy of the writer's in each partition's snapshot:
-    // only the newest copy (by record time) is imported.
-    let mut newest_links: Option<(i64, Vec<u8>)> = None;
-    let mut out = Restored::default();
+    // only the newest copy (by the order of its snapshot's begin marker) is imported,
+    // then the per-key lockstep changes (`k/`) not older than it, the newest per key.
+    let mut newest_links: Option<(u64, Vec<u8>)> = None;
+    let mut link_changes: HashMap<String, (u64, Vec<u8>)> = HashMap::new();
+    let mut snapshot_order: HashMap<i32, u64> = HashMap::new();
     if !ends.is_empty() {
         reader.assign(&tpl)?;
     }
@@ -229,28 +549,53 @@ pub async fn restore(
             .context("changelog read timed out")?
         {
             Err(KafkaError::PartitionEOF(p)) => {
-                tracing::debug!(partition = p, "changelog partition end");
-                ends.remove(&p);
+                if ends.remove(&p).is_some() {
+                    tracing::debug!(partition = p, "changelog partition end");
+                    metrics.restore_pending(p, 0);
+                }
                 continue;
             }
             r => r?,
         };
         let p = m.partition();
         tracing::trace!(partition = p, offset = m.offset(), "changelog record");
-        if !ends.contains_key(&p) {
-            continue;
-        }
         // Read to the partition's end (PartitionEOF), not just to the high watermark
         // seen at the start: nobody else writes a partition being restored, and the dev
         // broker (tansu) has been seen reporting a watermark one short of its last
-        // record.
+        // record. Records before the partition's start offset are stale (an earlier
+        // assignment of the reader; a stale one after it is read again in order).
+        if !ends.contains_key(&p) || out.from.get(&p).is_some_and(|&f| m.offset() < f) {
+            continue;
+        }
+        at.insert(p, m.offset() + 1);
         out.records += 1;
         match m.key().map(std::str::from_utf8) {
+            Some(Ok(k)) if k.starts_with("s/") => {
+                if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
+                    snapshot_order.insert(p, mk.seq);
+                }
+            }
             Some(Ok(k)) if k.starts_with("l/") => {
-                let ts = m.timestamp().to_millis().unwrap_or(0);
+                let n = snapshot_order.get(&p).copied().unwrap_or(0);
                 if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
-                    if newest_links.as_ref().is_none_or(|(t, _)| ts >= *t) {
-                        newest_links = Some((ts, v.to_vec()));
+                    if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
+                        newest_links = Some((n, v.to_vec()));
+                    }
+                }
+            }
+            Some(Ok(k)) if k.starts_with("k/") => {
+                let v = m.payload().unwrap_or_default();
+                match LockstepChange::from_bytes(v) {
+                    Ok(c) => {
+                        if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
+                            link_changes.insert(k.to_string(), (c.n, v.to_vec()));
+                        }
+                    }
+                    Err(e) => {
+                        out.corrupt += 1;
+                        metrics.changelog_corrupt();
+                        tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
+                            "changelog record skipped");
                     }
                 }
             }
@@ -271,23 +616,30 @@ pub async fn restore(
         }
         if last_log.elapsed() >= PROGRESS_EVERY {
             last_log = Instant::now();
-            tracing::info!(
-                topic,
-                read = out.records,
-                of_at_most = total,
-                "restoring state"
-            );
+            for (&q, &end) in &ends {
+                let next = at.get(&q).copied().unwrap_or(end);
+                metrics.restore_pending(q, end - next);
+                tracing::info!(topic, partition = q, offset = next, end, "restoring state");
+            }
         }
     }
     reader.unassign().ok();
+    let copy_order = newest_links.as_ref().map_or(0, |(n, _)| *n);
     if let Some((_, v)) = newest_links {
         latest.insert((-1, "l/newest".to_string()), Some(v));
+    }
+    // Changes of the copy's own batch are in it (equal values); older ones are not used.
+    for (k, (n, v)) in link_changes {
+        if n >= copy_order {
+            latest.insert((-1, k), Some(v));
+        }
     }
     // Clocks first (imports file expiry by them), then dedup entries, then followees.
     let rank = |k: &str| match k.split_once('/').map(|(kind, _)| kind) {
         Some("p") => 0,
         Some("m") | Some("l") => 1,
-        _ => 2,
+        Some("k") => 2,
+        _ => 3,
     };
     let mut live: Vec<(&(i32, String), &Vec<u8>)> = latest
         .iter()
@@ -298,10 +650,8 @@ pub async fn restore(
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
             Some("p") => PartitionState::from_bytes(value).and_then(|s| pipeline.import_clock(&s)),
-            Some("o") => std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|o| {
+            Some("o") => parse_offset_value(value)
+                .map(|(o, _)| {
                     out.offsets.insert(*p, o);
                 })
                 .ok_or(followguard_core::detector::state::StateError::Malformed(
@@ -309,8 +659,12 @@ pub async fn restore(
                 )),
             Some("l") => SharedState::from_bytes(value)
                 .and_then(|s| pipeline.detector_mut().import_shared(&s)),
-            Some("m") => ModerationEntry::from_bytes(value)
-                .and_then(|s| pipeline.detector_mut().import_moderation(&s)),
+            Some("k") => LockstepChange::from_bytes(value)
+                .and_then(|c| pipeline.detector_mut().import_lockstep_change(&c)),
+            Some("m") => ModerationEntry::from_bytes(value).and_then(|s| {
+                out.moderation.entry(*p).or_default().insert(s.follower_key);
+                pipeline.detector_mut().import_moderation(&s)
+            }),
             Some("f") => FolloweeState::from_bytes(value)
                 .and_then(|s| pipeline.detector_mut().import_followee(&s)),
             _ => Err(followguard_core::detector::state::StateError::Malformed(

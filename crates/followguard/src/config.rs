@@ -511,6 +511,19 @@ pub struct ServeArgs {
     )]
     pub links_max_bytes: usize,
 
+    /// Issue 21: a partition's full state is also written once this many changelog
+    /// records were logged for it since its last snapshot, so a restore (which reads from
+    /// the latest complete snapshot) reads at most about one snapshot plus this many
+    /// records plus one batch. docs/state.md, "Snapshot cadence".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CHANGELOG_SNAPSHOT_RECORDS",
+        default_value_t = 200_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub changelog_snapshot_records: u64,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -869,6 +882,8 @@ pub struct ServeConfig {
     /// Issue 21: `--links-topic`, `--campaigns-topic` (both or neither) and
     /// `--links-max-bytes`.
     pub links: Option<LinksConfig>,
+    /// Issue 21: `--changelog-snapshot-records`.
+    pub changelog_snapshot_records: u64,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -1237,6 +1252,7 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
+            changelog_snapshot_records: self.changelog_snapshot_records,
             webhook,
             log_format: self.log_format,
         })
@@ -1408,16 +1424,21 @@ mod tests {
         let c = args(&[]).validate().expect("defaults");
         assert_eq!(c.changelog_topic, None);
         assert_eq!(c.changelog_snapshot_every, Duration::from_secs(600));
+        assert_eq!(c.changelog_snapshot_records, 200_000);
         let c = args(&[
             "--changelog-topic",
             "follows-changelog",
             "--changelog-snapshot-every",
             "0s",
+            "--changelog-snapshot-records",
+            "5000",
         ])
         .validate()
         .expect("changelog flags");
         assert_eq!(c.changelog_topic.as_deref(), Some("follows-changelog"));
         assert_eq!(c.changelog_snapshot_every, Duration::ZERO);
+        assert_eq!(c.changelog_snapshot_records, 5000);
+        assert!(T::try_parse_from(["t", "--changelog-snapshot-records", "0"]).is_err());
         assert!(args(&["--changelog-topic", "bad topic"])
             .validate()
             .is_err());

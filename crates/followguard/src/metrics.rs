@@ -554,6 +554,7 @@ struct ChangelogMetrics {
     restore_records: IntCounter,
     restore_seconds: Histogram,
     corrupt: IntCounter,
+    restore_pending: IntGaugeVec,
 }
 
 impl ChangelogMetrics {
@@ -575,6 +576,20 @@ impl ChangelogMetrics {
                 "followguard_changelog_corrupt_total",
                 "Changelog records skipped because they could not be decoded or imported.",
             ),
+            restore_pending: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "followguard_restore_pending_records",
+                        "Changelog records a partition's restore still has to read (an \
+                         estimate from the partition's end offset; 0 once restored).",
+                    ),
+                    &["partition"],
+                )
+                .expect("static metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
         }
     }
 }
@@ -1104,6 +1119,14 @@ impl Metrics {
     pub fn restored(&self, n: u64, seconds: f64) {
         self.changelog.restore_records.inc_by(n);
         self.changelog.restore_seconds.observe(seconds);
+    }
+
+    /// Issue #21: changelog records partition `partition`'s restore still has to read.
+    pub fn restore_pending(&self, partition: i32, records: i64) {
+        self.changelog
+            .restore_pending
+            .with_label_values(&[&partition.to_string()])
+            .set(records.max(0));
     }
 
     /// Issue #21: a changelog record skipped (undecodable or refused on import).

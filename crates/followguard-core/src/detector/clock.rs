@@ -158,6 +158,7 @@ impl Detector {
         }
         self.moderated
             .expire(watermark.saturating_sub(self.cfg.moderation_dedup_ms));
+        self.lockstep.part = partition;
         self.lockstep
             .prune(watermark.saturating_sub(self.cfg.lockstep_window_ms));
         self.last_burst

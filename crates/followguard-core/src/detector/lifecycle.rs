@@ -260,6 +260,7 @@ impl Detector {
         if let Some(a) = self.open.remove(&key) {
             self.last_burst
                 .insert(FolloweeId::new(&a.followee_id), (a.burst_start_ms, t));
+            self.lockstep.part = self.slot_partition(key);
             self.lockstep.resolved(a.link_key, t);
         }
         if let Some(w) = self.win_mut(key) {

@@ -44,6 +44,12 @@ pub(super) struct Lockstep {
     /// only what may have expired.
     follower_due: ExpiryIndex<u64>,
     overlap_due: ExpiryIndex<(u64, u64)>,
+    /// Issue 21: keys changed since the last `take_dirty` (with the partition of the
+    /// change, `part`), when tracked (the changelog logs them per key).
+    dirty: Option<HashMap<LockstepKey, i32>>,
+    /// The partition the current change belongs to (set by the detector before it
+    /// notes, resolves or prunes).
+    pub(super) part: i32,
 }
 
 impl Lockstep {
@@ -55,6 +61,19 @@ impl Lockstep {
             links: HashMap::new(),
             follower_due: ExpiryIndex::new(width_ms),
             overlap_due: ExpiryIndex::new(width_ms),
+            dirty: None,
+            part: 0,
+        }
+    }
+
+    /// Issue 21: starts (or stops) recording which keys change.
+    pub fn track_dirty(&mut self, on: bool) {
+        self.dirty = on.then(HashMap::new);
+    }
+
+    fn mark(&mut self, k: LockstepKey) {
+        if let Some(d) = self.dirty.as_mut() {
+            d.insert(k, self.part);
         }
     }
 
@@ -97,6 +116,7 @@ impl Lockstep {
         if let Some(n) = self.links.get_mut(&link) {
             n.open = false;
             n.last_ms = n.last_ms.max(t);
+            self.mark(LockstepKey::Link(link));
         }
     }
 
@@ -111,7 +131,10 @@ impl Lockstep {
         }
         for p in path {
             if let Some(n) = self.links.get_mut(&p) {
-                n.parent = x;
+                if n.parent != x {
+                    n.parent = x;
+                    self.mark(LockstepKey::Link(p));
+                }
             }
         }
         x
@@ -139,6 +162,8 @@ impl Lockstep {
             std::mem::take(&mut n.members)
         });
         let last = self.links.get(&child).map_or(0, |n| n.last_ms);
+        self.mark(LockstepKey::Link(child));
+        self.mark(LockstepKey::Link(root));
         if let Some(r) = self.links.get_mut(&root) {
             r.members.extend(moved.unwrap_or_default());
             r.last_ms = r.last_ms.max(last);
@@ -155,18 +180,24 @@ impl Lockstep {
             let Some(l) = self.follower_alerts.get_mut(&k) else {
                 continue;
             };
+            let before = l.len();
             l.retain(|&(_, ts)| ts >= cutoff);
+            let changed = l.len() != before;
             match l.iter().map(|&(_, ts)| ts).min() {
                 Some(oldest) => self.follower_due.file(k, oldest),
                 None => {
                     self.follower_alerts.remove(&k);
                 }
             }
+            if changed {
+                self.mark(LockstepKey::Follower(k));
+            }
         }
         for pair in self.overlap_due.due(cutoff) {
             match self.overlaps.get(&pair) {
                 Some(o) if o.last_ms < cutoff => {
                     self.overlaps.remove(&pair);
+                    self.mark(LockstepKey::Pair(pair.0, pair.1));
                 }
                 Some(o) => self.overlap_due.file(pair, o.last_ms),
                 None => {}
@@ -191,9 +222,13 @@ impl Lockstep {
             });
             if dead {
                 for m in members {
-                    self.links.remove(&m);
+                    if self.links.remove(&m).is_some() {
+                        self.mark(LockstepKey::Link(m));
+                    }
                 }
-                self.links.remove(&r);
+                if self.links.remove(&r).is_some() {
+                    self.mark(LockstepKey::Link(r));
+                }
             }
         }
     }
@@ -209,7 +244,10 @@ impl Detector {
             return Vec::new();
         };
         let (link, burst_start) = (a.link_key, a.burst_start_ms);
+        let part = self.slot_partition(key);
         let ls = &mut self.lockstep;
+        ls.part = part;
+        ls.mark(LockstepKey::Link(link));
         ls.links.entry(link).or_insert_with(|| LinkNode {
             parent: link,
             alert_id: a.alert_id.clone(),
@@ -227,6 +265,7 @@ impl Detector {
             return Vec::new();
         }
         let fk = key_of(follower_id);
+        ls.mark(LockstepKey::Follower(fk));
         let list = ls.follower_alerts.entry(fk).or_default();
         list.retain(|&(_, ts)| ts >= t.saturating_sub(window));
         if list.iter().any(|&(l, _)| l == link) {
@@ -243,6 +282,7 @@ impl Detector {
         let mut changed = Vec::new();
         for other in others {
             let pair = (link.min(other), link.max(other));
+            ls.mark(LockstepKey::Pair(pair.0, pair.1));
             let shared = match ls.overlaps.get_mut(&pair) {
                 Some(o) => {
                     if ls.overlap_due.needs_refile(o.last_ms, t) {
@@ -379,6 +419,28 @@ pub struct LockstepState {
     pub links: Vec<LinkState>,
 }
 
+/// Issue 21: one key of the lockstep maps (a changelog record each).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum LockstepKey {
+    /// A flagged follower (its key): the alerts it appeared in.
+    Follower(u64),
+    /// An alert pair (link keys, smaller first): the followers they share.
+    Pair(u64, u64),
+    /// A campaign union-find node (an alert's link key).
+    Link(u64),
+}
+
+/// Issue 21: the value of one lockstep key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LockstepValue {
+    Follower(Vec<(u64, i64)>),
+    /// (shared followers, last time)
+    Pair(u32, i64),
+    Link(LinkState),
+}
+
 /// One campaign union-find node. The followee's slot is not exported: import finds it
 /// again from `followee_id`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -391,6 +453,22 @@ pub struct LinkState {
     pub last_ms: i64,
     pub open: bool,
     pub members: Vec<u64>,
+}
+
+impl LinkNode {
+    /// This node (of link key `link`) as its serializable state.
+    fn state(&self, link: u64) -> LinkState {
+        LinkState {
+            link,
+            parent: self.parent,
+            alert_id: self.alert_id.clone(),
+            burst_start_ms: self.burst_start_ms,
+            followee_id: self.followee_id.to_string(),
+            last_ms: self.last_ms,
+            open: self.open,
+            members: self.members.clone(),
+        }
+    }
 }
 
 /// Slot that no followee has: a node whose followee is no longer tracked finds no open
@@ -411,20 +489,7 @@ impl Lockstep {
             .map(|(&k, o)| (k, o.shared, o.last_ms))
             .collect();
         overlaps.sort_unstable();
-        let mut links: Vec<LinkState> = self
-            .links
-            .iter()
-            .map(|(&k, n)| LinkState {
-                link: k,
-                parent: n.parent,
-                alert_id: n.alert_id.clone(),
-                burst_start_ms: n.burst_start_ms,
-                followee_id: n.followee_id.to_string(),
-                last_ms: n.last_ms,
-                open: n.open,
-                members: n.members.clone(),
-            })
-            .collect();
+        let mut links: Vec<LinkState> = self.links.iter().map(|(&k, n)| n.state(k)).collect();
         links.sort_unstable_by_key(|l| l.link);
         LockstepState {
             follower_alerts,
@@ -462,6 +527,81 @@ impl Lockstep {
                 },
             );
         }
+    }
+
+    /// Issue 21: the keys changed since the last call, with their partitions, sorted.
+    pub fn take_dirty(&mut self) -> Vec<(LockstepKey, i32)> {
+        let Some(d) = self.dirty.as_mut() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(LockstepKey, i32)> = d.drain().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The value `key` holds now (`None`: not held, a tombstone).
+    pub fn export_key(&self, key: LockstepKey) -> Option<LockstepValue> {
+        match key {
+            LockstepKey::Follower(k) => self
+                .follower_alerts
+                .get(&k)
+                .map(|v| LockstepValue::Follower(v.clone())),
+            LockstepKey::Pair(a, b) => self
+                .overlaps
+                .get(&(a, b))
+                .map(|o| LockstepValue::Pair(o.shared, o.last_ms)),
+            LockstepKey::Link(l) => self.links.get(&l).map(|n| LockstepValue::Link(n.state(l))),
+        }
+    }
+
+    /// Sets `key` to `value`, or removes it (`None`); `slot_of` finds a followee's slot.
+    pub fn import_key(
+        &mut self,
+        key: LockstepKey,
+        value: Option<&LockstepValue>,
+        slot_of: impl Fn(&str) -> Option<u32>,
+    ) -> bool {
+        match (key, value) {
+            (LockstepKey::Follower(k), None) => {
+                self.follower_alerts.remove(&k);
+            }
+            (LockstepKey::Pair(a, b), None) => {
+                self.overlaps.remove(&(a, b));
+            }
+            (LockstepKey::Link(l), None) => {
+                self.links.remove(&l);
+            }
+            (LockstepKey::Follower(k), Some(LockstepValue::Follower(v))) => {
+                self.follower_alerts.remove(&k);
+                self.import(
+                    &LockstepState {
+                        follower_alerts: vec![(k, v.clone())],
+                        ..LockstepState::default()
+                    },
+                    slot_of,
+                );
+            }
+            (LockstepKey::Pair(a, b), Some(&LockstepValue::Pair(shared, last_ms))) => {
+                self.import(
+                    &LockstepState {
+                        overlaps: vec![((a, b), shared, last_ms)],
+                        ..LockstepState::default()
+                    },
+                    slot_of,
+                );
+            }
+            (LockstepKey::Link(l), Some(LockstepValue::Link(n))) if n.link == l => {
+                self.import(
+                    &LockstepState {
+                        links: vec![n.clone()],
+                        ..LockstepState::default()
+                    },
+                    slot_of,
+                );
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Points link `link`'s node at followee slot `slot` (a followee imported after the

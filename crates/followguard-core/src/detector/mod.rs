@@ -336,6 +336,11 @@ impl Detector {
         self.followees.get(u32::try_from(key).ok()?)
     }
 
+    /// Partition of the followee in slot `key` (0 if none: issue 21's lockstep records).
+    fn slot_partition(&self, key: u64) -> i32 {
+        self.win(key).map_or(0, |w| w.partition)
+    }
+
     fn win_mut(&mut self, key: u64) -> Option<&mut FolloweeWindow> {
         self.followees.get_mut(u32::try_from(key).ok()?)
     }

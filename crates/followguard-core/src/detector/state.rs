@@ -11,7 +11,7 @@
 
 use super::clock::PartClock;
 use super::lifecycle::OpenAlert;
-use super::lockstep::LockstepState;
+pub use super::lockstep::{LinkState, LockstepKey, LockstepState, LockstepValue};
 use super::Detector;
 use crate::age::AGE_BINS;
 use crate::alert::{AlertKind, ReasonCount};
@@ -134,6 +134,20 @@ pub struct SharedState {
     pub lockstep: LockstepState,
 }
 
+/// One lockstep key's change (the changelog value of key `k/...`): its value now, or
+/// `None` once it is no longer held (a tombstone, e.g. pruned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockstepChange {
+    pub v: u32,
+    /// The writer's order of the change, set by the changelog writer: a restore keeps,
+    /// per key, the change of the highest order, and applies it only when it is not
+    /// older than the whole lockstep copy it imported (0 here).
+    #[serde(default)]
+    pub n: u64,
+    pub key: LockstepKey,
+    pub value: Option<LockstepValue>,
+}
+
 /// One moderation dedup entry: the changelog value of key `m/<follower key, hex>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModerationEntry {
@@ -185,6 +199,7 @@ codec!(FolloweeState);
 codec!(PartitionState);
 codec!(SharedState);
 codec!(ModerationEntry);
+codec!(LockstepChange);
 codec!(DetectorState);
 
 /// `code` as the model's own `&'static str` (the codes in `features::REASON_CODES`, or
@@ -323,6 +338,44 @@ impl Detector {
     pub fn track_dirty(&mut self, on: bool) {
         self.dirty = on.then(HashMap::new);
         self.dirty_moderation = on.then(HashMap::new);
+        self.lockstep.track_dirty(on);
+    }
+
+    /// Lockstep keys (campaign links) changed since the last call, sorted by key, each
+    /// with its value now (`None`: a tombstone) and the partition of the change (the
+    /// followee whose alert noted, resolved or relinked it, or the partition whose sweep
+    /// pruned it). `n` is 0: the writer sets its order.
+    pub fn take_dirty_lockstep(&mut self) -> Vec<(LockstepChange, i32)> {
+        self.lockstep
+            .take_dirty()
+            .into_iter()
+            .map(|(key, p)| {
+                let c = LockstepChange {
+                    v: STATE_VERSION,
+                    n: 0,
+                    key,
+                    value: self.lockstep.export_key(key),
+                };
+                (c, p)
+            })
+            .collect()
+    }
+
+    /// Applies one lockstep change (sets or removes its key). A value of another kind
+    /// than its key is an error.
+    pub fn import_lockstep_change(&mut self, c: &LockstepChange) -> Result<(), StateError> {
+        if c.v != STATE_VERSION {
+            return Err(StateError::Version(c.v));
+        }
+        let followees = &self.followees;
+        if self
+            .lockstep
+            .import_key(c.key, c.value.as_ref(), |id| followees.find(id))
+        {
+            Ok(())
+        } else {
+            Err(StateError::Malformed("lockstep value of another kind"))
+        }
     }
 
     /// Moderation dedup entries changed since the last call, sorted by follower key:
@@ -335,15 +388,18 @@ impl Detector {
         let mut keys: Vec<(u64, i32)> = d.drain().collect();
         keys.sort_unstable();
         keys.into_iter()
-            .map(|(k, p)| {
-                let e = ModerationEntry {
-                    v: STATE_VERSION,
-                    follower_key: k,
-                    last_ms: self.moderated.get(k),
-                };
-                (e, p)
-            })
+            .map(|(k, p)| (self.moderation_entry(k), p))
             .collect()
+    }
+
+    /// The moderation dedup entry of `follower_key` as held now (`last_ms: None`: not
+    /// held, a tombstone). Snapshots write the entries a partition logged with it.
+    pub fn moderation_entry(&self, follower_key: u64) -> ModerationEntry {
+        ModerationEntry {
+            v: STATE_VERSION,
+            follower_key,
+            last_ms: self.moderated.get(follower_key),
+        }
     }
 
     /// Restores one moderation dedup entry (a `None` time is a tombstone: nothing to do,

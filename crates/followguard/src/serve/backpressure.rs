@@ -22,6 +22,16 @@ const STATE_REPORT_EVERY_MS: i64 = 5_000;
 /// How long the in-flight window may stay full before the input is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
+/// A record received while the input is paused (from a partition assigned after the
+/// pause): seek back to it, so it is read again on resume.
+pub(super) fn rewind(consumer: &Consumer_, m: impl Message) {
+    let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
+    drop(m);
+    if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
+        tracing::warn!(error = %e, partition = p, "could not rewind while paused");
+    }
+}
+
 /// Shutdown with a batch the full channel cannot take yet: a task queues it behind the
 /// others, so the drain still acknowledges it in order (or the grace period gives up).
 pub(super) fn hand_over_late(tx: &mpsc::Sender<Batch>, batch: Batch) {
@@ -174,12 +184,7 @@ impl Service<'_> {
                         self.report_state_bytes();
                     }
                     if let Ok(Ok(m)) = r {
-                        // From a partition assigned after the pause: read it again later.
-                        let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
-                        drop(m);
-                        if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
-                            tracing::warn!(error = %e, partition = p, "could not rewind while paused");
-                        }
+                        rewind(&consumer, m);
                     }
                     self.apply_rebalances(shutdown).await;
                     pause(&consumer, &mut paused);

@@ -102,7 +102,7 @@ impl Service<'_> {
             self.owned.remove(&p);
             self.in_state.remove(&p);
             if let Some(c) = self.changelog.as_mut() {
-                c.snapshots.remove(&p);
+                c.forget(p);
             }
             self.pipeline.drop_partition(p);
             self.evidence().drop_partition(p);

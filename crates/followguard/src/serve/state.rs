@@ -1,4 +1,4 @@
-//! Issue 21 (partial): `serve`'s side of the changelog (docs/state.md, `crate::changelog`).
+//! Issue 21: `serve`'s side of the changelog (docs/state.md, `crate::changelog`).
 //! The state each batch changed is exported when the batch is handed over and travels
 //! with it; the acknowledgement task produces it once every output record of the batch is
 //! acknowledged, and stores the batch's offsets only once the state is acknowledged too:
@@ -6,11 +6,17 @@
 //! it implies (an alert resolved in the state was announced as resolved), and no offset is
 //! stored before the state it produced is durable (at-least-once). On assignment, the
 //! partitions' state is restored from their changelog partitions, `/readyz` not ready
-//! meanwhile.
+//! meanwhile, the group consumer polled (input paused) so the member keeps its
+//! assignment. Full partition snapshots bound what a restore reads: one is written every
+//! `--changelog-snapshot-every`, or once `--changelog-snapshot-records` records were
+//! logged for the partition since its last one.
 
-use super::consume::Service;
+use super::consume::{Service, IDLE_TICK};
 use crate::changelog;
 use crate::kafka;
+use rdkafka::consumer::Consumer;
+use rdkafka::TopicPartitionList;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +32,20 @@ pub(super) struct ChangelogSink {
     /// `--changelog-snapshot-every`, and when each partition's last snapshot was taken
     /// (the consume loop's copy; the ack task's is unused).
     pub snapshot_every: std::time::Duration,
-    pub snapshots: std::collections::HashMap<i32, std::time::Instant>,
+    pub snapshots: HashMap<i32, std::time::Instant>,
+    /// `--changelog-snapshot-records`, and the records logged per partition since its
+    /// last snapshot.
+    pub snapshot_records: u64,
+    pub since_snapshot: HashMap<i32, u64>,
+    /// Per partition, the moderation dedup keys logged with a value: each snapshot writes
+    /// them again, or their tombstones once expired.
+    pub moderation: HashMap<i32, BTreeSet<u64>>,
+    /// The writer's order: one step per batch, in the snapshot markers and the lockstep
+    /// changes of the batch (a restore uses the newest). Starts at the wall clock in µs,
+    /// so a restarted writer goes on above its predecessor.
+    pub seq: u64,
+    /// Where each partition's latest snapshot began (stamped on the `o/` records).
+    pub pointers: changelog::Pointers,
 }
 
 impl ChangelogSink {
@@ -43,8 +62,35 @@ impl ChangelogSink {
             topic,
             producer,
             snapshot_every: cfg.changelog_snapshot_every,
-            snapshots: std::collections::HashMap::new(),
+            snapshots: HashMap::new(),
+            snapshot_records: cfg.changelog_snapshot_records,
+            since_snapshot: HashMap::new(),
+            moderation: HashMap::new(),
+            seq: u64::try_from(super::now_ms())
+                .unwrap_or(0)
+                .saturating_mul(1000),
+            pointers: changelog::Pointers::default(),
         }))
+    }
+
+    /// Forgets a revoked partition (its next owner restores and snapshots it).
+    pub fn forget(&mut self, partition: i32) {
+        self.snapshots.remove(&partition);
+        self.since_snapshot.remove(&partition);
+        self.moderation.remove(&partition);
+        self.pointers.forget(partition);
+    }
+
+    /// Whether `partition` is due a snapshot: never taken since its assignment, its
+    /// cadence elapsed, or `--changelog-snapshot-records` logged since the last.
+    fn snapshot_due(&self, partition: i32, now: std::time::Instant) -> bool {
+        self.snapshots
+            .get(&partition)
+            .is_none_or(|t| now.duration_since(*t) >= self.snapshot_every)
+            || self
+                .since_snapshot
+                .get(&partition)
+                .is_some_and(|&n| n >= self.snapshot_records)
     }
 
     /// Produces `records` and waits for their acknowledgement (the producer retries
@@ -95,24 +141,34 @@ impl Service<'_> {
         // Snapshots of the batch's partitions that are due, then the batch's changes,
         // then the input offsets the state reflects.
         let mut records = Vec::new();
-        if let Some(sink) = self.changelog.as_mut() {
-            let now = std::time::Instant::now();
-            for &(p, _) in &next {
-                let due = sink
-                    .snapshots
-                    .get(&p)
-                    .is_none_or(|t| now.duration_since(*t) >= sink.snapshot_every);
-                if due {
-                    sink.snapshots.insert(p, now);
-                    records.extend(changelog::snapshot_records(&self.pipeline, p));
-                }
+        let Some(sink) = self.changelog.as_mut() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        sink.seq += 1;
+        for &(p, o) in &next {
+            if sink.snapshot_due(p, now) {
+                sink.snapshots.insert(p, now);
+                sink.since_snapshot.insert(p, 0);
+                let logged = sink.moderation.remove(&p).unwrap_or_default();
+                let snap =
+                    changelog::snapshot_records(&self.pipeline, p, sink.seq, Some(o), &logged);
+                sink.moderation.insert(p, logged);
+                changelog::note_moderation(&mut sink.moderation, &snap);
+                records.extend(snap);
             }
         }
-        records.extend(changelog::dirty_records(&mut self.pipeline));
+        let changes = records.len();
+        records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
         records.extend(
             next.into_iter()
                 .map(|(p, o)| changelog::offset_record(p, o)),
         );
+        changelog::note_moderation(&mut sink.moderation, &records[changes..]);
+        for r in &records[changes..] {
+            *sink.since_snapshot.entry(r.partition).or_default() += 1;
+        }
+        sink.pointers.stamp(&mut records);
         if let Some(last) = batch.last_mut() {
             last.state = records;
         }
@@ -151,29 +207,61 @@ impl Service<'_> {
             }
         }
         let admin = self.admin.clone();
-        let r = changelog::restore(
-            reader,
-            &topic,
-            parts,
-            &mut self.pipeline,
-            &self.metrics,
-            || admin.progress(),
-        )
-        .await;
+        // The input is paused and the group consumer polled while the restore reads, so
+        // a restore longer than `max.poll.interval.ms` keeps the member's assignment
+        // (rebalances it sees are queued and applied afterwards).
+        let consumer = self.consumer.clone();
+        let paused = consumer.assignment().unwrap_or_default();
+        if let Err(e) = consumer.pause(&paused) {
+            tracing::debug!(error = %e, "pause for the restore failed");
+        }
+        let keep_polling = async {
+            loop {
+                if let Ok(Ok(m)) = tokio::time::timeout(IDLE_TICK, consumer.recv()).await {
+                    super::backpressure::rewind(&consumer, m);
+                }
+            }
+        };
+        let r = tokio::select! {
+            r = changelog::restore(
+                reader,
+                &topic,
+                parts,
+                &mut self.pipeline,
+                &self.metrics,
+                || admin.progress(),
+            ) => r,
+            _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
+        };
+        let mut resume = TopicPartitionList::new();
+        for e in paused.elements() {
+            resume.add_partition(e.topic(), e.partition());
+        }
+        if let Err(e) = consumer.resume(&resume) {
+            tracing::warn!(error = %e, "resume after the restore failed");
+        }
         self.admin.set_restoring(false);
-        if let Ok(r) = &r {
+        if let (Ok(r), Some(sink)) = (&r, self.changelog.as_mut()) {
             for (&p, &o) in &r.offsets {
                 self.in_state.insert(p, o);
             }
+            for (&p, keys) in &r.moderation {
+                sink.moderation.entry(p).or_default().extend(keys);
+            }
         }
         // Issue #23 parity with the rebuild: the open alerts restored are resent by this
-        // instance's webhook from now on (their previous owner stopped resending them).
-        if let (Some(w), Ok(_)) = (&self.webhook, &r) {
+        // instance's webhook from now on (their previous owner stopped resending them),
+        // and shown by the web view again (their figures now, follows from now on: the
+        // follows before the restore are not in the changelog).
+        if r.is_ok() {
             let mut n = 0;
             for &p in parts {
                 for a in self.pipeline.detector().open_alert_records(p) {
-                    w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
-                    n += 1;
+                    self.evidence().record_partition(&a, p);
+                    if let Some(w) = &self.webhook {
+                        w.enqueue(crate::webhook::WebhookAlert::from_alert(&a, p));
+                        n += 1;
+                    }
                 }
             }
             if n > 0 {

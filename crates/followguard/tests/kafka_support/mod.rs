@@ -118,7 +118,7 @@ impl Topics {
     }
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> String {
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
@@ -842,6 +842,17 @@ pub fn with_malformed(events: &Path, every: usize) -> Vec<Vec<u8>> {
     lines
 }
 
+/// Event time (ms) of a generated event line (`ts`), if it has one.
+pub fn event_time_ms(line: &[u8]) -> Option<i64> {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| {
+            v["ts"]
+                .as_str()
+                .and_then(followguard_core::time::parse_time_ms)
+        })
+}
+
 /// The lines of a generated stream up to the end of its last campaign (that burst is
 /// then still open when the input stops): the webhook-adoption tests' input.
 pub fn lines_until_last_campaign_end(
@@ -859,16 +870,7 @@ pub fn lines_until_last_campaign_end(
         .expect("events")
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
-        .filter(|l| {
-            serde_json::from_slice::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v["ts"]
-                        .as_str()
-                        .and_then(followguard_core::time::parse_time_ms)
-                })
-                .is_some_and(|t| t <= last_end)
-        })
+        .filter(|l| event_time_ms(l).is_some_and(|t| t <= last_end))
         .map(<[u8]>::to_vec)
         .collect()
 }
