@@ -319,6 +319,17 @@ pub async fn produce<C: ClientContext + 'static>(
     topic: &str,
     records: &[Record],
 ) -> anyhow::Result<()> {
+    delivered(send(producer, topic, records)?).await
+}
+
+/// Hands `records` to `producer`, in order, without waiting: the delivery reports, for
+/// [`delivered`]. The serve acknowledgement task overlaps one batch's state with the
+/// next batch's outputs this way (the producer keeps records of a partition in order).
+pub fn send<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topic: &str,
+    records: &[Record],
+) -> anyhow::Result<Vec<rdkafka::producer::DeliveryFuture>> {
     let mut pending = Vec::with_capacity(records.len());
     for r in records {
         let mut fr: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
@@ -332,6 +343,11 @@ pub async fn produce<C: ClientContext + 'static>(
             .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
         pending.push(f);
     }
+    Ok(pending)
+}
+
+/// Waits until every record [`send`] handed over is acknowledged.
+pub async fn delivered(pending: Vec<rdkafka::producer::DeliveryFuture>) -> anyhow::Result<()> {
     for f in pending {
         f.await
             .context("changelog delivery cancelled")?
@@ -352,6 +368,9 @@ pub struct Restored {
     pub keys: u64,
     /// Records skipped: undecodable, unknown key or refused on import.
     pub corrupt: u64,
+    /// Records of a batch cut by a crash (after the partition's last `o/` record): not
+    /// applied.
+    pub incomplete: u64,
     pub seconds: f64,
     /// Per partition, the input offset the restored state reflects (`o/` records):
     /// input records before it are already in the state.
@@ -542,6 +561,8 @@ pub async fn restore(
         reader.assign(&tpl)?;
     }
     let mut last_log = Instant::now();
+    // Per partition, the records read since its last `o/` record.
+    let mut tail: HashMap<i32, Vec<rdkafka::message::OwnedMessage>> = HashMap::new();
     while !ends.is_empty() {
         progress();
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
@@ -552,6 +573,12 @@ pub async fn restore(
                 if ends.remove(&p).is_some() {
                     tracing::debug!(partition = p, "changelog partition end");
                     metrics.restore_pending(p, 0);
+                    let cut = tail.remove(&p).map_or(0, |t| t.len());
+                    if cut > 0 {
+                        out.incomplete += cut as u64;
+                        tracing::info!(topic, partition = p, records = cut,
+                            "the last batch's state is incomplete (cut by a crash): not applied; its input is processed again");
+                    }
                 }
                 continue;
             }
@@ -569,49 +596,63 @@ pub async fn restore(
         }
         at.insert(p, m.offset() + 1);
         out.records += 1;
-        match m.key().map(std::str::from_utf8) {
-            Some(Ok(k)) if k.starts_with("s/") => {
-                if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
-                    snapshot_order.insert(p, mk.seq);
-                }
-            }
-            Some(Ok(k)) if k.starts_with("l/") => {
-                let n = snapshot_order.get(&p).copied().unwrap_or(0);
-                if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
-                    if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
-                        newest_links = Some((n, v.to_vec()));
+        // A batch's records for a partition end with its `o/` record: they are applied
+        // when it arrives, and a partition's trailing records without one (a batch cut by
+        // a crash: the producer keeps a partition's records in order, so the log holds a
+        // prefix of it) are dropped at the partition's end — the input from the logged
+        // offset re-creates them. Without this a followee could be restored with a
+        // batch's change while the offsets say that batch is to be processed again.
+        let is_offset = m.key() == Some(offset_key(p).as_bytes());
+        let held = tail.entry(p).or_default();
+        held.push(m.detach());
+        if !is_offset {
+            continue;
+        }
+        for m in std::mem::take(held) {
+            match m.key().map(std::str::from_utf8) {
+                Some(Ok(k)) if k.starts_with("s/") => {
+                    if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
+                        snapshot_order.insert(p, mk.seq);
                     }
                 }
-            }
-            Some(Ok(k)) if k.starts_with("k/") => {
-                let v = m.payload().unwrap_or_default();
-                match LockstepChange::from_bytes(v) {
-                    Ok(c) => {
-                        if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
-                            link_changes.insert(k.to_string(), (c.n, v.to_vec()));
+                Some(Ok(k)) if k.starts_with("l/") => {
+                    let n = snapshot_order.get(&p).copied().unwrap_or(0);
+                    if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
+                        if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
+                            newest_links = Some((n, v.to_vec()));
                         }
                     }
-                    Err(e) => {
-                        out.corrupt += 1;
-                        metrics.changelog_corrupt();
-                        tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
+                }
+                Some(Ok(k)) if k.starts_with("k/") => {
+                    let v = m.payload().unwrap_or_default();
+                    match LockstepChange::from_bytes(v) {
+                        Ok(c) => {
+                            if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
+                                link_changes.insert(k.to_string(), (c.n, v.to_vec()));
+                            }
+                        }
+                        Err(e) => {
+                            out.corrupt += 1;
+                            metrics.changelog_corrupt();
+                            tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
                             "changelog record skipped");
+                        }
                     }
                 }
-            }
-            Some(Ok(k)) => {
-                let v = m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
-                latest.insert((p, k.to_string()), v);
-            }
-            _ => {
-                out.corrupt += 1;
-                metrics.changelog_corrupt();
-                tracing::warn!(
-                    topic,
-                    partition = p,
-                    offset = m.offset(),
-                    "changelog record without a text key skipped"
-                );
+                Some(Ok(k)) => {
+                    let v = m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
+                    latest.insert((p, k.to_string()), v);
+                }
+                _ => {
+                    out.corrupt += 1;
+                    metrics.changelog_corrupt();
+                    tracing::warn!(
+                        topic,
+                        partition = p,
+                        offset = m.offset(),
+                        "changelog record without a text key skipped"
+                    );
+                }
             }
         }
         if last_log.elapsed() >= PROGRESS_EVERY {

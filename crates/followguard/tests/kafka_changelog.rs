@@ -109,7 +109,10 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         kafka::create_topics(kafka_cfg, &[&topic], 2).await.unwrap();
         for (n, batch) in lines[..cut].chunks(256).enumerate() {
             run(&mut writer, batch, &mut want);
-            let recs = changelog::dirty_records(&mut writer, n as u64 + 1);
+            // Each batch ends with its offset record, as serve writes it (a restore
+            // applies a partition's records up to its last one).
+            let mut recs = changelog::dirty_records(&mut writer, n as u64 + 1);
+            recs.push(changelog::offset_record(0, (n as i64 + 1) * 256));
             changelog::note_moderation(&mut logged, &recs);
             written += recs.len();
             tombstones += recs.iter().filter(|r| r.value.is_none()).count();
@@ -128,9 +131,22 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
                 key: "x/unknown".into(),
                 value: Some(b"{}".to_vec()),
             },
+            changelog::offset_record(0, cut as i64),
         ];
         changelog::produce(producer, &topic, &bad).await.unwrap();
     });
+    // Then a batch cut by a crash: the first half of its records logged, its offset
+    // record not. A restore must not apply them (the input from the logged offset is
+    // processed again and re-creates them).
+    let mut ahead = new();
+    ahead.import_state(&writer.export_state()).unwrap();
+    ahead.detector_mut().track_dirty(true);
+    run(&mut ahead, &lines[cut..cut + 256], &mut Vec::new());
+    let cut_batch = changelog::dirty_records(&mut ahead, u64::MAX - 1);
+    let cut_batch = &cut_batch[..cut_batch.len().div_ceil(2)];
+    assert!(!cut_batch.is_empty());
+    rt.block_on(changelog::produce(producer, &topic, cut_batch))
+        .unwrap();
     assert!(
         written > writer.tracked_followees(),
         "state records written: {written}"
@@ -161,10 +177,11 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
     assert_eq!(r.from.get(&0), Some(&0));
     assert_eq!(
         (r.records - r.scanned) as usize,
-        written + 2,
+        written + 3 + cut_batch.len(),
         "every record read: {r:?}, written {written}, tombstones {tombstones}"
     );
     assert_eq!(r.corrupt, 2, "{r:?}");
+    assert_eq!(r.incomplete as usize, cut_batch.len(), "{r:?}");
     assert!(ticks >= r.records - r.scanned);
     let text = metrics.render();
     assert_eq!(
@@ -220,7 +237,7 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
         &writer,
         0,
         u64::MAX,
-        None,
+        Some(cut as i64),
         &logged.get(&0).cloned().unwrap_or_default(),
     );
     assert!(snap.iter().any(|r| r.key == changelog::lockstep_key(0)));
@@ -235,7 +252,11 @@ fn state_restored_from_the_changelog_continues_as_the_writer() {
             changelog::restore(reader, &topic, &[0, 1], &mut restored, &metrics, || {}).await
         })
         .unwrap();
-    assert_eq!(r.from.get(&0), Some(&((written + 2) as i64)), "{r:?}");
+    assert_eq!(
+        r.from.get(&0),
+        Some(&((written + 3 + cut_batch.len()) as i64)),
+        "{r:?}"
+    );
     assert!(r.records as usize >= snap.len());
     let (mut got, mut rest) = (Vec::new(), Vec::new());
     run(&mut restored, &lines[cut..], &mut got);

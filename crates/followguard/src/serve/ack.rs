@@ -87,12 +87,60 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         changelog,
         acked,
     } = a;
-    // Next offset to store per partition, for the batch in hand.
-    let mut reached: Vec<(i32, i64)> = Vec::new();
-    let mut state: Vec<crate::changelog::Record> = Vec::new();
-    while let Some(batch) = rx.recv().await {
-        reached.clear();
-        state.clear();
+    // Batches whose outputs are acknowledged and whose state is handed to the changelog
+    // producer but not yet acknowledged, oldest first, with the offsets each reached:
+    // the next batch's outputs are acknowledged meanwhile (issue 21: one round trip per
+    // batch on this task cost most of serve's rate), and offsets are still stored only
+    // after the state they produced, in batch order.
+    let mut logging: VecDeque<(super::state::Logged, Vec<(i32, i64)>)> = VecDeque::new();
+    let store = |reached: &[(i32, i64)]| {
+        for &(partition, next) in reached {
+            let mut tpl = TopicPartitionList::new();
+            if tpl
+                .add_partition_offset(&input_topic, partition, Offset::Offset(next))
+                .is_ok()
+            {
+                if let Err(e) = consumer.store_offsets(&tpl) {
+                    metrics.commit_error();
+                    // The partition was revoked meanwhile; its next owner reprocesses the events.
+                    tracing::debug!(error = %e, partition, "offset not stored");
+                }
+            }
+        }
+        acked.send_modify(|n| *n += 1);
+    };
+    loop {
+        // The oldest batch's state acknowledged: its offsets are stored; else the next
+        // batch from the loop (or the channel closed: everything is waited for).
+        let room = logging.len() < MAX_STATE_BATCHES_IN_FLIGHT;
+        let batch = if let Some((logged, _)) = logging.front_mut() {
+            tokio::select! {
+                biased;
+                ok = logged.wait_mut(&give_up) => {
+                    if !ok {
+                        return;
+                    }
+                    if let Some((_, reached)) = logging.pop_front() {
+                        store(&reached);
+                    }
+                    continue;
+                }
+                b = rx.recv(), if room => b,
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(batch) = batch else {
+            while let Some((logged, reached)) = logging.pop_front() {
+                if !logged.wait(&give_up).await {
+                    return;
+                }
+                store(&reached);
+            }
+            return;
+        };
+        let mut reached: Vec<(i32, i64)> = Vec::new();
+        let mut state: Vec<crate::changelog::Record> = Vec::new();
         for mut p in batch {
             state.append(&mut p.state);
             let ack = Ack {
@@ -119,27 +167,19 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         }
         // Issue #21 hook (state.rs): the state the batch produced, after its outputs and
         // before its offsets (a restored state never runs ahead of delivered outputs).
-        if let Some(cl) = &changelog {
-            if !cl.log(&state, &give_up).await {
-                return;
-            }
+        match &changelog {
+            Some(cl) => match cl.send(&state) {
+                Some(logged) => logging.push_back((logged, reached)),
+                None => return,
+            },
+            None => store(&reached),
         }
-        for &(partition, next) in &reached {
-            let mut tpl = TopicPartitionList::new();
-            if tpl
-                .add_partition_offset(&input_topic, partition, Offset::Offset(next))
-                .is_ok()
-            {
-                if let Err(e) = consumer.store_offsets(&tpl) {
-                    metrics.commit_error();
-                    // The partition was revoked meanwhile; its next owner reprocesses the events.
-                    tracing::debug!(error = %e, partition, "offset not stored");
-                }
-            }
-        }
-        acked.send_modify(|n| *n += 1);
     }
 }
+
+/// Batches whose state may await its acknowledgement at once (each holds its offsets
+/// back); beyond it the task waits for the oldest before taking the next batch.
+const MAX_STATE_BATCHES_IN_FLIGHT: usize = 64;
 
 /// What [`acknowledge`] works with (also the link stage's, issue 21).
 pub(super) struct Ack<'a> {

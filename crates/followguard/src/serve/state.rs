@@ -33,6 +33,8 @@ pub(super) struct ChangelogSink {
     /// (the consume loop's copy; the ack task's is unused).
     pub snapshot_every: std::time::Duration,
     pub snapshots: HashMap<i32, std::time::Instant>,
+    /// Per partition, the input offset its last logged `o/` record named.
+    pub logged_next: HashMap<i32, i64>,
     /// `--changelog-snapshot-records`, and the records logged per partition since its
     /// last snapshot.
     pub snapshot_records: u64,
@@ -63,6 +65,7 @@ impl ChangelogSink {
             producer,
             snapshot_every: cfg.changelog_snapshot_every,
             snapshots: HashMap::new(),
+            logged_next: HashMap::new(),
             snapshot_records: cfg.changelog_snapshot_records,
             since_snapshot: HashMap::new(),
             moderation: HashMap::new(),
@@ -75,6 +78,7 @@ impl ChangelogSink {
 
     /// Forgets a revoked partition (its next owner restores and snapshots it).
     pub fn forget(&mut self, partition: i32) {
+        self.logged_next.remove(&partition);
         self.snapshots.remove(&partition);
         self.since_snapshot.remove(&partition);
         self.moderation.remove(&partition);
@@ -93,16 +97,44 @@ impl ChangelogSink {
                 .is_some_and(|&n| n >= self.snapshot_records)
     }
 
-    /// Produces `records` and waits for their acknowledgement (the producer retries
-    /// transient errors itself). Returns false when `give_up` fired first, or on a
+    /// Hands `records` to the producer without waiting for them (`None`: refused at
+    /// once, logged). The acknowledgement task stores the batch's offsets when
+    /// [`Logged::wait`] says they are acknowledged, and meanwhile goes on with the next
+    /// batch's outputs.
+    pub fn send(&self, records: &[changelog::Record]) -> Option<Logged> {
+        match changelog::send(&self.producer, &self.topic, records) {
+            Ok(pending) => Some(Logged {
+                topic: self.topic.clone(),
+                done: Box::pin(changelog::delivered(pending)),
+            }),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), topic = %self.topic,
+                    "changelog record refused; no more offsets are stored");
+                None
+            }
+        }
+    }
+}
+
+/// One batch's state records handed to the changelog producer, not yet acknowledged.
+pub(super) struct Logged {
+    topic: String,
+    done: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>,
+}
+
+impl Logged {
+    /// Waits for the acknowledgement. False when `give_up` fired first, or on a
     /// permanent refusal (logged): the caller then stores no more offsets, and the
     /// service stops with its acknowledgement task.
-    pub async fn log(&self, records: &[changelog::Record], give_up: &CancellationToken) -> bool {
-        if records.is_empty() {
-            return true;
-        }
+    pub async fn wait(mut self, give_up: &CancellationToken) -> bool {
+        self.wait_mut(give_up).await
+    }
+
+    /// [`Logged::wait`] without giving the batch up (it stays at the head of the queue,
+    /// so a `select!` may leave it for later).
+    pub async fn wait_mut(&mut self, give_up: &CancellationToken) -> bool {
         tokio::select! {
-            r = changelog::produce(&self.producer, &self.topic, records) => match r {
+            r = &mut self.done => match r {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), topic = %self.topic,
@@ -160,6 +192,26 @@ impl Service<'_> {
         }
         let changes = records.len();
         records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
+        // Every partition the batch logged records for ends with its `o/` record (a
+        // restore applies a partition's records only up to its last one): the batch's
+        // own partitions with the offset they reached, others (a campaign relink or a
+        // moderation entry of another partition's alert) with the offset last logged.
+        for &(p, o) in &next {
+            sink.logged_next.insert(p, o);
+        }
+        let mut touched: Vec<i32> = records[changes..]
+            .iter()
+            .map(|r| r.partition)
+            .filter(|p| !next.iter().any(|(q, _)| q == p))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for p in touched {
+            let logged = sink.logged_next.get(&p).or(self.in_state.get(&p)).copied();
+            if let Some(o) = logged {
+                next.push((p, o));
+            }
+        }
         records.extend(
             next.into_iter()
                 .map(|(p, o)| changelog::offset_record(p, o)),
