@@ -392,6 +392,7 @@ async fn last_end_marker(
     from: i64,
     until: Option<i64>,
     read: &mut u64,
+    last_offset_record: &mut Option<i64>,
 ) -> anyhow::Result<Option<(i64, Marker)>> {
     let okey = offset_key(partition);
     let mut tpl = TopicPartitionList::new();
@@ -421,6 +422,9 @@ async fn last_end_marker(
         // An offset record pointing back at its snapshot's begin marker stands for that
         // snapshot's end (it is written after the snapshot's last record).
         if m.key() == Some(okey.as_bytes()) {
+            if last_offset_record.is_none_or(|l| o > l) {
+                *last_offset_record = Some(o);
+            }
             if let Some((_, Some((seq, back)))) = m.payload().and_then(parse_offset_value) {
                 let records = back.saturating_sub(1);
                 last = Some((
@@ -455,13 +459,22 @@ async fn snapshot_start(
     partition: i32,
     (low, high): (i64, i64),
     read: &mut u64,
+    last_offset_record: &mut Option<i64>,
 ) -> anyhow::Result<i64> {
     let mut until = None;
     let mut chunk = SCAN_CHUNK;
     let mut from = high.saturating_sub(chunk).max(low);
     loop {
-        if let Some((end, mk)) =
-            last_end_marker(reader, topic, partition, from, until, read).await?
+        if let Some((end, mk)) = last_end_marker(
+            reader,
+            topic,
+            partition,
+            from,
+            until,
+            read,
+            last_offset_record,
+        )
+        .await?
         {
             let begin = end - i64::try_from(mk.records).unwrap_or(i64::MAX) - 1;
             if begin >= low {
@@ -521,6 +534,7 @@ pub async fn restore(
     let started = Instant::now();
     let mut out = Restored::default();
     let mut ends: HashMap<i32, i64> = HashMap::new();
+    let mut applied_until: HashMap<i32, Option<i64>> = HashMap::new();
     let mut at: BTreeMap<i32, i64> = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
@@ -533,7 +547,24 @@ pub async fn restore(
         tracing::debug!(topic, partition = p, low, high, "changelog partition range");
         metrics.restore_pending(p, high - low);
         if high > low {
-            let from = snapshot_start(&reader, topic, p, (low, high), &mut out.scanned).await?;
+            let mut last_o = None;
+            let from = snapshot_start(
+                &reader,
+                topic,
+                p,
+                (low, high),
+                &mut out.scanned,
+                &mut last_o,
+            )
+            .await?;
+            // A batch's records for a partition end with its `o/` record; records after
+            // the partition's last one are a batch cut by a crash (the producer keeps a
+            // partition's records in order, so the log holds a prefix of it): they are
+            // not applied, and the input from the logged offset re-creates them. The
+            // backward search above has read that record (it reads from the end until it
+            // finds an `o/` record or an end marker, and a snapshot holds an `o/` record
+            // before its end marker).
+            applied_until.insert(p, last_o);
             tracing::info!(
                 topic,
                 partition = p,
@@ -561,8 +592,6 @@ pub async fn restore(
         reader.assign(&tpl)?;
     }
     let mut last_log = Instant::now();
-    // Per partition, the records read since its last `o/` record.
-    let mut tail: HashMap<i32, Vec<rdkafka::message::OwnedMessage>> = HashMap::new();
     while !ends.is_empty() {
         progress();
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
@@ -573,12 +602,6 @@ pub async fn restore(
                 if ends.remove(&p).is_some() {
                     tracing::debug!(partition = p, "changelog partition end");
                     metrics.restore_pending(p, 0);
-                    let cut = tail.remove(&p).map_or(0, |t| t.len());
-                    if cut > 0 {
-                        out.incomplete += cut as u64;
-                        tracing::info!(topic, partition = p, records = cut,
-                            "the last batch's state is incomplete (cut by a crash): not applied; its input is processed again");
-                    }
                 }
                 continue;
             }
@@ -596,63 +619,56 @@ pub async fn restore(
         }
         at.insert(p, m.offset() + 1);
         out.records += 1;
-        // A batch's records for a partition end with its `o/` record: they are applied
-        // when it arrives, and a partition's trailing records without one (a batch cut by
-        // a crash: the producer keeps a partition's records in order, so the log holds a
-        // prefix of it) are dropped at the partition's end — the input from the logged
-        // offset re-creates them. Without this a followee could be restored with a
-        // batch's change while the offsets say that batch is to be processed again.
-        let is_offset = m.key() == Some(offset_key(p).as_bytes());
-        let held = tail.entry(p).or_default();
-        held.push(m.detach());
-        if !is_offset {
+        if applied_until
+            .get(&p)
+            .is_none_or(|last| last.is_none_or(|l| m.offset() > l))
+        {
+            out.incomplete += 1;
             continue;
         }
-        for m in std::mem::take(held) {
-            match m.key().map(std::str::from_utf8) {
-                Some(Ok(k)) if k.starts_with("s/") => {
-                    if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
-                        snapshot_order.insert(p, mk.seq);
+        match m.key().map(std::str::from_utf8) {
+            Some(Ok(k)) if k.starts_with("s/") => {
+                if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
+                    snapshot_order.insert(p, mk.seq);
+                }
+            }
+            Some(Ok(k)) if k.starts_with("l/") => {
+                let n = snapshot_order.get(&p).copied().unwrap_or(0);
+                if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
+                    if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
+                        newest_links = Some((n, v.to_vec()));
                     }
                 }
-                Some(Ok(k)) if k.starts_with("l/") => {
-                    let n = snapshot_order.get(&p).copied().unwrap_or(0);
-                    if let Some(v) = m.payload().filter(|v| !v.is_empty()) {
-                        if newest_links.as_ref().is_none_or(|(o, _)| n >= *o) {
-                            newest_links = Some((n, v.to_vec()));
+            }
+            Some(Ok(k)) if k.starts_with("k/") => {
+                let v = m.payload().unwrap_or_default();
+                match LockstepChange::from_bytes(v) {
+                    Ok(c) => {
+                        if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
+                            link_changes.insert(k.to_string(), (c.n, v.to_vec()));
                         }
                     }
-                }
-                Some(Ok(k)) if k.starts_with("k/") => {
-                    let v = m.payload().unwrap_or_default();
-                    match LockstepChange::from_bytes(v) {
-                        Ok(c) => {
-                            if link_changes.get(k).is_none_or(|(o, _)| c.n >= *o) {
-                                link_changes.insert(k.to_string(), (c.n, v.to_vec()));
-                            }
-                        }
-                        Err(e) => {
-                            out.corrupt += 1;
-                            metrics.changelog_corrupt();
-                            tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
+                    Err(e) => {
+                        out.corrupt += 1;
+                        metrics.changelog_corrupt();
+                        tracing::warn!(topic, partition = p, offset = m.offset(), error = %e,
                             "changelog record skipped");
-                        }
                     }
                 }
-                Some(Ok(k)) => {
-                    let v = m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
-                    latest.insert((p, k.to_string()), v);
-                }
-                _ => {
-                    out.corrupt += 1;
-                    metrics.changelog_corrupt();
-                    tracing::warn!(
-                        topic,
-                        partition = p,
-                        offset = m.offset(),
-                        "changelog record without a text key skipped"
-                    );
-                }
+            }
+            Some(Ok(k)) => {
+                let v = m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
+                latest.insert((p, k.to_string()), v);
+            }
+            _ => {
+                out.corrupt += 1;
+                metrics.changelog_corrupt();
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    offset = m.offset(),
+                    "changelog record without a text key skipped"
+                );
             }
         }
         if last_log.elapsed() >= PROGRESS_EVERY {
@@ -718,6 +734,10 @@ pub async fn restore(
             tracing::warn!(topic, partition = *p, key = %key.chars().take(80).collect::<String>(), error = %e,
                 "changelog record skipped");
         }
+    }
+    if out.incomplete > 0 {
+        tracing::info!(topic, records = out.incomplete,
+            "records after a partition's last offset record (a batch cut by a crash) not applied; their input is processed again");
     }
     out.seconds = started.elapsed().as_secs_f64();
     metrics.restored(out.records, out.seconds);
