@@ -195,13 +195,14 @@ fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_
 }
 
 /// The same with the link stage (`--links-topic`): the alert -> campaign map the link
-/// stages announce equals one instance's. Not in the CI run: each `serve` is then two
-/// members of the group, and in 1 of 3 runs here tansu left two input partitions
-/// unassigned for over two minutes after the restarts (the restarted members never got a
-/// partition); the 2 others passed in 86 s with the same campaigns as one instance.
+/// stages announce equals one instance's. Not in the CI run: it passed 2 of 6 runs here
+/// (86 s each, the same campaigns as one instance). In the others the group stalled after
+/// the restarts: restarted members got no input partition for over two minutes (also once
+/// with the link stage in a group of its own, so not only the six members). Cause not
+/// found (docs/state.md, "Missing").
 /// `scripts/test.sh --test kafka_rebalance -- --ignored --nocapture`.
 #[test]
-#[ignore = "six group members under cooperative-sticky: tansu sometimes stops assigning (docs/state.md)"]
+#[ignore = "the group stalls after the restarts in 4 of 6 runs here; cause not found (docs/state.md)"]
 fn three_instances_with_the_link_stage_match_one_instance_campaigns_included() {
     rolling(true);
 }
