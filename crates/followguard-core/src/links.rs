@@ -519,6 +519,10 @@ impl CampaignGraph {
             if n.parent == cur {
                 break;
             }
+            // A parent cycle (only a corrupt snapshot can make one) ends the walk.
+            if path.len() > self.nodes.len() {
+                return None;
+            }
             path.push(cur.clone());
             cur = n.parent.clone();
         }
@@ -645,6 +649,267 @@ impl CampaignGraph {
     /// Duplicates and over-budget drops so far.
     pub fn counts(&self) -> StageCounts {
         self.counts
+    }
+}
+
+/// Stage state as stored in a snapshot (the link stage's changelog, docs/state.md): a
+/// [`FollowerStage`] or a [`CampaignGraph`] cut into chunks of at most a given number of
+/// entries, each chunk a self-contained value; importing every chunk of a snapshot into a
+/// fresh stage gives the exported state (expiry indexes are derived, never stored).
+/// Deterministic: entries sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerChunk {
+    pub v: u32,
+    pub partition: i32,
+    pub watermark: i64,
+    /// follower key → its flags `(alert key, burst start, flag time)`, in arrival order.
+    #[serde(default)]
+    pub followers: Vec<(u64, Vec<(u64, i64, i64)>)>,
+    /// alert key → the alert and its last flag time.
+    #[serde(default)]
+    pub alerts: Vec<(u64, AlertRef, i64)>,
+    /// alert pair keys → `(shared, last time)`.
+    #[serde(default)]
+    pub pairs: Vec<((u64, u64), u32, i64)>,
+}
+
+/// A [`CampaignGraph`] chunk (see [`FollowerChunk`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphChunk {
+    pub v: u32,
+    pub watermark: i64,
+    /// `(a, b)` → per link partition the largest count, last time, linked.
+    #[serde(default)]
+    pub pairs: Vec<(String, String, Vec<(i32, u32)>, i64, bool)>,
+    /// Union-find nodes: alert, parent id, members (at a root), last time.
+    #[serde(default)]
+    pub nodes: Vec<(AlertRef, String, Vec<String>, i64)>,
+}
+
+/// Why a snapshot chunk was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkError(pub &'static str);
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ChunkError {}
+
+/// `items` in chunks of at most `per` entries (at least one chunk, so an empty state has
+/// a snapshot too).
+fn split<T: Clone>(items: &[T], per: usize) -> Vec<&[T]> {
+    let per = per.max(1);
+    if items.is_empty() {
+        return vec![items];
+    }
+    items.chunks(per).collect()
+}
+
+impl FollowerStage {
+    /// Entries held (followers, alerts and pairs): the snapshot's size, and the record
+    /// count after which the link stage writes the next one.
+    pub fn entries(&self) -> usize {
+        self.followers.len() + self.alerts.len() + self.pairs.len()
+    }
+
+    /// The state in chunks of at most `per` entries each.
+    pub fn export_chunks(&self, per: usize) -> Vec<FollowerChunk> {
+        let mut followers: Vec<(u64, Vec<(u64, i64, i64)>)> = self
+            .followers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    v.iter()
+                        .map(|s| (s.alert, s.burst_start_ms, s.ts_ms))
+                        .collect(),
+                )
+            })
+            .collect();
+        followers.sort_unstable_by_key(|e| e.0);
+        let mut alerts: Vec<(u64, AlertRef, i64)> = self
+            .alerts
+            .iter()
+            .map(|(k, (a, t))| (*k, a.clone(), *t))
+            .collect();
+        alerts.sort_unstable_by_key(|e| e.0);
+        let mut pairs: Vec<((u64, u64), u32, i64)> = self
+            .pairs
+            .iter()
+            .map(|(k, p)| (*k, p.shared, p.last_ms))
+            .collect();
+        pairs.sort_unstable_by_key(|e| e.0);
+        let chunk = |followers: &[_], alerts: &[_], pairs: &[_]| FollowerChunk {
+            v: LINKS_VERSION,
+            partition: self.partition,
+            watermark: self.watermark,
+            followers: followers.to_vec(),
+            alerts: alerts.to_vec(),
+            pairs: pairs.to_vec(),
+        };
+        let mut out: Vec<FollowerChunk> = split(&followers, per)
+            .into_iter()
+            .map(|f| chunk(f, &[], &[]))
+            .collect();
+        out.extend(
+            alerts
+                .chunks(per.max(1))
+                .map(|a| chunk(&[], a, &[]))
+                .chain(pairs.chunks(per.max(1)).map(|p| chunk(&[], &[], p))),
+        );
+        out
+    }
+
+    /// Adds a chunk of a snapshot of this partition's stage. Entries that would exceed
+    /// the byte budget are dropped and counted (`over_budget`).
+    pub fn import_chunk(&mut self, c: &FollowerChunk) -> Result<(), ChunkError> {
+        if c.v != LINKS_VERSION {
+            return Err(ChunkError("unknown link-stage state version"));
+        }
+        if c.partition != self.partition {
+            return Err(ChunkError("snapshot of another link partition"));
+        }
+        self.watermark = self.watermark.max(c.watermark);
+        for (k, flags) in &c.followers {
+            let need = FOLLOWER_BYTES + flags.len() * SEEN_BYTES;
+            if self.followers.contains_key(k) || self.bytes + need > self.cfg.max_bytes {
+                self.counts.over_budget += 1;
+                continue;
+            }
+            let list: Vec<Seen> = flags
+                .iter()
+                .map(|&(alert, burst_start_ms, ts_ms)| Seen {
+                    alert,
+                    burst_start_ms,
+                    ts_ms,
+                })
+                .collect();
+            if let Some(oldest) = list.iter().map(|s| s.ts_ms).min() {
+                self.follower_due.file(*k, oldest);
+            }
+            self.bytes += need;
+            self.followers.insert(*k, list);
+        }
+        for (k, a, last) in &c.alerts {
+            if self.alerts.contains_key(k) || self.bytes + a.bytes() > self.cfg.max_bytes {
+                self.counts.over_budget += 1;
+                continue;
+            }
+            self.bytes += a.bytes();
+            self.alert_due.file(*k, *last);
+            self.alerts.insert(*k, (a.clone(), *last));
+        }
+        for &(k, shared, last_ms) in &c.pairs {
+            if self.pairs.contains_key(&k) || self.bytes + PAIR_BYTES > self.cfg.max_bytes {
+                self.counts.over_budget += 1;
+                continue;
+            }
+            self.bytes += PAIR_BYTES;
+            self.pair_due.file(k, last_ms);
+            self.pairs.insert(k, PairSeen { shared, last_ms });
+        }
+        Ok(())
+    }
+}
+
+impl CampaignGraph {
+    /// Entries held (pairs and nodes), as [`FollowerStage::entries`].
+    pub fn entries(&self) -> usize {
+        self.pairs.len() + self.nodes.len()
+    }
+
+    /// The graph in chunks of at most `per` entries each.
+    pub fn export_chunks(&self, per: usize) -> Vec<GraphChunk> {
+        type PairEntry = (String, String, Vec<(i32, u32)>, i64, bool);
+        type NodeEntry = (AlertRef, String, Vec<String>, i64);
+        let mut pairs: Vec<PairEntry> = self
+            .pairs
+            .iter()
+            .map(|((a, b), p)| {
+                let mut by = p.by_partition.clone();
+                by.sort_unstable();
+                (a.clone(), b.clone(), by, p.last_ms, p.linked)
+            })
+            .collect();
+        pairs.sort_unstable_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        let mut nodes: Vec<NodeEntry> = self
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    n.alert.clone(),
+                    n.parent.clone(),
+                    n.members.clone(),
+                    n.last_ms,
+                )
+            })
+            .collect();
+        nodes.sort_unstable_by(|x, y| x.0.alert_id.cmp(&y.0.alert_id));
+        let mut out: Vec<GraphChunk> = split(&pairs, per)
+            .into_iter()
+            .map(|p| GraphChunk {
+                v: LINKS_VERSION,
+                watermark: self.watermark,
+                pairs: p.to_vec(),
+                nodes: Vec::new(),
+            })
+            .collect();
+        out.extend(nodes.chunks(per.max(1)).map(|n| GraphChunk {
+            v: LINKS_VERSION,
+            watermark: self.watermark,
+            pairs: Vec::new(),
+            nodes: n.to_vec(),
+        }));
+        out
+    }
+
+    /// Adds a chunk of a snapshot of the graph (over-budget entries dropped and counted).
+    pub fn import_chunk(&mut self, c: &GraphChunk) -> Result<(), ChunkError> {
+        if c.v != LINKS_VERSION {
+            return Err(ChunkError("unknown link-stage state version"));
+        }
+        self.watermark = self.watermark.max(c.watermark);
+        for (a, b, by, last_ms, linked) in &c.pairs {
+            let key = (a.clone(), b.clone());
+            let need = a.len() + b.len() + 96;
+            if self.pairs.contains_key(&key) || self.bytes + need > self.cfg.max_bytes {
+                self.counts.over_budget += 1;
+                continue;
+            }
+            self.bytes += need;
+            self.pair_due.file(key.clone(), *last_ms);
+            self.pairs.insert(
+                key,
+                PairTotal {
+                    by_partition: by.clone(),
+                    last_ms: *last_ms,
+                    linked: *linked,
+                },
+            );
+        }
+        for (alert, parent, members, last_ms) in &c.nodes {
+            let need = alert.bytes() * 2 + 64;
+            if self.nodes.contains_key(&alert.alert_id) || self.bytes + need > self.cfg.max_bytes
+            {
+                self.counts.over_budget += 1;
+                continue;
+            }
+            self.bytes += need;
+            self.node_due.file(alert.alert_id.clone(), *last_ms);
+            self.nodes.insert(
+                alert.alert_id.clone(),
+                Node {
+                    alert: alert.clone(),
+                    parent: parent.clone(),
+                    members: members.clone(),
+                    last_ms: *last_ms,
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -811,6 +1076,99 @@ mod tests {
         assert_eq!(last.campaign_id, "fgc-a-10");
         assert_eq!(last.merged, vec!["fgc-c-50".to_string()]);
         assert_eq!(last.alert_count, 4);
+    }
+
+    /// Chunks through JSON, as the link stage's snapshot carries them.
+    fn roundtrip<T: Serialize + serde::de::DeserializeOwned>(chunks: Vec<T>) -> Vec<T> {
+        chunks
+            .iter()
+            .map(|c| serde_json::from_slice(&serde_json::to_vec(c).expect("ser")).expect("de"))
+            .collect()
+    }
+
+    #[test]
+    fn a_stage_restored_from_its_snapshot_continues_as_the_original() {
+        let mut c = cfg();
+        c.min_shared = 4;
+        let mut st = FollowerStage::new(c.clone(), 2);
+        let mut g = CampaignGraph::new(c.clone());
+        let stream: Vec<FlaggedLink> = (0..8)
+            .flat_map(|b| {
+                ["p", "q", "r", "s"]
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, fe)| link(&format!("bot{b}"), fe, 100 * i as i64, 1_000 + b))
+            })
+            .collect();
+        let (head, tail) = stream.split_at(13);
+        for l in head {
+            for pc in st.observe(l) {
+                g.apply(&pc);
+            }
+        }
+        let mut st2 = FollowerStage::new(c.clone(), 2);
+        for ch in roundtrip(st.export_chunks(3)) {
+            st2.import_chunk(&ch).expect("follower chunk");
+        }
+        assert_eq!(st2.entries(), st.entries());
+        assert_eq!(st2.bytes(), st.bytes());
+        let mut g2 = CampaignGraph::new(c.clone());
+        for ch in roundtrip(g.export_chunks(2)) {
+            g2.import_chunk(&ch).expect("graph chunk");
+        }
+        assert_eq!(g2.entries(), g.entries());
+        let (mut a, mut b) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for l in tail {
+            for pc in st.observe(l) {
+                a.1.extend(g.apply(&pc));
+                a.0.push(pc);
+            }
+            for pc in st2.observe(l) {
+                b.1.extend(g2.apply(&pc));
+                b.0.push(pc);
+            }
+        }
+        assert!(!a.0.is_empty() && !a.1.is_empty());
+        assert_eq!(a, b);
+        assert_eq!(g2.campaign_of("fga-s-300"), Some("fgc-p-0".to_string()));
+        // Snapshots are deterministic, and a foreign or unknown chunk is refused.
+        assert_eq!(st.export_chunks(3), st2.export_chunks(3));
+        let mut other = FollowerStage::new(c, 1);
+        assert!(other.import_chunk(&st.export_chunks(3)[0]).is_err());
+    }
+
+    #[test]
+    fn a_corrupt_graph_snapshot_neither_hangs_nor_panics() {
+        let x = AlertRef {
+            alert_id: "fga-x-1".into(),
+            followee_id: "x".into(),
+            burst_start_ms: 1,
+        };
+        let y = AlertRef {
+            alert_id: "fga-y-2".into(),
+            ..x.clone()
+        };
+        let mut g = CampaignGraph::new(cfg());
+        g.import_chunk(&GraphChunk {
+            v: LINKS_VERSION,
+            watermark: 0,
+            pairs: Vec::new(),
+            nodes: vec![
+                (x.clone(), y.alert_id.clone(), Vec::new(), 0),
+                (y.clone(), x.alert_id.clone(), Vec::new(), 0),
+            ],
+        })
+        .expect("well-formed chunk");
+        assert_eq!(g.campaign_of("fga-x-1"), None);
+        let pc = PairCount {
+            v: LINKS_VERSION,
+            a: x,
+            b: y,
+            link_partition: 0,
+            shared: 9,
+            ts_ms: 5,
+        };
+        assert_eq!(g.apply(&pc), None);
     }
 
     #[test]
