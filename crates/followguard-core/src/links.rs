@@ -698,14 +698,24 @@ impl std::fmt::Display for ChunkError {
 
 impl std::error::Error for ChunkError {}
 
-/// `items` in chunks of at most `per` entries (at least one chunk, so an empty state has
-/// a snapshot too).
-fn split<T: Clone>(items: &[T], per: usize) -> Vec<&[T]> {
-    let per = per.max(1);
-    if items.is_empty() {
-        return vec![items];
+/// `items` cut into runs whose estimated JSON size (`size`) stays within `budget` bytes
+/// (an entry larger than that alone in its run). At least one run when `keep_empty`, so
+/// an empty state has a snapshot too.
+fn split<T>(items: &[T], budget: usize, keep_empty: bool, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0usize);
+    for (i, it) in items.iter().enumerate() {
+        let n = size(it);
+        if i > start && used + n > budget {
+            out.push(&items[start..i]);
+            (start, used) = (i, 0);
+        }
+        used += n;
     }
-    items.chunks(per).collect()
+    if start < items.len() || (out.is_empty() && keep_empty) {
+        out.push(&items[start..]);
+    }
+    out
 }
 
 impl FollowerStage {
@@ -715,8 +725,9 @@ impl FollowerStage {
         self.followers.len() + self.alerts.len() + self.pairs.len()
     }
 
-    /// The state in chunks of at most `per` entries each.
-    pub fn export_chunks(&self, per: usize) -> Vec<FollowerChunk> {
+    /// The state in chunks of about `budget` bytes of JSON each at most (an entry larger
+    /// than that makes a chunk of its own).
+    pub fn export_chunks(&self, budget: usize) -> Vec<FollowerChunk> {
         let mut followers: Vec<(u64, Vec<(u64, i64, i64)>)> = self
             .followers
             .iter()
@@ -750,15 +761,19 @@ impl FollowerStage {
             alerts: alerts.to_vec(),
             pairs: pairs.to_vec(),
         };
-        let mut out: Vec<FollowerChunk> = split(&followers, per)
+        let mut out: Vec<FollowerChunk> = split(&followers, budget, true, |f| 24 + 48 * f.1.len())
             .into_iter()
             .map(|f| chunk(f, &[], &[]))
             .collect();
         out.extend(
-            alerts
-                .chunks(per.max(1))
+            split(&alerts, budget, false, |a| 2 * a.1.bytes())
+                .into_iter()
                 .map(|a| chunk(&[], a, &[]))
-                .chain(pairs.chunks(per.max(1)).map(|p| chunk(&[], &[], p))),
+                .chain(
+                    split(&pairs, budget, false, |_| 64)
+                        .into_iter()
+                        .map(|p| chunk(&[], &[], p)),
+                ),
         );
         out
     }
@@ -821,8 +836,9 @@ impl CampaignGraph {
         self.pairs.len() + self.nodes.len()
     }
 
-    /// The graph in chunks of at most `per` entries each.
-    pub fn export_chunks(&self, per: usize) -> Vec<GraphChunk> {
+    /// The graph in chunks of about `budget` bytes of JSON each, as
+    /// [`FollowerStage::export_chunks`].
+    pub fn export_chunks(&self, budget: usize) -> Vec<GraphChunk> {
         type PairEntry = (String, String, Vec<(i32, u32)>, i64, bool);
         type NodeEntry = (AlertRef, String, Vec<String>, i64);
         let mut pairs: Vec<PairEntry> = self
@@ -848,7 +864,10 @@ impl CampaignGraph {
             })
             .collect();
         nodes.sort_unstable_by(|x, y| x.0.alert_id.cmp(&y.0.alert_id));
-        let mut out: Vec<GraphChunk> = split(&pairs, per)
+        let pair_size = |p: &PairEntry| p.0.len() + p.1.len() + 32 + 16 * p.2.len();
+        let node_size =
+            |n: &NodeEntry| 2 * n.0.bytes() + n.2.iter().map(|m| m.len() + 3).sum::<usize>();
+        let mut out: Vec<GraphChunk> = split(&pairs, budget, true, pair_size)
             .into_iter()
             .map(|p| GraphChunk {
                 v: LINKS_VERSION,
@@ -857,12 +876,16 @@ impl CampaignGraph {
                 nodes: Vec::new(),
             })
             .collect();
-        out.extend(nodes.chunks(per.max(1)).map(|n| GraphChunk {
-            v: LINKS_VERSION,
-            watermark: self.watermark,
-            pairs: Vec::new(),
-            nodes: n.to_vec(),
-        }));
+        out.extend(
+            split(&nodes, budget, false, node_size)
+                .into_iter()
+                .map(|n| GraphChunk {
+                    v: LINKS_VERSION,
+                    watermark: self.watermark,
+                    pairs: Vec::new(),
+                    nodes: n.to_vec(),
+                }),
+        );
         out
     }
 
@@ -892,8 +915,7 @@ impl CampaignGraph {
         }
         for (alert, parent, members, last_ms) in &c.nodes {
             let need = alert.bytes() * 2 + 64;
-            if self.nodes.contains_key(&alert.alert_id) || self.bytes + need > self.cfg.max_bytes
-            {
+            if self.nodes.contains_key(&alert.alert_id) || self.bytes + need > self.cfg.max_bytes {
                 self.counts.over_budget += 1;
                 continue;
             }
@@ -1107,13 +1129,13 @@ mod tests {
             }
         }
         let mut st2 = FollowerStage::new(c.clone(), 2);
-        for ch in roundtrip(st.export_chunks(3)) {
+        for ch in roundtrip(st.export_chunks(200)) {
             st2.import_chunk(&ch).expect("follower chunk");
         }
         assert_eq!(st2.entries(), st.entries());
         assert_eq!(st2.bytes(), st.bytes());
         let mut g2 = CampaignGraph::new(c.clone());
-        for ch in roundtrip(g.export_chunks(2)) {
+        for ch in roundtrip(g.export_chunks(300)) {
             g2.import_chunk(&ch).expect("graph chunk");
         }
         assert_eq!(g2.entries(), g.entries());
@@ -1132,9 +1154,9 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(g2.campaign_of("fga-s-300"), Some("fgc-p-0".to_string()));
         // Snapshots are deterministic, and a foreign or unknown chunk is refused.
-        assert_eq!(st.export_chunks(3), st2.export_chunks(3));
+        assert_eq!(st.export_chunks(200), st2.export_chunks(200));
         let mut other = FollowerStage::new(c, 1);
-        assert!(other.import_chunk(&st.export_chunks(3)[0]).is_err());
+        assert!(other.import_chunk(&st.export_chunks(200)[0]).is_err());
     }
 
     #[test]

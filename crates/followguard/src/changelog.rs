@@ -452,17 +452,19 @@ async fn last_end_marker(
 /// chunk holds the last batch's `o/` record); the begin marker must sit where it says,
 /// with the same `seq`. A snapshot cut by a crash has no end marker and is never chosen (its
 /// records are read as ordinary changes after the complete one). No snapshot, or a
-/// begin marker not where it should be: `low` (everything is read).
+/// begin marker not where it should be: `low` (everything is read). `first_chunk`: the
+/// records read in the first step ([`SCAN_CHUNK`] for the detector's changelog).
 async fn snapshot_start(
     reader: &Reader,
     topic: &str,
     partition: i32,
     (low, high): (i64, i64),
+    first_chunk: i64,
     read: &mut u64,
     last_offset_record: &mut Option<i64>,
 ) -> anyhow::Result<i64> {
     let mut until = None;
-    let mut chunk = SCAN_CHUNK;
+    let mut chunk = first_chunk.max(1);
     let mut from = high.saturating_sub(chunk).max(low);
     loop {
         if let Some((end, mk)) = last_end_marker(
@@ -553,6 +555,7 @@ pub async fn restore(
                 topic,
                 p,
                 (low, high),
+                SCAN_CHUNK,
                 &mut out.scanned,
                 &mut last_o,
             )
@@ -744,6 +747,124 @@ pub async fn restore(
     tracing::info!(topic, partitions = ?partitions, records = out.records, keys = out.keys,
         corrupt = out.corrupt, seconds = out.seconds, "state restored from the changelog");
     Ok(out)
+}
+
+/// Issue 21, the link stage's bounded restore: a snapshot of opaque state `chunks` of
+/// `partition` between `s/<partition>` begin / end markers (`seq`), the chunks as
+/// `c/<partition>/<i>` records, then the `o/<partition>` input offset the state reflects.
+/// The markers are the detector changelog's, so [`read_snapshot`] finds the latest
+/// complete one as a detector restore does.
+pub fn chunk_snapshot(
+    partition: i32,
+    seq: u64,
+    chunks: Vec<Vec<u8>>,
+    next_offset: i64,
+) -> Vec<Record> {
+    let mut out = Vec::with_capacity(chunks.len() + 3);
+    out.push(Marker::record(partition, "begin", seq, 0));
+    out.extend(chunks.into_iter().enumerate().map(|(i, v)| Record {
+        partition,
+        key: format!("c/{partition}/{i}"),
+        value: Some(v),
+    }));
+    out.push(offset_record(partition, next_offset));
+    let records = out.len() as u64 - 1;
+    out.push(Marker::record(partition, "end", seq, records));
+    out
+}
+
+/// Records read in the first step of the search for the latest [`chunk_snapshot`].
+const CHUNK_SCAN: i64 = 8;
+
+/// The latest complete [`chunk_snapshot`] of a partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkSnapshot {
+    pub chunks: Vec<Vec<u8>>,
+    /// The input offset the state reflects.
+    pub next_offset: i64,
+    /// Records read to find and read it.
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Reads the latest complete [`chunk_snapshot`] of `topic`/`partition`: the begin marker
+/// found from the partition's end (as [`restore`] does), then its records up to the end
+/// marker of the same `seq`. `None`: the partition holds no complete snapshot (a snapshot
+/// cut by a crash is never used: a later begin marker starts over, and one without its
+/// end marker is not returned).
+pub async fn read_snapshot(
+    reader: &Arc<Reader>,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Option<ChunkSnapshot>> {
+    let (r, t) = (reader.clone(), topic.to_string());
+    let (low, high) =
+        tokio::task::spawn_blocking(move || r.fetch_watermarks(&t, partition, READ_TIMEOUT))
+            .await
+            .context("watermark task")?
+            .with_context(|| format!("watermarks of {topic}/{partition}"))?;
+    if high <= low {
+        return Ok(None);
+    }
+    let mut read = 0u64;
+    let mut last_o = None;
+    // A chunk snapshot is a few records (markers, `o/`, one per 256 KiB of state) and
+    // nothing else is written to its partition: its end marker is the last record unless
+    // a crash cut the next snapshot, so a short first step finds it.
+    let from = snapshot_start(
+        reader,
+        topic,
+        partition,
+        (low, high),
+        CHUNK_SCAN,
+        &mut read,
+        &mut last_o,
+    )
+    .await?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    reader.assign(&tpl)?;
+    let okey = offset_key(partition);
+    let mut open: Option<(u64, ChunkSnapshot)> = None;
+    let result = loop {
+        let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
+            .await
+            .context("snapshot read timed out")?
+        {
+            Err(KafkaError::PartitionEOF(p)) if p == partition => break None,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            r => r?,
+        };
+        if m.partition() != partition || m.offset() < from {
+            continue;
+        }
+        read += 1;
+        let payload = m.payload().unwrap_or_default();
+        if let Some(mk) = Marker::of(&m, partition) {
+            match (mk.snapshot.as_str(), open.take()) {
+                ("begin", _) => open = Some((mk.seq, ChunkSnapshot::default())),
+                ("end", Some((seq, mut snap))) if seq == mk.seq => {
+                    snap.records = read;
+                    break Some(snap);
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let Some((_, snap)) = open.as_mut() else {
+            continue;
+        };
+        snap.bytes += payload.len() as u64;
+        if m.key() == Some(okey.as_bytes()) {
+            if let Some((o, _)) = parse_offset_value(payload) {
+                snap.next_offset = o;
+            }
+        } else {
+            snap.chunks.push(payload.to_vec());
+        }
+    };
+    reader.unassign().ok();
+    Ok(result)
 }
 
 /// Partitions of `topic` the broker reports (0: the topic does not exist).

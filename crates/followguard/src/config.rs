@@ -511,6 +511,18 @@ pub struct ServeArgs {
     )]
     pub links_max_bytes: usize,
 
+    /// Issue 21: each link-stage partition's state is written whole to its state topic
+    /// (`<links-topic>-state`, `<links-topic>-pairs-state`) once it processed this many
+    /// records since its last snapshot, so a restore reads one snapshot plus fewer than
+    /// this many records. docs/state.md, "Cross-instance campaigns".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_LINKS_SNAPSHOT_RECORDS",
+        default_value_t = 100_000
+    )]
+    pub links_snapshot_records: u64,
+
     /// Issue 21: a partition's full state is also written once this many changelog
     /// records were logged for it since its last snapshot, so a restore (which reads from
     /// the latest complete snapshot) reads at most about one snapshot plus this many
@@ -844,6 +856,19 @@ pub struct LinksConfig {
     pub pairs_topic: String,
     pub campaigns_topic: String,
     pub max_bytes: usize,
+    /// `--links-snapshot-records`.
+    pub snapshot_records: u64,
+}
+
+impl LinksConfig {
+    /// The state (snapshot) topic of the links partitions, or of the pairs partition.
+    pub fn state_topic(&self, pairs: bool) -> String {
+        if pairs {
+            format!("{}-state", self.pairs_topic)
+        } else {
+            format!("{}-state", self.links_topic)
+        }
+    }
 }
 
 /// Validated `serve` configuration.
@@ -1249,6 +1274,7 @@ impl ServeArgs {
                     pairs_topic: format!("{l}-pairs"),
                     campaigns_topic: c.clone(),
                     max_bytes: self.links_max_bytes,
+                    snapshot_records: self.links_snapshot_records,
                 }),
                 _ => None,
             },
@@ -1458,6 +1484,8 @@ mod tests {
             "campaigns",
             "--links-max-bytes",
             "4096",
+            "--links-snapshot-records",
+            "500",
         ])
         .validate()
         .expect("links flags");
@@ -1468,8 +1496,12 @@ mod tests {
                 pairs_topic: "follows-links-pairs".into(),
                 campaigns_topic: "campaigns".into(),
                 max_bytes: 4096,
+                snapshot_records: 500,
             })
         );
+        let l = c.links.expect("links");
+        assert_eq!(l.state_topic(false), "follows-links-state");
+        assert_eq!(l.state_topic(true), "follows-links-pairs-state");
         assert!(T::try_parse_from(["t", "--links-topic", "l"]).is_err());
         assert!(T::try_parse_from(["t", "--campaigns-topic", "c"]).is_err());
         assert!(

@@ -216,6 +216,7 @@ pub struct LinkMetrics {
     campaigns: IntCounter,
     dropped: IntCounterVec,
     rebuilt: IntCounter,
+    snapshot: IntCounterVec,
     bytes: IntGaugeVec,
 }
 
@@ -226,6 +227,8 @@ impl LinkMetrics {
     pub const DROPPED: [&'static str; 3] = ["duplicate", "over_budget", "corrupt"];
     /// Link-stage stores.
     pub const STORES: [&'static str; 2] = ["followers", "graph"];
+    /// What happened to link-stage snapshot records.
+    pub const SNAPSHOT_OPS: [&'static str; 2] = ["written", "read"];
 
     fn new(r: &Registry) -> LinkMetrics {
         let consumed = counter_vec(
@@ -262,7 +265,18 @@ impl LinkMetrics {
         for s in Self::STORES {
             bytes.with_label_values(&[s]);
         }
+        let snapshot = counter_vec(
+            r,
+            "followguard_link_snapshot_records_total",
+            "Records of link-stage state snapshots (the state topics), by op (written: \
+             snapshots of owned link-stage partitions; read: restoring a newly assigned one).",
+            &["op"],
+        );
+        for o in Self::SNAPSHOT_OPS {
+            snapshot.with_label_values(&[o]);
+        }
         LinkMetrics {
+            snapshot,
             consumed,
             campaigns: counter(
                 r,
@@ -274,7 +288,7 @@ impl LinkMetrics {
                 r,
                 "followguard_link_rebuilt_records_total",
                 "Link-stage records re-read to rebuild the state of a newly assigned \
-                 link-stage partition.",
+                 link-stage partition (those after its latest snapshot).",
             ),
             bytes,
         }
@@ -291,6 +305,9 @@ impl LinkMetrics {
     }
     pub fn rebuilt(&self, n: u64) {
         self.rebuilt.inc_by(n);
+    }
+    pub fn snapshot(&self, op: &str, n: u64) {
+        self.snapshot.with_label_values(&[op]).inc_by(n);
     }
     pub fn set_bytes(&self, store: &str, bytes: usize) {
         self.bytes

@@ -41,6 +41,231 @@ fn owned(svc: &Svc) -> BTreeSet<i32> {
         .collect()
 }
 
+/// Alert id → campaign id as `replay --campaigns` (the link stage in-process) gives them.
+fn replay_campaigns(env: &Env, events: &std::path::Path) -> BTreeMap<String, String> {
+    let out = env.tmp.path().join("replay-campaigns.jsonl");
+    let status = std::process::Command::new(&env.bin)
+        .arg("replay")
+        .arg("--input")
+        .arg(events)
+        .arg("--model")
+        .arg(&env.model)
+        .arg("--alerts")
+        .arg(env.tmp.path().join("replay-alerts.jsonl"))
+        .arg("--campaigns")
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("replay");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("replay campaigns");
+    campaign_of_json(
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("campaign record")),
+    )
+}
+
+/// Bytes (followers, graph) held by link stages fed every record of `t`'s links topic
+/// (per partition, in order) and pairs topic in-process: what stages that never stopped
+/// hold. Redelivered records are in the topics and are ignored by both alike.
+fn uninterrupted_state_bytes(env: &Env, t: &Topics) -> (f64, f64) {
+    use followguard_core::detector::DetectorConfig;
+    use followguard_core::links::{
+        CampaignGraph, FlaggedLink, FollowerStage, LinkConfig, PairCount,
+    };
+    let d = DetectorConfig::default();
+    let cfg = LinkConfig {
+        min_shared: d.lockstep_min_shared,
+        window_ms: d.lockstep_window_ms,
+        ..LinkConfig::default()
+    };
+    let read = |topic: &str| {
+        let mut r = read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        );
+        r.sort_by_key(|r| (r.partition, r.offset));
+        r
+    };
+    let links_topic = format!("{}.links", t.alerts);
+    let mut stages: BTreeMap<i32, FollowerStage> = BTreeMap::new();
+    for r in read(&links_topic) {
+        let l: FlaggedLink = serde_json::from_slice(&r.payload).expect("link record");
+        stages
+            .entry(r.partition)
+            .or_insert_with(|| FollowerStage::new(cfg.clone(), r.partition))
+            .observe(&l);
+    }
+    let mut graph = CampaignGraph::new(cfg.clone());
+    for r in read(&format!("{links_topic}-pairs")) {
+        let c: PairCount = serde_json::from_slice(&r.payload).expect("pair record");
+        graph.apply(&c);
+    }
+    let followers: usize = stages.values().map(FollowerStage::bytes).sum();
+    (followers as f64, graph.bytes() as f64)
+}
+
+/// The non-empty lines of a generated stream.
+fn lines_of(events: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::read(events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Waits until `group` has committed every record of `input` (`n` records).
+fn wait_committed(env: &Env, group: &str, input: &str, n: usize, svcs: &[&Svc]) -> Vec<Rec> {
+    let records = env.read_all(input, n);
+    let ends = end_offsets(&records);
+    let start = Instant::now();
+    while committed(&env.brokers, group, input) != ends {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "input not committed\n{}",
+            svcs.iter()
+                .map(|s| s.log_text())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    records
+}
+
+/// Issue 21, the link stage's bounded restore: the only member (it owns every link-stage
+/// partition) is killed (-9) half-way and restarted in its group. Each link-stage
+/// partition is restored from its latest snapshot plus the records after it — far fewer
+/// records than the partitions' history — and the campaigns come out as in-process.
+#[test]
+fn the_link_stage_killed_and_restarted_restores_from_its_snapshots_not_its_history() {
+    let Some(env) = env() else { return };
+    let stream = Stream {
+        campaigns: 6,
+        resell: Some(0.9),
+        ..Stream::small_campaigns(37)
+    };
+    let (events, _) = env.generate("campaigns-kill", &stream);
+    let lines = lines_of(&events);
+    let n = lines.len();
+    let topics = Topics::new("camp-kill");
+    env.create_topics(&topics);
+    let group = unique("gcampkill");
+    let mut args = links_args(&topics);
+    // A snapshot every 25 records of a partition (a few per partition before the kill).
+    const EVERY: f64 = 25.0;
+    args.extend(["--links-snapshot-records".to_string(), EVERY.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut svc = env.serve(&topics, &group, &args);
+    svc.wait_ready(Duration::from_secs(60));
+    // The first half in two parts, so the last records before the kill come in a round
+    // of their own, likely too few for a snapshot: the restore re-reads them.
+    let cut = n * 2 / 5;
+    for (name, part, upto) in [
+        ("first.jsonl", &lines[..cut], cut),
+        ("tail.jsonl", &lines[cut..n / 2], n / 2),
+    ] {
+        let file = env.write_lines(name, part);
+        env.produce(&file, &topics.input);
+        wait_committed(&env, &group, &topics.input, upto, &[&svc]);
+        settle_links(&env, &topics, &group, &[&svc]);
+    }
+    let second = env.write_lines("second.jsonl", &lines[n / 2..]);
+    let before = settle_links(&env, &topics, &group, &[&svc]);
+    let links_topic = format!("{}.links", topics.alerts);
+    let history = |topic: &str| {
+        read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        )
+        .len() as f64
+    };
+    let (links_before, pairs_before) = (
+        history(&links_topic),
+        history(&format!("{links_topic}-pairs")),
+    );
+    let m = svc.metrics();
+    let written = metric(
+        &m,
+        "followguard_link_snapshot_records_total{op=\"written\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(written > 0.0, "no snapshot written before the kill\n{m}");
+    svc.kill9();
+
+    let mut again = env.serve(&topics, &group, &args);
+    again.wait_ready(Duration::from_secs(60));
+    env.produce(&second, &topics.input);
+    wait_committed(&env, &group, &topics.input, n, &[&again]);
+    let recs = settle_links(&env, &topics, &group, &[&again]);
+    let got = campaign_of(&recs);
+    assert!(
+        !campaign_of(&before).is_empty(),
+        "campaigns before the kill"
+    );
+    assert_eq!(
+        got,
+        replay_campaigns(&env, &events),
+        "the restored link stage gives the in-process campaign ids"
+    );
+
+    let m = again.metrics();
+    let read = metric(&m, "followguard_link_snapshot_records_total{op=\"read\"}").unwrap_or(0.0);
+    let replayed = metric_sum(&m, "followguard_link_rebuilt_records_total");
+    let logs = again.log_text();
+    let restored = logs.matches("link stage: partition state rebuilt").count();
+    eprintln!(
+        "link stage restore after kill -9: {restored} partitions restored, {read} snapshot \
+         records and {replayed} records after them read; history at the kill: \
+         {links_before} links + {pairs_before} pair records"
+    );
+    assert!(read > 0.0, "no snapshot read\n{logs}");
+    // The restored stages hold exactly what stages that never stopped hold: the same
+    // bytes as stages fed every record of the links and pairs topics in order.
+    let want = uninterrupted_state_bytes(&env, &topics);
+    let start = Instant::now();
+    loop {
+        let m = again.metrics();
+        let got = (
+            metric(&m, "followguard_link_state_bytes{store=\"followers\"}").unwrap_or(0.0),
+            metric(&m, "followguard_link_state_bytes{store=\"graph\"}").unwrap_or(0.0),
+        );
+        if got == want {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "restored link-stage state {got:?} bytes, uninterrupted {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Bounded by the snapshot cadence and the state, not by the history: fewer than
+    // EVERY records after each partition's snapshot, and the snapshots (a few records
+    // each here, found from the partition's end) less than the history.
+    assert!(restored > 0, "no link-stage partition restored\n{logs}");
+    assert!(
+        replayed < restored as f64 * EVERY,
+        "{replayed} records re-read after the snapshots of {restored} partitions"
+    );
+    assert!(
+        read + replayed < links_before + pairs_before,
+        "the restore read {read} + {replayed} records of a history of {}",
+        links_before + pairs_before
+    );
+    again.sigterm();
+    assert!(again
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits")
+        .success());
+}
+
 #[test]
 fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() {
     let Some(env) = env() else { return };
@@ -153,27 +378,11 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     );
 
     // `replay --campaigns` runs the same link stage in-process: the same ids.
-    let out = env.tmp.path().join("replay-campaigns.jsonl");
-    let status = std::process::Command::new(&env.bin)
-        .arg("replay")
-        .arg("--input")
-        .arg(&events)
-        .arg("--model")
-        .arg(&env.model)
-        .arg("--alerts")
-        .arg(env.tmp.path().join("replay-alerts.jsonl"))
-        .arg("--campaigns")
-        .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("replay");
-    assert!(status.success());
-    let text = std::fs::read_to_string(&out).expect("replay campaigns");
-    let replayed = campaign_of_json(
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("campaign record")),
+    assert_eq!(
+        replay_campaigns(&env, &events),
+        one,
+        "replay and serve give the same campaign ids"
     );
-    assert_eq!(replayed, one, "replay and serve give the same campaign ids");
 
     assert!(!before.is_empty(), "campaigns formed before the kill");
     // The survivor continued the link state it took over, not a fresh one: no record

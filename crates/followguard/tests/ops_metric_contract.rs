@@ -109,6 +109,8 @@ fn exercise(m: &Metrics) {
     m.links.campaign();
     m.links.dropped("duplicate", 2);
     m.links.rebuilt(7);
+    m.links.snapshot("written", 3);
+    m.links.snapshot("read", 2);
     m.links.set_bytes("graph", 512);
 }
 
@@ -125,6 +127,7 @@ fn issue_21_link_metrics_move() {
         ("followguard_campaign_records_total", 1.0),
         ("followguard_link_dropped_total", 2.0),
         ("followguard_link_rebuilt_records_total", 7.0),
+        ("followguard_link_snapshot_records_total", 5.0),
         ("followguard_link_state_bytes", 512.0),
     ] {
         assert_eq!(value(&before, name), 0.0, "{name} before");

@@ -11,11 +11,19 @@
 //! [`CampaignGraph`] and produces campaign records to `--campaigns-topic`. Offsets of
 //! both are stored only after what the records produced is acknowledged.
 //!
-//! State on assignment: a link-stage partition's state is rebuilt, before its first
-//! record is processed, by re-reading the partition from its beginning up to that record
-//! with outputs muted (a group-less reader). Both stages are functions of their input
-//! (re-delivery is idempotent), so the rebuilt state is the state the previous owner
-//! had. On revoke the partition's state is dropped.
+//! State on assignment (bounded restore): each owner writes a snapshot of a partition's
+//! stage to the partition's state topic (`<links-topic>-state` per links partition,
+//! `<links-topic>-pairs-state` for the graph) once it processed `--links-snapshot-records`
+//! records since the last one, after their outputs are acknowledged (Flink's full
+//! checkpoint with the source offset, counted in records): the changelog's snapshot format
+//! (`changelog::chunk_snapshot`: `s/<p>` markers, state chunks, the `o/<p>` offset it
+//! reflects). Before the first record of a newly assigned partition is processed, its
+//! latest complete snapshot is read and the partition is re-read from the snapshot's
+//! offset up to that record with outputs muted (a group-less reader); without a snapshot,
+//! from its beginning. Both stages are functions of their input and re-delivery is
+//! idempotent, so the state is the previous owner's; a restore reads one snapshot plus
+//! fewer than `--links-snapshot-records` records, not the partition's history. On
+//! revoke the partition's state is dropped.
 
 use super::ack::{self, Ack};
 use crate::config::{KafkaConfig, LinksConfig};
@@ -23,7 +31,8 @@ use crate::kafka::{self, LogContext, OutRecord, OutputProducers, OutputTopics};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
 use followguard_core::links::{
-    CampaignGraph, FlaggedLink, FollowerStage, LinkConfig, PairCount, StageCounts,
+    CampaignGraph, FlaggedLink, FollowerChunk, FollowerStage, GraphChunk, LinkConfig, PairCount,
+    StageCounts,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -38,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 512;
 /// Longest wait for one record while rebuilding a partition's state.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Estimated JSON bytes per snapshot record (well below the broker's 1 MB default).
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// What the link stage works with.
 pub(super) struct Parts {
@@ -102,9 +113,56 @@ struct Stages {
     graph: Option<CampaignGraph>,
     /// Drops and duplicates already reported to the metrics.
     reported: StageCounts,
+    /// Per owned partition, records processed since its last snapshot.
+    since: HashMap<(Topic, i32), u64>,
+    /// Order of this writer's snapshots (the markers' `seq`), from the wall clock in µs.
+    seq: u64,
 }
 
 impl Stages {
+    /// A partition's stage as snapshot chunks (JSON values).
+    fn chunks(&self, topic: Topic, part: i32) -> Option<Vec<Vec<u8>>> {
+        fn json<T: serde::Serialize>(v: Vec<T>) -> Vec<Vec<u8>> {
+            v.iter()
+                .filter_map(|c| serde_json::to_vec(c).ok())
+                .collect()
+        }
+        match topic {
+            Topic::Links => self
+                .followers
+                .get(&part)
+                .map(|s| json(s.export_chunks(CHUNK_BYTES))),
+            Topic::Pairs => self
+                .graph
+                .as_ref()
+                .map(|g| json(g.export_chunks(CHUNK_BYTES))),
+        }
+    }
+
+    /// A fresh stage for `part` filled from snapshot chunks; false (and nothing
+    /// installed) if a chunk cannot be decoded or imported.
+    fn import(&mut self, topic: Topic, part: i32, chunks: &[Vec<u8>]) -> Result<(), String> {
+        match topic {
+            Topic::Links => {
+                let mut st = FollowerStage::new(self.cfg.clone(), part);
+                for c in chunks {
+                    let c: FollowerChunk = serde_json::from_slice(c).map_err(|e| e.to_string())?;
+                    st.import_chunk(&c).map_err(|e| e.to_string())?;
+                }
+                self.followers.insert(part, st);
+            }
+            Topic::Pairs => {
+                let mut g = CampaignGraph::new(self.cfg.clone());
+                for c in chunks {
+                    let c: GraphChunk = serde_json::from_slice(c).map_err(|e| e.to_string())?;
+                    g.import_chunk(&c).map_err(|e| e.to_string())?;
+                }
+                self.graph = Some(g);
+            }
+        }
+        Ok(())
+    }
+
     fn counts(&self) -> StageCounts {
         let mut c = self
             .graph
@@ -141,7 +199,7 @@ impl Stages {
 }
 
 /// Which link-stage topic a record came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Topic {
     Links,
     Pairs,
@@ -218,6 +276,10 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         followers: HashMap::new(),
         graph: None,
         reported: StageCounts::default(),
+        since: HashMap::new(),
+        seq: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
     };
     let ack = Ack {
         producers: &p.producers,
@@ -245,8 +307,10 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         {
             if topic == p.links.links_topic {
                 stages.followers.remove(&part);
+                stages.since.remove(&(Topic::Links, part));
             } else if topic == p.links.pairs_topic {
                 stages.graph = None;
+                stages.since.remove(&(Topic::Pairs, part));
             }
         }
         // Records of a partition revoked meanwhile are left to its next owner (state
@@ -256,7 +320,8 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
             .map(|a| topic_partitions(&a).into_iter().collect())
             .unwrap_or_default();
         let mut deliveries = Vec::new();
-        let mut reached: Vec<(String, i32, i64)> = Vec::new();
+        // (topic, partition, next offset, records processed) per partition of the round.
+        let mut reached: Vec<(Topic, String, i32, i64, u64)> = Vec::new();
         for m in batch {
             let m = match m {
                 Ok(m) => m,
@@ -302,16 +367,26 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
             }
             match reached
                 .iter_mut()
-                .find(|(t, q, _)| t == m.topic() && *q == part)
+                .find(|(_, t, q, _, _)| t == m.topic() && *q == part)
             {
-                Some(r) => r.2 = r.2.max(offset + 1),
-                None => reached.push((m.topic().to_string(), part, offset + 1)),
+                Some(r) => {
+                    r.3 = r.3.max(offset + 1);
+                    r.4 += 1;
+                }
+                None => reached.push((topic, m.topic().to_string(), part, offset + 1, 1)),
             }
         }
         if !ack::acknowledge(deliveries, &ack).await {
             break;
         }
-        for (topic, part, next) in reached {
+        for (kind, topic, part, next, n) in reached {
+            // The state now reflects every record before `next`, and what they produced
+            // is acknowledged: a snapshot written now needs nothing before `next`.
+            let since = stages.since.entry((kind, part)).or_default();
+            *since += n;
+            if *since >= p.links.snapshot_records.max(1) {
+                write_snapshot(&p, &mut stages, kind, part, next).await;
+            }
             let mut tpl = TopicPartitionList::new();
             if tpl
                 .add_partition_offset(&topic, part, Offset::Offset(next))
@@ -330,7 +405,39 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds link-stage partition `part`'s state from records `[0, until)`, outputs muted.
+/// Writes a snapshot of partition `part`'s stage, reflecting every record before `next`,
+/// to its state topic and waits for it (a failure is logged; the next round tries again,
+/// and a restore meanwhile re-reads from the previous snapshot).
+async fn write_snapshot(p: &Parts, stages: &mut Stages, topic: Topic, part: i32, next: i64) {
+    let Some(chunks) = stages.chunks(topic, part) else {
+        return;
+    };
+    stages.seq += 1;
+    let records = crate::changelog::chunk_snapshot(part, stages.seq, chunks, next);
+    let state_topic = p.links.state_topic(topic == Topic::Pairs);
+    let producer = p.producers.for_sink(Sink::Links).get();
+    match crate::changelog::produce(&producer, &state_topic, &records).await {
+        Ok(()) => {
+            p.metrics.links.snapshot("written", records.len() as u64);
+            stages.since.insert((topic, part), 0);
+            tracing::debug!(
+                topic = state_topic,
+                partition = part,
+                next,
+                records = records.len(),
+                "link stage: snapshot written"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(topic = state_topic, partition = part, error = %format!("{e:#}"),
+                "link stage: snapshot not written");
+        }
+    }
+}
+
+/// Restores link-stage partition `part`'s state as it was before record `until`: its
+/// latest complete snapshot, then records from the snapshot's offset up to `until`
+/// re-read with outputs muted (from the partition's start without a usable snapshot).
 async fn rebuild(
     p: &Parts,
     stages: &mut Stages,
@@ -339,12 +446,8 @@ async fn rebuild(
     part: i32,
     until: i64,
 ) -> anyhow::Result<()> {
-    let reader = kafka::reader(&kafka::replay_config(&p.kafka, &p.group_id))?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic_name, part, Offset::Beginning)?;
-    reader.assign(&tpl)?;
+    let reader = Arc::new(kafka::reader(&kafka::replay_config(&p.kafka, &p.group_id))?);
     let started = std::time::Instant::now();
-    let mut n = 0u64;
     // A fresh state even if nothing is read (the first record then finds it).
     match topic {
         Topic::Links => {
@@ -354,6 +457,45 @@ async fn rebuild(
         }
         Topic::Pairs => stages.graph = Some(CampaignGraph::new(stages.cfg.clone())),
     }
+    let state_topic = p.links.state_topic(topic == Topic::Pairs);
+    let mut from = Offset::Beginning;
+    let mut snapshot_records = 0u64;
+    match crate::changelog::read_snapshot(&reader, &state_topic, part).await {
+        Ok(Some(snap)) => {
+            p.metrics.links.snapshot("read", snap.records);
+            snapshot_records = snap.records;
+            match stages.import(topic, part, &snap.chunks) {
+                Ok(()) => from = Offset::Offset(snap.next_offset),
+                Err(e) => {
+                    p.metrics.links.dropped("corrupt", 1);
+                    tracing::warn!(topic = state_topic, partition = part, error = %e,
+                        "link stage: snapshot refused; re-reading the partition from its start");
+                    // The partial import is discarded.
+                    match topic {
+                        Topic::Links => {
+                            stages
+                                .followers
+                                .insert(part, FollowerStage::new(stages.cfg.clone(), part));
+                        }
+                        Topic::Pairs => {
+                            stages.graph = Some(CampaignGraph::new(stages.cfg.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(topic = state_topic, partition = part, error = %format!("{e:#}"),
+            "link stage: no snapshot read; re-reading the partition from its start"),
+    }
+    let mut n = 0u64;
+    if matches!(from, Offset::Offset(o) if o >= until) {
+        report_rebuilt(p, topic_name, part, snapshot_records, n, started);
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic_name, part, from)?;
+    reader.assign(&tpl)?;
     loop {
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv()).await {
             Err(_) => anyhow::bail!("link stage: rebuilding {topic_name}/{part} timed out"),
@@ -370,19 +512,31 @@ async fn rebuild(
             break;
         }
     }
-    p.metrics.links.rebuilt(n);
-    tracing::info!(
-        topic = topic_name,
-        partition = part,
-        records = n,
-        seconds = started.elapsed().as_secs_f64(),
-        "link stage: partition state rebuilt"
-    );
+    report_rebuilt(p, topic_name, part, snapshot_records, n, started);
     Ok(())
 }
 
-/// Creates the links topic (as many partitions as `input_topic`) and the pairs topic
-/// (one partition) when missing.
+fn report_rebuilt(
+    p: &Parts,
+    topic: &str,
+    part: i32,
+    snapshot_records: u64,
+    replayed: u64,
+    started: std::time::Instant,
+) {
+    p.metrics.links.rebuilt(replayed);
+    tracing::info!(
+        topic,
+        partition = part,
+        snapshot_records,
+        records = replayed,
+        seconds = started.elapsed().as_secs_f64(),
+        "link stage: partition state rebuilt"
+    );
+}
+
+/// Creates the links topic and its state topic (as many partitions as `input_topic`) and
+/// the pairs topic and its state topic (one partition) when missing.
 pub(super) async fn ensure_topics(
     kafka_cfg: &KafkaConfig,
     links: &LinksConfig,
@@ -394,6 +548,16 @@ pub(super) async fn ensure_topics(
     ))?);
     let input = crate::changelog::partition_count(&reader, input_topic).await;
     let partitions = i32::try_from(input.max(1)).unwrap_or(i32::MAX);
-    kafka::create_topics(kafka_cfg, &[&links.links_topic], partitions).await?;
-    kafka::create_topics(kafka_cfg, &[&links.pairs_topic], 1).await
+    kafka::create_topics(
+        kafka_cfg,
+        &[&links.links_topic, &links.state_topic(false)],
+        partitions,
+    )
+    .await?;
+    kafka::create_topics(
+        kafka_cfg,
+        &[&links.pairs_topic, &links.state_topic(true)],
+        1,
+    )
+    .await
 }
