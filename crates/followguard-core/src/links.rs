@@ -147,6 +147,12 @@ pub struct CampaignRecord {
     /// Campaign ids retired by this merge: their alerts now belong to `campaign_id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<String>,
+    /// The alerts this record puts in a campaign for the first time (at most two: a merge
+    /// joins two components, and only a lone alert is new). With `merged`, a reader that
+    /// folds every record knows the campaign of every member, however many
+    /// ([`CampaignTable`]); `alerts` is capped at `max_members_per_record`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<AlertRef>,
     /// Event time of the pair count that caused it.
     pub ts_ms: i64,
 }
@@ -547,6 +553,14 @@ impl CampaignGraph {
         } else {
             (rb, ra)
         };
+        // A component of one alert joins a campaign for the first time.
+        let mut added: Vec<AlertRef> = [&root, &child]
+            .into_iter()
+            .filter_map(|id| self.nodes.get(id.as_str()))
+            .filter(|n| n.members.len() == 1)
+            .map(|n| n.alert.clone())
+            .collect();
+        added.sort_by(|x, y| x.order().cmp(&y.order()));
         // The child's id is retired if it named a campaign (two or more alerts).
         let merged: Vec<String> = self
             .nodes
@@ -580,6 +594,7 @@ impl CampaignGraph {
             alert_count,
             followees,
             merged,
+            added,
             ts_ms: t,
         })
     }
@@ -935,6 +950,134 @@ impl CampaignGraph {
     }
 }
 
+/// The campaigns topic read as a table (Kafka Streams' `KTable`): alert id → its current
+/// cross-instance campaign id, for a join with the alerts stream or the web view. Folds
+/// records in any order and any number of times (at-least-once): an alert is filed under
+/// the campaign that first named it (`added`, or `alerts`), and a campaign retired by a
+/// merge (`merged`) maps to the one that absorbed it, so a lookup follows retirements to
+/// the current id (ids only ever move to an older root). Bounded: at most `max_bytes`
+/// (new alerts beyond are not filed, counted in `dropped`), and entries are forgotten
+/// `retain_ms` of event time behind the newest record (the link stages forget their
+/// state after twice the lockstep window too).
+#[derive(Debug)]
+pub struct CampaignTable {
+    alerts: HashMap<String, (String, i64)>,
+    retired: HashMap<String, (String, i64)>,
+    due: ExpiryIndex<String>,
+    retain_ms: i64,
+    max_bytes: usize,
+    watermark: i64,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl CampaignTable {
+    pub fn new(retain_ms: i64, max_bytes: usize) -> Self {
+        CampaignTable {
+            alerts: HashMap::new(),
+            retired: HashMap::new(),
+            due: ExpiryIndex::new((retain_ms / 48).max(60_000)),
+            retain_ms,
+            max_bytes,
+            watermark: i64::MIN,
+            bytes: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Folds one campaign record in.
+    pub fn apply(&mut self, r: &CampaignRecord) {
+        if r.ts_ms > self.watermark {
+            self.watermark = r.ts_ms;
+            self.prune();
+        }
+        let t = r.ts_ms;
+        let named = r.added.iter().chain(r.alerts.iter()).map(|a| &a.alert_id);
+        for id in named {
+            self.file(id, &r.campaign_id, t, false);
+        }
+        for old in &r.merged {
+            if *old != r.campaign_id {
+                self.file(old, &r.campaign_id, t, true);
+            }
+        }
+    }
+
+    fn file(&mut self, key: &str, campaign: &str, t: i64, retired: bool) {
+        let map = if retired {
+            &mut self.retired
+        } else {
+            &mut self.alerts
+        };
+        match map.get_mut(key) {
+            Some(e) => {
+                // A later merge only moves an alert to an older root; keep the newest
+                // record's naming (the lookup resolves retirements either way).
+                if t >= e.1 {
+                    *e = (campaign.to_string(), t);
+                }
+            }
+            None => {
+                let need = key.len() + campaign.len() + 64;
+                if self.bytes + need > self.max_bytes {
+                    self.dropped += 1;
+                    return;
+                }
+                self.bytes += need;
+                map.insert(key.to_string(), (campaign.to_string(), t));
+                self.due
+                    .file(format!("{}{key}", if retired { 'r' } else { 'a' }), t);
+            }
+        }
+    }
+
+    fn prune(&mut self) {
+        let cutoff = self.watermark.saturating_sub(self.retain_ms);
+        for k in self.due.due(cutoff) {
+            let (kind, key) = k.split_at(1);
+            let map = if kind == "r" {
+                &mut self.retired
+            } else {
+                &mut self.alerts
+            };
+            match map.get(key) {
+                Some((c, t)) if *t < cutoff => {
+                    self.bytes = self.bytes.saturating_sub(key.len() + c.len() + 64);
+                    map.remove(key);
+                }
+                Some((_, t)) => {
+                    let t = *t;
+                    self.due.file(k, t);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The current cross-instance campaign id of `alert_id`, if a record named it.
+    pub fn campaign_of(&self, alert_id: &str) -> Option<String> {
+        let mut c = &self.alerts.get(alert_id)?.0;
+        // Retirements form chains towards older roots; bounded by the map's size.
+        for _ in 0..=self.retired.len() {
+            match self.retired.get(c.as_str()) {
+                Some((next, _)) if next != c => c = next,
+                _ => break,
+            }
+        }
+        Some(c.clone())
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Alerts not filed because the budget was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
 /// Link partition of a follower id (the producer's key hashing is the broker client's;
 /// this is for in-process runs and tests, which spread followers the same way).
 pub fn link_partition(follower_id: &str, partitions: i32) -> i32 {
@@ -1191,6 +1334,56 @@ mod tests {
             ts_ms: 5,
         };
         assert_eq!(g.apply(&pc), None);
+    }
+
+    #[test]
+    fn the_table_of_campaign_records_names_every_alert_in_any_order() {
+        let mut c = cfg();
+        c.max_members_per_record = 1;
+        let mut s = InProcessLinks::new(c, 1);
+        let mut recs = Vec::new();
+        // Two campaigns (c, d) and (a, b), then merged by a cohort shared by b and d.
+        for b in 0..3 {
+            recs.extend(s.observe(&link(&format!("a{b}"), "c", 50, 100)));
+            recs.extend(s.observe(&link(&format!("a{b}"), "d", 60, 100)));
+            recs.extend(s.observe(&link(&format!("b{b}"), "a", 10, 100)));
+            recs.extend(s.observe(&link(&format!("b{b}"), "b", 20, 100)));
+        }
+        for b in 0..3 {
+            recs.extend(s.observe(&link(&format!("m{b}"), "b", 20, 200)));
+            recs.extend(s.observe(&link(&format!("m{b}"), "d", 60, 200)));
+        }
+        assert_eq!(recs.len(), 3);
+        // At most two alerts are new in a record; `alerts` is capped at one here.
+        assert!(recs
+            .iter()
+            .all(|r| r.added.len() <= 2 && r.alerts.len() == 1));
+        assert!(recs[2].added.is_empty());
+        let want: Vec<Option<String>> = vec![Some("fgc-a-10".to_string()); 4];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut t = CampaignTable::new(3_600_000, 1 << 20);
+            for i in order.into_iter().chain(order) {
+                t.apply(&recs[i]);
+            }
+            let got: Vec<Option<String>> = ["fga-a-10", "fga-b-20", "fga-c-50", "fga-d-60"]
+                .iter()
+                .map(|a| t.campaign_of(a))
+                .collect();
+            assert_eq!(got, want, "order {order:?}");
+        }
+        assert_eq!(CampaignTable::new(1, 1).campaign_of("fga-a-10"), None);
+        // Bounded: a full table files nothing new; old entries expire.
+        let mut t = CampaignTable::new(3_600_000, 100);
+        for r in &recs {
+            t.apply(r);
+        }
+        assert!(t.bytes() <= 100 && t.dropped() > 0);
+        let mut t = CampaignTable::new(50, 1 << 20);
+        t.apply(&recs[0]);
+        let mut late = recs[1].clone();
+        late.ts_ms = 1_000_000;
+        t.apply(&late);
+        assert_eq!(t.campaign_of(&recs[0].added[0].alert_id), None);
     }
 
     #[test]

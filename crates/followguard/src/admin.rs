@@ -45,6 +45,8 @@ pub struct AdminState {
     stale_after: Duration,
     /// Alert evidence for the web view (`web`): the consume loop writes, pages read.
     pub evidence: crate::web::SharedEvidence,
+    /// Issue 21: the campaigns topic as a table, with the link stage (`web`).
+    pub campaigns: crate::web::SharedCampaigns,
     /// Issue #23: the token the evidence pages require (none: open).
     admin_token: std::sync::OnceLock<String>,
     /// Issue 24: a live reload asked for (`POST /admin/reload` or SIGHUP), with an
@@ -73,6 +75,7 @@ impl AdminState {
             last_progress: Mutex::new(Instant::now()),
             stale_after,
             evidence: Arc::default(),
+            campaigns: Arc::default(),
             admin_token: std::sync::OnceLock::new(),
             reload: Mutex::new(None),
         })
@@ -229,7 +232,7 @@ async fn require_token(
 
 /// The admin routes, bound to `state`.
 pub fn router(state: Arc<AdminState>) -> Router {
-    let web = crate::web::router(state.evidence.clone()).layer(
+    let web = crate::web::router(state.evidence.clone(), state.campaigns.clone()).layer(
         axum::middleware::from_fn_with_state(state.clone(), require_token),
     );
     // The reload endpoint changes what is flagged: behind the same token as the pages.

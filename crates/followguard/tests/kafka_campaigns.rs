@@ -337,6 +337,36 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     let before_recs = settle_links(&env, &pair_topics, &g2, &[&a, &b]);
     let before = campaign_of(&before_recs);
     let (oa, ob) = (owned(&a), owned(&b));
+    // Where a trust team looks: each instance's `/api/alerts/{id}` shows, for the alerts it
+    // owns, the cross-instance campaign id of the campaigns topic — the same id for a
+    // cohort's alerts on either instance.
+    let start = Instant::now();
+    let served = loop {
+        let mut served: BTreeMap<&String, BTreeSet<&str>> = BTreeMap::new();
+        let mut wrong = Vec::new();
+        for (alert, cid) in &before {
+            for (name, svc) in [("a", &a), ("b", &b)] {
+                let Some((200, body)) = svc.get(&format!("/api/alerts/{alert}")) else {
+                    continue;
+                };
+                let j: serde_json::Value = serde_json::from_str(&body).expect("alert json");
+                if j["cross_instance_campaign_id"].as_str() == Some(cid.as_str()) {
+                    served.entry(cid).or_default().insert(name);
+                } else {
+                    wrong.push((name, alert, j["cross_instance_campaign_id"].clone()));
+                }
+            }
+        }
+        if wrong.is_empty() && served.values().any(|s| s.len() == 2) {
+            break served;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "web view campaigns: {wrong:?} wrong, served {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    eprintln!("cross-instance campaign ids in the web view: {served:?}");
     b.kill9();
     // The survivor owns every input partition again (its link stage rejoins too).
     let start = Instant::now();

@@ -142,7 +142,8 @@ async fn hostile_account_strings_are_inert_and_pages_link_the_campaign() {
     let store = build_store(&events);
     assert_eq!(store.len(), 4, "the seed's four campaigns each alert");
     let shared = Arc::new(Mutex::new(store));
-    let app = web::router(shared.clone());
+    // No link stage: no campaigns table, and no cross-instance campaign in the JSON.
+    let app = web::router(shared.clone(), Arc::default());
 
     // The list: every alert, escaped, with the no-script CSP.
     let (code, csp, list) = get(&app, "/alerts").await;
@@ -195,6 +196,7 @@ async fn hostile_account_strings_are_inert_and_pages_link_the_campaign() {
         assert_eq!(code, StatusCode::OK);
         let j: serde_json::Value = serde_json::from_str(&j).expect("json");
         assert_eq!(j["evidence"]["alert"]["alert_id"], *id);
+        assert!(j.get("cross_instance_campaign_id").is_none());
         let followers = j["evidence"]["followers"].as_array().expect("followers");
         assert!(followers.iter().any(|f| f["flagged"] == true));
         let sibs = j["campaign_alerts"].as_array().expect("siblings");

@@ -31,8 +31,8 @@ use crate::kafka::{self, LogContext, OutRecord, OutputProducers, OutputTopics};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
 use followguard_core::links::{
-    CampaignGraph, FlaggedLink, FollowerChunk, FollowerStage, GraphChunk, LinkConfig, PairCount,
-    StageCounts,
+    CampaignGraph, CampaignRecord, FlaggedLink, FollowerChunk, FollowerStage, GraphChunk,
+    LinkConfig, PairCount, StageCounts,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -533,6 +533,88 @@ fn report_rebuilt(
         seconds = started.elapsed().as_secs_f64(),
         "link stage: partition state rebuilt"
     );
+}
+
+/// Reads the campaigns topic as a table into `table` (every partition from its start, then
+/// following it) until `stop` fires: what `/api/alerts/{id}` shows as the alert's
+/// cross-instance campaign. Waits for the topic to exist; read errors are logged and
+/// retried. docs/state.md, "Campaign ids where a trust team looks".
+pub(super) async fn follow_campaigns(
+    kafka_cfg: KafkaConfig,
+    group_id: String,
+    topic: String,
+    table: crate::web::SharedCampaigns,
+    fresh: followguard_core::links::CampaignTable,
+    stop: CancellationToken,
+) {
+    let reader = match kafka::reader(&kafka::replay_config(
+        &kafka_cfg,
+        &format!("{group_id}.campaigns"),
+    )) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "campaigns table: no reader");
+            return;
+        }
+    };
+    if let Ok(mut t) = table.lock() {
+        *t = Some(fresh);
+    }
+    let partitions = loop {
+        let n = crate::changelog::partition_count(&reader, &topic).await;
+        if n > 0 {
+            break n;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
+        if tpl
+            .add_partition_offset(&topic, p, Offset::Beginning)
+            .is_err()
+        {
+            return;
+        }
+    }
+    if let Err(e) = reader.assign(&tpl) {
+        tracing::error!(error = %e, topic, "campaigns table: assign failed");
+        return;
+    }
+    tracing::info!(topic, partitions, "campaigns table: reading");
+    loop {
+        let m = tokio::select! {
+            () = stop.cancelled() => break,
+            m = reader.recv() => m,
+        };
+        match m {
+            Ok(m) => {
+                let Some(r) = m
+                    .payload()
+                    .and_then(|v| serde_json::from_slice::<CampaignRecord>(v).ok())
+                else {
+                    tracing::debug!(
+                        topic,
+                        offset = m.offset(),
+                        "campaigns table: record skipped"
+                    );
+                    continue;
+                };
+                if let Ok(mut t) = table.lock() {
+                    if let Some(t) = t.as_mut() {
+                        t.apply(&r);
+                    }
+                }
+            }
+            Err(KafkaError::PartitionEOF(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "campaigns table: read error");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Creates the links topic and its state topic (as many partitions as `input_topic`) and

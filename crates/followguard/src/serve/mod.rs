@@ -269,6 +269,18 @@ pub async fn run(
         Some(l) => {
             links::ensure_topics(&cfg.kafka, l, &cfg.input_topic).await?;
             let d = &cfg.pipeline.detector;
+            // The campaigns topic (an output) read as a table for the web view.
+            tokio::spawn(links::follow_campaigns(
+                cfg.output_kafka.clone(),
+                cfg.group_id.clone(),
+                l.campaigns_topic.clone(),
+                admin_state.campaigns.clone(),
+                followguard_core::links::CampaignTable::new(
+                    d.lockstep_window_ms.saturating_mul(2),
+                    l.max_bytes,
+                ),
+                stop.clone(),
+            ));
             let parts = links::Parts {
                 kafka: cfg.kafka.clone(),
                 group_id: cfg.group_id.clone(),

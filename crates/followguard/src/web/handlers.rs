@@ -12,12 +12,17 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use followguard_core::evidence::{AlertEvidence, EvidenceStore};
+use followguard_core::links::CampaignTable;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The evidence store shared by the consume loop (writer) and the web handlers (readers).
 pub type SharedEvidence = Arc<Mutex<EvidenceStore>>;
+
+/// Issue 21: the campaigns topic as a table (alert id → cross-instance campaign id),
+/// filled by `serve`'s campaigns reader when the link stage runs; `None` otherwise.
+pub type SharedCampaigns = Arc<Mutex<Option<CampaignTable>>>;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'";
 
@@ -26,14 +31,15 @@ fn lock(s: &SharedEvidence) -> MutexGuard<'_, EvidenceStore> {
     s.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The web view's routes over `store`.
-pub fn router(store: SharedEvidence) -> Router {
+/// The web view's routes over `store` (and the cross-instance `campaigns`).
+pub fn router(store: SharedEvidence, campaigns: SharedCampaigns) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/alerts") }))
         .route("/alerts", get(list_page))
         .route("/alerts/{id}", get(alert_page))
         .route("/api/alerts", get(list_api))
         .route("/api/alerts/{id}", get(alert_api))
+        .layer(Extension(campaigns))
         .with_state(store)
 }
 
@@ -108,9 +114,22 @@ async fn list_api(State(s): State<SharedEvidence>, Query(f): Query<Filter>) -> R
     }
 }
 
-async fn alert_api(State(s): State<SharedEvidence>, UrlPath(id): UrlPath<String>) -> Response {
+async fn alert_api(
+    State(s): State<SharedEvidence>,
+    Extension(campaigns): Extension<SharedCampaigns>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
     match snapshot(&s, &id) {
-        Some((e, sibs)) => Json(alert_json(&e, &sibs)).into_response(),
+        Some((e, sibs)) => {
+            let mut body = alert_json(&e, &sibs);
+            // Issue 21: the campaign across instances (the alert's own `campaign_id` is
+            // its instance's lockstep); null while no campaign record names the alert.
+            let table = campaigns.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = table.as_ref() {
+                body["cross_instance_campaign_id"] = t.campaign_of(&id).into();
+            }
+            Json(body).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": "alert not found", "alert_id": id })),

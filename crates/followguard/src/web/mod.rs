@@ -6,7 +6,9 @@
 //! Pages: `/alerts` (newest first, filterable by `severity` and `campaign`) and
 //! `/alerts/{id}` (the follower-factory chart, new-follower rate against the baseline,
 //! creation-date histogram, top reasons, flagged followers, links to the campaign's other
-//! alerts). JSON: `/api/alerts`, `/api/alerts/{id}`.
+//! alerts). JSON: `/api/alerts`, `/api/alerts/{id}` (issue 21: with
+//! `cross_instance_campaign_id`, the alert's campaign as the campaigns topic names it,
+//! when `serve` runs the link stage).
 //!
 //! Every account-controlled string (ids, screen names, descriptions) goes through
 //! [`esc`] (HTML escaping plus visible bidi/control characters) inside a `<bdi>`; pages
@@ -23,7 +25,7 @@ mod report;
 mod svg;
 
 pub use escape::esc;
-pub use handlers::{router, SharedEvidence};
+pub use handlers::{router, SharedCampaigns, SharedEvidence};
 pub use render::{
     alert_json, list_json, render_alert, render_list, siblings, Links, Sibling, AGE_BIN_LABELS,
     MAX_TABLE_ROWS,
