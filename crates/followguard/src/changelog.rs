@@ -751,9 +751,11 @@ pub async fn restore(
 
 /// Issue 21, the link stage's bounded restore: a snapshot of opaque state `chunks` of
 /// `partition` between `s/<partition>` begin / end markers (`seq`), the chunks as
-/// `c/<partition>/<i>` records, then the `o/<partition>` input offset the state reflects.
-/// The markers are the detector changelog's, so [`read_snapshot`] finds the latest
-/// complete one as a detector restore does.
+/// `c/<partition>/<seq>/<i>` records, then the input offset the state reflects
+/// (`o/<partition>/<seq>`). The markers are the detector changelog's, so
+/// [`read_snapshot`] finds the latest complete one as a detector restore does; the
+/// `seq` in every key keeps two writers' snapshots apart should they interleave (a
+/// zombie owner).
 pub fn chunk_snapshot(
     partition: i32,
     seq: u64,
@@ -764,10 +766,14 @@ pub fn chunk_snapshot(
     out.push(Marker::record(partition, "begin", seq, 0));
     out.extend(chunks.into_iter().enumerate().map(|(i, v)| Record {
         partition,
-        key: format!("c/{partition}/{i}"),
+        key: format!("c/{partition}/{seq}/{i}"),
         value: Some(v),
     }));
-    out.push(offset_record(partition, next_offset));
+    out.push(Record {
+        partition,
+        key: format!("o/{partition}/{seq}"),
+        value: Some(next_offset.to_string().into_bytes()),
+    });
     let records = out.len() as u64 - 1;
     out.push(Marker::record(partition, "end", seq, records));
     out
@@ -824,7 +830,6 @@ pub async fn read_snapshot(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
     reader.assign(&tpl)?;
-    let okey = offset_key(partition);
     let mut open: Option<(u64, ChunkSnapshot)> = None;
     let result = loop {
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
@@ -841,9 +846,13 @@ pub async fn read_snapshot(
         read += 1;
         let payload = m.payload().unwrap_or_default();
         if let Some(mk) = Marker::of(&m, partition) {
-            match (mk.snapshot.as_str(), open.take()) {
+            match (mk.snapshot.as_str(), open.as_mut()) {
                 ("begin", _) => open = Some((mk.seq, ChunkSnapshot::default())),
-                ("end", Some((seq, mut snap))) if seq == mk.seq => {
+                // Complete: every chunk and the offset of this `seq` were read.
+                ("end", Some((seq, snap)))
+                    if *seq == mk.seq && snap.chunks.len() as u64 + 1 == mk.records =>
+                {
+                    let mut snap = std::mem::take(snap);
                     snap.records = read;
                     break Some(snap);
                 }
@@ -851,15 +860,21 @@ pub async fn read_snapshot(
             }
             continue;
         }
-        let Some((_, snap)) = open.as_mut() else {
+        let Some((seq, snap)) = open.as_mut() else {
             continue;
         };
-        snap.bytes += payload.len() as u64;
-        if m.key() == Some(okey.as_bytes()) {
+        // Only this snapshot's records (another writer's may be interleaved).
+        let key = m
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("");
+        if key == format!("o/{partition}/{seq}") {
             if let Some((o, _)) = parse_offset_value(payload) {
                 snap.next_offset = o;
+                snap.bytes += payload.len() as u64;
             }
-        } else {
+        } else if key.starts_with(&format!("c/{partition}/{seq}/")) {
+            snap.bytes += payload.len() as u64;
             snap.chunks.push(payload.to_vec());
         }
     };
