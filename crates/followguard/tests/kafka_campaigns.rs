@@ -350,7 +350,12 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
                     continue;
                 };
                 let j: serde_json::Value = serde_json::from_str(&body).expect("alert json");
-                if j["cross_instance_campaign_id"].as_str() == Some(cid.as_str()) {
+                // The page shows it too.
+                let page = svc.get(&format!("/alerts/{alert}")).map(|(_, b)| b);
+                let on_page = format!(r#"id="cross-campaign">{cid}</bdi>"#);
+                if j["cross_instance_campaign_id"].as_str() == Some(cid.as_str())
+                    && page.is_some_and(|p| p.contains(&on_page))
+                {
                     served.entry(cid).or_default().insert(name);
                 } else {
                     wrong.push((name, alert, j["cross_instance_campaign_id"].clone()));

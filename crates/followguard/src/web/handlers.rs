@@ -4,8 +4,8 @@
 
 use super::escape::esc;
 use super::render::{
-    alert_json, list_json_of, page, render_alert, render_list_of, siblings, Links, ListSnapshot,
-    Sibling,
+    alert_json, list_json_of, page, render_alert_with, render_list_of, siblings, Links,
+    ListSnapshot, Sibling,
 };
 use super::Filter;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -90,9 +90,30 @@ fn snapshot(s: &SharedEvidence, id: &str) -> Option<(AlertEvidence, Vec<Sibling>
     Some((e, sibs))
 }
 
-async fn alert_page(State(s): State<SharedEvidence>, UrlPath(id): UrlPath<String>) -> Response {
+/// Issue 21: `Some(campaign id if known)` when the campaigns table is kept.
+fn cross_campaign(campaigns: &SharedCampaigns, id: &str) -> Option<Option<String>> {
+    let table = campaigns.lock().unwrap_or_else(PoisonError::into_inner);
+    table.as_ref().map(|t| t.campaign_of(id))
+}
+
+async fn alert_page(
+    State(s): State<SharedEvidence>,
+    Extension(campaigns): Extension<SharedCampaigns>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
     match snapshot(&s, &id) {
-        Some((e, sibs)) => html(StatusCode::OK, render_alert(&e, &sibs, Links::Server)),
+        Some((e, sibs)) => {
+            let cross = cross_campaign(&campaigns, &id);
+            html(
+                StatusCode::OK,
+                render_alert_with(
+                    &e,
+                    &sibs,
+                    Links::Server,
+                    cross.as_ref().map(Option::as_deref),
+                ),
+            )
+        }
         None => error_page(
             StatusCode::NOT_FOUND,
             &format!("no alert {id:?} is kept (unknown, or evicted from the bounded store)"),
@@ -124,9 +145,8 @@ async fn alert_api(
             let mut body = alert_json(&e, &sibs);
             // Issue 21: the campaign across instances (the alert's own `campaign_id` is
             // its instance's lockstep); null while no campaign record names the alert.
-            let table = campaigns.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(t) = table.as_ref() {
-                body["cross_instance_campaign_id"] = t.campaign_of(&id).into();
+            if let Some(c) = cross_campaign(&campaigns, &id) {
+                body["cross_instance_campaign_id"] = c.into();
             }
             Json(body).into_response()
         }

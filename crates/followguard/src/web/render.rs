@@ -274,6 +274,17 @@ pub fn siblings(store: &EvidenceStore, alert_id: &str) -> Vec<Sibling> {
 
 /// The evidence page of one alert.
 pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String {
+    render_alert_with(e, sibs, links, None)
+}
+
+/// [`render_alert`], with the alert's cross-instance campaign (issue 21: the campaigns
+/// topic's id, when `serve` runs the link stage; `Some(None)`: no record names it yet).
+pub fn render_alert_with(
+    e: &AlertEvidence,
+    sibs: &[Sibling],
+    links: Links,
+    cross: Option<Option<&str>>,
+) -> String {
     let (a, pk) = (&e.alert, &e.peak);
     let mut b = String::new();
     b.push_str(&format!(
@@ -346,6 +357,15 @@ pub fn render_alert(e: &AlertEvidence, sibs: &[Sibling], links: Links) -> String
             None => "not linked to other alerts".to_string(),
         },
     );
+    if let Some(cross) = cross {
+        row(
+            "campaign across instances",
+            match cross {
+                Some(c) => format!(r#"<bdi class="id" id="cross-campaign">{}</bdi>"#, esc(c)),
+                None => "no campaign record names this alert".to_string(),
+            },
+        );
+    }
     row(
         "versions",
         format!(
