@@ -667,6 +667,15 @@ impl CampaignGraph {
     }
 }
 
+/// A follower's flags in a snapshot: `(alert key, burst start, flag time)`, in arrival
+/// order.
+pub type FlagEntry = (u64, i64, i64);
+/// A graph pair in a snapshot: `(a, b, per link partition the largest count, last time,
+/// linked)`.
+pub type PairEntry = (String, String, Vec<(i32, u32)>, i64, bool);
+/// A union-find node in a snapshot: alert, parent id, members (at a root), last time.
+pub type NodeEntry = (AlertRef, String, Vec<String>, i64);
+
 /// Stage state as stored in a snapshot (the link stage's changelog, docs/state.md): a
 /// [`FollowerStage`] or a [`CampaignGraph`] cut into chunks of at most a given number of
 /// entries, each chunk a self-contained value; importing every chunk of a snapshot into a
@@ -679,7 +688,7 @@ pub struct FollowerChunk {
     pub watermark: i64,
     /// follower key → its flags `(alert key, burst start, flag time)`, in arrival order.
     #[serde(default)]
-    pub followers: Vec<(u64, Vec<(u64, i64, i64)>)>,
+    pub followers: Vec<(u64, Vec<FlagEntry>)>,
     /// alert key → the alert and its last flag time.
     #[serde(default)]
     pub alerts: Vec<(u64, AlertRef, i64)>,
@@ -695,10 +704,10 @@ pub struct GraphChunk {
     pub watermark: i64,
     /// `(a, b)` → per link partition the largest count, last time, linked.
     #[serde(default)]
-    pub pairs: Vec<(String, String, Vec<(i32, u32)>, i64, bool)>,
+    pub pairs: Vec<PairEntry>,
     /// Union-find nodes: alert, parent id, members (at a root), last time.
     #[serde(default)]
-    pub nodes: Vec<(AlertRef, String, Vec<String>, i64)>,
+    pub nodes: Vec<NodeEntry>,
 }
 
 /// Why a snapshot chunk was refused.
@@ -743,7 +752,7 @@ impl FollowerStage {
     /// The state in chunks of about `budget` bytes of JSON each at most (an entry larger
     /// than that makes a chunk of its own).
     pub fn export_chunks(&self, budget: usize) -> Vec<FollowerChunk> {
-        let mut followers: Vec<(u64, Vec<(u64, i64, i64)>)> = self
+        let mut followers: Vec<(u64, Vec<FlagEntry>)> = self
             .followers
             .iter()
             .map(|(k, v)| {
@@ -854,8 +863,6 @@ impl CampaignGraph {
     /// The graph in chunks of about `budget` bytes of JSON each, as
     /// [`FollowerStage::export_chunks`].
     pub fn export_chunks(&self, budget: usize) -> Vec<GraphChunk> {
-        type PairEntry = (String, String, Vec<(i32, u32)>, i64, bool);
-        type NodeEntry = (AlertRef, String, Vec<String>, i64);
         let mut pairs: Vec<PairEntry> = self
             .pairs
             .iter()
