@@ -5,8 +5,8 @@
 
 use followguard_core::detector::{Detector, DetectorConfig, Observation};
 use followguard_core::links::{
-    link_partition, CampaignGraph, FlaggedLink, FollowerStage, InProcessLinks, LinkConfig,
-    PairCount, LINKS_VERSION,
+    link_partition, CampaignGraph, CampaignRecord, CampaignTable, FlaggedLink, FollowerStage,
+    InProcessLinks, LinkConfig, PairCount, LINKS_VERSION,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,6 +140,29 @@ proptest! {
         let recs: Vec<_> = counts.iter().filter_map(|c| g.apply(c)).collect();
         prop_assert_eq!(&campaigns(&mut g, &alerts), &want);
         prop_assert_eq!(&from_records(&recs), &want);
+
+        // A reader of the campaigns topic (`CampaignTable`, the stream-table join's
+        // table) gets every alert's id from `added` and `merged` alone — each record's
+        // `alerts` cut to one — whatever order it reads the records in, each some twice.
+        let mut read: Vec<CampaignRecord> = recs
+            .iter()
+            .map(|r| CampaignRecord { alerts: r.alerts.iter().take(1).cloned().collect(), ..r.clone() })
+            .collect();
+        for i in (1..read.len()).rev() {
+            let j = (next() % (i as u64 + 1)) as usize;
+            read.swap(i, j);
+        }
+        let again: Vec<CampaignRecord> = read.iter().step_by(2).cloned().collect();
+        read.extend(again);
+        let mut table = CampaignTable::new(i64::MAX / 4, usize::MAX / 2);
+        for r in &read {
+            table.apply(r);
+        }
+        let got: BTreeMap<String, String> = alerts
+            .iter()
+            .filter_map(|a| table.campaign_of(a).map(|c| (a.clone(), c)))
+            .collect();
+        prop_assert_eq!(&got, &want);
     }
 }
 
