@@ -1230,9 +1230,10 @@ mod tests {
         assert_eq!(st.counts().duplicates, 5);
     }
 
-    #[test]
-    fn merging_campaigns_names_the_retired_id() {
-        let mut s = InProcessLinks::new(cfg(), 1);
+    /// Two campaigns, (c, d) and (a, b), then merged by a cohort shared by b and d: the
+    /// three campaign records.
+    fn merge_scenario(c: LinkConfig) -> Vec<CampaignRecord> {
+        let mut s = InProcessLinks::new(c, 1);
         let mut recs = Vec::new();
         for b in 0..3 {
             recs.extend(s.observe(&link(&format!("a{b}"), "c", 50, 100)));
@@ -1244,6 +1245,12 @@ mod tests {
             recs.extend(s.observe(&link(&format!("m{b}"), "b", 20, 200)));
             recs.extend(s.observe(&link(&format!("m{b}"), "d", 60, 200)));
         }
+        recs
+    }
+
+    #[test]
+    fn merging_campaigns_names_the_retired_id() {
+        let recs = merge_scenario(cfg());
         let last = recs.last().expect("merge record");
         assert_eq!(last.campaign_id, "fgc-a-10");
         assert_eq!(last.merged, vec!["fgc-c-50".to_string()]);
@@ -1347,19 +1354,7 @@ mod tests {
     fn the_table_of_campaign_records_names_every_alert_in_any_order() {
         let mut c = cfg();
         c.max_members_per_record = 1;
-        let mut s = InProcessLinks::new(c, 1);
-        let mut recs = Vec::new();
-        // Two campaigns (c, d) and (a, b), then merged by a cohort shared by b and d.
-        for b in 0..3 {
-            recs.extend(s.observe(&link(&format!("a{b}"), "c", 50, 100)));
-            recs.extend(s.observe(&link(&format!("a{b}"), "d", 60, 100)));
-            recs.extend(s.observe(&link(&format!("b{b}"), "a", 10, 100)));
-            recs.extend(s.observe(&link(&format!("b{b}"), "b", 20, 100)));
-        }
-        for b in 0..3 {
-            recs.extend(s.observe(&link(&format!("m{b}"), "b", 20, 200)));
-            recs.extend(s.observe(&link(&format!("m{b}"), "d", 60, 200)));
-        }
+        let recs = merge_scenario(c);
         assert_eq!(recs.len(), 3);
         // At most two alerts are new in a record; `alerts` is capped at one here.
         assert!(recs

@@ -276,11 +276,8 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
         ..Stream::small_campaigns(31)
     };
     let (events, _) = env.generate("campaigns", &stream);
-    let n = std::fs::read(&events)
-        .expect("events")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
+    let lines = lines_of(&events);
+    let n = lines.len();
     let single_topics = Topics::new("camp-single");
     env.create_topics(&single_topics);
     let pair_topics = single_topics.with_new_outputs("camp-pair");
@@ -316,12 +313,6 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     // The single instance reads the whole input; the pair its first half, then one
     // member is killed (-9) and the survivor takes over its link-stage partitions
     // (rebuilt by re-reading them) before the second half arrives.
-    let lines: Vec<Vec<u8>> = std::fs::read(&events)
-        .expect("events")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
     let first = env.write_lines("first.jsonl", &lines[..n / 2]);
     let second = env.write_lines("second.jsonl", &lines[n / 2..]);
     env.produce(&first, &single_topics.input);
@@ -385,16 +376,7 @@ fn a_cohort_resold_across_instances_gets_one_campaign_id_as_with_one_instance() 
     }
     env.produce(&second, &single_topics.input);
     single.wait_events(n as f64, Duration::from_secs(120));
-    let input = env.read_all(&single_topics.input, n);
-    let ends = end_offsets(&input);
-    let start = Instant::now();
-    while committed(&env.brokers, &g2, &single_topics.input) != ends {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "survivor too slow"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let input = wait_committed(&env, &g2, &single_topics.input, n, &[&a]);
 
     let one = campaign_of(&settle_links(&env, &single_topics, &g1, &[&single]));
     let two_recs = settle_links(&env, &pair_topics, &g2, &[&a]);
