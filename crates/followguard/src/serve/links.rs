@@ -139,7 +139,7 @@ impl Stages {
         }
     }
 
-    /// A fresh stage for `part` filled from snapshot chunks; false (and nothing
+    /// Installs a stage for `part` filled from snapshot chunks; an error (nothing
     /// installed) if a chunk cannot be decoded or imported.
     fn import(&mut self, topic: Topic, part: i32, chunks: &[Vec<u8>]) -> Result<(), String> {
         match topic {
@@ -490,7 +490,14 @@ async fn rebuild(
     }
     let mut n = 0u64;
     if matches!(from, Offset::Offset(o) if o >= until) {
-        report_rebuilt(p, topic_name, part, snapshot_records, n, started);
+        report_rebuilt(
+            p,
+            stages,
+            (topic, topic_name, part),
+            snapshot_records,
+            n,
+            started,
+        );
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
@@ -512,18 +519,29 @@ async fn rebuild(
             break;
         }
     }
-    report_rebuilt(p, topic_name, part, snapshot_records, n, started);
+    report_rebuilt(
+        p,
+        stages,
+        (topic, topic_name, part),
+        snapshot_records,
+        n,
+        started,
+    );
     Ok(())
 }
 
+/// Logs and counts a restore; the records re-read count towards the next snapshot, so
+/// a restore never re-reads more than `--links-snapshot-records` records even after
+/// restarts in a row.
 fn report_rebuilt(
     p: &Parts,
-    topic: &str,
-    part: i32,
+    stages: &mut Stages,
+    (kind, topic, part): (Topic, &str, i32),
     snapshot_records: u64,
     replayed: u64,
     started: std::time::Instant,
 ) {
+    stages.since.insert((kind, part), replayed);
     p.metrics.links.rebuilt(replayed);
     tracing::info!(
         topic,
