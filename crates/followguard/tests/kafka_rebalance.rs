@@ -209,8 +209,14 @@ fn three_instances_with_the_link_stage_match_one_instance_campaigns_included() {
     rolling(true);
 }
 
+/// The two rolling-restart tests run one after the other (each runs up to five `serve`
+/// processes at once, on a 2-core CI machine); the lighter tests of this file run
+/// alongside.
+static ROLLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn rolling(links: bool) {
     let Some(env) = env() else { return };
+    let _one_at_a_time = ROLLING.lock().unwrap_or_else(|e| e.into_inner());
     // Four days of 2,000 followees (~79k events), re-sold cohorts (campaigns link across
     // followees), produced at 2,000 events/s: the members are busy when partitions move,
     // so a revoke finds records in hand.
