@@ -377,6 +377,22 @@ pub struct ServeArgs {
     )]
     pub shutdown_grace: String,
 
+    /// Issue 21: whether a stopping member leaves its consumer group (a LeaveGroup
+    /// request, so its partitions move at once). With `false` it only commits and
+    /// disconnects: the group reassigns its partitions when its session times out
+    /// (`session.timeout.ms`), as after a crash and as static members
+    /// (`group.instance.id`) always do. Set `false` on tansu: a LeaveGroup from the
+    /// group's leader during a rebalance wedges tansu's group for good
+    /// (docs/state.md, "Rebalance behaviour").
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_LEAVE_GROUP_ON_SHUTDOWN",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub leave_group_on_shutdown: bool,
+
     /// Events whose output records may be awaiting broker acknowledgement at once; raise for
     /// throughput, lower to bound memory and redelivery after a crash. When the window stays
     /// full (a stalled sink) the input is paused, not the poll loop blocked. The window
@@ -889,6 +905,8 @@ pub struct ServeConfig {
     pub model_sha256: Option<String>,
     pub admin_addr: SocketAddr,
     pub shutdown_grace: Duration,
+    /// Issue 21: `--leave-group-on-shutdown`.
+    pub leave_group_on_shutdown: bool,
     pub max_in_flight: usize,
     /// Issue #19: byte budget of unacknowledged output records.
     pub max_in_flight_bytes: usize,
@@ -1255,6 +1273,7 @@ impl ServeArgs {
             model_sha256: self.model_sha256.as_ref().map(|s| s.to_ascii_lowercase()),
             admin_addr,
             shutdown_grace,
+            leave_group_on_shutdown: self.leave_group_on_shutdown,
             max_in_flight: self.max_in_flight,
             max_in_flight_bytes: self.max_in_flight_bytes,
             prepare_threads: self.prepare_threads,
@@ -1428,6 +1447,11 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.input_topic, "follows");
         assert!(c.webhook.is_none());
+        assert!(c.leave_group_on_shutdown);
+        let c = args(&["--leave-group-on-shutdown", "false"])
+            .validate()
+            .expect("valid");
+        assert!(!c.leave_group_on_shutdown);
     }
 
     /// Issue #19: the record budget must hold a moderation record of the longest ids.

@@ -189,32 +189,34 @@ fn total(members: &[&Svc], name: &str) -> f64 {
     members.iter().map(|m| metric_sum(&m.metrics(), name)).sum()
 }
 
-/// Not in the CI run since the merge of issue 21's parts: it passed the helper's runs and
-/// 6 of 7 runs at the merge, and failed once, in a fresh-clone CI run: after
-/// the restarts the group stalled (restarted members got no input partition within
-/// 120 s) — the same stall as the link-stage variant's below. Cause not found
-/// (docs/state.md, "Missing"). `scripts/test.sh --test kafka_rebalance -- --ignored`.
+/// Ignored in CI for a while (issue 21): the group sometimes stalled after the restarts.
+/// Cause: tansu keeps a member that sent LeaveGroup during a rebalance as the group's
+/// leader, so no later round completes; the members here stop without leaving
+/// (`--leave-group-on-shutdown false`, as the shipped static members do), see
+/// [`a_leader_stopped_mid_rebalance_without_leaving_lets_the_survivor_take_over`] and
+/// docs/state.md, "Rebalance behaviour".
 #[test]
-#[ignore = "the group sometimes stalls after the restarts on tansu; cause not found (docs/state.md)"]
 fn three_instances_with_rolling_restarts_and_a_member_joining_and_leaving_match_one() {
     rolling(false);
 }
 
 /// The same with the link stage (`--links-topic`): the alert -> campaign map the link
-/// stages announce equals one instance's. Not in the CI run: it passed 2 of 5 runs here
-/// (86 s each, the same campaigns as one instance); 2 others stalled after the restarts
-/// (restarted members got no input partition for over two minutes) and 1 failed the
-/// rebalance-count check. With the link stage in a group of its own (tried, reverted) a
-/// group stalled in both of 2 runs. Cause not found (docs/state.md, "Missing").
-/// `scripts/test.sh --test kafka_rebalance -- --ignored --nocapture`.
+/// stages announce equals one instance's. Each `serve` is two members of the group here
+/// (the input consumer and the link stage's), so a stop is two departures at once: the
+/// stall above was more frequent (3 of 5 runs) before members stopped without leaving.
 #[test]
-#[ignore = "the group stalled after the restarts in 2 of 5 runs here; cause not found (docs/state.md)"]
 fn three_instances_with_the_link_stage_match_one_instance_campaigns_included() {
     rolling(true);
 }
 
+/// The two rolling-restart tests run one after the other (each runs up to five `serve`
+/// processes at once, on a 2-core CI machine); the lighter tests of this file run
+/// alongside.
+static ROLLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn rolling(links: bool) {
     let Some(env) = env() else { return };
+    let _one_at_a_time = ROLLING.lock().unwrap_or_else(|e| e.into_inner());
     // Four days of 2,000 followees (~79k events), re-sold cohorts (campaigns link across
     // followees), produced at 2,000 events/s: the members are busy when partitions move,
     // so a revoke finds records in hand.
@@ -252,6 +254,11 @@ fn rolling(links: bool) {
         "partition.assignment.strategy=cooperative-sticky",
         "--kafka-option",
         "heartbeat.interval.ms=500",
+        // A stopped member does not send LeaveGroup (as the shipped static members
+        // never do): on tansu, a LeaveGroup from the group's leader while a rebalance is
+        // in progress wedges the group for good (docs/state.md, "Rebalance behaviour").
+        "--leave-group-on-shutdown",
+        "false",
     ]
     .map(String::from)
     .to_vec();
@@ -569,4 +576,70 @@ fn static_member_restart(strategy: &str) {
         s.sigterm();
         s.wait_exit(Duration::from_secs(20));
     }
+}
+
+/// Issue 21, the group stall of the rolling-restart tests, reduced to two plain
+/// consumers (no service): A owns every partition and leads the group; B joins, which
+/// puts tansu's group into a rebalance with A still its leader; A stops right then. Had
+/// A left the group (librdkafka's close sends LeaveGroup), tansu would keep the departed
+/// A as the leader of every later round, no member would ever get an assignment and B
+/// would wait forever (seen in the rolling tests; docs/state.md, "Rebalance behaviour").
+/// Closed as `serve --leave-group-on-shutdown false` closes it (no LeaveGroup), A's
+/// session times out, tansu elects another leader and B takes every partition.
+/// (Mutation-checked: with `leave = true` B got nothing within the 45 s.)
+#[test]
+fn a_leader_stopped_mid_rebalance_without_leaving_lets_the_survivor_take_over() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let Some(env) = env() else { return };
+    let t = Topics::new("wedge");
+    env.create_topics(&t);
+    let group = unique("gwedge");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let member = || -> StreamConsumer {
+            ClientConfig::new()
+                .set("bootstrap.servers", &env.brokers)
+                .set("group.id", &group)
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "500")
+                .create()
+                .expect("consumer")
+        };
+        // Polls `c` (which serves its rebalances) until it owns `n` partitions.
+        async fn owns(c: &StreamConsumer, n: usize, within: Duration) -> bool {
+            let start = Instant::now();
+            while start.elapsed() < within {
+                let _ = tokio::time::timeout(Duration::from_millis(100), c.recv()).await;
+                if c.assignment().map(|a| a.count()).unwrap_or(0) == n {
+                    return true;
+                }
+            }
+            false
+        }
+        let all = PARTITIONS as usize;
+        let a = member();
+        a.subscribe(&[&t.input]).expect("subscribe");
+        assert!(
+            owns(&a, all, Duration::from_secs(30)).await,
+            "A alone owns every partition"
+        );
+        let b = member();
+        b.subscribe(&[&t.input]).expect("subscribe");
+        // B's first JoinGroup starts the round; A has not rejoined yet.
+        let _ = tokio::time::timeout(Duration::from_millis(300), b.recv()).await;
+        let stopped = Instant::now();
+        tokio::task::spawn_blocking(move || kafka::close_group_consumer(a, false))
+            .await
+            .expect("close");
+        assert!(
+            owns(&b, all, Duration::from_secs(45)).await,
+            "B took over A's partitions (tansu's group did not wedge)"
+        );
+        eprintln!(
+            "wedge: B owned every partition {:.1}s after A stopped without leaving",
+            stopped.elapsed().as_secs_f64()
+        );
+    });
 }

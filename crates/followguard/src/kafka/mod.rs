@@ -46,11 +46,27 @@ fn base_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.brokers);
     // librdkafka logs go through `ClientContext::log` into tracing.
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    c.set_log_level(log_level(kafka));
     for o in &kafka.options {
         c.set(&o.key, &o.value);
     }
     c
+}
+
+/// librdkafka's log level: warnings, or debug when `--kafka-option debug=…` asks for
+/// debug contexts (e.g. `cgrp,consumer` for group membership and rebalances): the level
+/// is applied after the client is created and would otherwise drop every debug line.
+/// They reach the log as `followguard::kafka` debug events (`RUST_LOG`).
+fn log_level(kafka: &KafkaConfig) -> RDKafkaLogLevel {
+    if kafka
+        .options
+        .iter()
+        .any(|o| o.key == "debug" && !o.value.trim().is_empty())
+    {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    }
 }
 
 /// For every reader that can fall behind (the service and the rebuild reader). When the
@@ -87,7 +103,7 @@ pub fn consumer_config(
     for (k, v) in base_config(kafka).config_map().iter() {
         c.set(*k, *v);
     }
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    c.set_log_level(log_level(kafka));
     c
 }
 
@@ -108,7 +124,7 @@ pub fn replay_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     for (k, v) in base_config(kafka).config_map().iter() {
         c.set(*k, *v);
     }
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    c.set_log_level(log_level(kafka));
     c
 }
 
@@ -156,7 +172,7 @@ pub fn producer_config_lingering(
     for (k, v) in base_config(kafka).config_map().iter() {
         c.set(*k, *v);
     }
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    c.set_log_level(log_level(kafka));
     c
 }
 
@@ -231,6 +247,41 @@ pub fn release_revoked<C: Consumer<X>, X: ConsumerContext>(
         consumer.incremental_unassign(&tpl)
     } else {
         consumer.unassign()
+    }
+}
+
+/// Issue 21: closes a group consumer at shutdown (offsets already committed), either
+/// leaving the group (librdkafka's close: a LeaveGroup request, the partitions move at
+/// once) or not (`--leave-group-on-shutdown false`): the client is destroyed with
+/// `RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE`, so the broker drops the member when its
+/// session times out, as after a crash and as with static membership (KIP-345: a
+/// static member never sends LeaveGroup). On tansu a LeaveGroup from the group's leader
+/// while a rebalance is in progress leaves a departed member as the leader and no
+/// member ever gets an assignment again; a session timeout is handled (docs/state.md).
+/// Blocks until librdkafka has shut the client down.
+pub fn close_group_consumer<C: ConsumerContext + 'static>(
+    consumer: StreamConsumer<C>,
+    leave: bool,
+) {
+    if leave {
+        consumer.unsubscribe();
+        drop(consumer);
+        return;
+    }
+    let client = consumer.client().native_ptr();
+    // rust-rdkafka's drop always closes the consumer (and so leaves the group); its
+    // handles are given up instead and librdkafka destroys the client without the close.
+    // What is given up is a little memory: the consumer queue handle (librdkafka purges
+    // and disables the queue itself) and the wake-up slab the queue's callback points to,
+    // which therefore stays valid while librdkafka shuts down.
+    std::mem::forget(consumer);
+    // SAFETY: `client` is the live client of the consumer just forgotten, so nothing
+    // else uses or destroys it; librdkafka destroys it exactly once, here.
+    unsafe {
+        rdkafka::bindings::rd_kafka_destroy_flags(
+            client,
+            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE as std::os::raw::c_int,
+        );
     }
 }
 
@@ -785,6 +836,35 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Issue 21: `--kafka-option debug=…` must not be silenced by the log level (it is
+    /// applied after the client is created and would drop every debug line).
+    #[test]
+    fn debug_contexts_raise_the_client_log_level() {
+        let quiet = kafka(&[("client.id", "x")]);
+        let debug = kafka(&[("debug", "cgrp,consumer")]);
+        for (c, want) in [
+            (
+                consumer_config(&quiet, "g", Duration::ZERO),
+                RDKafkaLogLevel::Warning,
+            ),
+            (
+                consumer_config(&debug, "g", Duration::ZERO),
+                RDKafkaLogLevel::Debug,
+            ),
+            (replay_config(&debug, "g"), RDKafkaLogLevel::Debug),
+            (
+                producer_config(&debug, Duration::ZERO),
+                RDKafkaLogLevel::Debug,
+            ),
+        ] {
+            assert_eq!(c.log_level as i32, want as i32);
+        }
+        assert_eq!(
+            log_level(&kafka(&[("debug", " ")])) as i32,
+            RDKafkaLogLevel::Warning as i32
+        );
     }
 
     #[test]

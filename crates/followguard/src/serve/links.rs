@@ -63,6 +63,8 @@ pub(super) struct Parts {
     pub stop: CancellationToken,
     pub give_up: CancellationToken,
     pub stall_warn: Duration,
+    /// `--leave-group-on-shutdown`.
+    pub leave_group: bool,
 }
 
 /// Consumer context: librdkafka logs into tracing; revoked link-stage partitions queued
@@ -400,8 +402,11 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         }
         stages.report(&p.metrics);
     }
-    // Commit what was stored before leaving the group.
+    // Commit what was stored before leaving the group (or, with
+    // `--leave-group-on-shutdown false`, before disconnecting from it).
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+    let leave = p.leave_group;
+    let _ = tokio::task::spawn_blocking(move || kafka::close_group_consumer(consumer, leave)).await;
     Ok(())
 }
 

@@ -297,6 +297,7 @@ pub async fn run(
                 stop: stop.clone(),
                 give_up: give_up.clone(),
                 stall_warn: cfg.delivery_timeout,
+                leave_group: cfg.leave_group_on_shutdown,
             };
             Some(tokio::spawn(async move {
                 // Logged when it happens: the member's link stage leaves the group and
@@ -410,6 +411,7 @@ pub async fn run(
         acker,
         give_up,
         consumer,
+        leave_group: cfg.leave_group_on_shutdown,
         producers,
         webhook_task,
         admin_stop,

@@ -22,6 +22,8 @@ pub(super) struct Parts {
     /// Tells the acknowledgement task to stop waiting (the grace period is over).
     pub give_up: CancellationToken,
     pub consumer: Arc<Consumer_>,
+    /// Issue 21: `--leave-group-on-shutdown`.
+    pub leave_group: bool,
     pub producers: kafka::OutputProducers,
     /// The webhook's sender task; it drains once the acknowledgement task, which owns
     /// the webhook handle, has ended.
@@ -65,11 +67,14 @@ pub(super) async fn drain(p: Parts) {
     }
     p.admin_stop.cancel();
     let _ = tokio::time::timeout_at(deadline, p.admin_task).await;
-    // Dropping the consumer leaves the group; it can hang when the broker is gone.
-    let consumer = p.consumer;
-    let close = tokio::task::spawn_blocking(move || {
-        consumer.unsubscribe();
-        drop(consumer);
+    // Closing the consumer leaves the group (unless `--leave-group-on-shutdown false`);
+    // it can hang when the broker is gone.
+    let (consumer, leave) = (p.consumer, p.leave_group);
+    let close = tokio::task::spawn_blocking(move || match Arc::try_unwrap(consumer) {
+        Ok(c) => kafka::close_group_consumer(c, leave),
+        // Still shared (not expected once the loop and the acknowledgement task ended):
+        // the last holder's drop closes it.
+        Err(shared) => drop(shared),
     });
     if tokio::time::timeout_at(deadline + Duration::from_secs(1), close)
         .await

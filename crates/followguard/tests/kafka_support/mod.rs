@@ -45,11 +45,17 @@ pub fn env() -> Option<Env> {
             return None;
         }
     };
+    let mut tmp = tempfile::tempdir().expect("temp dir");
+    // Diagnosis: the members' logs (and generated inputs) are kept after the test.
+    if std::env::var_os("FOLLOWGUARD_TEST_KEEP_TMP").is_some() {
+        tmp.disable_cleanup(true);
+        eprintln!("note: test files kept in {}", tmp.path().display());
+    }
     Some(Env {
         brokers,
         bin: PathBuf::from(env!("CARGO_BIN_EXE_followguard")),
         model: model_path(),
-        tmp: tempfile::tempdir().expect("temp dir"),
+        tmp,
     })
 }
 
@@ -248,6 +254,11 @@ impl Env {
             .map(OsString::from),
         );
         args.extend(extra.iter().map(OsString::from));
+        // Diagnosis: librdkafka debug contexts for every member (e.g. `cgrp,consumer`);
+        // their lines reach the member's log with FOLLOWGUARD_TEST_SERVE_LOG below.
+        if let Ok(d) = std::env::var("FOLLOWGUARD_TEST_KAFKA_DEBUG") {
+            args.extend(["--kafka-option".into(), format!("debug={d}").into()]);
+        }
         args
     }
 
@@ -259,7 +270,11 @@ impl Env {
         let child = Command::new(&self.bin)
             .arg("serve")
             .args(self.serve_args(t, group, port, extra))
-            .env("RUST_LOG", "info")
+            // Diagnosis: another filter, e.g. `info,followguard::kafka=debug`.
+            .env(
+                "RUST_LOG",
+                std::env::var("FOLLOWGUARD_TEST_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()
