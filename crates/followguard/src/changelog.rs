@@ -144,6 +144,114 @@ fn parse_offset_value(v: &[u8]) -> Option<(i64, Option<(u64, u64)>)> {
     Some((next, snapshot))
 }
 
+/// The record cache (Kafka Streams' `cache.max.bytes.buffering` with
+/// `commit.interval.ms`): the detector's dirty sets are the cached keys (their values are
+/// the detector's state itself), logged once per flush however many batches changed
+/// them. Here: when a flush is due (every `flush_every`, or early once the records it
+/// would write reach `max_bytes`), the input offsets the batches since the last flush
+/// reached (the flush's `o/` records), and records exported before a flush was due (a
+/// restore must not swallow the dirty marks of partitions it does not restore).
+#[derive(Debug, Clone)]
+pub struct RecordCache {
+    pub flush_every: Duration,
+    pub max_bytes: usize,
+    last_flush: Option<Instant>,
+    /// Per partition, the next input offset the batches since the last flush reached.
+    reached: BTreeMap<i32, i64>,
+    /// Records exported early, written first at the next flush (in order).
+    stash: Vec<Record>,
+    stash_bytes: usize,
+    /// Mean bytes of a record of the last flush: the estimate of a dirty key's record.
+    record_bytes: usize,
+}
+
+/// First estimate of a dirty key's record (a followee's is ≈ 420 B).
+const RECORD_BYTES_GUESS: usize = 512;
+
+/// Bytes a record holds in memory (key, value, the struct).
+pub fn record_bytes(r: &Record) -> usize {
+    std::mem::size_of::<Record>() + r.key.len() + r.value.as_ref().map_or(0, Vec::len)
+}
+
+impl RecordCache {
+    pub fn new(flush_every: Duration, max_bytes: usize) -> RecordCache {
+        RecordCache {
+            flush_every,
+            max_bytes,
+            last_flush: None,
+            reached: BTreeMap::new(),
+            stash: Vec::new(),
+            stash_bytes: 0,
+            record_bytes: RECORD_BYTES_GUESS,
+        }
+    }
+
+    /// A batch processed input record `next_offset - 1` of `partition`.
+    pub fn note(&mut self, partition: i32, next_offset: i64) {
+        let e = self.reached.entry(partition).or_insert(next_offset);
+        *e = (*e).max(next_offset);
+    }
+
+    /// Partitions with input processed since the last flush.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.reached.keys().copied()
+    }
+
+    /// Estimated bytes the next flush writes, with `dirty` keys in the detector.
+    pub fn bytes(&self, dirty: usize) -> usize {
+        dirty
+            .saturating_mul(self.record_bytes)
+            .saturating_add(self.stash_bytes)
+            .saturating_add(self.reached.len() * 64)
+    }
+
+    /// Nothing to flush: no input since the last flush, no dirty key, nothing stashed.
+    pub fn is_empty(&self, dirty: usize) -> bool {
+        self.reached.is_empty() && self.stash.is_empty() && dirty == 0
+    }
+
+    /// Whether a flush is due at `now` with `dirty` keys: never flushed, the interval
+    /// elapsed, or the byte bound reached.
+    pub fn due(&self, now: Instant, dirty: usize) -> bool {
+        self.last_flush
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.flush_every)
+            || self.bytes(dirty) >= self.max_bytes
+    }
+
+    /// Keeps records exported before a flush, for the next flush.
+    pub fn stash(&mut self, records: Vec<Record>) {
+        self.stash_bytes += records.iter().map(record_bytes).sum::<usize>();
+        self.stash.extend(records);
+    }
+
+    /// Starts a flush at `now`: the stashed records and the offsets reached since the
+    /// last flush (sorted by partition).
+    pub fn take(&mut self, now: Instant) -> (Vec<Record>, Vec<(i32, i64)>) {
+        self.last_flush = Some(now);
+        self.stash_bytes = 0;
+        (
+            std::mem::take(&mut self.stash),
+            std::mem::take(&mut self.reached).into_iter().collect(),
+        )
+    }
+
+    /// A flush wrote `records`: their mean size is the next estimate.
+    pub fn flushed(&mut self, records: &[Record]) {
+        if !records.is_empty() {
+            let total: usize = records.iter().map(record_bytes).sum();
+            self.record_bytes = (total / records.len()).max(1);
+        }
+    }
+
+    /// Forgets a revoked partition's offsets and stashed records (its next owner
+    /// re-processes its input from the committed offset).
+    pub fn forget(&mut self, partition: i32) {
+        self.reached.remove(&partition);
+        self.stash.retain(|r| r.partition != partition);
+        self.stash_bytes = self.stash.iter().map(record_bytes).sum();
+    }
+}
+
 /// Key of a partition's snapshot markers.
 pub fn snapshot_key(partition: i32) -> String {
     format!("s/{partition}")

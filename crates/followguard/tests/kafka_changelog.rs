@@ -439,6 +439,12 @@ struct KillRun<'a> {
     /// Fraction of the input processed when the first instance is killed.
     kill_at: f64,
     timeout: Duration,
+    /// Flags of the restarted instance instead of `flags` (`None`: the same).
+    restart_flags: Option<&'a [&'a str]>,
+    /// The killed instance's record cache never flushed after its first batch: at most
+    /// one batch per partition may be committed at the kill (offsets of batches whose
+    /// state is only cached are held back).
+    cached_at_kill: bool,
 }
 
 /// Runs `run` and checks: the restart restored its state from the changelog (no input
@@ -471,7 +477,9 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     let cl = unique(&format!("{}-changelog", run.name));
     let group = unique("g");
     let mut flags = vec!["--changelog-topic", cl.as_str()];
+    let mut restart_flags = flags.clone();
     flags.extend_from_slice(run.flags);
+    restart_flags.extend_from_slice(run.restart_flags.unwrap_or(run.flags));
 
     let mut first = env.serve(&t, &group, &flags);
     assert!(first.wait_ready(Duration::from_secs(60)));
@@ -492,11 +500,13 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         .expect("produce");
     let start = Instant::now();
     let mut done_at_kill;
+    let mut first_metrics = String::new();
     loop {
         done_at_kill = metric_sum(&first.metrics(), "followguard_events_total");
         if done_at_kill >= n as f64 * run.kill_at {
             break;
         }
+        first_metrics = first.metrics();
         assert!(
             start.elapsed() < run.timeout,
             "first instance too slow: {done_at_kill}"
@@ -551,8 +561,28 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     )
     .len();
 
+    if run.cached_at_kill {
+        // Every batch after the first was cached, none flushed: their offsets were held
+        // back, so the restart re-reads the input from before them.
+        // (A partition's first batch flushes: it is due its first snapshot.)
+        let flushes = metric(&first_metrics, "followguard_changelog_flushes_total");
+        assert!(
+            flushes.is_some_and(|f| f >= 1.0 && f <= f64::from(run.partitions)),
+            "a flush per partition's first snapshot only, got {flushes:?}"
+        );
+        let committed_total: i64 = committed_at_kill.values().sum();
+        assert!(
+            done_at_kill > 1000.0 && (committed_total as f64) < done_at_kill / 10.0,
+            "committed {committed_total} of {done_at_kill} processed: offsets of cached \
+             state must be held back"
+        );
+        eprintln!(
+            "record cache at the kill: {flushes:?} flushes, {committed_total} of \
+             {done_at_kill} processed records committed"
+        );
+    }
     let restart = Instant::now();
-    let mut second = env.serve(&t, &group, &flags);
+    let mut second = env.serve(&t, &group, &restart_flags);
     assert!(second.wait_ready(run.timeout));
     let ready_s = restart.elapsed().as_secs_f64();
     let mut reference = env.serve(&reference_topics, &unique("gref"), &[]);
@@ -743,6 +773,44 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
             ],
             kill_at: 0.5,
             timeout: Duration::from_secs(120),
+            restart_flags: None,
+            cached_at_kill: false,
+        },
+    );
+}
+
+/// The record cache: `serve` killed (SIGKILL) while every batch since its first is
+/// changed state only cached, not logged (`--changelog-flush-every 1h`, snapshots at
+/// their 10 min default): the offsets of those batches were held back (at most the first
+/// batch committed), so the restart (default flush interval) restores the first flush's
+/// state, re-reads the input from before the unflushed batches and ends as an
+/// uninterrupted run (checks: `kill_and_restart`), its idle flushes committing the
+/// whole input.
+#[test]
+fn killed_with_state_only_in_the_record_cache_restarts_from_before_it() {
+    let Some(env) = env() else { return };
+    kill_and_restart(
+        &env,
+        &KillRun {
+            name: "cl-cached",
+            stream: Stream {
+                resell: Some(0.8),
+                ..Stream::small_campaigns(29)
+            },
+            partitions: PARTITIONS,
+            rate: "3000",
+            flags: &[
+                "--rebuild-max-records",
+                "10",
+                "--changelog-flush-every",
+                "1h",
+                "--changelog-cache-bytes",
+                "1000000000",
+            ],
+            kill_at: 0.5,
+            timeout: Duration::from_secs(120),
+            restart_flags: Some(&["--rebuild-max-records", "10"]),
+            cached_at_kill: true,
         },
     );
 }
@@ -785,6 +853,8 @@ fn kill_nine_after_two_million_records_on_one_partition() {
             flags: &[],
             kill_at: 0.6,
             timeout: Duration::from_secs(1800),
+            restart_flags: None,
+            cached_at_kill: false,
         },
     );
 }
