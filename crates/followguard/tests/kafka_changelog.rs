@@ -797,7 +797,11 @@ fn killed_with_state_only_in_the_record_cache_restarts_from_before_it() {
                 resell: Some(0.8),
                 ..Stream::small_campaigns(29)
             },
-            partitions: PARTITIONS,
+            // One partition: the restart re-processes almost the whole input, and with
+            // several partitions which alert re-flags a follower of a cohort spanning
+            // them depends on how they interleave (in any two runs); on one, the order
+            // is the input's and every check is exact.
+            partitions: 1,
             rate: "3000",
             flags: &[
                 "--rebuild-max-records",
