@@ -252,6 +252,87 @@ impl RecordCache {
     }
 }
 
+/// Key of the record naming what a changelog partition's state belongs to (written in
+/// every snapshot, after its begin marker).
+pub fn identity_key(partition: i32) -> String {
+    format!("i/{partition}")
+}
+
+/// What a changelog's state belongs to: its `o/` offsets are offsets of `input_topic`,
+/// its partition *p* is input partition *p* of a topic of `partitions` partitions (0:
+/// unknown), and one consumer group (`group`) writes it. A restore that finds another
+/// identity stops: the state is foreign ([`ForeignChangelog`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub v: u32,
+    pub input_topic: String,
+    pub partitions: u32,
+    pub group: String,
+}
+
+impl Identity {
+    pub fn new(input_topic: &str, partitions: usize, group: &str) -> Identity {
+        Identity {
+            v: STATE_VERSION,
+            input_topic: input_topic.to_string(),
+            partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
+            group: group.to_string(),
+        }
+    }
+
+    /// What differs between a changelog written as `self` and a service that is
+    /// `ours`, as a sentence saying what to fix; `None` when it is ours.
+    pub fn mismatch(&self, ours: &Identity, changelog_topic: &str) -> Option<String> {
+        let fix = "point --changelog-topic at a changelog of its own (a new topic name; \
+                   the state is then rebuilt from the input) or restore the input topic \
+                   and group it was written for";
+        if self.input_topic != ours.input_topic {
+            return Some(format!(
+                "changelog topic {changelog_topic} holds state of input topic {}, not of \
+                 {}: {fix}",
+                self.input_topic, ours.input_topic
+            ));
+        }
+        if self.group != ours.group {
+            return Some(format!(
+                "changelog topic {changelog_topic} is written by consumer group {}, not {}: \
+                 {fix}",
+                self.group, ours.group
+            ));
+        }
+        if self.partitions != ours.partitions && self.partitions != 0 && ours.partitions != 0 {
+            return Some(format!(
+                "changelog topic {changelog_topic} holds state of {} with {} partitions, \
+                 it has {} now: events are keyed to other partitions than the state \
+                 ({fix})",
+                ours.input_topic, self.partitions, ours.partitions
+            ));
+        }
+        None
+    }
+
+    fn record(&self, partition: i32) -> Record {
+        Record {
+            partition,
+            key: identity_key(partition),
+            value: serde_json::to_vec(self).ok(),
+        }
+    }
+}
+
+/// A restore found a changelog written for another input topic, group or partition
+/// count: the service must stop, not restore it (nor rebuild over it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignChangelog(pub String);
+
+impl std::fmt::Display for ForeignChangelog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForeignChangelog {}
+
 /// Key of a partition's snapshot markers.
 pub fn snapshot_key(partition: i32) -> String {
     format!("s/{partition}")
@@ -362,9 +443,23 @@ pub fn snapshot_records(
     next_offset: Option<i64>,
     moderation: &BTreeSet<u64>,
 ) -> Vec<Record> {
+    snapshot_records_of(p, partition, seq, next_offset, moderation, None)
+}
+
+/// [`snapshot_records`] naming what the state belongs to (`identity`, an `i/` record
+/// after the begin marker; serve writes it, a restore checks it).
+pub fn snapshot_records_of(
+    p: &Pipeline,
+    partition: i32,
+    seq: u64,
+    next_offset: Option<i64>,
+    moderation: &BTreeSet<u64>,
+    identity: Option<&Identity>,
+) -> Vec<Record> {
     let snap = p.detector().export_partition(partition);
-    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 5);
+    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));
+    out.extend(identity.map(|i| i.record(partition)));
     out.extend(snap.followees.iter().map(|f| Record {
         partition,
         key: followee_key(&f.followee_id),
@@ -637,7 +732,22 @@ pub async fn restore(
     partitions: &[i32],
     pipeline: &mut Pipeline,
     metrics: &Metrics,
+    progress: impl FnMut(),
+) -> anyhow::Result<Restored> {
+    restore_checked(reader, topic, partitions, pipeline, metrics, progress, None).await
+}
+
+/// [`restore`], refusing a changelog whose snapshots name another identity than
+/// `expect` (input topic, group, partition count): an error holding a
+/// [`ForeignChangelog`], before anything is imported.
+pub async fn restore_checked(
+    reader: Arc<Reader>,
+    topic: &str,
+    partitions: &[i32],
+    pipeline: &mut Pipeline,
+    metrics: &Metrics,
     mut progress: impl FnMut(),
+    expect: Option<&Identity>,
 ) -> anyhow::Result<Restored> {
     let started = Instant::now();
     let mut out = Restored::default();
@@ -738,6 +848,24 @@ pub async fn restore(
             Some(Ok(k)) if k.starts_with("s/") => {
                 if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
                     snapshot_order.insert(p, mk.seq);
+                }
+            }
+            Some(Ok(k)) if k.starts_with("i/") => {
+                let found = m
+                    .payload()
+                    .and_then(|v| serde_json::from_slice::<Identity>(v).ok());
+                let foreign = match (found, expect) {
+                    (Some(found), Some(ours)) => found.mismatch(ours, topic),
+                    (None, _) => {
+                        out.corrupt += 1;
+                        metrics.changelog_corrupt();
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(why) = foreign {
+                    reader.unassign().ok();
+                    return Err(anyhow::Error::new(ForeignChangelog(why)));
                 }
             }
             Some(Ok(k)) if k.starts_with("l/") => {

@@ -576,6 +576,7 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
             "committed {committed_total} of {done_at_kill} processed: offsets of cached \
              state must be held back"
         );
+        assert!(metric(&first_metrics, "followguard_changelog_records_total").unwrap_or(0.0) > 0.0);
         eprintln!(
             "record cache at the kill: {flushes:?} flushes, {committed_total} of \
              {done_at_kill} processed records committed"
@@ -961,4 +962,132 @@ fn the_next_owner_resends_the_restored_open_alerts() {
     assert!(b
         .wait_exit(Duration::from_secs(20))
         .is_some_and(|e| e.success()));
+}
+
+/// A changelog belongs to one input topic, group and partition count: `serve` writes
+/// them into every snapshot (`i/<partition>`), and a restore that finds others stops the
+/// service with a message saying what to fix, restoring nothing and rebuilding nothing
+/// over it. Here: a changelog written by group `g` for input topic A, then `serve`
+/// pointed at it with another input topic B (same group), and with A but another group.
+/// And a changelog with fewer partitions than the input (the input gained partitions, or
+/// a changelog made by hand) is refused at start: tansu cannot grow a topic
+/// (CreatePartitions), so `serve` does not try.
+#[test]
+fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
+    let Some(env) = env() else { return };
+    let (events, _) = env.generate("cl-foreign", &Stream::small_campaigns(31));
+    let a = Topics::new("cl-foreign-a");
+    let b = Topics::new("cl-foreign-b");
+    env.create_topics(&a);
+    env.create_topics(&b);
+    let cl = unique("cl-foreign-changelog");
+    let group = unique("g");
+    let flags = ["--changelog-topic", cl.as_str()];
+
+    // The writer: group `group` on input A, stopped cleanly (its record cache flushed).
+    let mut writer = env.serve(&a, &group, &flags);
+    assert!(writer.wait_ready(Duration::from_secs(60)));
+    env.produce(&events, &a.input);
+    writer.wait_events(1000.0, Duration::from_secs(60));
+    writer.sigterm();
+    assert!(writer
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+    let m = writer.log_text();
+    assert!(m.contains("changelog topic created"), "{m}");
+
+    let refused = |t: &Topics, group: &str, want: &str| {
+        env.produce(&events, &t.input);
+        let mut svc = env.serve(t, group, &flags);
+        let exit = svc.wait_exit(Duration::from_secs(60));
+        let log = svc.log_text();
+        assert!(
+            exit.as_ref().is_some_and(|e| !e.success()),
+            "serve must stop on a foreign changelog ({exit:?}):\n{log}"
+        );
+        assert!(log.contains(want), "message naming {want:?}:\n{log}");
+        assert!(
+            log.contains("point --changelog-topic at a changelog of its own"),
+            "the message says what to fix:\n{log}"
+        );
+        assert!(
+            !log.contains("partition state rebuilt") && !log.contains("state restored from"),
+            "nothing restored or rebuilt:\n{log}"
+        );
+        // Nothing processed: no output written from foreign (or missing) state.
+        assert_eq!(
+            read_topic(
+                &env.brokers,
+                &t.alerts,
+                0,
+                Duration::from_secs(1),
+                Duration::from_secs(5)
+            )
+            .len(),
+            0
+        );
+        log
+    };
+    let log = refused(
+        &b,
+        &group,
+        &format!("holds state of input topic {}", a.input),
+    );
+    eprintln!(
+        "foreign changelog: {}",
+        log.lines()
+            .find(|l| l.contains("holds state of input topic"))
+            .unwrap_or_default()
+    );
+    // Input A again, but read by another group (its own output topics).
+    let a2 = a.with_new_outputs("cl-foreign-a2");
+    env.create_topics(&a2);
+    refused_same_input(&env, &a2, &unique("g-other"), &flags, &group);
+
+    // Fewer changelog partitions than the input: refused at start, with the counts.
+    let small = unique("cl-foreign-small");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
+        .unwrap();
+    let mut svc = env.serve(&a, &unique("g"), &["--changelog-topic", &small]);
+    let exit = svc.wait_exit(Duration::from_secs(60));
+    let log = svc.log_text();
+    assert!(exit.is_some_and(|e| !e.success()), "{log}");
+    assert!(
+        log.contains(&format!(
+            "changelog topic {small} has 2 partitions, fewer than the {PARTITIONS} of {}",
+            a.input
+        )),
+        "{log}"
+    );
+}
+
+/// The same input read by another group than the one that wrote the changelog: refused
+/// (the input was produced once already; nothing new is produced).
+fn refused_same_input(env: &Env, t: &Topics, group: &str, flags: &[&str], writer: &str) {
+    let mut svc = env.serve(t, group, flags);
+    let exit = svc.wait_exit(Duration::from_secs(60));
+    let log = svc.log_text();
+    assert!(exit.is_some_and(|e| !e.success()), "{log}");
+    assert!(
+        log.contains(&format!(
+            "is written by consumer group {writer}, not {group}"
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        read_topic(
+            &env.brokers,
+            &t.alerts,
+            0,
+            Duration::from_secs(1),
+            Duration::from_secs(5)
+        )
+        .len(),
+        0
+    );
 }

@@ -198,6 +198,7 @@ impl Service<'_> {
                         rewind(&consumer, m);
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.refuse_foreign_changelog()?;
                     pause(&consumer, &mut paused);
                 }
             }

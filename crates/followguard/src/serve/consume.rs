@@ -116,6 +116,7 @@ impl Service<'_> {
                         return Ok(());
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.refuse_foreign_changelog()?;
                     self.apply_reload(&mut preparer);
                     let r = tokio::select! {
                         biased;
@@ -148,6 +149,7 @@ impl Service<'_> {
                 return Ok(());
             }
             self.apply_rebalances(shutdown).await;
+            self.refuse_foreign_changelog()?;
             if !self.owns(m.partition()) {
                 // Fetched before a revoke: its next owner reads it from the committed offset.
                 continue;

@@ -51,6 +51,11 @@ pub(super) struct ChangelogSink {
     /// The record cache: dirty state is logged once per `--changelog-flush-every` (or
     /// early at `--changelog-cache-bytes`), not with every batch.
     pub cache: changelog::RecordCache,
+    /// What the state belongs to (input topic, its partition count, group), written in
+    /// every snapshot and checked by every restore; known from the first restore on.
+    pub identity: Option<changelog::Identity>,
+    /// A restore found a foreign changelog: the service stops with this message.
+    pub refused: Option<String>,
 }
 
 impl ChangelogSink {
@@ -80,6 +85,8 @@ impl ChangelogSink {
                 cfg.changelog_flush_every,
                 cfg.changelog_cache_bytes,
             ),
+            identity: None,
+            refused: None,
         }))
     }
 
@@ -207,8 +214,14 @@ impl Service<'_> {
                 sink.snapshots.insert(p, now);
                 sink.since_snapshot.insert(p, 0);
                 let logged = sink.moderation.remove(&p).unwrap_or_default();
-                let snap =
-                    changelog::snapshot_records(&self.pipeline, p, sink.seq, Some(o), &logged);
+                let snap = changelog::snapshot_records_of(
+                    &self.pipeline,
+                    p,
+                    sink.seq,
+                    Some(o),
+                    &logged,
+                    sink.identity.as_ref(),
+                );
                 sink.moderation.insert(p, logged);
                 changelog::note_moderation(&mut sink.moderation, &snap);
                 records.extend(snap);
@@ -255,6 +268,15 @@ impl Service<'_> {
         }
     }
 
+    /// Stops the service when a restore found a foreign changelog (its message says
+    /// what to fix); the consume loop calls it after applying rebalances.
+    pub(super) fn refuse_foreign_changelog(&self) -> anyhow::Result<()> {
+        match self.changelog.as_ref().and_then(|c| c.refused.as_ref()) {
+            Some(why) => anyhow::bail!("{why}"),
+            None => Ok(()),
+        }
+    }
+
     /// Restores `parts`' state from the changelog. Returns the keys restored (0: nothing
     /// logged yet, the caller rebuilds from the input instead).
     pub(super) async fn restore_state(&mut self, parts: &[i32]) -> anyhow::Result<u64> {
@@ -276,6 +298,13 @@ impl Service<'_> {
         ))?);
         let alerts_reader =
             self.alerts_reader(&reader, &format!("{}.changelog", self.cfg.group_id))?;
+        // What this service's state is (the input's partition count now).
+        let input_partitions = changelog::partition_count(&reader, &self.cfg.input_topic).await;
+        let identity =
+            changelog::Identity::new(&self.cfg.input_topic, input_partitions, &self.cfg.group_id);
+        if let Some(sink) = self.changelog.as_mut() {
+            sink.identity = Some(identity.clone());
+        }
         self.admin.set_restoring(true);
         // Outputs are acknowledged before the state they imply is logged, so events
         // re-processed after a crash may open an alert the restored state does not hold
@@ -312,13 +341,14 @@ impl Service<'_> {
             }
         };
         let r = tokio::select! {
-            r = changelog::restore(
+            r = changelog::restore_checked(
                 reader,
                 &topic,
                 parts,
                 &mut self.pipeline,
                 &self.metrics,
                 || admin.progress(),
+                Some(&identity),
             ) => r,
             _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
         };
