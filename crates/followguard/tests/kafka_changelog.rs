@@ -996,41 +996,12 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     let m = writer.log_text();
     assert!(m.contains("changelog topic created"), "{m}");
 
-    let refused = |t: &Topics, group: &str, want: &str| {
-        env.produce(&events, &t.input);
-        let mut svc = env.serve(t, group, &flags);
-        let exit = svc.wait_exit(Duration::from_secs(60));
-        let log = svc.log_text();
-        assert!(
-            exit.as_ref().is_some_and(|e| !e.success()),
-            "serve must stop on a foreign changelog ({exit:?}):\n{log}"
-        );
-        assert!(log.contains(want), "message naming {want:?}:\n{log}");
-        assert!(
-            log.contains("point --changelog-topic at a changelog of its own"),
-            "the message says what to fix:\n{log}"
-        );
-        assert!(
-            !log.contains("partition state rebuilt") && !log.contains("state restored from"),
-            "nothing restored or rebuilt:\n{log}"
-        );
-        // Nothing processed: no output written from foreign (or missing) state.
-        assert_eq!(
-            read_topic(
-                &env.brokers,
-                &t.alerts,
-                0,
-                Duration::from_secs(1),
-                Duration::from_secs(5)
-            )
-            .len(),
-            0
-        );
-        log
-    };
+    env.produce(&events, &b.input);
     let log = refused(
+        &env,
         &b,
         &group,
+        &flags,
         &format!("holds state of input topic {}", a.input),
     );
     eprintln!(
@@ -1039,10 +1010,17 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
             .find(|l| l.contains("holds state of input topic"))
             .unwrap_or_default()
     );
-    // Input A again, but read by another group (its own output topics).
+    // Input A again (already produced), but read by another group (its own outputs).
     let a2 = a.with_new_outputs("cl-foreign-a2");
     env.create_topics(&a2);
-    refused_same_input(&env, &a2, &unique("g-other"), &flags, &group);
+    let other = unique("g-other");
+    refused(
+        &env,
+        &a2,
+        &other,
+        &flags,
+        &format!("is written by consumer group {group}, not {other}"),
+    );
 
     // Fewer changelog partitions than the input: refused at start, with the counts.
     let small = unique("cl-foreign-small");
@@ -1066,28 +1044,34 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     );
 }
 
-/// The same input read by another group than the one that wrote the changelog: refused
-/// (the input was produced once already; nothing new is produced).
-fn refused_same_input(env: &Env, t: &Topics, group: &str, flags: &[&str], writer: &str) {
+/// Starts `serve` on `t` in `group` with `flags` and checks it stops on a foreign
+/// changelog: a failed exit, a message naming `want` and saying what to fix, nothing
+/// restored, rebuilt or written. Returns its log.
+fn refused(env: &Env, t: &Topics, group: &str, flags: &[&str], want: &str) -> String {
     let mut svc = env.serve(t, group, flags);
     let exit = svc.wait_exit(Duration::from_secs(60));
     let log = svc.log_text();
-    assert!(exit.is_some_and(|e| !e.success()), "{log}");
     assert!(
-        log.contains(&format!(
-            "is written by consumer group {writer}, not {group}"
-        )),
-        "{log}"
+        exit.as_ref().is_some_and(|e| !e.success()),
+        "serve must stop on a foreign changelog ({exit:?}):\n{log}"
     );
-    assert_eq!(
-        read_topic(
-            &env.brokers,
-            &t.alerts,
-            0,
-            Duration::from_secs(1),
-            Duration::from_secs(5)
-        )
-        .len(),
-        0
+    assert!(log.contains(want), "message naming {want:?}:\n{log}");
+    assert!(
+        log.contains("point --changelog-topic at a changelog of its own"),
+        "the message says what to fix:\n{log}"
     );
+    assert!(
+        !log.contains("partition state rebuilt") && !log.contains("state restored from"),
+        "nothing restored or rebuilt:\n{log}"
+    );
+    // Nothing processed: no output written from foreign (or missing) state.
+    let alerts = read_topic(
+        &env.brokers,
+        &t.alerts,
+        0,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    assert_eq!(alerts.len(), 0);
+    log
 }
