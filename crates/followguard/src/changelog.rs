@@ -1058,3 +1058,59 @@ pub async fn ensure_topic(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(partition: i32, bytes: usize) -> Record {
+        Record {
+            partition,
+            key: "f/x".into(),
+            value: Some(vec![b'x'; bytes]),
+        }
+    }
+
+    /// The record cache's flush rules: due at first, then once per interval or once the
+    /// records the flush would write reach the byte bound; offsets reached are the
+    /// highest per partition and go with the flush; a revoked partition's are dropped.
+    #[test]
+    fn the_record_cache_flushes_by_interval_and_by_bytes() {
+        let t0 = Instant::now();
+        let mut c = RecordCache::new(Duration::from_secs(1), 64 * 1024);
+        assert!(c.is_empty(0));
+        assert!(c.due(t0, 0), "never flushed: due");
+        c.note(1, 10);
+        c.note(0, 7);
+        c.note(1, 4);
+        let (stash, reached) = c.take(t0);
+        assert!(stash.is_empty());
+        assert_eq!(reached, vec![(0, 7), (1, 10)]);
+        assert!(c.is_empty(0));
+        // Within the interval: not due with a few dirty keys...
+        let half = t0 + Duration::from_millis(500);
+        c.note(0, 9);
+        assert!(!c.is_empty(0));
+        assert!(!c.due(half, 10));
+        // ...due once the estimate reaches the bound (the last flush's mean record size).
+        c.flushed(&[rec(0, 1000), rec(0, 1000)]);
+        let per_key = record_bytes(&rec(0, 1000));
+        assert!(!c.due(half, 64 * 1024 / per_key - 1));
+        assert!(c.due(half, 64 * 1024 / per_key + 1));
+        // Stashed records count too, and come back first at the flush.
+        c.stash(vec![rec(2, 70 * 1024)]);
+        assert!(c.due(half, 0));
+        c.forget(2);
+        assert!(!c.due(half, 0), "a revoked partition's stash is dropped");
+        c.stash(vec![rec(0, 10)]);
+        c.forget(0);
+        assert!(c.is_empty(0), "and its offsets");
+        // The interval elapsed: due.
+        c.note(3, 1);
+        assert!(c.due(t0 + Duration::from_secs(1), 0));
+        c.stash(vec![rec(3, 10)]);
+        let (stash, reached) = c.take(t0 + Duration::from_secs(1));
+        assert_eq!((stash.len(), reached), (1, vec![(3, 1)]));
+        assert!(!c.due(t0 + Duration::from_millis(1500), 0));
+    }
+}

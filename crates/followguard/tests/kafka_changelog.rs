@@ -502,11 +502,11 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     let mut done_at_kill;
     let mut first_metrics = String::new();
     loop {
-        done_at_kill = metric_sum(&first.metrics(), "followguard_events_total");
+        first_metrics = first.metrics();
+        done_at_kill = metric_sum(&first_metrics, "followguard_events_total");
         if done_at_kill >= n as f64 * run.kill_at {
             break;
         }
-        first_metrics = first.metrics();
         assert!(
             start.elapsed() < run.timeout,
             "first instance too slow: {done_at_kill}"
