@@ -989,15 +989,35 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     let group = unique("g");
     let flags = ["--changelog-topic", cl.as_str()];
 
-    // The writer: group `group` on input A, stopped cleanly (its record cache flushed).
-    let mut writer = env.serve(&a, &group, &flags);
+    // The writer: group `group` on input A, its record cache never due (1 h): once the
+    // whole input is processed, the offsets since its first flushes are still held; the
+    // shutdown flushes the cache, and then commits every offset.
+    let n = std::fs::read(&events)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as i64;
+    let mut writer = env.serve(
+        &a,
+        &group,
+        &["--changelog-topic", &cl, "--changelog-flush-every", "1h"],
+    );
     assert!(writer.wait_ready(Duration::from_secs(60)));
     env.produce(&events, &a.input);
-    writer.wait_events(1000.0, Duration::from_secs(60));
+    writer.wait_events(n as f64, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1500)); // auto-commit: 500 ms
+    let held: i64 = committed(&env.brokers, &group, &a.input).values().sum();
+    assert!(
+        held < n,
+        "offsets of cached state held: {held} of {n} committed"
+    );
     writer.sigterm();
     assert!(writer
         .wait_exit(Duration::from_secs(30))
         .is_some_and(|e| e.success()));
+    let after: i64 = committed(&env.brokers, &group, &a.input).values().sum();
+    assert_eq!(after, n, "the shutdown flush releases every held offset");
+    eprintln!("shutdown flush: {held} of {n} committed before it, {after} after");
     let m = writer.log_text();
     assert!(m.contains("changelog topic created"), "{m}");
 
