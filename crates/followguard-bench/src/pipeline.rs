@@ -68,6 +68,11 @@ pub struct BenchPipelineArgs {
     /// producing itself runs on serve's acknowledgement task (bench-e2e measures it).
     #[arg(long)]
     pub changelog: bool,
+    /// Issue 21 (`--changelog`): the record cache's flush interval in ms, as `serve
+    /// --changelog-flush-every` (its default 1 s; 0: every batch, as before the cache),
+    /// with serve's default byte bound (`--changelog-cache-bytes`, 10 MiB).
+    #[arg(long, default_value_t = 1000)]
+    pub changelog_flush_ms: u64,
     #[command(flatten)]
     pub detector: DetectorArgs,
 }
@@ -396,6 +401,10 @@ pub fn run_case(
     let mut p = Pipeline::new(model.clone(), cfg);
     p.detector_mut().track_dirty(a.changelog);
     let mut logged = 0usize;
+    let mut cache = followguard::changelog::RecordCache::new(
+        std::time::Duration::from_millis(a.changelog_flush_ms),
+        10 << 20,
+    );
     let mut sinks = MemSinks::new(!a.no_evidence);
     let mut lat: Vec<u32> = Vec::with_capacity(stream.len());
     let mut rejected = 0u64;
@@ -418,8 +427,14 @@ pub fn run_case(
             }
             Err(_) => rejected += 1,
         }
-        if a.changelog && (i + 1) % CHANGELOG_BATCH == 0 {
+        let flush = a.changelog && (i + 1) % CHANGELOG_BATCH == 0 && {
+            cache.note(0, i as i64 + 1);
+            cache.due(Instant::now(), p.detector().dirty_len())
+        };
+        if flush {
+            cache.take(Instant::now());
             let mut records = followguard::changelog::dirty_records(&mut p, i as u64);
+            cache.flushed(&records);
             logged += records.len();
             if logged >= CHANGELOG_SNAPSHOT_RECORDS {
                 logged = 0;

@@ -144,6 +144,195 @@ fn parse_offset_value(v: &[u8]) -> Option<(i64, Option<(u64, u64)>)> {
     Some((next, snapshot))
 }
 
+/// The record cache (Kafka Streams' `cache.max.bytes.buffering` with
+/// `commit.interval.ms`): the detector's dirty sets are the cached keys (their values are
+/// the detector's state itself), logged once per flush however many batches changed
+/// them. Here: when a flush is due (every `flush_every`, or early once the records it
+/// would write reach `max_bytes`), the input offsets the batches since the last flush
+/// reached (the flush's `o/` records), and records exported before a flush was due (a
+/// restore must not swallow the dirty marks of partitions it does not restore).
+#[derive(Debug, Clone)]
+pub struct RecordCache {
+    pub flush_every: Duration,
+    pub max_bytes: usize,
+    last_flush: Option<Instant>,
+    /// Per partition, the next input offset the batches since the last flush reached.
+    reached: BTreeMap<i32, i64>,
+    /// Records exported early, written first at the next flush (in order).
+    stash: Vec<Record>,
+    stash_bytes: usize,
+    /// Mean bytes of a record of the last flush: the estimate of a dirty key's record.
+    record_bytes: usize,
+}
+
+/// First estimate of a dirty key's record (a followee's is ≈ 420 B).
+const RECORD_BYTES_GUESS: usize = 512;
+
+/// Bytes a record holds in memory (key, value, the struct).
+pub fn record_bytes(r: &Record) -> usize {
+    std::mem::size_of::<Record>() + r.key.len() + r.value.as_ref().map_or(0, Vec::len)
+}
+
+impl RecordCache {
+    pub fn new(flush_every: Duration, max_bytes: usize) -> RecordCache {
+        RecordCache {
+            flush_every,
+            max_bytes,
+            last_flush: None,
+            reached: BTreeMap::new(),
+            stash: Vec::new(),
+            stash_bytes: 0,
+            record_bytes: RECORD_BYTES_GUESS,
+        }
+    }
+
+    /// A batch processed input record `next_offset - 1` of `partition`.
+    pub fn note(&mut self, partition: i32, next_offset: i64) {
+        let e = self.reached.entry(partition).or_insert(next_offset);
+        *e = (*e).max(next_offset);
+    }
+
+    /// Partitions with input processed since the last flush.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.reached.keys().copied()
+    }
+
+    /// Estimated bytes the next flush writes, with `dirty` keys in the detector.
+    pub fn bytes(&self, dirty: usize) -> usize {
+        dirty
+            .saturating_mul(self.record_bytes)
+            .saturating_add(self.stash_bytes)
+            .saturating_add(self.reached.len() * 64)
+    }
+
+    /// Nothing to flush: no input since the last flush, no dirty key, nothing stashed.
+    pub fn is_empty(&self, dirty: usize) -> bool {
+        self.reached.is_empty() && self.stash.is_empty() && dirty == 0
+    }
+
+    /// Whether a flush is due at `now` with `dirty` keys: never flushed, the interval
+    /// elapsed, or the byte bound reached.
+    pub fn due(&self, now: Instant, dirty: usize) -> bool {
+        self.last_flush
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.flush_every)
+            || self.bytes(dirty) >= self.max_bytes
+    }
+
+    /// Keeps records exported before a flush, for the next flush.
+    pub fn stash(&mut self, records: Vec<Record>) {
+        self.stash_bytes += records.iter().map(record_bytes).sum::<usize>();
+        self.stash.extend(records);
+    }
+
+    /// Starts a flush at `now`: the stashed records and the offsets reached since the
+    /// last flush (sorted by partition).
+    pub fn take(&mut self, now: Instant) -> (Vec<Record>, Vec<(i32, i64)>) {
+        self.last_flush = Some(now);
+        self.stash_bytes = 0;
+        (
+            std::mem::take(&mut self.stash),
+            std::mem::take(&mut self.reached).into_iter().collect(),
+        )
+    }
+
+    /// A flush wrote `records`: their mean size is the next estimate.
+    pub fn flushed(&mut self, records: &[Record]) {
+        if !records.is_empty() {
+            let total: usize = records.iter().map(record_bytes).sum();
+            self.record_bytes = (total / records.len()).max(1);
+        }
+    }
+
+    /// Forgets a revoked partition's offsets and stashed records (its next owner
+    /// re-processes its input from the committed offset).
+    pub fn forget(&mut self, partition: i32) {
+        self.reached.remove(&partition);
+        self.stash.retain(|r| r.partition != partition);
+        self.stash_bytes = self.stash.iter().map(record_bytes).sum();
+    }
+}
+
+/// Key of the record naming what a changelog partition's state belongs to (written in
+/// every snapshot, after its begin marker).
+pub fn identity_key(partition: i32) -> String {
+    format!("i/{partition}")
+}
+
+/// What a changelog's state belongs to: its `o/` offsets are offsets of `input_topic`,
+/// its partition *p* is input partition *p* of a topic of `partitions` partitions (0:
+/// unknown), and one consumer group (`group`) writes it. A restore that finds another
+/// identity stops: the state is foreign ([`ForeignChangelog`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub v: u32,
+    pub input_topic: String,
+    pub partitions: u32,
+    pub group: String,
+}
+
+impl Identity {
+    pub fn new(input_topic: &str, partitions: usize, group: &str) -> Identity {
+        Identity {
+            v: STATE_VERSION,
+            input_topic: input_topic.to_string(),
+            partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
+            group: group.to_string(),
+        }
+    }
+
+    /// What differs between a changelog written as `self` and a service that is
+    /// `ours`, as a sentence saying what to fix; `None` when it is ours.
+    pub fn mismatch(&self, ours: &Identity, changelog_topic: &str) -> Option<String> {
+        let fix = "point --changelog-topic at a changelog of its own (a new topic name; \
+                   the state is then rebuilt from the input) or restore the input topic \
+                   and group it was written for";
+        if self.input_topic != ours.input_topic {
+            return Some(format!(
+                "changelog topic {changelog_topic} holds state of input topic {}, not of \
+                 {}: {fix}",
+                self.input_topic, ours.input_topic
+            ));
+        }
+        if self.group != ours.group {
+            return Some(format!(
+                "changelog topic {changelog_topic} is written by consumer group {}, not {}: \
+                 {fix}",
+                self.group, ours.group
+            ));
+        }
+        if self.partitions != ours.partitions && self.partitions != 0 && ours.partitions != 0 {
+            return Some(format!(
+                "changelog topic {changelog_topic} holds state of {} with {} partitions, \
+                 it has {} now: events are keyed to other partitions than the state \
+                 ({fix})",
+                ours.input_topic, self.partitions, ours.partitions
+            ));
+        }
+        None
+    }
+
+    fn record(&self, partition: i32) -> Record {
+        Record {
+            partition,
+            key: identity_key(partition),
+            value: serde_json::to_vec(self).ok(),
+        }
+    }
+}
+
+/// A restore found a changelog written for another input topic, group or partition
+/// count: the service must stop, not restore it (nor rebuild over it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignChangelog(pub String);
+
+impl std::fmt::Display for ForeignChangelog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForeignChangelog {}
+
 /// Key of a partition's snapshot markers.
 pub fn snapshot_key(partition: i32) -> String {
     format!("s/{partition}")
@@ -254,9 +443,23 @@ pub fn snapshot_records(
     next_offset: Option<i64>,
     moderation: &BTreeSet<u64>,
 ) -> Vec<Record> {
+    snapshot_records_of(p, partition, seq, next_offset, moderation, None)
+}
+
+/// [`snapshot_records`] naming what the state belongs to (`identity`, an `i/` record
+/// after the begin marker; serve writes it, a restore checks it).
+pub fn snapshot_records_of(
+    p: &Pipeline,
+    partition: i32,
+    seq: u64,
+    next_offset: Option<i64>,
+    moderation: &BTreeSet<u64>,
+    identity: Option<&Identity>,
+) -> Vec<Record> {
     let snap = p.detector().export_partition(partition);
-    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 5);
+    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));
+    out.extend(identity.map(|i| i.record(partition)));
     out.extend(snap.followees.iter().map(|f| Record {
         partition,
         key: followee_key(&f.followee_id),
@@ -531,7 +734,22 @@ pub async fn restore(
     partitions: &[i32],
     pipeline: &mut Pipeline,
     metrics: &Metrics,
+    progress: impl FnMut(),
+) -> anyhow::Result<Restored> {
+    restore_checked(reader, topic, partitions, pipeline, metrics, progress, None).await
+}
+
+/// [`restore`], refusing a changelog whose snapshots name another identity than
+/// `expect` (input topic, group, partition count): an error holding a
+/// [`ForeignChangelog`], before anything is imported.
+pub async fn restore_checked(
+    reader: Arc<Reader>,
+    topic: &str,
+    partitions: &[i32],
+    pipeline: &mut Pipeline,
+    metrics: &Metrics,
     mut progress: impl FnMut(),
+    expect: Option<&Identity>,
 ) -> anyhow::Result<Restored> {
     let started = Instant::now();
     let mut out = Restored::default();
@@ -633,6 +851,24 @@ pub async fn restore(
             Some(Ok(k)) if k.starts_with("s/") => {
                 if let Some(mk) = Marker::of(&m, p).filter(|mk| mk.snapshot == "begin") {
                     snapshot_order.insert(p, mk.seq);
+                }
+            }
+            Some(Ok(k)) if k.starts_with("i/") => {
+                let found = m
+                    .payload()
+                    .and_then(|v| serde_json::from_slice::<Identity>(v).ok());
+                let foreign = match (found, expect) {
+                    (Some(found), Some(ours)) => found.mismatch(ours, topic),
+                    (None, _) => {
+                        out.corrupt += 1;
+                        metrics.changelog_corrupt();
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(why) = foreign {
+                    reader.unassign().ok();
+                    return Err(anyhow::Error::new(ForeignChangelog(why)));
                 }
             }
             Some(Ok(k)) if k.starts_with("l/") => {
@@ -957,4 +1193,60 @@ pub async fn ensure_topic(
         "changelog topic created (cleanup.policy=compact)"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(partition: i32, bytes: usize) -> Record {
+        Record {
+            partition,
+            key: "f/x".into(),
+            value: Some(vec![b'x'; bytes]),
+        }
+    }
+
+    /// The record cache's flush rules: due at first, then once per interval or once the
+    /// records the flush would write reach the byte bound; offsets reached are the
+    /// highest per partition and go with the flush; a revoked partition's are dropped.
+    #[test]
+    fn the_record_cache_flushes_by_interval_and_by_bytes() {
+        let t0 = Instant::now();
+        let mut c = RecordCache::new(Duration::from_secs(1), 64 * 1024);
+        assert!(c.is_empty(0));
+        assert!(c.due(t0, 0), "never flushed: due");
+        c.note(1, 10);
+        c.note(0, 7);
+        c.note(1, 4);
+        let (stash, reached) = c.take(t0);
+        assert!(stash.is_empty());
+        assert_eq!(reached, vec![(0, 7), (1, 10)]);
+        assert!(c.is_empty(0));
+        // Within the interval: not due with a few dirty keys...
+        let half = t0 + Duration::from_millis(500);
+        c.note(0, 9);
+        assert!(!c.is_empty(0));
+        assert!(!c.due(half, 10));
+        // ...due once the estimate reaches the bound (the last flush's mean record size).
+        c.flushed(&[rec(0, 1000), rec(0, 1000)]);
+        let per_key = record_bytes(&rec(0, 1000));
+        assert!(!c.due(half, 64 * 1024 / per_key - 1));
+        assert!(c.due(half, 64 * 1024 / per_key + 1));
+        // Stashed records count too, and come back first at the flush.
+        c.stash(vec![rec(2, 70 * 1024)]);
+        assert!(c.due(half, 0));
+        c.forget(2);
+        assert!(!c.due(half, 0), "a revoked partition's stash is dropped");
+        c.stash(vec![rec(0, 10)]);
+        c.forget(0);
+        assert!(c.is_empty(0), "and its offsets");
+        // The interval elapsed: due.
+        c.note(3, 1);
+        assert!(c.due(t0 + Duration::from_secs(1), 0));
+        c.stash(vec![rec(3, 10)]);
+        let (stash, reached) = c.take(t0 + Duration::from_secs(1));
+        assert_eq!((stash.len(), reached), (1, vec![(3, 1)]));
+        assert!(!c.due(t0 + Duration::from_millis(1500), 0));
+    }
 }

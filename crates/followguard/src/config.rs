@@ -552,6 +552,30 @@ pub struct ServeArgs {
     )]
     pub changelog_snapshot_records: u64,
 
+    /// Issue 21: the changelog's record cache (Kafka Streams' `commit.interval.ms`): the
+    /// state a batch changed is kept as dirty keys and logged at most this often, one
+    /// record per key however many batches changed it; the input offsets of the batches
+    /// it covers are stored only once that flush is acknowledged. `0s`: every batch.
+    /// docs/state.md, "The record cache".
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CHANGELOG_FLUSH_EVERY",
+        default_value = "1s"
+    )]
+    pub changelog_flush_every: String,
+
+    /// Issue 21: byte bound of the record cache (Kafka Streams'
+    /// `cache.max.bytes.buffering`): once the records the next flush would write (dirty
+    /// keys × the last flush's mean record size) reach it, the cache is flushed early.
+    #[arg(
+        help_heading = "Processing",
+        long,
+        env = "FOLLOWGUARD_CHANGELOG_CACHE_BYTES",
+        default_value_t = 10 << 20
+    )]
+    pub changelog_cache_bytes: usize,
+
     /// Optional Alertmanager-compatible webhook (POST /api/v2/alerts); best effort.
     #[arg(help_heading = "Webhook", long, env = "FOLLOWGUARD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -927,6 +951,9 @@ pub struct ServeConfig {
     pub links: Option<LinksConfig>,
     /// Issue 21: `--changelog-snapshot-records`.
     pub changelog_snapshot_records: u64,
+    /// Issue 21: `--changelog-flush-every`, `--changelog-cache-bytes` (the record cache).
+    pub changelog_flush_every: Duration,
+    pub changelog_cache_bytes: usize,
     pub webhook: Option<WebhookConfig>,
     pub log_format: LogFormat,
     /// Detector thresholds and score-cache size.
@@ -1298,6 +1325,11 @@ impl ServeArgs {
                 _ => None,
             },
             changelog_snapshot_records: self.changelog_snapshot_records,
+            changelog_flush_every: parse_duration(
+                "changelog-flush-every",
+                &self.changelog_flush_every,
+            )?,
+            changelog_cache_bytes: self.changelog_cache_bytes,
             webhook,
             log_format: self.log_format,
         })
@@ -1475,6 +1507,8 @@ mod tests {
         assert_eq!(c.changelog_topic, None);
         assert_eq!(c.changelog_snapshot_every, Duration::from_secs(600));
         assert_eq!(c.changelog_snapshot_records, 200_000);
+        assert_eq!(c.changelog_flush_every, Duration::from_secs(1));
+        assert_eq!(c.changelog_cache_bytes, 10 << 20);
         let c = args(&[
             "--changelog-topic",
             "follows-changelog",
@@ -1482,12 +1516,21 @@ mod tests {
             "0s",
             "--changelog-snapshot-records",
             "5000",
+            "--changelog-flush-every",
+            "250ms",
+            "--changelog-cache-bytes",
+            "65536",
         ])
         .validate()
         .expect("changelog flags");
         assert_eq!(c.changelog_topic.as_deref(), Some("follows-changelog"));
         assert_eq!(c.changelog_snapshot_every, Duration::ZERO);
         assert_eq!(c.changelog_snapshot_records, 5000);
+        assert_eq!(c.changelog_flush_every, Duration::from_millis(250));
+        assert_eq!(c.changelog_cache_bytes, 65536);
+        assert!(args(&["--changelog-flush-every", "often"])
+            .validate()
+            .is_err());
         assert!(T::try_parse_from(["t", "--changelog-snapshot-records", "0"]).is_err());
         assert!(args(&["--changelog-topic", "bad topic"])
             .validate()

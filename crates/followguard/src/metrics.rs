@@ -572,6 +572,8 @@ struct ChangelogMetrics {
     restore_seconds: Histogram,
     corrupt: IntCounter,
     restore_pending: IntGaugeVec,
+    flushes: IntCounter,
+    flushed_records: IntCounter,
 }
 
 impl ChangelogMetrics {
@@ -592,6 +594,17 @@ impl ChangelogMetrics {
                 r,
                 "followguard_changelog_corrupt_total",
                 "Changelog records skipped because they could not be decoded or imported.",
+            ),
+            flushes: counter(
+                r,
+                "followguard_changelog_flushes_total",
+                "Record-cache flushes: the dirty state of the batches since the last one \
+                 handed to the changelog producer.",
+            ),
+            flushed_records: counter(
+                r,
+                "followguard_changelog_records_total",
+                "Changelog records written by record-cache flushes (snapshots included).",
             ),
             restore_pending: {
                 let g = IntGaugeVec::new(
@@ -1144,6 +1157,12 @@ impl Metrics {
             .restore_pending
             .with_label_values(&[&partition.to_string()])
             .set(records.max(0));
+    }
+
+    /// Issue #21: a record-cache flush wrote `records` changelog records.
+    pub fn changelog_flushed(&self, records: usize) {
+        self.changelog.flushes.inc();
+        self.changelog.flushed_records.inc_by(records as u64);
     }
 
     /// Issue #21: a changelog record skipped (undecodable or refused on import).

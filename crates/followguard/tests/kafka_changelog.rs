@@ -439,6 +439,12 @@ struct KillRun<'a> {
     /// Fraction of the input processed when the first instance is killed.
     kill_at: f64,
     timeout: Duration,
+    /// Flags of the restarted instance instead of `flags` (`None`: the same).
+    restart_flags: Option<&'a [&'a str]>,
+    /// The killed instance's record cache never flushed after its first batch: at most
+    /// one batch per partition may be committed at the kill (offsets of batches whose
+    /// state is only cached are held back).
+    cached_at_kill: bool,
 }
 
 /// Runs `run` and checks: the restart restored its state from the changelog (no input
@@ -471,7 +477,9 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     let cl = unique(&format!("{}-changelog", run.name));
     let group = unique("g");
     let mut flags = vec!["--changelog-topic", cl.as_str()];
+    let mut restart_flags = flags.clone();
     flags.extend_from_slice(run.flags);
+    restart_flags.extend_from_slice(run.restart_flags.unwrap_or(run.flags));
 
     let mut first = env.serve(&t, &group, &flags);
     assert!(first.wait_ready(Duration::from_secs(60)));
@@ -492,8 +500,10 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         .expect("produce");
     let start = Instant::now();
     let mut done_at_kill;
+    let mut first_metrics;
     loop {
-        done_at_kill = metric_sum(&first.metrics(), "followguard_events_total");
+        first_metrics = first.metrics();
+        done_at_kill = metric_sum(&first_metrics, "followguard_events_total");
         if done_at_kill >= n as f64 * run.kill_at {
             break;
         }
@@ -551,8 +561,33 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     )
     .len();
 
+    if run.cached_at_kill {
+        // Every batch after the first was cached, none flushed: their offsets were held
+        // back, so the restart re-reads the input from before them.
+        // (A partition's first batch flushes: it is due its first snapshot.)
+        let flushes = metric(&first_metrics, "followguard_changelog_flushes_total");
+        assert!(
+            flushes.is_some_and(|f| f >= 1.0 && f <= f64::from(run.partitions)),
+            "a flush per partition's first snapshot only, got {flushes:?}"
+        );
+        // At most the batches those flushes covered (a batch is ≤ 256 events).
+        let committed_total: i64 = committed_at_kill.values().sum();
+        let flushed = flushes.unwrap_or(0.0);
+        assert!(
+            done_at_kill > 1000.0
+                && committed_total as f64 <= 256.0 * flushed
+                && (committed_total as f64) < done_at_kill / 4.0,
+            "committed {committed_total} of {done_at_kill} processed: offsets of cached \
+             state must be held back"
+        );
+        assert!(metric(&first_metrics, "followguard_changelog_records_total").unwrap_or(0.0) > 0.0);
+        eprintln!(
+            "record cache at the kill: {flushes:?} flushes, {committed_total} of \
+             {done_at_kill} processed records committed"
+        );
+    }
     let restart = Instant::now();
-    let mut second = env.serve(&t, &group, &flags);
+    let mut second = env.serve(&t, &group, &restart_flags);
     assert!(second.wait_ready(run.timeout));
     let ready_s = restart.elapsed().as_secs_f64();
     let mut reference = env.serve(&reference_topics, &unique("gref"), &[]);
@@ -743,6 +778,49 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
             ],
             kill_at: 0.5,
             timeout: Duration::from_secs(120),
+            restart_flags: None,
+            cached_at_kill: false,
+        },
+    );
+}
+
+/// The record cache: `serve` killed (SIGKILL) while every batch since its first is
+/// changed state only cached, not logged (`--changelog-flush-every 1h`, snapshots at
+/// their 10 min default): the offsets of those batches were held back (at most the first
+/// batch committed), so the restart (default flush interval) restores the first flush's
+/// state, re-reads the input from before the unflushed batches and ends as an
+/// uninterrupted run (checks: `kill_and_restart`), its idle flushes committing the
+/// whole input.
+#[test]
+fn killed_with_state_only_in_the_record_cache_restarts_from_before_it() {
+    let Some(env) = env() else { return };
+    kill_and_restart(
+        &env,
+        &KillRun {
+            name: "cl-cached",
+            stream: Stream {
+                resell: Some(0.8),
+                ..Stream::small_campaigns(29)
+            },
+            // One partition: the restart re-processes almost the whole input, and with
+            // several partitions which alert re-flags a follower of a cohort spanning
+            // them depends on how they interleave (in any two runs); on one, the order
+            // is the input's and every check is exact.
+            partitions: 1,
+            // Slow enough that auto-commit (500 ms here) runs several times before the kill.
+            rate: "1000",
+            flags: &[
+                "--rebuild-max-records",
+                "10",
+                "--changelog-flush-every",
+                "1h",
+                "--changelog-cache-bytes",
+                "1000000000",
+            ],
+            kill_at: 0.5,
+            timeout: Duration::from_secs(120),
+            restart_flags: Some(&["--rebuild-max-records", "10"]),
+            cached_at_kill: true,
         },
     );
 }
@@ -785,6 +863,8 @@ fn kill_nine_after_two_million_records_on_one_partition() {
             flags: &[],
             kill_at: 0.6,
             timeout: Duration::from_secs(1800),
+            restart_flags: None,
+            cached_at_kill: false,
         },
     );
 }
@@ -887,6 +967,138 @@ fn the_next_owner_resends_the_restored_open_alerts() {
     assert!(b
         .wait_exit(Duration::from_secs(20))
         .is_some_and(|e| e.success()));
+}
+
+/// A changelog belongs to one input topic, group and partition count: `serve` writes
+/// them into every snapshot (`i/<partition>`), and a restore that finds others stops the
+/// service with a message saying what to fix, restoring nothing and rebuilding nothing
+/// over it. Here: a changelog written by group `g` for input topic A, then `serve`
+/// pointed at it with another input topic B (same group), and with A but another group.
+/// And a changelog with fewer partitions than the input (the input gained partitions, or
+/// a changelog made by hand) is refused at start: tansu cannot grow a topic
+/// (CreatePartitions), so `serve` does not try.
+#[test]
+fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
+    let Some(env) = env() else { return };
+    let (events, _) = env.generate("cl-foreign", &Stream::small_campaigns(31));
+    let a = Topics::new("cl-foreign-a");
+    let b = Topics::new("cl-foreign-b");
+    env.create_topics(&a);
+    env.create_topics(&b);
+    let cl = unique("cl-foreign-changelog");
+    let group = unique("g");
+    let flags = ["--changelog-topic", cl.as_str()];
+
+    // The writer: group `group` on input A, its record cache never due (1 h): once the
+    // whole input is processed, the offsets since its first flushes are still held; the
+    // shutdown flushes the cache, and then commits every offset.
+    let n = std::fs::read(&events)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as i64;
+    let mut writer = env.serve(
+        &a,
+        &group,
+        &["--changelog-topic", &cl, "--changelog-flush-every", "1h"],
+    );
+    assert!(writer.wait_ready(Duration::from_secs(60)));
+    env.produce(&events, &a.input);
+    writer.wait_events(n as f64, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1500)); // auto-commit: 500 ms
+    let held: i64 = committed(&env.brokers, &group, &a.input).values().sum();
+    assert!(
+        held < n,
+        "offsets of cached state held: {held} of {n} committed"
+    );
+    writer.sigterm();
+    assert!(writer
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+    let after: i64 = committed(&env.brokers, &group, &a.input).values().sum();
+    assert_eq!(after, n, "the shutdown flush releases every held offset");
+    eprintln!("shutdown flush: {held} of {n} committed before it, {after} after");
+    let m = writer.log_text();
+    assert!(m.contains("changelog topic created"), "{m}");
+
+    env.produce(&events, &b.input);
+    let log = refused(
+        &env,
+        &b,
+        &group,
+        &flags,
+        &format!("holds state of input topic {}", a.input),
+    );
+    eprintln!(
+        "foreign changelog: {}",
+        log.lines()
+            .find(|l| l.contains("holds state of input topic"))
+            .unwrap_or_default()
+    );
+    // Input A again (already produced), but read by another group (its own outputs).
+    let a2 = a.with_new_outputs("cl-foreign-a2");
+    env.create_topics(&a2);
+    let other = unique("g-other");
+    refused(
+        &env,
+        &a2,
+        &other,
+        &flags,
+        &format!("is written by consumer group {group}, not {other}"),
+    );
+
+    // Fewer changelog partitions than the input: refused at start, with the counts.
+    let small = unique("cl-foreign-small");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
+        .unwrap();
+    let mut svc = env.serve(&a, &unique("g"), &["--changelog-topic", &small]);
+    let exit = svc.wait_exit(Duration::from_secs(60));
+    let log = svc.log_text();
+    assert!(exit.is_some_and(|e| !e.success()), "{log}");
+    assert!(
+        log.contains(&format!(
+            "changelog topic {small} has 2 partitions, fewer than the {PARTITIONS} of {}",
+            a.input
+        )),
+        "{log}"
+    );
+}
+
+/// Starts `serve` on `t` in `group` with `flags` and checks it stops on a foreign
+/// changelog: a failed exit, a message naming `want` and saying what to fix, nothing
+/// restored, rebuilt or written. Returns its log.
+fn refused(env: &Env, t: &Topics, group: &str, flags: &[&str], want: &str) -> String {
+    let mut svc = env.serve(t, group, flags);
+    let exit = svc.wait_exit(Duration::from_secs(60));
+    let log = svc.log_text();
+    assert!(
+        exit.as_ref().is_some_and(|e| !e.success()),
+        "serve must stop on a foreign changelog ({exit:?}):\n{log}"
+    );
+    assert!(log.contains(want), "message naming {want:?}:\n{log}");
+    assert!(
+        log.contains("point --changelog-topic at a changelog of its own"),
+        "the message says what to fix:\n{log}"
+    );
+    assert!(
+        !log.contains("partition state rebuilt") && !log.contains("state restored from"),
+        "nothing restored or rebuilt:\n{log}"
+    );
+    // Nothing processed: no output written from foreign (or missing) state.
+    let alerts = read_topic(
+        &env.brokers,
+        &t.alerts,
+        0,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    assert_eq!(alerts.len(), 0);
+    log
 }
 
 /// Issue 21, the link stage's snapshots (`changelog::chunk_snapshot`, `read_snapshot`):

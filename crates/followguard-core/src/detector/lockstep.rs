@@ -529,6 +529,11 @@ impl Lockstep {
         }
     }
 
+    /// Issue 21: how many keys changed since the last [`Lockstep::take_dirty`].
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.as_ref().map_or(0, HashMap::len)
+    }
+
     /// Issue 21: the keys changed since the last call, with their partitions, sorted.
     pub fn take_dirty(&mut self) -> Vec<(LockstepKey, i32)> {
         let Some(d) = self.dirty.as_mut() else {

@@ -414,6 +414,15 @@ impl Detector {
         Ok(())
     }
 
+    /// Keys changed since the last `take_dirty*` calls (followees, moderation entries,
+    /// lockstep keys): what the next changelog flush would write, without taking it (the
+    /// serve record cache's byte bound).
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.as_ref().map_or(0, HashMap::len)
+            + self.dirty_moderation.as_ref().map_or(0, HashMap::len)
+            + self.lockstep.dirty_len()
+    }
+
     /// Followees whose state changed since the last call, with the partition they were
     /// last seen on (where their changelog record goes), sorted: export each with
     /// [`Detector::export_followee`] (`None` → a tombstone).

@@ -46,6 +46,44 @@ pub(super) struct Pending {
     pub state: Vec<crate::changelog::Record>,
 }
 
+impl Pending {
+    /// Issue #21: an entry without an input event (offset -1), carrying a record-cache
+    /// flush when no batch is in hand (idle, a rebalance, shutdown).
+    pub fn state_only() -> Pending {
+        Pending {
+            partition: 0,
+            offset: -1,
+            deliveries: Vec::new(),
+            webhooks: Vec::new(),
+            bytes: 0,
+            state: Vec::new(),
+        }
+    }
+}
+
+/// Issue #21, the record cache: input offsets of batches whose state is still only in
+/// the cache (the batch carried no flush) are held here; the next batch that carries a
+/// flush takes them, and they are stored when that flush is acknowledged. A flush
+/// covers every batch handed over before it, so an offset is never stored before the
+/// state it produced is logged.
+#[derive(Debug, Default)]
+pub(super) struct HoldBack(Vec<(i32, i64)>);
+
+impl HoldBack {
+    /// A batch reached `reached` (next offset per partition). With `flushed`, the
+    /// offsets to store once its flush is acknowledged (the held ones included);
+    /// otherwise nothing: they are held.
+    pub fn batch(&mut self, reached: &[(i32, i64)], flushed: bool) -> Option<Vec<(i32, i64)>> {
+        for &(p, o) in reached {
+            match self.0.iter_mut().find(|(q, _)| *q == p) {
+                Some(e) => e.1 = e.1.max(o),
+                None => self.0.push((p, o)),
+            }
+        }
+        flushed.then(|| std::mem::take(&mut self.0))
+    }
+}
+
 /// What the acknowledgement task works with.
 pub(super) struct Acker {
     pub consumer: Arc<Consumer_>,
@@ -93,6 +131,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
     // batch on this task cost most of serve's rate), and offsets are still stored only
     // after the state they produced, in batch order.
     let mut logging: VecDeque<(super::state::Logged, Vec<(i32, i64)>)> = VecDeque::new();
+    let mut held = HoldBack::default();
     let store = |reached: &[(i32, i64)]| {
         for &(partition, next) in reached {
             let mut tpl = TopicPartitionList::new();
@@ -160,17 +199,24 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
                     w.enqueue(a);
                 }
             }
+            if p.offset < 0 {
+                continue; // Issue #21: a flush without an input event.
+            }
             match reached.iter_mut().find(|(q, _)| *q == p.partition) {
                 Some(r) => r.1 = r.1.max(p.offset + 1),
                 None => reached.push((p.partition, p.offset + 1)),
             }
         }
         // Issue #21 hook (state.rs): the state the batch produced, after its outputs and
-        // before its offsets (a restored state never runs ahead of delivered outputs).
+        // before its offsets (a restored state never runs ahead of delivered outputs);
+        // a batch without a record-cache flush has its offsets held for the next flush.
         match &changelog {
-            Some(cl) => match cl.send(&state) {
-                Some(logged) => logging.push_back((logged, reached)),
-                None => return,
+            Some(cl) => match held.batch(&reached, !state.is_empty()) {
+                None => acked.send_modify(|n| *n += 1),
+                Some(covered) => match cl.send(&state) {
+                    Some(logged) => logging.push_back((logged, covered)),
+                    None => return,
+                },
             },
             None => store(&reached),
         }
@@ -288,4 +334,84 @@ pub(super) async fn acknowledge(deliveries: Vec<Delivery>, ack: &Ack<'_>) -> boo
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HoldBack;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Batches: per partition the records each consumed (offsets grow per partition in
+    /// input order), and whether the batch carried a record-cache flush.
+    fn batches() -> impl Strategy<Value = Vec<(Vec<(i32, i64)>, bool)>> {
+        prop::collection::vec(
+            (
+                prop::collection::vec((0i32..4, 1i64..50), 0..4),
+                any::<bool>(),
+            ),
+            0..40,
+        )
+    }
+
+    proptest! {
+        /// The hold-back rule, with the flushes acknowledged up to a crash at batch
+        /// `cut`: an offset is stored only with a flush handed over at or after the batch
+        /// that reached it (so never ahead of the logged state a restart restores), the
+        /// stored offsets never go back, and a final flush (shutdown, revoke) covers
+        /// every offset reached.
+        #[test]
+        fn offsets_wait_for_the_flush_that_covers_them(spec in batches(), cut in 0usize..40) {
+            let mut held = HoldBack::default();
+            let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut logged: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut stored: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut covered_all: BTreeMap<i32, i64> = BTreeMap::new();
+            for (i, (steps, flushed)) in spec.iter().enumerate() {
+                let mut reached: Vec<(i32, i64)> = Vec::new();
+                for &(p, step) in steps {
+                    let o = next.entry(p).or_insert(0);
+                    *o += step;
+                    match reached.iter_mut().find(|e| e.0 == p) {
+                        Some(e) => e.1 = *o,
+                        None => reached.push((p, *o)),
+                    }
+                }
+                let out = held.batch(&reached, *flushed);
+                prop_assert_eq!(out.is_some(), *flushed);
+                let Some(covered) = out else { continue };
+                // The flush logs the state of every batch so far (offsets `next`).
+                logged.clone_from(&next);
+                for &(p, o) in &covered {
+                    prop_assert!(o <= logged[&p], "covers input beyond the state it logs");
+                    covered_all.insert(p, o);
+                }
+                if i < cut {
+                    for (p, o) in covered {
+                        let before = stored.insert(p, o).unwrap_or(0);
+                        prop_assert!(o >= before, "stored offsets go back");
+                    }
+                }
+                for (p, o) in &stored {
+                    prop_assert!(*o <= logged[p], "an offset stored ahead of its state");
+                }
+            }
+            // Batches after the last flush are held, not stored...
+            let pending = held.batch(&[], true).unwrap_or_default();
+            for (p, o) in pending {
+                covered_all.insert(p, o);
+            }
+            // ...until a final flush covers them: every offset reached, exactly.
+            prop_assert_eq!(covered_all, next);
+        }
+    }
+
+    #[test]
+    fn a_batch_without_a_flush_is_held_until_one() {
+        let mut h = HoldBack::default();
+        assert_eq!(h.batch(&[(0, 10), (1, 5)], false), None);
+        assert_eq!(h.batch(&[(0, 20)], false), None);
+        assert_eq!(h.batch(&[(1, 7)], true), Some(vec![(0, 20), (1, 7)]));
+        assert_eq!(h.batch(&[], true), Some(vec![]));
+    }
 }

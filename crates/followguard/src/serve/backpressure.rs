@@ -81,7 +81,11 @@ impl Service<'_> {
         if self.now_ms - self.state_reported_ms >= STATE_REPORT_EVERY_MS {
             self.report_state_bytes();
         }
-        if batch.is_empty() {
+        // Issue 21: a rebalance flushes the record cache first (the revoke's next owner
+        // restores what was logged; a restore must not meet cached changes), and an idle
+        // loop flushes it when due, with or without a batch.
+        let force = self.changelog.is_some() && self.rebalance_pending();
+        if batch.is_empty() && !self.cache_flush_wanted(force) {
             return Ok(true);
         }
         self.metrics
@@ -94,7 +98,10 @@ impl Service<'_> {
         self.metrics.set_score_cache_totals(hits + h2, misses + m2);
         let mut b = std::mem::replace(batch, Vec::with_capacity(BATCH));
         // Issue 21 hook (state.rs): the state this batch changed travels with it.
-        self.attach_state(&mut b);
+        self.attach_state_forced(&mut b, force);
+        if b.is_empty() {
+            return Ok(true);
+        }
         // Issue 21 hook (rebalance.rs): a revoke waits for every batch handed over.
         self.hand_over.handed += 1;
         // Issue #19 hook: over the byte budget, pause the input until acks bring it back.
@@ -114,6 +121,8 @@ impl Service<'_> {
                 // the input (a pause drops prefetched records, so it is not cheap).
                 let reserved = tokio::select! {
                     _ = shutdown.cancelled() => {
+                        let mut b = b;
+                        self.attach_state_forced(&mut b, true);
                         hand_over_late(tx, b);
                         return Ok(false);
                     }
@@ -169,6 +178,8 @@ impl Service<'_> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
+                    let mut pending = pending;
+                    self.attach_state_forced(&mut pending, true);
                     hand_over_late(tx, pending);
                     return Ok(false);
                 }
@@ -187,6 +198,7 @@ impl Service<'_> {
                         rewind(&consumer, m);
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.refuse_foreign_changelog()?;
                     pause(&consumer, &mut paused);
                 }
             }

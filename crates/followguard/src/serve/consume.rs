@@ -101,8 +101,9 @@ impl Service<'_> {
         let mut carry: Option<BorrowedMessage<'_>> = None;
         loop {
             if shutdown.is_cancelled() {
-                // Issue 21 hook (state.rs): the batch's state travels with it.
-                self.attach_state(&mut batch);
+                // Issue 21 hook (state.rs): the batch's state travels with it, and the
+                // record cache is flushed.
+                self.attach_state_forced(&mut batch, true);
                 super::backpressure::hand_over_late(&tx, batch);
                 return Ok(());
             }
@@ -115,10 +116,16 @@ impl Service<'_> {
                         return Ok(());
                     }
                     self.apply_rebalances(shutdown).await;
+                    self.refuse_foreign_changelog()?;
                     self.apply_reload(&mut preparer);
                     let r = tokio::select! {
                         biased;
-                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = shutdown.cancelled() => {
+                            // Issue 21: the record cache is flushed at shutdown.
+                            self.attach_state_forced(&mut batch, true);
+                            super::backpressure::hand_over_late(&tx, batch);
+                            return Ok(());
+                        }
                         r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => r,
                     };
                     self.now_ms = now_ms();
@@ -142,6 +149,7 @@ impl Service<'_> {
                 return Ok(());
             }
             self.apply_rebalances(shutdown).await;
+            self.refuse_foreign_changelog()?;
             if !self.owns(m.partition()) {
                 // Fetched before a revoke: its next owner reads it from the committed offset.
                 continue;
@@ -398,7 +406,7 @@ impl Service<'_> {
             .decisions_held(self.pipeline.decision_sizes());
     }
 
-    fn rebalance_pending(&self) -> bool {
+    pub(super) fn rebalance_pending(&self) -> bool {
         self.rebalances
             .lock()
             .map(|q| !q.is_empty())

@@ -84,6 +84,14 @@ impl Service<'_> {
                                 restored = true;
                                 tracing::info!(partitions = ?parts, keys, "partition state restored from the changelog");
                             }
+                            Err(e) if e.is::<crate::changelog::ForeignChangelog>() => {
+                                // Never restored nor rebuilt over: the service stops.
+                                tracing::error!(error = %e, partitions = ?parts, "changelog belongs to another input topic, group or partition count");
+                                if let Some(c) = self.changelog.as_mut() {
+                                    c.refused = Some(e.to_string());
+                                }
+                                return;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not restored from the changelog; rebuilding from the input")
                             }

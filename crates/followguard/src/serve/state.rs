@@ -48,6 +48,14 @@ pub(super) struct ChangelogSink {
     pub seq: u64,
     /// Where each partition's latest snapshot began (stamped on the `o/` records).
     pub pointers: changelog::Pointers,
+    /// The record cache: dirty state is logged once per `--changelog-flush-every` (or
+    /// early at `--changelog-cache-bytes`), not with every batch.
+    pub cache: changelog::RecordCache,
+    /// What the state belongs to (input topic, its partition count, group), written in
+    /// every snapshot and checked by every restore; known from the first restore on.
+    pub identity: Option<changelog::Identity>,
+    /// A restore found a foreign changelog: the service stops with this message.
+    pub refused: Option<String>,
 }
 
 impl ChangelogSink {
@@ -73,6 +81,12 @@ impl ChangelogSink {
                 .unwrap_or(0)
                 .saturating_mul(1000),
             pointers: changelog::Pointers::default(),
+            cache: changelog::RecordCache::new(
+                cfg.changelog_flush_every,
+                cfg.changelog_cache_bytes,
+            ),
+            identity: None,
+            refused: None,
         }))
     }
 
@@ -83,6 +97,7 @@ impl ChangelogSink {
         self.since_snapshot.remove(&partition);
         self.moderation.remove(&partition);
         self.pointers.forget(partition);
+        self.cache.forget(partition);
     }
 
     /// Whether `partition` is due a snapshot: never taken since its assignment, its
@@ -157,34 +172,56 @@ impl Service<'_> {
             .is_some_and(|&next| offset < next)
     }
 
+    /// Whether the record cache wants a flush now (`force`: a rebalance or shutdown),
+    /// with or without a batch to carry it.
+    pub(super) fn cache_flush_wanted(&self, force: bool) -> bool {
+        let Some(sink) = &self.changelog else {
+            return false;
+        };
+        let dirty = self.pipeline.detector().dirty_len();
+        !sink.cache.is_empty(dirty) && (force || sink.cache.due(std::time::Instant::now(), dirty))
+    }
+
     /// Attaches the state the batch changed to its last event: the ack task produces it
     /// after the batch's output records are acknowledged and before storing its offsets.
-    pub(super) fn attach_state(&mut self, batch: &mut super::ack::Batch) {
-        if self.changelog.is_none() {
-            return;
-        }
-        let mut next: Vec<(i32, i64)> = Vec::new();
-        for p in batch.iter() {
-            match next.iter_mut().find(|(q, _)| *q == p.partition) {
-                Some(n) => n.1 = n.1.max(p.offset + 1),
-                None => next.push((p.partition, p.offset + 1)),
-            }
-        }
-        // Snapshots of the batch's partitions that are due, then the batch's changes,
-        // then the input offsets the state reflects.
-        let mut records = Vec::new();
+    /// With the record cache, only when a flush is due (`force`: whether due or not — a
+    /// rebalance, shutdown): otherwise the batch carries no state, its changes stay
+    /// dirty in the detector and its offsets are held by the ack task until the flush
+    /// that covers them is acknowledged. An empty batch gets an event-less entry to carry a
+    /// flush. Appends to a state already attached (a batch handed over again at
+    /// shutdown), so the records stay in order.
+    pub(super) fn attach_state_forced(&mut self, batch: &mut super::ack::Batch, force: bool) {
         let Some(sink) = self.changelog.as_mut() else {
             return;
         };
+        for p in batch.iter().filter(|p| p.offset >= 0) {
+            sink.cache.note(p.partition, p.offset + 1);
+        }
         let now = std::time::Instant::now();
+        let dirty = self.pipeline.detector().dirty_len();
+        let snapshot = sink.cache.partitions().any(|p| sink.snapshot_due(p, now));
+        if sink.cache.is_empty(dirty) || !(force || snapshot || sink.cache.due(now, dirty)) {
+            return;
+        }
+        let (mut records, mut next) = sink.cache.take(now);
+        changelog::note_moderation(&mut sink.moderation, &records);
         sink.seq += 1;
+        // Records exported before (a restore), then snapshots of the partitions that
+        // are due, then the changes since the last flush, then the input offsets the
+        // state reflects.
         for &(p, o) in &next {
             if sink.snapshot_due(p, now) {
                 sink.snapshots.insert(p, now);
                 sink.since_snapshot.insert(p, 0);
                 let logged = sink.moderation.remove(&p).unwrap_or_default();
-                let snap =
-                    changelog::snapshot_records(&self.pipeline, p, sink.seq, Some(o), &logged);
+                let snap = changelog::snapshot_records_of(
+                    &self.pipeline,
+                    p,
+                    sink.seq,
+                    Some(o),
+                    &logged,
+                    sink.identity.as_ref(),
+                );
                 sink.moderation.insert(p, logged);
                 changelog::note_moderation(&mut sink.moderation, &snap);
                 records.extend(snap);
@@ -192,14 +229,14 @@ impl Service<'_> {
         }
         let changes = records.len();
         records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
-        // Every partition the batch logged records for ends with its `o/` record (a
-        // restore applies a partition's records only up to its last one): the batch's
+        // Every partition the flush logged records for ends with its `o/` record (a
+        // restore applies a partition's records only up to its last one): the flush's
         // own partitions with the offset they reached, others (a campaign relink or a
         // moderation entry of another partition's alert) with the offset last logged.
         for &(p, o) in &next {
             sink.logged_next.insert(p, o);
         }
-        let mut touched: Vec<i32> = records[changes..]
+        let mut touched: Vec<i32> = records
             .iter()
             .map(|r| r.partition)
             .filter(|p| !next.iter().any(|(q, _)| q == p))
@@ -221,8 +258,22 @@ impl Service<'_> {
             *sink.since_snapshot.entry(r.partition).or_default() += 1;
         }
         sink.pointers.stamp(&mut records);
+        sink.cache.flushed(&records[changes..]);
+        self.metrics.changelog_flushed(records.len());
+        if batch.is_empty() {
+            batch.push(super::ack::Pending::state_only());
+        }
         if let Some(last) = batch.last_mut() {
-            last.state = records;
+            last.state.extend(records);
+        }
+    }
+
+    /// Stops the service when a restore found a foreign changelog (its message says
+    /// what to fix); the consume loop calls it after applying rebalances.
+    pub(super) fn refuse_foreign_changelog(&self) -> anyhow::Result<()> {
+        match self.changelog.as_ref().and_then(|c| c.refused.as_ref()) {
+            Some(why) => anyhow::bail!("{why}"),
+            None => Ok(()),
         }
     }
 
@@ -233,12 +284,27 @@ impl Service<'_> {
             return Ok(0);
         };
         let topic = sink.topic.clone();
+        // The restore's import is not a change to log, but the dirty keys the cache holds
+        // for the other partitions are: they are exported now and written first at the
+        // next flush (their offsets stay held until then).
+        if let Some(sink) = self.changelog.as_mut() {
+            sink.seq += 1;
+            let early = changelog::dirty_records(&mut self.pipeline, sink.seq);
+            sink.cache.stash(early);
+        }
         let reader = Arc::new(kafka::reader(&kafka::replay_config(
             &self.cfg.kafka,
             &format!("{}.changelog", self.cfg.group_id),
         ))?);
         let alerts_reader =
             self.alerts_reader(&reader, &format!("{}.changelog", self.cfg.group_id))?;
+        // What this service's state is (the input's partition count now).
+        let input_partitions = changelog::partition_count(&reader, &self.cfg.input_topic).await;
+        let identity =
+            changelog::Identity::new(&self.cfg.input_topic, input_partitions, &self.cfg.group_id);
+        if let Some(sink) = self.changelog.as_mut() {
+            sink.identity = Some(identity.clone());
+        }
         self.admin.set_restoring(true);
         // Outputs are acknowledged before the state they imply is logged, so events
         // re-processed after a crash may open an alert the restored state does not hold
@@ -275,13 +341,14 @@ impl Service<'_> {
             }
         };
         let r = tokio::select! {
-            r = changelog::restore(
+            r = changelog::restore_checked(
                 reader,
                 &topic,
                 parts,
                 &mut self.pipeline,
                 &self.metrics,
                 || admin.progress(),
+                Some(&identity),
             ) => r,
             _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
         };
