@@ -132,6 +132,16 @@ pub struct ForestArgs {
     /// (no vendor or human population dominates the trees; not shipped; MODEL_CARD).
     #[arg(long, env = "FOLLOWGUARD_BALANCE_GROUPS")]
     pub balance_groups: bool,
+    /// Experiment (issue 22, Sayyadiharikandeh et al. CIKM 2020): one specialist per bot
+    /// group (humans against that group; --trees split over them), each calibrated,
+    /// combined by the maximum of their calibrated probabilities; writes model format 2
+    /// (not shipped; MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_MAX",
+        conflicts_with = "specialists"
+    )]
+    pub specialist_max: bool,
 }
 
 impl ForestArgs {
@@ -152,6 +162,7 @@ impl ForestArgs {
                 .then_some(self.calibration_bot_share),
             specialists: self.specialists,
             balance_groups: self.balance_groups,
+            specialist_max: self.specialist_max,
             model_version,
         }
     }

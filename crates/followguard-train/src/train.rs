@@ -13,8 +13,8 @@ use crate::dataset::Row;
 use crate::eval;
 use followguard_core::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
 use followguard_core::model::{
-    Calibration, Forest, GroupCount, Linear, Model, ModelFile, TrainingSummary, Tree, FORMAT,
-    FORMAT_VERSION,
+    Calibration, Forest, GroupCount, Linear, Model, ModelFile, Specialist, TrainingSummary, Tree,
+    FORMAT, FORMAT_VERSION, FORMAT_VERSION_SINGLE, MAX_SPECIALISTS,
 };
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
@@ -78,6 +78,16 @@ pub struct TrainParams {
     /// dominates the trees. The linear part is unweighted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balance_groups: bool,
+    /// Issue 22 experiment (Sayyadiharikandeh et al., CIKM 2020, the paper's rule): an
+    /// ensemble of specialised classifiers kept apart in the file (format version 2).
+    /// One forest + linear part per bot group, trained on the humans against that group
+    /// alone (`n_trees` split evenly over them, rounded up, so scoring walks about as
+    /// many trees as one forest), each calibrated on its own out-of-bag scores (to
+    /// `calibration_bot_share`); the model's raw score is the **maximum** of the
+    /// specialists' calibrated probabilities, and the final map and threshold are fitted
+    /// on it exactly as for one forest (nested out-of-dataset by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_max: bool,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
@@ -127,6 +137,7 @@ impl Default for TrainParams {
             calibration_bot_share: Some(0.2),
             specialists: false,
             balance_groups: false,
+            specialist_max: false,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -178,6 +189,11 @@ pub fn train(
     if !(0.0..=1.0).contains(&params.blend) {
         return Err(TrainError::Param("blend must be in [0, 1]".into()));
     }
+    if params.specialists && params.specialist_max {
+        return Err(TrainError::Param(
+            "--specialists (mean of specialised trees) and --specialist-max (max of calibrated specialists) exclude each other".into(),
+        ));
+    }
     let names = NameModel::fit(
         rows.iter()
             .filter(|r| !r.label)
@@ -192,6 +208,9 @@ pub fn train(
         y: &y,
         group: &group_ids,
     };
+    let mut group_names: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+    group_names.sort_unstable();
+    group_names.dedup();
 
     // Nested leave-one-dataset-out for calibration (see `CalibrationSource`).
     let mut vendors: Vec<&str> = rows
@@ -219,7 +238,24 @@ pub fn train(
     } else {
         vendors.len()
     };
-    let total_trees = params.n_trees * (1 + n_folds);
+    if params.specialist_max && vendors.len() > MAX_SPECIALISTS {
+        return Err(TrainError::Param(format!(
+            "--specialist-max: {} bot groups, at most {MAX_SPECIALISTS} specialists",
+            vendors.len()
+        )));
+    }
+    // Trees fitted for a subset holding `g` bot groups (progress only).
+    let trees_for = |g: usize| {
+        if params.specialist_max {
+            params.n_trees.div_ceil(g.max(1)) * g.max(1)
+        } else {
+            params.n_trees
+        }
+    };
+    let total_trees = trees_for(vendors.len())
+        + (0..n_folds)
+            .map(|f| trees_for(vendors.len() - usize::from(f < vendors.len())))
+            .sum::<usize>();
     let mut done = 0usize;
     let mut tick = || {
         done += 1;
@@ -227,10 +263,8 @@ pub fn train(
     };
 
     let all: Vec<usize> = (0..n).collect();
-    let main = fit_raw(&fitting, &all, params, params.seed, &mut tick)?;
-    let trees = main.trees;
-    let linear = main.linear;
-    let oob_raw = main.oob_raw;
+    let main = fit_model(&fitting, &group_names, &all, params, params.seed, &mut tick)?;
+    let oob_raw = main.oob_raw(&x, params.blend);
 
     // Calibration set: (raw score, label, row) from data the scoring model did not see.
     let (cal_x, cal_y, cal_rows): (Vec<f32>, Vec<bool>, Vec<usize>) = if nested {
@@ -264,9 +298,9 @@ pub fn train(
             };
             let fit_rows: Vec<usize> = (0..n).filter(|&i| !held(i)).collect();
             let seed = params.seed.wrapping_add(1_000_003 * (fold as u64 + 1));
-            let sub = fit_raw(&fitting, &fit_rows, params, seed, &mut tick)?;
+            let sub = fit_model(&fitting, &group_names, &fit_rows, params, seed, &mut tick)?;
             for i in (0..n).filter(|&i| held(i)) {
-                cx.push(raw_score(&sub.trees, &sub.linear, params.blend, &x[i]));
+                cx.push(sub.score(params.blend, &x[i]));
                 cy.push(y[i]);
                 ci.push(i);
             }
@@ -285,20 +319,7 @@ pub fn train(
         }
         (cx, cy, ci)
     };
-    let bot_weight = match params.calibration_bot_share {
-        Some(share) => {
-            if !(share > 0.0 && share < 1.0) {
-                return Err(TrainError::Param(
-                    "calibration bot share must be in (0, 1)".into(),
-                ));
-            }
-            let nb = cal_y.iter().filter(|&&l| l).count().max(1) as f64;
-            let nh = (cal_y.len() as f64 - nb).max(1.0);
-            f64::from(share) / (1.0 - f64::from(share)) * nh / nb
-        }
-        None => 1.0,
-    };
-    let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight);
+    let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight(params, &cal_y)?);
     calibration.method = if by_population {
         "isotonic_out_of_dataset".into()
     } else if nested {
@@ -351,18 +372,41 @@ pub fn train(
             g.human += 1;
         }
     }
+    let (format_version, forest, linear, specialists) = match main {
+        Ensemble::Single(fit) => (
+            FORMAT_VERSION_SINGLE,
+            Forest { trees: fit.trees },
+            fit.linear,
+            Vec::new(),
+        ),
+        Ensemble::Max(specs) => (
+            FORMAT_VERSION,
+            Forest::default(),
+            Linear::default(),
+            specs
+                .into_iter()
+                .map(|s| Specialist {
+                    group: s.group,
+                    calibration: s.calibration,
+                    forest: Forest { trees: s.fit.trees },
+                    linear: s.fit.linear,
+                })
+                .collect(),
+        ),
+    };
     let file = ModelFile {
         format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
+        format_version,
         model_version: params.model_version.clone(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         threshold,
         detection_threshold,
         calibration,
         name_model: names,
-        forest: Forest { trees },
+        forest,
         blend: params.blend,
         linear,
+        specialists,
         training: TrainingSummary {
             data,
             groups,
@@ -402,6 +446,137 @@ pub fn with_content_version(mut file: ModelFile) -> ModelFile {
     let digest = followguard_core::model::sha256_hex(&bytes);
     file.model_version = format!("{label}+{}", &digest[..8]);
     file
+}
+
+/// Weight of each bot row in a calibration fit: the odds factor that gives bots
+/// `calibration_bot_share` of the weight (1 without a share).
+fn bot_weight(params: &TrainParams, labels: &[bool]) -> Result<f64, TrainError> {
+    match params.calibration_bot_share {
+        Some(share) => {
+            if !(share > 0.0 && share < 1.0) {
+                return Err(TrainError::Param(
+                    "calibration bot share must be in (0, 1)".into(),
+                ));
+            }
+            let nb = labels.iter().filter(|&&l| l).count().max(1) as f64;
+            let nh = (labels.len() as f64 - nb).max(1.0);
+            Ok(f64::from(share) / (1.0 - f64::from(share)) * nh / nb)
+        }
+        None => Ok(1.0),
+    }
+}
+
+/// What one training (the main model, or a nested calibration fold) fits: one forest and
+/// linear part, or with `TrainParams::specialist_max` one calibrated specialist per bot
+/// group.
+enum Ensemble {
+    Single(RawFit),
+    Max(Vec<SpecialistFit>),
+}
+
+/// One specialist: its fit on the humans and one bot group, and its map from raw score
+/// to probability (fitted on its own out-of-bag scores).
+struct SpecialistFit {
+    group: String,
+    fit: RawFit,
+    calibration: Calibration,
+    /// Training rows it was fitted on (the humans and its group).
+    member: Vec<bool>,
+}
+
+impl Ensemble {
+    /// The score the final map is fitted on: the blended raw score, or the maximum of
+    /// the specialists' calibrated probabilities (what `Model::raw` computes).
+    fn score(&self, blend: f32, x: &[f32; N_FEATURES]) -> f32 {
+        match self {
+            Ensemble::Single(fit) => raw_score(&fit.trees, &fit.linear, blend, x),
+            Ensemble::Max(specs) => specs
+                .iter()
+                .map(|s| {
+                    s.calibration
+                        .apply(raw_score(&s.fit.trees, &s.fit.linear, blend, x))
+                })
+                .fold(f32::NEG_INFINITY, f32::max),
+        }
+    }
+
+    /// Per training row: the score from parts that did not see the row. For
+    /// specialists, a specialist that trained on the row contributes its out-of-bag score
+    /// (none if the row was in every one of its bootstraps: then the row has none) and
+    /// one that did not contributes its plain score.
+    fn oob_raw(&self, x: &[[f32; N_FEATURES]], blend: f32) -> Vec<Option<f32>> {
+        match self {
+            Ensemble::Single(fit) => fit.oob_raw.clone(),
+            Ensemble::Max(specs) => (0..x.len())
+                .map(|i| {
+                    specs.iter().try_fold(f32::NEG_INFINITY, |best, s| {
+                        let raw = if s.member[i] {
+                            s.fit.oob_raw[i]?
+                        } else {
+                            raw_score(&s.fit.trees, &s.fit.linear, blend, &x[i])
+                        };
+                        Some(best.max(s.calibration.apply(raw)))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Fits the model's parts on `subset`: [`fit_raw`] once, or with
+/// `TrainParams::specialist_max` once per bot group of the subset (its bots and every
+/// human of the subset; `n_trees` split over the groups, rounded up), each specialist
+/// then calibrated on its out-of-bag scores. `names` maps group ids to names.
+fn fit_model(
+    d: &Fitting<'_>,
+    names: &[&str],
+    subset: &[usize],
+    params: &TrainParams,
+    seed: u64,
+    tick: &mut dyn FnMut(),
+) -> Result<Ensemble, TrainError> {
+    if !params.specialist_max {
+        return fit_raw(d, subset, params, seed, tick).map(Ensemble::Single);
+    }
+    let mut bot_groups: Vec<u32> = subset
+        .iter()
+        .filter(|&&i| d.y[i])
+        .map(|&i| d.group[i])
+        .collect();
+    bot_groups.sort_unstable();
+    bot_groups.dedup();
+    let per = TrainParams {
+        n_trees: params.n_trees.div_ceil(bot_groups.len().max(1)),
+        specialists: false,
+        specialist_max: false,
+        ..params.clone()
+    };
+    let mut specs = Vec::with_capacity(bot_groups.len());
+    for (k, &g) in bot_groups.iter().enumerate() {
+        let mut member = vec![false; d.x.len()];
+        let rows: Vec<usize> = subset
+            .iter()
+            .copied()
+            .filter(|&i| !d.y[i] || d.group[i] == g)
+            .collect();
+        for &i in &rows {
+            member[i] = true;
+        }
+        let fit = fit_raw(d, &rows, &per, seed.wrapping_add(104_729 * k as u64), tick)?;
+        let (raw, labels): (Vec<f32>, Vec<bool>) = rows
+            .iter()
+            .filter_map(|&i| fit.oob_raw[i].map(|r| (r, d.y[i])))
+            .unzip();
+        let mut calibration = isotonic_weighted(&raw, &labels, bot_weight(params, &labels)?);
+        calibration.method = "isotonic_oob".into();
+        specs.push(SpecialistFit {
+            group: names.get(g as usize).copied().unwrap_or("?").to_string(),
+            fit,
+            calibration,
+            member,
+        });
+    }
+    Ok(Ensemble::Max(specs))
 }
 
 /// A forest and linear part fitted on a subset of the training rows.

@@ -433,3 +433,85 @@ fn score_cache_evicts_least_recently_used_within_capacity() {
     one.get_or_score(&m, &rs[0].profile, rs[0].now_ms);
     assert_eq!(one.misses(), 10, "oldest was evicted");
 }
+
+/// Issue 22: `--specialist-max` trains one calibrated specialist per bot group (format
+/// 2), the trees split over them; the file round-trips; the score is the final map of the
+/// maximum of the specialists' calibrated probabilities; every specialist's reasons add
+/// up to its raw score; the same parameters without it still write format 1.
+#[test]
+fn specialist_max_trains_a_format_two_ensemble_that_round_trips() {
+    use followguard_core::model::{FORMAT_VERSION, FORMAT_VERSION_SINGLE};
+    let mut data = rows(300, 7);
+    for (i, r) in data.iter_mut().enumerate() {
+        if r.label && i % 4 == 0 {
+            r.group = "BOT2".into();
+        }
+        if !r.label && i % 3 == 0 {
+            r.group = "HUM2".into();
+        }
+    }
+    let params = TrainParams {
+        n_trees: 12,
+        specialist_max: true,
+        ..TrainParams::default()
+    };
+    let m = train(&data, vec!["synthetic".into()], &params, |_, _| {})
+        .expect("training specialists")
+        .model;
+    let f = m.file();
+    assert_eq!(f.format_version, FORMAT_VERSION);
+    assert_eq!(m.n_parts(), 2);
+    assert_eq!(m.n_trees(), 12, "12 trees split over two specialists");
+    let groups: Vec<&str> = f.specialists.iter().map(|s| s.group.as_str()).collect();
+    assert_eq!(groups, ["BOT", "BOT2"]);
+    assert!(f.forest.trees.is_empty() && f.linear.weight.is_empty());
+    assert_eq!(f.training.params["specialist_max"], true);
+    assert_eq!(f.calibration.method, "isotonic_out_of_dataset");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    let sha = model_file::save(&m, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    assert_eq!(loaded.sha256(), sha);
+    assert_eq!(loaded.file().specialists, f.specialists);
+    assert_eq!(loaded.file().calibration, f.calibration);
+    let mut flagged = [0usize; 2];
+    for r in rows(200, 99) {
+        let s = loaded.score(&r.profile, r.now_ms);
+        assert_eq!(s, m.score(&r.profile, r.now_ms));
+        let x = m.features(&r.profile, r.now_ms);
+        let best = f
+            .specialists
+            .iter()
+            .enumerate()
+            .map(|(k, sp)| sp.calibration.apply(m.raw_part(k, &x).0))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert!((f.calibration.apply(best) - s.prob).abs() < 1e-6);
+        for k in 0..2 {
+            let (raw, contrib) = m.raw_part(k, &x);
+            let total: f32 = contrib.iter().sum();
+            assert!((m.base_value_part(k) + total - raw).abs() < 1e-4);
+        }
+        flagged[usize::from(r.label)] += usize::from(s.prob >= m.threshold());
+    }
+    // It still separates the synthetic task.
+    assert!(flagged[1] > 80 && flagged[0] < 10, "{flagged:?}");
+    let single = train(
+        &data,
+        vec![],
+        &TrainParams {
+            specialist_max: false,
+            ..params.clone()
+        },
+        |_, _| {},
+    )
+    .unwrap()
+    .model;
+    assert_eq!(single.file().format_version, FORMAT_VERSION_SINGLE);
+    assert!(single.file().specialists.is_empty());
+    // The mean-of-trees experiment and the max ensemble exclude each other.
+    let both = TrainParams {
+        specialists: true,
+        ..params
+    };
+    assert!(train(&data, vec![], &both, |_, _| {}).is_err());
+}
