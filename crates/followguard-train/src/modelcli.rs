@@ -5,7 +5,7 @@
 use crate::dataset::{self, Columns, DataSpec, Row};
 use crate::eval::{self, Report};
 use crate::model_file::{self, DEFAULT_MODEL_PATH};
-use crate::train::{self, CalibrationSource, TrainParams};
+use crate::train::{self, CalibrationSource, SpecialistCalibration, TrainParams};
 use anyhow::Context;
 use clap::Args;
 use followguard_core::event;
@@ -142,6 +142,15 @@ pub struct ForestArgs {
         conflicts_with = "specialists"
     )]
     pub specialist_max: bool,
+    /// With --specialist-max: what each specialist's map is fitted on (its out-of-bag
+    /// scores, or humans scored by refits without their population); ignored without it.
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_CALIBRATION",
+        value_enum,
+        default_value = "oob"
+    )]
+    pub specialist_calibration: SpecialistCalibration,
 }
 
 impl ForestArgs {
@@ -163,6 +172,9 @@ impl ForestArgs {
             specialists: self.specialists,
             balance_groups: self.balance_groups,
             specialist_max: self.specialist_max,
+            specialist_calibration: (self.specialist_max
+                && self.specialist_calibration != SpecialistCalibration::Oob)
+                .then_some(self.specialist_calibration),
             model_version,
         }
     }

@@ -88,10 +88,28 @@ pub struct TrainParams {
     /// on it exactly as for one forest (nested out-of-dataset by default).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub specialist_max: bool,
+    /// With `specialist_max`: what each specialist's map is fitted on. `oob`: its
+    /// out-of-bag scores (bots of its group and humans of populations it saw).
+    /// `out-of-population`: its bots out-of-bag, and each human population scored by the
+    /// same specialist refitted without that population (one more fit per population),
+    /// so the maps, which the max compares, describe humans the specialist never saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialist_calibration: Option<SpecialistCalibration>,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
     pub model_version: String,
+}
+
+/// What each specialist's own map is fitted on (`TrainParams::specialist_calibration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialistCalibration {
+    /// Out-of-bag scores of the specialist's own rows.
+    Oob,
+    /// Bots out-of-bag; each human population scored by a refit without it (falls back
+    /// to out-of-bag with a single human population).
+    OutOfPopulation,
 }
 
 /// Data the calibration map (and the operating threshold) is fitted on.
@@ -138,6 +156,7 @@ impl Default for TrainParams {
             specialists: false,
             balance_groups: false,
             specialist_max: false,
+            specialist_calibration: None,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -563,12 +582,47 @@ fn fit_model(
             member[i] = true;
         }
         let fit = fit_raw(d, &rows, &per, seed.wrapping_add(104_729 * k as u64), tick)?;
+        // Humans scored out-of-population: one refit per human population of the rows.
+        let mut populations: Vec<u32> = rows
+            .iter()
+            .filter(|&&i| !d.y[i])
+            .map(|&i| d.group[i])
+            .collect();
+        populations.sort_unstable();
+        populations.dedup();
+        let by_population = params.specialist_calibration
+            == Some(SpecialistCalibration::OutOfPopulation)
+            && populations.len() >= 2;
+        let mut cal_raw: Vec<Option<f32>> = fit.oob_raw.clone();
+        if by_population {
+            for (j, &h) in populations.iter().enumerate() {
+                let without: Vec<usize> = rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| d.y[i] || d.group[i] != h)
+                    .collect();
+                let seed = seed.wrapping_add(104_729 * k as u64 + 7_919 * (j as u64 + 1));
+                let refit = fit_raw(d, &without, &per, seed, &mut || {})?;
+                for &i in rows.iter().filter(|&&i| !d.y[i] && d.group[i] == h) {
+                    cal_raw[i] = Some(raw_score(
+                        &refit.trees,
+                        &refit.linear,
+                        params.blend,
+                        &d.x[i],
+                    ));
+                }
+            }
+        }
         let (raw, labels): (Vec<f32>, Vec<bool>) = rows
             .iter()
-            .filter_map(|&i| fit.oob_raw[i].map(|r| (r, d.y[i])))
+            .filter_map(|&i| cal_raw[i].map(|r| (r, d.y[i])))
             .unzip();
         let mut calibration = isotonic_weighted(&raw, &labels, bot_weight(params, &labels)?);
-        calibration.method = "isotonic_oob".into();
+        calibration.method = if by_population {
+            "isotonic_out_of_population".into()
+        } else {
+            "isotonic_oob".into()
+        };
         specs.push(SpecialistFit {
             group: names.get(g as usize).copied().unwrap_or("?").to_string(),
             fit,
