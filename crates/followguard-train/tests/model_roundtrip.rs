@@ -6,7 +6,7 @@ use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
 use followguard_core::model::{score_time, Model, ScoreCache};
 use followguard_train::dataset::Row;
 use followguard_train::model_file;
-use followguard_train::train::{train, TrainParams};
+use followguard_train::train::{train, SpecialistCalibration, TrainParams};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -508,6 +508,22 @@ fn specialist_max_trains_a_format_two_ensemble_that_round_trips() {
     .model;
     assert_eq!(single.file().format_version, FORMAT_VERSION_SINGLE);
     assert!(single.file().specialists.is_empty());
+    // Specialists' maps fitted on humans of populations they never saw: recorded per
+    // specialist and in the parameters; the trees are the same fits.
+    let oop = TrainParams {
+        specialist_calibration: Some(SpecialistCalibration::OutOfPopulation),
+        ..params.clone()
+    };
+    let o = train(&data, vec![], &oop, |_, _| {}).unwrap().model;
+    for (a, b) in o.file().specialists.iter().zip(&f.specialists) {
+        assert_eq!(a.calibration.method, "isotonic_out_of_population");
+        assert_eq!(b.calibration.method, "isotonic_oob");
+        assert_eq!(a.forest, b.forest);
+    }
+    assert_eq!(
+        o.file().training.params["specialist_calibration"],
+        "out_of_population"
+    );
     // The mean-of-trees experiment and the max ensemble exclude each other.
     let both = TrainParams {
         specialists: true,
