@@ -557,13 +557,7 @@ fn fit_model(
     if !params.specialist_max {
         return fit_raw(d, subset, params, seed, tick).map(Ensemble::Single);
     }
-    let mut bot_groups: Vec<u32> = subset
-        .iter()
-        .filter(|&&i| d.y[i])
-        .map(|&i| d.group[i])
-        .collect();
-    bot_groups.sort_unstable();
-    bot_groups.dedup();
+    let bot_groups = groups_of(d, subset, true);
     let per = TrainParams {
         n_trees: params.n_trees.div_ceil(bot_groups.len().max(1)),
         specialists: false,
@@ -583,13 +577,7 @@ fn fit_model(
         }
         let fit = fit_raw(d, &rows, &per, seed.wrapping_add(104_729 * k as u64), tick)?;
         // Humans scored out-of-population: one refit per human population of the rows.
-        let mut populations: Vec<u32> = rows
-            .iter()
-            .filter(|&&i| !d.y[i])
-            .map(|&i| d.group[i])
-            .collect();
-        populations.sort_unstable();
-        populations.dedup();
+        let populations = groups_of(d, &rows, false);
         let by_population = params.specialist_calibration
             == Some(SpecialistCalibration::OutOfPopulation)
             && populations.len() >= 2;
@@ -661,17 +649,23 @@ fn group_ids(rows: &[Row]) -> Vec<u32> {
         .collect()
 }
 
+/// The distinct group ids (sorted) of the rows of `subset` labelled `bot`.
+fn groups_of(d: &Fitting<'_>, subset: &[usize], bot: bool) -> Vec<u32> {
+    let mut groups: Vec<u32> = subset
+        .iter()
+        .filter(|&&i| d.y[i] == bot)
+        .map(|&i| d.group[i])
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
 /// The rows each tree bootstraps from: the whole subset, or with
 /// `TrainParams::specialists` one pool per bot group (its bots and every human of the
 /// subset), used by the trees in turn.
 fn tree_pools(d: &Fitting<'_>, subset: &[usize], params: &TrainParams) -> Vec<Vec<usize>> {
-    let mut bot_groups: Vec<u32> = subset
-        .iter()
-        .filter(|&&i| d.y[i])
-        .map(|&i| d.group[i])
-        .collect();
-    bot_groups.sort_unstable();
-    bot_groups.dedup();
+    let bot_groups = groups_of(d, subset, true);
     if !params.specialists || bot_groups.len() < 2 {
         return vec![subset.to_vec()];
     }
