@@ -151,6 +151,15 @@ pub struct ForestArgs {
         default_value = "oob"
     )]
     pub specialist_calibration: SpecialistCalibration,
+    /// With --specialist-max: one more specialist, fitted on every bot group against the
+    /// humans (the pooled forest as a member of the max; --trees split over all
+    /// members; not shipped; MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_POOLED",
+        requires = "specialist_max"
+    )]
+    pub specialist_pooled: bool,
 }
 
 impl ForestArgs {
@@ -175,6 +184,7 @@ impl ForestArgs {
             specialist_calibration: (self.specialist_max
                 && self.specialist_calibration != SpecialistCalibration::Oob)
                 .then_some(self.specialist_calibration),
+            specialist_pooled: self.specialist_max && self.specialist_pooled,
             model_version,
         }
     }

@@ -95,6 +95,12 @@ pub struct TrainParams {
     /// so the maps, which the max compares, describe humans the specialist never saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specialist_calibration: Option<SpecialistCalibration>,
+    /// With `specialist_max`: one more member, a pooled specialist fitted on every row
+    /// of the subset (all vendors against the humans: the shipped recipe as a member of
+    /// the max), named [`POOLED_GROUP`]. `n_trees` is split over the per-vendor
+    /// specialists and it. A combiner between the mean (one pooled forest) and the max.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_pooled: bool,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
@@ -157,6 +163,7 @@ impl Default for TrainParams {
             balance_groups: false,
             specialist_max: false,
             specialist_calibration: None,
+            specialist_pooled: false,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -257,7 +264,12 @@ pub fn train(
     } else {
         vendors.len()
     };
-    if params.specialist_max && vendors.len() > MAX_SPECIALISTS {
+    if params.specialist_pooled && !params.specialist_max {
+        return Err(TrainError::Param(
+            "--specialist-pooled needs --specialist-max".into(),
+        ));
+    }
+    if params.specialist_max && members(params, vendors.len()) > MAX_SPECIALISTS {
         return Err(TrainError::Param(format!(
             "--specialist-max: {} bot groups, at most {MAX_SPECIALISTS} specialists",
             vendors.len()
@@ -266,7 +278,8 @@ pub fn train(
     // Trees fitted for a subset holding `g` bot groups (progress only).
     let trees_for = |g: usize| {
         if params.specialist_max {
-            params.n_trees.div_ceil(g.max(1)) * g.max(1)
+            let m = members(params, g);
+            params.n_trees.div_ceil(m) * m
         } else {
             params.n_trees
         }
@@ -485,6 +498,14 @@ fn bot_weight(params: &TrainParams, labels: &[bool]) -> Result<f64, TrainError> 
     }
 }
 
+/// Group name of the pooled specialist (`TrainParams::specialist_pooled`).
+pub const POOLED_GROUP: &str = "*pooled*";
+
+/// Members of a specialist ensemble over `bot_groups` bot groups (at least one).
+fn members(params: &TrainParams, bot_groups: usize) -> usize {
+    bot_groups.max(1) + usize::from(params.specialist_pooled && bot_groups > 1)
+}
+
 /// What one training (the main model, or a nested calibration fold) fits: one forest and
 /// linear part, or with `TrainParams::specialist_max` one calibrated specialist per bot
 /// group.
@@ -559,18 +580,24 @@ fn fit_model(
     }
     let bot_groups = groups_of(d, subset, true);
     let per = TrainParams {
-        n_trees: params.n_trees.div_ceil(bot_groups.len().max(1)),
+        n_trees: params.n_trees.div_ceil(members(params, bot_groups.len())),
         specialists: false,
         specialist_max: false,
+        specialist_pooled: false,
         ..params.clone()
     };
-    let mut specs = Vec::with_capacity(bot_groups.len());
-    for (k, &g) in bot_groups.iter().enumerate() {
+    // Per member: its bot group, or None for the pooled specialist (every bot group).
+    let mut member_groups: Vec<Option<u32>> = bot_groups.iter().copied().map(Some).collect();
+    if members(params, bot_groups.len()) > bot_groups.len() {
+        member_groups.push(None);
+    }
+    let mut specs = Vec::with_capacity(member_groups.len());
+    for (k, &g) in member_groups.iter().enumerate() {
         let mut member = vec![false; d.x.len()];
         let rows: Vec<usize> = subset
             .iter()
             .copied()
-            .filter(|&i| !d.y[i] || d.group[i] == g)
+            .filter(|&i| !d.y[i] || g.is_none_or(|g| d.group[i] == g))
             .collect();
         for &i in &rows {
             member[i] = true;
@@ -612,7 +639,10 @@ fn fit_model(
             "isotonic_oob".into()
         };
         specs.push(SpecialistFit {
-            group: names.get(g as usize).copied().unwrap_or("?").to_string(),
+            group: match g {
+                Some(g) => names.get(g as usize).copied().unwrap_or("?").to_string(),
+                None => POOLED_GROUP.to_string(),
+            },
             fit,
             calibration,
             member,

@@ -6,7 +6,7 @@ use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
 use followguard_core::model::{score_time, Model, ScoreCache};
 use followguard_train::dataset::Row;
 use followguard_train::model_file;
-use followguard_train::train::{train, SpecialistCalibration, TrainParams};
+use followguard_train::train::{train, SpecialistCalibration, TrainParams, POOLED_GROUP};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -527,7 +527,39 @@ fn specialist_max_trains_a_format_two_ensemble_that_round_trips() {
     // The mean-of-trees experiment and the max ensemble exclude each other.
     let both = TrainParams {
         specialists: true,
-        ..params
+        ..params.clone()
     };
     assert!(train(&data, vec![], &both, |_, _| {}).is_err());
+    // A pooled member (every bot group against the humans) joins the max: trees split
+    // over three members, named, recorded, and the file round trips.
+    let pooled = TrainParams {
+        specialist_pooled: true,
+        ..params.clone()
+    };
+    let p = train(&data, vec![], &pooled, |_, _| {}).unwrap().model;
+    let groups: Vec<&str> = p
+        .file()
+        .specialists
+        .iter()
+        .map(|s| s.group.as_str())
+        .collect();
+    assert_eq!(groups, ["BOT", "BOT2", POOLED_GROUP]);
+    assert_eq!(p.n_parts(), 3);
+    assert_eq!(p.n_trees(), 12, "12 trees split over three members");
+    assert_eq!(p.file().training.params["specialist_pooled"], true);
+    let path = dir.path().join("pooled.json");
+    model_file::save(&p, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    for r in rows(50, 5) {
+        assert_eq!(
+            loaded.score(&r.profile, r.now_ms),
+            p.score(&r.profile, r.now_ms)
+        );
+    }
+    // It needs the max ensemble.
+    let alone = TrainParams {
+        specialist_max: false,
+        ..pooled
+    };
+    assert!(train(&data, vec![], &alone, |_, _| {}).is_err());
 }
