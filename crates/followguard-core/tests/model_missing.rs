@@ -36,6 +36,7 @@ fn stump(coverage: Vec<f32>, blend: f32) -> Model {
             mean: vec![0.0, 0.0, 0.0, 0.25],
         },
         specialists: vec![],
+        combine_power: None,
         training: TrainingSummary::default(),
         evaluation: serde_json::json!({}),
     };

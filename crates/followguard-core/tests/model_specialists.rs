@@ -4,8 +4,8 @@
 
 use followguard_core::features::{NameModel, FEATURE_NAMES, N_FEATURES};
 use followguard_core::model::{
-    Calibration, Forest, Linear, Model, ModelFile, Specialist, TrainingSummary, Tree, FORMAT,
-    FORMAT_VERSION, FORMAT_VERSION_SINGLE,
+    combine, Calibration, Forest, Linear, Model, ModelFile, Specialist, TrainingSummary, Tree,
+    FORMAT, FORMAT_VERSION, FORMAT_VERSION_SINGLE, MAX_COMBINE_POWER,
 };
 
 /// One tree splitting feature `f` at 0.5: leaf `lo` below, `hi` above.
@@ -60,6 +60,7 @@ fn two_specialists() -> ModelFile {
                 linear: Linear::default(),
             },
         ],
+        combine_power: None,
         training: TrainingSummary::default(),
         evaluation: serde_json::json!({}),
     }
@@ -183,4 +184,50 @@ fn each_layout_is_refused_in_the_other_version_with_a_message() {
         .remove("forest");
     let err = Model::from_bytes(&serde_json::to_vec(&v).unwrap(), "t.json").unwrap_err();
     assert_eq!(err.kind(), "model_json");
+}
+
+#[test]
+fn a_power_mean_combines_the_specialists_and_is_validated() {
+    let mut f = two_specialists();
+    f.combine_power = Some(2.0);
+    let m = load(f).unwrap();
+    // A 0.9, B 0.1 (0.2 halved): sqrt((0.81 + 0.01) / 2), with the reasons of A, the
+    // larger; p = 1 is their mean.
+    let s = m.score_features(&x(1.0, 0.0));
+    assert!((s.prob - (0.41f32).sqrt()).abs() < 1e-6, "{s:?}");
+    assert_eq!(s.reasons[0].feature, 0, "{s:?}");
+    assert!((combine(Some(1.0), &[0.9, 0.1]) - 0.5).abs() < 1e-6);
+    assert!((combine(None, &[0.9, 0.1]) - 0.9).abs() < 1e-6);
+    assert_eq!(combine(Some(4.0), &[]), 0.0);
+    // Between the mean and the max, nearer the max as p grows.
+    let (p4, p16) = (
+        combine(Some(4.0), &[0.9, 0.1]),
+        combine(Some(16.0), &[0.9, 0.1]),
+    );
+    assert!(0.5 < p4 && p4 < p16 && p16 < 0.9, "{p4} {p16}");
+    // Written only when set, and round-trips.
+    let text = String::from_utf8(m.to_json()).unwrap();
+    assert!(text.contains("\"combine_power\":2.0"), "{text}");
+    let again = Model::from_bytes(&m.to_json(), "again.json").unwrap();
+    assert_eq!(again.to_json(), m.to_json());
+    let plain = String::from_utf8(load(two_specialists()).unwrap().to_json()).unwrap();
+    assert!(!plain.contains("combine_power"), "{plain}");
+    // Refused: out of range, not finite, or in a format-1 file.
+    for bad in [0.5, f32::NAN, MAX_COMBINE_POWER * 2.0] {
+        let mut f = two_specialists();
+        f.combine_power = Some(bad);
+        let err = Model::from_file(f, String::new(), "t.json").unwrap_err();
+        assert_eq!(err.kind(), "model_invalid");
+        assert!(err.to_string().contains("combine_power"), "{err}");
+    }
+    let mut f = two_specialists();
+    f.format_version = FORMAT_VERSION_SINGLE;
+    f.forest = stump(0, 0.1, 0.9);
+    f.specialists.clear();
+    f.combine_power = Some(2.0);
+    let err = load(f).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot carry combine_power"),
+        "{err}"
+    );
 }

@@ -160,6 +160,15 @@ pub struct ForestArgs {
         requires = "specialist_max"
     )]
     pub specialist_pooled: bool,
+    /// With --specialist-max: combine the specialists by a power mean, its exponent
+    /// (1–16, or the max) chosen on the nested out-of-dataset scores only (not shipped;
+    /// MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_POWER_MEAN",
+        requires = "specialist_max"
+    )]
+    pub specialist_power_mean: bool,
 }
 
 impl ForestArgs {
@@ -185,6 +194,7 @@ impl ForestArgs {
                 && self.specialist_calibration != SpecialistCalibration::Oob)
                 .then_some(self.specialist_calibration),
             specialist_pooled: self.specialist_max && self.specialist_pooled,
+            specialist_power_mean: self.specialist_max && self.specialist_power_mean,
             model_version,
         }
     }

@@ -13,8 +13,8 @@ use crate::dataset::Row;
 use crate::eval;
 use followguard_core::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
 use followguard_core::model::{
-    Calibration, Forest, GroupCount, Linear, Model, ModelFile, Specialist, TrainingSummary, Tree,
-    FORMAT, FORMAT_VERSION, FORMAT_VERSION_SINGLE, MAX_SPECIALISTS,
+    combine, Calibration, Forest, GroupCount, Linear, Model, ModelFile, Specialist,
+    TrainingSummary, Tree, FORMAT, FORMAT_VERSION, FORMAT_VERSION_SINGLE, MAX_SPECIALISTS,
 };
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
@@ -101,6 +101,13 @@ pub struct TrainParams {
     /// specialists and it. A combiner between the mean (one pooled forest) and the max.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub specialist_pooled: bool,
+    /// With `specialist_max`: combine the specialists by a power mean instead of the
+    /// max, its exponent chosen from [`COMBINE_POWERS`] (and the max) on the nested
+    /// out-of-dataset calibration scores only: the one with the highest mean recall over
+    /// the training vendors' held-out bots at the ≤ `target_fpr` per-population cut of
+    /// the held-out humans. Written as the file's `combine_power` (none if the max wins).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_power_mean: bool,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
@@ -164,6 +171,7 @@ impl Default for TrainParams {
             specialist_max: false,
             specialist_calibration: None,
             specialist_pooled: false,
+            specialist_power_mean: false,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -264,9 +272,9 @@ pub fn train(
     } else {
         vendors.len()
     };
-    if params.specialist_pooled && !params.specialist_max {
+    if (params.specialist_pooled || params.specialist_power_mean) && !params.specialist_max {
         return Err(TrainError::Param(
-            "--specialist-pooled needs --specialist-max".into(),
+            "--specialist-pooled and --specialist-power-mean need --specialist-max".into(),
         ));
     }
     if params.specialist_max && members(params, vendors.len()) > MAX_SPECIALISTS {
@@ -296,10 +304,10 @@ pub fn train(
 
     let all: Vec<usize> = (0..n).collect();
     let main = fit_model(&fitting, &group_names, &all, params, params.seed, &mut tick)?;
-    let oob_raw = main.oob_raw(&x, params.blend);
 
-    // Calibration set: (raw score, label, row) from data the scoring model did not see.
-    let (cal_x, cal_y, cal_rows): (Vec<f32>, Vec<bool>, Vec<usize>) = if nested {
+    // Calibration set: (the parts' scores, label, row) from data the scoring model did
+    // not see.
+    let (cal_parts, cal_y, cal_rows): (Vec<Vec<f32>>, Vec<bool>, Vec<usize>) = if nested {
         // Without population folds, humans are dealt into one share per vendor by
         // position, so each human is scored exactly once, by a model that saw neither it
         // nor the vendor it is compared with.
@@ -332,7 +340,7 @@ pub fn train(
             let seed = params.seed.wrapping_add(1_000_003 * (fold as u64 + 1));
             let sub = fit_model(&fitting, &group_names, &fit_rows, params, seed, &mut tick)?;
             for i in (0..n).filter(|&i| held(i)) {
-                cx.push(sub.score(params.blend, &x[i]));
+                cx.push(sub.parts(params.blend, &x[i]));
                 cy.push(y[i]);
                 ci.push(i);
             }
@@ -342,15 +350,38 @@ pub fn train(
         let mut cx = Vec::with_capacity(n);
         let mut cy = Vec::with_capacity(n);
         let mut ci = Vec::with_capacity(n);
-        for (i, p) in oob_raw.iter().enumerate() {
+        for (i, p) in main.oob_parts(&x, params.blend).into_iter().enumerate() {
             if let Some(p) = p {
-                cx.push(*p);
+                cx.push(p);
                 cy.push(y[i]);
                 ci.push(i);
             }
         }
         (cx, cy, ci)
     };
+    // How the specialists are combined: the max, or a power mean chosen on these scores.
+    let (combine_power, power_choice) = if params.specialist_power_mean {
+        let human_of = |i: usize| (!rows[i].label).then(|| rows[i].group.as_str());
+        choose_power(
+            &cal_parts,
+            &cal_rows,
+            &y,
+            |i| rows[i].group.as_str(),
+            human_of,
+            params.target_fpr,
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let cal_x: Vec<f32> = cal_parts
+        .iter()
+        .map(|p| combine(combine_power, p))
+        .collect();
+    let oob_raw: Vec<Option<f32>> = main
+        .oob_parts(&x, params.blend)
+        .into_iter()
+        .map(|p| p.map(|p| combine(combine_power, &p)))
+        .collect();
     let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight(params, &cal_y)?);
     calibration.method = if by_population {
         "isotonic_out_of_dataset".into()
@@ -439,18 +470,25 @@ pub fn train(
         blend: params.blend,
         linear,
         specialists,
+        combine_power,
         training: TrainingSummary {
             data,
             groups,
             rows: n,
             params: serde_json::to_value(params).unwrap_or_default(),
         },
-        evaluation: if by_population {
-            serde_json::json!({ "out_of_bag": oob_report, "out_of_dataset": cal_report })
-        } else if nested {
-            serde_json::json!({ "out_of_bag": oob_report, "out_of_vendor": cal_report })
-        } else {
-            serde_json::json!({ "out_of_bag": oob_report })
+        evaluation: {
+            let mut e = if by_population {
+                serde_json::json!({ "out_of_bag": oob_report, "out_of_dataset": cal_report })
+            } else if nested {
+                serde_json::json!({ "out_of_bag": oob_report, "out_of_vendor": cal_report })
+            } else {
+                serde_json::json!({ "out_of_bag": oob_report })
+            };
+            if params.specialist_power_mean {
+                e["combine_power_choice"] = serde_json::json!(power_choice);
+            }
+            e
         },
     };
     let file = with_content_version(file);
@@ -525,42 +563,115 @@ struct SpecialistFit {
 }
 
 impl Ensemble {
-    /// The score the final map is fitted on: the blended raw score, or the maximum of
-    /// the specialists' calibrated probabilities (what `Model::raw` computes).
-    fn score(&self, blend: f32, x: &[f32; N_FEATURES]) -> f32 {
+    /// What the final map's score is combined from ([`combine`]: the max, or the file's
+    /// power mean, as `Model::raw` computes it): the blended raw score of the one part,
+    /// or each specialist's calibrated probability.
+    fn parts(&self, blend: f32, x: &[f32; N_FEATURES]) -> Vec<f32> {
         match self {
-            Ensemble::Single(fit) => raw_score(&fit.trees, &fit.linear, blend, x),
+            Ensemble::Single(fit) => vec![raw_score(&fit.trees, &fit.linear, blend, x)],
             Ensemble::Max(specs) => specs
                 .iter()
                 .map(|s| {
                     s.calibration
                         .apply(raw_score(&s.fit.trees, &s.fit.linear, blend, x))
                 })
-                .fold(f32::NEG_INFINITY, f32::max),
+                .collect(),
         }
     }
 
-    /// Per training row: the score from parts that did not see the row. For
+    /// Per training row: [`parts`](Self::parts) from parts that did not see the row. For
     /// specialists, a specialist that trained on the row contributes its out-of-bag score
     /// (none if the row was in every one of its bootstraps: then the row has none) and
     /// one that did not contributes its plain score.
-    fn oob_raw(&self, x: &[[f32; N_FEATURES]], blend: f32) -> Vec<Option<f32>> {
+    fn oob_parts(&self, x: &[[f32; N_FEATURES]], blend: f32) -> Vec<Option<Vec<f32>>> {
         match self {
-            Ensemble::Single(fit) => fit.oob_raw.clone(),
+            Ensemble::Single(fit) => fit.oob_raw.iter().map(|p| p.map(|p| vec![p])).collect(),
             Ensemble::Max(specs) => (0..x.len())
                 .map(|i| {
-                    specs.iter().try_fold(f32::NEG_INFINITY, |best, s| {
-                        let raw = if s.member[i] {
-                            s.fit.oob_raw[i]?
-                        } else {
-                            raw_score(&s.fit.trees, &s.fit.linear, blend, &x[i])
-                        };
-                        Some(best.max(s.calibration.apply(raw)))
-                    })
+                    specs
+                        .iter()
+                        .map(|s| {
+                            let raw = if s.member[i] {
+                                s.fit.oob_raw[i]?
+                            } else {
+                                raw_score(&s.fit.trees, &s.fit.linear, blend, &x[i])
+                            };
+                            Some(s.calibration.apply(raw))
+                        })
+                        .collect()
                 })
                 .collect(),
         }
     }
+}
+
+/// Exponents `--specialist-power-mean` chooses from (besides the max).
+pub const COMBINE_POWERS: [f32; 5] = [1.0, 2.0, 4.0, 8.0, 16.0];
+
+/// Recall a combiner gets on calibration rows, as `--specialist-power-mean` judges it.
+#[derive(Debug, Serialize)]
+pub struct PowerChoice {
+    /// The exponent; None = the max.
+    pub power: Option<f32>,
+    /// Mean over bot groups of the share of their held-out bots above the cut.
+    pub mean_recall: f64,
+    /// The cut: the highest over human populations of the score at which at most
+    /// `target_fpr` of that population's held-out humans lie above it.
+    pub cut: f32,
+}
+
+/// Chooses the combiner on calibration rows only (`rows[k]` is the training row of
+/// `parts[k]`): for the max and each of [`COMBINE_POWERS`], the per-population cut at
+/// `target_fpr` and the mean over bot groups of their recall above it; the best wins
+/// (ties to the earlier: the mean side). Returns the choice and every candidate's figures.
+fn choose_power<'a>(
+    parts: &[Vec<f32>],
+    rows: &[usize],
+    label: &[bool],
+    group: impl Fn(usize) -> &'a str,
+    human_of: impl Fn(usize) -> Option<&'a str>,
+    target_fpr: f32,
+) -> (Option<f32>, Vec<PowerChoice>) {
+    let candidates = COMBINE_POWERS.iter().map(|&p| Some(p)).chain([None]);
+    let mut out: Vec<PowerChoice> = Vec::new();
+    for power in candidates {
+        let scores: Vec<f32> = parts.iter().map(|p| combine(power, p)).collect();
+        let mut by_population = std::collections::BTreeMap::<&str, Vec<f32>>::new();
+        let mut by_vendor = std::collections::BTreeMap::<&str, Vec<f32>>::new();
+        for (&s, &i) in scores.iter().zip(rows) {
+            match human_of(i) {
+                Some(h) => by_population.entry(h).or_default().push(s),
+                None if label[i] => by_vendor.entry(group(i)).or_default().push(s),
+                None => {}
+            }
+        }
+        let cut = by_population
+            .values_mut()
+            .map(|h| {
+                h.sort_unstable_by(|a, b| b.total_cmp(a));
+                let k = (f64::from(target_fpr) * h.len() as f64).floor() as usize;
+                h.get(k).copied().unwrap_or(f32::NEG_INFINITY)
+            })
+            .fold(f32::NEG_INFINITY, f32::max);
+        let recalls: Vec<f64> = by_vendor
+            .values()
+            .map(|b| b.iter().filter(|&&s| s > cut).count() as f64 / b.len().max(1) as f64)
+            .collect();
+        let mean_recall = recalls.iter().sum::<f64>() / recalls.len().max(1) as f64;
+        out.push(PowerChoice {
+            power,
+            mean_recall,
+            cut,
+        });
+    }
+    let best = out
+        .iter()
+        .fold(None::<&PowerChoice>, |b, c| match b {
+            Some(b) if b.mean_recall >= c.mean_recall => Some(b),
+            _ => Some(c),
+        })
+        .and_then(|c| c.power);
+    (best, out)
 }
 
 /// Fits the model's parts on `subset`: [`fit_raw`] once, or with

@@ -3,7 +3,7 @@
 
 use followguard_core::event::Profile;
 use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
-use followguard_core::model::{score_time, Model, ScoreCache};
+use followguard_core::model::{combine, score_time, Model, ScoreCache};
 use followguard_train::dataset::Row;
 use followguard_train::model_file;
 use followguard_train::train::{train, SpecialistCalibration, TrainParams, POOLED_GROUP};
@@ -560,6 +560,57 @@ fn specialist_max_trains_a_format_two_ensemble_that_round_trips() {
     let alone = TrainParams {
         specialist_max: false,
         ..pooled
+    };
+    assert!(train(&data, vec![], &alone, |_, _| {}).is_err());
+    // A power-mean combiner chosen on the nested scores: every candidate's figures are
+    // recorded, the file holds the winner (none = the max) and scores with it.
+    let power = TrainParams {
+        specialist_power_mean: true,
+        ..params.clone()
+    };
+    let w = train(&data, vec![], &power, |_, _| {}).unwrap().model;
+    let choice = w.file().evaluation["combine_power_choice"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(choice.len(), 6, "{choice:?}");
+    let best = choice
+        .iter()
+        .map(|c| c["mean_recall"].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let chosen = choice
+        .iter()
+        .find(|c| c["mean_recall"].as_f64() == Some(best))
+        .unwrap();
+    assert_eq!(
+        chosen["power"].as_f64().map(|p| p as f32),
+        w.file().combine_power,
+        "{choice:?}"
+    );
+    assert_eq!(w.file().training.params["specialist_power_mean"], true);
+    let path = dir.path().join("power.json");
+    model_file::save(&w, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    assert_eq!(loaded.file().combine_power, w.file().combine_power);
+    for r in rows(50, 6) {
+        let x = w.features(&r.profile, r.now_ms);
+        let probs: Vec<f32> = w
+            .file()
+            .specialists
+            .iter()
+            .enumerate()
+            .map(|(k, sp)| sp.calibration.apply(w.raw_part(k, &x).0))
+            .collect();
+        let expect = w
+            .file()
+            .calibration
+            .apply(combine(w.file().combine_power, &probs));
+        let s = loaded.score(&r.profile, r.now_ms);
+        assert!((s.prob - expect).abs() < 1e-6);
+    }
+    let alone = TrainParams {
+        specialist_max: false,
+        ..power
     };
     assert!(train(&data, vec![], &alone, |_, _| {}).is_err());
 }

@@ -29,6 +29,25 @@ pub const FORMAT_VERSION: u32 = 2;
 /// version with a message saying to retrain.
 pub const FORMAT_VERSION_SINGLE: u32 = 1;
 
+/// Largest `combine_power` a format-2 file may hold (beyond it the power mean is the max
+/// to within float rounding).
+pub const MAX_COMBINE_POWER: f32 = 64.0;
+
+/// Combines specialists' calibrated probabilities: their maximum (`power` None), or
+/// their power mean `(Σ p^power / K)^(1/power)`. Empty input gives 0.
+pub fn combine(power: Option<f32>, probs: &[f32]) -> f32 {
+    if probs.is_empty() {
+        return 0.0;
+    }
+    match power {
+        None => probs.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        Some(p) => {
+            let sum: f32 = probs.iter().map(|&q| q.max(0.0).powf(p)).sum();
+            (sum / probs.len() as f32).powf(1.0 / p)
+        }
+    }
+}
+
 /// Most specialists a format-2 file may hold (each is one forest walk per score).
 pub const MAX_SPECIALISTS: usize = 16;
 
@@ -122,6 +141,13 @@ pub struct ModelFile {
     /// humans against one kind of bot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub specialists: Vec<Specialist>,
+    /// Format 2 only: how the specialists' calibrated probabilities are combined into
+    /// the score `calibration` maps. Absent: their maximum (the paper's rule). `p`: their
+    /// power mean `(Σ_k prob_k^p / K)^(1/p)` (1 = the mean, larger = nearer the max),
+    /// with `p` chosen at training on the nested out-of-dataset scores (issue 22
+    /// experiment). See [`combine`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine_power: Option<f32>,
     pub training: TrainingSummary,
     /// Metrics measured when the model was made (out-of-bag, held-out, LOVO…).
     pub evaluation: serde_json::Value,
@@ -412,8 +438,20 @@ impl Model {
                     "format_version {FORMAT_VERSION_SINGLE} cannot carry specialists (a specialist ensemble is format_version {FORMAT_VERSION}): retrain it with this build's `followguard train`"
                 )));
             }
+            FORMAT_VERSION_SINGLE if file.combine_power.is_some() => {
+                return Err(invalid(format!(
+                    "format_version {FORMAT_VERSION_SINGLE} cannot carry combine_power (it combines the specialists of format_version {FORMAT_VERSION})"
+                )));
+            }
             FORMAT_VERSION_SINGLE => {}
             FORMAT_VERSION => {
+                if let Some(p) = file.combine_power {
+                    if !(p.is_finite() && (1.0..=MAX_COMBINE_POWER).contains(&p)) {
+                        return Err(invalid(format!(
+                            "combine_power {p} is not in [1, {MAX_COMBINE_POWER}]"
+                        )));
+                    }
+                }
                 if file.specialists.is_empty() {
                     return Err(invalid(format!(
                         "format_version {FORMAT_VERSION} needs at least one specialist (retrain it, or restore the shipped file)"
@@ -566,12 +604,20 @@ impl Model {
             return self.raw_part(0, x);
         }
         let mut best = (f32::NEG_INFINITY, [0.0f32; N_FEATURES]);
+        let mut probs = [0.0f32; MAX_SPECIALISTS];
         for (k, s) in self.file.specialists.iter().enumerate() {
             let (raw, contrib) = self.raw_part(k, x);
             let p = s.calibration.apply(raw);
+            if let Some(slot) = probs.get_mut(k) {
+                *slot = p;
+            }
             if p > best.0 {
                 best = (p, contrib);
             }
+        }
+        if self.file.combine_power.is_some() {
+            let n = self.file.specialists.len().min(MAX_SPECIALISTS);
+            best.0 = combine(self.file.combine_power, &probs[..n]);
         }
         best
     }
