@@ -42,7 +42,7 @@ pub fn combine(power: Option<f32>, probs: &[f32]) -> f32 {
     match power {
         None => probs.iter().copied().fold(f32::NEG_INFINITY, f32::max),
         // The mean (what training has chosen on every fold measured) without `powf`.
-        Some(p) if p == 1.0 => probs.iter().map(|&q| q.max(0.0)).sum::<f32>() / probs.len() as f32,
+        Some(1.0) => probs.iter().map(|&q| q.max(0.0)).sum::<f32>() / probs.len() as f32,
         Some(p) => {
             let sum: f32 = probs.iter().map(|&q| q.max(0.0).powf(p)).sum();
             (sum / probs.len() as f32).powf(1.0 / p)
