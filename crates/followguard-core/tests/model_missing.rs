@@ -4,14 +4,15 @@ mod support;
 
 use followguard_core::features::{NameModel, FEATURE_NAMES, N_FEATURES};
 use followguard_core::model::{
-    Calibration, Forest, Linear, Model, ModelFile, TrainingSummary, Tree, FORMAT, FORMAT_VERSION,
+    Calibration, Forest, Linear, Model, ModelFile, TrainingSummary, Tree, FORMAT,
+    FORMAT_VERSION_SINGLE,
 };
 
 /// One tree: `x[3] <= 0.5` → leaf 0.1 (80 % of training), else leaf 0.9 (20 %).
 fn stump(coverage: Vec<f32>, blend: f32) -> Model {
     let file = ModelFile {
         format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
+        format_version: FORMAT_VERSION_SINGLE,
         model_version: "stump".into(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         threshold: 0.5,
@@ -34,6 +35,8 @@ fn stump(coverage: Vec<f32>, blend: f32) -> Model {
             weight: vec![0.0, 0.0, 0.0, 2.0],
             mean: vec![0.0, 0.0, 0.0, 0.25],
         },
+        specialists: vec![],
+        combine_power: None,
         training: TrainingSummary::default(),
         evaluation: serde_json::json!({}),
     };

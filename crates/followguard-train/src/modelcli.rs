@@ -5,7 +5,7 @@
 use crate::dataset::{self, Columns, DataSpec, Row};
 use crate::eval::{self, Report};
 use crate::model_file::{self, DEFAULT_MODEL_PATH};
-use crate::train::{self, CalibrationSource, TrainParams};
+use crate::train::{self, CalibrationSource, SpecialistCalibration, TrainParams};
 use anyhow::Context;
 use clap::Args;
 use followguard_core::event;
@@ -132,6 +132,43 @@ pub struct ForestArgs {
     /// (no vendor or human population dominates the trees; not shipped; MODEL_CARD).
     #[arg(long, env = "FOLLOWGUARD_BALANCE_GROUPS")]
     pub balance_groups: bool,
+    /// Experiment (issue 22, Sayyadiharikandeh et al. CIKM 2020): one specialist per bot
+    /// group (humans against that group; --trees split over them), each calibrated,
+    /// combined by the maximum of their calibrated probabilities; writes model format 2
+    /// (not shipped; MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_MAX",
+        conflicts_with = "specialists"
+    )]
+    pub specialist_max: bool,
+    /// With --specialist-max: what each specialist's map is fitted on (its out-of-bag
+    /// scores, or humans scored by refits without their population); ignored without it.
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_CALIBRATION",
+        value_enum,
+        default_value = "oob"
+    )]
+    pub specialist_calibration: SpecialistCalibration,
+    /// With --specialist-max: one more specialist, fitted on every bot group against the
+    /// humans (the pooled forest as a member of the max; --trees split over all
+    /// members; not shipped; MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_POOLED",
+        requires = "specialist_max"
+    )]
+    pub specialist_pooled: bool,
+    /// With --specialist-max: combine the specialists by a power mean, its exponent
+    /// (1–16, or the max) chosen on the nested out-of-dataset scores only (not shipped;
+    /// MODEL_CARD).
+    #[arg(
+        long,
+        env = "FOLLOWGUARD_SPECIALIST_POWER_MEAN",
+        requires = "specialist_max"
+    )]
+    pub specialist_power_mean: bool,
 }
 
 impl ForestArgs {
@@ -152,6 +189,12 @@ impl ForestArgs {
                 .then_some(self.calibration_bot_share),
             specialists: self.specialists,
             balance_groups: self.balance_groups,
+            specialist_max: self.specialist_max,
+            specialist_calibration: (self.specialist_max
+                && self.specialist_calibration != SpecialistCalibration::Oob)
+                .then_some(self.specialist_calibration),
+            specialist_pooled: self.specialist_max && self.specialist_pooled,
+            specialist_power_mean: self.specialist_max && self.specialist_power_mean,
             model_version,
         }
     }

@@ -13,8 +13,8 @@ use crate::dataset::Row;
 use crate::eval;
 use followguard_core::features::{self, NameModel, FEATURE_NAMES, N_FEATURES, N_LINEAR};
 use followguard_core::model::{
-    Calibration, Forest, GroupCount, Linear, Model, ModelFile, TrainingSummary, Tree, FORMAT,
-    FORMAT_VERSION,
+    combine, Calibration, Forest, GroupCount, Linear, Model, ModelFile, Specialist,
+    TrainingSummary, Tree, FORMAT, FORMAT_VERSION, FORMAT_VERSION_SINGLE, MAX_SPECIALISTS,
 };
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
@@ -78,10 +78,51 @@ pub struct TrainParams {
     /// dominates the trees. The linear part is unweighted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balance_groups: bool,
+    /// Issue 22 experiment (Sayyadiharikandeh et al., CIKM 2020, the paper's rule): an
+    /// ensemble of specialised classifiers kept apart in the file (format version 2).
+    /// One forest + linear part per bot group, trained on the humans against that group
+    /// alone (`n_trees` split evenly over them, rounded up, so scoring walks about as
+    /// many trees as one forest), each calibrated on its own out-of-bag scores (to
+    /// `calibration_bot_share`); the model's raw score is the **maximum** of the
+    /// specialists' calibrated probabilities, and the final map and threshold are fitted
+    /// on it exactly as for one forest (nested out-of-dataset by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_max: bool,
+    /// With `specialist_max`: what each specialist's map is fitted on. `oob`: its
+    /// out-of-bag scores (bots of its group and humans of populations it saw).
+    /// `out-of-population`: its bots out-of-bag, and each human population scored by the
+    /// same specialist refitted without that population (one more fit per population),
+    /// so the maps, which the max compares, describe humans the specialist never saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialist_calibration: Option<SpecialistCalibration>,
+    /// With `specialist_max`: one more member, a pooled specialist fitted on every row
+    /// of the subset (all vendors against the humans: the shipped recipe as a member of
+    /// the max), named [`POOLED_GROUP`]. `n_trees` is split over the per-vendor
+    /// specialists and it. A combiner between the mean (one pooled forest) and the max.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_pooled: bool,
+    /// With `specialist_max`: combine the specialists by a power mean instead of the
+    /// max, its exponent chosen from [`COMBINE_POWERS`] (and the max) on the nested
+    /// out-of-dataset calibration scores only: the one with the highest mean recall over
+    /// the training vendors' held-out bots at the ≤ `target_fpr` per-population cut of
+    /// the held-out humans. Written as the file's `combine_power` (none if the max wins).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub specialist_power_mean: bool,
     /// Version label; the trained file's `model_version` is this label plus `+` and the
     /// first 8 hex digits of a hash of the trained content, so two different trainings
     /// never share a version string.
     pub model_version: String,
+}
+
+/// What each specialist's own map is fitted on (`TrainParams::specialist_calibration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialistCalibration {
+    /// Out-of-bag scores of the specialist's own rows.
+    Oob,
+    /// Bots out-of-bag; each human population scored by a refit without it (falls back
+    /// to out-of-bag with a single human population).
+    OutOfPopulation,
 }
 
 /// Data the calibration map (and the operating threshold) is fitted on.
@@ -127,6 +168,10 @@ impl Default for TrainParams {
             calibration_bot_share: Some(0.2),
             specialists: false,
             balance_groups: false,
+            specialist_max: false,
+            specialist_calibration: None,
+            specialist_pooled: false,
+            specialist_power_mean: false,
             model_version: "fg-rf-dev".into(),
         }
     }
@@ -178,6 +223,11 @@ pub fn train(
     if !(0.0..=1.0).contains(&params.blend) {
         return Err(TrainError::Param("blend must be in [0, 1]".into()));
     }
+    if params.specialists && params.specialist_max {
+        return Err(TrainError::Param(
+            "--specialists (mean of specialised trees) and --specialist-max (max of calibrated specialists) exclude each other".into(),
+        ));
+    }
     let names = NameModel::fit(
         rows.iter()
             .filter(|r| !r.label)
@@ -192,6 +242,9 @@ pub fn train(
         y: &y,
         group: &group_ids,
     };
+    let mut group_names: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+    group_names.sort_unstable();
+    group_names.dedup();
 
     // Nested leave-one-dataset-out for calibration (see `CalibrationSource`).
     let mut vendors: Vec<&str> = rows
@@ -219,7 +272,30 @@ pub fn train(
     } else {
         vendors.len()
     };
-    let total_trees = params.n_trees * (1 + n_folds);
+    if (params.specialist_pooled || params.specialist_power_mean) && !params.specialist_max {
+        return Err(TrainError::Param(
+            "--specialist-pooled and --specialist-power-mean need --specialist-max".into(),
+        ));
+    }
+    if params.specialist_max && members(params, vendors.len()) > MAX_SPECIALISTS {
+        return Err(TrainError::Param(format!(
+            "--specialist-max: {} bot groups, at most {MAX_SPECIALISTS} specialists",
+            vendors.len()
+        )));
+    }
+    // Trees fitted for a subset holding `g` bot groups (progress only).
+    let trees_for = |g: usize| {
+        if params.specialist_max {
+            let m = members(params, g);
+            params.n_trees.div_ceil(m) * m
+        } else {
+            params.n_trees
+        }
+    };
+    let total_trees = trees_for(vendors.len())
+        + (0..n_folds)
+            .map(|f| trees_for(vendors.len() - usize::from(f < vendors.len())))
+            .sum::<usize>();
     let mut done = 0usize;
     let mut tick = || {
         done += 1;
@@ -227,13 +303,11 @@ pub fn train(
     };
 
     let all: Vec<usize> = (0..n).collect();
-    let main = fit_raw(&fitting, &all, params, params.seed, &mut tick)?;
-    let trees = main.trees;
-    let linear = main.linear;
-    let oob_raw = main.oob_raw;
+    let main = fit_model(&fitting, &group_names, &all, params, params.seed, &mut tick)?;
 
-    // Calibration set: (raw score, label, row) from data the scoring model did not see.
-    let (cal_x, cal_y, cal_rows): (Vec<f32>, Vec<bool>, Vec<usize>) = if nested {
+    // Calibration set: (the parts' scores, label, row) from data the scoring model did
+    // not see.
+    let (cal_parts, cal_y, cal_rows): (Vec<Vec<f32>>, Vec<bool>, Vec<usize>) = if nested {
         // Without population folds, humans are dealt into one share per vendor by
         // position, so each human is scored exactly once, by a model that saw neither it
         // nor the vendor it is compared with.
@@ -264,9 +338,9 @@ pub fn train(
             };
             let fit_rows: Vec<usize> = (0..n).filter(|&i| !held(i)).collect();
             let seed = params.seed.wrapping_add(1_000_003 * (fold as u64 + 1));
-            let sub = fit_raw(&fitting, &fit_rows, params, seed, &mut tick)?;
+            let sub = fit_model(&fitting, &group_names, &fit_rows, params, seed, &mut tick)?;
             for i in (0..n).filter(|&i| held(i)) {
-                cx.push(raw_score(&sub.trees, &sub.linear, params.blend, &x[i]));
+                cx.push(sub.parts(params.blend, &x[i]));
                 cy.push(y[i]);
                 ci.push(i);
             }
@@ -276,29 +350,39 @@ pub fn train(
         let mut cx = Vec::with_capacity(n);
         let mut cy = Vec::with_capacity(n);
         let mut ci = Vec::with_capacity(n);
-        for (i, p) in oob_raw.iter().enumerate() {
+        for (i, p) in main.oob_parts(&x, params.blend).into_iter().enumerate() {
             if let Some(p) = p {
-                cx.push(*p);
+                cx.push(p);
                 cy.push(y[i]);
                 ci.push(i);
             }
         }
         (cx, cy, ci)
     };
-    let bot_weight = match params.calibration_bot_share {
-        Some(share) => {
-            if !(share > 0.0 && share < 1.0) {
-                return Err(TrainError::Param(
-                    "calibration bot share must be in (0, 1)".into(),
-                ));
-            }
-            let nb = cal_y.iter().filter(|&&l| l).count().max(1) as f64;
-            let nh = (cal_y.len() as f64 - nb).max(1.0);
-            f64::from(share) / (1.0 - f64::from(share)) * nh / nb
-        }
-        None => 1.0,
+    // How the specialists are combined: the max, or a power mean chosen on these scores.
+    let (combine_power, power_choice) = if params.specialist_power_mean {
+        let human_of = |i: usize| (!rows[i].label).then(|| rows[i].group.as_str());
+        choose_power(
+            &cal_parts,
+            &cal_rows,
+            &y,
+            |i| rows[i].group.as_str(),
+            human_of,
+            params.target_fpr,
+        )
+    } else {
+        (None, Vec::new())
     };
-    let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight);
+    let cal_x: Vec<f32> = cal_parts
+        .iter()
+        .map(|p| combine(combine_power, p))
+        .collect();
+    let oob_raw: Vec<Option<f32>> = main
+        .oob_parts(&x, params.blend)
+        .into_iter()
+        .map(|p| p.map(|p| combine(combine_power, &p)))
+        .collect();
+    let mut calibration = isotonic_weighted(&cal_x, &cal_y, bot_weight(params, &cal_y)?);
     calibration.method = if by_population {
         "isotonic_out_of_dataset".into()
     } else if nested {
@@ -351,30 +435,60 @@ pub fn train(
             g.human += 1;
         }
     }
+    let (format_version, forest, linear, specialists) = match main {
+        Ensemble::Single(fit) => (
+            FORMAT_VERSION_SINGLE,
+            Forest { trees: fit.trees },
+            fit.linear,
+            Vec::new(),
+        ),
+        Ensemble::Max(specs) => (
+            FORMAT_VERSION,
+            Forest::default(),
+            Linear::default(),
+            specs
+                .into_iter()
+                .map(|s| Specialist {
+                    group: s.group,
+                    calibration: s.calibration,
+                    forest: Forest { trees: s.fit.trees },
+                    linear: s.fit.linear,
+                })
+                .collect(),
+        ),
+    };
     let file = ModelFile {
         format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
+        format_version,
         model_version: params.model_version.clone(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         threshold,
         detection_threshold,
         calibration,
         name_model: names,
-        forest: Forest { trees },
+        forest,
         blend: params.blend,
         linear,
+        specialists,
+        combine_power,
         training: TrainingSummary {
             data,
             groups,
             rows: n,
             params: serde_json::to_value(params).unwrap_or_default(),
         },
-        evaluation: if by_population {
-            serde_json::json!({ "out_of_bag": oob_report, "out_of_dataset": cal_report })
-        } else if nested {
-            serde_json::json!({ "out_of_bag": oob_report, "out_of_vendor": cal_report })
-        } else {
-            serde_json::json!({ "out_of_bag": oob_report })
+        evaluation: {
+            let mut e = if by_population {
+                serde_json::json!({ "out_of_bag": oob_report, "out_of_dataset": cal_report })
+            } else if nested {
+                serde_json::json!({ "out_of_bag": oob_report, "out_of_vendor": cal_report })
+            } else {
+                serde_json::json!({ "out_of_bag": oob_report })
+            };
+            if params.specialist_power_mean {
+                e["combine_power_choice"] = serde_json::json!(power_choice);
+            }
+            e
         },
     };
     let file = with_content_version(file);
@@ -402,6 +516,250 @@ pub fn with_content_version(mut file: ModelFile) -> ModelFile {
     let digest = followguard_core::model::sha256_hex(&bytes);
     file.model_version = format!("{label}+{}", &digest[..8]);
     file
+}
+
+/// Weight of each bot row in a calibration fit: the odds factor that gives bots
+/// `calibration_bot_share` of the weight (1 without a share).
+fn bot_weight(params: &TrainParams, labels: &[bool]) -> Result<f64, TrainError> {
+    match params.calibration_bot_share {
+        Some(share) => {
+            if !(share > 0.0 && share < 1.0) {
+                return Err(TrainError::Param(
+                    "calibration bot share must be in (0, 1)".into(),
+                ));
+            }
+            let nb = labels.iter().filter(|&&l| l).count().max(1) as f64;
+            let nh = (labels.len() as f64 - nb).max(1.0);
+            Ok(f64::from(share) / (1.0 - f64::from(share)) * nh / nb)
+        }
+        None => Ok(1.0),
+    }
+}
+
+/// Group name of the pooled specialist (`TrainParams::specialist_pooled`).
+pub const POOLED_GROUP: &str = "*pooled*";
+
+/// Members of a specialist ensemble over `bot_groups` bot groups (at least one).
+fn members(params: &TrainParams, bot_groups: usize) -> usize {
+    bot_groups.max(1) + usize::from(params.specialist_pooled && bot_groups > 1)
+}
+
+/// What one training (the main model, or a nested calibration fold) fits: one forest and
+/// linear part, or with `TrainParams::specialist_max` one calibrated specialist per bot
+/// group.
+enum Ensemble {
+    Single(RawFit),
+    Max(Vec<SpecialistFit>),
+}
+
+/// One specialist: its fit on the humans and one bot group, and its map from raw score
+/// to probability (fitted on its own out-of-bag scores).
+struct SpecialistFit {
+    group: String,
+    fit: RawFit,
+    calibration: Calibration,
+    /// Training rows it was fitted on (the humans and its group).
+    member: Vec<bool>,
+}
+
+impl Ensemble {
+    /// What the final map's score is combined from ([`combine`]: the max, or the file's
+    /// power mean, as `Model::raw` computes it): the blended raw score of the one part,
+    /// or each specialist's calibrated probability.
+    fn parts(&self, blend: f32, x: &[f32; N_FEATURES]) -> Vec<f32> {
+        match self {
+            Ensemble::Single(fit) => vec![raw_score(&fit.trees, &fit.linear, blend, x)],
+            Ensemble::Max(specs) => specs
+                .iter()
+                .map(|s| {
+                    s.calibration
+                        .apply(raw_score(&s.fit.trees, &s.fit.linear, blend, x))
+                })
+                .collect(),
+        }
+    }
+
+    /// Per training row: [`parts`](Self::parts) from parts that did not see the row. For
+    /// specialists, a specialist that trained on the row contributes its out-of-bag score
+    /// (none if the row was in every one of its bootstraps: then the row has none) and
+    /// one that did not contributes its plain score.
+    fn oob_parts(&self, x: &[[f32; N_FEATURES]], blend: f32) -> Vec<Option<Vec<f32>>> {
+        match self {
+            Ensemble::Single(fit) => fit.oob_raw.iter().map(|p| p.map(|p| vec![p])).collect(),
+            Ensemble::Max(specs) => (0..x.len())
+                .map(|i| {
+                    specs
+                        .iter()
+                        .map(|s| {
+                            let raw = if s.member[i] {
+                                s.fit.oob_raw[i]?
+                            } else {
+                                raw_score(&s.fit.trees, &s.fit.linear, blend, &x[i])
+                            };
+                            Some(s.calibration.apply(raw))
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Exponents `--specialist-power-mean` chooses from (besides the max).
+pub const COMBINE_POWERS: [f32; 5] = [1.0, 2.0, 4.0, 8.0, 16.0];
+
+/// Recall a combiner gets on calibration rows, as `--specialist-power-mean` judges it.
+#[derive(Debug, Serialize)]
+pub struct PowerChoice {
+    /// The exponent; None = the max.
+    pub power: Option<f32>,
+    /// Mean over bot groups of the share of their held-out bots above the cut.
+    pub mean_recall: f64,
+    /// The cut: the highest over human populations of the score at which at most
+    /// `target_fpr` of that population's held-out humans lie above it.
+    pub cut: f32,
+}
+
+/// Chooses the combiner on calibration rows only (`rows[k]` is the training row of
+/// `parts[k]`): for the max and each of [`COMBINE_POWERS`], the per-population cut at
+/// `target_fpr` and the mean over bot groups of their recall above it; the best wins
+/// (ties to the earlier: the mean side). Returns the choice and every candidate's figures.
+fn choose_power<'a>(
+    parts: &[Vec<f32>],
+    rows: &[usize],
+    label: &[bool],
+    group: impl Fn(usize) -> &'a str,
+    human_of: impl Fn(usize) -> Option<&'a str>,
+    target_fpr: f32,
+) -> (Option<f32>, Vec<PowerChoice>) {
+    let candidates = COMBINE_POWERS.iter().map(|&p| Some(p)).chain([None]);
+    let mut out: Vec<PowerChoice> = Vec::new();
+    for power in candidates {
+        let scores: Vec<f32> = parts.iter().map(|p| combine(power, p)).collect();
+        let mut by_population = std::collections::BTreeMap::<&str, Vec<f32>>::new();
+        let mut by_vendor = std::collections::BTreeMap::<&str, Vec<f32>>::new();
+        for (&s, &i) in scores.iter().zip(rows) {
+            match human_of(i) {
+                Some(h) => by_population.entry(h).or_default().push(s),
+                None if label[i] => by_vendor.entry(group(i)).or_default().push(s),
+                None => {}
+            }
+        }
+        let cut = by_population
+            .values_mut()
+            .map(|h| {
+                h.sort_unstable_by(|a, b| b.total_cmp(a));
+                let k = (f64::from(target_fpr) * h.len() as f64).floor() as usize;
+                h.get(k).copied().unwrap_or(f32::NEG_INFINITY)
+            })
+            .fold(f32::NEG_INFINITY, f32::max);
+        let recalls: Vec<f64> = by_vendor
+            .values()
+            .map(|b| b.iter().filter(|&&s| s > cut).count() as f64 / b.len().max(1) as f64)
+            .collect();
+        let mean_recall = recalls.iter().sum::<f64>() / recalls.len().max(1) as f64;
+        out.push(PowerChoice {
+            power,
+            mean_recall,
+            cut,
+        });
+    }
+    let best = out
+        .iter()
+        .fold(None::<&PowerChoice>, |b, c| match b {
+            Some(b) if b.mean_recall >= c.mean_recall => Some(b),
+            _ => Some(c),
+        })
+        .and_then(|c| c.power);
+    (best, out)
+}
+
+/// Fits the model's parts on `subset`: [`fit_raw`] once, or with
+/// `TrainParams::specialist_max` once per bot group of the subset (its bots and every
+/// human of the subset; `n_trees` split over the groups, rounded up), each specialist
+/// then calibrated on its out-of-bag scores. `names` maps group ids to names.
+fn fit_model(
+    d: &Fitting<'_>,
+    names: &[&str],
+    subset: &[usize],
+    params: &TrainParams,
+    seed: u64,
+    tick: &mut dyn FnMut(),
+) -> Result<Ensemble, TrainError> {
+    if !params.specialist_max {
+        return fit_raw(d, subset, params, seed, tick).map(Ensemble::Single);
+    }
+    let bot_groups = groups_of(d, subset, true);
+    let per = TrainParams {
+        n_trees: params.n_trees.div_ceil(members(params, bot_groups.len())),
+        specialists: false,
+        specialist_max: false,
+        specialist_pooled: false,
+        ..params.clone()
+    };
+    // Per member: its bot group, or None for the pooled specialist (every bot group).
+    let mut member_groups: Vec<Option<u32>> = bot_groups.iter().copied().map(Some).collect();
+    if members(params, bot_groups.len()) > bot_groups.len() {
+        member_groups.push(None);
+    }
+    let mut specs = Vec::with_capacity(member_groups.len());
+    for (k, &g) in member_groups.iter().enumerate() {
+        let mut member = vec![false; d.x.len()];
+        let rows: Vec<usize> = subset
+            .iter()
+            .copied()
+            .filter(|&i| !d.y[i] || g.is_none_or(|g| d.group[i] == g))
+            .collect();
+        for &i in &rows {
+            member[i] = true;
+        }
+        let fit = fit_raw(d, &rows, &per, seed.wrapping_add(104_729 * k as u64), tick)?;
+        // Humans scored out-of-population: one refit per human population of the rows.
+        let populations = groups_of(d, &rows, false);
+        let by_population = params.specialist_calibration
+            == Some(SpecialistCalibration::OutOfPopulation)
+            && populations.len() >= 2;
+        let mut cal_raw: Vec<Option<f32>> = fit.oob_raw.clone();
+        if by_population {
+            for (j, &h) in populations.iter().enumerate() {
+                let without: Vec<usize> = rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| d.y[i] || d.group[i] != h)
+                    .collect();
+                let seed = seed.wrapping_add(104_729 * k as u64 + 7_919 * (j as u64 + 1));
+                let refit = fit_raw(d, &without, &per, seed, &mut || {})?;
+                for &i in rows.iter().filter(|&&i| !d.y[i] && d.group[i] == h) {
+                    cal_raw[i] = Some(raw_score(
+                        &refit.trees,
+                        &refit.linear,
+                        params.blend,
+                        &d.x[i],
+                    ));
+                }
+            }
+        }
+        let (raw, labels): (Vec<f32>, Vec<bool>) = rows
+            .iter()
+            .filter_map(|&i| cal_raw[i].map(|r| (r, d.y[i])))
+            .unzip();
+        let mut calibration = isotonic_weighted(&raw, &labels, bot_weight(params, &labels)?);
+        calibration.method = if by_population {
+            "isotonic_out_of_population".into()
+        } else {
+            "isotonic_oob".into()
+        };
+        specs.push(SpecialistFit {
+            group: match g {
+                Some(g) => names.get(g as usize).copied().unwrap_or("?").to_string(),
+                None => POOLED_GROUP.to_string(),
+            },
+            fit,
+            calibration,
+            member,
+        });
+    }
+    Ok(Ensemble::Max(specs))
 }
 
 /// A forest and linear part fitted on a subset of the training rows.
@@ -432,17 +790,23 @@ fn group_ids(rows: &[Row]) -> Vec<u32> {
         .collect()
 }
 
+/// The distinct group ids (sorted) of the rows of `subset` labelled `bot`.
+fn groups_of(d: &Fitting<'_>, subset: &[usize], bot: bool) -> Vec<u32> {
+    let mut groups: Vec<u32> = subset
+        .iter()
+        .filter(|&&i| d.y[i] == bot)
+        .map(|&i| d.group[i])
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
 /// The rows each tree bootstraps from: the whole subset, or with
 /// `TrainParams::specialists` one pool per bot group (its bots and every human of the
 /// subset), used by the trees in turn.
 fn tree_pools(d: &Fitting<'_>, subset: &[usize], params: &TrainParams) -> Vec<Vec<usize>> {
-    let mut bot_groups: Vec<u32> = subset
-        .iter()
-        .filter(|&&i| d.y[i])
-        .map(|&i| d.group[i])
-        .collect();
-    bot_groups.sort_unstable();
-    bot_groups.dedup();
+    let bot_groups = groups_of(d, subset, true);
     if !params.specialists || bot_groups.len() < 2 {
         return vec![subset.to_vec()];
     }

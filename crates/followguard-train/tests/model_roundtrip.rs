@@ -3,10 +3,10 @@
 
 use followguard_core::event::Profile;
 use followguard_core::features::{FEATURE_NAMES, N_FEATURES};
-use followguard_core::model::{score_time, Model, ScoreCache};
+use followguard_core::model::{combine, score_time, Model, ScoreCache};
 use followguard_train::dataset::Row;
 use followguard_train::model_file;
-use followguard_train::train::{train, TrainParams};
+use followguard_train::train::{train, SpecialistCalibration, TrainParams, POOLED_GROUP};
 use std::borrow::Cow;
 
 const NOW_MS: i64 = 1_420_070_400_000; // 2015-01-01
@@ -432,4 +432,185 @@ fn score_cache_evicts_least_recently_used_within_capacity() {
     assert_eq!(one.hits(), 1, "newest stays");
     one.get_or_score(&m, &rs[0].profile, rs[0].now_ms);
     assert_eq!(one.misses(), 10, "oldest was evicted");
+}
+
+/// Issue 22: `--specialist-max` trains one calibrated specialist per bot group (format
+/// 2), the trees split over them; the file round-trips; the score is the final map of the
+/// maximum of the specialists' calibrated probabilities; every specialist's reasons add
+/// up to its raw score; the same parameters without it still write format 1.
+#[test]
+fn specialist_max_trains_a_format_two_ensemble_that_round_trips() {
+    use followguard_core::model::{FORMAT_VERSION, FORMAT_VERSION_SINGLE};
+    let mut data = rows(300, 7);
+    for (i, r) in data.iter_mut().enumerate() {
+        if r.label && i % 4 == 0 {
+            r.group = "BOT2".into();
+        }
+        if !r.label && i % 3 == 0 {
+            r.group = "HUM2".into();
+        }
+    }
+    let params = TrainParams {
+        n_trees: 12,
+        specialist_max: true,
+        ..TrainParams::default()
+    };
+    let m = train(&data, vec!["synthetic".into()], &params, |_, _| {})
+        .expect("training specialists")
+        .model;
+    let f = m.file();
+    assert_eq!(f.format_version, FORMAT_VERSION);
+    assert_eq!(m.n_parts(), 2);
+    assert_eq!(m.n_trees(), 12, "12 trees split over two specialists");
+    let groups: Vec<&str> = f.specialists.iter().map(|s| s.group.as_str()).collect();
+    assert_eq!(groups, ["BOT", "BOT2"]);
+    assert!(f.forest.trees.is_empty() && f.linear.weight.is_empty());
+    assert_eq!(f.training.params["specialist_max"], true);
+    assert_eq!(f.calibration.method, "isotonic_out_of_dataset");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    let sha = model_file::save(&m, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    assert_eq!(loaded.sha256(), sha);
+    assert_eq!(loaded.file().specialists, f.specialists);
+    assert_eq!(loaded.file().calibration, f.calibration);
+    let mut flagged = [0usize; 2];
+    for r in rows(200, 99) {
+        let s = loaded.score(&r.profile, r.now_ms);
+        assert_eq!(s, m.score(&r.profile, r.now_ms));
+        let x = m.features(&r.profile, r.now_ms);
+        let best = f
+            .specialists
+            .iter()
+            .enumerate()
+            .map(|(k, sp)| sp.calibration.apply(m.raw_part(k, &x).0))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert!((f.calibration.apply(best) - s.prob).abs() < 1e-6);
+        for k in 0..2 {
+            let (raw, contrib) = m.raw_part(k, &x);
+            let total: f32 = contrib.iter().sum();
+            assert!((m.base_value_part(k) + total - raw).abs() < 1e-4);
+        }
+        flagged[usize::from(r.label)] += usize::from(s.prob >= m.threshold());
+    }
+    // It still separates the synthetic task.
+    assert!(flagged[1] > 80 && flagged[0] < 10, "{flagged:?}");
+    let single = train(
+        &data,
+        vec![],
+        &TrainParams {
+            specialist_max: false,
+            ..params.clone()
+        },
+        |_, _| {},
+    )
+    .unwrap()
+    .model;
+    assert_eq!(single.file().format_version, FORMAT_VERSION_SINGLE);
+    assert!(single.file().specialists.is_empty());
+    // Specialists' maps fitted on humans of populations they never saw: recorded per
+    // specialist and in the parameters; the trees are the same fits.
+    let oop = TrainParams {
+        specialist_calibration: Some(SpecialistCalibration::OutOfPopulation),
+        ..params.clone()
+    };
+    let o = train(&data, vec![], &oop, |_, _| {}).unwrap().model;
+    for (a, b) in o.file().specialists.iter().zip(&f.specialists) {
+        assert_eq!(a.calibration.method, "isotonic_out_of_population");
+        assert_eq!(b.calibration.method, "isotonic_oob");
+        assert_eq!(a.forest, b.forest);
+    }
+    assert_eq!(
+        o.file().training.params["specialist_calibration"],
+        "out_of_population"
+    );
+    // The mean-of-trees experiment and the max ensemble exclude each other.
+    let both = TrainParams {
+        specialists: true,
+        ..params.clone()
+    };
+    assert!(train(&data, vec![], &both, |_, _| {}).is_err());
+    // A pooled member (every bot group against the humans) joins the max: trees split
+    // over three members, named, recorded, and the file round trips.
+    let pooled = TrainParams {
+        specialist_pooled: true,
+        ..params.clone()
+    };
+    let p = train(&data, vec![], &pooled, |_, _| {}).unwrap().model;
+    let groups: Vec<&str> = p
+        .file()
+        .specialists
+        .iter()
+        .map(|s| s.group.as_str())
+        .collect();
+    assert_eq!(groups, ["BOT", "BOT2", POOLED_GROUP]);
+    assert_eq!(p.n_parts(), 3);
+    assert_eq!(p.n_trees(), 12, "12 trees split over three members");
+    assert_eq!(p.file().training.params["specialist_pooled"], true);
+    let path = dir.path().join("pooled.json");
+    model_file::save(&p, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    for r in rows(50, 5) {
+        assert_eq!(
+            loaded.score(&r.profile, r.now_ms),
+            p.score(&r.profile, r.now_ms)
+        );
+    }
+    // It needs the max ensemble.
+    let alone = TrainParams {
+        specialist_max: false,
+        ..pooled
+    };
+    assert!(train(&data, vec![], &alone, |_, _| {}).is_err());
+    // A power-mean combiner chosen on the nested scores: every candidate's figures are
+    // recorded, the file holds the winner (none = the max) and scores with it.
+    let power = TrainParams {
+        specialist_power_mean: true,
+        ..params.clone()
+    };
+    let w = train(&data, vec![], &power, |_, _| {}).unwrap().model;
+    let choice = w.file().evaluation["combine_power_choice"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(choice.len(), 6, "{choice:?}");
+    let best = choice
+        .iter()
+        .map(|c| c["mean_recall"].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let chosen = choice
+        .iter()
+        .find(|c| c["mean_recall"].as_f64() == Some(best))
+        .unwrap();
+    assert_eq!(
+        chosen["power"].as_f64().map(|p| p as f32),
+        w.file().combine_power,
+        "{choice:?}"
+    );
+    assert_eq!(w.file().training.params["specialist_power_mean"], true);
+    let path = dir.path().join("power.json");
+    model_file::save(&w, &path).unwrap();
+    let loaded = model_file::load(&path).unwrap();
+    assert_eq!(loaded.file().combine_power, w.file().combine_power);
+    for r in rows(50, 6) {
+        let x = w.features(&r.profile, r.now_ms);
+        let probs: Vec<f32> = w
+            .file()
+            .specialists
+            .iter()
+            .enumerate()
+            .map(|(k, sp)| sp.calibration.apply(w.raw_part(k, &x).0))
+            .collect();
+        let expect = w
+            .file()
+            .calibration
+            .apply(combine(w.file().combine_power, &probs));
+        let s = loaded.score(&r.profile, r.now_ms);
+        assert!((s.prob - expect).abs() < 1e-6);
+    }
+    let alone = TrainParams {
+        specialist_max: false,
+        ..power
+    };
+    assert!(train(&data, vec![], &alone, |_, _| {}).is_err());
 }

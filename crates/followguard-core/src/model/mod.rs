@@ -18,7 +18,40 @@ use sha2::{Digest, Sha256};
 
 /// Tag and version of the envelope layout; bumped on incompatible changes.
 pub const FORMAT: &str = "followguard-model";
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest layout this build reads and writes: version 2, an ensemble of specialists
+/// (issue 22: one forest + linear part + calibration map per kind of bot, combined by
+/// the maximum of their calibrated probabilities). Training writes it only for a
+/// specialist ensemble (`train --specialist-max`).
+pub const FORMAT_VERSION: u32 = 2;
+/// Version 1: one forest and one linear part (every model made before version 2, and
+/// every model trained without specialists). Still read, and still written for such
+/// models, byte for byte as before; this build reads both, and refuses every other
+/// version with a message saying to retrain.
+pub const FORMAT_VERSION_SINGLE: u32 = 1;
+
+/// Largest `combine_power` a format-2 file may hold (beyond it the power mean is the max
+/// to within float rounding).
+pub const MAX_COMBINE_POWER: f32 = 64.0;
+
+/// Combines specialists' calibrated probabilities: their maximum (`power` None), or
+/// their power mean `(Σ p^power / K)^(1/power)`. Empty input gives 0.
+pub fn combine(power: Option<f32>, probs: &[f32]) -> f32 {
+    if probs.is_empty() {
+        return 0.0;
+    }
+    match power {
+        None => probs.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        // The mean (what training has chosen on every fold measured) without `powf`.
+        Some(1.0) => probs.iter().map(|&q| q.max(0.0)).sum::<f32>() / probs.len() as f32,
+        Some(p) => {
+            let sum: f32 = probs.iter().map(|&q| q.max(0.0).powf(p)).sum();
+            (sum / probs.len() as f32).powf(1.0 / p)
+        }
+    }
+}
+
+/// Most specialists a format-2 file may hold (each is one forest walk per score).
+pub const MAX_SPECIALISTS: usize = 16;
 
 /// Deepest tree accepted at load (the walk takes this many steps at most per tree).
 pub const MAX_TREE_DEPTH: usize = 32;
@@ -43,7 +76,7 @@ pub enum ModelError {
     },
     #[error("model file {path} is not valid JSON for this format: {msg}")]
     Json { path: String, msg: String },
-    #[error("model file {path} has format {found:?} version {version}; this build reads {FORMAT:?} version {FORMAT_VERSION} (retrain with this build's `followguard train`)")]
+    #[error("model file {path} has format {found:?} version {version}; this build reads {FORMAT:?} versions {FORMAT_VERSION_SINGLE} and {FORMAT_VERSION} (retrain with this build's `followguard train`)")]
     Format {
         path: String,
         found: String,
@@ -93,15 +126,46 @@ pub struct ModelFile {
     /// Absent in files made before it existed: the detector then uses `threshold`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection_threshold: Option<f32>,
+    /// Format 1: raw blended score → probability. Format 2: maximum of the specialists'
+    /// calibrated probabilities → probability (fitted out-of-dataset like format 1's).
     pub calibration: Calibration,
     pub name_model: NameModel,
+    /// Format 1: the forest. Format 2: empty (the forests are the specialists').
+    #[serde(default)]
     pub forest: Forest,
-    /// Weight of the forest vote in the raw score; the linear part gets `1 - blend`.
+    /// Weight of the forest vote in the raw score; the linear part gets `1 - blend`
+    /// (each specialist's too).
     pub blend: f32,
+    /// Format 1: the linear part. Format 2: empty.
+    #[serde(default)]
     pub linear: Linear,
+    /// Format 2 only (absent from format-1 files): the specialists, each trained on the
+    /// humans against one kind of bot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub specialists: Vec<Specialist>,
+    /// Format 2 only: how the specialists' calibrated probabilities are combined into
+    /// the score `calibration` maps. Absent: their maximum (the paper's rule). `p`: their
+    /// power mean `(Σ_k prob_k^p / K)^(1/p)` (1 = the mean, larger = nearer the max),
+    /// with `p` chosen at training on the nested out-of-dataset scores (issue 22
+    /// experiment). See [`combine`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine_power: Option<f32>,
     pub training: TrainingSummary,
     /// Metrics measured when the model was made (out-of-bag, held-out, LOVO…).
     pub evaluation: serde_json::Value,
+}
+
+/// One specialist of a format-2 model (Sayyadiharikandeh et al., CIKM 2020): a forest and
+/// linear part trained on the humans against one kind of bot (`group`), with its own map
+/// from its raw blended score to a probability. The model's score is the maximum of the
+/// specialists' probabilities, through the file's `calibration`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Specialist {
+    /// The bot group (vendor) it was trained against.
+    pub group: String,
+    pub calibration: Calibration,
+    pub forest: Forest,
+    pub linear: Linear,
 }
 
 /// Piecewise-linear monotone map from the raw blended score to a probability, fitted on
@@ -148,7 +212,7 @@ impl Calibration {
 }
 
 /// Trees as parallel arrays (indices local to the tree; node 0 is the root).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct Forest {
     pub trees: Vec<Tree>,
 }
@@ -270,6 +334,19 @@ struct Node {
     delta: [f32; 2],
 }
 
+/// One scoring part: a forest (its roots in the shared node array) blended with a linear
+/// part. A format-1 model has one; a format-2 model has one per specialist.
+#[derive(Debug, Clone)]
+struct Part {
+    roots: Vec<u32>,
+    /// Deepest leaf over the part's trees: the fixed number of walk steps.
+    depth: usize,
+    /// Linear part's logit and probability at the training means (reason reference).
+    z0: f32,
+    p0: f32,
+    inv_trees: f32,
+}
+
 /// A loaded, validated model. `Send + Sync`; share it through an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -279,13 +356,9 @@ pub struct Model {
     /// Per flattened node: the weights of its left and right child when its feature is
     /// missing (issue 24; from `Tree::coverage`, else ½ each). Read only off the fast path.
     missing_split: Vec<[f32; 2]>,
-    roots: Vec<u32>,
-    /// Deepest leaf over all trees: the fixed number of walk steps.
-    depth: usize,
-    /// Linear part's logit and probability at the training means (reason reference).
-    z0: f32,
-    p0: f32,
-    inv_trees: f32,
+    /// Format 1: the one forest + linear part. Format 2: one per specialist, in the
+    /// file's order.
+    parts: Vec<Part>,
 }
 
 impl Model {
@@ -306,7 +379,7 @@ impl Model {
             head.format.unwrap_or_default(),
             head.format_version.unwrap_or(0),
         );
-        if found != FORMAT || version != FORMAT_VERSION {
+        if found != FORMAT || !(FORMAT_VERSION_SINGLE..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::Format {
                 path: origin.into(),
                 found,
@@ -349,23 +422,7 @@ impl Model {
                 )));
             }
         }
-        let cal = &file.calibration;
-        if cal.x.len() != cal.y.len() || cal.x.is_empty() {
-            return Err(invalid(
-                "calibration knots x and y differ in length or are empty".into(),
-            ));
-        }
-        if cal.x.windows(2).any(|w| w[0] > w[1]) || cal.y.windows(2).any(|w| w[0] > w[1]) {
-            return Err(invalid("calibration knots are not sorted".into()));
-        }
-        if cal
-            .x
-            .iter()
-            .chain(&cal.y)
-            .any(|v| !v.is_finite() || !(0.0..=1.0).contains(v))
-        {
-            return Err(invalid("calibration knots must lie in [0, 1]".into()));
-        }
+        check_calibration(&file.calibration, "calibration").map_err(invalid)?;
         if !file.name_model.is_valid() {
             return Err(invalid(
                 "screen-name model table has the wrong shape".into(),
@@ -374,148 +431,84 @@ impl Model {
         if !(file.blend.is_finite() && (0.0..=1.0).contains(&file.blend)) {
             return Err(invalid(format!("blend {} is not in [0, 1]", file.blend)));
         }
-        let lin = &file.linear;
-        if lin.weight.len() != lin.mean.len()
-            || lin.weight.len() > N_FEATURES
-            || !lin.intercept.is_finite()
-            || lin.weight.iter().chain(&lin.mean).any(|v| !v.is_finite())
-        {
-            return Err(invalid("linear part: weights and means differ in length, exceed the feature count or are not finite".into()));
-        }
-        if file.forest.trees.is_empty() {
-            return Err(invalid("forest has no trees".into()));
+        // The two layouts, each explicit: format 1 holds one forest and linear part and
+        // no specialists; format 2 holds the specialists and leaves the top-level forest
+        // and linear part empty.
+        match file.format_version {
+            FORMAT_VERSION_SINGLE if !file.specialists.is_empty() => {
+                return Err(invalid(format!(
+                    "format_version {FORMAT_VERSION_SINGLE} cannot carry specialists (a specialist ensemble is format_version {FORMAT_VERSION}): retrain it with this build's `followguard train`"
+                )));
+            }
+            FORMAT_VERSION_SINGLE if file.combine_power.is_some() => {
+                return Err(invalid(format!(
+                    "format_version {FORMAT_VERSION_SINGLE} cannot carry combine_power (it combines the specialists of format_version {FORMAT_VERSION})"
+                )));
+            }
+            FORMAT_VERSION_SINGLE => {}
+            FORMAT_VERSION => {
+                if let Some(p) = file.combine_power {
+                    if !(p.is_finite() && (1.0..=MAX_COMBINE_POWER).contains(&p)) {
+                        return Err(invalid(format!(
+                            "combine_power {p} is not in [1, {MAX_COMBINE_POWER}]"
+                        )));
+                    }
+                }
+                if file.specialists.is_empty() {
+                    return Err(invalid(format!(
+                        "format_version {FORMAT_VERSION} needs at least one specialist (retrain it, or restore the shipped file)"
+                    )));
+                }
+                if !file.forest.trees.is_empty() || !file.linear.weight.is_empty() {
+                    return Err(invalid(format!(
+                        "format_version {FORMAT_VERSION} keeps its trees and linear parts in `specialists`; the top-level forest and linear part must be empty"
+                    )));
+                }
+                if file.specialists.len() > MAX_SPECIALISTS {
+                    return Err(invalid(format!(
+                        "{} specialists, more than {MAX_SPECIALISTS}",
+                        file.specialists.len()
+                    )));
+                }
+            }
+            v => {
+                return Err(ModelError::Format {
+                    path: origin.into(),
+                    found: file.format,
+                    version: v,
+                })
+            }
         }
         let mut nodes = Vec::new();
         let mut missing_split = Vec::new();
-        let mut roots = Vec::with_capacity(file.forest.trees.len());
-        let mut depth = 0usize;
-        for (t, tree) in file.forest.trees.iter().enumerate() {
-            let n = tree.feature.len();
-            if n == 0
-                || [
-                    tree.threshold.len(),
-                    tree.left.len(),
-                    tree.right.len(),
-                    tree.value.len(),
-                ]
-                .iter()
-                .any(|&l| l != n)
-            {
-                return Err(invalid(format!(
-                    "tree {t}: arrays are empty or differ in length"
-                )));
-            }
-            let base = u32::try_from(nodes.len())
-                .ok()
-                .filter(|b| b.checked_add(n as u32).is_some())
-                .ok_or_else(|| invalid("too many nodes".into()))?;
-            // Validate: every node referenced at most once, children after parents (so
-            // this is a tree and every walk terminates), features and values in range.
-            let mut referenced = vec![false; n];
-            for i in 0..n {
-                let value = tree.value[i];
-                if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
-                    return Err(invalid(format!(
-                        "tree {t} node {i}: value {value} not in [0, 1]"
-                    )));
-                }
-                let feature = tree.feature[i];
-                if feature < 0 {
-                    continue;
-                }
-                let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
-                if feature as usize >= N_FEATURES || l <= i || r <= i || l >= n || r >= n || l == r
-                {
-                    return Err(invalid(format!(
-                        "tree {t} node {i}: bad feature or child index"
-                    )));
-                }
-                if std::mem::replace(&mut referenced[l], true)
-                    || std::mem::replace(&mut referenced[r], true)
-                {
-                    return Err(invalid(format!(
-                        "tree {t} node {i}: child shared by two parents"
-                    )));
-                }
-                if tree.threshold[i].is_nan() {
-                    return Err(invalid(format!("tree {t} node {i}: threshold is NaN")));
-                }
-            }
-            if !tree.coverage.is_empty()
-                && (tree.coverage.len() != n
-                    || tree.coverage.iter().any(|c| !(c.is_finite() && *c >= 0.0)))
-            {
-                return Err(invalid(format!(
-                    "tree {t}: coverage has the wrong length or a negative or non-finite share"
-                )));
-            }
-            // Re-lay out breadth-first with siblings adjacent (nodes unreachable from the
-            // root are dropped). Leaves become absorbing (`x[0] > +inf` is never true, so
-            // the walk stays put and adds a zero contribution): every tree is then walked
-            // a fixed `depth` steps, and several trees can be walked in lockstep.
-            roots.push(base);
-            let mut order = vec![(0usize, 0usize)];
-            let mut head = 0;
-            nodes.push(ABSORBING);
-            missing_split.push([0.5; 2]);
-            while head < order.len() {
-                let (i, d) = order[head];
-                let at = base as usize + head;
-                head += 1;
-                let feature = tree.feature[i];
-                if feature < 0 {
-                    nodes[at] = Node {
-                        left: at as u32,
-                        value: tree.value[i],
-                        ..ABSORBING
-                    };
-                    continue;
-                }
-                if d + 1 > MAX_TREE_DEPTH {
-                    return Err(invalid(format!(
-                        "tree {t} is deeper than {MAX_TREE_DEPTH} (retrain with a smaller --max-depth)"
-                    )));
-                }
-                depth = depth.max(d + 1);
-                let left = base + order.len() as u32;
-                order.push((tree.left[i] as usize, d + 1));
-                order.push((tree.right[i] as usize, d + 1));
-                nodes.push(ABSORBING);
-                nodes.push(ABSORBING);
-                missing_split.push([0.5; 2]);
-                missing_split.push([0.5; 2]);
-                missing_split[at] = missing_weights(tree, i);
-                let value = tree.value[i];
-                nodes[at] = Node {
-                    feature: feature as u32,
-                    threshold: tree.threshold[i],
-                    left,
-                    value,
-                    delta: [
-                        tree.value[tree.left[i] as usize] - value,
-                        tree.value[tree.right[i] as usize] - value,
-                    ],
-                };
+        let mut parts = Vec::new();
+        if file.specialists.is_empty() {
+            parts.push(
+                build_part(
+                    &file.forest,
+                    &file.linear,
+                    "",
+                    &mut nodes,
+                    &mut missing_split,
+                )
+                .map_err(invalid)?,
+            );
+        } else {
+            for (k, s) in file.specialists.iter().enumerate() {
+                let at = format!("specialist {k} ({}): ", s.group);
+                check_calibration(&s.calibration, "calibration")
+                    .map_err(|m| invalid(format!("{at}{m}")))?;
+                parts.push(
+                    build_part(&s.forest, &s.linear, &at, &mut nodes, &mut missing_split)
+                        .map_err(invalid)?,
+                );
             }
         }
-        let inv_trees = 1.0 / roots.len() as f32;
-        let lin = &file.linear;
-        let z0 = lin.intercept
-            + lin
-                .weight
-                .iter()
-                .zip(&lin.mean)
-                .map(|(w, m)| w * m)
-                .sum::<f32>();
         Ok(Model {
             sha256,
             nodes,
             missing_split,
-            roots,
-            depth,
-            z0,
-            p0: sigmoid(z0),
-            inv_trees,
+            parts,
             file,
         })
     }
@@ -567,12 +560,26 @@ impl Model {
         &self.file
     }
 
+    /// Trees over all parts (specialists).
     pub fn n_trees(&self) -> usize {
-        self.roots.len()
+        self.parts.iter().map(|p| p.roots.len()).sum()
     }
 
     pub fn n_nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Scoring parts: 1 for a format-1 model, the number of specialists for format 2.
+    pub fn n_parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The linear part of part `k`.
+    fn linear(&self, k: usize) -> &Linear {
+        match self.file.specialists.get(k) {
+            Some(s) => &s.linear,
+            None => &self.file.linear,
+        }
     }
 
     /// Feature vector of a profile under this model's screen-name table.
@@ -585,19 +592,55 @@ impl Model {
         self.score_features(&self.features(p, now_ms))
     }
 
-    /// Raw (uncalibrated) score and per-feature contributions: the blend of the forest
-    /// vote (Saabas contributions along each decision path) and the linear part's
-    /// probability (its change from the training-mean profile split over features in
-    /// proportion to their logit terms, so contributions add up exactly).
+    /// The score the final calibration map is applied to, with per-feature contributions.
+    ///
+    /// Format 1: the raw blended score of the one forest and linear part
+    /// ([`raw_part`](Self::raw_part) of part 0; `base_value() + Σ contributions == raw`).
+    /// Format 2 (specialists, Sayyadiharikandeh et al., CIKM 2020): the **maximum of the
+    /// specialists' calibrated probabilities**, with the contributions of the specialist
+    /// that gave it (on that specialist's raw scale: `base_value_part(k) + Σ
+    /// contributions` is its raw score) — the reasons of the kind of bot the account
+    /// looks most like.
+    pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+        if self.file.specialists.is_empty() {
+            return self.raw_part(0, x);
+        }
+        let mut best = (f32::NEG_INFINITY, [0.0f32; N_FEATURES]);
+        let mut probs = [0.0f32; MAX_SPECIALISTS];
+        for (k, s) in self.file.specialists.iter().enumerate() {
+            let (raw, contrib) = self.raw_part(k, x);
+            let p = s.calibration.apply(raw);
+            if let Some(slot) = probs.get_mut(k) {
+                *slot = p;
+            }
+            if p > best.0 {
+                best = (p, contrib);
+            }
+        }
+        if self.file.combine_power.is_some() {
+            let n = self.file.specialists.len().min(MAX_SPECIALISTS);
+            best.0 = combine(self.file.combine_power, &probs[..n]);
+        }
+        best
+    }
+
+    /// Raw (uncalibrated) score of part `k` and its per-feature contributions: the blend
+    /// of the forest vote (Saabas contributions along each decision path) and the linear
+    /// part's probability (its change from the training-mean profile split over features
+    /// in proportion to their logit terms, so contributions add up exactly). A `k` out of
+    /// range scores 0 with no contributions.
     ///
     /// A `NaN` feature is a missing value (issue 24): at a split on it both sides are
     /// descended, weighted by the training coverage, so the forest votes the expected leaf
     /// value over what the feature could be; the linear part takes the feature's training
     /// mean. A missing feature's reason contribution is then about zero: it neither
     /// accuses nor clears. Complete vectors never leave the fast walk below.
-    pub fn raw(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+    pub fn raw_part(&self, k: usize, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+        let Some(part) = self.parts.get(k) else {
+            return (0.0, [0.0; N_FEATURES]);
+        };
         if x.iter().any(|v| v.is_nan()) {
-            return self.raw_missing(x);
+            return self.raw_missing(k, part, x);
         }
         let mut sum = 0.0f32;
         // Eight trees in lockstep: their walks are independent chains of loads, so the
@@ -606,13 +649,13 @@ impl Model {
         // feature (most share the top few) made every `+=` wait for the previous store.
         const LANES: usize = 8;
         let mut rows = [[0.0f32; N_FEATURES]; LANES];
-        for chunk in self.roots.chunks(LANES) {
+        for chunk in part.roots.chunks(LANES) {
             let mut cur = [0usize; LANES];
             for (c, &r) in cur.iter_mut().zip(chunk) {
                 *c = r as usize;
             }
             let lanes = chunk.len();
-            for _ in 0..self.depth {
+            for _ in 0..part.depth {
                 for (c, row) in cur.iter_mut().zip(rows.iter_mut()).take(lanes) {
                     let node = &self.nodes[*c];
                     let f = node.feature as usize;
@@ -631,28 +674,33 @@ impl Model {
                 *c += r;
             }
         }
-        self.finish(sum, contrib, x)
+        self.finish(k, part, sum, contrib, x)
     }
 
-    /// [`raw`](Self::raw) for a vector with missing (`NaN`) features: every tree walked
-    /// recursively, both children of a split on a missing feature taken with the node's
-    /// coverage weights (each node is visited at most once, so the work is bounded by the
-    /// tree's size); the linear part sees the training mean in place of a missing value.
-    fn raw_missing(&self, x: &[f32; N_FEATURES]) -> (f32, [f32; N_FEATURES]) {
+    /// [`raw_part`](Self::raw_part) for a vector with missing (`NaN`) features: every
+    /// tree walked recursively, both children of a split on a missing feature taken with
+    /// the node's coverage weights (each node is visited at most once, so the work is
+    /// bounded by the tree's size); the linear part sees the training mean in place of a
+    /// missing value.
+    fn raw_missing(
+        &self,
+        k: usize,
+        part: &Part,
+        x: &[f32; N_FEATURES],
+    ) -> (f32, [f32; N_FEATURES]) {
         let mut contrib = [0.0f32; N_FEATURES];
-        let sum: f32 = self
+        let sum: f32 = part
             .roots
             .iter()
             .map(|&r| self.walk_missing(r as usize, 1.0, x, &mut contrib))
             .sum();
         let mut filled = *x;
-        let lin = &self.file.linear;
-        for (v, m) in filled.iter_mut().zip(&lin.mean) {
+        for (v, m) in filled.iter_mut().zip(&self.linear(k).mean) {
             if v.is_nan() {
                 *v = *m;
             }
         }
-        self.finish(sum, contrib, &filled)
+        self.finish(k, part, sum, contrib, &filled)
     }
 
     /// Weighted leaf value below node `i` reached with weight `w`, crediting each split's
@@ -684,27 +732,29 @@ impl Model {
         }
     }
 
-    /// The blend of the forest's summed leaf values and the linear part (shared by the
-    /// fast walk and the missing-value walk).
+    /// The blend of a part's summed leaf values and its linear part (shared by the fast
+    /// walk and the missing-value walk).
     fn finish(
         &self,
+        k: usize,
+        part: &Part,
         sum: f32,
         mut contrib: [f32; N_FEATURES],
         x: &[f32; N_FEATURES],
     ) -> (f32, [f32; N_FEATURES]) {
-        let wf = self.file.blend * self.inv_trees;
+        let wf = self.file.blend * part.inv_trees;
         for c in &mut contrib {
             *c *= wf;
         }
-        let lin = &self.file.linear;
+        let lin = self.linear(k);
         let wl = 1.0 - self.file.blend;
         let z = lin.logit(x);
         let p = sigmoid(z);
         if wl > 0.0 {
-            let dz = z - self.z0;
+            let dz = z - part.z0;
             // Probability change per unit of logit: exact secant, or the slope when flat.
             let per = if dz.abs() > 1e-6 {
-                (p - self.p0) / dz
+                (p - part.p0) / dz
             } else {
                 p * (1.0 - p)
             };
@@ -721,14 +771,24 @@ impl Model {
 
     /// The raw score of the reference profile that reasons are measured from: the
     /// forest's mean root value and the linear part at the training means, blended. For
-    /// any input, `base_value() + Σ contributions == raw score` (up to rounding).
+    /// any input of a format-1 model, `base_value() + Σ contributions == raw score` (up
+    /// to rounding); for a specialist, see [`base_value_part`](Self::base_value_part).
     pub fn base_value(&self) -> f32 {
-        let roots: f32 = self
+        self.base_value_part(0)
+    }
+
+    /// [`base_value`](Self::base_value) of part `k` (specialist `k` of a format-2
+    /// model): `base_value_part(k) + Σ raw_part(k, x).1 == raw_part(k, x).0`.
+    pub fn base_value_part(&self, k: usize) -> f32 {
+        let Some(part) = self.parts.get(k) else {
+            return 0.0;
+        };
+        let roots: f32 = part
             .roots
             .iter()
             .map(|&r| self.nodes[r as usize].value)
             .sum();
-        self.file.blend * roots * self.inv_trees + (1.0 - self.file.blend) * self.p0
+        self.file.blend * roots * part.inv_trees + (1.0 - self.file.blend) * part.p0
     }
 
     /// Scores a precomputed feature vector.
@@ -747,6 +807,174 @@ impl Model {
             reasons: top3(&contrib, sign),
         }
     }
+}
+
+/// Checks a calibration map's knots; the error names `what`.
+fn check_calibration(cal: &Calibration, what: &str) -> Result<(), String> {
+    if cal.x.len() != cal.y.len() || cal.x.is_empty() {
+        return Err(format!(
+            "{what} knots x and y differ in length or are empty"
+        ));
+    }
+    if cal.x.windows(2).any(|w| w[0] > w[1]) || cal.y.windows(2).any(|w| w[0] > w[1]) {
+        return Err(format!("{what} knots are not sorted"));
+    }
+    if cal
+        .x
+        .iter()
+        .chain(&cal.y)
+        .any(|v| !v.is_finite() || !(0.0..=1.0).contains(v))
+    {
+        return Err(format!("{what} knots must lie in [0, 1]"));
+    }
+    Ok(())
+}
+
+/// Validates one forest and linear part and appends the forest to the flattened node
+/// array; errors are prefixed with `at` (which specialist).
+fn build_part(
+    forest: &Forest,
+    lin: &Linear,
+    at: &str,
+    nodes: &mut Vec<Node>,
+    missing_split: &mut Vec<[f32; 2]>,
+) -> Result<Part, String> {
+    let invalid = |msg: String| format!("{at}{msg}");
+    if lin.weight.len() != lin.mean.len()
+        || lin.weight.len() > N_FEATURES
+        || !lin.intercept.is_finite()
+        || lin.weight.iter().chain(&lin.mean).any(|v| !v.is_finite())
+    {
+        return Err(invalid("linear part: weights and means differ in length, exceed the feature count or are not finite".into()));
+    }
+    if forest.trees.is_empty() {
+        return Err(invalid("forest has no trees".into()));
+    }
+    let mut roots = Vec::with_capacity(forest.trees.len());
+    let mut depth = 0usize;
+    for (t, tree) in forest.trees.iter().enumerate() {
+        let n = tree.feature.len();
+        if n == 0
+            || [
+                tree.threshold.len(),
+                tree.left.len(),
+                tree.right.len(),
+                tree.value.len(),
+            ]
+            .iter()
+            .any(|&l| l != n)
+        {
+            return Err(invalid(format!(
+                "tree {t}: arrays are empty or differ in length"
+            )));
+        }
+        let base = u32::try_from(nodes.len())
+            .ok()
+            .filter(|b| b.checked_add(n as u32).is_some())
+            .ok_or_else(|| invalid("too many nodes".into()))?;
+        // Validate: every node referenced at most once, children after parents (so
+        // this is a tree and every walk terminates), features and values in range.
+        let mut referenced = vec![false; n];
+        for i in 0..n {
+            let value = tree.value[i];
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                return Err(invalid(format!(
+                    "tree {t} node {i}: value {value} not in [0, 1]"
+                )));
+            }
+            let feature = tree.feature[i];
+            if feature < 0 {
+                continue;
+            }
+            let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
+            if feature as usize >= N_FEATURES || l <= i || r <= i || l >= n || r >= n || l == r {
+                return Err(invalid(format!(
+                    "tree {t} node {i}: bad feature or child index"
+                )));
+            }
+            if std::mem::replace(&mut referenced[l], true)
+                || std::mem::replace(&mut referenced[r], true)
+            {
+                return Err(invalid(format!(
+                    "tree {t} node {i}: child shared by two parents"
+                )));
+            }
+            if tree.threshold[i].is_nan() {
+                return Err(invalid(format!("tree {t} node {i}: threshold is NaN")));
+            }
+        }
+        if !tree.coverage.is_empty()
+            && (tree.coverage.len() != n
+                || tree.coverage.iter().any(|c| !(c.is_finite() && *c >= 0.0)))
+        {
+            return Err(invalid(format!(
+                "tree {t}: coverage has the wrong length or a negative or non-finite share"
+            )));
+        }
+        // Re-lay out breadth-first with siblings adjacent (nodes unreachable from the
+        // root are dropped). Leaves become absorbing (`x[0] > +inf` is never true, so
+        // the walk stays put and adds a zero contribution): every tree is then walked
+        // a fixed `depth` steps, and several trees can be walked in lockstep.
+        roots.push(base);
+        let mut order = vec![(0usize, 0usize)];
+        let mut head = 0;
+        nodes.push(ABSORBING);
+        missing_split.push([0.5; 2]);
+        while head < order.len() {
+            let (i, d) = order[head];
+            let at = base as usize + head;
+            head += 1;
+            let feature = tree.feature[i];
+            if feature < 0 {
+                nodes[at] = Node {
+                    left: at as u32,
+                    value: tree.value[i],
+                    ..ABSORBING
+                };
+                continue;
+            }
+            if d + 1 > MAX_TREE_DEPTH {
+                return Err(invalid(format!(
+                    "tree {t} is deeper than {MAX_TREE_DEPTH} (retrain with a smaller --max-depth)"
+                )));
+            }
+            depth = depth.max(d + 1);
+            let left = base + order.len() as u32;
+            order.push((tree.left[i] as usize, d + 1));
+            order.push((tree.right[i] as usize, d + 1));
+            nodes.push(ABSORBING);
+            nodes.push(ABSORBING);
+            missing_split.push([0.5; 2]);
+            missing_split.push([0.5; 2]);
+            missing_split[at] = missing_weights(tree, i);
+            let value = tree.value[i];
+            nodes[at] = Node {
+                feature: feature as u32,
+                threshold: tree.threshold[i],
+                left,
+                value,
+                delta: [
+                    tree.value[tree.left[i] as usize] - value,
+                    tree.value[tree.right[i] as usize] - value,
+                ],
+            };
+        }
+    }
+    let inv_trees = 1.0 / roots.len() as f32;
+    let z0 = lin.intercept
+        + lin
+            .weight
+            .iter()
+            .zip(&lin.mean)
+            .map(|(w, m)| w * m)
+            .sum::<f32>();
+    Ok(Part {
+        roots,
+        depth,
+        z0,
+        p0: sigmoid(z0),
+        inv_trees,
+    })
 }
 
 /// The weights of node `i`'s left and right child when its feature is missing: the
