@@ -78,7 +78,7 @@ fn start_handing(
         .name("changelog-send".into())
         .spawn(move || {
             while let Ok((records, reply)) = rx.recv() {
-                let _ = reply.send(changelog::send(&producer, &topic, &records));
+                let _ = reply.send(changelog::send_blocking(&producer, &topic, &records));
             }
         })?;
     Ok(tx)
