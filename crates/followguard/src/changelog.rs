@@ -533,18 +533,47 @@ pub fn send<C: ClientContext + 'static>(
     topic: &str,
     records: &[Record],
 ) -> anyhow::Result<Vec<rdkafka::producer::DeliveryFuture>> {
+    send_waiting(producer, topic, records, false)
+}
+
+/// [`send`] for a thread of its own (serve's `changelog-send`): while the producer's
+/// queue is full (a snapshot or a large flush behind a slow broker) it sleeps and tries
+/// again, instead of failing the flush.
+pub fn send_blocking<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topic: &str,
+    records: &[Record],
+) -> anyhow::Result<Vec<rdkafka::producer::DeliveryFuture>> {
+    send_waiting(producer, topic, records, true)
+}
+
+fn send_waiting<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topic: &str,
+    records: &[Record],
+    wait_when_full: bool,
+) -> anyhow::Result<Vec<rdkafka::producer::DeliveryFuture>> {
     let mut pending = Vec::with_capacity(records.len());
     for r in records {
-        let mut fr: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
-            .key(r.key.as_str())
-            .partition(r.partition);
-        if let Some(v) = &r.value {
-            fr = fr.payload(v.as_slice());
+        loop {
+            let mut fr: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
+                .key(r.key.as_str())
+                .partition(r.partition);
+            if let Some(v) = &r.value {
+                fr = fr.payload(v.as_slice());
+            }
+            match producer.send_result(fr) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) if wait_when_full => std::thread::sleep(Duration::from_millis(5)),
+                Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
+            }
         }
-        let f = producer
-            .send_result(fr)
-            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
-        pending.push(f);
     }
     Ok(pending)
 }

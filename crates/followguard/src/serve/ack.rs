@@ -213,10 +213,7 @@ pub(super) async fn ack_loop(a: Acker, mut rx: mpsc::Receiver<Batch>) {
         match &changelog {
             Some(cl) => match held.batch(&reached, !state.is_empty()) {
                 None => acked.send_modify(|n| *n += 1),
-                Some(covered) => match cl.send(&state) {
-                    Some(logged) => logging.push_back((logged, covered)),
-                    None => return,
-                },
+                Some(covered) => logging.push_back((cl.send(state), covered)),
             },
             None => store(&reached),
         }

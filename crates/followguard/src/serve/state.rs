@@ -28,7 +28,6 @@ const SCAN_IDLE: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub(super) struct ChangelogSink {
     pub topic: String,
-    pub producer: kafka::Producer,
     /// `--changelog-snapshot-every`, and when each partition's last snapshot was taken
     /// (the consume loop's copy; the ack task's is unused).
     pub snapshot_every: std::time::Duration,
@@ -56,6 +55,33 @@ pub(super) struct ChangelogSink {
     pub identity: Option<changelog::Identity>,
     /// A restore found a foreign changelog: the service stops with this message.
     pub refused: Option<String>,
+    /// The thread that hands each flush's records to the producer, in flush order, so
+    /// the acknowledgement task never stalls on a flush of several MB.
+    handing: std::sync::mpsc::Sender<Handoff>,
+}
+
+/// A flush's records for the hand-over thread, and where it says how the produce
+/// calls went (each record's delivery future, or the first refusal).
+type Handoff = (
+    Vec<changelog::Record>,
+    tokio::sync::oneshot::Sender<anyhow::Result<Vec<rdkafka::producer::DeliveryFuture>>>,
+);
+
+/// Starts the hand-over thread of `producer` (it ends when every sender is dropped).
+fn start_handing(
+    producer: &kafka::Producer,
+    topic: &str,
+) -> anyhow::Result<std::sync::mpsc::Sender<Handoff>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Handoff>();
+    let (producer, topic) = (producer.clone(), topic.to_string());
+    std::thread::Builder::new()
+        .name("changelog-send".into())
+        .spawn(move || {
+            while let Ok((records, reply)) = rx.recv() {
+                let _ = reply.send(changelog::send_blocking(&producer, &topic, &records));
+            }
+        })?;
+    Ok(tx)
 }
 
 impl ChangelogSink {
@@ -65,12 +91,19 @@ impl ChangelogSink {
         let Some(topic) = cfg.changelog_topic.clone() else {
             return Ok(None);
         };
-        let producer = kafka::producer_config(&cfg.kafka, kafka::SERVE_MESSAGE_TIMEOUT)
-            .create_with_context(kafka::LogContext)
-            .map_err(|e| kafka::config_error("changelog producer", e))?;
+        // Changelog records come in flushes of thousands: the bulk producer's linger makes
+        // fuller produce requests (only the offsets wait for them, never an output).
+        let producer = kafka::producer_config_lingering(
+            &cfg.kafka,
+            kafka::SERVE_MESSAGE_TIMEOUT,
+            kafka::BULK_LINGER_MS,
+        )
+        .create_with_context(kafka::LogContext)
+        .map_err(|e| kafka::config_error("changelog producer", e))?;
+        let handing = start_handing(&producer, &topic)?;
         Ok(Some(ChangelogSink {
             topic,
-            producer,
+            handing,
             snapshot_every: cfg.changelog_snapshot_every,
             snapshots: HashMap::new(),
             logged_next: HashMap::new(),
@@ -112,21 +145,25 @@ impl ChangelogSink {
                 .is_some_and(|&n| n >= self.snapshot_records)
     }
 
-    /// Hands `records` to the producer without waiting for them (`None`: refused at
-    /// once, logged). The acknowledgement task stores the batch's offsets when
-    /// [`Logged::wait`] says they are acknowledged, and meanwhile goes on with the next
-    /// batch's outputs.
-    pub fn send(&self, records: &[changelog::Record]) -> Option<Logged> {
-        match changelog::send(&self.producer, &self.topic, records) {
-            Ok(pending) => Some(Logged {
-                topic: self.topic.clone(),
-                done: Box::pin(changelog::delivered(pending)),
+    /// Hands `records` to the producer without waiting for them: the hand-over thread
+    /// makes the produce calls (a flush is thousands of records, tens of ms of librdkafka
+    /// calls the acknowledgement task would otherwise spend instead of acknowledging the
+    /// next batches' outputs), in flush order. The acknowledgement task stores the
+    /// batch's offsets when [`Logged::wait`] says they are acknowledged, and meanwhile
+    /// goes on with the next batch's outputs; a refusal comes back through it.
+    pub fn send(&self, records: Vec<changelog::Record>) -> Logged {
+        let (reply, handed) = tokio::sync::oneshot::channel();
+        let sent = self.handing.send((records, reply));
+        let topic = self.topic.clone();
+        Logged {
+            topic,
+            done: Box::pin(async move {
+                anyhow::ensure!(sent.is_ok(), "the changelog hand-over thread stopped");
+                let pending = handed
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the changelog hand-over thread stopped"))??;
+                changelog::delivered(pending).await
             }),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), topic = %self.topic,
-                    "changelog record refused; no more offsets are stored");
-                None
-            }
         }
     }
 }
