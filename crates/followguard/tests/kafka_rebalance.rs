@@ -1081,7 +1081,6 @@ fn a_failure_report_names_the_followee_its_state_and_its_partition_history() {
         timeline: &timeline,
     }
     .render(&changelog);
-    eprintln!("{report}");
     for part in [
         "alerts resolved: only by one instance [\"a1\"]; only by the group []",
         "1 followees concerned (1 with a different final state)",
