@@ -573,3 +573,263 @@ fn campaign_links_after_the_last_snapshot_survive_a_restore() {
     );
     assert_eq!(first_diff(&got, &want), None);
 }
+
+/// The changelog of a group, per partition: the last value of each followee key and
+/// each clock, as the writers logged them (the dirty partition decides where a key goes).
+#[derive(Default)]
+struct PartLog {
+    followees: BTreeMap<(i32, String), Option<Vec<u8>>>,
+    clocks: BTreeMap<i32, Vec<u8>>,
+    /// Every write and hand-over, in order (a failure lists those of its followee).
+    writes: Vec<String>,
+}
+
+impl PartLog {
+    /// A flush of `d`: its dirty followees (tombstones for those with no state left) and
+    /// the clocks of the partitions it holds.
+    fn flush(&mut self, d: &mut Detector, who: &str) {
+        for (id, p) in d.take_dirty() {
+            let v = d.export_followee(&id).map(|s| s.to_bytes());
+            let what = v.as_ref().map_or("tombstone".into(), |v| {
+                String::from_utf8_lossy(v)
+                    .chars()
+                    .take(160)
+                    .collect::<String>()
+            });
+            self.writes.push(format!("{who}: {p}/{id} = {what}"));
+            self.followees.insert((p, id.to_string()), v);
+        }
+        for p in [0, 1] {
+            if let Some(c) = d.export_clock(p) {
+                self.clocks.insert(p, c.to_bytes());
+            }
+        }
+        d.take_dirty_moderation();
+        d.take_dirty_lockstep();
+    }
+
+    /// Partition `p`'s state restored into `d` (clock first, then its followees).
+    fn restore(&self, d: &mut Detector, p: i32) {
+        if let Some(c) = self.clocks.get(&p) {
+            d.import_clock(&PartitionState::from_bytes(c).unwrap())
+                .unwrap();
+        }
+        for ((q, _), v) in &self.followees {
+            if let (true, Some(v)) = (*q == p, v) {
+                d.import_followee(&FolloweeState::from_bytes(v).unwrap())
+                    .unwrap();
+            }
+        }
+        d.take_dirty();
+    }
+}
+
+/// [`cfg`] with the shipped relation between the idle TTL and the pending follows'
+/// 24 h: a followee is evicted only once its pending follows and last burst are gone, so
+/// no state without a window is left behind. (With a TTL below 24 h, as [`cfg`]'s 6 h,
+/// such states exist and their changelog records go astray: docs/state.md, open
+/// findings.)
+fn handover_cfg() -> DetectorConfig {
+    DetectorConfig {
+        idle_ttl_ms: 2 * 86_400_000,
+        ..cfg()
+    }
+}
+
+/// A followee's state as a group must end with it: campaign fields and the last burst
+/// aside (campaign links are instance-scoped; a sweep prunes every partition's last
+/// bursts by its own partition's watermark, so their pruning depends on which
+/// partitions an instance holds).
+fn comparable(mut s: FolloweeState) -> FolloweeState {
+    if let Some(o) = s.open.as_mut() {
+        o.campaign_id = None;
+        o.campaign_followees = 0;
+        o.campaign_reported = 0;
+        o.link_key = 0;
+    }
+    s.last_burst = None;
+    s
+}
+
+/// Alert records as (id, status, event time, followee): what the group must write too.
+fn lifecycle(out: &[Emitted]) -> std::collections::BTreeSet<(String, String, i64, String)> {
+    out.iter()
+        .flat_map(|e| &e.alerts)
+        .filter(|a| a.status != followguard_core::alert::AlertStatus::Update)
+        .map(|a| {
+            (
+                a.alert_id.clone(),
+                format!("{:?}", a.status),
+                a.event_time_ms,
+                a.followee_id.clone(),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Issue 21, a hand-over between two instances: X holds both partitions, logs its
+    /// dirty state per batch; at a batch boundary partition 1 moves to Y (X flushes and
+    /// drops it, Y restores it from the log), each goes on with its own partition's
+    /// events, logging as before, and later partition 1 moves back to X (whose
+    /// instance-scoped campaign links still name the slots it had). The opens and
+    /// resolves (ids and event times) equal one detector's; every followee's state equals
+    /// one detector's, and what the log holds for it in its own partition is what its
+    /// holder has (what a restore of that partition would read), in both runs (campaign
+    /// fields and last bursts aside: instance-scoped).
+    #[test]
+    fn a_partition_handed_over_mid_stream_ends_as_one_detector(
+        evs in prop::collection::vec(ev_strategy(), 1..700),
+        batch in 1usize..64,
+        cut in 0.0f64..1.0,
+        back in 0.0f64..1.0,
+    ) {
+        let fl = followers();
+        let mut one = Detector::new(handover_cfg());
+        one.track_dirty(true);
+        let mut one_log = PartLog::default();
+        let mut want = Vec::new();
+        let batches: Vec<&[Ev]> = evs.chunks(batch).collect();
+        let mut t = T0;
+        for b in &batches {
+            t = feed(&mut one, b, t, &fl, &mut want);
+            one_log.flush(&mut one, "one");
+        }
+        let k = ((batches.len() as f64) * cut) as usize;
+        let (mut x, mut y) = (Detector::new(handover_cfg()), Detector::new(handover_cfg()));
+        x.track_dirty(true);
+        y.track_dirty(true);
+        let mut log = PartLog::default();
+        let mut got = Vec::new();
+        let mut t = T0;
+        for b in &batches[..k] {
+            t = feed(&mut x, b, t, &fl, &mut got);
+            log.flush(&mut x, "x");
+        }
+        x.drop_partition(1);
+        log.writes.push("partition 1 handed over to Y".into());
+        log.restore(&mut y, 1);
+        // Later, partition 1 comes back to X (Y flushed every batch; X restores it).
+        let k2 = k + ((batches.len() - k) as f64 * back) as usize;
+        let mut home = false;
+        for (j, b) in batches[k..].iter().enumerate() {
+            if k + j == k2 {
+                y.drop_partition(1);
+                log.writes.push("partition 1 handed back to X".into());
+                log.restore(&mut x, 1);
+                home = true;
+            }
+            // Each event to the instance holding its partition (followee % 2), at the
+            // times `feed` gives it in the whole stream.
+            for e in b.iter() {
+                let d = if e.followee % 2 == 1 && !home { &mut y } else { &mut x };
+                t = feed(d, std::slice::from_ref(e), t, &fl, &mut got);
+            }
+            log.flush(&mut x, "x");
+            log.flush(&mut y, "y");
+        }
+        prop_assert_eq!(lifecycle(&got), lifecycle(&want));
+        for (i, f) in FOLLOWEES.iter().enumerate() {
+            let id = FolloweeId::new(f);
+            let holder = if i % 2 == 1 && !home { &y } else { &x };
+            prop_assert_eq!(
+                holder.export_followee(&id).map(comparable),
+                one.export_followee(&id).map(comparable),
+                "followee {} live", f
+            );
+            let p = (i % 2) as i32;
+            let logged = |l: &PartLog| {
+                l.followees
+                    .get(&(p, f.to_string()))
+                    .cloned()
+                    .flatten()
+                    .map(|v| comparable(FolloweeState::from_bytes(&v).unwrap()))
+            };
+            // What a restore of the partition would read is what its holder has.
+            prop_assert_eq!(
+                logged(&log),
+                holder.export_followee(&id).map(comparable),
+                "followee {} as the group logged it; its writes {:#?}",
+                f,
+                log.writes.iter().filter(|w| w.contains(f) || !w.contains('/')).collect::<Vec<_>>()
+            );
+            prop_assert_eq!(logged(&one_log), one.export_followee(&id).map(comparable), "followee {} as one logged it", f);
+        }
+    }
+}
+
+/// Issue 21, campaign links across a hand-over and back: a cohort's bursts on bob
+/// (partition 1) and alice (partition 0) are linked, bob's alert resolves, partition 1 is
+/// revoked (its followees' slots freed and taken by partition 0's), restored again, and
+/// the cohort's next burst (dave) relinks the campaign. Every followee's record in its own
+/// partition of the log is what the detector holds, and no other partition holds one.
+#[test]
+fn a_campaign_relinked_after_a_partition_came_back_logs_each_followee_in_its_partition() {
+    let fl = followers();
+    let mut x = Detector::new(handover_cfg());
+    x.track_dirty(true);
+    let mut log = PartLog::default();
+    let mut out = Vec::new();
+    let mut t = feed(&mut x, &burst(1), T0, &fl, &mut out);
+    t = feed(&mut x, &burst(0), t, &fl, &mut out);
+    log.flush(&mut x, "x");
+    // Quiet: a benign follow on each partition a day later resolves the alerts.
+    let calm = |followee, hours: i64| Ev {
+        followee,
+        follower: 199,
+        gap_ms: hours * 3_600_000,
+        jitter_ms: 0,
+        prob: 0.05,
+        follow: true,
+        fresh: false,
+    };
+    t = feed(&mut x, &[calm(3, 26), calm(0, 0)], t, &fl, &mut out);
+    let resolved = out
+        .iter()
+        .flat_map(|e| &e.alerts)
+        .filter(|a| a.status == followguard_core::alert::AlertStatus::Resolved)
+        .count();
+    assert!(resolved >= 1, "an alert resolved");
+    log.flush(&mut x, "x");
+    x.drop_partition(1);
+    t = feed(&mut x, &[calm(4, 1), calm(2, 0)], t, &fl, &mut out);
+    log.flush(&mut x, "x");
+    log.restore(&mut x, 1);
+    t = feed(&mut x, &burst(4), t, &fl, &mut out);
+    log.flush(&mut x, "x");
+    feed(&mut x, &burst(1), t, &fl, &mut out);
+    log.flush(&mut x, "x");
+    let campaigns: std::collections::BTreeSet<String> = out
+        .iter()
+        .flat_map(|e| &e.alerts)
+        .filter_map(|a| a.campaign_id.clone())
+        .collect();
+    assert!(!campaigns.is_empty(), "the cohort's alerts are linked");
+    for (i, f) in FOLLOWEES.iter().enumerate() {
+        let own = (i % 2) as i32;
+        let id = FolloweeId::new(f);
+        let logged = log
+            .followees
+            .get(&(own, f.to_string()))
+            .cloned()
+            .flatten()
+            .map(|v| FolloweeState::from_bytes(&v).unwrap());
+        let writes: Vec<&String> = log.writes.iter().filter(|w| w.contains(f)).collect();
+        // (A state left with only a last burst is pruned unlogged: not compared.)
+        let held = |s: FolloweeState| {
+            Some(comparable(s)).filter(|s| s.window.is_some() || !s.pending.is_empty())
+        };
+        assert_eq!(
+            logged.and_then(held),
+            x.export_followee(&id).and_then(held),
+            "{f} as logged in its partition {own}; its writes {writes:#?}"
+        );
+        let elsewhere = log
+            .followees
+            .get(&(1 - own, f.to_string()))
+            .is_some_and(Option::is_some);
+        assert!(!elsewhere, "{f} logged in another partition: {writes:#?}");
+    }
+}

@@ -39,6 +39,9 @@ struct Outcome {
     resolved: BTreeSet<String>,
     campaigns: BTreeSet<String>,
     moderated: BTreeSet<String>,
+    /// Every alert record as read (topic partition, offset, record): what a failure
+    /// report shows of a differing alert.
+    alerts: Vec<(i32, i64, serde_json::Value)>,
 }
 
 fn outcome(env: &Env, t: &Topics) -> Outcome {
@@ -58,7 +61,9 @@ fn outcome(env: &Env, t: &Topics) -> Outcome {
         duplicate_opens,
         ..Outcome::default()
     };
-    for a in alerts.iter().map(Rec::json) {
+    for r in &alerts {
+        let a = r.json();
+        o.alerts.push((r.partition, r.offset, a.clone()));
         if a["status"] == "resolved" {
             o.resolved
                 .insert(a["alert_id"].as_str().unwrap_or_default().to_string());
@@ -288,12 +293,17 @@ fn rolling(links: bool) {
     let t0 = Instant::now();
     // Members replaced so far (their logs are read at the end), and the revoke-flush
     // count each had reached when it was stopped.
-    let mut past: Vec<Svc> = Vec::new();
+    let mut past: Vec<(&str, Svc)> = Vec::new();
     let mut past_flushes = 0.0;
+    // What the test did to the members, at what UTC time (a kill -9 leaves no log line):
+    // a failure report interleaves it with the members' log lines.
+    let mut timeline: Vec<(String, String)> = vec![(utc_now(), "A, B, C ready".into())];
+    let mut did = |what: &str| timeline.push((utc_now(), what.to_string()));
     let flushes =
         |s: &Svc| metric(&s.metrics(), "followguard_revoke_flush_seconds_count").unwrap_or(0.0);
     sleep_until(t0, Duration::from_secs(2));
     let mut d = start_member();
+    did("D started (joins)");
     let joined = Instant::now();
     while metric(&d.metrics(), "followguard_assigned_partitions").unwrap_or(0.0) < 1.0 {
         assert!(
@@ -306,34 +316,44 @@ fn rolling(links: bool) {
     let d_owned_s = joined.elapsed().as_secs_f64();
     d.wait_ready(Duration::from_secs(60));
     past_flushes += flushes(&a) + flushes(&b) + flushes(&c);
+    did("D owns partitions and is ready: SIGTERM");
     stop(&mut d);
-    past.push(d);
+    past.push(("D", d));
     let t1 = Instant::now();
     sleep_until(t1, Duration::from_secs(3));
     past_flushes += flushes(&a);
+    did("A killed (-9), A' started");
     a.kill9();
-    past.push(std::mem::replace(&mut a, start_member()));
+    past.push(("A", std::mem::replace(&mut a, start_member())));
     sleep_until(t1, Duration::from_secs(9));
     past_flushes += flushes(&b);
+    did("B stopped (SIGTERM)");
     stop(&mut b);
-    past.push(std::mem::replace(&mut b, start_member()));
+    did("B' started");
+    past.push(("B", std::mem::replace(&mut b, start_member())));
     sleep_until(t1, Duration::from_secs(15));
     past_flushes += flushes(&c);
+    did("C stopped (SIGTERM)");
     stop(&mut c);
-    past.push(std::mem::replace(&mut c, start_member()));
+    did("C' started");
+    past.push(("C", std::mem::replace(&mut c, start_member())));
     assert!(producer.wait().expect("produce").success());
     let produced_s = t0.elapsed().as_secs_f64();
 
     wait_committed(&env, &group, &one_t, n, &[&a, &b, &c]);
     one.wait_events(n as f64, Duration::from_secs(120));
     let settled_s = t0.elapsed().as_secs_f64();
+    did("the group committed the whole input");
     let members = [&a, &b, &c];
-    // Revokes handed over by a running member (not its own shutdown), in every process.
-    let logs: Vec<String> = past
+    // Revokes handed over by a running member (not its own shutdown), in every process,
+    // labelled by member (A' is A's replacement).
+    let labelled: Vec<(&str, String)> = past
         .iter()
-        .chain(members)
-        .map(|s| strip_ansi(&s.log_text()))
+        .map(|(l, s)| (*l, s))
+        .chain([("A'", &a), ("B'", &b), ("C'", &c)])
+        .map(|(l, s)| (l, strip_ansi(&s.log_text())))
         .collect();
+    let logs: Vec<String> = labelled.iter().map(|(_, l)| l.clone()).collect();
     let count = |what: &str| -> usize { logs.iter().map(|l| l.matches(what).count()).sum() };
     let handed_over = count("revoked partitions handed over and released");
     let incomplete = count("complete=false");
@@ -376,46 +396,23 @@ fn rolling(links: bool) {
     let want = outcome(&env, &one_t);
     let got = outcome(&env, &group_t);
     // Alert id -> campaign id, as the link stages announced them.
-    let got_campaigns = if links {
-        let want_campaigns = campaign_of(&settle_links(&env, &one_t, &one_group, &[&one]));
-        let got_campaigns = campaign_of(&settle_links(&env, &group_t, &group, &members));
-        assert!(
-            !want_campaigns.is_empty(),
-            "the re-sold cohorts make campaigns"
-        );
-        assert_eq!(
-            got_campaigns, want_campaigns,
-            "campaigns (alert id -> campaign id) differ from one instance"
-        );
-        got_campaigns
+    let (want_campaigns, got_campaigns) = if links {
+        (
+            campaign_of(&settle_links(&env, &one_t, &one_group, &[&one])),
+            campaign_of(&settle_links(&env, &group_t, &group, &members)),
+        )
     } else {
-        BTreeMap::new()
+        (BTreeMap::new(), BTreeMap::new())
     };
-    assert!(!want.opened.is_empty(), "the stream opens alerts");
-    assert_eq!(want.duplicate_opens, 0);
-    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
-    assert_eq!(
-        got.opened, want.opened,
-        "alert ids differ from one instance"
-    );
-    assert_eq!(
-        got.resolved, want.resolved,
-        "alerts resolved differ from one instance"
-    );
-    assert_eq!(
-        got.moderated, want.moderated,
-        "moderated followers differ from one instance"
-    );
     // The followee state the group's changelog ends with, against the single instance's:
     // reported, not asserted. Identical in most runs here; in some, the followees of a
     // partition whose owner was killed (-9) or whose restore was interrupted by a stop
-    // differ in window history / baseline (alerts unaffected): docs/state.md, "Rebalance
-    // behaviour", open findings.
+    // differ in window history / baseline: docs/state.md, "Rebalance behaviour", open
+    // findings.
     let (ours, theirs) = (
         final_state(&env, &changelog),
         final_state(&env, &one_changelog),
     );
-    assert!(!theirs.is_empty());
     let differing: Vec<&String> = theirs
         .iter()
         .filter(|(id, f)| ours.get(*id) != Some(*f))
@@ -432,6 +429,66 @@ fn rolling(links: bool) {
         theirs.len(),
         partitions_differing
     );
+    // Anything that differs is reported in full on stderr before the checks below fail
+    // (or, for the followee state, instead of failing), so a CI log alone says which
+    // followee and alert differ and what happened to its partition.
+    let campaigns_differ: BTreeSet<&String> = want_campaigns
+        .keys()
+        .chain(got_campaigns.keys())
+        .filter(|id| want_campaigns.get(*id) != got_campaigns.get(*id))
+        .collect();
+    if got.opened != want.opened
+        || got.resolved != want.resolved
+        || got.moderated != want.moderated
+        || got.duplicate_opens > 0
+        || !campaigns_differ.is_empty()
+        || !differing.is_empty()
+    {
+        let report = Report {
+            want: &want,
+            got: &got,
+            campaigns_differ: &campaigns_differ,
+            theirs: &theirs,
+            ours: &ours,
+            differing: &differing,
+            logs: &labelled,
+            timeline: &timeline,
+        };
+        let changelog = read_topic(
+            &env.brokers,
+            &changelog,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+        );
+        eprintln!("{}", report.render(&changelog));
+    }
+    if links {
+        assert!(
+            !want_campaigns.is_empty(),
+            "the re-sold cohorts make campaigns"
+        );
+        assert_eq!(
+            got_campaigns, want_campaigns,
+            "campaigns (alert id -> campaign id) differ from one instance"
+        );
+    }
+    assert!(!want.opened.is_empty(), "the stream opens alerts");
+    assert_eq!(want.duplicate_opens, 0);
+    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
+    assert_eq!(
+        got.opened, want.opened,
+        "alert ids differ from one instance"
+    );
+    assert_eq!(
+        got.resolved, want.resolved,
+        "alerts resolved differ from one instance"
+    );
+    assert_eq!(
+        got.moderated, want.moderated,
+        "moderated followers differ from one instance"
+    );
+    assert!(!theirs.is_empty());
     eprintln!(
         "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
          {} alerts ({} resolved, {} still open in both), {restored} changelog records restored, {} moderated followers; \
@@ -469,6 +526,296 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// The time now as the members' log lines print it (RFC 3339 UTC, µs): sorts with them.
+fn utc_now() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// At most this many followees are described in full by a failure report.
+const REPORT_FOLLOWEES: usize = 6;
+
+/// What a rolling-restart run found different from one instance, for stderr: the alerts
+/// and followers that differ, and per followee concerned (first [`REPORT_FOLLOWEES`]):
+/// its alert records in both runs, its final state field by field, every version of its
+/// key in the group's changelog (with the snapshots around them), and its input
+/// partition's history: the members' log lines about that partition interleaved with
+/// what the test did to them (kills leave no line of their own).
+struct Report<'a> {
+    want: &'a Outcome,
+    got: &'a Outcome,
+    campaigns_differ: &'a BTreeSet<&'a String>,
+    theirs: &'a BTreeMap<String, FolloweeState>,
+    ours: &'a BTreeMap<String, FolloweeState>,
+    differing: &'a [&'a String],
+    /// (member, its log without colour codes); A' is A's replacement.
+    logs: &'a [(&'a str, String)],
+    /// (UTC time, what the test did).
+    timeline: &'a [(String, String)],
+}
+
+impl Report<'_> {
+    /// The report; `changelog`: the group's changelog topic as read.
+    fn render(&self, changelog: &[Rec]) -> String {
+        use std::fmt::Write;
+        let mut out = String::from("rolling: MISMATCH REPORT (the group against one instance)\n");
+        let sets = [
+            ("alerts opened", &self.want.opened, &self.got.opened),
+            ("alerts resolved", &self.want.resolved, &self.got.resolved),
+            (
+                "followers moderated",
+                &self.want.moderated,
+                &self.got.moderated,
+            ),
+        ];
+        let mut alerts: BTreeSet<&str> = BTreeSet::new();
+        for (i, (what, w, g)) in sets.iter().enumerate() {
+            let only_one: Vec<&String> = w.difference(g).collect();
+            let only_group: Vec<&String> = g.difference(w).collect();
+            if !only_one.is_empty() || !only_group.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {what}: only by one instance {only_one:?}; only by the group {only_group:?}"
+                );
+            }
+            if i < 2 {
+                alerts.extend(only_one.iter().chain(&only_group).map(|s| s.as_str()));
+            }
+        }
+        if self.got.duplicate_opens > 0 {
+            let _ = writeln!(
+                out,
+                "  the group opened {} ids twice",
+                self.got.duplicate_opens
+            );
+        }
+        if !self.campaigns_differ.is_empty() {
+            let _ = writeln!(
+                out,
+                "  alerts whose campaign differs: {:?}",
+                self.campaigns_differ.iter().take(20).collect::<Vec<_>>()
+            );
+            alerts.extend(self.campaigns_differ.iter().map(|s| s.as_str()));
+        }
+        // The followees concerned: those of differing alerts first, then those whose
+        // final state differs.
+        let mut followees: Vec<String> = Vec::new();
+        for id in alerts {
+            let f = self
+                .want
+                .alerts
+                .iter()
+                .chain(&self.got.alerts)
+                .find(|(_, _, a)| a["alert_id"] == id)
+                .and_then(|(_, _, a)| a["followee_id"].as_str());
+            if let Some(f) = f.filter(|f| !followees.iter().any(|x| x == f)) {
+                followees.push(f.to_string());
+            }
+        }
+        for f in self.differing {
+            if !followees.contains(f) {
+                followees.push((*f).clone());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  {} followees concerned ({} with a different final state); the first {} described:",
+            followees.len(),
+            self.differing.len(),
+            followees.len().min(REPORT_FOLLOWEES)
+        );
+        let mut partitions = BTreeSet::new();
+        for f in followees.iter().take(REPORT_FOLLOWEES) {
+            let partition = self
+                .theirs
+                .get(f)
+                .or_else(|| self.ours.get(f))
+                .and_then(|s| s.partition);
+            partitions.extend(partition);
+            let _ = writeln!(out, "  followee {f} (input partition {partition:?})");
+            for (who, o) in [("one", self.want), ("group", self.got)] {
+                for (tp, offset, a) in o.alerts.iter().filter(|(_, _, a)| a["followee_id"] == *f) {
+                    let _ = writeln!(
+                        out,
+                        "    {who:5} {} {} at {} (alerts {tp}@{offset})",
+                        a["alert_id"].as_str().unwrap_or("?"),
+                        a["status"].as_str().unwrap_or("?"),
+                        a["event_time"].as_str().unwrap_or("?"),
+                    );
+                }
+            }
+            match (self.theirs.get(f), self.ours.get(f)) {
+                (Some(t), Some(o)) if t == o => {
+                    let _ = writeln!(out, "    final state: equal");
+                }
+                (Some(t), Some(o)) => {
+                    let _ = writeln!(
+                        out,
+                        "    final state (one | group): {}",
+                        fields_differing(t, o)
+                    );
+                }
+                (t, o) => {
+                    let _ = writeln!(
+                        out,
+                        "    final state: one {}, group {}",
+                        if t.is_some() { "holds it" } else { "none" },
+                        if o.is_some() { "holds it" } else { "none" }
+                    );
+                }
+            }
+            if let Some(p) = partition {
+                out.push_str(&changelog_versions(changelog, p, f));
+            }
+        }
+        for p in partitions {
+            let _ = writeln!(
+                out,
+                "  input partition {p}: the members' lines about it, and what the test did"
+            );
+            for line in partition_history(self.logs, self.timeline, p) {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        out
+    }
+}
+
+/// The fields of two states that differ, as `path: one | group` (window rings by index).
+fn fields_differing(one: &FolloweeState, group: &FolloweeState) -> String {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    flatten(&format!("{prefix}{k}."), v, out);
+                }
+            }
+            serde_json::Value::Array(a) if a.iter().all(|x| !x.is_object()) => {
+                out.insert(prefix.trim_end_matches('.').to_string(), v.to_string());
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    flatten(&format!("{prefix}{i}."), v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.trim_end_matches('.').to_string(), v.to_string());
+            }
+        }
+    }
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", &serde_json::to_value(one).unwrap_or_default(), &mut a);
+    flatten("", &serde_json::to_value(group).unwrap_or_default(), &mut b);
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let none = "-".to_string();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: {} | {}",
+                a.get(k).unwrap_or(&none),
+                b.get(k).unwrap_or(&none)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Every version of followee `f`'s key in changelog partition `p` (offset, window history,
+/// last seen, frozen, open alert), and the snapshot begin markers of the partition
+/// (offset and writer's order `seq`): which writer's snapshot a version follows.
+fn changelog_versions(changelog: &[Rec], p: i32, f: &str) -> String {
+    use std::fmt::Write;
+    let key = changelog::followee_key(f);
+    let mut out = String::new();
+    let in_p = || changelog.iter().filter(|r| r.partition == p);
+    let begins: Vec<String> = in_p()
+        .filter(|r| r.key.starts_with(b"s/"))
+        .filter_map(|r| {
+            let m: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
+            (m["snapshot"] == "begin").then(|| format!("{}(seq {})", r.offset, m["seq"]))
+        })
+        .collect();
+    let last = in_p().map(|r| r.offset).max().unwrap_or(-1);
+    let _ = writeln!(
+        out,
+        "    group changelog partition {p} (last offset {last}): snapshots begin at {begins:?}"
+    );
+    for r in in_p().filter(|r| r.key == key.as_bytes()) {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap_or_default();
+        let w = &v["window"];
+        let _ = writeln!(
+            out,
+            "    {key}@{}: {}",
+            r.offset,
+            if r.payload.is_empty() {
+                "tombstone".to_string()
+            } else {
+                format!(
+                    "history {} last_seen_s {} frozen {} open {} last_burst {}",
+                    w["history"],
+                    w["last_seen_s"],
+                    w["frozen"],
+                    v["open"]["alert_id"],
+                    v["last_burst"]
+                )
+            }
+        );
+    }
+    out
+}
+
+/// The members' log lines that name input partition `p` (and their warnings, errors and
+/// stops), with the test's own steps, in time order, each tagged with its member.
+fn partition_history(
+    logs: &[(&str, String)],
+    timeline: &[(String, String)],
+    p: i32,
+) -> Vec<String> {
+    let mut lines: Vec<(String, String)> = timeline
+        .iter()
+        .map(|(t, what)| (t.clone(), format!("{t} [test] {what}")))
+        .collect();
+    for (member, log) in logs {
+        for l in log.lines() {
+            let named = partitions_named(l);
+            let about_p = named.as_ref().is_some_and(|ps| ps.contains(&p));
+            let general = named.is_none()
+                && (l.contains(" WARN ")
+                    || l.contains(" ERROR ")
+                    || l.contains("shutdown requested")
+                    || l.contains("shutdown complete"));
+            if about_p || general {
+                let t = l.split(' ').next().unwrap_or_default().to_string();
+                let text: String = l.chars().take(260).collect();
+                lines.push((t, format!("[{member}] {text}")));
+            }
+        }
+    }
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l).collect()
+}
+
+/// The input partitions a log line names (`partitions=[0, 3]`, `partition=2`), `None`
+/// when it names none (the link stage's partitions are another topic's: not counted).
+fn partitions_named(line: &str) -> Option<BTreeSet<i32>> {
+    if line.contains("serve::links") {
+        return None;
+    }
+    if let Some(list) = line.split("partitions=[").nth(1) {
+        let list = list.split(']').next().unwrap_or_default();
+        return Some(
+            list.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect(),
+        );
+    }
+    let one = line.split(" partition=").nth(1)?;
+    let n: String = one.chars().take_while(char::is_ascii_digit).collect();
+    n.parse().ok().map(|n| BTreeSet::from([n]))
 }
 
 /// The partitions named in a member's last "partitions assigned" log line.
@@ -642,4 +989,120 @@ fn a_leader_stopped_mid_rebalance_without_leaving_lets_the_survivor_take_over() 
             stopped.elapsed().as_secs_f64()
         );
     });
+}
+
+/// The rolling tests' failure report (no broker): a resolve only one instance wrote is
+/// traced to its followee, whose final states are compared field by field, whose
+/// changelog versions are listed, and whose partition's history interleaves the members'
+/// lines about that partition (and no other) with the test's own steps, in time order.
+#[test]
+fn a_failure_report_names_the_followee_its_state_and_its_partition_history() {
+    let alert = |status: &str, at: &str| serde_json::json!({"alert_id": "a1", "status": status, "followee_id": "f1", "event_time": at});
+    let want = Outcome {
+        opened: BTreeSet::from(["a1".to_string()]),
+        resolved: BTreeSet::from(["a1".to_string()]),
+        alerts: vec![
+            (1, 5, alert("open", "2026-01-01T00:00:00Z")),
+            (1, 9, alert("resolved", "2026-01-02T03:00:00Z")),
+        ],
+        ..Outcome::default()
+    };
+    let got = Outcome {
+        opened: want.opened.clone(),
+        alerts: vec![(3, 7, alert("open", "2026-01-01T00:00:00Z"))],
+        ..Outcome::default()
+    };
+    let state = |history: u16, frozen: bool| -> FolloweeState {
+        serde_json::from_value(serde_json::json!({
+            "v": 1, "followee_id": "f1", "partition": 2,
+            "window": {"short_follows": [0, 0], "short_suspicious": [0, 0],
+                "long_follows": [3, 1], "long_suspicious": [0, 0], "hist": [0],
+                "base_follows_bits": 0, "base_suspicious_bits": 0, "history": history,
+                "last_seen_s": 100, "frozen": frozen},
+            "open": null, "last_burst": null, "pending": [], "newcomer": null
+        }))
+        .expect("state")
+    };
+    let theirs = BTreeMap::from([("f1".to_string(), state(31, false))]);
+    let ours = BTreeMap::from([("f1".to_string(), state(25, true))]);
+    let id = "f1".to_string();
+    let differing = [&id];
+    let logs = [
+        (
+            "A",
+            "2026-12-07T09:00:01.000000Z  INFO followguard::kafka: partitions assigned partitions=[0, 2]\n\
+             2026-12-07T09:00:01.500000Z  INFO followguard::kafka: partitions assigned partitions=[1]\n"
+                .to_string(),
+        ),
+        (
+            "B'",
+            "2026-12-07T09:00:05.000000Z  INFO followguard::changelog: restoring partition from its \
+             latest complete snapshot topic=\"x\" partition=2 from=10 end=20 skipped=10\n"
+                .to_string(),
+        ),
+    ];
+    let timeline = [(
+        "2026-12-07T09:00:02.000000Z".to_string(),
+        "A killed (-9), A' started".to_string(),
+    )];
+    let rec = |offset: i64, key: &str, value: serde_json::Value| Rec {
+        partition: 2,
+        offset,
+        key: key.as_bytes().to_vec(),
+        payload: if value.is_null() {
+            Vec::new()
+        } else {
+            value.to_string().into_bytes()
+        },
+        headers: BTreeMap::new(),
+    };
+    let changelog = [
+        rec(
+            10,
+            "s/2",
+            serde_json::json!({"snapshot": "begin", "seq": 7}),
+        ),
+        rec(
+            11,
+            &changelog::followee_key("f1"),
+            serde_json::to_value(state(30, false)).expect("json"),
+        ),
+        rec(15, &changelog::followee_key("f1"), serde_json::Value::Null),
+    ];
+    let campaigns = BTreeSet::new();
+    let report = Report {
+        want: &want,
+        got: &got,
+        campaigns_differ: &campaigns,
+        theirs: &theirs,
+        ours: &ours,
+        differing: &differing,
+        logs: &logs,
+        timeline: &timeline,
+    }
+    .render(&changelog);
+    for part in [
+        "alerts resolved: only by one instance [\"a1\"]; only by the group []",
+        "1 followees concerned (1 with a different final state)",
+        "followee f1 (input partition Some(2))",
+        "one   a1 resolved at 2026-01-02T03:00:00Z (alerts 1@9)",
+        "group a1 open at 2026-01-01T00:00:00Z (alerts 3@7)",
+        "window.frozen: false | true; window.history: 31 | 25",
+        "snapshots begin at [\"10(seq 7)\"]",
+        "f/f1@11: history 30 last_seen_s 100 frozen false open null",
+        "f/f1@15: tombstone",
+    ] {
+        assert!(report.contains(part), "{part:?} missing from:\n{report}");
+    }
+    // Partition 2's history: A's assignment of it, the kill, B''s restore, in that
+    // order; A's assignment of partition 1 is not part of it.
+    let history: Vec<&str> = report
+        .lines()
+        .skip_while(|l| !l.contains("input partition 2:"))
+        .skip(1)
+        .collect();
+    assert_eq!(history.len(), 3, "{report}");
+    assert!(history[0].contains("[A]") && history[0].contains("partitions=[0, 2]"));
+    assert!(history[1].contains("[test] A killed (-9)"));
+    assert!(history[2].contains("[B'] ") && history[2].contains("partition=2 "));
 }

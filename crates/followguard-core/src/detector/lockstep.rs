@@ -334,9 +334,14 @@ impl Detector {
                 continue;
             }
             done.push(node.followee_id.clone());
-            // Issue 21: this member's open alert may take a new campaign (state.rs).
-            let part = u32::try_from(fk)
-                .ok()
+            // Issue 21: this member's open alert may take a new campaign (state.rs). Its
+            // followee is found by id, not by the node's slot: slots are reused (after an
+            // eviction, a revoke, a restore), and a stale one named another followee's
+            // partition, so this followee's record went to that partition's changelog
+            // and its own partition kept an older one (restored later as its state).
+            let part = self
+                .followees
+                .find(&node.followee_id)
                 .and_then(|s| self.followees.get(s))
                 .map(|w| w.partition);
             if let (Some(d), Some(part)) = (self.dirty.as_mut(), part) {
