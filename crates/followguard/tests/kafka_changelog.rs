@@ -888,10 +888,7 @@ fn the_next_owner_resends_the_restored_open_alerts() {
         .enable_all()
         .build()
         .unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&cl], PARTITIONS))
         .unwrap();
     let group = unique("g");
@@ -1025,18 +1022,12 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     assert!(m.contains("changelog topic created"), "{m}");
 
     env.produce(&events, &b.input);
-    let log = refused(
+    refused(
         &env,
         &b,
         &group,
         &flags,
         &format!("holds state of input topic {}", a.input),
-    );
-    eprintln!(
-        "foreign changelog: {}",
-        log.lines()
-            .find(|l| l.contains("holds state of input topic"))
-            .unwrap_or_default()
     );
     // Input A again (already produced), but read by another group (its own outputs).
     let a2 = a.with_new_outputs("cl-foreign-a2");
@@ -1053,10 +1044,7 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     // Input A deleted and re-created under the same name with as many partitions: another
     // incarnation (another topic id), whose offsets are not the ones the changelog names.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     let id_of = |topic: &str| {
         rt.block_on(async {
             let r = Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, "t.id")).unwrap());
@@ -1064,10 +1052,7 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
         })
     };
     let before = id_of(&a.input);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .create()
-        .unwrap();
+    let admin = admin(&env);
     let deleted = rt
         .block_on(admin.delete_topics(&[&a.input], &AdminOptions::new()))
         .unwrap();
@@ -1080,7 +1065,7 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
         "the broker names each incarnation: {before:?} then {after:?}"
     );
     env.produce(&events, &a3.input);
-    let log = refused(
+    refused(
         &env,
         &a3,
         &group,
@@ -1090,27 +1075,36 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
             a.input
         ),
     );
-    eprintln!(
-        "re-created input: {}",
-        log.lines()
-            .find(|l| l.contains("earlier incarnation"))
-            .unwrap_or_default()
-    );
 
     // Fewer changelog partitions than the input: refused at start, with the counts.
     let small = unique("cl-foreign-small");
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
         .unwrap();
     let mut svc = env.serve(&a, &unique("g"), &["--changelog-topic", &small]);
+    stops_with_too_few_partitions(&mut svc, &small, PARTITIONS, &a.input);
+}
+
+/// `svc` stops (a failed exit) saying changelog `changelog` has 2 partitions, fewer than
+/// the `want` of `input`, and what to do; nothing restored or rebuilt.
+fn stops_with_too_few_partitions(svc: &mut Svc, changelog: &str, want: i32, input: &str) {
     let exit = svc.wait_exit(Duration::from_secs(60));
     let log = svc.log_text();
     assert!(exit.is_some_and(|e| !e.success()), "{log}");
+    assert_too_few_partitions(&log, changelog, want, input);
     assert!(
-        log.contains(&format!(
-            "changelog topic {small} has 2 partitions, fewer than the {PARTITIONS} of {}",
-            a.input
-        )),
+        !log.contains("partition state rebuilt") && !log.contains("state restored from"),
         "{log}"
+    );
+}
+
+/// `text` refuses changelog `changelog` (2 partitions) for `input` (`want`), with the
+/// procedure.
+fn assert_too_few_partitions(text: &str, changelog: &str, want: i32, input: &str) {
+    assert!(
+        text.contains(&format!(
+            "changelog topic {changelog} has 2 partitions, fewer than the {want} of {input}"
+        )) && text.contains("under a new name"),
+        "{text}"
     );
 }
 
@@ -1181,10 +1175,7 @@ fn the_topics_command_creates_the_state_topics_serve_uses() {
         ),
     ];
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &env.brokers)
-        .create()
-        .unwrap();
+    let admin = admin(&env);
     let meta: rdkafka::consumer::BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &env.brokers)
         .create()
@@ -1242,21 +1233,12 @@ fn the_topics_command_creates_the_state_topics_serve_uses() {
     // A changelog made by hand with fewer partitions than the input: refused, with the
     // counts and what to do.
     let small = unique("topics-small");
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
         .unwrap();
     let (ok, out) = topics(&["--changelog-topic", &small]);
     assert!(!ok, "{out}");
-    assert!(
-        out.contains(&format!(
-            "changelog topic {small} has 2 partitions, fewer than the {PARTITIONS} of {}",
-            t.input
-        )) && out.contains("under a new name"),
-        "{out}"
-    );
+    assert_too_few_partitions(&out, &small, PARTITIONS, &t.input);
 }
 
 /// The input gains partitions while `serve` runs: the metadata refresh sees them, the
@@ -1272,10 +1254,7 @@ fn the_input_gaining_partitions_while_serving_stops_the_service() {
     let t = Topics::new("cl-grown");
     let cl = unique("cl-grown-changelog");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     rt.block_on(kafka::create_topics(
         &kafka_cfg,
         &[&t.alerts, &t.moderation, &t.dlq, &cl],
@@ -1303,20 +1282,7 @@ fn the_input_gaining_partitions_while_serving_stops_the_service() {
     }
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&t.input], 4))
         .unwrap();
-    let exit = svc.wait_exit(Duration::from_secs(60));
-    let log = svc.log_text();
-    assert!(exit.is_some_and(|e| !e.success()), "{log}");
-    assert!(
-        log.contains(&format!(
-            "changelog topic {cl} has 2 partitions, fewer than the 4 of {}",
-            t.input
-        )) && log.contains("under a new name"),
-        "{log}"
-    );
-    assert!(
-        !log.contains("partition state rebuilt") && !log.contains("state restored from"),
-        "{log}"
-    );
+    stops_with_too_few_partitions(&mut svc, &cl, 4, &t.input);
 }
 
 /// Starts `serve` on `t` in `group` with `flags` and checks it stops on a foreign
@@ -1331,6 +1297,10 @@ fn refused(env: &Env, t: &Topics, group: &str, flags: &[&str], want: &str) -> St
         "serve must stop on a foreign changelog ({exit:?}):\n{log}"
     );
     assert!(log.contains(want), "message naming {want:?}:\n{log}");
+    eprintln!(
+        "refused: {}",
+        log.lines().find(|l| l.contains(want)).unwrap_or_default()
+    );
     assert!(
         log.contains("point --changelog-topic at a changelog of its own"),
         "the message says what to fix:\n{log}"
@@ -1365,10 +1335,7 @@ fn chunk_snapshots_the_latest_complete_is_read_and_writers_are_not_mixed() {
         .unwrap();
     // rdkafka's clients need the runtime's context.
     let _in_rt = rt.enter();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &env.brokers)
         .create()
@@ -1430,4 +1397,20 @@ fn chunk_snapshots_the_latest_complete_is_read_and_writers_are_not_mixed() {
         got.chunks
     );
     assert_eq!((got.chunks.len(), got.next_offset), (3, 30));
+}
+
+/// The broker's connection settings, for the library's admin helpers.
+fn kafka_config(env: &Env) -> KafkaConfig {
+    KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    }
+}
+
+/// An admin client of the broker (deletes, configs).
+fn admin(env: &Env) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap()
 }
