@@ -128,34 +128,25 @@ pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
     if let Some(l) = &links {
         // An output (a reader keeps the table of every record: not compacted).
         let mut c = TopicSpec::plain("campaigns", &l.campaigns_topic, n);
-        c.configs = vec![
-            ("cleanup.policy", "delete".into()),
-            (
-                "retention.ms",
-                topics::link_retention_ms(window_ms).to_string(),
-            ),
-        ];
+        c.configs = topics::link_topic_configs(window_ms);
         specs.push(c);
     }
     let done = runtime()?.block_on(topics::ensure(&kafka, &specs))?;
     let partitions = |p: usize| format!("{p} partition{}", if p == 1 { "" } else { "s" });
     for ((name, status), spec) in done.iter().zip(&specs) {
-        let configs: Vec<String> = spec
-            .configs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         match status {
             Status::Exists(p) => {
                 println!("exists   {name} ({} topic, {})", spec.role, partitions(*p))
             }
-            Status::Created(p) => println!(
-                "created  {name} ({} topic, {}{}{})",
-                spec.role,
-                partitions(*p),
-                if configs.is_empty() { "" } else { ", " },
-                configs.join(", ")
-            ),
+            Status::Created(p) => {
+                let configs = spec.configs_text();
+                println!(
+                    "created  {name} ({} topic, {}{}{configs})",
+                    spec.role,
+                    partitions(*p),
+                    if configs.is_empty() { "" } else { ", " },
+                )
+            }
             Status::Skipped(like) => {
                 println!(
                     "skipped  {name} ({} topic: {like} does not exist)",

@@ -54,6 +54,16 @@ impl TopicSpec {
         }
     }
 
+    /// Its configs as `key=value, …` (empty: the broker's defaults).
+    pub fn configs_text(&self) -> String {
+        let kv: Vec<String> = self
+            .configs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        kv.join(", ")
+    }
+
     /// [`TopicSpec::plain`], compacted (a table keyed by id: the latest value per key).
     pub fn compacted(role: &'static str, name: &str, partitions: i32) -> TopicSpec {
         TopicSpec {
@@ -79,6 +89,18 @@ pub enum Status {
 /// snapshots) describe only expired state; never less than Kafka's 7-day default.
 pub fn link_retention_ms(lockstep_window_ms: i64) -> i64 {
     lockstep_window_ms.saturating_mul(2).max(MIN_RETENTION_MS)
+}
+
+/// Configs of the link stage's topics (and of the campaigns topic): `cleanup.policy=delete`
+/// and [`link_retention_ms`].
+pub fn link_topic_configs(lockstep_window_ms: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("cleanup.policy", "delete".to_string()),
+        (
+            "retention.ms",
+            link_retention_ms(lockstep_window_ms).to_string(),
+        ),
+    ]
 }
 
 /// The state topics of a service on `input_topic`, in creation order: the changelog
@@ -107,13 +129,7 @@ pub fn state_topics(
         });
     }
     if let Some(l) = links {
-        let delete = vec![
-            ("cleanup.policy", "delete".to_string()),
-            (
-                "retention.ms",
-                link_retention_ms(lockstep_window_ms).to_string(),
-            ),
-        ];
+        let delete = link_topic_configs(lockstep_window_ms);
         let like = |topic: &str, strict: bool| Partitions::Like {
             topic: topic.to_string(),
             strict,
@@ -202,35 +218,33 @@ pub async fn ensure(
     let mut known: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for spec in specs {
-        let want = match &spec.partitions {
-            Partitions::Fixed(n) => Some((usize::try_from(*n).unwrap_or(1), None)),
+        // The count it is created with, and the topic it may not have fewer than.
+        let (want, floor) = match &spec.partitions {
+            Partitions::Fixed(n) => (usize::try_from(*n).unwrap_or(1), None),
             Partitions::Like { topic, strict } => {
                 let n = match known.get(topic) {
                     Some(&n) => n,
                     None => partition_count(&reader, topic).await,
                 };
-                (n > 0).then_some((n, Some((topic.as_str(), *strict))))
+                if n == 0 {
+                    tracing::warn!(
+                        topic = %spec.name,
+                        follows = %topic,
+                        "{} topic not checked: {topic} does not exist",
+                        spec.role
+                    );
+                    out.push((spec.name.clone(), Status::Skipped(topic.clone())));
+                    continue;
+                }
+                (n, strict.then_some(topic.as_str()))
             }
-        };
-        let Some((want, like)) = want else {
-            let Partitions::Like { topic, .. } = &spec.partitions else {
-                continue;
-            };
-            tracing::warn!(
-                topic = %spec.name,
-                follows = %topic,
-                "{} topic not checked: {topic} does not exist",
-                spec.role
-            );
-            out.push((spec.name.clone(), Status::Skipped(topic.clone())));
-            continue;
         };
         let have = partition_count(&reader, &spec.name).await;
         if have > 0 {
-            if let Some((like, true)) = like {
-                if let Some(why) = too_few_partitions(spec.role, &spec.name, have, like, want) {
-                    anyhow::bail!("{why}");
-                }
+            if let Some(why) =
+                floor.and_then(|like| too_few_partitions(spec.role, &spec.name, have, like, want))
+            {
+                anyhow::bail!("{why}");
             }
             known.insert(spec.name.clone(), have);
             out.push((spec.name.clone(), Status::Exists(have)));
@@ -256,15 +270,10 @@ pub async fn ensure(
             }
         }
         if status == Status::Created(want) {
-            let configs: Vec<String> = spec
-                .configs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
             tracing::info!(
                 topic = %spec.name,
                 partitions,
-                configs = %configs.join(","),
+                configs = %spec.configs_text(),
                 "{} topic created",
                 spec.role
             );
