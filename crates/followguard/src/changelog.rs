@@ -268,6 +268,11 @@ pub struct Identity {
     pub input_topic: String,
     pub partitions: u32,
     pub group: String,
+    /// The broker's id of the input topic when the snapshot was written (KIP-516;
+    /// absent when the broker gives none or the writer predates it): a topic deleted and
+    /// re-created under the same name has another id, and its offsets are not these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_topic_id: Option<String>,
 }
 
 impl Identity {
@@ -277,7 +282,14 @@ impl Identity {
             input_topic: input_topic.to_string(),
             partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
             group: group.to_string(),
+            input_topic_id: None,
         }
+    }
+
+    /// The identity naming the input topic's id (`None`: unknown).
+    pub fn with_topic_id(mut self, id: Option<String>) -> Identity {
+        self.input_topic_id = id;
+        self
     }
 
     /// What differs between a changelog written as `self` and a service that is
@@ -292,6 +304,17 @@ impl Identity {
                  {}: {fix}",
                 self.input_topic, ours.input_topic
             ));
+        }
+        if let (Some(was), Some(now)) = (&self.input_topic_id, &ours.input_topic_id) {
+            if was != now {
+                return Some(format!(
+                    "changelog topic {changelog_topic} holds state of an earlier incarnation \
+                     of input topic {} (topic id {was}; it has id {now} now: it was deleted \
+                     and re-created, and its offsets are not the ones the changelog \
+                     processed): {fix}",
+                    ours.input_topic
+                ));
+            }
         }
         if self.group != ours.group {
             return Some(format!(
@@ -1147,82 +1170,8 @@ pub async fn read_snapshot(
     Ok(result)
 }
 
-/// Partitions of `topic` the broker reports (0: the topic does not exist).
 /// Partitions of `topic` (0: unknown); also used by the link stage's topic setup.
-pub(crate) async fn partition_count(reader: &Arc<Reader>, topic: &str) -> usize {
-    let (r, t) = (reader.clone(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        r.fetch_metadata(Some(&t), READ_TIMEOUT)
-            .ok()
-            .and_then(|m| {
-                m.topics()
-                    .iter()
-                    .find(|mt| mt.name() == t && mt.error().is_none())
-                    .map(|mt| mt.partitions().len())
-            })
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0)
-}
-
-/// Creates the changelog topic when it does not exist: as many partitions as
-/// `input_topic` (restore reads changelog partition *p* for input partition *p*) and
-/// `cleanup.policy=compact`. An existing changelog with fewer partitions than the input is
-/// an error. Nothing is done while the input topic does not exist yet (logged).
-pub async fn ensure_topic(
-    kafka_cfg: &crate::config::KafkaConfig,
-    topic: &str,
-    input_topic: &str,
-) -> anyhow::Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let reader = Arc::new(crate::kafka::reader(&crate::kafka::replay_config(
-        kafka_cfg,
-        "followguard.changelog-setup",
-    ))?);
-    let input = partition_count(&reader, input_topic).await;
-    if input == 0 {
-        tracing::warn!(
-            topic,
-            input_topic,
-            "input topic not found; changelog topic not checked"
-        );
-        return Ok(());
-    }
-    let have = partition_count(&reader, topic).await;
-    if have > 0 {
-        anyhow::ensure!(
-            have >= input,
-            "changelog topic {topic} has {have} partitions, fewer than the {input} of {input_topic}"
-        );
-        return Ok(());
-    }
-    let admin: AdminClient<DefaultClientContext> =
-        crate::kafka::producer_config(kafka_cfg, crate::kafka::SERVE_MESSAGE_TIMEOUT)
-            .create()
-            .map_err(|e| crate::kafka::config_error("admin client", e))?;
-    let partitions = i32::try_from(input).unwrap_or(i32::MAX);
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(READ_TIMEOUT));
-    for r in admin
-        .create_topics([&new], &opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating changelog topic {topic}: {e}"))?
-    {
-        match r {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => anyhow::bail!("creating changelog topic {name}: {code}"),
-        }
-    }
-    tracing::info!(
-        topic,
-        partitions,
-        "changelog topic created (cleanup.policy=compact)"
-    );
-    Ok(())
-}
+pub(crate) use crate::kafka::topics::partition_count;
 
 #[cfg(test)]
 mod tests {
@@ -1277,5 +1226,29 @@ mod tests {
         let (stash, reached) = c.take(t0 + Duration::from_secs(1));
         assert_eq!((stash.len(), reached), (1, vec![(3, 1)]));
         assert!(!c.due(t0 + Duration::from_millis(1500), 0));
+    }
+
+    #[test]
+    fn an_identity_of_another_incarnation_of_the_input_is_foreign() {
+        let ours = Identity::new("follows", 4, "g").with_topic_id(Some("new-id".into()));
+        let was = Identity::new("follows", 4, "g").with_topic_id(Some("old-id".into()));
+        let why = was.mismatch(&ours, "cl").unwrap_or_default();
+        assert!(
+            why.contains("earlier incarnation of input topic follows (topic id old-id")
+                && why.contains("it has id new-id now")
+                && why.contains("point --changelog-topic at a changelog of its own"),
+            "{why}"
+        );
+        assert_eq!(ours.mismatch(&ours, "cl"), None);
+        // An id unknown on either side (an older writer, a broker without ids) is accepted.
+        let unknown = Identity::new("follows", 4, "g");
+        assert_eq!(unknown.mismatch(&ours, "cl"), None);
+        assert_eq!(ours.mismatch(&unknown, "cl"), None);
+        // Written without the field (older writers), read back as unknown.
+        let old = br#"{"v":1,"input_topic":"follows","partitions":4,"group":"g"}"#;
+        let read: Identity = serde_json::from_slice(old).expect("old identity");
+        assert_eq!(read.input_topic_id, None);
+        let json = serde_json::to_string(&unknown).unwrap_or_default();
+        assert!(!json.contains("input_topic_id"), "{json}");
     }
 }

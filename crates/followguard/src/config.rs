@@ -901,6 +901,23 @@ pub struct LinksConfig {
 }
 
 impl LinksConfig {
+    /// The link stage on `links_topic` (its pair counts on `<links-topic>-pairs`),
+    /// writing campaign records to `campaigns_topic`.
+    pub fn new(
+        links_topic: &str,
+        campaigns_topic: &str,
+        max_bytes: usize,
+        snapshot_records: u64,
+    ) -> LinksConfig {
+        LinksConfig {
+            links_topic: links_topic.to_string(),
+            pairs_topic: format!("{links_topic}-pairs"),
+            campaigns_topic: campaigns_topic.to_string(),
+            max_bytes,
+            snapshot_records,
+        }
+    }
+
     /// The state (snapshot) topic of the links partitions, or of the pairs partition.
     pub fn state_topic(&self, pairs: bool) -> String {
         if pairs {
@@ -1315,13 +1332,12 @@ impl ServeArgs {
                 &self.changelog_snapshot_every,
             )?,
             links: match (&self.links_topic, &self.campaigns_topic) {
-                (Some(l), Some(c)) => Some(LinksConfig {
-                    links_topic: l.clone(),
-                    pairs_topic: format!("{l}-pairs"),
-                    campaigns_topic: c.clone(),
-                    max_bytes: self.links_max_bytes,
-                    snapshot_records: self.links_snapshot_records,
-                }),
+                (Some(l), Some(c)) => Some(LinksConfig::new(
+                    l,
+                    c,
+                    self.links_max_bytes,
+                    self.links_snapshot_records,
+                )),
                 _ => None,
             },
             changelog_snapshot_records: self.changelog_snapshot_records,

@@ -30,7 +30,8 @@ enum Command {
     Serve(Box<followguard::config::ServeArgs>),
     /// Write a JSONL event file into a Kafka topic (keyed by followee id).
     Produce(followguard::kafka::produce::ProduceArgs),
-    /// Create the input, alerts, moderation and dead-letter topics.
+    /// Create the input, alerts, moderation and dead-letter topics, and the state topics
+    /// the flags name (changelog, link stage); prints which existed and which it created.
     Topics(followguard::kafka::produce::TopicsArgs),
     /// Print alerts from the alerts topic as they arrive.
     Watch(followguard::kafka::watch::WatchArgs),

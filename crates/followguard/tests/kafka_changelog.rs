@@ -14,6 +14,9 @@ use followguard::metrics::Metrics;
 use followguard_core::model::Model;
 use followguard_core::pipeline::{Pipeline, PipelineConfig};
 use kafka_support::*;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -885,10 +888,7 @@ fn the_next_owner_resends_the_restored_open_alerts() {
         .enable_all()
         .build()
         .unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&cl], PARTITIONS))
         .unwrap();
     let group = unique("g");
@@ -1022,18 +1022,12 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
     assert!(m.contains("changelog topic created"), "{m}");
 
     env.produce(&events, &b.input);
-    let log = refused(
+    refused(
         &env,
         &b,
         &group,
         &flags,
         &format!("holds state of input topic {}", a.input),
-    );
-    eprintln!(
-        "foreign changelog: {}",
-        log.lines()
-            .find(|l| l.contains("holds state of input topic"))
-            .unwrap_or_default()
     );
     // Input A again (already produced), but read by another group (its own outputs).
     let a2 = a.with_new_outputs("cl-foreign-a2");
@@ -1047,26 +1041,248 @@ fn a_changelog_of_another_input_topic_or_group_stops_the_service() {
         &format!("is written by consumer group {group}, not {other}"),
     );
 
+    // Input A deleted and re-created under the same name with as many partitions: another
+    // incarnation (another topic id), whose offsets are not the ones the changelog names.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka_cfg = kafka_config(&env);
+    let id_of = |topic: &str| {
+        rt.block_on(async {
+            let r = Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, "t.id")).unwrap());
+            kafka::topics::topic_id_of(&r, topic).await
+        })
+    };
+    let before = id_of(&a.input);
+    let admin = admin(&env);
+    let deleted = rt
+        .block_on(admin.delete_topics(&[&a.input], &AdminOptions::new()))
+        .unwrap();
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    let a3 = a.with_new_outputs("cl-foreign-a3");
+    env.create_topics(&a3);
+    let after = id_of(&a.input);
+    assert!(
+        before.is_some() && after.is_some() && before != after,
+        "the broker names each incarnation: {before:?} then {after:?}"
+    );
+    env.produce(&events, &a3.input);
+    refused(
+        &env,
+        &a3,
+        &group,
+        &flags,
+        &format!(
+            "holds state of an earlier incarnation of input topic {}",
+            a.input
+        ),
+    );
+
     // Fewer changelog partitions than the input: refused at start, with the counts.
     let small = unique("cl-foreign-small");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
     rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
         .unwrap();
     let mut svc = env.serve(&a, &unique("g"), &["--changelog-topic", &small]);
+    stops_with_too_few_partitions(&mut svc, &small, PARTITIONS, &a.input);
+}
+
+/// `svc` stops (a failed exit) saying changelog `changelog` has 2 partitions, fewer than
+/// the `want` of `input`, and what to do; nothing restored or rebuilt.
+fn stops_with_too_few_partitions(svc: &mut Svc, changelog: &str, want: i32, input: &str) {
     let exit = svc.wait_exit(Duration::from_secs(60));
     let log = svc.log_text();
     assert!(exit.is_some_and(|e| !e.success()), "{log}");
+    assert_too_few_partitions(&log, changelog, want, input);
     assert!(
-        log.contains(&format!(
-            "changelog topic {small} has 2 partitions, fewer than the {PARTITIONS} of {}",
-            a.input
-        )),
+        !log.contains("partition state rebuilt") && !log.contains("state restored from"),
         "{log}"
     );
+}
+
+/// `text` refuses changelog `changelog` (2 partitions) for `input` (`want`), with the
+/// procedure.
+fn assert_too_few_partitions(text: &str, changelog: &str, want: i32, input: &str) {
+    assert!(
+        text.contains(&format!(
+            "changelog topic {changelog} has 2 partitions, fewer than the {want} of {input}"
+        )) && text.contains("under a new name"),
+        "{text}"
+    );
+}
+
+/// `followguard topics` creates the state topics (changelog, links, pairs, their state
+/// topics, campaigns) through the function `serve` uses at start: partition counts
+/// following the input, compaction for the changelog, delete + retention for the link
+/// stage's topics; a second run finds them all and creates nothing, `serve` started on
+/// them creates nothing either, and a changelog with fewer partitions than the input is
+/// refused with the counts and the procedure, as `serve` refuses it.
+#[test]
+fn the_topics_command_creates_the_state_topics_serve_uses() {
+    let Some(env) = env() else { return };
+    let t = Topics::new("topics-state");
+    let (cl, links, campaigns) = (
+        unique("topics-cl"),
+        unique("topics-links"),
+        unique("topics-campaigns"),
+    );
+    let state = [
+        "--changelog-topic",
+        cl.as_str(),
+        "--links-topic",
+        links.as_str(),
+        "--campaigns-topic",
+        campaigns.as_str(),
+    ];
+    let topics = |extra: &[&str]| {
+        let out = Command::new(&env.bin)
+            .args(["topics", "--brokers", &env.brokers])
+            .args(t.args())
+            .args(["--partitions", &PARTITIONS.to_string()])
+            .args(extra)
+            .output()
+            .expect("followguard topics");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, first) = topics(&state);
+    assert!(ok, "{first}");
+    let retention = "604800000"; // 2 × the 2-day lockstep window, at least 7 days
+    let expect: [(String, usize, &str, Option<&str>); 6] = [
+        (cl.clone(), PARTITIONS as usize, "compact", None),
+        (
+            links.clone(),
+            PARTITIONS as usize,
+            "delete",
+            Some(retention),
+        ),
+        (
+            format!("{links}-state"),
+            PARTITIONS as usize,
+            "delete",
+            Some(retention),
+        ),
+        (format!("{links}-pairs"), 1, "delete", Some(retention)),
+        (format!("{links}-pairs-state"), 1, "delete", Some(retention)),
+        (
+            campaigns.clone(),
+            PARTITIONS as usize,
+            "delete",
+            Some(retention),
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = admin(&env);
+    let meta: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap();
+    for (name, partitions, policy, retention_ms) in &expect {
+        assert!(
+            first.contains(&format!("created  {name} (")),
+            "{name}:\n{first}"
+        );
+        let md = meta
+            .fetch_metadata(Some(name), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(md.topics()[0].partitions().len(), *partitions, "{name}");
+        let described = rt
+            .block_on(admin.describe_configs(
+                &[ResourceSpecifier::Topic(name.as_str())],
+                &AdminOptions::new(),
+            ))
+            .unwrap();
+        let config = described[0].as_ref().expect("topic configs");
+        let value = |k: &str| config.get(k).and_then(|e| e.value.clone());
+        assert_eq!(value("cleanup.policy").as_deref(), Some(*policy), "{name}");
+        assert_eq!(value("retention.ms").as_deref(), *retention_ms, "{name}");
+    }
+    // Run again: everything exists, nothing is created.
+    let (ok, second) = topics(&state);
+    assert!(ok, "{second}");
+    assert!(!second.contains("created"), "{second}");
+    for (name, partitions, _, _) in &expect {
+        let prefix = format!("exists   {name} (");
+        let line = second.lines().find(|l| l.starts_with(&prefix));
+        assert!(
+            line.is_some_and(|l| l.contains(&format!(" topic, {partitions} partition"))),
+            "{name}:\n{second}"
+        );
+    }
+    // serve on them: the same function finds them, creates nothing, and the service runs.
+    let mut svc = env.serve(
+        &t,
+        &unique("g"),
+        &[&state[..], &["--changelog-flush-every", "1s"]].concat(),
+    );
+    assert!(
+        svc.wait_ready(Duration::from_secs(60)),
+        "{}",
+        svc.log_text()
+    );
+    svc.sigterm();
+    assert!(svc
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+    let log = svc.log_text();
+    assert!(!log.contains("topic created"), "{log}");
+
+    // A changelog made by hand with fewer partitions than the input: refused, with the
+    // counts and what to do.
+    let small = unique("topics-small");
+    let kafka_cfg = kafka_config(&env);
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&small], 2))
+        .unwrap();
+    let (ok, out) = topics(&["--changelog-topic", &small]);
+    assert!(!ok, "{out}");
+    assert_too_few_partitions(&out, &small, PARTITIONS, &t.input);
+}
+
+/// The input gains partitions while `serve` runs: the metadata refresh sees them, the
+/// group assigns them, and the assignment stops the service with the counts and what to
+/// do, before any state is restored or rebuilt (the start-time refusal is
+/// `a_changelog_of_another_input_topic_or_group_stops_the_service`). tansu has no
+/// CreatePartitions, and deleting a topic a running client reads crashes librdkafka
+/// there (docs/state.md), so the input here appears only after the start, with more
+/// partitions than the changelog made before it: the same check at the assignment.
+#[test]
+fn the_input_gaining_partitions_while_serving_stops_the_service() {
+    let Some(env) = env() else { return };
+    let t = Topics::new("cl-grown");
+    let cl = unique("cl-grown-changelog");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka_cfg = kafka_config(&env);
+    rt.block_on(kafka::create_topics(
+        &kafka_cfg,
+        &[&t.alerts, &t.moderation, &t.dlq, &cl],
+        2,
+    ))
+    .unwrap();
+    let mut svc = env.serve(
+        &t,
+        &unique("g"),
+        &[
+            "--changelog-topic",
+            &cl,
+            "--kafka-option",
+            "topic.metadata.refresh.interval.ms=1000",
+        ],
+    );
+    let start = Instant::now();
+    while !svc.log_text().contains("consuming") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rt.block_on(kafka::create_topics(&kafka_cfg, &[&t.input], 4))
+        .unwrap();
+    stops_with_too_few_partitions(&mut svc, &cl, 4, &t.input);
 }
 
 /// Starts `serve` on `t` in `group` with `flags` and checks it stops on a foreign
@@ -1081,6 +1297,10 @@ fn refused(env: &Env, t: &Topics, group: &str, flags: &[&str], want: &str) -> St
         "serve must stop on a foreign changelog ({exit:?}):\n{log}"
     );
     assert!(log.contains(want), "message naming {want:?}:\n{log}");
+    eprintln!(
+        "refused: {}",
+        log.lines().find(|l| l.contains(want)).unwrap_or_default()
+    );
     assert!(
         log.contains("point --changelog-topic at a changelog of its own"),
         "the message says what to fix:\n{log}"
@@ -1115,10 +1335,7 @@ fn chunk_snapshots_the_latest_complete_is_read_and_writers_are_not_mixed() {
         .unwrap();
     // rdkafka's clients need the runtime's context.
     let _in_rt = rt.enter();
-    let kafka_cfg = KafkaConfig {
-        brokers: env.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka_cfg = kafka_config(&env);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &env.brokers)
         .create()
@@ -1180,4 +1397,20 @@ fn chunk_snapshots_the_latest_complete_is_read_and_writers_are_not_mixed() {
         got.chunks
     );
     assert_eq!((got.chunks.len(), got.next_offset), (3, 30));
+}
+
+/// The broker's connection settings, for the library's admin helpers.
+fn kafka_config(env: &Env) -> KafkaConfig {
+    KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    }
+}
+
+/// An admin client of the broker (deletes, configs).
+fn admin(env: &Env) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap()
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 pub mod produce;
 pub mod refusal;
+pub mod topics;
 pub mod watch;
 
 /// Dead-letter header names (values are UTF-8 text).

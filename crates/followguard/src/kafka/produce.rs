@@ -65,6 +65,21 @@ pub struct TopicsArgs {
     /// keyed by the judged account, so compaction keeps its latest verdict).
     #[arg(long, env = "FOLLOWGUARD_DECISIONS_TOPIC")]
     pub decisions_topic: Option<String>,
+
+    /// Issue 21: also create `serve --changelog-topic` (compacted, as many partitions as
+    /// the input; an existing one with fewer is refused, as `serve` does).
+    #[arg(long, env = "FOLLOWGUARD_CHANGELOG_TOPIC")]
+    pub changelog_topic: Option<String>,
+
+    /// Issue 21: also create the link stage's topics of `serve --links-topic`: the links
+    /// topic, `<links-topic>-pairs` and their `-state` snapshot topics, and
+    /// `--campaigns-topic` (docs/state.md, "Topic creation").
+    #[arg(long, env = "FOLLOWGUARD_LINKS_TOPIC", requires = "campaigns_topic")]
+    pub links_topic: Option<String>,
+
+    /// Issue 21: the campaign records' output topic (with `--links-topic`).
+    #[arg(long, env = "FOLLOWGUARD_CAMPAIGNS_TOPIC", requires = "links_topic")]
+    pub campaigns_topic: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -74,35 +89,71 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Entry point of `followguard topics`.
+/// Entry point of `followguard topics`: every topic of the flags given, created when
+/// missing through the function `serve` uses for its state topics
+/// ([`crate::kafka::topics::ensure`]); prints what existed and what it created.
 pub fn topics_main(args: TopicsArgs) -> anyhow::Result<()> {
+    use crate::kafka::topics::{self, Status, TopicSpec};
     let kafka = args.kafka.validate()?;
     args.topics.validate()?;
     if !(1..=10_000).contains(&args.partitions) {
         return Err(crate::ConfigError("--partitions must be between 1 and 10000".into()).into());
     }
-    let t = &args.topics;
-    let names = [
-        t.input_topic.as_str(),
-        t.alerts_topic.as_str(),
-        t.moderation_topic.as_str(),
-        t.dlq_topic.as_str(),
+    let (t, n) = (&args.topics, args.partitions);
+    let mut specs = vec![
+        TopicSpec::plain("input", &t.input_topic, n),
+        TopicSpec::plain("alerts", &t.alerts_topic, n),
+        TopicSpec::plain("moderation", &t.moderation_topic, n),
+        TopicSpec::plain("dead-letter", &t.dlq_topic, n),
     ];
-    let rt = runtime()?;
-    rt.block_on(crate::kafka::create_topics(&kafka, &names, args.partitions))?;
-    println!("topics ready: {}", names.join(", "));
-    for t in [&args.profile_topic, &args.decisions_topic]
-        .into_iter()
-        .flatten()
-        .filter(|t| !t.is_empty())
-    {
-        rt.block_on(crate::kafka::create_topics_with(
-            &kafka,
-            &[t],
-            args.partitions,
-            true,
-        ))?;
-        println!("compacted topic ready: {t}");
+    for (role, name) in [
+        ("profile", &args.profile_topic),
+        ("decisions", &args.decisions_topic),
+    ] {
+        if let Some(name) = name.as_deref().filter(|t| !t.is_empty()) {
+            specs.push(TopicSpec::compacted(role, name, n));
+        }
+    }
+    let window_ms = followguard_core::detector::DetectorConfig::default().lockstep_window_ms;
+    let links = match (&args.links_topic, &args.campaigns_topic) {
+        (Some(l), Some(c)) => Some(crate::config::LinksConfig::new(l, c, 0, 0)),
+        _ => None,
+    };
+    specs.extend(topics::state_topics(
+        &t.input_topic,
+        args.changelog_topic.as_deref(),
+        links.as_ref(),
+        window_ms,
+    ));
+    if let Some(l) = &links {
+        // An output (a reader keeps the table of every record: not compacted).
+        let mut c = TopicSpec::plain("campaigns", &l.campaigns_topic, n);
+        c.configs = topics::link_topic_configs(window_ms);
+        specs.push(c);
+    }
+    let done = runtime()?.block_on(topics::ensure(&kafka, &specs))?;
+    let partitions = |p: usize| format!("{p} partition{}", if p == 1 { "" } else { "s" });
+    for ((name, status), spec) in done.iter().zip(&specs) {
+        match status {
+            Status::Exists(p) => {
+                println!("exists   {name} ({} topic, {})", spec.role, partitions(*p))
+            }
+            Status::Created(p) => {
+                let configs = spec.configs_text();
+                println!(
+                    "created  {name} ({} topic, {}{}{configs})",
+                    spec.role,
+                    partitions(*p),
+                    if configs.is_empty() { "" } else { ", " },
+                )
+            }
+            Status::Skipped(like) => {
+                println!(
+                    "skipped  {name} ({} topic: {like} does not exist)",
+                    spec.role
+                )
+            }
+        }
     }
     Ok(())
 }

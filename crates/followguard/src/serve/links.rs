@@ -639,30 +639,3 @@ pub(super) async fn follow_campaigns(
         }
     }
 }
-
-/// Creates the links topic and its state topic (as many partitions as `input_topic`) and
-/// the pairs topic and its state topic (one partition) when missing.
-pub(super) async fn ensure_topics(
-    kafka_cfg: &KafkaConfig,
-    links: &LinksConfig,
-    input_topic: &str,
-) -> anyhow::Result<()> {
-    let reader = Arc::new(kafka::reader(&kafka::replay_config(
-        kafka_cfg,
-        "followguard.links-setup",
-    ))?);
-    let input = crate::changelog::partition_count(&reader, input_topic).await;
-    let partitions = i32::try_from(input.max(1)).unwrap_or(i32::MAX);
-    kafka::create_topics(
-        kafka_cfg,
-        &[&links.links_topic, &links.state_topic(false)],
-        partitions,
-    )
-    .await?;
-    kafka::create_topics(
-        kafka_cfg,
-        &[&links.pairs_topic, &links.state_topic(true)],
-        1,
-    )
-    .await
-}

@@ -261,13 +261,20 @@ pub async fn run(
     let webhook_forget = webhook.clone();
     let in_flight_bytes = crate::inflight::InFlightBytes::new(cfg.max_in_flight_bytes);
     let changelog = state::ChangelogSink::new(&cfg)?;
-    if let Some(t) = &cfg.changelog_topic {
-        crate::changelog::ensure_topic(&cfg.kafka, t, &cfg.input_topic).await?;
-    }
+    // Issue 21: the state topics, created (or checked) as `followguard topics` does.
+    kafka::topics::ensure(
+        &cfg.kafka,
+        &kafka::topics::state_topics(
+            &cfg.input_topic,
+            cfg.changelog_topic.as_deref(),
+            cfg.links.as_ref(),
+            cfg.pipeline.detector.lockstep_window_ms,
+        ),
+    )
+    .await?;
     // Issue 21: the link stage, a second member of the group on the internal topics.
     let link_stage = match &cfg.links {
         Some(l) => {
-            links::ensure_topics(&cfg.kafka, l, &cfg.input_topic).await?;
             let d = &cfg.pipeline.detector;
             // The campaigns topic (an output) read as a table for the web view.
             tokio::spawn(links::follow_campaigns(

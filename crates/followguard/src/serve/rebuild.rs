@@ -86,7 +86,7 @@ impl Service<'_> {
                             }
                             Err(e) if e.is::<crate::changelog::ForeignChangelog>() => {
                                 // Never restored nor rebuilt over: the service stops.
-                                tracing::error!(error = %e, partitions = ?parts, "changelog belongs to another input topic, group or partition count");
+                                tracing::error!(error = %e, partitions = ?parts, "changelog refused: it belongs to another input topic (or incarnation of it), group or partition count");
                                 if let Some(c) = self.changelog.as_mut() {
                                     c.refused = Some(e.to_string());
                                 }

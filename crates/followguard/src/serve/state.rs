@@ -338,7 +338,22 @@ impl Service<'_> {
         // What this service's state is (the input's partition count now).
         let input_partitions = changelog::partition_count(&reader, &self.cfg.input_topic).await;
         let identity =
-            changelog::Identity::new(&self.cfg.input_topic, input_partitions, &self.cfg.group_id);
+            changelog::Identity::new(&self.cfg.input_topic, input_partitions, &self.cfg.group_id)
+                .with_topic_id(kafka::topics::topic_id_of(&reader, &self.cfg.input_topic).await);
+        // The input gained partitions since the start (a rebalance follows the metadata
+        // refresh that sees them): the changelog has none for the new ones.
+        let have = changelog::partition_count(&reader, &topic).await;
+        if have > 0 {
+            if let Some(why) = kafka::topics::too_few_partitions(
+                "changelog",
+                &topic,
+                have,
+                &self.cfg.input_topic,
+                input_partitions,
+            ) {
+                return Err(anyhow::Error::new(changelog::ForeignChangelog(why)));
+            }
+        }
         if let Some(sink) = self.changelog.as_mut() {
             sink.identity = Some(identity.clone());
         }
