@@ -29,6 +29,29 @@ use std::time::{Duration, Instant};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Progress is logged at most this often during a restore.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Longest a restore works without handing its thread back to the runtime. `serve`
+/// polls its group consumer in the same task while it restores, and librdkafka evicts a
+/// member not polled for `max.poll.interval.ms`: records arrive faster than they are
+/// applied, so a read loop that only awaits `recv` never yields, nor does the import.
+const YIELD_EVERY: Duration = Duration::from_millis(50);
+
+/// Yields to the runtime once per [`YIELD_EVERY`] of work (so a `select!` around the
+/// restore gets to run its other branches).
+struct Yielder(Instant);
+
+impl Yielder {
+    fn new() -> Yielder {
+        Yielder(Instant::now())
+    }
+
+    async fn tick(&mut self) {
+        if self.0.elapsed() >= YIELD_EVERY {
+            tokio::task::yield_now().await;
+            self.0 = Instant::now();
+        }
+    }
+}
 /// Records read in the first step of the backward search for the latest snapshot end
 /// marker; each further step reads 4× more.
 pub const SCAN_CHUNK: i64 = 1024;
@@ -456,15 +479,40 @@ pub fn snapshot_records_of(
     moderation: &BTreeSet<u64>,
     identity: Option<&Identity>,
 ) -> Vec<Record> {
+    snapshot_records_ticking(
+        p,
+        partition,
+        seq,
+        next_offset,
+        moderation,
+        identity,
+        &mut || {},
+    )
+}
+
+/// [`snapshot_records_of`], calling `tick` after each followee: a snapshot of millions
+/// of followees takes seconds, during which `serve` keeps its group membership.
+pub fn snapshot_records_ticking(
+    p: &Pipeline,
+    partition: i32,
+    seq: u64,
+    next_offset: Option<i64>,
+    moderation: &BTreeSet<u64>,
+    identity: Option<&Identity>,
+    tick: &mut dyn FnMut(),
+) -> Vec<Record> {
     let snap = p.detector().export_partition(partition);
     let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));
     out.extend(identity.map(|i| i.record(partition)));
-    out.extend(snap.followees.iter().map(|f| Record {
-        partition,
-        key: followee_key(&f.followee_id),
-        value: Some(f.to_bytes()),
-    }));
+    for f in &snap.followees {
+        out.push(Record {
+            partition,
+            key: followee_key(&f.followee_id),
+            value: Some(f.to_bytes()),
+        });
+        tick();
+    }
     if let Some(c) = p.export_clock(partition) {
         out.push(Record {
             partition,
@@ -631,7 +679,9 @@ async fn last_end_marker(
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
     reader.assign(&tpl)?;
     let mut last = None;
+    let mut yielder = Yielder::new();
     loop {
+        yielder.tick().await;
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
             .await
             .context("changelog read timed out")?
@@ -842,8 +892,10 @@ pub async fn restore_checked(
         reader.assign(&tpl)?;
     }
     let mut last_log = Instant::now();
+    let mut yielder = Yielder::new();
     while !ends.is_empty() {
         progress();
+        yielder.tick().await;
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
             .await
             .context("changelog read timed out")?
@@ -972,6 +1024,7 @@ pub async fn restore_checked(
         .collect();
     live.sort_by_key(|((p, k), _)| (rank(k), *p, k.clone()));
     for ((p, key), value) in live {
+        yielder.tick().await;
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
             Some("p") => PartitionState::from_bytes(value).and_then(|s| pipeline.import_clock(&s)),
