@@ -501,16 +501,21 @@ pub fn snapshot_records_ticking(
     identity: Option<&Identity>,
     tick: &mut dyn FnMut(),
 ) -> Vec<Record> {
-    let snap = p.detector().export_partition(partition);
-    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 6);
+    // One followee exported, serialized and dropped at a time (the order of
+    // `export_partition`), so no single step takes long.
+    let ids = p.detector().partition_followee_ids(partition);
+    tick();
+    let mut out = Vec::with_capacity(ids.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));
     out.extend(identity.map(|i| i.record(partition)));
-    for f in &snap.followees {
-        out.push(Record {
-            partition,
-            key: followee_key(&f.followee_id),
-            value: Some(f.to_bytes()),
-        });
+    for id in &ids {
+        if let Some(f) = p.detector().export_followee(id) {
+            out.push(Record {
+                partition,
+                key: followee_key(&f.followee_id),
+                value: Some(f.to_bytes()),
+            });
+        }
         tick();
     }
     if let Some(c) = p.export_clock(partition) {
@@ -1011,19 +1016,26 @@ pub async fn restore_checked(
             latest.insert((-1, k), Some(v));
         }
     }
-    // Clocks first (imports file expiry by them), then dedup entries, then followees.
+    // Clocks first (imports file expiry by them), then dedup entries, then followees;
+    // by partition and key within each (the map's order: no sort, which took seconds
+    // of cloned keys at a million followees without yielding).
     let rank = |k: &str| match k.split_once('/').map(|(kind, _)| kind) {
         Some("p") => 0,
         Some("m") | Some("l") => 1,
         Some("k") => 2,
         _ => 3,
     };
-    let mut live: Vec<(&(i32, String), &Vec<u8>)> = latest
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-        .collect();
-    live.sort_by_key(|((p, k), _)| (rank(k), *p, k.clone()));
-    for ((p, key), value) in live {
+    // Owned, so each value is freed right after its import (a million at once took
+    // long too).
+    let mut live: [Vec<((i32, String), Vec<u8>)>; 4] = Default::default();
+    for (k, v) in latest {
+        if let Some(v) = v {
+            live[rank(&k.1)].push((k, v));
+        }
+        yielder.tick().await;
+    }
+    for ((p, key), value) in live.into_iter().flatten() {
+        let (p, key, value) = (&p, &key, &value);
         yielder.tick().await;
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
