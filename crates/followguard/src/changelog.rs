@@ -36,6 +36,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// applied, so a read loop that only awaits `recv` never yields, nor does the import.
 const YIELD_EVERY: Duration = Duration::from_millis(50);
 
+/// A changelog key read by a restore, with its partition.
+type Key = (i32, String);
+
 /// Yields to the runtime once per [`YIELD_EVERY`] of work (so a `select!` around the
 /// restore gets to run its other branches).
 struct Yielder(Instant);
@@ -886,7 +889,7 @@ pub async fn restore_checked(
         }
     }
     out.records = out.scanned;
-    let mut latest: BTreeMap<(i32, String), Option<Vec<u8>>> = BTreeMap::new();
+    let mut latest: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
     // The lockstep state is a whole copy of the writer's in each partition's snapshot:
     // only the newest copy (by the order of its snapshot's begin marker) is imported,
     // then the per-key lockstep changes (`k/`) not older than it, the newest per key.
@@ -1027,7 +1030,7 @@ pub async fn restore_checked(
     };
     // Owned, so each value is freed right after its import (a million at once took
     // long too).
-    let mut live: [Vec<((i32, String), Vec<u8>)>; 4] = Default::default();
+    let mut live: [Vec<(Key, Vec<u8>)>; 4] = Default::default();
     for (k, v) in latest {
         if let Some(v) = v {
             live[rank(&k.1)].push((k, v));

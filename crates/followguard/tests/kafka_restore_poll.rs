@@ -32,7 +32,8 @@ const SESSION_MS: u64 = 1000;
 const HEARTBEAT_MS: u64 = 200;
 
 /// Followees added to the writer's state (templates repeated under new ids) so the
-/// restore takes several poll intervals: FOLLOWGUARD_RESTORE_POLL_FOLLOWEES overrides.
+/// restore takes several poll intervals: FOLLOWGUARD_RESTORE_POLL_FOLLOWEES overrides
+/// (and FOLLOWGUARD_BIN runs another `followguard` binary, e.g. the release build).
 const BALLAST: usize = 300_000;
 
 /// Alert (id, status) and moderation (follower, alert) records of `lines`, in order.
@@ -51,7 +52,11 @@ fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
 
 #[test]
 fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
-    let Some(env) = env() else { return };
+    let Some(mut env) = env() else { return };
+    // Another binary (the release build) for longer runs (docs/state.md).
+    if let Some(b) = std::env::var_os("FOLLOWGUARD_BIN") {
+        env.bin = b.into();
+    }
     let started = Instant::now();
     let ballast = std::env::var("FOLLOWGUARD_RESTORE_POLL_FOLLOWEES")
         .ok()
