@@ -212,45 +212,32 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         n - cut,
         "events processed after the restore"
     );
-    let got: Vec<String> = {
-        let alerts = read_topic(
+    // The output records as `run` writes them: `kind` and two fields of each.
+    let records = |topic: &str, min: usize, kind: &str, fields: [&str; 2]| -> Vec<String> {
+        read_topic(
             &env.brokers,
-            &t.alerts,
-            1,
+            topic,
+            min,
             Duration::from_secs(2),
             Duration::from_secs(30),
-        );
-        let moderation = read_topic(
-            &env.brokers,
+        )
+        .iter()
+        .map(Rec::json)
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            format!("{kind} {} {}", f(fields[0]), f(fields[1]))
+        })
+        .collect()
+    };
+    let got: Vec<String> = records(&t.alerts, 1, "alert", ["alert_id", "status"])
+        .into_iter()
+        .chain(records(
             &t.moderation,
             0,
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-        );
-        let a: Vec<String> = alerts
-            .iter()
-            .map(Rec::json)
-            .map(|a| {
-                format!(
-                    "alert {} {}",
-                    a["alert_id"].as_str().unwrap(),
-                    a["status"].as_str().unwrap()
-                )
-            })
-            .collect();
-        let mo: Vec<String> = moderation
-            .iter()
-            .map(Rec::json)
-            .map(|r| {
-                format!(
-                    "moderation {} {}",
-                    r["follower_id"].as_str().unwrap(),
-                    r["alert_id"].as_str().unwrap()
-                )
-            })
-            .collect();
-        a.into_iter().chain(mo).collect()
-    };
+            "moderation",
+            ["follower_id", "alert_id"],
+        ))
+        .collect();
     let split = |v: &[String], kind: &str| -> Vec<String> {
         v.iter().filter(|r| r.starts_with(kind)).cloned().collect()
     };
