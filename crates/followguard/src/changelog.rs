@@ -29,6 +29,32 @@ use std::time::{Duration, Instant};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Progress is logged at most this often during a restore.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Longest a restore works without handing its thread back to the runtime. `serve`
+/// polls its group consumer in the same task while it restores, and librdkafka evicts a
+/// member not polled for `max.poll.interval.ms`: records arrive faster than they are
+/// applied, so a read loop that only awaits `recv` never yields, nor does the import.
+const YIELD_EVERY: Duration = Duration::from_millis(50);
+
+/// A changelog key read by a restore, with its partition.
+type Key = (i32, String);
+
+/// Yields to the runtime once per [`YIELD_EVERY`] of work (so a `select!` around the
+/// restore gets to run its other branches).
+struct Yielder(Instant);
+
+impl Yielder {
+    fn new() -> Yielder {
+        Yielder(Instant::now())
+    }
+
+    async fn tick(&mut self) {
+        if self.0.elapsed() >= YIELD_EVERY {
+            tokio::task::yield_now().await;
+            self.0 = Instant::now();
+        }
+    }
+}
 /// Records read in the first step of the backward search for the latest snapshot end
 /// marker; each further step reads 4× more.
 pub const SCAN_CHUNK: i64 = 1024;
@@ -479,15 +505,45 @@ pub fn snapshot_records_of(
     moderation: &BTreeSet<u64>,
     identity: Option<&Identity>,
 ) -> Vec<Record> {
-    let snap = p.detector().export_partition(partition);
-    let mut out = Vec::with_capacity(snap.followees.len() + moderation.len() + 6);
+    snapshot_records_ticking(
+        p,
+        partition,
+        seq,
+        next_offset,
+        moderation,
+        identity,
+        &mut || {},
+    )
+}
+
+/// [`snapshot_records_of`], calling `tick` after each followee: a snapshot of millions
+/// of followees takes seconds, during which `serve` keeps its group membership.
+pub fn snapshot_records_ticking(
+    p: &Pipeline,
+    partition: i32,
+    seq: u64,
+    next_offset: Option<i64>,
+    moderation: &BTreeSet<u64>,
+    identity: Option<&Identity>,
+    tick: &mut dyn FnMut(),
+) -> Vec<Record> {
+    // One followee exported, serialized and dropped at a time (the order of
+    // `export_partition`), so no single step takes long.
+    let ids = p.detector().partition_followee_ids(partition);
+    tick();
+    let mut out = Vec::with_capacity(ids.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));
     out.extend(identity.map(|i| i.record(partition)));
-    out.extend(snap.followees.iter().map(|f| Record {
-        partition,
-        key: followee_key(&f.followee_id),
-        value: Some(f.to_bytes()),
-    }));
+    for id in &ids {
+        if let Some(f) = p.detector().export_followee(id) {
+            out.push(Record {
+                partition,
+                key: followee_key(&f.followee_id),
+                value: Some(f.to_bytes()),
+            });
+        }
+        tick();
+    }
     if let Some(c) = p.export_clock(partition) {
         out.push(Record {
             partition,
@@ -654,7 +710,9 @@ async fn last_end_marker(
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
     reader.assign(&tpl)?;
     let mut last = None;
+    let mut yielder = Yielder::new();
     loop {
+        yielder.tick().await;
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
             .await
             .context("changelog read timed out")?
@@ -854,7 +912,7 @@ pub async fn restore_checked(
         }
     }
     out.records = out.scanned;
-    let mut latest: BTreeMap<(i32, String), Option<Vec<u8>>> = BTreeMap::new();
+    let mut latest: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
     // The lockstep state is a whole copy of the writer's in each partition's snapshot:
     // only the newest copy (by the order of its snapshot's begin marker) is imported,
     // then the per-key lockstep changes (`k/`) not older than it, the newest per key.
@@ -865,8 +923,10 @@ pub async fn restore_checked(
         reader.assign(&tpl)?;
     }
     let mut last_log = Instant::now();
+    let mut yielder = Yielder::new();
     while !ends.is_empty() {
         progress();
+        yielder.tick().await;
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv())
             .await
             .context("changelog read timed out")?
@@ -982,19 +1042,27 @@ pub async fn restore_checked(
             latest.insert((-1, k), Some(v));
         }
     }
-    // Clocks first (imports file expiry by them), then dedup entries, then followees.
+    // Clocks first (imports file expiry by them), then dedup entries, then followees;
+    // by partition and key within each (the map's order: no sort, which took seconds
+    // of cloned keys at a million followees without yielding).
     let rank = |k: &str| match k.split_once('/').map(|(kind, _)| kind) {
         Some("p") => 0,
         Some("m") | Some("l") => 1,
         Some("k") => 2,
         _ => 3,
     };
-    let mut live: Vec<(&(i32, String), &Vec<u8>)> = latest
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-        .collect();
-    live.sort_by_key(|((p, k), _)| (rank(k), *p, k.clone()));
-    for ((p, key), value) in live {
+    // Owned, so each value is freed right after its import (a million at once took
+    // long too).
+    let mut live: [Vec<(Key, Vec<u8>)>; 4] = Default::default();
+    for (k, v) in latest {
+        if let Some(v) = v {
+            live[rank(&k.1)].push((k, v));
+        }
+        yielder.tick().await;
+    }
+    for ((p, key), value) in live.into_iter().flatten() {
+        let (p, key, value) = (&p, &key, &value);
+        yielder.tick().await;
         out.keys += 1;
         let result = match key.split_once('/').map(|(kind, _)| kind) {
             Some("p") => PartitionState::from_bytes(value).and_then(|s| pipeline.import_clock(&s)),

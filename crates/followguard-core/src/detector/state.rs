@@ -609,20 +609,28 @@ impl Detector {
 
     /// Partition `p`'s clock and tracked followees (a partition snapshot).
     pub fn export_partition(&self, partition: i32) -> PartitionExport {
-        let mut ids: Vec<&FolloweeId> = self
-            .followees
-            .iter()
-            .filter(|(_, _, w)| w.partition == partition)
-            .map(|(_, id, _)| id)
-            .collect();
-        ids.sort_unstable();
         PartitionExport {
             clock: self.export_clock(partition),
-            followees: ids
-                .into_iter()
+            followees: self
+                .partition_followee_ids(partition)
+                .iter()
                 .filter_map(|id| self.export_followee(id))
                 .collect(),
         }
+    }
+
+    /// Partition `p`'s tracked followee ids, sorted (the order of
+    /// [`Detector::export_partition`]), for a caller exporting them one at a time with
+    /// [`Detector::export_followee`] (a snapshot of millions of followees).
+    pub fn partition_followee_ids(&self, partition: i32) -> Vec<FolloweeId> {
+        let mut ids: Vec<FolloweeId> = self
+            .followees
+            .iter()
+            .filter(|(_, _, w)| w.partition == partition)
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The moderation dedup and lockstep maps.

@@ -24,6 +24,63 @@ use tokio_util::sync::CancellationToken;
 /// The alert scan stops when nothing arrives for this long (or at end of partition).
 const SCAN_IDLE: Duration = Duration::from_secs(1);
 
+/// Longest the consume loop builds a snapshot without polling its group consumer.
+const KEEPALIVE_EVERY: Duration = Duration::from_millis(200);
+
+/// Keeps the member in its group while the consume loop builds a long snapshot
+/// (millions of followees take seconds, and librdkafka evicts a member not polled for
+/// `max.poll.interval.ms`): once per [`KEEPALIVE_EVERY`] the group consumer is polled,
+/// the input paused from the first such poll on (a record that slips through is sought
+/// back, as during a restore) and resumed when this is dropped. A snapshot shorter than
+/// that neither pauses nor polls. Rebalances the poll sees are queued by the context and
+/// applied by the loop afterwards.
+struct KeepAlive {
+    consumer: Arc<super::Consumer_>,
+    last: std::time::Instant,
+    paused: Option<TopicPartitionList>,
+}
+
+impl KeepAlive {
+    fn new(consumer: Arc<super::Consumer_>) -> KeepAlive {
+        KeepAlive {
+            consumer,
+            last: std::time::Instant::now(),
+            paused: None,
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.last.elapsed() < KEEPALIVE_EVERY {
+            return;
+        }
+        if self.paused.is_none() {
+            let a = self.consumer.assignment().unwrap_or_default();
+            if let Err(e) = self.consumer.pause(&a) {
+                tracing::debug!(error = %e, "pause for the snapshot failed");
+            }
+            self.paused = Some(a);
+        }
+        // One poll, not waited on: a librdkafka poll of the consumer queue is what
+        // `max.poll.interval.ms` counts.
+        let mut recv = std::pin::pin!(self.consumer.recv());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(m)) = std::future::Future::poll(recv.as_mut(), &mut cx) {
+            super::backpressure::rewind(&self.consumer, m);
+        }
+        self.last = std::time::Instant::now();
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        if let Some(paused) = self.paused.take() {
+            if let Err(e) = self.consumer.resume(&paused) {
+                tracing::warn!(error = %e, "resume after the snapshot failed");
+            }
+        }
+    }
+}
+
 /// Where and through what the changelog is written.
 #[derive(Clone)]
 pub(super) struct ChangelogSink {
@@ -231,6 +288,7 @@ impl Service<'_> {
         let Some(sink) = self.changelog.as_mut() else {
             return;
         };
+        let mut keep_alive = KeepAlive::new(self.consumer.clone());
         for p in batch.iter().filter(|p| p.offset >= 0) {
             sink.cache.note(p.partition, p.offset + 1);
         }
@@ -251,13 +309,14 @@ impl Service<'_> {
                 sink.snapshots.insert(p, now);
                 sink.since_snapshot.insert(p, 0);
                 let logged = sink.moderation.remove(&p).unwrap_or_default();
-                let snap = changelog::snapshot_records_of(
+                let snap = changelog::snapshot_records_ticking(
                     &self.pipeline,
                     p,
                     sink.seq,
                     Some(o),
                     &logged,
                     sink.identity.as_ref(),
+                    &mut || keep_alive.tick(),
                 );
                 sink.moderation.insert(p, logged);
                 changelog::note_moderation(&mut sink.moderation, &snap);
@@ -368,17 +427,10 @@ impl Service<'_> {
         };
         let since =
             super::now_ms().saturating_sub(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
-        match kafka::scan_opened_alerts(&alerts_reader, &self.cfg.alerts_topic, since, SCAN_IDLE)
-            .await
-        {
-            Ok(ids) => self.already_open = ids,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
-            }
-        }
         let admin = self.admin.clone();
-        // The input is paused and the group consumer polled while the restore reads, so
-        // a restore longer than `max.poll.interval.ms` keeps the member's assignment
+        // The input is paused and the group consumer polled while the alert scan and the
+        // restore read (the restore yields to the runtime every few ms for that), so a
+        // restore longer than `max.poll.interval.ms` keeps the member's assignment
         // (rebalances it sees are queued and applied afterwards).
         let consumer = self.consumer.clone();
         let paused = consumer.assignment().unwrap_or_default();
@@ -392,16 +444,35 @@ impl Service<'_> {
                 }
             }
         };
-        let r = tokio::select! {
-            r = changelog::restore_checked(
+        let (already_open, pipeline, metrics) =
+            (&mut self.already_open, &mut self.pipeline, &self.metrics);
+        let work = async {
+            match kafka::scan_opened_alerts(
+                &alerts_reader,
+                &self.cfg.alerts_topic,
+                since,
+                SCAN_IDLE,
+            )
+            .await
+            {
+                Ok(ids) => *already_open = ids,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not read already-opened alerts");
+                }
+            }
+            changelog::restore_checked(
                 reader,
                 &topic,
                 parts,
-                &mut self.pipeline,
-                &self.metrics,
+                pipeline,
+                metrics,
                 || admin.progress(),
                 Some(&identity),
-            ) => r,
+            )
+            .await
+        };
+        let r = tokio::select! {
+            r = work => r,
             _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
         };
         let mut resume = TopicPartitionList::new();

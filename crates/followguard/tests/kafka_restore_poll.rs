@@ -1,0 +1,295 @@
+//! Issue 21 on a real broker: a restore that outlasts the group consumer's
+//! `max.poll.interval.ms`. The changelog is seeded with a large partition snapshot (the
+//! state a stream leaves, plus many more followees under new ids, written exactly as
+//! `serve` writes a snapshot), and `serve` starts with a poll interval a fraction of the
+//! restore's length (`--kafka-option max.poll.interval.ms=…`, the session timeout and
+//! heartbeat scaled down with it). The member must stay in its group through the
+//! restore (one assignment, no revoke, one restore), restore the writer's state and go
+//! on with the rest of the input exactly as the writer does: same alert and moderation
+//! records, same final state.
+
+mod kafka_support;
+
+use followguard::changelog;
+use followguard::config::KafkaConfig;
+use followguard::kafka;
+use followguard::metrics::Metrics;
+use followguard_core::model::Model;
+use followguard_core::pipeline::{Pipeline, PipelineConfig};
+use kafka_support::*;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The group consumer's poll interval in the test, and the session timeout and
+/// heartbeat it needs (librdkafka: `max.poll.interval.ms` ≥ `session.timeout.ms` >
+/// `heartbeat.interval.ms`).
+const MAX_POLL_MS: u64 = 1000;
+const SESSION_MS: u64 = 1000;
+const HEARTBEAT_MS: u64 = 200;
+
+/// Followees added to the writer's state (templates repeated under new ids) so the
+/// restore takes several poll intervals: FOLLOWGUARD_RESTORE_POLL_FOLLOWEES overrides
+/// (and FOLLOWGUARD_BIN runs another `followguard` binary, e.g. the release build).
+const BALLAST: usize = 300_000;
+
+/// Alert (id, status) and moderation (follower, alert) records of `lines`, in order.
+fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
+    for l in lines {
+        if let Ok(o) = p.process(l, None, 0) {
+            for a in &o.alerts {
+                out.push(format!("alert {} {}", a.alert_id, a.status.as_str()));
+            }
+            for m in &o.moderation {
+                out.push(format!("moderation {} {}", m.follower_id, m.alert_id));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
+    let Some(mut env) = env() else { return };
+    // Another binary (the release build) for longer runs (docs/state.md).
+    if let Some(b) = std::env::var_os("FOLLOWGUARD_BIN") {
+        env.bin = b.into();
+    }
+    let started = Instant::now();
+    let ballast = std::env::var("FOLLOWGUARD_RESTORE_POLL_FOLLOWEES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BALLAST);
+    let (events, _) = env.generate("restore-poll", &Stream::small_campaigns(47));
+    let bytes = std::fs::read(&events).unwrap();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let n = lines.len();
+    // One input partition: offset = line, and the writer's order is the input's.
+    let t = Topics::new("restore-poll");
+    run_ok(
+        Command::new(&env.bin)
+            .args(["topics", "--brokers", &env.brokers])
+            .args(t.args())
+            .args(["--partitions", "1"]),
+        "followguard topics",
+    );
+    env.produce(&events, &t.input);
+    let group = unique("g");
+    let cl = unique("restore-poll-changelog");
+
+    // The writer: the first half of the input, then the ballast followees.
+    let model =
+        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    let new = || Pipeline::new(model.clone(), PipelineConfig::default());
+    let cut = n / 2;
+    let mut writer = new();
+    writer.detector_mut().track_dirty(true);
+    let mut before = Vec::new();
+    run(&mut writer, &lines[..cut], &mut before);
+    let mut logged = HashMap::new();
+    changelog::note_moderation(&mut logged, &changelog::dirty_records(&mut writer, 1));
+    writer.detector_mut().track_dirty(false);
+    let templates: Vec<_> = writer
+        .detector()
+        .export_partition(0)
+        .followees
+        .into_iter()
+        .filter(|f| f.open.is_none())
+        .collect();
+    assert!(!templates.is_empty());
+    for i in 0..ballast {
+        let mut s = templates[i % templates.len()].clone();
+        s.followee_id = format!("{}~{i}", s.followee_id);
+        writer.detector_mut().import_followee(&s).unwrap();
+    }
+    let identity = changelog::Identity::new(&t.input, 1, &group);
+    let snap = changelog::snapshot_records_of(
+        &writer,
+        0,
+        2,
+        Some(cut as i64),
+        &logged.get(&0).cloned().unwrap_or_default(),
+        Some(&identity),
+    );
+    let snap_len = snap.len();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let kafka_cfg = KafkaConfig {
+        brokers: env.brokers.clone(),
+        options: Vec::new(),
+    };
+    let producer: FutureProducer = {
+        let _g = rt.enter();
+        ClientConfig::new()
+            .set("bootstrap.servers", &env.brokers)
+            .set("linger.ms", "20")
+            .create()
+            .unwrap()
+    };
+    rt.block_on(async {
+        kafka::create_topics(&kafka_cfg, &[&cl], 1).await.unwrap();
+        for chunk in snap.chunks(50_000) {
+            changelog::produce(&producer, &cl, chunk).await.unwrap();
+        }
+    });
+    drop(snap);
+    // What serve must do from there: the writer's records for the rest of the input,
+    // and its state at the end.
+    let mut want = Vec::new();
+    run(&mut writer, &lines[cut..], &mut want);
+    assert!(
+        want.iter().any(|r| r.ends_with(" open")),
+        "the rest of the input opens alerts: {want:?}"
+    );
+    let want_state = writer.export_state();
+    drop(writer);
+    let seeded_s = started.elapsed().as_secs_f64();
+
+    let poll = |k: &str, v: u64| ["--kafka-option".to_string(), format!("{k}={v}")];
+    let mut flags: Vec<String> = vec![
+        "--changelog-topic".into(),
+        cl.clone(),
+        // A failed restore must not pass for one: no input rebuild to fall back on.
+        "--rebuild-max-records".into(),
+        "10".into(),
+    ];
+    flags.extend(poll("max.poll.interval.ms", MAX_POLL_MS));
+    flags.extend(poll("session.timeout.ms", SESSION_MS));
+    flags.extend(poll("heartbeat.interval.ms", HEARTBEAT_MS));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut svc = env.serve(&t, &group, &flags);
+    assert!(svc.wait_ready(Duration::from_secs(60)));
+    let start = Instant::now();
+    while committed(&env.brokers, &group, &t.input).get(&0) != Some(&(n as i64)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "serve did not commit the whole input:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = svc.metrics();
+    let log = svc.log_text();
+    let restore_s = metric(&m, "followguard_restore_seconds_sum").unwrap_or(0.0);
+    let revokes = metric(&m, "followguard_rebalances_total{kind=\"revoke\"}");
+    let assigns = metric(&m, "followguard_rebalances_total{kind=\"assign\"}");
+    let restores = metric(&m, "followguard_restore_seconds_count");
+    eprintln!(
+        "restore of {snap_len} records ({ballast} ballast followees) took {restore_s:.1} s \
+         with max.poll.interval.ms={MAX_POLL_MS}; assigns {assigns:?}, revokes {revokes:?}, \
+         restores {restores:?}; seeded in {seeded_s:.1} s"
+    );
+    assert!(
+        restore_s * 1000.0 >= 3.0 * MAX_POLL_MS as f64,
+        "the restore ({restore_s:.2} s) must outlast the poll interval several times"
+    );
+    assert_eq!(
+        (assigns, revokes, restores),
+        (Some(1.0), Some(0.0), Some(1.0)),
+        "one assignment, no revoke, one restore:\n{log}"
+    );
+    assert!(
+        !log.contains("maximum poll interval"),
+        "the member left its group:\n{log}"
+    );
+    assert_eq!(metric(&m, "followguard_replayed_events_total"), Some(0.0));
+    assert_eq!(metric(&m, "followguard_changelog_corrupt_total"), Some(0.0));
+    assert!(
+        metric(&m, "followguard_restore_records_total").unwrap_or(0.0) >= snap_len as f64,
+        "the whole snapshot read"
+    );
+    // Processed from the logged offset on, as the writer did.
+    assert_eq!(
+        metric_sum(&m, "followguard_events_total") as usize,
+        n - cut,
+        "events processed after the restore"
+    );
+    // The output records as `run` writes them: `kind` and two fields of each.
+    let records = |topic: &str, min: usize, kind: &str, fields: [&str; 2]| -> Vec<String> {
+        read_topic(
+            &env.brokers,
+            topic,
+            min,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
+        .iter()
+        .map(Rec::json)
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            format!("{kind} {} {}", f(fields[0]), f(fields[1]))
+        })
+        .collect()
+    };
+    let got: Vec<String> = records(&t.alerts, 1, "alert", ["alert_id", "status"])
+        .into_iter()
+        .chain(records(
+            &t.moderation,
+            0,
+            "moderation",
+            ["follower_id", "alert_id"],
+        ))
+        .collect();
+    let split = |v: &[String], kind: &str| -> Vec<String> {
+        v.iter().filter(|r| r.starts_with(kind)).cloned().collect()
+    };
+    assert_eq!(
+        split(&got, "alert"),
+        split(&want, "alert"),
+        "alert records after the restore"
+    );
+    let set = |v: Vec<String>| -> BTreeSet<String> { v.into_iter().collect() };
+    assert_eq!(
+        set(split(&got, "moderation")),
+        set(split(&want, "moderation")),
+        "moderation records after the restore"
+    );
+    svc.sigterm();
+    assert!(svc
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+
+    // Serve's state at the end, as its changelog holds it, is the writer's.
+    let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
+    let mut restored = new();
+    let reader = {
+        let _g = rt.enter();
+        Arc::new(kafka::reader(&kafka::replay_config(&kafka_cfg, &unique("check"))).unwrap())
+    };
+    rt.block_on(changelog::restore(
+        reader,
+        &cl,
+        &[0],
+        &mut restored,
+        &metrics,
+        || {},
+    ))
+    .unwrap();
+    let got_state = restored.export_state();
+    assert_eq!(got_state.partitions, want_state.partitions, "clocks");
+    assert_eq!(
+        got_state.followees.len(),
+        want_state.followees.len(),
+        "followees"
+    );
+    for (x, y) in got_state.followees.iter().zip(&want_state.followees) {
+        assert_eq!(x, y, "followee state");
+    }
+    assert_eq!(
+        got_state.shared.moderation, want_state.shared.moderation,
+        "moderation dedup"
+    );
+    assert_eq!(
+        got_state.shared.lockstep, want_state.shared.lockstep,
+        "links"
+    );
+    eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
+}
