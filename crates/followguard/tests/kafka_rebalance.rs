@@ -969,7 +969,6 @@ fn an_assignment_while_changes_are_only_cached_loses_none_of_them() {
     let n = all.len();
     let half = n / 2;
     let first_half = env.write_lines("cached-assign-1.jsonl", &all[..half]);
-    let second_half = env.write_lines("cached-assign-2.jsonl", &all[half..]);
     let one_t = Topics::new("cached-assign-one");
     env.create_topics(&one_t);
     let group_t = one_t.with_new_outputs("cached-assign-group");
@@ -1074,14 +1073,52 @@ fn an_assignment_while_changes_are_only_cached_loses_none_of_them() {
     );
     assert!(metric(&a.metrics(), "followguard_restore_records_total").unwrap_or(0.0) > 0.0);
 
-    // Second half, then A dies with its changes since cached again.
+    // Second half, only the followees on B's partitions (as the first half keyed them):
+    // A's first partitions get no input after the assignment, so their followees' state
+    // is what A had cached at it (a change lost there is never logged again).
+    let first_records = env.read_all(&one_t.input, half);
+    let first_ends = end_offsets(&first_records);
+    let partition_of: BTreeMap<Vec<u8>, i32> = first_records
+        .into_iter()
+        .map(|r| (r.key, r.partition))
+        .collect();
+    let second: Vec<Vec<u8>> = all[half..]
+        .iter()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).expect("event");
+            v["followee_id"]
+                .as_str()
+                .and_then(|f| partition_of.get(f.as_bytes()))
+                .is_some_and(|p| b_parts.contains(p))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        second.len() > 100,
+        "{} events of B's followees",
+        second.len()
+    );
+    let n = half + second.len();
+    let second_half = env.write_lines("cached-assign-2.jsonl", &second);
     env.produce(&second_half, &one_t.input);
-    let a_total = a_done + (n - half) as f64;
+    let a_total = a_done + second.len() as f64;
     wait_until(
         Duration::from_secs(60),
         "the second half processed by A",
         &a,
         || processed(&a) >= a_total,
+    );
+    // A's first partitions are committed to the end of the first half (the flush that
+    // covered them is acknowledged) before A dies: A' does not re-read them, so their
+    // state is the one logged.
+    wait_until(
+        Duration::from_secs(30),
+        "A's first partitions committed",
+        &a,
+        || {
+            let c = committed(&env.brokers, &group, &one_t.input);
+            a_parts.iter().all(|p| c.get(p) == first_ends.get(p))
+        },
     );
     a.kill9();
     let mut a2 = env.serve(&group_t, &group, &common);
