@@ -65,7 +65,9 @@ fn snapshots(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    for n in [100_000usize] {
+    // (One size: the default `--links-snapshot-records`.)
+    {
+        let n = 100_000usize;
         let input = links(n);
         let stage = fed(&input);
         let (chunks, bytes) = snapshot(&stage);
