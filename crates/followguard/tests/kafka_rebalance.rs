@@ -44,6 +44,26 @@ struct Outcome {
     alerts: Vec<(i32, i64, serde_json::Value)>,
 }
 
+impl Outcome {
+    /// Asserts a group's outcome is one instance's: no id opened twice, the same alert
+    /// ids opened and resolved, the same followers moderated.
+    fn assert_as(&self, one: &Outcome) {
+        assert_eq!(self.duplicate_opens, 0, "an alert id was opened twice");
+        assert_eq!(
+            self.opened, one.opened,
+            "alert ids differ from one instance"
+        );
+        assert_eq!(
+            self.resolved, one.resolved,
+            "alerts resolved differ from one instance"
+        );
+        assert_eq!(
+            self.moderated, one.moderated,
+            "moderated followers differ from one instance"
+        );
+    }
+}
+
 fn outcome(env: &Env, t: &Topics) -> Outcome {
     let read = |topic: &str| {
         read_topic(
@@ -194,6 +214,28 @@ fn total(members: &[&Svc], name: &str) -> f64 {
     members.iter().map(|m| metric_sum(&m.metrics(), name)).sum()
 }
 
+/// Flags of a group member logging to `changelog` under cooperative-sticky: state from
+/// the changelog (the input rebuild capped at 10 records), no LeaveGroup at a stop.
+fn member_flags(changelog: &str) -> Vec<String> {
+    [
+        "--changelog-topic",
+        changelog,
+        "--rebuild-max-records",
+        "10",
+        "--kafka-option",
+        "partition.assignment.strategy=cooperative-sticky",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+        // A stopped member does not send LeaveGroup (as the shipped static members
+        // never do): on tansu, a LeaveGroup from the group's leader while a rebalance is
+        // in progress wedges the group for good (docs/state.md, "Rebalance behaviour").
+        "--leave-group-on-shutdown",
+        "false",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Ignored in CI for a while (issue 21): the group sometimes stalled after the restarts.
 /// Cause: tansu keeps a member that sent LeaveGroup during a rebalance as the group's
 /// leader, so no later round completes; the members here stop without leaving
@@ -250,23 +292,7 @@ fn rolling(links: bool) {
     // State must come from the changelog: the input rebuild is capped at 10 records.
     // Campaigns come from the link stage (`--links-topic`), whose ids do not depend on
     // which instance owns which followee.
-    let mut flags: Vec<String> = [
-        "--changelog-topic",
-        changelog.as_str(),
-        "--rebuild-max-records",
-        "10",
-        "--kafka-option",
-        "partition.assignment.strategy=cooperative-sticky",
-        "--kafka-option",
-        "heartbeat.interval.ms=500",
-        // A stopped member does not send LeaveGroup (as the shipped static members
-        // never do): on tansu, a LeaveGroup from the group's leader while a rebalance is
-        // in progress wedges the group for good (docs/state.md, "Rebalance behaviour").
-        "--leave-group-on-shutdown",
-        "false",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut flags = member_flags(&changelog);
     if links {
         flags.extend(links_args(&group_t));
     }
@@ -475,19 +501,7 @@ fn rolling(links: bool) {
     }
     assert!(!want.opened.is_empty(), "the stream opens alerts");
     assert_eq!(want.duplicate_opens, 0);
-    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
-    assert_eq!(
-        got.opened, want.opened,
-        "alert ids differ from one instance"
-    );
-    assert_eq!(
-        got.resolved, want.resolved,
-        "alerts resolved differ from one instance"
-    );
-    assert_eq!(
-        got.moderated, want.moderated,
-        "moderated followers differ from one instance"
-    );
+    got.assert_as(&want);
     assert!(!theirs.is_empty());
     eprintln!(
         "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
@@ -976,18 +990,8 @@ fn an_assignment_while_changes_are_only_cached_loses_none_of_them() {
     let changelog = unique("cached-assign-changelog");
     let one_changelog = unique("cached-assign-one-changelog");
     let group = unique("gcached");
-    let common = [
-        "--changelog-topic",
-        changelog.as_str(),
-        "--rebuild-max-records",
-        "10",
-        "--kafka-option",
-        "partition.assignment.strategy=cooperative-sticky",
-        "--kafka-option",
-        "heartbeat.interval.ms=500",
-        "--leave-group-on-shutdown",
-        "false",
-    ];
+    let common = member_flags(&changelog);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let cached: Vec<&str> = common
         .iter()
         .copied()
@@ -1133,19 +1137,7 @@ fn an_assignment_while_changes_are_only_cached_loses_none_of_them() {
 
     let (want, got) = (outcome(&env, &one_t), outcome(&env, &group_t));
     assert!(!want.opened.is_empty(), "the stream opens alerts");
-    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
-    assert_eq!(
-        got.opened, want.opened,
-        "alert ids differ from one instance"
-    );
-    assert_eq!(
-        got.resolved, want.resolved,
-        "alerts resolved differ from one instance"
-    );
-    assert_eq!(
-        got.moderated, want.moderated,
-        "moderated followers differ from one instance"
-    );
+    got.assert_as(&want);
     let (ours, theirs) = (
         final_state(&env, &changelog),
         final_state(&env, &one_changelog),
