@@ -527,6 +527,15 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Killed once some state is on the broker (on a loaded machine the first records
+    // can be processed before any changelog record is delivered: the restart would
+    // then rebuild, not restore).
+    assert!(
+        has_record(&env.brokers, &cl, run.timeout),
+        "no changelog record before the kill"
+    );
+    first_metrics = first.metrics();
+    done_at_kill = metric_sum(&first_metrics, "followguard_events_total");
     first.kill9();
     let committed_at_kill = committed(&env.brokers, &group, &t.input);
     let meta: rdkafka::consumer::BaseConsumer = ClientConfig::new()
