@@ -6,7 +6,7 @@
 # on stdout (progress and tool chatter go to stderr, and to $OUT/*.log). CI does not gate
 # on these figures: the machines are shared and noisy, so compare ratios within one run.
 #
-# Usage: scripts/bench.sh [pipeline] [memory] [criterion] [e2e] [changelog]
+# Usage: scripts/bench.sh [pipeline] [memory] [criterion] [e2e] [changelog] [links]
 #        (no argument: the first four)
 #
 #   pipeline   followguard bench-pipeline: in-process events/s and per-event latency,
@@ -24,6 +24,10 @@
 #              (bench.changelog.{off,on}.pipeline.*), and scripts/bench-e2e.sh --no-live
 #              without and with --changelog (serve --changelog-topic, one changelog per
 #              phase's input topic) (bench.changelog.{off,on}.e2e.*) (≈ 8 min)
+#   links      issue 21: a link-stage snapshot (periodic, or on revoke) of a follower
+#              stage holding 100,000 links (`--links-snapshot-records`' default), against
+#              taking those links in: cargo bench -p followguard-bench --bench links
+#              (bench.links.*: mean ms per snapshot / per 100,000 links, ns per link) (≈ 1 min)
 #
 # Environment (optional): FOLLOWGUARD_BENCH_EVENTS (pipeline events, default 1000000),
 # FOLLOWGUARD_BENCH_OUT (where logs and criterion output go, default a temp dir), and
@@ -35,9 +39,9 @@ areas=("$@")
 [[ ${#areas[@]} -eq 0 ]] && areas=(pipeline memory criterion e2e)
 for a in "${areas[@]}"; do
     case "$a" in
-        pipeline | memory | criterion | e2e | changelog) ;;
+        pipeline | memory | criterion | e2e | changelog | links) ;;
         *)
-            echo "bench.sh: unknown benchmark '$a' (pipeline, memory, criterion, e2e, changelog)" >&2
+            echo "bench.sh: unknown benchmark '$a' (pipeline, memory, criterion, e2e, changelog, links)" >&2
             exit 2
             ;;
     esac
@@ -84,6 +88,22 @@ EOF
             ;;
         e2e)
             FOLLOWGUARD_BIN="$BIN" scripts/bench-e2e.sh 2>"$OUT/e2e.log"
+            ;;
+        links)
+            # One line per case: mean per iteration (a snapshot, or taking in all the
+            # links) and per link (the id's last part is the number of links).
+            rm -rf "$TARGET/criterion/links"
+            cargo bench -p followguard-bench --bench links -- --noplot >"$OUT/criterion-links.log" 2>&1
+            grep '^links:' "$OUT/criterion-links.log" >&2 || true
+            python3 - "$TARGET/criterion/links" <<'EOF'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+for est in sorted(root.glob("*/*/new/estimates.json")):
+    case, n = est.parent.parent.parent.name, int(est.parent.parent.name)
+    mean = json.loads(est.read_text())["mean"]["point_estimate"]
+    print(f"bench.links.{case}.{n}.mean_ms {mean / 1e6:.2f} ms")
+    print(f"bench.links.{case}.{n}.per_link_ns {mean / n:.1f} ns")
+EOF
             ;;
         changelog)
             for mode in off on; do

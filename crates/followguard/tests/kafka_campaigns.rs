@@ -137,6 +137,57 @@ fn wait_committed(env: &Env, group: &str, input: &str, n: usize, svcs: &[&Svc]) 
     records
 }
 
+/// A link-stage run: the input (two days of 150 followees, six campaigns, 90 % of cohorts
+/// re-sold), its topics and group, and `serve`'s link-stage flags with
+/// `--links-snapshot-records every`.
+struct LinkRun {
+    events: std::path::PathBuf,
+    lines: Vec<Vec<u8>>,
+    topics: Topics,
+    group: String,
+    args: Vec<String>,
+}
+
+fn link_run(env: &Env, name: &str, seed: u64, every: &str) -> LinkRun {
+    let stream = Stream {
+        campaigns: 6,
+        resell: Some(0.9),
+        ..Stream::small_campaigns(seed)
+    };
+    let (events, _) = env.generate(&format!("campaigns-{name}"), &stream);
+    let lines = lines_of(&events);
+    let topics = Topics::new(&format!("camp-{name}"));
+    env.create_topics(&topics);
+    let mut args = links_args(&topics);
+    args.extend(["--links-snapshot-records".to_string(), every.to_string()]);
+    LinkRun {
+        events,
+        lines,
+        topics,
+        group: unique(&format!("gcamp{name}")),
+        args,
+    }
+}
+
+/// Records of the links and of the pairs topic of `topics`: the link stage's history.
+fn link_history(env: &Env, topics: &Topics) -> (f64, f64) {
+    let links_topic = format!("{}.links", topics.alerts);
+    let history = |topic: &str| {
+        read_topic(
+            &env.brokers,
+            topic,
+            1,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        )
+        .len() as f64
+    };
+    (
+        history(&links_topic),
+        history(&format!("{links_topic}-pairs")),
+    )
+}
+
 /// Issue 21, the link stage's bounded restore: the only member (it owns every link-stage
 /// partition) is killed (-9) half-way and restarted in its group. Each link-stage
 /// partition is restored from its latest snapshot plus the records after it — far fewer
@@ -144,21 +195,16 @@ fn wait_committed(env: &Env, group: &str, input: &str, n: usize, svcs: &[&Svc]) 
 #[test]
 fn the_link_stage_killed_and_restarted_restores_from_its_snapshots_not_its_history() {
     let Some(env) = env() else { return };
-    let stream = Stream {
-        campaigns: 6,
-        resell: Some(0.9),
-        ..Stream::small_campaigns(37)
-    };
-    let (events, _) = env.generate("campaigns-kill", &stream);
-    let lines = lines_of(&events);
-    let n = lines.len();
-    let topics = Topics::new("camp-kill");
-    env.create_topics(&topics);
-    let group = unique("gcampkill");
-    let mut args = links_args(&topics);
     // A snapshot every 25 records of a partition (a few per partition before the kill).
     const EVERY: f64 = 25.0;
-    args.extend(["--links-snapshot-records".to_string(), EVERY.to_string()]);
+    let LinkRun {
+        events,
+        lines,
+        topics,
+        group,
+        args,
+    } = link_run(&env, "kill", 37, &EVERY.to_string());
+    let n = lines.len();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut svc = env.serve(&topics, &group, &args);
     svc.wait_ready(Duration::from_secs(60));
@@ -176,21 +222,7 @@ fn the_link_stage_killed_and_restarted_restores_from_its_snapshots_not_its_histo
     }
     let second = env.write_lines("second.jsonl", &lines[n / 2..]);
     let before = settle_links(&env, &topics, &group, &[&svc]);
-    let links_topic = format!("{}.links", topics.alerts);
-    let history = |topic: &str| {
-        read_topic(
-            &env.brokers,
-            topic,
-            1,
-            Duration::from_millis(500),
-            Duration::from_secs(30),
-        )
-        .len() as f64
-    };
-    let (links_before, pairs_before) = (
-        history(&links_topic),
-        history(&format!("{links_topic}-pairs")),
-    );
+    let (links_before, pairs_before) = link_history(&env, &topics);
     let m = svc.metrics();
     let written = metric(
         &m,
@@ -264,6 +296,103 @@ fn the_link_stage_killed_and_restarted_restores_from_its_snapshots_not_its_histo
         .wait_exit(Duration::from_secs(20))
         .expect("exits")
         .success());
+}
+
+/// Issue 21, the link stage's snapshot on revoke: A alone owns every link-stage
+/// partition, its periodic snapshots out of reach (`--links-snapshot-records 1000000`),
+/// so none is written while it processes the first half. B joins: the rebalance revokes
+/// A's link-stage partitions and A snapshots each one before it releases it. Every
+/// partition's next owner (B, or A again) restores from that snapshot and re-reads no
+/// record after it — without the snapshot on revoke it would re-read the partition's
+/// whole history — and the campaigns come out as in-process.
+#[test]
+fn a_revoked_link_stage_partition_is_snapshotted_so_its_next_owner_rereads_nothing() {
+    let Some(env) = env() else { return };
+    let LinkRun {
+        events,
+        lines,
+        topics,
+        group,
+        args,
+    } = link_run(&env, "revoke", 41, "1000000");
+    let n = lines.len();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = env.serve(&topics, &group, &args);
+    a.wait_ready(Duration::from_secs(60));
+    let first = env.write_lines("first.jsonl", &lines[..n / 2]);
+    env.produce(&first, &topics.input);
+    wait_committed(&env, &group, &topics.input, n / 2, &[&a]);
+    let before = settle_links(&env, &topics, &group, &[&a]);
+    assert!(!campaign_of(&before).is_empty(), "campaigns before B joins");
+    let (links_before, pairs_before) = link_history(&env, &topics);
+    let written = |s: &Svc| {
+        metric(
+            &s.metrics(),
+            "followguard_link_snapshot_records_total{op=\"written\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(written(&a), 0.0, "no periodic snapshot before B joins");
+
+    let mut b = env.serve(&topics, &group, &args);
+    b.wait_ready(Duration::from_secs(60));
+    let start = Instant::now();
+    while written(&a) == 0.0 || owned(&b).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no snapshot on revoke, or B owns nothing\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let on_revoke = written(&a);
+    let second = env.write_lines("second.jsonl", &lines[n / 2..]);
+    env.produce(&second, &topics.input);
+    wait_committed(&env, &group, &topics.input, n, &[&a, &b]);
+    let recs = settle_links(&env, &topics, &group, &[&a, &b]);
+    assert_eq!(
+        campaign_of(&recs),
+        replay_campaigns(&env, &events),
+        "the link stages restored from the revoke's snapshots give the in-process campaign ids"
+    );
+    let sum = |name: &str| metric_sum(&a.metrics(), name) + metric_sum(&b.metrics(), name);
+    let read = metric(
+        &a.metrics(),
+        "followguard_link_snapshot_records_total{op=\"read\"}",
+    )
+    .unwrap_or(0.0)
+        + metric(
+            &b.metrics(),
+            "followguard_link_snapshot_records_total{op=\"read\"}",
+        )
+        .unwrap_or(0.0);
+    let replayed = sum("followguard_link_rebuilt_records_total");
+    let logs = format!("{}\n----\n{}", a.log_text(), b.log_text());
+    let restored = logs.matches("link stage: partition state rebuilt").count();
+    let revoked_snapshots = logs
+        .matches("link stage: snapshot written on revoke")
+        .count();
+    eprintln!(
+        "link stage snapshot on revoke: {revoked_snapshots} partitions snapshotted on revoke \
+         ({on_revoke} records), {restored} restores read {read} snapshot records and {replayed} \
+         records after them; history at the revoke: {links_before} links + {pairs_before} pair \
+         records"
+    );
+    assert!(
+        revoked_snapshots > 0 && restored > 0 && read > 0.0,
+        "{logs}"
+    );
+    assert_eq!(
+        replayed, 0.0,
+        "records re-read after the revoke's snapshots (history {links_before} + {pairs_before})"
+    );
+    for s in [&mut a, &mut b] {
+        s.sigterm();
+        assert!(s
+            .wait_exit(Duration::from_secs(20))
+            .expect("exits")
+            .success());
+    }
 }
 
 #[test]

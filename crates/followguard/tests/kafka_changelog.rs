@@ -444,10 +444,24 @@ struct KillRun<'a> {
     timeout: Duration,
     /// Flags of the restarted instance instead of `flags` (`None`: the same).
     restart_flags: Option<&'a [&'a str]>,
-    /// The killed instance's record cache never flushed after its first batch: at most
-    /// one batch per partition may be committed at the kill (offsets of batches whose
-    /// state is only cached are held back).
-    cached_at_kill: bool,
+    /// What the killed instance's record cache did before the kill (checked then).
+    cache_at_kill: CacheAtKill,
+}
+
+/// What a [`KillRun`]'s killed instance's record cache did before the kill.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CacheAtKill {
+    /// Not checked.
+    Any,
+    /// Never flushed after each partition's first batch: at most one batch per partition
+    /// may be committed at the kill (offsets of batches whose state is only cached are
+    /// held back).
+    Unflushed,
+    /// Flushed by the byte bound only (`--changelog-flush-every 1h`, a small
+    /// `--changelog-cache-bytes`): more flushes than the first snapshots, their records
+    /// on the broker, and the committed offsets moved, never past the last offset a
+    /// flush logged (`o/`).
+    ByteBound,
 }
 
 /// Runs `run` and checks: the restart restored its state from the changelog (no input
@@ -516,6 +530,15 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Killed once some state is on the broker (on a loaded machine the first records
+    // can be processed before any changelog record is delivered: the restart would
+    // then rebuild, not restore).
+    assert!(
+        has_record(&env.brokers, &cl, run.timeout),
+        "no changelog record before the kill"
+    );
+    first_metrics = first.metrics();
+    done_at_kill = metric_sum(&first_metrics, "followguard_events_total");
     first.kill9();
     let committed_at_kill = committed(&env.brokers, &group, &t.input);
     let meta: rdkafka::consumer::BaseConsumer = ClientConfig::new()
@@ -564,7 +587,7 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
     )
     .len();
 
-    if run.cached_at_kill {
+    if run.cache_at_kill == CacheAtKill::Unflushed {
         // Every batch after the first was cached, none flushed: their offsets were held
         // back, so the restart re-reads the input from before them.
         // (A partition's first batch flushes: it is due its first snapshot.)
@@ -587,6 +610,56 @@ fn kill_and_restart(env: &Env, run: &KillRun) {
         eprintln!(
             "record cache at the kill: {flushes:?} flushes, {committed_total} of \
              {done_at_kill} processed records committed"
+        );
+    }
+    if run.cache_at_kill == CacheAtKill::ByteBound {
+        // No flush was due by time (1 h) nor by snapshot cadence (10 min, 200,000
+        // records) before the kill: every flush after each partition's first snapshot was
+        // forced by the byte bound.
+        let flushes = metric(&first_metrics, "followguard_changelog_flushes_total").unwrap_or(0.0);
+        assert!(
+            flushes >= f64::from(run.partitions) + 3.0,
+            "flushes forced by the byte bound, got {flushes}"
+        );
+        // On the broker: each flush ends with its partitions' `o/` records (the input
+        // offset its state reflects).
+        let logged = read(&cl);
+        let mut last_o: HashMap<i32, i64> = HashMap::new();
+        let mut o_records = 0;
+        for r in &logged {
+            let key = String::from_utf8_lossy(&r.key);
+            if let Some(p) = key.strip_prefix("o/").and_then(|p| p.parse::<i32>().ok()) {
+                let next = String::from_utf8_lossy(&r.payload)
+                    .split(' ')
+                    .next()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .expect("o/ value");
+                last_o.insert(p, next);
+                o_records += 1;
+            }
+        }
+        assert!(
+            o_records >= run.partitions as usize + 3,
+            "{o_records} flushes' o/ records on the broker"
+        );
+        // The committed offsets moved past the first batches (≤ 256 events each), and
+        // never past what a flush covered.
+        let committed_total: i64 = committed_at_kill.values().sum();
+        assert!(
+            committed_total > 256 * i64::from(run.partitions),
+            "committed {committed_total} of {done_at_kill}: byte-bound flushes let offsets move"
+        );
+        for (p, c) in &committed_at_kill {
+            let covered = last_o.get(p).copied().unwrap_or(0);
+            assert!(
+                *c <= covered,
+                "partition {p}: committed {c} ahead of the last flushed offset {covered}"
+            );
+        }
+        eprintln!(
+            "record cache at the kill: {flushes} flushes (byte bound), {o_records} o/ records \
+             on the broker, {committed_total} of {done_at_kill} processed records committed, \
+             last flushed offsets {last_o:?}"
         );
     }
     let restart = Instant::now();
@@ -782,7 +855,7 @@ fn serve_killed_and_restarted_restores_its_state_from_the_changelog() {
             kill_at: 0.5,
             timeout: Duration::from_secs(120),
             restart_flags: None,
-            cached_at_kill: false,
+            cache_at_kill: CacheAtKill::Any,
         },
     );
 }
@@ -823,7 +896,43 @@ fn killed_with_state_only_in_the_record_cache_restarts_from_before_it() {
             kill_at: 0.5,
             timeout: Duration::from_secs(120),
             restart_flags: Some(&["--rebuild-max-records", "10"]),
-            cached_at_kill: true,
+            cache_at_kill: CacheAtKill::Unflushed,
+        },
+    );
+}
+
+/// The record cache's byte bound: `serve` with `--changelog-flush-every 1h` and a 16 KiB
+/// `--changelog-cache-bytes`, so only the byte bound can flush after each partition's
+/// first snapshot. Before the kill -9 the flushes' records (their `o/` offsets) are on
+/// the broker and the committed offset moved with them, never past the last flushed
+/// offset; the restart (default flush interval) restores that state and ends as an
+/// uninterrupted run (checks: `kill_and_restart`).
+#[test]
+fn a_flush_forced_by_the_byte_bound_logs_state_and_moves_offsets_before_a_kill() {
+    let Some(env) = env() else { return };
+    kill_and_restart(
+        &env,
+        &KillRun {
+            name: "cl-bytes",
+            stream: Stream {
+                resell: Some(0.8),
+                ..Stream::small_campaigns(31)
+            },
+            // One partition: every check is exact (as `killed_with_state_only_in_...`).
+            partitions: 1,
+            rate: "1000",
+            flags: &[
+                "--rebuild-max-records",
+                "10",
+                "--changelog-flush-every",
+                "1h",
+                "--changelog-cache-bytes",
+                "16384",
+            ],
+            kill_at: 0.5,
+            timeout: Duration::from_secs(120),
+            restart_flags: Some(&["--rebuild-max-records", "10"]),
+            cache_at_kill: CacheAtKill::ByteBound,
         },
     );
 }
@@ -867,7 +976,7 @@ fn kill_nine_after_two_million_records_on_one_partition() {
             kill_at: 0.6,
             timeout: Duration::from_secs(1800),
             restart_flags: None,
-            cached_at_kill: false,
+            cache_at_kill: CacheAtKill::Any,
         },
     );
 }

@@ -44,6 +44,26 @@ struct Outcome {
     alerts: Vec<(i32, i64, serde_json::Value)>,
 }
 
+impl Outcome {
+    /// Asserts a group's outcome is one instance's: no id opened twice, the same alert
+    /// ids opened and resolved, the same followers moderated.
+    fn assert_as(&self, one: &Outcome) {
+        assert_eq!(self.duplicate_opens, 0, "an alert id was opened twice");
+        assert_eq!(
+            self.opened, one.opened,
+            "alert ids differ from one instance"
+        );
+        assert_eq!(
+            self.resolved, one.resolved,
+            "alerts resolved differ from one instance"
+        );
+        assert_eq!(
+            self.moderated, one.moderated,
+            "moderated followers differ from one instance"
+        );
+    }
+}
+
 fn outcome(env: &Env, t: &Topics) -> Outcome {
     let read = |topic: &str| {
         read_topic(
@@ -194,6 +214,28 @@ fn total(members: &[&Svc], name: &str) -> f64 {
     members.iter().map(|m| metric_sum(&m.metrics(), name)).sum()
 }
 
+/// Flags of a group member logging to `changelog` under cooperative-sticky: state from
+/// the changelog (the input rebuild capped at 10 records), no LeaveGroup at a stop.
+fn member_flags(changelog: &str) -> Vec<String> {
+    [
+        "--changelog-topic",
+        changelog,
+        "--rebuild-max-records",
+        "10",
+        "--kafka-option",
+        "partition.assignment.strategy=cooperative-sticky",
+        "--kafka-option",
+        "heartbeat.interval.ms=500",
+        // A stopped member does not send LeaveGroup (as the shipped static members
+        // never do): on tansu, a LeaveGroup from the group's leader while a rebalance is
+        // in progress wedges the group for good (docs/state.md, "Rebalance behaviour").
+        "--leave-group-on-shutdown",
+        "false",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Ignored in CI for a while (issue 21): the group sometimes stalled after the restarts.
 /// Cause: tansu keeps a member that sent LeaveGroup during a rebalance as the group's
 /// leader, so no later round completes; the members here stop without leaving
@@ -250,23 +292,7 @@ fn rolling(links: bool) {
     // State must come from the changelog: the input rebuild is capped at 10 records.
     // Campaigns come from the link stage (`--links-topic`), whose ids do not depend on
     // which instance owns which followee.
-    let mut flags: Vec<String> = [
-        "--changelog-topic",
-        changelog.as_str(),
-        "--rebuild-max-records",
-        "10",
-        "--kafka-option",
-        "partition.assignment.strategy=cooperative-sticky",
-        "--kafka-option",
-        "heartbeat.interval.ms=500",
-        // A stopped member does not send LeaveGroup (as the shipped static members
-        // never do): on tansu, a LeaveGroup from the group's leader while a rebalance is
-        // in progress wedges the group for good (docs/state.md, "Rebalance behaviour").
-        "--leave-group-on-shutdown",
-        "false",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut flags = member_flags(&changelog);
     if links {
         flags.extend(links_args(&group_t));
     }
@@ -475,19 +501,7 @@ fn rolling(links: bool) {
     }
     assert!(!want.opened.is_empty(), "the stream opens alerts");
     assert_eq!(want.duplicate_opens, 0);
-    assert_eq!(got.duplicate_opens, 0, "an alert id was opened twice");
-    assert_eq!(
-        got.opened, want.opened,
-        "alert ids differ from one instance"
-    );
-    assert_eq!(
-        got.resolved, want.resolved,
-        "alerts resolved differ from one instance"
-    );
-    assert_eq!(
-        got.moderated, want.moderated,
-        "moderated followers differ from one instance"
-    );
+    got.assert_as(&want);
     assert!(!theirs.is_empty());
     eprintln!(
         "rolling: {n} events produced in {produced_s:.1}s, group settled at {settled_s:.1}s; \
@@ -920,6 +934,242 @@ fn static_member_restart(strategy: &str) {
         .unwrap_or(0.0)
     );
     for s in [&mut a, &mut b] {
+        s.sigterm();
+        s.wait_exit(Duration::from_secs(20));
+    }
+}
+
+/// Waits until `done` holds, for at most `within`; panics with `what` and `svc`'s log.
+fn wait_until(within: Duration, what: &str, svc: &Svc, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < within,
+            "{what} within {within:?}:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The record cache across an incremental assignment (cooperative-sticky): A's changes
+/// since its first flush are only cached (`--changelog-flush-every 1h`, no byte bound)
+/// when B is killed (-9) and A is assigned B's partitions. Before their restore, A's
+/// cached changes are logged — flushed by the flush forced before every rebalance, or
+/// exported and stashed by the restore (`RecordCache::stash`; logged "cached changes of
+/// other partitions exported before the restore") — so the restore's clearing of the
+/// dirty marks loses none of them. A then processes the rest of the input, every
+/// partition's changes cached again, and is killed (-9) too; A' (default flush interval)
+/// restores all four partitions and ends with the outcome of one uninterrupted instance,
+/// and with its followee state on A's first partitions (the ones whose changes were
+/// cached at the assignment) equal to that instance's.
+#[test]
+fn an_assignment_while_changes_are_only_cached_loses_none_of_them() {
+    let Some(env) = env() else { return };
+    let _one_at_a_time = ROLLING.lock().unwrap_or_else(|e| e.into_inner());
+    let (events, _) = env.generate(
+        "cached-assign",
+        &Stream {
+            resell: Some(0.5),
+            ..Stream::small_campaigns(37)
+        },
+    );
+    let all: Vec<Vec<u8>> = std::fs::read(&events)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let n = all.len();
+    let half = n / 2;
+    let first_half = env.write_lines("cached-assign-1.jsonl", &all[..half]);
+    let one_t = Topics::new("cached-assign-one");
+    env.create_topics(&one_t);
+    let group_t = one_t.with_new_outputs("cached-assign-group");
+    env.create_topics(&group_t);
+    let changelog = unique("cached-assign-changelog");
+    let one_changelog = unique("cached-assign-one-changelog");
+    let group = unique("gcached");
+    let common = member_flags(&changelog);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let cached: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain([
+            "--changelog-flush-every",
+            "1h",
+            "--changelog-cache-bytes",
+            "1000000000",
+        ])
+        .collect();
+    let mut one = env.serve(
+        &one_t,
+        &unique("gone"),
+        &["--changelog-topic", &one_changelog],
+    );
+    let mut a = env.serve(&group_t, &group, &cached);
+    a.wait_ready(Duration::from_secs(60));
+    let mut b = env.serve(&group_t, &group, &common);
+    b.wait_ready(Duration::from_secs(60));
+    one.wait_ready(Duration::from_secs(60));
+    wait_until(
+        Duration::from_secs(60),
+        "partitions split between A and B",
+        &a,
+        || {
+            let pb = last_assignment(&b);
+            let owned =
+                |s: &Svc| metric(&s.metrics(), "followguard_assigned_partitions").unwrap_or(0.0);
+            pb.is_some_and(|p| !p.is_empty())
+                && owned(&a) + owned(&b) == f64::from(PARTITIONS)
+                && owned(&a) >= 1.0
+        },
+    );
+    // What A owns now: every partition but B's (A's log names what it was assigned at
+    // first, before B took its share).
+    let b_parts = last_assignment(&b).unwrap_or_default();
+    let a_parts: BTreeSet<i32> = (0..PARTITIONS).filter(|p| !b_parts.contains(p)).collect();
+
+    // First half: A's changes after each partition's first flush stay in its cache.
+    // (At a rate: many small batches after each partition's first.)
+    let mut producer = produce_at(&env, &first_half, &one_t.input, 1000);
+    assert!(producer.wait().expect("produce").success());
+    let processed = |s: &Svc| metric_sum(&s.metrics(), "followguard_events_total");
+    wait_until(
+        Duration::from_secs(60),
+        "the first half processed",
+        &a,
+        || processed(&a) + processed(&b) >= half as f64,
+    );
+    let flushes =
+        |s: &Svc| metric(&s.metrics(), "followguard_changelog_flushes_total").unwrap_or(0.0);
+    let a_before = flushes(&a);
+    let a_done = processed(&a);
+    let committed_a: i64 = committed(&env.brokers, &group, &one_t.input)
+        .iter()
+        .filter(|(p, _)| a_parts.contains(*p))
+        .map(|(_, o)| o)
+        .sum();
+    assert!(
+        a_before <= a_parts.len() as f64 && a_done - committed_a as f64 >= 200.0,
+        "A's changes only cached: {a_before} flushes, {committed_a} of {a_done} committed"
+    );
+
+    // (B's idle flush, due 1 s after its last batch, commits what it processed.)
+    std::thread::sleep(Duration::from_millis(1500));
+    // B dies: A is assigned B's partitions (incrementally) and restores them.
+    b.kill9();
+    wait_until(
+        Duration::from_secs(60),
+        "B's partitions assigned to A and restored",
+        &a,
+        || {
+            metric(&a.metrics(), "followguard_assigned_partitions") == Some(f64::from(PARTITIONS))
+                && strip_ansi(&a.log_text()).contains("partition state restored from the changelog")
+        },
+    );
+    let log = strip_ansi(&a.log_text());
+    let exported = log.contains("cached changes of other partitions exported before the restore");
+    let a_flushes_at_restore = flushes(&a);
+    assert!(
+        a_flushes_at_restore > a_before || exported,
+        "A's cached changes neither flushed nor exported before the restore:\n{log}"
+    );
+    assert!(metric(&a.metrics(), "followguard_restore_records_total").unwrap_or(0.0) > 0.0);
+
+    // Second half, only the followees on B's partitions (as the first half keyed them):
+    // A's first partitions get no input after the assignment, so their followees' state
+    // is what A had cached at it (a change lost there is never logged again).
+    let first_records = env.read_all(&one_t.input, half);
+    let first_ends = end_offsets(&first_records);
+    let partition_of: BTreeMap<Vec<u8>, i32> = first_records
+        .into_iter()
+        .map(|r| (r.key, r.partition))
+        .collect();
+    let second: Vec<Vec<u8>> = all[half..]
+        .iter()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).expect("event");
+            v["followee_id"]
+                .as_str()
+                .and_then(|f| partition_of.get(f.as_bytes()))
+                .is_some_and(|p| b_parts.contains(p))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        second.len() > 100,
+        "{} events of B's followees",
+        second.len()
+    );
+    let n = half + second.len();
+    let second_half = env.write_lines("cached-assign-2.jsonl", &second);
+    env.produce(&second_half, &one_t.input);
+    let a_total = a_done + second.len() as f64;
+    wait_until(
+        Duration::from_secs(60),
+        "the second half processed by A",
+        &a,
+        || processed(&a) >= a_total,
+    );
+    // A's first partitions are committed to the end of the first half (the flush that
+    // covered them is acknowledged) before A dies: A' does not re-read them, so their
+    // state is the one logged.
+    wait_until(
+        Duration::from_secs(30),
+        "A's first partitions committed",
+        &a,
+        || {
+            let c = committed(&env.brokers, &group, &one_t.input);
+            a_parts.iter().all(|p| c.get(p) == first_ends.get(p))
+        },
+    );
+    a.kill9();
+    let mut a2 = env.serve(&group_t, &group, &common);
+    a2.wait_ready(Duration::from_secs(60));
+    wait_committed(&env, &group, &one_t, n, &[&a2]);
+    one.wait_events(n as f64, Duration::from_secs(60));
+    assert_eq!(
+        metric(&a2.metrics(), "followguard_replayed_events_total"),
+        Some(0.0),
+        "A' restored, no input rebuild"
+    );
+
+    let (want, got) = (outcome(&env, &one_t), outcome(&env, &group_t));
+    assert!(!want.opened.is_empty(), "the stream opens alerts");
+    got.assert_as(&want);
+    let (ours, theirs) = (
+        final_state(&env, &changelog),
+        final_state(&env, &one_changelog),
+    );
+    let on_a: Vec<&String> = theirs
+        .iter()
+        .filter(|(_, f)| f.partition.is_some_and(|p| a_parts.contains(&p)))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!on_a.is_empty());
+    let differing: Vec<&&String> = on_a
+        .iter()
+        .filter(|id| ours.get(**id) != theirs.get(**id))
+        .collect();
+    let elsewhere = theirs
+        .iter()
+        .filter(|(id, f)| !on_a.contains(id) && ours.get(*id) != Some(*f))
+        .count();
+    eprintln!(
+        "cached assignment: A owned {a_parts:?}, {a_before} flushes before B's kill ({committed_a} of \
+         {a_done} processed records committed), {a_flushes_at_restore} once B's partitions were \
+         restored; cached changes {}; final followee state on A's partitions: {} of {} differ \
+         (elsewhere: {elsewhere})",
+        if exported { "exported by the restore (stash)" } else { "flushed before the restore" },
+        differing.len(),
+        on_a.len()
+    );
+    assert!(
+        differing.is_empty(),
+        "followees of A's partitions differ from one instance: {differing:?}"
+    );
+    for s in [&mut one, &mut a2] {
         s.sigterm();
         s.wait_exit(Duration::from_secs(20));
     }

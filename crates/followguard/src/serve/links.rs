@@ -23,7 +23,12 @@
 //! from its beginning. Both stages are functions of their input and re-delivery is
 //! idempotent, so the state is the previous owner's; a restore reads one snapshot plus
 //! fewer than `--links-snapshot-records` records, not the partition's history. On
-//! revoke the partition's state is dropped.
+//! revoke (a rebalance hands the partition to another member, or back to this one), the
+//! revoke is not completed inside librdkafka's callback: the loop first writes a
+//! snapshot of each revoked partition that processed records since its last one (its
+//! outputs are acknowledged: the snapshot reflects every record before its stored
+//! offset), commits the offsets, drops the state and only then releases the partitions,
+//! so their next owner restores from that snapshot and re-reads next to nothing.
 
 use super::ack::{self, Ack};
 use crate::config::{KafkaConfig, LinksConfig};
@@ -49,6 +54,11 @@ const BATCH: usize = 512;
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Estimated JSON bytes per snapshot record (well below the broker's 1 MB default).
 const CHUNK_BYTES: usize = 256 << 10;
+/// Longest wait for a message before the loop looks at revokes queued meanwhile.
+const REVOKE_TICK: Duration = Duration::from_millis(200);
+/// Longest a revoke's snapshots and commit may take before the partitions are released
+/// anyway (the next owner then restores from the previous snapshot).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the link stage works with.
 pub(super) struct Parts {
@@ -68,10 +78,17 @@ pub(super) struct Parts {
 }
 
 /// Consumer context: librdkafka logs into tracing; revoked link-stage partitions queued
-/// for the loop, which drops their state.
+/// for the loop, which drops their state. While `defer` is set (the loop runs), a revoke
+/// is not completed in the callback: the loop snapshots the partitions first and then
+/// releases them ([`release`]).
 struct LinkContext {
-    revoked: Arc<Mutex<Vec<(String, i32)>>>,
+    revoked: Arc<Mutex<Vec<Revoked>>>,
+    defer: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// A revoked link-stage partition queued for the loop, and whether it still waits to be
+/// released (a deferred revoke).
+type Revoked = ((String, i32), bool);
 
 impl ClientContext for LinkContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
@@ -83,13 +100,56 @@ impl ClientContext for LinkContext {
 }
 
 impl ConsumerContext for LinkContext {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let parts = topic_partitions(tpl);
-            tracing::info!(partitions = ?parts, "link stage: partitions revoked");
-            if let Ok(mut q) = self.revoked.lock() {
-                q.extend(parts);
+    /// As rust-rdkafka's default, except that a revoke while the loop runs is left for the
+    /// loop to complete (after it snapshotted the partitions), as the main consumer's.
+    fn rebalance(
+        &self,
+        c: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr as E;
+        let cooperative = matches!(
+            c.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let r = if cooperative {
+                    c.incremental_assign(tpl)
+                } else {
+                    c.assign(tpl)
+                };
+                self.post_rebalance(c, &Rebalance::Assign(tpl));
+                r
             }
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // A lost assignment may have a new owner already: released at once.
+                let defer =
+                    self.defer.load(std::sync::atomic::Ordering::Acquire) && !c.assignment_lost();
+                let parts = topic_partitions(tpl);
+                tracing::info!(partitions = ?parts, deferred = defer, "link stage: partitions revoked");
+                if let Ok(mut q) = self.revoked.lock() {
+                    q.extend(parts.into_iter().map(|p| (p, defer)));
+                }
+                if defer {
+                    return;
+                }
+                if cooperative {
+                    c.incremental_unassign(tpl)
+                } else {
+                    c.unassign()
+                }
+            }
+            other => {
+                let code: rdkafka::error::RDKafkaErrorCode = other.into();
+                let r = c.unassign();
+                self.post_rebalance(c, &Rebalance::Error(KafkaError::Rebalance(code)));
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "link stage: applying a rebalance failed");
         }
     }
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -97,6 +157,26 @@ impl ConsumerContext for LinkContext {
             let parts = topic_partitions(tpl);
             tracing::info!(partitions = ?parts, "link stage: partitions assigned");
         }
+    }
+}
+
+/// Completes a deferred revoke of `parts`: `incremental_unassign` under a cooperative
+/// protocol, `unassign` (everything) under an eager one.
+fn release<C: ConsumerContext>(consumer: &StreamConsumer<C>, parts: &[(String, i32)]) {
+    let r = if matches!(
+        consumer.rebalance_protocol(),
+        rdkafka::consumer::RebalanceProtocol::Cooperative
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in parts {
+            tpl.add_partition(t, *p);
+        }
+        consumer.incremental_unassign(&tpl)
+    } else {
+        consumer.unassign()
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, partitions = ?parts, "link stage: releasing revoked partitions failed");
     }
 }
 
@@ -117,6 +197,9 @@ struct Stages {
     reported: StageCounts,
     /// Per owned partition, records processed since its last snapshot.
     since: HashMap<(Topic, i32), u64>,
+    /// Per owned partition, the offset after the last record processed and acknowledged
+    /// (what a snapshot taken now reflects).
+    next: HashMap<(Topic, i32), i64>,
     /// Order of this writer's snapshots (the markers' `seq`), from the wall clock in µs.
     seq: u64,
 }
@@ -259,11 +342,13 @@ fn record(sink: Sink, key: &str, v: &impl serde::Serialize) -> Option<OutRecord>
 /// is abandoned).
 pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
     let revoked = Arc::new(Mutex::new(Vec::new()));
+    let defer = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let consumer: StreamConsumer<LinkContext> =
         kafka::consumer_config(&p.kafka, &p.group_id, Duration::ZERO)
             .set("client.id", "followguard-links")
             .create_with_context(LinkContext {
                 revoked: revoked.clone(),
+                defer: defer.clone(),
             })
             .map_err(|e| kafka::config_error("link-stage consumer", e))?;
     consumer.subscribe(&[&p.links.links_topic, &p.links.pairs_topic])?;
@@ -279,6 +364,7 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         graph: None,
         reported: StageCounts::default(),
         since: HashMap::new(),
+        next: HashMap::new(),
         seq: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
@@ -291,29 +377,25 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         stall_warn: p.stall_warn,
     };
     loop {
+        // (A tick: a revoke queued while no record arrives is handed over in time.)
         let first = tokio::select! {
             () = p.stop.cancelled() => break,
-            m = consumer.recv() => m,
+            m = tokio::time::timeout(REVOKE_TICK, consumer.recv()) => m.ok(),
         };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
+        let mut batch: Vec<_> = first.into_iter().collect();
+        while !batch.is_empty() && batch.len() < BATCH {
             match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
                 Ok(m) => batch.push(m),
                 Err(_) => break,
             }
         }
-        for (topic, part) in revoked
+        let queued = revoked
             .lock()
             .map(|mut q| std::mem::take(&mut *q))
-            .unwrap_or_default()
-        {
-            if topic == p.links.links_topic {
-                stages.followers.remove(&part);
-                stages.since.remove(&(Topic::Links, part));
-            } else if topic == p.links.pairs_topic {
-                stages.graph = None;
-                stages.since.remove(&(Topic::Pairs, part));
-            }
+            .unwrap_or_default();
+        hand_over_revoked(&p, &consumer, &mut stages, queued).await;
+        if batch.is_empty() {
+            continue;
         }
         // Records of a partition revoked meanwhile are left to its next owner (state
         // built for them here would go stale if the partition came back later).
@@ -384,6 +466,7 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         for (kind, topic, part, next, n) in reached {
             // The state now reflects every record before `next`, and what they produced
             // is acknowledged: a snapshot written now needs nothing before `next`.
+            stages.next.insert((kind, part), next);
             let since = stages.since.entry((kind, part)).or_default();
             *since += n;
             if *since >= p.links.snapshot_records.max(1) {
@@ -402,6 +485,18 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         }
         stages.report(&p.metrics);
     }
+    // Revokes from now on complete in the callback; those queued are released.
+    defer.store(false, std::sync::atomic::Ordering::Release);
+    let queued: Vec<(String, i32)> = revoked
+        .lock()
+        .map(|mut q| std::mem::take(&mut *q))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(tp, deferred)| deferred.then_some(tp))
+        .collect();
+    if !queued.is_empty() {
+        release(&consumer, &queued);
+    }
     // Commit what was stored before leaving the group (or, with
     // `--leave-group-on-shutdown false`, before disconnecting from it).
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
@@ -410,12 +505,91 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Hands revoked partitions over: a snapshot of each deferred one that processed records
+/// since its last snapshot (its state reflects every record before its stored offset,
+/// their outputs acknowledged), the stored offsets committed, the state dropped, and the
+/// deferred ones released (librdkafka goes on with the rebalance then), so the next
+/// owner restores from the snapshot. Bounded by [`REVOKE_TIMEOUT`]: past it the
+/// partitions are released with their older snapshot.
+async fn hand_over_revoked(
+    p: &Parts,
+    consumer: &StreamConsumer<LinkContext>,
+    stages: &mut Stages,
+    queued: Vec<Revoked>,
+) {
+    if queued.is_empty() {
+        return;
+    }
+    let kind_of = |topic: &str| {
+        if topic == p.links.links_topic {
+            Some(Topic::Links)
+        } else if topic == p.links.pairs_topic {
+            Some(Topic::Pairs)
+        } else {
+            None
+        }
+    };
+    let deferred: Vec<(String, i32)> = queued
+        .iter()
+        .filter(|(_, d)| *d)
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    if !deferred.is_empty() {
+        let snapshots = async {
+            for (topic, part) in &deferred {
+                let Some(kind) = kind_of(topic) else { continue };
+                let key = (kind, *part);
+                let due = stages.since.get(&key).is_some_and(|&n| n > 0);
+                if let (true, Some(&next)) = (due, stages.next.get(&key)) {
+                    if write_snapshot(p, stages, kind, *part, next).await {
+                        tracing::info!(
+                            topic,
+                            partition = part,
+                            next,
+                            "link stage: snapshot written on revoke"
+                        );
+                    }
+                }
+            }
+            // (Synchronous, as at shutdown: the rebalance waits for it anyway.)
+            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        };
+        if tokio::time::timeout(REVOKE_TIMEOUT, snapshots)
+            .await
+            .is_err()
+        {
+            tracing::warn!(partitions = ?deferred, timeout_s = REVOKE_TIMEOUT.as_secs(),
+                "link stage: revoked partitions released before their snapshots were written");
+        }
+    }
+    for ((topic, part), _) in &queued {
+        let Some(kind) = kind_of(topic) else { continue };
+        match kind {
+            Topic::Links => {
+                stages.followers.remove(part);
+            }
+            Topic::Pairs => stages.graph = None,
+        }
+        stages.since.remove(&(kind, *part));
+        stages.next.remove(&(kind, *part));
+    }
+    if !deferred.is_empty() {
+        release(consumer, &deferred);
+    }
+}
+
 /// Writes a snapshot of partition `part`'s stage, reflecting every record before `next`,
 /// to its state topic and waits for it (a failure is logged; the next round tries again,
-/// and a restore meanwhile re-reads from the previous snapshot).
-async fn write_snapshot(p: &Parts, stages: &mut Stages, topic: Topic, part: i32, next: i64) {
+/// and a restore meanwhile re-reads from the previous snapshot). True once written.
+async fn write_snapshot(
+    p: &Parts,
+    stages: &mut Stages,
+    topic: Topic,
+    part: i32,
+    next: i64,
+) -> bool {
     let Some(chunks) = stages.chunks(topic, part) else {
-        return;
+        return false;
     };
     stages.seq += 1;
     let records = crate::changelog::chunk_snapshot(part, stages.seq, chunks, next);
@@ -432,10 +606,12 @@ async fn write_snapshot(p: &Parts, stages: &mut Stages, topic: Topic, part: i32,
                 records = records.len(),
                 "link stage: snapshot written"
             );
+            true
         }
         Err(e) => {
             tracing::warn!(topic = state_topic, partition = part, error = %format!("{e:#}"),
                 "link stage: snapshot not written");
+            false
         }
     }
 }

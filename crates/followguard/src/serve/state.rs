@@ -386,6 +386,12 @@ impl Service<'_> {
         if let Some(sink) = self.changelog.as_mut() {
             sink.seq += 1;
             let early = changelog::dirty_records(&mut self.pipeline, sink.seq);
+            if !early.is_empty() {
+                tracing::info!(
+                    records = early.len(),
+                    "cached changes of other partitions exported before the restore"
+                );
+            }
             sink.cache.stash(early);
         }
         let reader = Arc::new(kafka::reader(&kafka::replay_config(

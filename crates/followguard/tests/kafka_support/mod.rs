@@ -594,6 +594,24 @@ fn reader(brokers: &str) -> BaseConsumer {
         .expect("reader consumer")
 }
 
+/// Whether `topic` holds a record within `timeout` (returns at the first one).
+pub fn has_record(brokers: &str, topic: &str, timeout: Duration) -> bool {
+    let c = reader(brokers);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Reads every record of `topic` from the beginning: stops once `idle` passes without a
 /// new record (after at least `min` records, or at `timeout`).
 pub fn read_topic(
