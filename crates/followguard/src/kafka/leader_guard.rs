@@ -106,8 +106,8 @@ unsafe fn drop_unnamed(m: &mut MetadataInternal) -> usize {
     n - kept
 }
 
-/// Makes sure the guard is linked into every binary using this crate (build.rs also
-/// names it undefined): a reference the linker cannot drop.
+/// Whether the guard is linked into this binary (build.rs names it undefined, so the
+/// linker takes it out of this crate's rlib; a test checks it is there).
 pub fn installed() -> bool {
     let f: unsafe extern "C" fn(*mut rd::rd_kafka_t, *mut c_void) -> c_int =
         __wrap_rd_kafka_metadata_update_op;
