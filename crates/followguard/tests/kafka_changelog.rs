@@ -1354,9 +1354,9 @@ fn the_topics_command_creates_the_state_topics_serve_uses() {
 /// group assigns them, and the assignment stops the service with the counts and what to
 /// do, before any state is restored or rebuilt (the start-time refusal is
 /// `a_changelog_of_another_input_topic_or_group_stops_the_service`). tansu has no
-/// CreatePartitions, and deleting a topic a running client reads crashes librdkafka
-/// there (docs/state.md), so the input here appears only after the start, with more
-/// partitions than the changelog made before it: the same check at the assignment.
+/// CreatePartitions, and deleting the input under `serve` stops it (kafka_input_deleted.rs),
+/// so the input here appears only after the start, with more partitions than the changelog
+/// made before it: the same check at the assignment.
 #[test]
 fn the_input_gaining_partitions_while_serving_stops_the_service() {
     let Some(env) = env() else { return };

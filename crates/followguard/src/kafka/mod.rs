@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(leader_guard)]
+pub mod leader_guard;
 pub mod produce;
 pub mod refusal;
 pub mod topics;

@@ -370,9 +370,148 @@ pub async fn topic_id_of(reader: &Arc<Reader>, topic: &str) -> Option<String> {
         .flatten()
 }
 
+/// How often `serve` looks at its input topic ([`watch_input`]).
+pub const INPUT_WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// What one look at the input topic found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSeen {
+    /// It exists, with this id (`None`: the broker gives none).
+    Present(Option<String>),
+    /// The broker says it does not exist.
+    Absent,
+    /// No answer (broker down, timeout): nothing can be concluded.
+    Unknown,
+}
+
+/// Issue 21: the judgement of [`watch_input`], pure. `known` is the input's id since it
+/// was first seen (`Some(None)`: seen, no id). A topic absent after it was seen was
+/// deleted; one present with another id was deleted and re-created. Returns the message
+/// `serve` stops with. A topic not seen yet is waited for (`serve` may start first).
+pub fn judge_input(
+    known: &mut Option<Option<String>>,
+    seen: InputSeen,
+    topic: &str,
+) -> Option<String> {
+    const WHAT: &str = "The group's committed offsets (and a changelog's state) belong to the \
+                        deleted topic: start serve again with a new --group-id and, with \
+                        --changelog-topic, a new changelog topic (or delete the group and the \
+                        changelog first); docs/state.md, \"The input topic deleted\"";
+    match (seen, known.as_mut()) {
+        (InputSeen::Unknown, _) => None,
+        (InputSeen::Present(id), None) => {
+            *known = Some(id);
+            None
+        }
+        (InputSeen::Present(Some(id)), Some(Some(was))) if id != *was => Some(format!(
+            "input topic {topic} was deleted and re-created while serve read it (topic id \
+             {was}, now {id}): its offsets are not the ones this group read; stopping. {WHAT}"
+        )),
+        (InputSeen::Present(id), Some(k)) => {
+            if k.is_none() {
+                *k = id;
+            }
+            None
+        }
+        (InputSeen::Absent, Some(_)) => Some(format!(
+            "input topic {topic} was deleted while serve read it; stopping. Re-create it \
+             (or point --input-topic at the right one). {WHAT}"
+        )),
+        (InputSeen::Absent, None) => None,
+    }
+}
+
+/// One look at `topic` through `reader` (blocking: a Metadata request, then DescribeTopics
+/// for the id).
+fn look_at_input(reader: &Reader, topic: &str) -> InputSeen {
+    let Ok(md) = reader.fetch_metadata(Some(topic), TIMEOUT) else {
+        return InputSeen::Unknown;
+    };
+    match md.topics().iter().find(|t| t.name() == topic) {
+        Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+            None if !t.partitions().is_empty() => {
+                InputSeen::Present(topic_id(reader.client(), topic, TIMEOUT))
+            }
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                InputSeen::Absent
+            }
+            _ => InputSeen::Unknown,
+        },
+        None => InputSeen::Unknown,
+    }
+}
+
+/// Issue 21: watches `topic`, `serve`'s input, every [`INPUT_WATCH_EVERY`] on a reader of
+/// its own until `stop`; once it was seen, its deletion (or re-creation under the same
+/// name: another topic id) sets the returned message, which the consume loop stops with.
+/// A deletion is also what librdkafka 2.12.1 crashed on (`leader_guard`).
+pub fn watch_input(
+    kafka: &KafkaConfig,
+    group_id: &str,
+    topic: &str,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Arc<std::sync::OnceLock<String>>> {
+    let reader = Arc::new(reader(&replay_config(
+        kafka,
+        &format!("{group_id}.input-watch"),
+    ))?);
+    let gone = Arc::new(std::sync::OnceLock::new());
+    let (set, topic) = (gone.clone(), topic.to_string());
+    tokio::spawn(async move {
+        let mut known = None;
+        loop {
+            let (r, t) = (reader.clone(), topic.clone());
+            let seen = tokio::task::spawn_blocking(move || look_at_input(&r, &t))
+                .await
+                .unwrap_or(InputSeen::Unknown);
+            if let Some(why) = judge_input(&mut known, seen, &topic) {
+                tracing::error!("{why}");
+                let _ = set.set(why);
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(INPUT_WATCH_EVERY) => {}
+            }
+        }
+    });
+    Ok(gone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_input_deleted_or_re_created_after_it_was_seen_is_reported() {
+        let mut known = None;
+        let t = "follows";
+        let id = |s: &str| InputSeen::Present(Some(s.to_string()));
+        // Not created yet: waited for; a broker not answering concludes nothing.
+        assert_eq!(judge_input(&mut known, InputSeen::Absent, t), None);
+        assert_eq!(judge_input(&mut known, InputSeen::Unknown, t), None);
+        assert_eq!(judge_input(&mut known, id("A"), t), None);
+        assert_eq!(judge_input(&mut known, id("A"), t), None);
+        assert_eq!(judge_input(&mut known, InputSeen::Unknown, t), None);
+        let recreated = judge_input(&mut known.clone(), id("B"), t).unwrap();
+        assert!(
+            recreated.contains("input topic follows was deleted and re-created")
+                && recreated.contains("topic id A, now B")
+                && recreated.contains("new --group-id"),
+            "{recreated}"
+        );
+        let deleted = judge_input(&mut known, InputSeen::Absent, t).unwrap();
+        assert!(
+            deleted.contains("input topic follows was deleted while serve read it")
+                && deleted.contains("new --group-id"),
+            "{deleted}"
+        );
+        // A broker without ids: a deletion is still seen, a re-creation cannot be.
+        let mut known = None;
+        assert_eq!(judge_input(&mut known, InputSeen::Present(None), t), None);
+        assert_eq!(judge_input(&mut known, InputSeen::Present(None), t), None);
+        assert!(judge_input(&mut known, InputSeen::Absent, t).is_some());
+    }
 
     #[test]
     fn state_topics_follow_the_input_and_carry_their_policies() {

@@ -67,6 +67,9 @@ pub(super) struct Service<'a> {
     pub owned: HashSet<i32>,
     pub hand_over: super::rebalance::HandOver,
     pub defer_revoke: Arc<std::sync::atomic::AtomicBool>,
+    /// Issue 21: set when the input topic was deleted or re-created under the service
+    /// (`kafka::topics::watch_input`); the loop stops with it.
+    pub input_gone: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Issue 24: what one input record became before the pipeline.

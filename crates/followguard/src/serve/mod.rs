@@ -272,6 +272,9 @@ pub async fn run(
         ),
     )
     .await?;
+    // Issue 21: the input topic deleted (or re-created) under the service stops it.
+    let input_gone =
+        kafka::topics::watch_input(&cfg.kafka, &cfg.group_id, &cfg.input_topic, stop.clone())?;
     // Issue 21: the link stage, a second member of the group on the internal topics.
     let link_stage = match &cfg.links {
         Some(l) => {
@@ -386,6 +389,7 @@ pub async fn run(
         owned: HashSet::new(),
         hand_over: rebalance::HandOver::new(acked_rx),
         defer_revoke,
+        input_gone,
     };
     let loop_result = service.consume(&stop, tx, preparer).await;
     service.release_unfinished_revokes();

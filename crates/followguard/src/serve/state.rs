@@ -364,9 +364,13 @@ impl Service<'_> {
         }
     }
 
-    /// Stops the service when a restore found a foreign changelog (its message says
-    /// what to fix); the consume loop calls it after applying rebalances.
+    /// Stops the service when a restore found a foreign changelog, or the input topic
+    /// was deleted under it (the messages say what to fix); the consume loop calls it
+    /// after applying rebalances and at every idle tick.
     pub(super) fn refuse_foreign_changelog(&self) -> anyhow::Result<()> {
+        if let Some(why) = self.input_gone.get() {
+            anyhow::bail!("{why}");
+        }
         match self.changelog.as_ref().and_then(|c| c.refused.as_ref()) {
             Some(why) => anyhow::bail!("{why}"),
             None => Ok(()),
