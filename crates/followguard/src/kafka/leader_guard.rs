@@ -40,6 +40,10 @@ struct MetadataInternal {
     topics: *mut TopicInternal,
 }
 
+/// The librdkafka version whose internal layout `TopicInternal` and `MetadataInternal`
+/// copy (2.12.1, `RD_KAFKA_VERSION` of the bundled library).
+const LAYOUT_VERSION: c_int = 0x020c_01ff;
+
 extern "C" {
     /// The original function (`ld --wrap` names it so).
     fn __real_rd_kafka_metadata_update_op(rk: *mut rd::rd_kafka_t, mdi: *mut c_void) -> c_int;
@@ -57,7 +61,10 @@ pub unsafe extern "C" fn __wrap_rd_kafka_metadata_update_op(
     rk: *mut rd::rd_kafka_t,
     mdi: *mut c_void,
 ) -> c_int {
-    if !mdi.is_null() {
+    // The layout below is 2.12.1's: a librdkafka of another version (a dynamically
+    // linked one, say) is passed through untouched rather than misread.
+    // SAFETY: `rd_kafka_version` takes no arguments and only returns a constant.
+    if !mdi.is_null() && unsafe { rd::rd_kafka_version() } == LAYOUT_VERSION {
         // SAFETY: `mdi` is the op's `rd_kafka_metadata_internal_t`, whose layout starts as
         // `MetadataInternal`; `topics` and `metadata.topics` hold `topic_cnt` entries each.
         // Entries are only moved within those arrays (their pointers keep pointing into
@@ -172,6 +179,8 @@ mod tests {
         // rd_kafka_metadata_topic_internal_t: pointer, 16-byte id + 23 chars, two ints.
         assert_eq!(std::mem::size_of::<TopicInternal>(), 56);
         assert_eq!(std::mem::offset_of!(MetadataInternal, topics), 64);
-        assert_eq!(rd::RD_KAFKA_VERSION, 0x020c01ff);
+        assert_eq!(rd::RD_KAFKA_VERSION, LAYOUT_VERSION);
+        // The library linked in is the one the bindings describe.
+        assert_eq!(unsafe { rd::rd_kafka_version() }, LAYOUT_VERSION);
     }
 }
