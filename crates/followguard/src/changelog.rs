@@ -41,14 +41,14 @@ type Key = (i32, String);
 
 /// Yields to the runtime once per [`YIELD_EVERY`] of work (so a `select!` around the
 /// restore gets to run its other branches).
-struct Yielder(Instant);
+pub(crate) struct Yielder(Instant);
 
 impl Yielder {
-    fn new() -> Yielder {
+    pub(crate) fn new() -> Yielder {
         Yielder(Instant::now())
     }
 
-    async fn tick(&mut self) {
+    pub(crate) async fn tick(&mut self) {
         if self.0.elapsed() >= YIELD_EVERY {
             tokio::task::yield_now().await;
             self.0 = Instant::now();

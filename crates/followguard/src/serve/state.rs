@@ -81,6 +81,49 @@ impl Drop for KeepAlive {
     }
 }
 
+/// Runs `work` (a restore, an input rebuild, a revoke's hand-over: seconds of reading,
+/// CPU work that yields to the runtime, or waiting) with the input paused and the group
+/// consumer polled beside it once per [`IDLE_TICK`] at most, so the member keeps its
+/// group however long `work` takes (librdkafka evicts a member not polled for
+/// `max.poll.interval.ms`). Records that slip through are sought back; rebalances the
+/// polls see are queued by the context and applied afterwards. The partitions paused
+/// here and still assigned are resumed at the end. `None` if the poll loop ended first
+/// (it does not).
+pub(super) async fn keep_member<F: std::future::Future>(
+    consumer: &Arc<super::Consumer_>,
+    work: F,
+) -> Option<F::Output> {
+    let paused = consumer.assignment().unwrap_or_default();
+    if let Err(e) = consumer.pause(&paused) {
+        tracing::debug!(error = %e, "pause while keeping the member failed");
+    }
+    let keep_polling = async {
+        loop {
+            if let Ok(Ok(m)) = tokio::time::timeout(IDLE_TICK, consumer.recv()).await {
+                super::backpressure::rewind(consumer, m);
+            }
+        }
+    };
+    let r = tokio::select! {
+        r = work => Some(r),
+        _ = keep_polling => None,
+    };
+    // A revoke released some of them meanwhile: only those still assigned.
+    let now = consumer.assignment().unwrap_or_default();
+    let mut resume = TopicPartitionList::new();
+    for e in paused.elements() {
+        if now.find_partition(e.topic(), e.partition()).is_some() {
+            resume.add_partition(e.topic(), e.partition());
+        }
+    }
+    if resume.count() > 0 {
+        if let Err(e) = consumer.resume(&resume) {
+            tracing::warn!(error = %e, "resume after keeping the member failed");
+        }
+    }
+    r
+}
+
 /// Where and through what the changelog is written.
 #[derive(Clone)]
 pub(super) struct ChangelogSink {
@@ -433,17 +476,6 @@ impl Service<'_> {
         // restore longer than `max.poll.interval.ms` keeps the member's assignment
         // (rebalances it sees are queued and applied afterwards).
         let consumer = self.consumer.clone();
-        let paused = consumer.assignment().unwrap_or_default();
-        if let Err(e) = consumer.pause(&paused) {
-            tracing::debug!(error = %e, "pause for the restore failed");
-        }
-        let keep_polling = async {
-            loop {
-                if let Ok(Ok(m)) = tokio::time::timeout(IDLE_TICK, consumer.recv()).await {
-                    super::backpressure::rewind(&consumer, m);
-                }
-            }
-        };
         let (already_open, pipeline, metrics) =
             (&mut self.already_open, &mut self.pipeline, &self.metrics);
         let work = async {
@@ -471,17 +503,9 @@ impl Service<'_> {
             )
             .await
         };
-        let r = tokio::select! {
-            r = work => r,
-            _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
-        };
-        let mut resume = TopicPartitionList::new();
-        for e in paused.elements() {
-            resume.add_partition(e.topic(), e.partition());
-        }
-        if let Err(e) = consumer.resume(&resume) {
-            tracing::warn!(error = %e, "resume after the restore failed");
-        }
+        let r = keep_member(&consumer, work)
+            .await
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the poll loop ended")));
         self.admin.set_restoring(false);
         if let (Ok(r), Some(sink)) = (&r, self.changelog.as_mut()) {
             for (&p, &o) in &r.offsets {
