@@ -80,8 +80,29 @@ fn serve_until_committed(env: &Env, t: &Topics, group: &str, flags: &[String], n
     svc
 }
 
-/// The member stayed in its group: one assignment, no revoke, no eviction in the log.
-fn assert_member_kept(m: &str, log: &str) {
+/// The member stayed in its group: one assignment, no revoke, no eviction in the log,
+/// and no stretch without a poll of the group consumer as long as the poll interval
+/// (`followguard_consumer_poll_gap_seconds`). Returns the smallest histogram bound the
+/// longest gap is under.
+fn assert_member_kept(m: &str, log: &str) -> f64 {
+    let gaps = |le: &str| {
+        metric(
+            m,
+            &format!("followguard_consumer_poll_gap_seconds_bucket{{le=\"{le}\"}}"),
+        )
+    };
+    let count = metric(m, "followguard_consumer_poll_gap_seconds_count").unwrap_or(0.0);
+    assert!(count > 0.0, "poll gaps measured");
+    assert_eq!(
+        gaps("1"),
+        Some(count),
+        "a stretch of ≥ 1 s without a poll of the group consumer:\n{log}"
+    );
+    let longest = ["0.001", "0.01", "0.05", "0.1", "0.25", "0.5", "1"]
+        .into_iter()
+        .find(|le| gaps(le) == Some(count))
+        .and_then(|le| le.parse().ok())
+        .unwrap_or(1.0);
     let revokes = metric(m, "followguard_rebalances_total{kind=\"revoke\"}");
     let assigns = metric(m, "followguard_rebalances_total{kind=\"assign\"}");
     assert_eq!(
@@ -93,6 +114,7 @@ fn assert_member_kept(m: &str, log: &str) {
         !log.contains("maximum poll interval"),
         "the member left its group:\n{log}"
     );
+    longest
 }
 
 /// The alert records `serve` wrote are `want`'s, in order, and its moderation records
@@ -272,7 +294,8 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         restore_s * 1000.0 >= 3.0 * MAX_POLL_MS as f64,
         "the restore ({restore_s:.2} s) must outlast the poll interval several times"
     );
-    assert_member_kept(&m, &log);
+    let gap = assert_member_kept(&m, &log);
+    eprintln!("longest stretch without a poll ≤ {gap} s");
     assert_eq!(restores, Some(1.0), "one restore:\n{log}");
     assert_eq!(metric(&m, "followguard_replayed_events_total"), Some(0.0));
     assert_eq!(metric(&m, "followguard_changelog_corrupt_total"), Some(0.0));
@@ -413,7 +436,8 @@ fn an_input_rebuild_longer_than_max_poll_interval_keeps_the_member_in_its_group(
         rebuild_s * 1000.0 >= 2.0 * MAX_POLL_MS as f64,
         "the rebuild ({rebuild_s:.2} s) must outlast the poll interval several times:\n{log}"
     );
-    assert_member_kept(&m, &log);
+    let gap = assert_member_kept(&m, &log);
+    eprintln!("longest stretch without a poll ≤ {gap} s");
     assert_eq!(
         metric(&m, "followguard_replayed_events_total"),
         Some(cut as f64),

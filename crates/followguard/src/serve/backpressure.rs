@@ -4,7 +4,7 @@
 //! Issue #19: so do unacknowledged output records over `--max-in-flight-bytes`.
 
 use super::ack::Batch;
-use super::consume::{Service, IDLE_TICK};
+use super::consume::Service;
 use super::{now_ms, Consumer_, BATCH};
 use crate::metrics::StateBytes;
 use rdkafka::consumer::Consumer;
@@ -187,7 +187,7 @@ impl Service<'_> {
                     Ok(p) => break p,
                     Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
                 },
-                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
+                r = super::consume::poll_group(&consumer, "input paused") => {
                     self.admin.progress();
                     // The stored-state gauges stay fresh while paused (a rebuild may run).
                     self.now_ms = now_ms();

@@ -79,6 +79,36 @@ enum Plan {
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
 /// timer and no task wake-up.
+/// [`poll_now`] of the group consumer, its poll gap measured (`kafka::PollGap`).
+pub(super) fn poll_group_now<'a>(
+    consumer: &'a super::Consumer_,
+    site: &'static str,
+) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'a>>> {
+    let gap = &rdkafka::consumer::Consumer::context(consumer).poll_gap;
+    gap.began(site);
+    let r = poll_now(consumer.recv());
+    gap.ended(site);
+    r
+}
+
+/// Waits up to [`IDLE_TICK`] for a record of the group consumer, its poll gap measured.
+pub(super) async fn poll_group<'a>(
+    consumer: &'a super::Consumer_,
+    site: &'static str,
+) -> Result<rdkafka::error::KafkaResult<BorrowedMessage<'a>>, tokio::time::error::Elapsed> {
+    /// Ends the poll also when the wait is dropped (another `select!` branch won).
+    struct Ended<'g>(&'g crate::kafka::PollGap, &'static str);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.ended(self.1);
+        }
+    }
+    let gap = &rdkafka::consumer::Consumer::context(consumer).poll_gap;
+    gap.began(site);
+    let _ended = Ended(gap, site);
+    tokio::time::timeout(IDLE_TICK, consumer.recv()).await
+}
+
 fn poll_now<F: std::future::Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -107,7 +137,11 @@ impl Service<'_> {
                 super::backpressure::hand_over_late(&tx, batch);
                 return Ok(());
             }
-            let msg = match carry.take().map(Ok).or_else(|| poll_now(consumer.recv())) {
+            let msg = match carry
+                .take()
+                .map(Ok)
+                .or_else(|| poll_group_now(&consumer, "consume"))
+            {
                 Some(m) => m,
                 None => {
                     // Nothing fetched yet: hand over what is done before waiting, so no
@@ -126,7 +160,7 @@ impl Service<'_> {
                             super::backpressure::hand_over_late(&tx, batch);
                             return Ok(());
                         }
-                        r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => r,
+                        r = poll_group(&consumer, "consume (idle)") => r,
                     };
                     self.now_ms = now_ms();
                     match r {
@@ -161,7 +195,7 @@ impl Service<'_> {
             let mut chunk = vec![m];
             // Only records already fetched: a chunk never waits for more.
             while chunk.len() < preparer.max_chunk() {
-                match poll_now(consumer.recv()) {
+                match poll_group_now(&consumer, "consume (chunk)") {
                     Some(Ok(m)) if self.rebalance_pending() => {
                         carry = Some(m);
                         break;

@@ -11,7 +11,7 @@
 //! `--changelog-snapshot-every`, or once `--changelog-snapshot-records` records were
 //! logged for the partition since its last one.
 
-use super::consume::{Service, IDLE_TICK};
+use super::consume::Service;
 use crate::changelog;
 use crate::kafka;
 use rdkafka::consumer::Consumer;
@@ -62,9 +62,7 @@ impl KeepAlive {
         }
         // One poll, not waited on: a librdkafka poll of the consumer queue is what
         // `max.poll.interval.ms` counts.
-        let mut recv = std::pin::pin!(self.consumer.recv());
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(Ok(m)) = std::future::Future::poll(recv.as_mut(), &mut cx) {
+        if let Some(Ok(m)) = super::consume::poll_group_now(&self.consumer, "snapshot") {
             super::backpressure::rewind(&self.consumer, m);
         }
         self.last = std::time::Instant::now();
@@ -83,7 +81,7 @@ impl Drop for KeepAlive {
 
 /// Runs `work` (a restore, an input rebuild, a revoke's hand-over: seconds of reading,
 /// CPU work that yields to the runtime, or waiting) with the input paused and the group
-/// consumer polled beside it once per [`IDLE_TICK`] at most, so the member keeps its
+/// consumer polled beside it (a poll waits `IDLE_TICK` at most), so the member keeps its
 /// group however long `work` takes (librdkafka evicts a member not polled for
 /// `max.poll.interval.ms`). Records that slip through are sought back; rebalances the
 /// polls see are queued by the context and applied afterwards. The partitions paused
@@ -99,7 +97,7 @@ pub(super) async fn keep_member<F: std::future::Future>(
     }
     let keep_polling = async {
         loop {
-            if let Ok(Ok(m)) = tokio::time::timeout(IDLE_TICK, consumer.recv()).await {
+            if let Ok(Ok(m)) = super::consume::poll_group(consumer, "keep_member").await {
                 super::backpressure::rewind(consumer, m);
             }
         }
