@@ -529,7 +529,7 @@ pub fn snapshot_records_ticking(
 ) -> Vec<Record> {
     // One followee exported, serialized and dropped at a time (the order of
     // `export_partition`), so no single step takes long.
-    let ids = p.detector().partition_followee_ids(partition);
+    let ids = p.detector().partition_followee_ids_ticking(partition, tick);
     tick();
     let mut out = Vec::with_capacity(ids.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));

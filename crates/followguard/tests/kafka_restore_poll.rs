@@ -161,6 +161,28 @@ fn assert_outputs(env: &Env, t: &Topics, want: &[String]) {
     );
 }
 
+/// `serve` processed the `rest` of the input after its restore or rebuild and wrote
+/// `want`'s records; then it stops cleanly on SIGTERM.
+fn assert_rest_and_stop(
+    env: &Env,
+    t: &Topics,
+    svc: &mut Svc,
+    m: &str,
+    rest: usize,
+    want: &[String],
+) {
+    assert_eq!(
+        metric_sum(m, "followguard_events_total") as usize,
+        rest,
+        "events processed after the restore or rebuild"
+    );
+    assert_outputs(env, t, want);
+    svc.sigterm();
+    assert!(svc
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+}
+
 /// The input topic of one partition, `events` produced into it; its lines.
 fn one_partition_input(env: &Env, t: &Topics, events: &std::path::Path) -> Vec<u8> {
     run_ok(
@@ -304,16 +326,7 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         "the whole snapshot read"
     );
     // Processed from the logged offset on, as the writer did.
-    assert_eq!(
-        metric_sum(&m, "followguard_events_total") as usize,
-        n - cut,
-        "events processed after the restore"
-    );
-    assert_outputs(&env, &t, &want);
-    svc.sigterm();
-    assert!(svc
-        .wait_exit(Duration::from_secs(30))
-        .is_some_and(|e| e.success()));
+    assert_rest_and_stop(&env, &t, &mut svc, &m, n - cut, &want);
 
     // Serve's state at the end, as its changelog holds it, is the writer's.
     let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
@@ -443,33 +456,6 @@ fn an_input_rebuild_longer_than_max_poll_interval_keeps_the_member_in_its_group(
         Some(cut as f64),
         "the input before the committed offset replayed once"
     );
-    assert_eq!(
-        metric_sum(&m, "followguard_events_total") as usize,
-        n - cut,
-        "events processed after the rebuild"
-    );
-    assert_outputs(&env, &t, &want);
-    svc.sigterm();
-    assert!(svc
-        .wait_exit(Duration::from_secs(30))
-        .is_some_and(|e| e.success()));
+    assert_rest_and_stop(&env, &t, &mut svc, &m, n - cut, &want);
     eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// `line` without its terminal colour codes.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

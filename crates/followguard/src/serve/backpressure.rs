@@ -24,7 +24,10 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// A record received while the input is paused (from a partition assigned after the
 /// pause): seek back to it, so it is read again on resume.
-pub(super) fn rewind(consumer: &Consumer_, m: impl Message) {
+pub(super) fn rewind<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    m: impl Message,
+) {
     let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
     drop(m);
     if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {

@@ -79,34 +79,43 @@ enum Plan {
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
 /// timer and no task wake-up.
-/// [`poll_now`] of the group consumer, its poll gap measured (`kafka::PollGap`).
-pub(super) fn poll_group_now<'a>(
-    consumer: &'a super::Consumer_,
+/// [`poll_now`] of a group consumer, its poll gap measured (`kafka::PollGap`).
+pub(super) fn poll_group_now<'a, C: crate::kafka::PollGapContext>(
+    consumer: &'a rdkafka::consumer::StreamConsumer<C>,
     site: &'static str,
 ) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'a>>> {
-    let gap = &rdkafka::consumer::Consumer::context(consumer).poll_gap;
-    gap.began(site);
+    let gap = rdkafka::consumer::Consumer::context(consumer).poll_gap();
+    if let Some(g) = gap {
+        g.began(site);
+    }
     let r = poll_now(consumer.recv());
-    gap.ended(site);
+    if let Some(g) = gap {
+        g.ended(site);
+    }
     r
 }
 
-/// Waits up to [`IDLE_TICK`] for a record of the group consumer, its poll gap measured.
-pub(super) async fn poll_group<'a>(
-    consumer: &'a super::Consumer_,
+/// Waits up to [`IDLE_TICK`] for a record of a group consumer, its poll gap measured.
+/// A waiting `recv` polls librdkafka when it starts and again only when woken by a
+/// record: the wait itself is not a poll for `max.poll.interval.ms`, so only its start
+/// and a record's return count as polls.
+pub(super) async fn poll_group<'a, C: crate::kafka::PollGapContext>(
+    consumer: &'a rdkafka::consumer::StreamConsumer<C>,
     site: &'static str,
 ) -> Result<rdkafka::error::KafkaResult<BorrowedMessage<'a>>, tokio::time::error::Elapsed> {
-    /// Ends the poll also when the wait is dropped (another `select!` branch won).
-    struct Ended<'g>(&'g crate::kafka::PollGap, &'static str);
-    impl Drop for Ended<'_> {
-        fn drop(&mut self) {
-            self.0.ended(self.1);
+    let gap = rdkafka::consumer::Consumer::context(consumer).poll_gap();
+    let polled = || {
+        if let Some(g) = gap {
+            g.began(site);
+            g.ended(site);
         }
+    };
+    polled();
+    let r = tokio::time::timeout(IDLE_TICK, consumer.recv()).await;
+    if r.is_ok() {
+        polled();
     }
-    let gap = &rdkafka::consumer::Consumer::context(consumer).poll_gap;
-    gap.began(site);
-    let _ended = Ended(gap, site);
-    tokio::time::timeout(IDLE_TICK, consumer.recv()).await
+    r
 }
 
 fn poll_now<F: std::future::Future>(f: F) -> Option<F::Output> {

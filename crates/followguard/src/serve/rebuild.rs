@@ -110,7 +110,7 @@ impl Service<'_> {
                         let started = std::time::Instant::now();
                         let rebuild = super::state::keep_member(&consumer, self.rebuild(&parts));
                         let r = tokio::select! {
-                            r = rebuild => r.unwrap_or_else(|| Err(anyhow::anyhow!("the poll loop ended"))),
+                            r = rebuild => r,
                             _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
                         };
                         match r {
