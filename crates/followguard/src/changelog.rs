@@ -41,14 +41,14 @@ type Key = (i32, String);
 
 /// Yields to the runtime once per [`YIELD_EVERY`] of work (so a `select!` around the
 /// restore gets to run its other branches).
-struct Yielder(Instant);
+pub(crate) struct Yielder(Instant);
 
 impl Yielder {
-    fn new() -> Yielder {
+    pub(crate) fn new() -> Yielder {
         Yielder(Instant::now())
     }
 
-    async fn tick(&mut self) {
+    pub(crate) async fn tick(&mut self) {
         if self.0.elapsed() >= YIELD_EVERY {
             tokio::task::yield_now().await;
             self.0 = Instant::now();
@@ -529,7 +529,7 @@ pub fn snapshot_records_ticking(
 ) -> Vec<Record> {
     // One followee exported, serialized and dropped at a time (the order of
     // `export_partition`), so no single step takes long.
-    let ids = p.detector().partition_followee_ids(partition);
+    let ids = p.detector().partition_followee_ids_ticking(partition, tick);
     tick();
     let mut out = Vec::with_capacity(ids.len() + moderation.len() + 6);
     out.push(Marker::record(partition, "begin", seq, 0));

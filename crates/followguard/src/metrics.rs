@@ -535,6 +535,8 @@ struct RebalanceMetrics {
     partitions: IntCounterVec,
     flush_seconds: Histogram,
     flush_incomplete: IntCounter,
+    /// Stretches without a poll of the group consumer (`kafka::PollGap`).
+    poll_gap: Histogram,
 }
 
 impl RebalanceMetrics {
@@ -560,6 +562,12 @@ impl RebalanceMetrics {
                 r,
                 "followguard_revoke_flush_incomplete_total",
                 "Revokes that released their partitions before everything handed over was acknowledged (the flush timed out or the service was stopping).",
+            ),
+            poll_gap: histogram(
+                r,
+                "followguard_consumer_poll_gap_seconds",
+                "Stretches in which the group consumer was not polled, from the end of one poll to the start of the next (librdkafka evicts the member after max.poll.interval.ms of one).",
+                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
             ),
         }
     }
@@ -1138,6 +1146,11 @@ impl Metrics {
 
     /// Issue #21: a revoke released its partitions after `seconds`; `complete` is false
     /// when it did so before everything handed over was acknowledged.
+    /// Issue #21: the histogram the group consumer's poll gaps go into (`kafka::PollGap`).
+    pub fn poll_gap_histogram(&self) -> Histogram {
+        self.moves.poll_gap.clone()
+    }
+
     pub fn revoke_flushed(&self, seconds: f64, complete: bool) {
         self.moves.flush_seconds.observe(seconds);
         if !complete {

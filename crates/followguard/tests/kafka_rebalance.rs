@@ -523,25 +523,6 @@ fn rolling(links: bool) {
     }
 }
 
-/// `text` without terminal colour codes (the service's log may carry them).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... final letter
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The time now as the members' log lines print it (RFC 3339 UTC, µs): sorts with them.
 fn utc_now() -> String {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())

@@ -50,6 +50,159 @@ fn run(p: &mut Pipeline, lines: &[&[u8]], out: &mut Vec<String>) {
     }
 }
 
+/// `serve`'s flags for a poll interval of [`MAX_POLL_MS`].
+fn small_poll_interval() -> Vec<String> {
+    [
+        ("max.poll.interval.ms", MAX_POLL_MS),
+        ("session.timeout.ms", SESSION_MS),
+        ("heartbeat.interval.ms", HEARTBEAT_MS),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| ["--kafka-option".to_string(), format!("{k}={v}")])
+    .collect()
+}
+
+/// Starts `serve` with `flags` and waits until it committed the whole input (`n`
+/// records on partition 0).
+fn serve_until_committed(env: &Env, t: &Topics, group: &str, flags: &[String], n: usize) -> Svc {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut svc = env.serve(t, group, &flags);
+    assert!(svc.wait_ready(Duration::from_secs(60)));
+    let start = Instant::now();
+    while committed(&env.brokers, group, &t.input).get(&0) != Some(&(n as i64)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "serve did not commit the whole input:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    svc
+}
+
+/// The member stayed in its group: one assignment, no revoke, no eviction in the log,
+/// and no stretch without a poll of the group consumer as long as the poll interval
+/// (`followguard_consumer_poll_gap_seconds`). Returns the smallest histogram bound the
+/// longest gap is under.
+fn assert_member_kept(m: &str, log: &str) -> f64 {
+    let gaps = |le: &str| {
+        metric(
+            m,
+            &format!("followguard_consumer_poll_gap_seconds_bucket{{le=\"{le}\"}}"),
+        )
+    };
+    let count = metric(m, "followguard_consumer_poll_gap_seconds_count").unwrap_or(0.0);
+    assert!(count > 0.0, "poll gaps measured");
+    assert_eq!(
+        gaps("1"),
+        Some(count),
+        "a stretch of ≥ 1 s without a poll of the group consumer:\n{log}"
+    );
+    let longest = ["0.001", "0.01", "0.05", "0.1", "0.25", "0.5", "1"]
+        .into_iter()
+        .find(|le| gaps(le) == Some(count))
+        .and_then(|le| le.parse().ok())
+        .unwrap_or(1.0);
+    let revokes = metric(m, "followguard_rebalances_total{kind=\"revoke\"}");
+    let assigns = metric(m, "followguard_rebalances_total{kind=\"assign\"}");
+    assert_eq!(
+        (assigns, revokes),
+        (Some(1.0), Some(0.0)),
+        "one assignment, no revoke:\n{log}"
+    );
+    assert!(
+        !log.contains("maximum poll interval"),
+        "the member left its group:\n{log}"
+    );
+    longest
+}
+
+/// The alert records `serve` wrote are `want`'s, in order, and its moderation records
+/// the same set (as [`run`] writes them: a kind and two fields of each).
+fn assert_outputs(env: &Env, t: &Topics, want: &[String]) {
+    let records = |topic: &str, min: usize, kind: &str, fields: [&str; 2]| -> Vec<String> {
+        read_topic(
+            &env.brokers,
+            topic,
+            min,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
+        .iter()
+        .map(Rec::json)
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            format!("{kind} {} {}", f(fields[0]), f(fields[1]))
+        })
+        .collect()
+    };
+    let got: Vec<String> = records(&t.alerts, 1, "alert", ["alert_id", "status"])
+        .into_iter()
+        .chain(records(
+            &t.moderation,
+            0,
+            "moderation",
+            ["follower_id", "alert_id"],
+        ))
+        .collect();
+    let split = |v: &[String], kind: &str| -> Vec<String> {
+        v.iter().filter(|r| r.starts_with(kind)).cloned().collect()
+    };
+    assert_eq!(
+        split(&got, "alert"),
+        split(want, "alert"),
+        "alert records after the restore or rebuild"
+    );
+    let set = |v: Vec<String>| -> BTreeSet<String> { v.into_iter().collect() };
+    assert_eq!(
+        set(split(&got, "moderation")),
+        set(split(want, "moderation")),
+        "moderation records after the restore or rebuild"
+    );
+}
+
+/// `serve` processed the `rest` of the input after its restore or rebuild and wrote
+/// `want`'s records; then it stops cleanly on SIGTERM.
+fn assert_rest_and_stop(
+    env: &Env,
+    t: &Topics,
+    svc: &mut Svc,
+    m: &str,
+    rest: usize,
+    want: &[String],
+) {
+    assert_eq!(
+        metric_sum(m, "followguard_events_total") as usize,
+        rest,
+        "events processed after the restore or rebuild"
+    );
+    assert_outputs(env, t, want);
+    svc.sigterm();
+    assert!(svc
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+}
+
+/// The input topic of one partition, `events` produced into it; its lines.
+fn one_partition_input(env: &Env, t: &Topics, events: &std::path::Path) -> Vec<u8> {
+    run_ok(
+        Command::new(&env.bin)
+            .args(["topics", "--brokers", &env.brokers])
+            .args(t.args())
+            .args(["--partitions", "1"]),
+        "followguard topics",
+    );
+    env.produce(events, &t.input);
+    std::fs::read(events).unwrap()
+}
+
+fn lines_of(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 #[test]
 fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
     let Some(mut env) = env() else { return };
@@ -63,22 +216,11 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(BALLAST);
     let (events, _) = env.generate("restore-poll", &Stream::small_campaigns(47));
-    let bytes = std::fs::read(&events).unwrap();
-    let lines: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    let n = lines.len();
     // One input partition: offset = line, and the writer's order is the input's.
     let t = Topics::new("restore-poll");
-    run_ok(
-        Command::new(&env.bin)
-            .args(["topics", "--brokers", &env.brokers])
-            .args(t.args())
-            .args(["--partitions", "1"]),
-        "followguard topics",
-    );
-    env.produce(&events, &t.input);
+    let bytes = one_partition_input(&env, &t, &events);
+    let lines = lines_of(&bytes);
+    let n = lines.len();
     let group = unique("g");
     let cl = unique("restore-poll-changelog");
 
@@ -153,7 +295,6 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
     drop(writer);
     let seeded_s = started.elapsed().as_secs_f64();
 
-    let poll = |k: &str, v: u64| ["--kafka-option".to_string(), format!("{k}={v}")];
     let mut flags: Vec<String> = vec![
         "--changelog-topic".into(),
         cl.clone(),
@@ -161,45 +302,23 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         "--rebuild-max-records".into(),
         "10".into(),
     ];
-    flags.extend(poll("max.poll.interval.ms", MAX_POLL_MS));
-    flags.extend(poll("session.timeout.ms", SESSION_MS));
-    flags.extend(poll("heartbeat.interval.ms", HEARTBEAT_MS));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut svc = env.serve(&t, &group, &flags);
-    assert!(svc.wait_ready(Duration::from_secs(60)));
-    let start = Instant::now();
-    while committed(&env.brokers, &group, &t.input).get(&0) != Some(&(n as i64)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "serve did not commit the whole input:\n{}",
-            svc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    flags.extend(small_poll_interval());
+    let mut svc = serve_until_committed(&env, &t, &group, &flags, n);
     let m = svc.metrics();
     let log = svc.log_text();
     let restore_s = metric(&m, "followguard_restore_seconds_sum").unwrap_or(0.0);
-    let revokes = metric(&m, "followguard_rebalances_total{kind=\"revoke\"}");
-    let assigns = metric(&m, "followguard_rebalances_total{kind=\"assign\"}");
     let restores = metric(&m, "followguard_restore_seconds_count");
     eprintln!(
         "restore of {snap_len} records ({ballast} ballast followees) took {restore_s:.1} s \
-         with max.poll.interval.ms={MAX_POLL_MS}; assigns {assigns:?}, revokes {revokes:?}, \
-         restores {restores:?}; seeded in {seeded_s:.1} s"
+         with max.poll.interval.ms={MAX_POLL_MS}; restores {restores:?}; seeded in {seeded_s:.1} s"
     );
     assert!(
         restore_s * 1000.0 >= 3.0 * MAX_POLL_MS as f64,
         "the restore ({restore_s:.2} s) must outlast the poll interval several times"
     );
-    assert_eq!(
-        (assigns, revokes, restores),
-        (Some(1.0), Some(0.0), Some(1.0)),
-        "one assignment, no revoke, one restore:\n{log}"
-    );
-    assert!(
-        !log.contains("maximum poll interval"),
-        "the member left its group:\n{log}"
-    );
+    let gap = assert_member_kept(&m, &log);
+    eprintln!("longest stretch without a poll ≤ {gap} s");
+    assert_eq!(restores, Some(1.0), "one restore:\n{log}");
     assert_eq!(metric(&m, "followguard_replayed_events_total"), Some(0.0));
     assert_eq!(metric(&m, "followguard_changelog_corrupt_total"), Some(0.0));
     assert!(
@@ -207,55 +326,7 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         "the whole snapshot read"
     );
     // Processed from the logged offset on, as the writer did.
-    assert_eq!(
-        metric_sum(&m, "followguard_events_total") as usize,
-        n - cut,
-        "events processed after the restore"
-    );
-    // The output records as `run` writes them: `kind` and two fields of each.
-    let records = |topic: &str, min: usize, kind: &str, fields: [&str; 2]| -> Vec<String> {
-        read_topic(
-            &env.brokers,
-            topic,
-            min,
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-        )
-        .iter()
-        .map(Rec::json)
-        .map(|r| {
-            let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-            format!("{kind} {} {}", f(fields[0]), f(fields[1]))
-        })
-        .collect()
-    };
-    let got: Vec<String> = records(&t.alerts, 1, "alert", ["alert_id", "status"])
-        .into_iter()
-        .chain(records(
-            &t.moderation,
-            0,
-            "moderation",
-            ["follower_id", "alert_id"],
-        ))
-        .collect();
-    let split = |v: &[String], kind: &str| -> Vec<String> {
-        v.iter().filter(|r| r.starts_with(kind)).cloned().collect()
-    };
-    assert_eq!(
-        split(&got, "alert"),
-        split(&want, "alert"),
-        "alert records after the restore"
-    );
-    let set = |v: Vec<String>| -> BTreeSet<String> { v.into_iter().collect() };
-    assert_eq!(
-        set(split(&got, "moderation")),
-        set(split(&want, "moderation")),
-        "moderation records after the restore"
-    );
-    svc.sigterm();
-    assert!(svc
-        .wait_exit(Duration::from_secs(30))
-        .is_some_and(|e| e.success()));
+    assert_rest_and_stop(&env, &t, &mut svc, &m, n - cut, &want);
 
     // Serve's state at the end, as its changelog holds it, is the writer's.
     let metrics = Metrics::new(prometheus::Registry::new(), "m", "s");
@@ -291,5 +362,100 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
         got_state.shared.lockstep, want_state.shared.lockstep,
         "links"
     );
+    eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Issue 21, the input rebuild (no changelog) longer than `max.poll.interval.ms`: the
+/// committed offset sits three quarters into a stream long enough that re-reading what comes
+/// before it takes several poll intervals. The member stays in its group, the rebuild
+/// replays it once, and the rest of the input gives the records an uninterrupted
+/// run gives.
+#[test]
+fn an_input_rebuild_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
+    let Some(env) = env() else { return };
+    let started = Instant::now();
+    // ≈ 170,000 events over two days (2,000 followees, 14 follows a day each at the
+    // median), three campaigns: one opens before the cut and resolves after it.
+    let events = env.tmp.path().join("rebuild-poll.jsonl");
+    run_ok(
+        Command::new(&env.bin)
+            .arg("generate")
+            .arg("--out")
+            .arg(&events)
+            .arg("--truth")
+            .arg(env.tmp.path().join("rebuild-poll.truth.json"))
+            .args(["--seed", "48", "--followees", "2000", "--days", "2"])
+            .args(["--humans", "50000", "--viral", "0", "--campaigns", "3"])
+            .args(["--min-campaign", "200", "--max-campaign", "400"])
+            .args(["--camouflage", "0", "--median-daily", "14"]),
+        "followguard generate",
+    );
+    let t = Topics::new("rebuild-poll");
+    let bytes = one_partition_input(&env, &t, &events);
+    let lines = lines_of(&bytes);
+    let n = lines.len();
+    let cut = n * 3 / 4;
+    // The uninterrupted run: its records after `cut`.
+    let model =
+        Arc::new(Model::from_bytes(&std::fs::read(model_path()).unwrap(), "model").unwrap());
+    let mut writer = Pipeline::new(model, PipelineConfig::default());
+    run(&mut writer, &lines[..cut], &mut Vec::new());
+    let mut want = Vec::new();
+    run(&mut writer, &lines[cut..], &mut want);
+    drop(writer);
+    assert!(
+        want.iter().any(|r| r.starts_with("alert ")),
+        "the rest of the input writes alerts"
+    );
+    // The group committed up to `cut`, as a previous member would have left it.
+    let group = unique("g");
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&t.input, 0, rdkafka::Offset::Offset(cut as i64))
+        .unwrap();
+    rdkafka::consumer::Consumer::commit(&c, &tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
+    drop(c);
+    assert_eq!(
+        committed(&env.brokers, &group, &t.input).get(&0),
+        Some(&(cut as i64))
+    );
+    let seeded_s = started.elapsed().as_secs_f64();
+
+    let mut flags: Vec<String> = ["--rebuild-window", "30d", "--rebuild-max-records"]
+        .map(String::from)
+        .into();
+    flags.push(n.to_string());
+    flags.extend(small_poll_interval());
+    let mut svc = serve_until_committed(&env, &t, &group, &flags, n);
+    let m = svc.metrics();
+    let log = svc.log_text();
+    let rebuild_s: f64 = log
+        .lines()
+        .find(|l| l.contains("partition state rebuilt"))
+        .map(strip_ansi)
+        .and_then(|l| l.split("seconds=").nth(1).map(str::to_string))
+        .and_then(|v| v.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0);
+    eprintln!(
+        "rebuild of {cut} records took {rebuild_s:.1} s with \
+         max.poll.interval.ms={MAX_POLL_MS}; seeded in {seeded_s:.1} s"
+    );
+    assert!(
+        rebuild_s * 1000.0 >= 2.0 * MAX_POLL_MS as f64,
+        "the rebuild ({rebuild_s:.2} s) must outlast the poll interval several times:\n{log}"
+    );
+    let gap = assert_member_kept(&m, &log);
+    eprintln!("longest stretch without a poll ≤ {gap} s");
+    assert_eq!(
+        metric(&m, "followguard_replayed_events_total"),
+        Some(cut as f64),
+        "the input before the committed offset replayed once"
+    );
+    assert_rest_and_stop(&env, &t, &mut svc, &m, n - cut, &want);
     eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
 }

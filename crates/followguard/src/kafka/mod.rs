@@ -229,6 +229,71 @@ pub struct ServiceContext {
     /// Issue 21: assigned partitions are restored from a changelog: `/readyz` reports
     /// "restoring" from the assignment on, until the loop has restored them.
     pub restores: bool,
+    /// Issue 21: the longest stretches without a poll of this consumer
+    /// (`followguard_consumer_poll_gap_seconds`).
+    pub poll_gap: PollGap,
+}
+
+/// Issue 21: measures the stretches in which the application did not poll the group
+/// consumer (librdkafka evicts the member after `max.poll.interval.ms` of them). Every
+/// place that polls it calls [`PollGap::began`] before and [`PollGap::ended`] after the
+/// poll (a `recv` that waits polls librdkafka when it starts and when a record wakes
+/// it, not in between: `serve::consume::poll_group`): each gap, from the end of one poll
+/// to the start of the next, goes into the histogram, and one longer than
+/// [`PollGap::WARN_AFTER`] is logged with the places it ran between.
+pub struct PollGap {
+    last: Mutex<Option<(std::time::Instant, &'static str)>>,
+    seconds: prometheus::Histogram,
+}
+
+/// Issue 21: a consumer context whose polls are measured ([`PollGap`]); `None`: not
+/// measured (the link stage's member).
+pub trait PollGapContext: ConsumerContext + 'static {
+    fn poll_gap(&self) -> Option<&PollGap>;
+}
+
+impl PollGapContext for ServiceContext {
+    fn poll_gap(&self) -> Option<&PollGap> {
+        Some(&self.poll_gap)
+    }
+}
+
+impl PollGap {
+    /// A gap this long is logged: twice the idle consume loop's wait (`IDLE_TICK`, a
+    /// gap of its own since a waiting `recv` does not poll librdkafka), and the smallest
+    /// `max.poll.interval.ms` tested.
+    pub const WARN_AFTER: Duration = Duration::from_secs(1);
+
+    pub fn new(seconds: prometheus::Histogram) -> PollGap {
+        PollGap {
+            last: Mutex::new(None),
+            seconds,
+        }
+    }
+
+    /// A poll starts at `site`: the gap since the previous one ended is observed.
+    pub fn began(&self, site: &'static str) {
+        let Ok(last) = self.last.lock() else { return };
+        if let Some((t, from)) = *last {
+            let gap = t.elapsed();
+            self.seconds.observe(gap.as_secs_f64());
+            if gap >= Self::WARN_AFTER {
+                tracing::warn!(
+                    seconds = gap.as_secs_f64(),
+                    from,
+                    to = site,
+                    "long stretch without polling the group consumer"
+                );
+            }
+        }
+    }
+
+    /// The poll at `site` returned.
+    pub fn ended(&self, site: &'static str) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((std::time::Instant::now(), site));
+        }
+    }
 }
 
 /// Issue 21: completes a revoke the context deferred: `incremental_unassign` of `parts`

@@ -4,7 +4,7 @@
 //! Issue #19: so do unacknowledged output records over `--max-in-flight-bytes`.
 
 use super::ack::Batch;
-use super::consume::{Service, IDLE_TICK};
+use super::consume::Service;
 use super::{now_ms, Consumer_, BATCH};
 use crate::metrics::StateBytes;
 use rdkafka::consumer::Consumer;
@@ -24,7 +24,10 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// A record received while the input is paused (from a partition assigned after the
 /// pause): seek back to it, so it is read again on resume.
-pub(super) fn rewind(consumer: &Consumer_, m: impl Message) {
+pub(super) fn rewind<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    m: impl Message,
+) {
     let (t, p, o) = (m.topic().to_string(), m.partition(), m.offset());
     drop(m);
     if let Err(e) = consumer.seek(&t, p, Offset::Offset(o), Duration::from_secs(1)) {
@@ -187,7 +190,7 @@ impl Service<'_> {
                     Ok(p) => break p,
                     Err(_) => anyhow::bail!("acknowledgement task stopped unexpectedly"),
                 },
-                r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => {
+                r = super::consume::poll_group(&consumer, "input paused") => {
                     self.admin.progress();
                     // The stored-state gauges stay fresh while paused (a rebuild may run).
                     self.now_ms = now_ms();

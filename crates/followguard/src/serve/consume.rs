@@ -82,6 +82,45 @@ enum Plan {
 
 /// Polls `f` once without waiting: a record librdkafka already fetched is taken with no
 /// timer and no task wake-up.
+/// [`poll_now`] of a group consumer, its poll gap measured (`kafka::PollGap`).
+pub(super) fn poll_group_now<'a, C: crate::kafka::PollGapContext>(
+    consumer: &'a rdkafka::consumer::StreamConsumer<C>,
+    site: &'static str,
+) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'a>>> {
+    let gap = rdkafka::consumer::Consumer::context(consumer).poll_gap();
+    if let Some(g) = gap {
+        g.began(site);
+    }
+    let r = poll_now(consumer.recv());
+    if let Some(g) = gap {
+        g.ended(site);
+    }
+    r
+}
+
+/// Waits up to [`IDLE_TICK`] for a record of a group consumer, its poll gap measured.
+/// A waiting `recv` polls librdkafka when it starts and again only when woken by a
+/// record: the wait itself is not a poll for `max.poll.interval.ms`, so only its start
+/// and a record's return count as polls.
+pub(super) async fn poll_group<'a, C: crate::kafka::PollGapContext>(
+    consumer: &'a rdkafka::consumer::StreamConsumer<C>,
+    site: &'static str,
+) -> Result<rdkafka::error::KafkaResult<BorrowedMessage<'a>>, tokio::time::error::Elapsed> {
+    let gap = rdkafka::consumer::Consumer::context(consumer).poll_gap();
+    let polled = || {
+        if let Some(g) = gap {
+            g.began(site);
+            g.ended(site);
+        }
+    };
+    polled();
+    let r = tokio::time::timeout(IDLE_TICK, consumer.recv()).await;
+    if r.is_ok() {
+        polled();
+    }
+    r
+}
+
 fn poll_now<F: std::future::Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -110,7 +149,11 @@ impl Service<'_> {
                 super::backpressure::hand_over_late(&tx, batch);
                 return Ok(());
             }
-            let msg = match carry.take().map(Ok).or_else(|| poll_now(consumer.recv())) {
+            let msg = match carry
+                .take()
+                .map(Ok)
+                .or_else(|| poll_group_now(&consumer, "consume"))
+            {
                 Some(m) => m,
                 None => {
                     // Nothing fetched yet: hand over what is done before waiting, so no
@@ -129,7 +172,7 @@ impl Service<'_> {
                             super::backpressure::hand_over_late(&tx, batch);
                             return Ok(());
                         }
-                        r = tokio::time::timeout(IDLE_TICK, consumer.recv()) => r,
+                        r = poll_group(&consumer, "consume (idle)") => r,
                     };
                     self.now_ms = now_ms();
                     match r {
@@ -164,7 +207,7 @@ impl Service<'_> {
             let mut chunk = vec![m];
             // Only records already fetched: a chunk never waits for more.
             while chunk.len() < preparer.max_chunk() {
-                match poll_now(consumer.recv()) {
+                match poll_group_now(&consumer, "consume (chunk)") {
                     Some(Ok(m)) if self.rebalance_pending() => {
                         carry = Some(m);
                         break;

@@ -99,6 +99,12 @@ impl ClientContext for LinkContext {
     }
 }
 
+impl crate::kafka::PollGapContext for LinkContext {
+    fn poll_gap(&self) -> Option<&crate::kafka::PollGap> {
+        None
+    }
+}
+
 impl ConsumerContext for LinkContext {
     /// As rust-rdkafka's default, except that a revoke while the loop runs is left for the
     /// loop to complete (after it snapshotted the partitions), as the main consumer's.
@@ -343,14 +349,15 @@ fn record(sink: Sink, key: &str, v: &impl serde::Serialize) -> Option<OutRecord>
 pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
     let revoked = Arc::new(Mutex::new(Vec::new()));
     let defer = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let consumer: StreamConsumer<LinkContext> =
+    let consumer: Arc<StreamConsumer<LinkContext>> = Arc::new(
         kafka::consumer_config(&p.kafka, &p.group_id, Duration::ZERO)
             .set("client.id", "followguard-links")
             .create_with_context(LinkContext {
                 revoked: revoked.clone(),
                 defer: defer.clone(),
             })
-            .map_err(|e| kafka::config_error("link-stage consumer", e))?;
+            .map_err(|e| kafka::config_error("link-stage consumer", e))?,
+    );
     consumer.subscribe(&[&p.links.links_topic, &p.links.pairs_topic])?;
     tracing::info!(
         links = %p.links.links_topic,
@@ -428,7 +435,10 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
                 Topic::Pairs => stages.graph.is_none(),
             };
             if fresh && offset > 0 {
-                rebuild(&p, &mut stages, topic, m.topic(), part, offset).await?;
+                // The link stage's member polled meanwhile (`state::keep_member`): a
+                // rebuild may outlast `max.poll.interval.ms`.
+                let rebuilt = rebuild(&p, &mut stages, topic, m.topic(), part, offset);
+                super::state::keep_member(&consumer, rebuilt).await?;
             }
             p.metrics.links.consumed(match topic {
                 Topic::Links => "links",
@@ -501,7 +511,11 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
     // `--leave-group-on-shutdown false`, before disconnecting from it).
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     let leave = p.leave_group;
-    let _ = tokio::task::spawn_blocking(move || kafka::close_group_consumer(consumer, leave)).await;
+    // The only holder left (`state::keep_member`'s thread has ended).
+    if let Ok(consumer) = Arc::try_unwrap(consumer) {
+        let _ =
+            tokio::task::spawn_blocking(move || kafka::close_group_consumer(consumer, leave)).await;
+    }
     Ok(())
 }
 
@@ -684,7 +698,11 @@ async fn rebuild(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic_name, part, from)?;
     reader.assign(&tpl)?;
+    // Re-reading is CPU work on records already fetched: yield regularly, so the
+    // member's poll beside it runs (`state::keep_member`).
+    let mut yielder = crate::changelog::Yielder::new();
     loop {
+        yielder.tick().await;
         let m = match tokio::time::timeout(READ_TIMEOUT, reader.recv()).await {
             Err(_) => anyhow::bail!("link stage: rebuilding {topic_name}/{part} timed out"),
             Ok(Err(KafkaError::PartitionEOF(_))) => break,

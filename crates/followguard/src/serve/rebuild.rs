@@ -64,7 +64,12 @@ impl Service<'_> {
             match ev {
                 None => return,
                 // Issue 21 (rebalance.rs): handed over, dropped, then released.
-                Some(RebalanceEvent::Revoking(parts)) => self.hand_over_revoked(&parts).await,
+                // The group consumer polled meanwhile (`state::keep_member`): the wait for
+                // acknowledgements and the commit may outlast `max.poll.interval.ms`.
+                Some(RebalanceEvent::Revoking(parts)) => {
+                    let consumer = self.consumer.clone();
+                    super::state::keep_member(&consumer, self.hand_over_revoked(&parts)).await;
+                }
                 Some(RebalanceEvent::Revoked(parts)) => self.drop_partitions(&parts),
                 Some(RebalanceEvent::Assigned(parts)) => {
                     self.take_ownership(&parts);
@@ -100,13 +105,17 @@ impl Service<'_> {
                     // Set at the assignment by the consumer context.
                     self.admin.set_restoring(false);
                     if !restored && !self.rebuild_window.is_zero() && !parts.is_empty() {
+                        // The group consumer polled meanwhile, as during a restore.
+                        let consumer = self.consumer.clone();
+                        let started = std::time::Instant::now();
+                        let rebuild = super::state::keep_member(&consumer, self.rebuild(&parts));
                         let r = tokio::select! {
-                            r = self.rebuild(&parts) => r,
+                            r = rebuild => r,
                             _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted by shutdown")),
                         };
                         match r {
                             Ok(n) => {
-                                tracing::info!(partitions = ?parts, replayed = n, "partition state rebuilt")
+                                tracing::info!(partitions = ?parts, replayed = n, seconds = started.elapsed().as_secs_f64(), "partition state rebuilt")
                             }
                             Err(e) => {
                                 tracing::warn!(error = %format!("{e:#}"), partitions = ?parts, "partition state not rebuilt; detection restarts from empty windows")
@@ -195,7 +204,11 @@ impl Service<'_> {
         if !ranges.is_empty() {
             replay.assign(&tpl)?;
         }
+        // Replaying is CPU work on records already fetched: yield to the runtime
+        // regularly, so the group consumer's poll beside it runs (`state::keep_member`).
+        let mut yielder = crate::changelog::Yielder::new();
         while !ranges.is_empty() {
+            yielder.tick().await;
             self.admin.progress();
             let m = match tokio::time::timeout(METADATA_TIMEOUT, replay.recv())
                 .await

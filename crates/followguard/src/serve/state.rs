@@ -11,7 +11,7 @@
 //! `--changelog-snapshot-every`, or once `--changelog-snapshot-records` records were
 //! logged for the partition since its last one.
 
-use super::consume::{Service, IDLE_TICK};
+use super::consume::Service;
 use crate::changelog;
 use crate::kafka;
 use rdkafka::consumer::Consumer;
@@ -38,14 +38,17 @@ struct KeepAlive {
     consumer: Arc<super::Consumer_>,
     last: std::time::Instant,
     paused: Option<TopicPartitionList>,
+    /// Where it polls, for `kafka::PollGap`'s log line.
+    site: &'static str,
 }
 
 impl KeepAlive {
-    fn new(consumer: Arc<super::Consumer_>) -> KeepAlive {
+    fn new(consumer: Arc<super::Consumer_>, site: &'static str) -> KeepAlive {
         KeepAlive {
             consumer,
             last: std::time::Instant::now(),
             paused: None,
+            site,
         }
     }
 
@@ -62,9 +65,7 @@ impl KeepAlive {
         }
         // One poll, not waited on: a librdkafka poll of the consumer queue is what
         // `max.poll.interval.ms` counts.
-        let mut recv = std::pin::pin!(self.consumer.recv());
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(Ok(m)) = std::future::Future::poll(recv.as_mut(), &mut cx) {
+        if let Some(Ok(m)) = super::consume::poll_group_now(&self.consumer, self.site) {
             super::backpressure::rewind(&self.consumer, m);
         }
         self.last = std::time::Instant::now();
@@ -79,6 +80,74 @@ impl Drop for KeepAlive {
             }
         }
     }
+}
+
+/// Runs `work` (a restore, an input rebuild, a revoke's hand-over: seconds of reading,
+/// CPU work or waiting) with the input paused and the group consumer polled beside it
+/// once per [`KEEPALIVE_EVERY`] by a thread of its own, so the member keeps its group
+/// however long `work` takes and whether or not it yields (librdkafka evicts a member
+/// not polled for `max.poll.interval.ms`). Records that slip through are sought back;
+/// rebalances the polls see are queued by the context and applied afterwards. The
+/// partitions paused here and still assigned are resumed at the end.
+pub(super) async fn keep_member<C, F>(
+    consumer: &Arc<rdkafka::consumer::StreamConsumer<C>>,
+    work: F,
+) -> F::Output
+where
+    C: crate::kafka::PollGapContext + Send + Sync,
+    F: std::future::Future,
+{
+    let paused = consumer.assignment().unwrap_or_default();
+    if let Err(e) = consumer.pause(&paused) {
+        tracing::debug!(error = %e, "pause while keeping the member failed");
+    }
+    let stop = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let poller = {
+        let (consumer, stop) = (consumer.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("keep-member".into())
+            .spawn(move || {
+                let (done, wake) = &*stop;
+                let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+                while !*done {
+                    // A poll that does not wait: a waiting `recv` is not a poll for
+                    // librdkafka between its start and a record.
+                    if let Some(Ok(m)) = super::consume::poll_group_now(&consumer, "keep_member") {
+                        super::backpressure::rewind(&consumer, m);
+                    }
+                    done = wake
+                        .wait_timeout(done, KEEPALIVE_EVERY)
+                        .map(|(d, _)| d)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+            })
+    };
+    if let Err(e) = &poller {
+        tracing::warn!(error = %e, "could not start the thread that keeps the member");
+    }
+    let r = work.await;
+    {
+        let (done, wake) = &*stop;
+        *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+    }
+    if let Ok(t) = poller {
+        let _ = t.join();
+    }
+    // A revoke released some of them meanwhile: only those still assigned.
+    let now = consumer.assignment().unwrap_or_default();
+    let mut resume = TopicPartitionList::new();
+    for e in paused.elements() {
+        if now.find_partition(e.topic(), e.partition()).is_some() {
+            resume.add_partition(e.topic(), e.partition());
+        }
+    }
+    if resume.count() > 0 {
+        if let Err(e) = consumer.resume(&resume) {
+            tracing::warn!(error = %e, "resume after keeping the member failed");
+        }
+    }
+    r
 }
 
 /// Where and through what the changelog is written.
@@ -288,7 +357,7 @@ impl Service<'_> {
         let Some(sink) = self.changelog.as_mut() else {
             return;
         };
-        let mut keep_alive = KeepAlive::new(self.consumer.clone());
+        let mut keep_alive = KeepAlive::new(self.consumer.clone(), "snapshot");
         for p in batch.iter().filter(|p| p.offset >= 0) {
             sink.cache.note(p.partition, p.offset + 1);
         }
@@ -323,8 +392,10 @@ impl Service<'_> {
                 records.extend(snap);
             }
         }
+        keep_alive.tick();
         let changes = records.len();
         records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
+        keep_alive.tick();
         // Every partition the flush logged records for ends with its `o/` record (a
         // restore applies a partition's records only up to its last one): the flush's
         // own partitions with the offset they reached, others (a campaign relink or a
@@ -349,12 +420,17 @@ impl Service<'_> {
             next.into_iter()
                 .map(|(p, o)| changelog::offset_record(p, o)),
         );
+        keep_alive.tick();
         changelog::note_moderation(&mut sink.moderation, &records[changes..]);
+        keep_alive.tick();
         for r in &records[changes..] {
             *sink.since_snapshot.entry(r.partition).or_default() += 1;
         }
+        keep_alive.tick();
         sink.pointers.stamp(&mut records);
+        keep_alive.tick();
         sink.cache.flushed(&records[changes..]);
+        keep_alive.tick();
         self.metrics.changelog_flushed(records.len());
         if batch.is_empty() {
             batch.push(super::ack::Pending::state_only());
@@ -443,17 +519,6 @@ impl Service<'_> {
         // restore longer than `max.poll.interval.ms` keeps the member's assignment
         // (rebalances it sees are queued and applied afterwards).
         let consumer = self.consumer.clone();
-        let paused = consumer.assignment().unwrap_or_default();
-        if let Err(e) = consumer.pause(&paused) {
-            tracing::debug!(error = %e, "pause for the restore failed");
-        }
-        let keep_polling = async {
-            loop {
-                if let Ok(Ok(m)) = tokio::time::timeout(IDLE_TICK, consumer.recv()).await {
-                    super::backpressure::rewind(&consumer, m);
-                }
-            }
-        };
         let (already_open, pipeline, metrics) =
             (&mut self.already_open, &mut self.pipeline, &self.metrics);
         let work = async {
@@ -481,18 +546,11 @@ impl Service<'_> {
             )
             .await
         };
-        let r = tokio::select! {
-            r = work => r,
-            _ = keep_polling => Err(anyhow::anyhow!("the poll loop ended")),
-        };
-        let mut resume = TopicPartitionList::new();
-        for e in paused.elements() {
-            resume.add_partition(e.topic(), e.partition());
-        }
-        if let Err(e) = consumer.resume(&resume) {
-            tracing::warn!(error = %e, "resume after the restore failed");
-        }
+        let r = keep_member(&consumer, work).await;
         self.admin.set_restoring(false);
+        // What follows walks the restored state several times (seconds at a million
+        // followees in a debug build): the member is kept between the walks.
+        let mut keep_alive = KeepAlive::new(self.consumer.clone(), "after the restore");
         if let (Ok(r), Some(sink)) = (&r, self.changelog.as_mut()) {
             for (&p, &o) in &r.offsets {
                 self.in_state.insert(p, o);
@@ -520,12 +578,17 @@ impl Service<'_> {
                 tracing::info!(alerts = n, "open alerts adopted for resending");
             }
         }
+        keep_alive.tick();
         // What the import added is the logged state itself, not a change to log again.
         self.pipeline.detector_mut().take_dirty();
+        keep_alive.tick();
         self.pipeline.detector_mut().take_dirty_moderation();
+        keep_alive.tick();
         self.metrics
             .set_tracked_followees(self.pipeline.tracked_followees());
+        keep_alive.tick();
         self.metrics.set_open_alerts(self.pipeline.open_alerts());
+        keep_alive.tick();
         Ok(r?.keys)
     }
 }

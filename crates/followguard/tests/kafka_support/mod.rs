@@ -997,3 +997,22 @@ pub fn settle_links(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Re
         Duration::from_secs(30),
     )
 }
+
+/// `text` without terminal colour codes (the service's log may carry them).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
