@@ -594,8 +594,8 @@ fn reader(brokers: &str) -> BaseConsumer {
         .expect("reader consumer")
 }
 
-/// Whether `topic` holds a record within `timeout` (returns at the first one).
-pub fn has_record(brokers: &str, topic: &str, timeout: Duration) -> bool {
+/// A reader assigned every partition of `topic` from its beginning.
+fn reader_from_beginning(brokers: &str, topic: &str) -> BaseConsumer {
     let c = reader(brokers);
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
@@ -603,6 +603,12 @@ pub fn has_record(brokers: &str, topic: &str, timeout: Duration) -> bool {
             .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
+    c
+}
+
+/// Whether `topic` holds a record within `timeout` (returns at the first one).
+pub fn has_record(brokers: &str, topic: &str, timeout: Duration) -> bool {
+    let c = reader_from_beginning(brokers, topic);
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
@@ -621,13 +627,7 @@ pub fn read_topic(
     idle: Duration,
     timeout: Duration,
 ) -> Vec<Rec> {
-    let c = reader(brokers);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
+    let c = reader_from_beginning(brokers, topic);
     let start = Instant::now();
     let mut last = Instant::now();
     let mut out = Vec::new();
