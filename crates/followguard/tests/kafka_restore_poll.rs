@@ -203,9 +203,15 @@ fn lines_of(bytes: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// The two tests run one at a time: each measures stretches of a second on a 2-core
+/// machine, and the other's `serve` and seeding competing for the cores would be
+/// measured with them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
     let Some(mut env) = env() else { return };
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Another binary (the release build) for longer runs (docs/state.md).
     if let Some(b) = std::env::var_os("FOLLOWGUARD_BIN") {
         env.bin = b.into();
@@ -373,6 +379,7 @@ fn a_restore_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
 #[test]
 fn an_input_rebuild_longer_than_max_poll_interval_keeps_the_member_in_its_group() {
     let Some(env) = env() else { return };
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     // ≈ 170,000 events over two days (2,000 followees, 14 follows a day each at the
     // median), three campaigns: one opens before the cut and resolves after it.
