@@ -10,35 +10,9 @@ use kafka_support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// The input partitions `svc`'s main consumer owns, from its last assignment log line.
+/// The input partitions `svc`'s main consumer owns, from its assignment log lines.
 fn owned(svc: &Svc) -> BTreeSet<i32> {
-    // Without the terminal colour codes.
-    let mut log = String::new();
-    let mut in_escape = false;
-    for c in svc.log_text().chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            c => log.push(c),
-        }
-    }
-    let Some(line) = log
-        .lines()
-        .rfind(|l| l.contains("partitions assigned") && !l.contains("link stage"))
-    else {
-        return BTreeSet::new();
-    };
-    let Some(list) = line
-        .split("partitions=[")
-        .nth(1)
-        .and_then(|s| s.split(']').next())
-    else {
-        return BTreeSet::new();
-    };
-    list.split(',')
-        .filter_map(|p| p.trim().parse().ok())
-        .collect()
+    owned_partitions(&svc.log_text())
 }
 
 /// Alert id → campaign id as `replay --campaigns` (the link stage in-process) gives them.

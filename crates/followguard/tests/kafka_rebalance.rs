@@ -813,19 +813,34 @@ fn partitions_named(line: &str) -> Option<BTreeSet<i32>> {
     n.parse().ok().map(|n| BTreeSet::from([n]))
 }
 
-/// The partitions named in a member's last "partitions assigned" log line.
+/// The partitions a member owns now (`owned_partitions`: assignments and revokes
+/// replayed in order); None before its first assignment.
 fn last_assignment(svc: &Svc) -> Option<BTreeSet<i32>> {
-    let log = strip_ansi(&svc.log_text());
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("partitions assigned"))?;
-    let list = line.split("partitions=[").nth(1)?.split(']').next()?;
-    Some(
-        list.split(',')
-            .filter_map(|p| p.trim().parse().ok())
-            .collect(),
-    )
+    let log = svc.log_text();
+    log.contains("partitions assigned")
+        .then(|| owned_partitions(&log))
+}
+
+/// Under cooperative-sticky the log lines are incremental: a member that got [0, 1, 2, 3]
+/// alone, gave up [1, 3] to a joiner and then took part in a rebalance that moved nothing
+/// (an empty assignment) still owns [0, 2]. (CI once failed on reading only the last
+/// line, which was the empty one.)
+#[test]
+fn owned_partitions_replays_incremental_assignments_and_revokes() {
+    let log = "\
+        2026-12-07T13:26:45.0Z  INFO followguard::kafka: partitions assigned partitions=[3, 1, 0, 2]
+        2026-12-07T13:26:47.0Z  INFO followguard::kafka: partitions revoked partitions=[1, 3] deferred=false
+        2026-12-07T13:26:47.1Z  INFO followguard::serve::links: link stage: partitions revoked partitions=[0]
+        2026-12-07T13:26:49.0Z  INFO followguard::kafka: partitions assigned partitions=[]
+        ";
+    assert_eq!(owned_partitions(log), BTreeSet::from([0, 2]));
+    let eager = "\
+        x INFO followguard::kafka: partitions assigned partitions=[0, 1]
+        x INFO followguard::kafka: partitions revoked partitions=[0, 1] deferred=false
+        x INFO followguard::kafka: partitions assigned partitions=[1]
+        ";
+    assert_eq!(owned_partitions(eager), BTreeSet::from([1]));
+    assert_eq!(owned_partitions(""), BTreeSet::new());
 }
 
 #[test]
@@ -883,8 +898,9 @@ fn static_member_restart(strategy: &str) {
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "partitions not split: {pa:?} {pb:?}\n{}",
-            a.log_text()
+            "partitions not split: {pa:?} {pb:?}\nA:\n{}\nB:\n{}",
+            a.log_text(),
+            b.log_text()
         );
         std::thread::sleep(Duration::from_millis(200));
     };

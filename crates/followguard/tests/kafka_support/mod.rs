@@ -8,7 +8,7 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -996,6 +996,39 @@ pub fn settle_links(env: &Env, t: &Topics, group: &str, svcs: &[&Svc]) -> Vec<Re
         Duration::from_secs(2),
         Duration::from_secs(30),
     )
+}
+
+/// The input partitions a service's main consumer owns now, from its log: every
+/// "partitions assigned" line adds its partitions and every "partitions revoked" line
+/// removes its own, in order (link-stage lines are skipped). Under cooperative-sticky
+/// both lines are incremental, and a rebalance that moves nothing to a member logs an
+/// empty assignment, so the last line alone is not the member's assignment.
+pub fn owned_partitions(log: &str) -> BTreeSet<i32> {
+    let mut owned = BTreeSet::new();
+    for line in strip_ansi(log).lines() {
+        if line.contains("link stage") {
+            continue;
+        }
+        let assigned = line.contains("partitions assigned");
+        if !assigned && !line.contains("partitions revoked") {
+            continue;
+        }
+        let Some(list) = line
+            .split("partitions=[")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+        else {
+            continue;
+        };
+        for p in list.split(',').filter_map(|p| p.trim().parse::<i32>().ok()) {
+            if assigned {
+                owned.insert(p);
+            } else {
+                owned.remove(&p);
+            }
+        }
+    }
+    owned
 }
 
 /// `text` without terminal colour codes (the service's log may carry them).
