@@ -439,6 +439,16 @@ pub fn clock_key(partition: i32) -> String {
 /// lockstep key (campaign links; `order`: the writer's order of this batch, increasing,
 /// the order of the snapshots' markers too), and the clocks of every partition involved.
 pub fn dirty_records(p: &mut Pipeline, order: u64) -> Vec<Record> {
+    dirty_records_ticking(p, order, &mut || {})
+}
+
+/// Dirty followees exported between two calls of a [`dirty_records_ticking`] tick.
+pub const DIRTY_TICK_STEP: usize = 64;
+
+/// [`dirty_records`], calling `tick` once per [`DIRTY_TICK_STEP`] followees exported
+/// (`serve` polls its group consumer there: a flush after a sweep or a restore may
+/// export tens of thousands of followees, seconds in a debug build).
+pub fn dirty_records_ticking(p: &mut Pipeline, order: u64, tick: &mut dyn FnMut()) -> Vec<Record> {
     let dirty = p.detector_mut().take_dirty();
     let moderation = p.detector_mut().take_dirty_moderation();
     let links = p.detector_mut().take_dirty_lockstep();
@@ -452,13 +462,16 @@ pub fn dirty_records(p: &mut Pipeline, order: u64) -> Vec<Record> {
             value: Some(c.to_bytes()),
         });
     }
-    for (id, partition) in dirty {
+    for (i, (id, partition)) in dirty.into_iter().enumerate() {
         parts.insert(partition);
         out.push(Record {
             partition,
             key: followee_key(&id.to_string()),
             value: p.detector().export_followee(&id).map(|s| s.to_bytes()),
         });
+        if i % DIRTY_TICK_STEP == DIRTY_TICK_STEP - 1 {
+            tick();
+        }
     }
     for (m, partition) in moderation {
         parts.insert(partition);
@@ -1294,6 +1307,49 @@ mod tests {
         let (stash, reached) = c.take(t0 + Duration::from_secs(1));
         assert_eq!((stash.len(), reached), (1, vec![(3, 1)]));
         assert!(!c.due(t0 + Duration::from_millis(1500), 0));
+    }
+
+    /// The flush's export of dirty followees calls its tick once per
+    /// [`DIRTY_TICK_STEP`] followees (serve polls its group consumer there), and
+    /// exports exactly what [`dirty_records`] does.
+    #[test]
+    fn the_dirty_export_ticks_every_few_followees() {
+        use followguard_core::pipeline::PipelineConfig;
+        use followguard_train::generate::{generate, GenConfig, Profiles};
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
+        let model = std::sync::Arc::new(
+            followguard_train::model_file::load(&path).expect("models/default.json loads"),
+        );
+        let cfg = GenConfig {
+            followees: 400,
+            days: 1,
+            humans: 3_000,
+            viral_spikes: 0,
+            campaigns: 2,
+            min_campaign: 100,
+            max_campaign: 200,
+            ..GenConfig::default()
+        };
+        let mut jsonl = Vec::new();
+        generate(&cfg, &Profiles::Builtin, &mut jsonl, |_, _| {}).expect("generates");
+        let dirty = || {
+            let mut p = Pipeline::new(model.clone(), PipelineConfig::default());
+            p.detector_mut().track_dirty(true);
+            for l in jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let _ = p.process(l, None, 0);
+            }
+            p
+        };
+        let mut ticks = 0;
+        let ticked = dirty_records_ticking(&mut dirty(), 7, &mut || ticks += 1);
+        let followees = ticked.iter().filter(|r| r.key.starts_with("f/")).count();
+        assert!(
+            followees >= 4 * DIRTY_TICK_STEP,
+            "{followees} dirty followees"
+        );
+        assert_eq!(ticks, followees / DIRTY_TICK_STEP);
+        assert!(ticked == dirty_records(&mut dirty(), 7), "the same records");
     }
 
     #[test]

@@ -294,6 +294,11 @@ impl PollGap {
             *last = Some((std::time::Instant::now(), site));
         }
     }
+
+    /// When the last poll returned (`None`: not polled yet).
+    pub fn last_poll(&self) -> Option<std::time::Instant> {
+        self.last.lock().ok().and_then(|l| l.map(|(t, _)| t))
+    }
 }
 
 /// Issue 21: completes a revoke the context deferred: `incremental_unassign` of `parts`

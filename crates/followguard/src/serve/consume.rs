@@ -310,12 +310,16 @@ impl Service<'_> {
         owner: impl Fn(usize) -> usize,
     ) -> Vec<Observed> {
         let mut observed = Vec::with_capacity(inputs.len());
+        // Issue 21: an event may take long (a sweep expiring the pending follows of
+        // thousands of followees after a restore): the member is kept between events.
+        let mut keep_alive = super::state::KeepAlive::new(self.consumer.clone(), "observe");
         preparer.run(
             self,
             |s| &mut s.pipeline,
             inputs,
             |s, i, (result, secs)| {
                 observed.push(s.observe_one(&chunk[owner(i)], result, secs));
+                keep_alive.tick();
             },
         );
         observed

@@ -70,7 +70,14 @@ impl Service<'_> {
                     let consumer = self.consumer.clone();
                     super::state::keep_member(&consumer, self.hand_over_revoked(&parts)).await;
                 }
-                Some(RebalanceEvent::Revoked(parts)) => self.drop_partitions(&parts),
+                // A revoke already released (a lost assignment: the member was evicted):
+                // dropping a million followees takes seconds, the consumer polled
+                // meanwhile so the member rejoins without waiting for it.
+                Some(RebalanceEvent::Revoked(parts)) => {
+                    let consumer = self.consumer.clone();
+                    super::state::keep_member(&consumer, async { self.drop_partitions(&parts) })
+                        .await;
+                }
                 Some(RebalanceEvent::Assigned(parts)) => {
                     self.take_ownership(&parts);
                     // Issue 21 hook (state.rs): restore from the changelog; the input

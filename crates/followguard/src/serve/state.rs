@@ -27,14 +27,16 @@ const SCAN_IDLE: Duration = Duration::from_secs(1);
 /// Longest the consume loop builds a snapshot without polling its group consumer.
 const KEEPALIVE_EVERY: Duration = Duration::from_millis(200);
 
-/// Keeps the member in its group while the consume loop builds a long snapshot
-/// (millions of followees take seconds, and librdkafka evicts a member not polled for
-/// `max.poll.interval.ms`): once per [`KEEPALIVE_EVERY`] the group consumer is polled,
+/// Keeps the member in its group while the consume loop builds a long snapshot or
+/// flush, or observes a long chunk (millions of followees take seconds, and librdkafka
+/// evicts a member not polled for `max.poll.interval.ms`): once per [`KEEPALIVE_EVERY`]
+/// since the group consumer's last poll (wherever it was: work done before this exists
+/// counts) the group consumer is polled,
 /// the input paused from the first such poll on (a record that slips through is sought
-/// back, as during a restore) and resumed when this is dropped. A snapshot shorter than
+/// back, as during a restore) and resumed when this is dropped. Work shorter than
 /// that neither pauses nor polls. Rebalances the poll sees are queued by the context and
 /// applied by the loop afterwards.
-struct KeepAlive {
+pub(super) struct KeepAlive {
     consumer: Arc<super::Consumer_>,
     last: std::time::Instant,
     paused: Option<TopicPartitionList>,
@@ -43,16 +45,22 @@ struct KeepAlive {
 }
 
 impl KeepAlive {
-    fn new(consumer: Arc<super::Consumer_>, site: &'static str) -> KeepAlive {
+    pub(super) fn new(consumer: Arc<super::Consumer_>, site: &'static str) -> KeepAlive {
+        use crate::kafka::PollGapContext;
+        let last = consumer
+            .context()
+            .poll_gap()
+            .and_then(kafka::PollGap::last_poll)
+            .unwrap_or_else(std::time::Instant::now);
         KeepAlive {
             consumer,
-            last: std::time::Instant::now(),
+            last,
             paused: None,
             site,
         }
     }
 
-    fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         if self.last.elapsed() < KEEPALIVE_EVERY {
             return;
         }
@@ -394,7 +402,11 @@ impl Service<'_> {
         }
         keep_alive.tick();
         let changes = records.len();
-        records.extend(changelog::dirty_records(&mut self.pipeline, sink.seq));
+        records.extend(changelog::dirty_records_ticking(
+            &mut self.pipeline,
+            sink.seq,
+            &mut || keep_alive.tick(),
+        ));
         keep_alive.tick();
         // Every partition the flush logged records for ends with its `o/` record (a
         // restore applies a partition's records only up to its last one): the flush's
