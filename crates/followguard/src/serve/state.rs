@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 /// The alert scan stops when nothing arrives for this long (or at end of partition).
 const SCAN_IDLE: Duration = Duration::from_secs(1);
 
-/// Longest the consume loop builds a snapshot without polling its group consumer.
+/// Longest the consume loop works (a snapshot, a flush, a chunk's events) without
+/// polling its group consumer.
 const KEEPALIVE_EVERY: Duration = Duration::from_millis(200);
 
 /// Keeps the member in its group while the consume loop builds a long snapshot or
