@@ -749,3 +749,156 @@ fn a_link_stage_rebuild_longer_than_max_poll_interval_keeps_its_member_in_its_gr
         .is_some_and(|e| e.success()));
     eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// The output producers' `linger.ms` in the revoke test: every output record is
+/// acknowledged this long after it was handed to the producer.
+const LINGER_MS: u64 = 10_000;
+
+/// A plain member of `group` on `topic` (librdkafka's default, eager assignment, as
+/// `serve`'s), polled by a thread of its own until dropped: its join revokes the
+/// partitions of the members already there.
+struct Joiner {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Joiner {
+    fn join(env: &Env, group: &str, topic: &str) -> Joiner {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &env.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        c.subscribe(&[topic]).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = c.poll(Duration::from_millis(100));
+                }
+            })
+        };
+        Joiner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Issue 21, a revoke whose acknowledgements take seconds: `serve` (the input's only
+/// member, two partitions, `max.poll.interval.ms=1000`) has processed every record and
+/// handed its outputs (dead letters) to producers that linger 10 s when a second member
+/// joins. The revoke's hand-over waits for those acknowledgements under `keep_member`
+/// before it commits and releases the partitions: the member must stay in its group (no
+/// eviction, every poll gap under 1 s), the hand-over complete, and every output written
+/// once (the next owner starts from the offsets committed at the hand-over).
+#[test]
+fn a_revoke_whose_acknowledgements_take_seconds_keeps_the_member_in_its_group() {
+    let Some(env) = env() else { return };
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let (events, _) = env.generate("revoke-poll", &Stream::small_campaigns(49));
+    let lines: Vec<Vec<u8>> = with_malformed(&events, 20).into_iter().take(600).collect();
+    let bad = lines
+        .iter()
+        .filter(|l| l.starts_with(b"{\"broken\""))
+        .count();
+    let t = Topics::new("revoke-poll");
+    run_ok(
+        Command::new(&env.bin)
+            .args(["topics", "--brokers", &env.brokers])
+            .args(t.args())
+            .args(["--partitions", "2"]),
+        "followguard topics",
+    );
+    let group = unique("g");
+    let mut flags = small_poll_interval();
+    flags.extend(["--kafka-option".into(), format!("linger.ms={LINGER_MS}")]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut svc = env.serve(&t, &group, &flags);
+    svc.wait_ready(Duration::from_secs(60));
+    env.produce(&env.write_lines("revoke-poll.jsonl", &lines), &t.input);
+    let m = svc.wait_events(lines.len() as f64, Duration::from_secs(30));
+    let handed = Instant::now();
+    let dead_letters = |m: &str| {
+        metric(
+            m,
+            "followguard_records_produced_total{sink=\"dead_letter\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(
+        dead_letters(&m),
+        0.0,
+        "the dead letters are not acknowledged yet"
+    );
+    let joiner = Joiner::join(&env, &group, &t.input);
+    let start = Instant::now();
+    while !svc
+        .log_text()
+        .contains("revoked partitions handed over and released")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no hand-over:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let released_s = handed.elapsed().as_secs_f64();
+    let records = env.read_all(&t.input, lines.len());
+    let ends = end_offsets(&records);
+    let m = svc.metrics();
+    let log = svc.log_text();
+    let flush_s = metric(&m, "followguard_revoke_flush_seconds_sum").unwrap_or(0.0);
+    eprintln!(
+        "the revoke's hand-over took {flush_s:.1} s (outputs lingering {LINGER_MS} ms, \
+         released {released_s:.1} s after they were handed over) with \
+         max.poll.interval.ms={MAX_POLL_MS}"
+    );
+    assert!(
+        flush_s * 1000.0 >= 1.5 * MAX_POLL_MS as f64,
+        "the hand-over ({flush_s:.2} s) must outlast the poll interval:\n{log}"
+    );
+    assert_eq!(
+        metric(&m, "followguard_revoke_flush_incomplete_total"),
+        Some(0.0),
+        "the hand-over complete:\n{log}"
+    );
+    assert!(
+        !log.contains("maximum poll interval"),
+        "the member left its group:\n{log}"
+    );
+    let gap = assert_poll_gaps_short(&m, "input", &log);
+    eprintln!("longest stretch without a poll ≤ {gap} s");
+    // Committed at the hand-over: the whole input, every dead letter written once.
+    assert_eq!(committed(&env.brokers, &group, &t.input), ends);
+    assert_eq!(dead_letters(&m), bad as f64);
+    let dlq = read_topic(
+        &env.brokers,
+        &t.dlq,
+        bad,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    assert_eq!(dlq.len(), bad, "dead letters");
+    svc.sigterm();
+    assert!(svc
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|e| e.success()));
+    drop(joiner);
+    eprintln!("test wall {:.1} s", started.elapsed().as_secs_f64());
+}
