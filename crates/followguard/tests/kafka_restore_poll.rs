@@ -275,15 +275,22 @@ fn logged_seconds(log: &str, what: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The input topic of one partition, `events` produced into it; its lines.
-fn one_partition_input(env: &Env, t: &Topics, events: &std::path::Path) -> Vec<u8> {
+/// `t`'s topics (and those `extra` flags name) created by `followguard topics` with
+/// `partitions` partitions.
+fn topics_of(env: &Env, t: &Topics, partitions: u32, extra: &[String]) {
     run_ok(
         Command::new(&env.bin)
             .args(["topics", "--brokers", &env.brokers])
             .args(t.args())
-            .args(["--partitions", "1"]),
+            .args(extra)
+            .args(["--partitions", &partitions.to_string()]),
         "followguard topics",
     );
+}
+
+/// The input topic of one partition, `events` produced into it; its lines.
+fn one_partition_input(env: &Env, t: &Topics, events: &std::path::Path) -> Vec<u8> {
+    topics_of(env, t, 1, &[]);
     env.produce(events, &t.input);
     std::fs::read(events).unwrap()
 }
@@ -616,14 +623,7 @@ fn a_link_stage_rebuild_longer_than_max_poll_interval_keeps_its_member_in_its_gr
         .unwrap_or(LINK_BALLAST);
     let t = Topics::new("links-poll");
     let link_flags = links_args(&t);
-    run_ok(
-        Command::new(&env.bin)
-            .args(["topics", "--brokers", &env.brokers])
-            .args(t.args())
-            .args(&link_flags)
-            .args(["--partitions", "1"]),
-        "followguard topics",
-    );
+    topics_of(&env, &t, 1, &link_flags);
     let links_topic = format!("{}.links", t.alerts);
     let pairs_topic = format!("{links_topic}-pairs");
     let (history, rest) = links_history(ballast);
@@ -817,13 +817,7 @@ fn a_revoke_whose_acknowledgements_take_seconds_keeps_the_member_in_its_group() 
         .filter(|l| l.starts_with(b"{\"broken\""))
         .count();
     let t = Topics::new("revoke-poll");
-    run_ok(
-        Command::new(&env.bin)
-            .args(["topics", "--brokers", &env.brokers])
-            .args(t.args())
-            .args(["--partitions", "2"]),
-        "followguard topics",
-    );
+    topics_of(&env, &t, 2, &[]);
     let group = unique("g");
     let mut flags = small_poll_interval();
     flags.extend(["--kafka-option".into(), format!("linger.ms={LINGER_MS}")]);
