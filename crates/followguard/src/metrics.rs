@@ -4,8 +4,8 @@
 
 use crate::sink::Sink;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
 
@@ -139,6 +139,26 @@ impl RebalanceKind {
         match self {
             RebalanceKind::Assign => "assign",
             RebalanceKind::Revoke => "revoke",
+        }
+    }
+}
+
+/// Issue #21: which of `serve`'s group consumers a poll gap belongs to (the
+/// `consumer` label of `followguard_consumer_poll_gap_seconds`): each is a member of the
+/// group, evicted on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupConsumer {
+    /// The consume loop's consumer of the input topic.
+    Input,
+    /// The link stage's consumer of the links and pairs topics (`serve/links.rs`).
+    Links,
+}
+
+impl GroupConsumer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupConsumer::Input => "input",
+            GroupConsumer::Links => "links",
         }
     }
 }
@@ -535,8 +555,8 @@ struct RebalanceMetrics {
     partitions: IntCounterVec,
     flush_seconds: Histogram,
     flush_incomplete: IntCounter,
-    /// Stretches without a poll of the group consumer (`kafka::PollGap`).
-    poll_gap: Histogram,
+    /// Stretches without a poll of a group consumer (`kafka::PollGap`), by consumer.
+    poll_gap: HistogramVec,
 }
 
 impl RebalanceMetrics {
@@ -563,12 +583,25 @@ impl RebalanceMetrics {
                 "followguard_revoke_flush_incomplete_total",
                 "Revokes that released their partitions before everything handed over was acknowledged (the flush timed out or the service was stopping).",
             ),
-            poll_gap: histogram(
-                r,
-                "followguard_consumer_poll_gap_seconds",
-                "Stretches in which the group consumer was not polled, from the end of one poll to the start of the next (librdkafka evicts the member after max.poll.interval.ms of one).",
-                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
-            ),
+            poll_gap: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "followguard_consumer_poll_gap_seconds",
+                        "Stretches in which a group consumer was not polled, from the end of one poll to the start of the next, by consumer (input, links: the link stage's member) (librdkafka evicts the member after max.poll.interval.ms of one).",
+                    )
+                    .buckets(vec![
+                        0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                    ]),
+                    &["consumer"],
+                )
+                .expect("static metric definition");
+                r.register(Box::new(h.clone()))
+                    .expect("metric registered once");
+                for c in [GroupConsumer::Input, GroupConsumer::Links] {
+                    h.with_label_values(&[c.as_str()]);
+                }
+                h
+            },
         }
     }
 }
@@ -1144,13 +1177,13 @@ impl Metrics {
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
-    /// Issue #21: a revoke released its partitions after `seconds`; `complete` is false
-    /// when it did so before everything handed over was acknowledged.
-    /// Issue #21: the histogram the group consumer's poll gaps go into (`kafka::PollGap`).
-    pub fn poll_gap_histogram(&self) -> Histogram {
-        self.moves.poll_gap.clone()
+    /// Issue #21: the histogram `consumer`'s poll gaps go into (`kafka::PollGap`).
+    pub fn poll_gap_histogram(&self, consumer: GroupConsumer) -> Histogram {
+        self.moves.poll_gap.with_label_values(&[consumer.as_str()])
     }
 
+    /// Issue #21: a revoke released its partitions after `seconds`; `complete` is false
+    /// when it did so before everything handed over was acknowledged.
     pub fn revoke_flushed(&self, seconds: f64, complete: bool) {
         self.moves.flush_seconds.observe(seconds);
         if !complete {

@@ -5,7 +5,7 @@
 //! scripts/ops-check.sh.)
 
 use followguard::metrics::{
-    EventOutcome, Metrics, RebalanceKind, StateBytes, WebhookDrop, WebhookResult,
+    EventOutcome, GroupConsumer, Metrics, RebalanceKind, StateBytes, WebhookDrop, WebhookResult,
 };
 use followguard::sink::Sink;
 use prometheus::Registry;
@@ -89,6 +89,8 @@ fn exercise(m: &Metrics) {
     m.webhook_dropped(WebhookDrop::QueueFull);
     m.webhook_sent();
     m.progress(1_700_000_000.0);
+    m.poll_gap_histogram(GroupConsumer::Input).observe(0.2);
+    m.poll_gap_histogram(GroupConsumer::Links).observe(1.5);
     // Issue #23.
     m.webhook_request(WebhookResult::Redirect, 0.02);
     m.set_webhook_tracked(2);
@@ -193,6 +195,40 @@ fn issue_23_metrics_move() {
         }
         assert!(!after.contains("followguard_process_"));
     }
+}
+
+/// Issue 21: the poll gaps of each group consumer (the input's and the link stage's
+/// member) go into their own `consumer` series, both exported from the start.
+#[test]
+fn issue_21_poll_gaps_are_labelled_by_consumer() {
+    let m = Metrics::new(Registry::new(), "test-model", "0123abcd");
+    let series =
+        |c: &str, s: &str| format!("followguard_consumer_poll_gap_seconds_{s}{{consumer=\"{c}\"}}");
+    let before = m.render();
+    for c in ["input", "links"] {
+        assert!(
+            before.contains(&format!("{} 0\n", series(c, "count"))),
+            "{c} exported:\n{before}"
+        );
+    }
+    exercise(&m);
+    let after = m.render();
+    for (c, sum) in [("input", "0.2"), ("links", "1.5")] {
+        assert!(
+            after.contains(&format!("{} 1\n", series(c, "count"))),
+            "{c} moved:\n{after}"
+        );
+        assert!(
+            after.contains(&format!("{} {sum}\n", series(c, "sum"))),
+            "{c} sum:\n{after}"
+        );
+    }
+    assert!(after
+        .contains("followguard_consumer_poll_gap_seconds_bucket{consumer=\"links\",le=\"1\"} 0\n"));
+    assert_eq!(
+        exercised_labels()["followguard_consumer_poll_gap_seconds_bucket"],
+        ["consumer", "le"].map(String::from).into_iter().collect()
+    );
 }
 
 /// Issue #19: the stored-state byte gauges (one per store, present from the start) and

@@ -244,10 +244,12 @@ pub struct ServiceContext {
 pub struct PollGap {
     last: Mutex<Option<(std::time::Instant, &'static str)>>,
     seconds: prometheus::Histogram,
+    /// Which consumer (`metrics::GroupConsumer`), for the log line.
+    consumer: &'static str,
 }
 
 /// Issue 21: a consumer context whose polls are measured ([`PollGap`]); `None`: not
-/// measured (the link stage's member).
+/// measured.
 pub trait PollGapContext: ConsumerContext + 'static {
     fn poll_gap(&self) -> Option<&PollGap>;
 }
@@ -264,10 +266,15 @@ impl PollGap {
     /// `max.poll.interval.ms` tested.
     pub const WARN_AFTER: Duration = Duration::from_secs(1);
 
-    pub fn new(seconds: prometheus::Histogram) -> PollGap {
+    /// The gaps of `consumer` (the group consumer of the input or the link stage's).
+    pub fn new(
+        metrics: &crate::metrics::Metrics,
+        consumer: crate::metrics::GroupConsumer,
+    ) -> PollGap {
         PollGap {
             last: Mutex::new(None),
-            seconds,
+            seconds: metrics.poll_gap_histogram(consumer),
+            consumer: consumer.as_str(),
         }
     }
 
@@ -280,6 +287,7 @@ impl PollGap {
             if gap >= Self::WARN_AFTER {
                 tracing::warn!(
                     seconds = gap.as_secs_f64(),
+                    consumer = self.consumer,
                     from,
                     to = site,
                     "long stretch without polling the group consumer"

@@ -98,13 +98,23 @@ pub(super) fn poll_group_now<'a, C: crate::kafka::PollGapContext>(
     r
 }
 
-/// Waits up to [`IDLE_TICK`] for a record of a group consumer, its poll gap measured.
-/// A waiting `recv` polls librdkafka when it starts and again only when woken by a
-/// record: the wait itself is not a poll for `max.poll.interval.ms`, so only its start
-/// and a record's return count as polls.
+/// Waits up to [`IDLE_TICK`] for a record of a group consumer, its poll gap measured
+/// ([`poll_group_within`]).
 pub(super) async fn poll_group<'a, C: crate::kafka::PollGapContext>(
     consumer: &'a rdkafka::consumer::StreamConsumer<C>,
     site: &'static str,
+) -> Result<rdkafka::error::KafkaResult<BorrowedMessage<'a>>, tokio::time::error::Elapsed> {
+    poll_group_within(consumer, site, IDLE_TICK).await
+}
+
+/// Waits up to `wait` for a record of a group consumer, its poll gap measured.
+/// A waiting `recv` polls librdkafka when it starts and again only when woken by a
+/// record: the wait itself is not a poll for `max.poll.interval.ms`, so only its start
+/// and a record's return count as polls.
+pub(super) async fn poll_group_within<'a, C: crate::kafka::PollGapContext>(
+    consumer: &'a rdkafka::consumer::StreamConsumer<C>,
+    site: &'static str,
+    wait: Duration,
 ) -> Result<rdkafka::error::KafkaResult<BorrowedMessage<'a>>, tokio::time::error::Elapsed> {
     let gap = rdkafka::consumer::Consumer::context(consumer).poll_gap();
     let polled = || {
@@ -114,7 +124,7 @@ pub(super) async fn poll_group<'a, C: crate::kafka::PollGapContext>(
         }
     };
     polled();
-    let r = tokio::time::timeout(IDLE_TICK, consumer.recv()).await;
+    let r = tokio::time::timeout(wait, consumer.recv()).await;
     if r.is_ok() {
         polled();
     }

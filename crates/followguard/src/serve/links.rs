@@ -84,6 +84,9 @@ pub(super) struct Parts {
 struct LinkContext {
     revoked: Arc<Mutex<Vec<Revoked>>>,
     defer: Arc<std::sync::atomic::AtomicBool>,
+    /// The member's stretches without a poll
+    /// (`followguard_consumer_poll_gap_seconds{consumer="links"}`).
+    poll_gap: crate::kafka::PollGap,
 }
 
 /// A revoked link-stage partition queued for the loop, and whether it still waits to be
@@ -101,7 +104,7 @@ impl ClientContext for LinkContext {
 
 impl crate::kafka::PollGapContext for LinkContext {
     fn poll_gap(&self) -> Option<&crate::kafka::PollGap> {
-        None
+        Some(&self.poll_gap)
     }
 }
 
@@ -355,6 +358,7 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
             .create_with_context(LinkContext {
                 revoked: revoked.clone(),
                 defer: defer.clone(),
+                poll_gap: kafka::PollGap::new(&p.metrics, crate::metrics::GroupConsumer::Links),
             })
             .map_err(|e| kafka::config_error("link-stage consumer", e))?,
     );
@@ -387,13 +391,13 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
         // (A tick: a revoke queued while no record arrives is handed over in time.)
         let first = tokio::select! {
             () = p.stop.cancelled() => break,
-            m = tokio::time::timeout(REVOKE_TICK, consumer.recv()) => m.ok(),
+            m = super::consume::poll_group_within(&consumer, "links (wait)", REVOKE_TICK) => m.ok(),
         };
         let mut batch: Vec<_> = first.into_iter().collect();
         while !batch.is_empty() && batch.len() < BATCH {
-            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+            match super::consume::poll_group_now(&consumer, "links (batch)") {
+                Some(m) => batch.push(m),
+                None => break,
             }
         }
         let queued = revoked

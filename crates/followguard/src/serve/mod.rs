@@ -172,7 +172,7 @@ pub async fn run(
                 events: rebalances.clone(),
                 defer_revoke: defer_revoke.clone(),
                 restores: cfg.changelog_topic.is_some(),
-                poll_gap: kafka::PollGap::new(metrics.poll_gap_histogram()),
+                poll_gap: kafka::PollGap::new(&metrics, crate::metrics::GroupConsumer::Input),
             })
             .map_err(|e| kafka::config_error("consumer", e))?,
     );
