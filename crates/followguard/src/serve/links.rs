@@ -129,6 +129,14 @@ impl ConsumerContext for LinkContext {
                 } else {
                     c.assign(tpl)
                 };
+                // librdkafka keeps a partition's pause flag across a revoke and a new
+                // assignment: one paused by `state::keep_member` around this member's
+                // revoke hand-over and assigned back to it would never be fetched again.
+                // The link stage never wants an assigned partition paused (a keep_member
+                // running now rewinds what slips through).
+                if let Err(e) = c.resume(tpl) {
+                    tracing::debug!(error = %e, "link stage: resume on assignment failed");
+                }
                 self.post_rebalance(c, &Rebalance::Assign(tpl));
                 r
             }
@@ -404,7 +412,15 @@ pub(super) async fn run(p: Parts) -> anyhow::Result<()> {
             .lock()
             .map(|mut q| std::mem::take(&mut *q))
             .unwrap_or_default();
-        hand_over_revoked(&p, &consumer, &mut stages, queued).await;
+        if !queued.is_empty() {
+            // The link stage's member polled meanwhile (`state::keep_member`): the
+            // snapshots and the commit may take up to REVOKE_TIMEOUT.
+            super::state::keep_member(
+                &consumer,
+                hand_over_revoked(&p, &consumer, &mut stages, queued),
+            )
+            .await;
+        }
         if batch.is_empty() {
             continue;
         }
